@@ -1,0 +1,62 @@
+"""Refuse NUL characters at the door, on every path, naming where they were.
+
+PostgreSQL stores neither a NUL in text nor ``\\u0000`` in jsonb: a NUL that
+reached a query or a save would be a 500 there (and a different answer on
+SQLite). Django's form fields already refuse NUL; this covers what forms do
+not see: the URL path, query parameters, the headers the API reads, and JSON
+bodies. The API gets its one error shape; other pages a plain 400.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+
+from executors.scrubbing import NUL_MESSAGE, first_nul
+
+API_PREFIX = "/api/"
+
+
+def _printable(name: str) -> str:
+    return name.replace("\x00", "\\x00")
+
+
+def _nul_field(request: HttpRequest) -> tuple[int, str] | None:
+    """Return (status, field) for the first NUL in the request, or None."""
+    if "\x00" in request.path:
+        return 400, "path"
+    for key, values in request.GET.lists():
+        if "\x00" in key or any("\x00" in value for value in values):
+            return 400, f"query.{_printable(key)}"
+    for key, value in request.META.items():
+        if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
+            return 400, "header." + key[5:].replace("_", "-").title()
+    body = request.body if request.content_type == "application/json" else b""
+    # JSON can only carry a NUL as the escape \u0000, so most bodies are
+    # passed over without parsing them twice.
+    if b"\\u0000" in body:
+        try:
+            found = first_nul(json.loads(body))
+        except ValueError:
+            return None  # not JSON: the view's parser answers that
+        if found is not None:
+            return 422, found or "body"
+    return None
+
+
+class RefuseNulMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        found = _nul_field(request)
+        if found is None:
+            return self.get_response(request)
+        status, field = found
+        if request.path.startswith(API_PREFIX):
+            return JsonResponse({"detail": "the request is not valid",
+                                 "errors": [{"field": field, "message": NUL_MESSAGE}]},
+                                status=status)
+        return HttpResponseBadRequest(f"{field} {NUL_MESSAGE}", content_type="text/plain")

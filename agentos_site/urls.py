@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from agentos_site.api import api
+
+admin.site.site_header = "AgentOS"
+admin.site.site_title = "AgentOS"
+admin.site.index_title = "Approval portal"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("inbox/", include("approvals.urls")),
+    path("api/v1/", api.urls),
+    path("portals/", include("portals.urls")),
+]

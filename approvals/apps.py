@@ -1,0 +1,30 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class ApprovalsConfig(AppConfig):
+    name = "approvals"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The engine (workflows) knows nothing of approvals; it asks a person
+        # through the pause handler this app installs, and checks approved
+        # digests through the lookup.
+        from approvals import live
+        from approvals.services import approved_guard, request_open, requests_close
+        from approvals.tasks import ensure_schedules
+        from workflows import hooks
+
+        hooks.set_pause_handler(request_open)
+        hooks.set_close_handler(requests_close)
+        hooks.set_guard_lookup(approved_guard)
+        # With Redis every process publishes its own commits; without it the
+        # web process relays them from the database (approvals.live).
+        hooks.set_event_publisher(None if live.uses_relay() else live.publish_committed)
+
+        # Roles exist from the first migrate on; permissions exist only after
+        # every app has migrated, so connect to the last app's signal.
+        from agentos_site.roles import ensure_roles
+
+        post_migrate.connect(ensure_roles, sender=self)
+        post_migrate.connect(ensure_schedules, sender=self)

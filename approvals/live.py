@@ -1,0 +1,201 @@
+"""Live status: how committed events reach websocket clients.
+
+Two ways, one message format. With Redis (`REDIS_URL`), the process that
+commits an event publishes it at once (`publish_committed`, installed as the
+engine's event publisher). Without Redis, the in-memory channel layer does
+not cross processes, so the web process runs an `EventRelay`: while anyone
+is connected it tails the event table (`id > last`, indexed) every
+AGENTOS_LIVE_POLL_S seconds and fans new events out to its local groups; ids
+that commit out of order (PostgreSQL) are waited for, not skipped.
+Clients never depend on either: they ask for "events after seq N" on connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+logger = logging.getLogger(__name__)
+
+INBOX_GROUP = "inbox"
+RUNS_GROUP = "runs"  # every run's status changes, for run lists
+# Events that change what an inbox shows.
+INBOX_TYPES = frozenset({
+    "run.paused", "approval.decided", "approval.vote", "approval.delegated",
+    "approval.escalated", "run.cancelled", "run.failed",
+})
+
+
+def run_group(run_id: int) -> str:
+    """Return the channel group of one run's live feed."""
+    return f"run.{run_id}"
+
+
+def uses_relay() -> bool:
+    """Return whether this deployment relays events from the database (no Redis)."""
+    return not settings.REDIS_URL
+
+
+def run_snapshot(run: Any) -> dict:
+    """Return what a live page shows of a run: status, current node, progress."""
+    total = len(run.plan.get("nodes", [])) if isinstance(run.plan, dict) else 0
+    return {"id": run.pk, "status": run.status, "current_node": run.current_node,
+            "position": min(run.position, total), "total": total,
+            "error": (run.error or "")[:500]}
+
+
+def event_message(event: Any, run: Any) -> dict:
+    """Return the message a run's group receives for one event."""
+    return {
+        "type": "run.event",
+        "event": {"id": event.pk, "seq": event.seq, "type": event.type,
+                  "actor": event.actor_label, "at": event.at.isoformat(), "data": event.data},
+        "run": run_snapshot(run),
+    }
+
+
+def inbox_message(event: Any) -> dict:
+    """Return the message the inbox group receives (ids only; pages re-read)."""
+    return {"type": "inbox.event", "event_type": event.type, "run": event.run_id,
+            "request": (event.data or {}).get("request")}
+
+
+async def fan_out(layer: Any, event: Any, run: Any) -> None:
+    """Send one event to its run's group and, when it matters there, to the inbox."""
+    message = event_message(event, run)
+    await layer.group_send(run_group(run.pk), message)
+    if event.type.startswith("run.") or event.type == "step.succeeded":
+        await layer.group_send(RUNS_GROUP, {"type": "runs.changed", "run": message["run"]})
+    if event.type in INBOX_TYPES:
+        await layer.group_send(INBOX_GROUP, inbox_message(event))
+
+
+def publish_committed(*, event: Any, run: Any) -> None:
+    """Publish a committed event straight to the Redis layer (worker or web)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(fan_out)(layer, event, run)
+    except Exception:  # a live feed hiccup must never undo or stop the work
+        logger.exception("could not publish event %s of run %s", event.pk, run.pk)
+
+
+class EventRelay:
+    """Tail the event table in the web process while websockets are connected.
+
+    Event ids are handed out when a row is inserted but become visible when
+    its transaction commits, and on PostgreSQL a later id may commit first.
+    So an id the relay sees skipped over stays *pending*: each poll asks for
+    the ids after the newest one sent and, by primary key, for the pending
+    ones; a pending id that has not appeared after AGENTOS_LIVE_GAP_S is taken
+    for a rolled-back insert and forgotten. Where ids commit in order (SQLite)
+    nothing is ever pending and a poll is the plain indexed `id > last` query.
+    """
+
+    def __init__(self) -> None:
+        self.subscribers = 0
+        self.last_id: int | None = None
+        self.pending: dict[int, float] = {}  # skipped id -> when it was first missed
+        self.task: asyncio.Task | None = None
+        # One thread keeps one database connection for the polling queries, so
+        # polls never queue behind (or hold up) request handling.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-relay")
+
+    async def subscribe(self) -> None:
+        """Count a client in; start tailing from the newest event if idle."""
+        self.subscribers += 1
+        loop = asyncio.get_running_loop()
+        if self.task is None or self.task.done() or self.task.get_loop() is not loop:
+            self.last_id, missing = await loop.run_in_executor(self.executor, _newest_event_id)
+            # Ids just below the newest may still be committing: wait for them.
+            now = loop.time()
+            self.pending = {event_id: now for event_id in missing}
+            self.task = loop.create_task(self._tail())
+
+    def unsubscribe(self) -> None:
+        """Count a client out; the tail stops when nobody is left."""
+        self.subscribers = max(0, self.subscribers - 1)
+
+    def take(self, ids: list[int], now: float) -> list[int]:
+        """Record the ids a poll found; return, ascending, those to send.
+
+        Ids skipped between the newest sent and a newer one become pending;
+        pending ids older than AGENTOS_LIVE_GAP_S are given up.
+        """
+        assert self.last_id is not None
+        fresh = []
+        for event_id in sorted(set(ids)):
+            if self.pending.pop(event_id, None) is not None:
+                fresh.append(event_id)
+            elif event_id > self.last_id:
+                for missing in range(self.last_id + 1, min(event_id, self.last_id + 1 + MAX_GAP)):
+                    self.pending[missing] = now
+                self.last_id = event_id
+                fresh.append(event_id)
+        give_up = now - settings.AGENTOS_LIVE_GAP_S
+        for missing in [i for i, seen in self.pending.items() if seen < give_up]:
+            del self.pending[missing]
+        return fresh
+
+    async def _tail(self) -> None:
+        loop = asyncio.get_running_loop()
+        layer = get_channel_layer()
+        interval = settings.AGENTOS_LIVE_POLL_S
+        while self.subscribers > 0:
+            try:
+                batch = await loop.run_in_executor(
+                    self.executor, _events_after, self.last_id, sorted(self.pending))
+            except Exception:
+                logger.exception("event relay: polling failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            by_id = {event.pk: event for event in batch}
+            fresh = self.take(list(by_id), loop.time())
+            for event_id in fresh:
+                event = by_id[event_id]
+                if event.run_id is not None:  # system events have no live feed
+                    await fan_out(layer, event, event.run)
+            if len(batch) < RELAY_BATCH:
+                await asyncio.sleep(interval)
+
+
+RELAY_BATCH = 500
+MAX_GAP = 10_000  # a larger jump is not waited for in full
+
+
+def _newest_event_id(window: int = 200) -> tuple[int, list[int]]:
+    """Return the newest event id and the ids missing among the `window` below it."""
+    from workflows.models import Event
+
+    close_old_connections()
+    newest = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    low = max(0, newest - window)
+    present = set(Event.objects.filter(id__gt=low, id__lte=newest)
+                  .values_list("id", flat=True))
+    return newest, [i for i in range(low + 1, newest) if i not in present]
+
+
+def _events_after(last_id: int, pending: list[int]) -> list[Any]:
+    """Return the events after `last_id` (one batch) and the pending ones that appeared."""
+    from workflows.models import Event
+
+    try:
+        events = list(Event.objects.filter(id__gt=last_id).select_related("run")
+                      .order_by("id")[:RELAY_BATCH])
+        if pending:
+            events += list(Event.objects.filter(id__in=pending).select_related("run"))
+        return events
+    except Exception:
+        connection.close()  # reconnect on the next poll
+        raise
+
+
+relay = EventRelay()

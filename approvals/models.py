@@ -1,0 +1,170 @@
+"""Requests for a person's decision: gates, missing values, unknown outcomes."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from workflows.models import Run, Step, Workflow
+
+
+class RequestKind(models.TextChoices):
+    APPROVAL = "approval", "Approval"
+    INPUT = "input", "Input"
+    UNKNOWN_OUTCOME = "unknown_outcome", "Unknown outcome"
+
+
+class RequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Resolution(models.TextChoices):
+    """What a reviewer chose for an unknown outcome."""
+
+    RETRY = "retry", "Run the step again"
+    MARK_DONE = "mark_done", "It happened: mark the step done"
+    FAIL = "fail", "Fail the run"
+
+
+class OnTimeout(models.TextChoices):
+    """What happens to a request nobody decided by its due time."""
+
+    REJECT = "reject", "Reject"
+    APPROVE = "approve", "Approve with the defaults"
+    ESCALATE = "escalate", "Escalate to another group"
+
+
+class ApprovalRequest(models.Model):
+    """A paused run waiting for a person: approve, supply values, or reject."""
+
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="approval_requests")
+    step = models.ForeignKey(
+        Step, null=True, blank=True, on_delete=models.PROTECT, related_name="approval_requests"
+    )
+    node_id = models.CharField(max_length=100)
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=RequestKind.choices)
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    fields = models.JSONField(
+        default=dict, blank=True, help_text="JSON Schema (type object) of the values asked for."
+    )
+    values = models.JSONField(default=dict, blank=True)
+    state = models.JSONField(
+        default=dict, blank=True, help_text="What the paused step needs to continue."
+    )
+    assigned_group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    assigned_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", help_text="Set by delegation to one person.",
+    )
+    guards = models.JSONField(
+        default=list, blank=True,
+        help_text="The actions this request guards: node, position, action, risk, "
+                  "resolved params and their digest.",
+    )
+    digest = models.CharField(
+        max_length=64, blank=True,
+        help_text="SHA-256 of the guarded actions' resolved parameters.",
+    )
+    quorum = models.PositiveSmallIntegerField(default=1)
+    due_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    on_timeout = models.CharField(max_length=16, choices=OnTimeout.choices, blank=True)
+    escalate_to = models.CharField(max_length=150, blank=True)
+    status = models.CharField(
+        max_length=16, choices=RequestStatus.choices, default=RequestStatus.PENDING,
+        db_index=True,
+    )
+    resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("decide_approvalrequest", "Can decide approval requests")]
+        # The inbox lists pending (or decided) requests newest first, and
+        # counts the overdue ones.
+        indexes = [
+            models.Index(fields=["status", "-created_at", "-id"], name="request_status_created"),
+            models.Index(fields=["status", "due_at"], name="request_status_due"),
+            models.Index(fields=["assigned_user", "status"], name="request_user_status"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run"],
+                condition=Q(status="pending"),
+                name="one_pending_request_per_run",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="pending", decided_at__isnull=True)
+                | (~Q(status="pending") & Q(decided_at__isnull=False)),
+                name="request_decided_iff_not_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.title}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == RequestStatus.PENDING
+
+    @property
+    def is_overdue(self) -> bool:
+        return bool(self.is_pending and self.due_at and self.due_at < timezone.now())
+
+
+class Decision(models.Model):
+    """One person's vote on a request; a quorum counts distinct approvers."""
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.PROTECT,
+                                related_name="decisions")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                              on_delete=models.SET_NULL, related_name="+")
+    actor_label = models.CharField(max_length=150)
+    decision = models.CharField(max_length=8, choices=[("approve", "Approve"),
+                                                       ("reject", "Reject")])
+    values = models.JSONField(default=dict, blank=True)
+    comment = models.TextField(blank=True)
+    digest = models.CharField(max_length=64, blank=True,
+                              help_text="The digest of what this person approved.")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "actor"], name="one_decision_per_person"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_label}: {self.decision}"
+
+
+class WorkflowWebhook(models.Model):
+    """Where approval events of a workflow are POSTed, signed with HMAC-SHA256.
+
+    The signing key is a named secret (AGENTOS_SECRET_<NAME>), never stored.
+    """
+
+    workflow = models.OneToOneField(Workflow, on_delete=models.CASCADE,
+                                    related_name="approval_webhook")
+    url = models.URLField(max_length=500)
+    secret_name = models.CharField(
+        max_length=64, help_text="The secret NAME: its value is AGENTOS_SECRET_<NAME>.")
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.workflow.slug} -> {self.url}"

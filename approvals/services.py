@@ -1,0 +1,329 @@
+"""Open, close and decide approval requests; every interface decides through here."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import jsonschema
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from approvals import notifications
+from approvals.models import (
+    ApprovalRequest,
+    Decision,
+    OnTimeout,
+    RequestKind,
+    RequestStatus,
+    Resolution,
+)
+from approvals.permissions import decide_refusal, may_decide_at_all, self_approval_allowed
+from executors.scrubbing import NUL_MESSAGE, first_nul
+from workflows.events import event_append
+from workflows.guards import guards_digest
+from workflows.models import Run, Step
+from workflows.services import lock_run, missing_required, run_continue, run_fail
+
+DEFAULT_GROUP = "Reviewers"
+
+
+class AlreadyDecided(Exception):
+    """The request was decided before this decision arrived (HTTP 409)."""
+
+    def __init__(self, request: ApprovalRequest) -> None:
+        who = request.decided_by.get_username() if request.decided_by else "the system"
+        super().__init__(f"this request was already {request.status} by {who}")
+        self.request = request
+        self.decided_by = who
+
+
+class DecisionRefused(Exception):
+    """The person may not make this decision (HTTP 403)."""
+
+
+class DecisionInvalid(Exception):
+    """The submitted values or choice are wrong; `errors` maps field to message (HTTP 400)."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def request_open(
+    *, run: Run, step: Step | None, node_id: str, position: int, kind: str, purpose: str,
+    title: str, description: str, fields: dict, state: dict, assign_to: str | None,
+    guards: list[dict] | None = None, options: dict | None = None,
+) -> ApprovalRequest:
+    """Open the request a pausing run asks for (inside the engine's transaction)."""
+    options = options or {}
+    guards = guards or []
+    group, _ = Group.objects.get_or_create(name=assign_to or DEFAULT_GROUP)
+    due_in = options.get("due_in_s")
+    request = ApprovalRequest.objects.create(
+        run=run, step=step, node_id=node_id, position=position, kind=kind, title=title,
+        description=description, fields=fields, state={**state, "purpose": purpose},
+        assigned_group=group, guards=guards, digest=guards_digest(guards),
+        quorum=int(options.get("quorum") or 1),
+        due_at=timezone.now() + timedelta(seconds=due_in) if due_in else None,
+        on_timeout=options.get("on_timeout") or "", escalate_to=options.get("escalate_to") or "",
+    )
+    transaction.on_commit(lambda: notifications.request_opened(request.pk))
+    return request
+
+
+def requests_close(*, run: Run, actor: Any, reason: str) -> None:
+    """Cancel a run's pending requests when the run ends some other way."""
+    ApprovalRequest.objects.filter(run=run, status=RequestStatus.PENDING).update(
+        status=RequestStatus.CANCELLED, decided_at=timezone.now(), comment=reason[:1000],
+    )
+
+
+def approved_guard(*, run: Run, node_id: str, position: int) -> dict | None:
+    """Return what was last approved for a run's step (digest, unresolved), or None."""
+    approved = (ApprovalRequest.objects.filter(run=run, status=RequestStatus.APPROVED)
+                .exclude(digest="").order_by("-decided_at", "-id").only("guards"))
+    for request in approved:
+        for guard in request.guards:
+            if guard.get("node") == node_id and guard.get("position") == position:
+                return dict(guard)
+    return None
+
+
+def validate_values(schema: dict, values: dict) -> dict[str, str]:
+    """Return field -> message for values that break the request's schema."""
+    errors: dict[str, str] = {}
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    for err in validator.iter_errors(values):
+        if err.validator == "required":
+            for name in missing_required(err):
+                errors.setdefault(name, "This field is required.")
+        elif err.validator == "additionalProperties":
+            errors.setdefault("values", err.message)
+        else:
+            name = ".".join(str(p) for p in err.path) or "values"
+            errors.setdefault(name, err.message)
+    unknown = set(values) - set(schema.get("properties", {}))
+    for name in sorted(unknown):
+        errors.setdefault(name, "not a field of this request")
+    return errors
+
+
+def _locked_request(request_id: int) -> tuple[Run, ApprovalRequest]:
+    """Lock the run first, then re-read the request: deciders queue on the run row."""
+    try:
+        run_id = ApprovalRequest.objects.values_list("run_id", flat=True).get(pk=request_id)
+    except ApprovalRequest.DoesNotExist:
+        raise DecisionInvalid({"request": f"no request {request_id}"}) from None
+    run = lock_run(run_id)
+    request = ApprovalRequest.objects.select_related(
+        "decided_by", "assigned_group", "assigned_user").get(pk=request_id)
+    return run, request
+
+
+def approval_decide(
+    *,
+    request_id: int,
+    actor: Any,
+    decision: str,
+    values: dict | None = None,
+    comment: str = "",
+    resolution: str = "",
+    digest: str | None = None,
+) -> ApprovalRequest:
+    """Approve (with values) or reject (with a reason) a pending request.
+
+    The run row is locked first, then the request is re-read, so of two
+    people deciding at once exactly one wins and the other learns who did.
+    `digest`, when given, is the digest of the parameters the person saw;
+    a request that now guards something else refuses the decision. A
+    request with a quorum stays pending until enough distinct people approve.
+    """
+    values = dict(values or {})
+    comment = (comment or "").strip()
+    if decision not in ("approve", "reject"):
+        raise DecisionInvalid({"decision": "must be approve or reject"})
+    nul = first_nul({"values": values, "comment": comment, "resolution": resolution})
+    if nul is not None:
+        raise DecisionInvalid({nul: NUL_MESSAGE})
+    with transaction.atomic():
+        run, request = _locked_request(request_id)
+        if request.status != RequestStatus.PENDING:
+            raise AlreadyDecided(request)
+        refusal = decide_refusal(actor, request, run)
+        if refusal:
+            raise DecisionRefused(refusal)
+        if digest is not None and digest != request.digest:
+            raise DecisionInvalid({"digest": "what this request guards changed since you "
+                                             "opened it; review it again"})
+        if request.decisions.filter(actor=actor).exists():
+            raise DecisionInvalid({"decision": "you already approved this request; another "
+                                               "person must add the next approval"})
+        if decision == "reject" and not comment:
+            raise DecisionInvalid({"comment": "a reason is required to reject"})
+        if decision == "approve":
+            _check_approval(request, values, resolution)
+        _record_vote(request, actor, decision, values, comment)
+        if decision == "approve":
+            approvals = request.decisions.filter(decision="approve").count()
+            if approvals < request.quorum:
+                event_append(run=run, type="approval.vote", actor=actor, data={
+                    "request": request.pk, "node": request.node_id, "decision": "approve",
+                    "approvals": approvals, "quorum": request.quorum,
+                    "digest": request.digest, "comment": comment,
+                })
+                return request
+        _apply(run, request, actor, decision, values, comment, resolution)
+    return request
+
+
+def _check_approval(request: ApprovalRequest, values: dict, resolution: str) -> None:
+    if request.kind == RequestKind.UNKNOWN_OUTCOME:
+        if resolution not in Resolution.values:
+            raise DecisionInvalid({"resolution": "choose retry, mark_done or fail"})
+    elif resolution:
+        raise DecisionInvalid({"resolution": "only an unknown outcome takes a resolution"})
+    if request.kind != RequestKind.UNKNOWN_OUTCOME or resolution == Resolution.MARK_DONE:
+        schema = dict(request.fields)
+        if resolution == Resolution.MARK_DONE:
+            schema["required"] = list(schema.get("properties", {}))
+        errors = validate_values(schema, values)
+        if errors:
+            raise DecisionInvalid(errors)
+    elif values:
+        raise DecisionInvalid({"values": "no values are asked for this resolution"})
+
+
+def _record_vote(request: ApprovalRequest, actor: Any, decision: str, values: dict,
+                 comment: str) -> None:
+    try:
+        with transaction.atomic():
+            Decision.objects.create(request=request, actor=actor,
+                                    actor_label=actor.get_username(), decision=decision,
+                                    values=values, comment=comment, digest=request.digest)
+    except IntegrityError:
+        raise DecisionInvalid({"decision": "you already decided this request"}) from None
+
+
+def _apply(run: Run, request: ApprovalRequest, actor: Any, decision: str, values: dict,
+           comment: str, resolution: str = "") -> None:
+    """Close the request with the decision and move the run on (caller's transaction)."""
+    who = actor.get_username() if actor is not None else "the system"
+    purpose = request.state.get("purpose", "")
+    approvers = list(request.decisions.filter(decision="approve")
+                     .values_list("actor_label", flat=True))
+    if decision == "reject":
+        _close(request, RequestStatus.REJECTED, actor, comment, values={})
+        event_append(run=run, type="approval.decided", actor=actor, data={
+            "request": request.pk, "node": request.node_id, "decision": "reject",
+            "comment": comment, "digest": request.digest,
+        })
+        run_fail(run=run, actor=actor, node=request.node_id,
+                 error=f"rejected by {who}: {comment}")
+        transaction.on_commit(lambda: notifications.request_decided(request.pk))
+        return
+    _close(request, RequestStatus.APPROVED, actor, comment, values=values, resolution=resolution)
+    event_append(run=run, type="approval.decided", actor=actor, data={
+        "request": request.pk, "node": request.node_id, "decision": "approve",
+        "values": values, "comment": comment, "resolution": resolution,
+        "digest": request.digest, "approvers": approvers,
+    })
+    transaction.on_commit(lambda: notifications.request_decided(request.pk))
+    if resolution == Resolution.FAIL:
+        run_fail(run=run, actor=actor, node=request.node_id,
+                 error=f"failed by {who} after an unknown outcome: {comment or 'no comment'}")
+        return
+    state = {k: v for k, v in request.state.items() if k != "purpose"}
+    run_continue(run=run, actor=actor, node_id=request.node_id, position=request.position,
+                 purpose=purpose, values=values, state=state, step_id=request.step_id,
+                 resolution=resolution)
+
+
+def _close(request: ApprovalRequest, status: str, actor: Any, comment: str, *,
+           values: dict, resolution: str = "") -> None:
+    request.status, request.values, request.comment = status, values, comment
+    request.resolution = resolution
+    request.decided_by, request.decided_at = actor, timezone.now()
+    request.save()
+
+
+# --- delegation and time -----------------------------------------------------
+
+
+def approval_delegate(*, request_id: int, actor: Any, to_user: str = "", to_group: str = "",
+                      comment: str = "") -> ApprovalRequest:
+    """Hand a pending request to another person or group (recorded as an event)."""
+    if bool(to_user) == bool(to_group):
+        raise DecisionInvalid({"to_user": "give either a person or a group"})
+    with transaction.atomic():
+        run, request = _locked_request(request_id)
+        if request.status != RequestStatus.PENDING:
+            raise AlreadyDecided(request)
+        refusal = decide_refusal(actor, request, run)
+        if refusal:
+            raise DecisionRefused(refusal)
+        if to_user:
+            user = get_user_model().objects.filter(username=to_user, is_active=True).first()
+            if user is None or not may_decide_at_all(user):
+                raise DecisionInvalid({"to_user": f"{to_user!r} is not a person who may "
+                                                  "decide requests"})
+            if user.pk == run.requester_id and not self_approval_allowed(run):
+                raise DecisionInvalid({"to_user": "the requester of a run cannot decide it"})
+            request.assigned_user = user
+        else:
+            group = Group.objects.filter(name=to_group).first()
+            if group is None:
+                raise DecisionInvalid({"to_group": f"no group {to_group!r}"})
+            request.assigned_group, request.assigned_user = group, None
+        request.save(update_fields=["assigned_group", "assigned_user"])
+        event_append(run=run, type="approval.delegated", actor=actor, data={
+            "request": request.pk, "node": request.node_id, "to_user": to_user,
+            "to_group": to_group, "comment": comment.strip(),
+        })
+        transaction.on_commit(lambda: notifications.request_opened(request.pk, resend=True))
+    return request
+
+
+def _default_values(schema: dict) -> dict:
+    return {name: prop["default"] for name, prop in schema.get("properties", {}).items()
+            if isinstance(prop, dict) and "default" in prop}
+
+
+def requests_expire(*, now: datetime | None = None) -> int:
+    """Apply `on_timeout` to every overdue pending request; return how many."""
+    now = now or timezone.now()
+    due = list(ApprovalRequest.objects.filter(
+        status=RequestStatus.PENDING, due_at__lt=now).exclude(on_timeout="")
+        .values_list("pk", flat=True))
+    for request_id in due:
+        with transaction.atomic():
+            run, request = _locked_request(request_id)
+            if request.status != RequestStatus.PENDING or not request.on_timeout:
+                continue
+            _expire(run, request)
+    return len(due)
+
+
+def _expire(run: Run, request: ApprovalRequest) -> None:
+    policy = request.on_timeout
+    event_append(run=run, type="approval.timed_out", data={
+        "request": request.pk, "node": request.node_id, "on_timeout": policy,
+        "due_at": request.due_at.isoformat() if request.due_at else None,
+    })
+    if policy == OnTimeout.ESCALATE:
+        group, _ = Group.objects.get_or_create(name=request.escalate_to)
+        request.assigned_group, request.assigned_user = group, None
+        request.due_at, request.on_timeout = None, ""
+        request.save(update_fields=["assigned_group", "assigned_user", "due_at", "on_timeout"])
+        event_append(run=run, type="approval.escalated", data={
+            "request": request.pk, "node": request.node_id, "to_group": group.name})
+        transaction.on_commit(lambda: notifications.request_opened(request.pk, resend=True))
+        return
+    if policy == OnTimeout.APPROVE and request.kind != RequestKind.UNKNOWN_OUTCOME:
+        values = _default_values(request.fields)
+        if not validate_values(request.fields, values):
+            _apply(run, request, None, "approve", values, "approved with the defaults: timed out")
+            return
+    _apply(run, request, None, "reject", {}, "timed out: nobody decided in time")

@@ -1,0 +1,157 @@
+/* AgentOS live status: websockets that resume from the last event seq seen.
+ * Used by the inbox pages and the admin's run pages. Notifications only:
+ * nothing is decided through a socket. */
+(function () {
+  "use strict";
+  var sockets = [];
+  var paused = false;
+
+  function setState(text) {
+    var el = document.getElementById("live-state");
+    if (el) { el.textContent = text; el.dataset.state = text; }
+  }
+
+  /* Open a socket to path() and keep it open; path is re-read on every
+   * reconnect so it can carry the last seq seen. */
+  function keepOpen(path, onMessage, onOpen) {
+    var entry = {ws: null, delay: 250};
+    function open() {
+      if (paused) { return; }
+      var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+      var ws = new WebSocket(scheme + location.host + path());
+      entry.ws = ws;
+      ws.onopen = function () { entry.delay = 250; setState("live"); if (onOpen) { onOpen(); } };
+      ws.onmessage = function (e) { onMessage(JSON.parse(e.data)); };
+      ws.onclose = function () {
+        if (entry.ws !== ws) { return; }
+        setState(paused ? "paused" : "reconnecting");
+        if (!paused) { setTimeout(open, entry.delay); entry.delay = Math.min(entry.delay * 2, 5000); }
+      };
+    }
+    entry.open = open;
+    sockets.push(entry);
+    open();
+    return entry;
+  }
+
+  function applyRun(root, run) {
+    if (!root || !run) { return; }
+    var status = root.querySelector('[data-live="status"]');
+    if (status) { status.textContent = run.status; status.className = "status-" + run.status; }
+    var node = root.querySelector('[data-live="current_node"]');
+    if (node) { node.textContent = run.current_node || "—"; }
+    var bar = root.querySelector('[data-live="progress"]');
+    if (bar) { bar.max = run.total; bar.value = run.position; }
+    var text = root.querySelector('[data-live="progress-text"]');
+    if (text) { text.textContent = run.position + "/" + run.total; }
+    var error = root.querySelector('[data-live="error"]');
+    if (error) { error.textContent = run.error || ""; }
+    var items = root.querySelectorAll('[data-live="plan"] li');
+    items.forEach(function (li) {
+      var pos = parseInt(li.dataset.position, 10);
+      var done = run.status === "succeeded" || pos < run.position;
+      var current = !done && pos === run.position &&
+        ["succeeded", "failed", "cancelled"].indexOf(run.status) < 0;
+      li.className = done ? "done" : (current ? "current" : "next");
+      var small = li.querySelector("small");
+      if (small) { small.textContent = "(" + li.className + ")"; }
+    });
+  }
+
+  function addEvent(root, event) {
+    var list = root.querySelector('[data-live="events"]');
+    if (!list) { return; }
+    var li = document.createElement(list.tagName === "TBODY" ? "tr" : "li");
+    li.dataset.seq = event.seq;
+    if (list.tagName === "TBODY") {
+      ["seq", "type", "actor", "at"].forEach(function (k) {
+        var td = document.createElement("td"); td.textContent = event[k]; li.appendChild(td);
+      });
+    } else {
+      li.textContent = "#" + event.seq + " " + event.type + " (" + event.actor + ")";
+    }
+    list.appendChild(li);
+  }
+
+  /* Watch one run: `root` holds data-run-live (id) and data-seq (last seen). */
+  function watchRun(root, onChange) {
+    if (!root) { return null; }
+    var runId = root.dataset.runLive;
+    return keepOpen(function () {
+      return "/ws/runs/" + runId + "/?after=" + (root.dataset.seq || 0);
+    }, function (msg) {
+      if (msg.type === "event") {
+        if (msg.event.seq <= parseInt(root.dataset.seq || "0", 10)) { return; }
+        root.dataset.seq = msg.event.seq;
+        addEvent(root, msg.event);
+        applyRun(root, msg.run);
+        if (onChange) { onChange(msg); }
+      } else if (msg.type === "caught_up") {
+        applyRun(root, msg.run);
+        root.dataset.caughtUp = msg.seq;
+      }
+    });
+  }
+
+  var refreshing = null;
+  function refreshInbox() {
+    var box = document.getElementById("inbox-list");
+    if (!box) { return; }
+    if (refreshing) { refreshing.again = true; return; }
+    refreshing = {again: false};
+    var url = new URL(location.href);
+    url.searchParams.set("fragment", "1");
+    fetch(url, {credentials: "same-origin"}).then(function (r) { return r.text(); })
+      .then(function (html) {
+        var checked = Array.prototype.map.call(
+          box.querySelectorAll("input[name=ids]:checked"), function (i) { return i.value; });
+        box.innerHTML = html;
+        checked.forEach(function (v) {
+          var i = box.querySelector('input[name=ids][value="' + v + '"]'); if (i) { i.checked = true; }
+        });
+        var fresh = document.getElementById("fresh-counts");
+        if (fresh) {
+          ["pending", "mine", "overdue"].forEach(function (k) {
+            var el = document.getElementById("count-" + k); if (el) { el.textContent = fresh.dataset[k]; }
+          });
+        }
+        box.dataset.refreshed = String(Date.now());
+      }).finally(function () {
+        var again = refreshing.again; refreshing = null; if (again) { refreshInbox(); }
+      });
+  }
+
+  window.AgentOSLive = {
+    watchInbox: function () {
+      var first = true;
+      keepOpen(function () { return "/ws/inbox/"; }, function (msg) {
+        if (msg.type === "inbox") { refreshInbox(); }
+      }, function () { if (!first) { refreshInbox(); } first = false; });
+    },
+    watchRunPage: function () {
+      watchRun(document.querySelector("[data-run-live]"));
+      this.watchInbox();
+    },
+    watchAdminRun: function (root) { watchRun(root); },
+    watchAdminRunList: function () {
+      keepOpen(function () { return "/ws/runs/"; }, function (msg) {
+        if (msg.type !== "run") { return; }
+        var link = document.querySelector('#result_list a[href$="/run/' + msg.run.id + '/change/"]');
+        var row = link ? link.closest("tr") : null;
+        if (!row) { return; }
+        var set = function (cls, html) { var td = row.querySelector("td." + cls + ", th." + cls); if (td) { td.innerHTML = html; } };
+        set("field-status_label", '<strong class="status-' + msg.run.status + '">' + msg.run.status + "</strong>");
+        set("field-current_node", msg.run.current_node || "-");
+        set("field-progress", '<progress value="' + msg.run.position + '" max="' + Math.max(msg.run.total, 1) + '"></progress> ' + msg.run.position + "/" + msg.run.total);
+      });
+    },
+    /* For tests and debugging: drop every socket and stay offline... */
+    pause: function () {
+      paused = true;
+      sockets.forEach(function (s) { if (s.ws) { s.ws.close(); } });
+      setState("paused");
+    },
+    /* ...then reconnect; each socket resumes after the last seq it saw. */
+    resume: function () { paused = false; sockets.forEach(function (s) { s.open(); }); }
+  };
+})();

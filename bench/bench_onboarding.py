@@ -1,0 +1,156 @@
+"""Benchmark the employee-onboarding run end to end in real Chromium.
+
+Serves the portals from a real daphne on a free port, then runs the demo
+workflow with the engine in-process (no queue hops), approving the manager
+gate at once, so the wall time holds no human waiting. Prints, over the
+runs, median and p95 of: the whole run, browser start (Playwright driver +
+Chromium launch, per action: on the action's path, and the part a spare
+child did ahead of the request), each action's step, the browser's close,
+and the engine's own overhead (wall time minus the steps).
+
+Run: .venv/bin/python bench/bench_onboarding.py [--runs 5]
+It uses a throwaway var/ directory; nothing touches your portal's data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = Path(tempfile.mkdtemp(prefix="agentos-bench-"))
+os.environ.update({
+    "DJANGO_SETTINGS_MODULE": "agentos_site.settings",
+    "AGENTOS_VAR_DIR": str(VAR),
+    "AGENTOS_FILES_ROOTS": str(VAR / "workspace"),
+    "DJANGO_SECRET_KEY": "bench-only",
+})
+os.environ.pop("DATABASE_URL", None)
+os.environ.pop("REDIS_URL", None)
+with socket.socket() as _probe:
+    _probe.bind(("127.0.0.1", 0))
+    PORT = _probe.getsockname()[1]
+os.environ["AGENTOS_PORTAL_BASE_URL"] = f"http://127.0.0.1:{PORT}"
+sys.path.insert(0, str(ROOT))
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+
+STARTED = re.compile(r"browser started in (\d+) ms")
+AHEAD = re.compile(r"pre-started ahead of the request: driver (\d+) ms, chromium (\d+) ms")
+CLOSED = re.compile(r"browser closed in (\d+) ms")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def line(label: str, values: list[float]) -> str:
+    return (f"{label:<40} median {statistics.median(values):7.0f} ms   "
+            f"p95 {pct(values, 0.95):7.0f} ms   (n={len(values)})")
+
+
+def start_daphne() -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(PORT),
+         "agentos_site.asgi:application"],
+        cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/portals/", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("daphne did not start")
+
+
+def one_run(index: int) -> dict[str, list[float]]:
+    from django.contrib.auth import get_user_model
+
+    from approvals.models import ApprovalRequest, RequestStatus
+    from approvals.services import approval_decide
+    from workflows.engine import run_advance
+    from workflows.models import Workflow
+    from workflows.services import run_create
+
+    users = get_user_model().objects
+    run = run_create(workflow=Workflow.objects.get(slug="employee-onboarding"),
+                     requester=users.get(username="operator"),
+                     context={"employee_name": f"Bench Person {index}",
+                              "department": "Engineering",
+                              "laptop_model": "ThinkPad X1 Carbon"})
+    t = time.perf_counter()
+    run_advance(run_id=run.pk)
+    wall = time.perf_counter() - t
+    request = ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
+    approval_decide(request_id=request.pk, actor=users.get(username="reviewer"),
+                    decision="approve")
+    t = time.perf_counter()
+    run_advance(run_id=run.pk)
+    wall += time.perf_counter() - t
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    figures: dict[str, list[float]] = {"whole run (no human waiting)": [wall * 1000]}
+    steps_ms = 0.0
+    for step in run.steps.order_by("id"):
+        figures.setdefault(f"step {step.node_id} ({step.action})", []).append(step.duration_ms)
+        steps_ms += step.duration_ms
+        log = step.evidence.get("log", "")
+        match = STARTED.search(log)
+        if match:
+            figures.setdefault("browser start on the action's path", []).append(
+                float(match.group(1)))
+        match = AHEAD.search(log)
+        if match:
+            figures.setdefault("  pre-started off the path (driver+chromium)", []).append(
+                float(match.group(1)) + float(match.group(2)))
+        match = CLOSED.search(log)
+        if match:
+            figures.setdefault("browser close (per action)", []).append(float(match.group(1)))
+    figures["engine overhead (run minus steps)"] = [wall * 1000 - steps_ms]
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    call_command("migrate", verbosity=0)
+    call_command("seed_demo", verbosity=0)
+    daphne = start_daphne()
+    try:
+        from workflows import actions
+
+        actions.runner().start()
+        one_run(0)  # warm-up: page caches, first imports
+        totals: dict[str, list[float]] = {}
+        for index in range(1, args.runs + 1):
+            for key, values in one_run(index).items():
+                totals.setdefault(key, []).extend(values)
+    finally:
+        os.killpg(daphne.pid, 9)
+        daphne.wait()
+    print(f"employee onboarding, {args.runs} runs, portals on daphne :{PORT}, "
+          f"{os.cpu_count()} cores")
+    for key, values in totals.items():
+        print(line(key, values))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Built-in actions; each module exposes ``ACTIONS`` for the registry."""

@@ -1,0 +1,170 @@
+"""What a forked action process does between fork and exit.
+
+The zygote forks, calls :func:`enter_sandbox` and :func:`serve_one` in the
+child, and the child never returns to the zygote's loop. The request
+(params, context and secrets) arrives on fd 0; the result leaves as one
+JSON document on :data:`RESULT_FD`; fds 1 and 2 are the log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import sys
+import traceback
+from collections.abc import Collection
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from executors.base import ActionContext, ActionFailed, NeedsInput
+from executors.registry import Registry
+from executors.scrubbing import scrub
+
+__all__ = ["RESULT_FD", "enter_sandbox", "execute", "serve_one"]
+
+RESULT_FD = 3
+MAX_ERROR_CHARS = 8000
+
+
+def enter_sandbox(
+    *,
+    stdin_fd: int,
+    result_fd: int,
+    log_fd: int,
+    memory_limit_mb: int | None,
+    keep_fds: Collection[int] = (),
+) -> None:
+    """Give the child its own session, its fds and its resource limits.
+
+    ``keep_fds`` are what the child's own warm-up opened (the pipes to a
+    browser it started ahead of time); every other inherited fd is closed.
+    """
+    # A session of its own makes the child a process-group leader, so one
+    # killpg() on timeout also takes down Chromium or anything it started.
+    # A spare forked ahead of time has already done it.
+    if os.getsid(0) != os.getpid():
+        os.setsid()
+    os.dup2(stdin_fd, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.dup2(result_fd, RESULT_FD, inheritable=False)
+    # Drop the zygote's socket, pidfds and other children's pipes: holding
+    # them would keep the parent's EOF detection and log pipes open.
+    low = RESULT_FD + 1
+    for fd in sorted(fd for fd in keep_fds if fd >= low):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if memory_limit_mb is not None:
+        limit = memory_limit_mb * 1024 * 1024
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    # The zygote ignores SIGINT (a Ctrl-C belongs to its parent); the
+    # action should die of signals the ordinary way.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Line-buffered streams on the log pipe; they live until os._exit.
+    sys.stdout = open(  # noqa: SIM115
+        1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False
+    )
+    sys.stderr = open(  # noqa: SIM115
+        2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False
+    )
+
+
+def serve_one(registry: Registry, action_name: str) -> None:
+    """Read the request from stdin, run it and write the result."""
+    raw = _read_all(0)
+    result = execute(registry, action_name, raw)
+    try:
+        encoded = json.dumps(result).encode()
+    except (TypeError, ValueError) as exc:
+        encoded = json.dumps(
+            {"status": "crashed", "error": f"result is not JSON-able: {exc}"}
+        ).encode()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    _write_all(RESULT_FD, encoded)
+
+
+def execute(registry: Registry, action_name: str, raw: bytes) -> dict[str, Any]:
+    """Run one action for a JSON request and return a JSON-able result."""
+    secrets: list[str] = []
+    try:
+        request = json.loads(raw)
+        ctx = ActionContext.model_validate(request["ctx"])
+        secrets = list(ctx.secrets.values())
+        action_cls = registry.get(action_name)
+        try:
+            # Strict: "yes" is not a bool nor "5" an int, in a plan or here.
+            params = action_cls.Params.model_validate_json(
+                json.dumps(request["params"]), strict=True)
+        except ValidationError as exc:
+            return _failed(f"invalid params: {describe_errors(exc)}")
+        # The red line at run time: values rendered from the context were
+        # not visible to the plan validator, so check them again here.
+        violations = action_cls.policy_errors(
+            params.model_dump(mode="json"), ctx.policy()
+        )
+        if violations:
+            detail = "; ".join(f"{field}: {msg}" for field, msg in violations)
+            return _failed(f"refused by policy: {detail}")
+        output = action_cls().run(params, ctx)
+        return {"status": "succeeded", "output": _dump_output(action_cls.Output, output)}
+    except ActionFailed as exc:
+        return _failed(scrub(str(exc), secrets))
+    except NeedsInput as exc:
+        return {"status": "needs_input", "needs_input": exc.to_dict()}
+    except BaseException as exc:  # noqa: BLE001 - anything else is a crash
+        # format_exception never renders local variables, only code lines.
+        text = "".join(traceback.format_exception(exc))
+        return {
+            "status": "crashed",
+            "error": scrub(text, secrets)[-MAX_ERROR_CHARS:],
+        }
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """Name each invalid field and why, without echoing the input value."""
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "(root)"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _dump_output(model: type[BaseModel], output: object) -> dict[str, Any]:
+    """Validate what ``run`` returned against the action's Output model."""
+    if isinstance(output, model):
+        return output.model_dump(mode="json")
+    if isinstance(output, BaseModel):
+        output = output.model_dump()
+    # A ValidationError here is an action bug, so it surfaces as a crash.
+    return model.model_validate(output).model_dump(mode="json")
+
+
+def _failed(message: str) -> dict[str, Any]:
+    return {"status": "failed", "error": message}
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

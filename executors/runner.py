@@ -1,0 +1,260 @@
+"""Run one action in its own process, with a timeout, from any worker.
+
+A :class:`Runner` keeps one long-lived zygote (``executors.zygote``) that
+has imported the action modules, and asks it to fork a child per action:
+a fork costs a few ms where a fresh interpreter importing pydantic costs
+~50 ms. Params, context and secrets travel on the child's stdin, never in
+argv or the environment; the result comes back on its own pipe, and the
+child's stdout/stderr on a third, so prints cannot corrupt the result.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from executors.attempt import (
+    KILL_GRACE_S,
+    MAX_MESSAGE,
+    ActionResult,
+    Attempt,
+    ExecutorUnavailable,
+    Status,
+)
+from executors.base import ActionContext
+from executors.family import kill_family
+from executors.registry import BUILTIN_MODULES, UnknownAction
+from executors.scrubbing import PROJECT_DIR, scrub
+
+__all__ = [
+    "ActionResult",
+    "ExecutorUnavailable",
+    "Runner",
+    "Status",
+    "get_runner",
+    "scrub",
+]
+
+ZYGOTE_START_TIMEOUT_S = 30.0
+PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+def zygote_environment(home: str, python_path: Sequence[str]) -> dict[str, str]:
+    """Return the whole environment of the zygote and so of every action.
+
+    Nothing is inherited but the locale, time zone and PATH: no secrets,
+    no DJANGO_*, no proxies or tokens that happen to be in the worker.
+    """
+    env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
+    env.setdefault("PATH", os.defpath)
+    env["HOME"] = home
+    paths = list(dict.fromkeys([*python_path, PROJECT_DIR]))
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+class Runner:
+    """Run actions in forked children of one zygote; one run at a time."""
+
+    def __init__(
+        self,
+        modules: Sequence[str] = BUILTIN_MODULES,
+        *,
+        python_path: Sequence[str] = (),
+    ) -> None:
+        self.modules = tuple(modules)
+        self.python_path = tuple(os.fspath(p) for p in python_path)
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._home: str | None = None
+        self._actions: frozenset[str] = frozenset()
+        self._next_id = 0
+        self._owner_pid = os.getpid()
+        _live_runners.add(self)
+
+    @property
+    def zygote_pid(self) -> int | None:
+        """Return the pid of the live zygote, if one is running."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def start(self) -> None:
+        """Start the zygote now rather than on the first run."""
+        with self._lock:
+            self._ensure_zygote()
+
+    def actions(self) -> list[str]:
+        """Return the names the zygote registered, starting it if needed."""
+        self.start()
+        return sorted(self._actions)
+
+    def run(
+        self,
+        action: str,
+        params: dict[str, Any],
+        ctx: ActionContext,
+        *,
+        timeout_s: float,
+        heartbeat: Callable[[], bool] | None = None,
+        heartbeat_every_s: float = 5.0,
+    ) -> ActionResult:
+        """Run ``action`` in a fresh child and wait for it, or kill it.
+
+        ``heartbeat`` is called about every ``heartbeat_every_s``; when it
+        returns False (the lease is lost, the run was cancelled) the child's
+        whole process group is killed and the status is ``killed``.
+        """
+        if timeout_s <= 0 or heartbeat_every_s <= 0:
+            raise ValueError("timeout_s and heartbeat_every_s must be positive")
+        wire_ctx = {**ctx.model_dump(mode="json"), "secrets": ctx.secrets}
+        payload = json.dumps({"params": params, "ctx": wire_ctx}).encode()
+        secrets = list(ctx.secrets.values())
+        with self._lock:
+            self._ensure_zygote()
+            if action not in self._actions:
+                raise UnknownAction(f"unknown action {action!r}")
+            return Attempt(self, action, payload, secrets).run(
+                timeout_s, heartbeat, heartbeat_every_s
+            )
+
+    def close(self) -> None:
+        """Stop the zygote; any running child is killed by it."""
+        with self._lock:
+            self._stop_zygote()
+
+    # -- zygote lifecycle -------------------------------------------------
+
+    def _ensure_zygote(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        self._stop_zygote()
+        self._spawn_zygote()
+
+    def _spawn_zygote(self) -> None:
+        home = tempfile.mkdtemp(prefix="agentos-action-home-")
+        parent_sock, zygote_sock = socket.socketpair(
+            socket.AF_UNIX, socket.SOCK_SEQPACKET
+        )
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "executors.zygote", *self.modules],
+                stdin=zygote_sock.fileno(),
+                stdout=subprocess.DEVNULL,
+                env=zygote_environment(home, self.python_path),
+                cwd=home,
+                close_fds=True,
+                # Out of the worker's process group: a Ctrl-C or a group
+                # kill aimed at the worker reaches the zygote only as EOF.
+                start_new_session=True,
+            )
+        except BaseException:
+            parent_sock.close()
+            shutil.rmtree(home, ignore_errors=True)
+            raise
+        finally:
+            zygote_sock.close()
+        self._proc, self._sock, self._home = proc, parent_sock, home
+        try:
+            ready, _, _ = select.select([parent_sock], [], [], ZYGOTE_START_TIMEOUT_S)
+            data = parent_sock.recv(MAX_MESSAGE) if ready else b""
+            message = json.loads(data) if data else {}
+        except (OSError, ValueError):
+            message = {}
+        if message.get("op") != "ready":
+            self._stop_zygote()
+            detail = message.get("error") or "no answer from the executor process"
+            raise ExecutorUnavailable(
+                "cannot start the action runner: " + scrub(str(detail), ())
+            )
+        self._actions = frozenset(message.get("actions", ()))
+
+    def _stop_zygote(self) -> None:
+        sock, proc, home = self._sock, self._proc, self._home
+        self._sock = self._proc = self._home = None
+        self._actions = frozenset()
+        if sock is not None:
+            sock.close()  # EOF tells the zygote to kill its children, exit
+        if proc is not None:
+            try:
+                proc.wait(timeout=KILL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if home is not None:
+            # A zygote that died (OOM, SIGKILL) could not kill what its
+            # children started; whatever still carries its HOME ends here.
+            kill_family(home)
+            shutil.rmtree(home, ignore_errors=True)
+
+    def _next_request_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def _after_fork_in_child(self) -> None:
+        """Drop the parent's zygote without stopping it."""
+        if self._sock is not None:
+            # Closing our copy only; the parent still holds its own end,
+            # and the zygote must keep seeing the parent's end as open.
+            self._sock.close()
+        self._sock = self._proc = self._home = None
+        self._actions = frozenset()
+        self._lock = threading.Lock()
+        self._owner_pid = os.getpid()
+
+
+# -- one runner per OS process ------------------------------------------------
+
+_live_runners: weakref.WeakSet[Runner] = weakref.WeakSet()
+_shared: dict[tuple[tuple[str, ...], tuple[str, ...]], Runner] = {}
+_shared_pid = os.getpid()
+_shared_lock = threading.Lock()
+
+
+def get_runner(
+    modules: Sequence[str] = BUILTIN_MODULES, *, python_path: Sequence[str] = ()
+) -> Runner:
+    """Return this process's runner for ``modules``, creating it once.
+
+    A forked process (a django-q2 worker) gets its own runner and zygote:
+    two processes sharing one socket would read each other's replies.
+    """
+    global _shared_pid
+    key = (tuple(modules), tuple(os.fspath(p) for p in python_path))
+    with _shared_lock:
+        if _shared_pid != os.getpid():
+            _shared.clear()
+            _shared_pid = os.getpid()
+        runner = _shared.get(key)
+        if runner is None:
+            runner = _shared[key] = Runner(key[0], python_path=key[1])
+        return runner
+
+
+def _after_fork_in_child() -> None:
+    global _shared_lock
+    _shared_lock = threading.Lock()
+    _shared.clear()
+    for runner in list(_live_runners):
+        runner._after_fork_in_child()
+
+
+def _close_at_exit() -> None:
+    for runner in list(_live_runners):
+        if runner._owner_pid == os.getpid():
+            runner._stop_zygote()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_at_exit)

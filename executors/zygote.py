@@ -1,0 +1,376 @@
+"""The pre-forked helper that starts action processes in a few ms.
+
+Run as ``python -m executors.zygote MODULE...`` with a scrubbed environment
+and one end of a ``SOCK_SEQPACKET`` socketpair as stdin. It imports the
+action modules once, then hands each request to a child that runs one
+action (see ``executors.child``): a "spare" forked ahead of time, waiting
+on its own socket, so the fork is off the request's path. There is one
+spare per action family: the browser actions' spare has started its own
+Chromium before the request (``Action.warm_up``, ``executors.spares``). It reaps every
+child it forks and reports exit codes to the parent; when the parent goes
+away (EOF on the socket) it kills every live child's process group and
+exits, so a worker killed with SIGKILL leaves no action running. It is a
+child subreaper: whatever an action started in a session of its own
+(Playwright detaches Chromium with setsid) is adopted by the zygote when
+the action dies, and killed there, so a timeout leaves nothing behind.
+
+Protocol, one JSON object per datagram:
+
+- zygote -> parent: ``{"op": "ready", "pid", "actions"}`` or
+  ``{"op": "error", "error"}`` once at start;
+  ``{"op": "started", "id", "pid"}``, ``{"op": "rejected", "id", "error"}``
+  and ``{"op": "exited", "id", "pid", "exit_code"}`` per request.
+- parent -> zygote: ``{"op": "run", "id", "action"}`` carrying three fds
+  (SCM_RIGHTS): the child's stdin, result and log pipe ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+# Imported here, before any fork, so no child pays for the import.
+from executors.attempt import killpg
+from executors.child import enter_sandbox, serve_one
+from executors.spares import child_tmp, family_of, use_own_tmp, warm_up_spare
+
+__all__ = ["main"]
+
+try:
+    _LIBC: Any = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover - no libc to load: no prctl either
+    _LIBC = None
+
+MAX_MESSAGE = 1 << 16
+REQUEST_FDS = 3
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+ORPHAN_SWEEPS = 20
+
+
+@dataclass
+class _Child:
+    request_id: int
+    pid: int
+
+
+@dataclass
+class _Spare:
+    """A child forked ahead of time, waiting on ``control`` for a request.
+
+    ``family`` names the warm-up it ran first ("" for none): a spare of the
+    browser actions has its own Chromium running before any request.
+    """
+
+    pid: int
+    pidfd: int
+    control: socket.socket
+    family: str = ""
+
+
+class _Zygote:
+    """Fork, watch and reap action children for one parent."""
+
+    def __init__(self, sock: socket.socket, registry: Any) -> None:
+        self.sock = sock
+        self.registry = registry
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(sock, selectors.EVENT_READ)
+        # Keyed by pidfd: a pidfd turns readable when its process exits,
+        # which lets one selector wait on the socket and children alike.
+        self.children: dict[int, _Child] = {}
+        # One spare per family; a family's first spare is forked after its
+        # first request, so a zygote that never runs a browser action
+        # never starts a browser.
+        self.spares: dict[str, _Spare] = {}
+        self.warm_ups: dict[str, Callable[[], None]] = {}
+        for action_cls in registry:
+            if action_cls.warm_up is not None:
+                self.warm_ups[family_of(action_cls)] = action_cls.warm_up
+        self.pid = os.getpid()
+
+    def serve(self) -> None:
+        """Handle requests and exits until the parent disconnects."""
+        while True:
+            for key, _ in self.selector.select():
+                if key.fileobj is self.sock:
+                    if not self._handle_request():
+                        return
+                else:
+                    self._reap(key.fd)
+
+    def _handle_request(self) -> bool:
+        try:
+            data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, REQUEST_FDS)
+        except (ConnectionResetError, OSError):
+            return False
+        if not data:
+            return False
+        message: Any = None
+        try:
+            message = json.loads(data)
+            if message.get("op") != "run" or len(fds) != REQUEST_FDS:
+                raise ValueError(f"malformed request {message!r}")
+            self._start(int(message["id"]), str(message["action"]), fds)
+        except Exception as exc:  # noqa: BLE001 - report and keep serving
+            request_id = message.get("id") if isinstance(message, dict) else None
+            return self._send({"op": "rejected", "id": request_id, "error": str(exc)})
+        finally:
+            # The child has its copies now (or never will): close ours, or
+            # the parent would never see EOF on the child's pipes.
+            for fd in fds:
+                os.close(fd)
+        return True
+
+    def _start(self, request_id: int, action_name: str, fds: list[int]) -> None:
+        action_cls = self.registry.get(action_name)
+        memory_limit_mb = action_cls.memory_limit_mb
+        family = family_of(action_cls)
+        spare = self.spares.pop(family, None)
+        child: tuple[int, int] | None = None
+        if spare is not None:
+            try:
+                message = json.dumps({"action": action_name}).encode()
+                socket.send_fds(spare.control, [message], fds)
+                child = (spare.pid, spare.pidfd)
+                spare.control.close()
+            except OSError:
+                _discard(spare)  # it died idle; fork the slow way instead
+        if child is None:
+            pid = os.fork()
+            if pid == 0:
+                _die_with(self.pid)
+                self._become_child(action_name, memory_limit_mb, fds)
+            child = (pid, os.pidfd_open(pid))
+        pid, pidfd = child
+        self.children[pidfd] = _Child(request_id, pid)
+        self.selector.register(pidfd, selectors.EVENT_READ)
+        self._send({"op": "started", "id": request_id, "pid": pid})
+        # While that child runs on one core, fork its successor on the other.
+        self.fork_spare(family)
+
+    def fork_spare(self, family: str = "") -> None:
+        """Fork the child that will take the next request of ``family``.
+
+        Forking a process that has pydantic loaded costs ~0.5 ms; doing it
+        ahead of time takes that (and setsid) off the request's path, and
+        for a family with a warm-up (a browser's ~0.5 s start) that too.
+        """
+        control, spare_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            _die_with(self.pid)
+            control.close()
+            self._wait_as_spare(spare_end, family)
+        spare_end.close()
+        self.spares[family] = _Spare(pid, os.pidfd_open(pid), control, family)
+
+    def _wait_as_spare(self, control: socket.socket, family: str) -> NoReturn:
+        keep_fds: set[int] = set()
+        try:
+            keep = control.fileno()
+            # Hold nothing of the zygote's but this socket: an inherited
+            # copy of the parent's socket would hide the zygote's death
+            # from the parent.
+            os.closerange(3, keep)
+            os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+            os.setsid()
+            use_own_tmp()
+            if family:
+                keep_fds = warm_up_spare(self.warm_ups[family])
+            data, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, REQUEST_FDS)
+            if not data or len(fds) != REQUEST_FDS:
+                os._exit(0)  # the zygote went away, or shut us down
+            action_name = json.loads(data)["action"]
+            memory_limit_mb = self.registry.get(action_name).memory_limit_mb
+            control.close()
+        except BaseException:  # noqa: BLE001 - must never return to the loop
+            os._exit(70)
+        self._become_child(action_name, memory_limit_mb, fds, keep_fds)
+
+    def _become_child(
+        self,
+        action_name: str,
+        memory_limit_mb: int | None,
+        fds: list[int],
+        keep_fds: set[int] | None = None,
+    ) -> NoReturn:
+        code = 70  # EX_SOFTWARE: the child died before reporting a result
+        try:
+            use_own_tmp()
+            stdin_fd, result_fd, log_fd = fds
+            enter_sandbox(
+                stdin_fd=stdin_fd,
+                result_fd=result_fd,
+                log_fd=log_fd,
+                memory_limit_mb=memory_limit_mb,
+                keep_fds=keep_fds or (),
+            )
+            serve_one(self.registry, action_name)
+            code = 0
+        except BaseException:  # noqa: BLE001 - must never return to the loop
+            # The log pipe may be gone; nothing is left to tell then.
+            with contextlib.suppress(BaseException):
+                traceback.print_exc()
+                sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+    def _reap(self, pidfd: int) -> None:
+        child = self.children.pop(pidfd)
+        self.selector.unregister(pidfd)
+        # Kill leftovers in the child's group before reaping: until the
+        # child is reaped its pid (and so the group id) cannot be reused.
+        killpg(child.pid)
+        _, status = os.waitpid(child.pid, 0)
+        os.close(pidfd)
+        self._kill_orphans()
+        shutil.rmtree(child_tmp(child.pid), ignore_errors=True)
+        self._send({
+            "op": "exited",
+            "id": child.request_id,
+            "pid": child.pid,
+            "exit_code": os.waitstatus_to_exitcode(status),
+        })
+
+    def _send(self, message: dict[str, Any]) -> bool:
+        try:
+            self.sock.send(json.dumps(message).encode())
+        except OSError:
+            return False
+        return True
+
+    def _kill_orphans(self) -> None:
+        """Kill and reap what finished children left behind.
+
+        Processes that left an action's process group (a browser started
+        with setsid, its crash handler) are re-parented to the zygote, the
+        subreaper, once the action exits. One action runs at a time per
+        zygote, so every adopted process belongs to the one that ended.
+        """
+        for _ in range(ORPHAN_SWEEPS):
+            known = {child.pid for child in self.children.values()}
+            known.update(spare.pid for spare in self.spares.values())
+            orphans = [pid for pid in _own_children() if pid not in known]
+            if not orphans:
+                return
+            for pid in orphans:
+                killpg(pid)  # its group too: a browser leads its helpers
+            for pid in orphans:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+
+    def shutdown(self) -> None:
+        """Kill and reap every live child's process group."""
+        for pidfd, child in list(self.children.items()):
+            killpg(child.pid)
+            try:
+                os.waitpid(child.pid, 0)
+            except ChildProcessError:
+                pass
+            os.close(pidfd)
+            shutil.rmtree(child_tmp(child.pid), ignore_errors=True)
+        self.children.clear()
+        for spare in self.spares.values():
+            _discard(spare)
+        self.spares.clear()
+        self._kill_orphans()
+
+
+def _own_children() -> list[int]:
+    """Return the pids of this (single-threaded) process's children."""
+    pid = os.getpid()
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+            return [int(item) for item in handle.read().split()]
+    except OSError:
+        return []
+
+
+def _prctl(option: int, value: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        _LIBC.prctl(option, value, 0, 0, 0)
+
+
+def _become_subreaper() -> None:
+    """Adopt the orphans of our children instead of leaving them to init."""
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _die_with(zygote: int) -> None:
+    """Have the kernel SIGKILL this fresh child when the zygote dies.
+
+    Called first thing after fork, so there is no moment in which the
+    child runs without it: a zygote killed before it could tell the
+    runner the child's pid must not leave the child running unseen. The
+    zygote may have died before the prctl; then the parent is already
+    someone else, and the child gives up by itself. What the child starts
+    later is found through the zygote's HOME (``executors.family``).
+    """
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != zygote:
+        os._exit(0)
+
+
+def _discard(spare: _Spare) -> None:
+    """Kill, reap and forget an idle spare."""
+    # Closing the socket alone ends a spare blocked in recv; the kill
+    # covers one that has not got that far (and is maybe not yet its own
+    # group leader, which killpg handles by falling back to the pid).
+    spare.control.close()
+    killpg(spare.pid)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(spare.pid, 0)
+    os.close(spare.pidfd)
+
+
+def main(argv: list[str]) -> int:
+    """Build the registry from ``argv`` modules and serve the parent."""
+    # Ctrl-C in a terminal reaches the whole foreground group; the parent
+    # decides when the zygote ends (by closing the socket), not the tty.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _become_subreaper()
+    sock = socket.socket(fileno=os.dup(0))
+    # Nothing in the zygote should read the socket as stdin by accident.
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    try:
+        from executors.registry import build_registry
+
+        registry = build_registry(tuple(argv))
+    except BaseException:  # noqa: BLE001 - report any import failure
+        error = traceback.format_exc()[-8000:]
+        try:
+            sock.send(json.dumps({"op": "error", "error": error}).encode())
+        except OSError:
+            pass
+        return 1
+    # Objects that exist now live as long as the zygote; freezing them keeps
+    # the children's GC from touching (and so copying) their pages.
+    gc.collect()
+    gc.freeze()
+    zygote = _Zygote(sock, registry)
+    zygote._send({"op": "ready", "pid": os.getpid(), "actions": registry.names()})
+    try:
+        zygote.fork_spare()
+        zygote.serve()
+    finally:
+        zygote.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

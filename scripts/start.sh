@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Set everything up and start the portal: daphne (web) and a qcluster (worker)
+# on the embedded default (SQLite + django-q2's ORM broker). Ctrl-C or SIGTERM
+# (to this script or its whole process group) stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+HOST=${AGENTOS_HOST:-127.0.0.1}
+PORT=${AGENTOS_PORT:-8000}
+PASSWORD=${AGENTOS_DEMO_PASSWORD:-agentos}
+export AGENTOS_PORTAL_BASE_URL=${AGENTOS_PORTAL_BASE_URL:-http://$HOST:$PORT}
+
+"$PY" manage.py migrate --noinput
+"$PY" manage.py seed_demo --password "$PASSWORD"
+"$PY" manage.py collectstatic --noinput -v0
+"$PY" manage.py check --deploy --fail-level ERROR >/dev/null 2>&1 || "$PY" manage.py check
+
+"$PY" -m daphne -b "$HOST" -p "$PORT" agentos_site.asgi:application &
+web=$!
+# The worker in a session of its own: a SIGTERM sent to this script's whole
+# process group (systemd, a container runtime) would otherwise also reach
+# django-q2's sentinel and workers directly, and the cluster then hangs in
+# its shutdown. Its one parent process gets the signal from stop() below
+# and stops its workers itself, as it does on Ctrl-C.
+setsid "$PY" manage.py qcluster &
+worker=$!
+
+stop() {
+    trap - INT TERM EXIT
+    echo; echo "==> stopping web and worker"
+    kill -TERM "$web" "$worker" 2>/dev/null || true
+    wait "$web" "$worker" 2>/dev/null || true
+    echo "==> stopped"
+}
+trap stop INT TERM EXIT
+
+cat <<MSG
+
+  AgentOS is running at http://$HOST:$PORT/admin/
+  Demo logins (password: $PASSWORD): operator, reviewer, auditor, admin
+  Press Ctrl-C to stop the web server and the worker.
+
+MSG
+# Either process ending on its own ends the portal.
+wait -n "$web" "$worker" || true

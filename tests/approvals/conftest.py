@@ -1,0 +1,48 @@
+"""Fixtures for the approvals tests: reviewers, gated plans, paused runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import _user
+from tests.admin.support import advance
+from workflows.models import Run
+from workflows.services import run_create
+
+
+@pytest.fixture
+def reviewer2(roles):  # type: ignore[no-untyped-def]
+    return _user(roles, "reviewer2", "Reviewers")
+
+
+def gate_plan(ledger: str, **gate: object) -> dict:
+    """A gate guarding one low-risk ledger append that writes the context's `line`."""
+    return {"nodes": [
+        {"id": "gate", "type": "approval", "title": "Append {{ line }}?", **gate},
+        {"id": "write", "action": "test.ledger_append",
+         "params": {"ledger": ledger, "line": "{{ line }}"}},
+    ]}
+
+
+@pytest.fixture
+def gated_run(operator, tmp_path):  # type: ignore[no-untyped-def]
+    """Return a factory: a run paused at a gate, with extra gate options."""
+
+    def make(**gate: object) -> Run:
+        run = run_create(plan=gate_plan(str(tmp_path / "ledger"), **gate), mode="autonomous",
+                         context={"line": "hello"}, requester=operator)
+        run = advance(run)
+        assert run.status == "waiting", run.error
+        return run
+
+    return make
+
+
+@pytest.fixture
+def input_run(operator) -> Run:  # type: ignore[no-untyped-def]
+    """A bare-plan run paused at an input node asking for two fields."""
+    from tests.admin.support import INPUT_PLAN
+
+    run = advance(run_create(plan=INPUT_PLAN, mode="autonomous", requester=operator))
+    assert run.status == "waiting", run.error
+    return run

@@ -1,0 +1,119 @@
+"""Websocket consumers: session auth, permissions on connect, catch-up, live events."""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from agentos_site.asgi import application
+from approvals.services import approval_decide
+from tests.admin.support import pending_request
+from workflows.models import Event
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+def cookie_for(user) -> list[tuple[bytes, bytes]]:  # type: ignore[no-untyped-def]
+    """Return the headers of a browser logged in as user (None: anonymous)."""
+    headers = [(b"origin", b"http://127.0.0.1")]
+    if user is not None:
+        client = Client()
+        client.force_login(user)
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    return headers
+
+
+async def connect(path: str, user) -> tuple[WebsocketCommunicator, bool, object]:  # type: ignore[no-untyped-def]
+    headers = await database_sync_to_async(cookie_for)(user)
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, code = await communicator.connect(timeout=5)
+    return communicator, connected, code
+
+
+async def test_anonymous_and_unprivileged_sockets_are_refused(gated_run, django_user_model) -> None:
+    run = await database_sync_to_async(gated_run)()
+    nobody = await database_sync_to_async(django_user_model.objects.create_user)(
+        "nobody", password="pw")
+    for user in (None, nobody):
+        for path in ("/ws/inbox/", f"/ws/runs/{run.pk}/", "/ws/runs/"):
+            communicator, connected, _ = await connect(path, user)
+            assert not connected, (user, path)
+
+
+async def test_a_foreign_origin_is_refused(gated_run, reviewer) -> None:
+    headers = await database_sync_to_async(cookie_for)(reviewer)
+    headers = [(b"origin", b"http://evil.example")] + headers[1:]
+    communicator = WebsocketCommunicator(application, "/ws/inbox/", headers=headers)
+    connected, _ = await communicator.connect(timeout=5)
+    assert not connected
+
+
+async def test_a_run_feed_sends_events_after_seq_then_live_ones(gated_run, reviewer) -> None:
+    run = await database_sync_to_async(gated_run)()
+    communicator, connected, _ = await connect(f"/ws/runs/{run.pk}/?after=2", reviewer)
+    assert connected
+    seqs = []
+    while True:
+        message = await communicator.receive_json_from(timeout=5)
+        if message["type"] == "caught_up":
+            break
+        seqs.append(message["event"]["seq"])
+    assert seqs == list(range(3, run.last_seq + 1))
+    assert message["run"]["status"] == "waiting" and message["seq"] == run.last_seq
+    request = await database_sync_to_async(pending_request)(run)
+    await database_sync_to_async(approval_decide)(request_id=request.pk, actor=reviewer,
+                                                  decision="approve")
+    live = await communicator.receive_json_from(timeout=5)
+    assert live["type"] == "event" and live["event"]["seq"] == run.last_seq + 1
+    assert live["event"]["type"] == "approval.decided"
+    following = await communicator.receive_json_from(timeout=5)
+    assert following["event"]["seq"] == run.last_seq + 2
+    assert following["run"]["status"] == "queued"
+    await communicator.disconnect()
+
+
+async def test_nothing_is_decided_through_a_socket(gated_run, reviewer) -> None:
+    run = await database_sync_to_async(gated_run)()
+    communicator, connected, _ = await connect(f"/ws/runs/{run.pk}/", reviewer)
+    assert connected
+    while (await communicator.receive_json_from(timeout=5))["type"] != "caught_up":
+        pass
+    await communicator.send_json_to({"type": "decide", "decision": "approve"})
+    reply = await communicator.receive_json_from(timeout=5)
+    assert reply["type"] == "error"
+    request = await database_sync_to_async(pending_request)(run)
+    assert request.status == "pending"
+    await communicator.disconnect()
+
+
+async def test_the_inbox_hears_of_a_new_request_only_when_the_user_may_see_it(
+        gated_run, reviewer, auditor, roles, django_user_model) -> None:
+    def outsider():  # type: ignore[no-untyped-def]
+        from django.contrib.auth.models import Group, Permission
+
+        user = django_user_model.objects.create_user("other", password="pw")
+        group = Group.objects.create(name="Finance")
+        group.permissions.add(Permission.objects.get(codename="decide_approvalrequest"),
+                              Permission.objects.get(codename="view_approvalrequest"))
+        user.groups.add(group)
+        return user
+
+    other = await database_sync_to_async(outsider)()
+    sockets = {}
+    for user in (reviewer, auditor, other):
+        communicator, connected, _ = await connect("/ws/inbox/", user)
+        assert connected
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+        sockets[user.username] = communicator
+    run = await database_sync_to_async(gated_run)()
+    for name in ("reviewer", "auditor"):
+        message = await sockets[name].receive_json_from(timeout=5)
+        assert message["type"] == "inbox" and message["event_type"] == "run.paused"
+        assert message["run"] == run.pk
+    assert await sockets["other"].receive_nothing(timeout=0.5)
+    events = await database_sync_to_async(Event.objects.filter(run=run).count)()
+    assert events == run.last_seq
+    for communicator in sockets.values():
+        await communicator.disconnect()

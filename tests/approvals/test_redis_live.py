@@ -1,0 +1,68 @@
+"""With REDIS_URL, another process publishes its committed events straight to Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import channel_layers
+
+from tests.approvals.test_consumers import connect
+from tests.conftest import ROOT, worker_env
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_listening() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+pytestmark = [
+    pytest.mark.asyncio, pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not redis_listening(), reason="no Redis on 127.0.0.1:6379"),
+]
+
+
+@pytest.fixture
+def redis_layer(settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """Switch this process to the Redis layer under a prefix of its own."""
+    prefix = f"agentos-test-{uuid.uuid4().hex[:12]}"  # other test runs share this Redis
+    settings.REDIS_URL = REDIS_URL
+    settings.CHANNEL_LAYERS = {"default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": prefix}}}
+    channel_layers.backends.clear()
+    yield prefix
+    channel_layers.backends.clear()
+
+
+async def test_a_worker_process_publishes_through_redis(gated_run, reviewer,
+                                                        redis_layer) -> None:
+    prefix = redis_layer
+    run = await database_sync_to_async(gated_run)()
+    communicator, connected, _ = await connect(f"/ws/runs/{run.pk}/", reviewer)
+    assert connected
+    while (await communicator.receive_json_from(timeout=5))["type"] != "caught_up":
+        pass
+    env = await database_sync_to_async(worker_env)()
+    env.update({"REDIS_URL": REDIS_URL, "AGENTOS_CHANNEL_PREFIX": prefix})
+    code = f"from workflows.services import run_cancel; run_cancel(run_id={run.pk}, " \
+           "actor=None, reason='from another process')"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, os.path.join(ROOT, "manage.py"), "shell", "-c", code, cwd=ROOT, env=env)
+    assert await asyncio.wait_for(proc.wait(), timeout=60) == 0
+    message = await communicator.receive_json_from(timeout=10)
+    assert message["type"] == "event" and message["event"]["type"] == "run.cancelled"
+    assert message["event"]["seq"] == run.last_seq + 1
+    assert message["run"]["status"] == "cancelled"
+    await communicator.disconnect()

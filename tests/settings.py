@@ -1,0 +1,51 @@
+"""Test settings: the embedded default, with a file database workers can share."""
+
+import os
+import tempfile
+from pathlib import Path
+
+_tmp = Path(os.environ.setdefault("AGENTOS_TEST_TMP", tempfile.mkdtemp(prefix="agentos-test-")))
+os.environ.setdefault("AGENTOS_VAR_DIR", str(_tmp / "var"))
+os.environ.setdefault("AGENTOS_FILES_ROOTS", str(_tmp / "workspace"))
+os.environ.setdefault(
+    "AGENTOS_ACTION_MODULES",
+    "executors.actions.files,executors.actions.files_bulk,executors.actions.excel,"
+    "executors.actions.api,executors.actions.verify,executors.actions.browser,"
+    "tests.support.actions,tests.support.engine_actions,tests.support.browser_actions",
+)
+os.environ.setdefault("AGENTOS_LEASE_SECONDS", "3")
+os.environ.setdefault("AGENTOS_SECRET_TEST_TOKEN", "s3cr3t-test-token-value")
+os.environ.setdefault("AGENTOS_SECRET_API_TEST_TOKEN", "api-s3cr3t-bearer-value")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
+# Other suites may run at the same time against the same PostgreSQL and Redis:
+# everything shared is named after this session's temporary folder, which the
+# qcluster and daphne processes a test starts inherit (AGENTOS_TEST_TMP).
+SESSION = _tmp.name.lower().replace("-", "_")
+os.environ.setdefault("AGENTOS_CHANNEL_PREFIX", f"agentos-{SESSION}")
+
+from agentos_site.settings import *  # noqa: E402,F403
+from agentos_site.settings import (  # noqa: E402
+    DATABASES,
+    Q_CLUSTER,
+    REDIS_URL,
+    VAR_DIR,
+)
+
+Path(os.environ["AGENTOS_FILES_ROOTS"].split(",")[0]).mkdir(parents=True, exist_ok=True)
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+(VAR_DIR / "static").mkdir(exist_ok=True)
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not :memory:, so a qcluster subprocess sees what the test wrote.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+else:  # pytest-django creates and drops this database
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{SESSION}"}
+if REDIS_URL:
+    Q_CLUSTER["name"] = f"agentos-{SESSION}"
+
+# The portals' never-loading page and open redirect exist only here.
+PORTALS_TEST_ENDPOINTS = True
+PORTALS_HANG_MAX_S = 60.0
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

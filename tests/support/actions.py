@@ -1,0 +1,303 @@
+"""Actions for tests only: they touch absolute paths outside any root.
+
+Import as module ``tests.support.actions`` (it exposes ``ACTIONS``); never
+list it in production settings.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from executors.base import Action, ActionContext, ActionFailed, NeedsInput
+
+__all__ = ["ACTIONS"]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Empty(BaseModel):
+    pass
+
+
+def _append(ledger: str, line: str) -> None:
+    # One write() of a short line in append mode is atomic enough for
+    # tests that count lines written by concurrent attempts.
+    with open(ledger, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+
+
+class Noop(Action):
+    """Do nothing; measures the runner's own overhead."""
+
+    name = "test.noop"
+    description = "Do nothing."
+    category = "test"
+    risk = "low"
+    idempotent = True
+    Params = _Params
+    Output = _Empty
+
+    def run(self, params: Any, ctx: ActionContext) -> BaseModel:
+        return _Empty()
+
+
+class LedgerAppend(Action):
+    """Append a line to an absolute ledger path (not confined)."""
+
+    name = "test.ledger_append"
+    description = "Append a line to a ledger file."
+    category = "test"
+    risk = "low"
+    idempotent = True
+
+    class Params(_Params):
+        ledger: str
+        line: str
+
+    class Output(BaseModel):
+        ledger: str
+        line: str
+
+    def run(self, params: Params, ctx: ActionContext) -> Output:
+        _append(params.ledger, params.line)
+        return self.Output(ledger=params.ledger, line=params.line)
+
+
+class LedgerAppendOnce(LedgerAppend):
+    """Append a line to a ledger; must not be retried blindly."""
+
+    name = "test.ledger_append_once"
+    description = "Append a line to a ledger file (not idempotent)."
+    idempotent = False
+
+
+class Sleep(Action):
+    """Sleep, optionally logging start and end with the idempotency key."""
+
+    name = "test.sleep"
+    description = "Sleep for a number of seconds."
+    category = "test"
+    risk = "low"
+    idempotent = True
+    default_timeout_s = 3600
+
+    class Params(_Params):
+        seconds: float = Field(ge=0)
+        ledger: str | None = None
+
+    class Output(BaseModel):
+        slept: float
+
+    def run(self, params: Params, ctx: ActionContext) -> Output:
+        if params.ledger:
+            _append(params.ledger, f"start {ctx.idempotency_key}")
+        time.sleep(params.seconds)
+        if params.ledger:
+            _append(params.ledger, f"end {ctx.idempotency_key}")
+        return self.Output(slept=params.seconds)
+
+
+class SpawnAndHang(Action):
+    """Start a ``sleep 1000`` grandchild, record its pid, then hang."""
+
+    name = "test.spawn_and_hang"
+    description = "Start a grandchild process and never return."
+    category = "test"
+    risk = "low"
+    idempotent = True
+
+    class Params(_Params):
+        pid_file: str
+        # A session of its own, as Playwright gives Chromium: out of the
+        # action's process group, so only the zygote (subreaper) can end it.
+        detach: bool = False
+        hang: bool = True
+
+    Output = _Empty
+
+    def run(self, params: Params, ctx: ActionContext) -> BaseModel:
+        grandchild = subprocess.Popen(["sleep", "1000"], start_new_session=params.detach)
+        tmp = params.pid_file + ".tmp"
+        Path(tmp).write_text(str(grandchild.pid), encoding="utf-8")
+        os.replace(tmp, params.pid_file)  # readers never see a partial pid
+        while params.hang:
+            time.sleep(1000)
+        return _Empty()
+
+
+class Fail(Action):
+    """Fail the expected way with a message."""
+
+    name = "test.fail"
+    description = "Raise ActionFailed."
+    category = "test"
+    risk = "low"
+    idempotent = True
+
+    class Params(_Params):
+        message: str
+
+    Output = _Empty
+
+    def run(self, params: Params, ctx: ActionContext) -> BaseModel:
+        raise ActionFailed(params.message)
+
+
+class Crash(Action):
+    """Crash with an unexpected exception, printing first."""
+
+    name = "test.crash"
+    description = "Raise RuntimeError."
+    category = "test"
+    risk = "low"
+    idempotent = True
+
+    class Params(_Params):
+        message: str = "boom"
+
+    Output = _Empty
+
+    def run(self, params: Params, ctx: ActionContext) -> BaseModel:
+        print(f"about to crash in {os.getcwd()}")
+        raise RuntimeError(params.message)
+
+
+class Ask(Action):
+    """Pause for a person to choose a value, then return it."""
+
+    name = "test.ask"
+    description = "Ask for a value from an enum."
+    category = "test"
+    risk = "low"
+    idempotent = True
+
+    class Params(_Params):
+        field: str
+        enum: list[str]
+
+    class Output(BaseModel):
+        value: str
+
+    def run(self, params: Params, ctx: ActionContext) -> Output:
+        values = ctx.resume_values or {}
+        if params.field in values:
+            return self.Output(value=values[params.field])
+        raise NeedsInput(
+            f"choose a value for {params.field}",
+            fields={params.field: {"type": "string", "enum": params.enum}},
+            required=[params.field],
+            state={"asked": params.field},
+        )
+
+
+class Echo(Action):
+    """Print a text and a secret's value; return the text and secret."""
+
+    name = "test.echo_secret"
+    description = "Print and return a secret (for scrubbing tests)."
+    category = "test"
+    risk = "low"
+    idempotent = True
+    secrets = ("TEST_TOKEN",)
+
+    class Params(_Params):
+        text: str = ""
+
+    class Output(BaseModel):
+        text: str
+        environ: list[str]
+        home: str
+
+    def run(self, params: Params, ctx: ActionContext) -> Output:
+        token = ctx.secret("TEST_TOKEN")
+        print(f"token={token} text={params.text}", flush=True)
+        return self.Output(
+            text=f"{params.text}:{token}",
+            environ=sorted(os.environ),
+            home=os.environ.get("HOME", ""),
+        )
+
+
+class Allocate(Action):
+    """Allocate memory, to show the address-space limit applies."""
+
+    name = "test.allocate"
+    description = "Allocate a number of megabytes."
+    category = "test"
+    risk = "low"
+    idempotent = True
+    memory_limit_mb = 256
+
+    class Params(_Params):
+        megabytes: int
+
+    Output = _Empty
+
+    def run(self, params: Params, ctx: ActionContext) -> BaseModel:
+        block = bytearray(params.megabytes * 1024 * 1024)
+        del block
+        return _Empty()
+
+
+class Exit(Action):
+    """Leave without a result: exit with a code or die of a signal."""
+
+    name = "test.exit"
+    description = "Exit abruptly."
+    category = "test"
+    risk = "low"
+    idempotent = True
+
+    class Params(_Params):
+        code: int = 0
+        signal: int | None = None
+
+    Output = _Empty
+
+    def run(self, params: Params, ctx: ActionContext) -> BaseModel:
+        if params.signal is not None:
+            os.kill(os.getpid(), params.signal)
+            time.sleep(10)
+        os._exit(params.code)
+
+
+class LedgerStep(Action):
+    """Append `<line> <attempt>` to a ledger, optionally after a pause.
+
+    The scale and fault tests count these lines: which step ran, how often,
+    and in which attempt, recorded outside the database.
+    """
+
+    name = "test.ledger_step"
+    description = "Append a line and the attempt number to a ledger file."
+    category = "test"
+    risk = "low"
+    idempotent = True
+
+    class Params(_Params):
+        ledger: str
+        line: str
+        pause_s: float = Field(default=0.0, ge=0, le=10)
+
+    class Output(BaseModel):
+        line: str
+
+    def run(self, params: Params, ctx: ActionContext) -> Output:
+        if params.pause_s:
+            time.sleep(params.pause_s)
+        _append(params.ledger, f"{params.line} {ctx.attempt}")
+        return self.Output(line=params.line)
+
+
+ACTIONS: list[type[Action]] = [
+    Noop, LedgerAppend, LedgerAppendOnce, Sleep, SpawnAndHang, Fail, Crash,
+    Ask, Echo, Allocate, Exit, LedgerStep,
+]

@@ -1,0 +1,329 @@
+"""Faults: nothing lost, nothing done twice, every chain verifies afterwards.
+
+SIGKILLed workers and whole clusters during 200 runs; daphne killed and
+restarted under connected websocket clients; Redis and PostgreSQL restarted
+mid-run (servers of the test's own: the machine's are shared with others).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cluster, wait_for
+from tests.support.scale import ON_POSTGRES, audit_runs, finished, start_ledger_runs
+from tests.support.servers import children
+from tests.workflows.test_worker import fire_requeue_schedule
+
+pytestmark = [pytest.mark.worker]
+
+STEPS = 5
+
+
+def lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def recover(run_ids: list[int], *, timeout: float = 180) -> None:
+    """Wait for every run to end, firing the re-queue schedule as a minute would."""
+    deadline = time.monotonic() + timeout
+    while finished(run_ids) < len(run_ids):
+        assert time.monotonic() < deadline, (
+            f"{len(run_ids) - finished(run_ids)} of {len(run_ids)} runs never finished")
+        fire_requeue_schedule()
+        done = finished(run_ids)
+        try:
+            wait_for(lambda: finished(run_ids) > done or done == len(run_ids), timeout=3,
+                     every=0.2)
+        except pytest.fail.Exception:
+            pass  # no progress for a while: fire the schedule again
+
+
+def worker_processes(c: Cluster) -> list[int]:
+    """Return a cluster's worker processes that have run an action (they own a zygote)."""
+    assert c.proc is not None
+    workers = []
+    for sentinel in children(c.proc.pid):
+        for pid in children(sentinel):
+            if any(b"executors.zygote" in _cmdline(z) for z in children(pid)):
+                workers.append(pid)
+    return workers
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_sigkilled_workers_and_clusters_lose_nothing(cluster, operator, tmp_path,
+                                                     monkeypatch) -> None:
+    """200 runs, three clusters; workers and whole clusters are SIGKILLed again and again."""
+    monkeypatch.setenv("AGENTOS_REQUEUE_AFTER_S", "3")
+    ledger = tmp_path / "ledger"
+    clusters = [cluster() for _ in range(3)]
+    run_ids = start_ledger_runs(200, requester=operator, ledger=ledger, pause_s=0.05,
+                                max_attempts=10)
+    rng = random.Random(20261101)
+    kills = {"worker": 0, "cluster": 0}
+    for round_ in range(14):
+        seen = lines(ledger)
+        wait_for(lambda: lines(ledger) >= seen + 25 or finished(run_ids) == len(run_ids),
+                 timeout=60, message="the runs to make progress between kills")
+        if finished(run_ids) == len(run_ids):
+            break
+        if round_ % 4 == 3:
+            index = rng.randrange(len(clusters))
+            clusters[index].kill()
+            clusters[index] = cluster()
+            kills["cluster"] += 1
+            continue
+        victims = [pid for c in clusters for pid in worker_processes(c)]
+        if victims:
+            os.kill(rng.choice(victims), signal.SIGKILL)
+            kills["worker"] += 1
+    assert kills["worker"] >= 4 and kills["cluster"] >= 2, f"too few faults: {kills}"
+
+    recover(run_ids)
+    audit = audit_runs(run_ids, ledger, steps=STEPS)
+    assert audit["problems"] == []
+    print("sigkill faults:", kills, audit)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not ON_POSTGRES, reason="runs in the PostgreSQL + Redis pass")
+def test_a_redis_restart_mid_run_loses_nothing(cluster, operator, tmp_path,
+                                               monkeypatch) -> None:
+    """The broker's queue is lost with Redis; leases and the schedule recover every run."""
+    from django_q.conf import Conf
+
+    from tests.support.servers import RedisServer
+
+    redis = RedisServer(tmp_path / "redis.log").start()
+    try:
+        monkeypatch.setenv("REDIS_URL", redis.url)  # the clusters' broker and layer
+        monkeypatch.setenv("AGENTOS_REQUEUE_AFTER_S", "3")
+        monkeypatch.setattr(Conf, "REDIS", redis.url)  # this process enqueues there too
+        ledger = tmp_path / "ledger"
+        clusters = [cluster(), cluster()]
+        run_ids = start_ledger_runs(100, requester=operator, ledger=ledger, pause_s=0.05,
+                                    max_attempts=5)
+        wait_for(lambda: lines(ledger) >= 100, timeout=120, message="the runs to get going")
+        redis.kill()
+        at_restart = lines(ledger)
+        redis.start()
+        wait_for(lambda: lines(ledger) > at_restart + 50, timeout=120,
+                 message="the workers to carry on after Redis came back")
+        recover(run_ids)
+        audit = audit_runs(run_ids, ledger, steps=STEPS)
+        assert audit["problems"] == []
+        for c in clusters:
+            assert c.proc is not None and c.proc.poll() is None, "a cluster died with Redis"
+    finally:
+        redis.stop()
+
+
+# --- daphne killed under connected websocket clients --------------------------
+
+
+class LiveClients:
+    """Websocket clients (the `websockets` library) on a thread of their own.
+
+    Each run client follows `/ws/runs/<id>/?after=N` and, whenever its
+    connection drops, reconnects asking for the events after the last seq it
+    got, as the run page does. The inbox client reconnects to `/ws/inbox/`.
+    """
+
+    def __init__(self, port: int, cookie: str, run_ids: list[int]) -> None:
+        import asyncio
+        import threading
+
+        self.base = f"ws://127.0.0.1:{port}"
+        self.headers = {"Cookie": f"sessionid={cookie}", "Origin": f"http://127.0.0.1:{port}"}
+        self.seqs: dict[int, list[int]] = {run_id: [] for run_id in run_ids}
+        self.connects: dict[int | str, int] = {run_id: 0 for run_id in run_ids} | {"inbox": 0}
+        self.done: set[int] = set()
+        self.inbox: list[dict] = []
+        self.stopping = False
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_until_complete,
+                                       args=(self._main(run_ids),), daemon=True)
+        self.thread.start()
+
+    async def _main(self, run_ids: list[int]) -> None:
+        import asyncio
+
+        await asyncio.gather(self._inbox(), *(self._follow(run_id) for run_id in run_ids))
+
+    async def _session(self, path: str):  # type: ignore[no-untyped-def]
+        from websockets.asyncio.client import connect
+
+        return connect(self.base + path, additional_headers=self.headers, open_timeout=3,
+                       close_timeout=1)
+
+    async def _follow(self, run_id: int) -> None:
+        import asyncio
+        import json
+
+        from websockets.exceptions import WebSocketException
+
+        while run_id not in self.done and not self.stopping:
+            after = self.seqs[run_id][-1] if self.seqs[run_id] else 0
+            try:
+                async with await self._session(f"/ws/runs/{run_id}/?after={after}") as ws:
+                    self.connects[run_id] += 1
+                    async for raw in ws:
+                        message = json.loads(raw)
+                        if message["type"] == "event":
+                            self.seqs[run_id].append(message["event"]["seq"])
+                            ended = message["event"]["type"] == "run.succeeded"
+                        else:
+                            ended = (message["type"] == "caught_up"
+                                     and message["run"]["status"] == "succeeded")
+                        if ended:
+                            self.done.add(run_id)
+                            return
+            except (OSError, TimeoutError, WebSocketException):
+                await asyncio.sleep(0.1)
+
+    async def _inbox(self) -> None:
+        import asyncio
+        import json
+
+        from websockets.exceptions import WebSocketException
+
+        while not self.stopping:
+            try:
+                async with await self._session("/ws/inbox/") as ws:
+                    self.connects["inbox"] += 1
+                    async for raw in ws:
+                        self.inbox.append(json.loads(raw))
+                        if self.stopping:
+                            return
+            except (OSError, TimeoutError, WebSocketException):
+                await asyncio.sleep(0.1)
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.thread.join(timeout=15)
+
+
+def test_websocket_clients_catch_up_after_daphne_is_killed(cluster, operator, reviewer,
+                                                          tmp_path) -> None:
+    """Every client ends with every event of its run exactly once, in order."""
+    from django.test import Client
+
+    from tests.approvals.conftest import gate_plan
+    from tests.approvals.servers import Daphne
+    from workflows.models import Event, Run
+    from workflows.services import run_create
+
+    server = Daphne(tmp_path / "daphne.log")
+    clients = None
+    try:
+        ledger = tmp_path / "ledger"
+        cluster()
+        run_ids = start_ledger_runs(8, requester=operator, ledger=ledger, pause_s=0.5)
+        browser = Client()
+        browser.force_login(reviewer)
+        clients = LiveClients(server.port, browser.cookies["sessionid"].value, run_ids)
+        wait_for(lambda: all(clients.connects.values()) and lines(ledger) >= 4, timeout=60,
+                 message="every client to connect and the runs to start")
+        assert finished(run_ids) < len(run_ids), "the runs must still be going"
+
+        server.restart()  # SIGKILL, then a new daphne on the same listening socket
+        wait_for(lambda: clients.connects["inbox"] >= 2, timeout=60,
+                 message="the inbox client to reconnect")
+        gated = run_create(plan=gate_plan(str(ledger)), mode="autonomous",
+                           context={"line": "x"}, requester=operator)
+        wait_for(lambda: any(m.get("event_type") == "run.paused" and m.get("run") == gated.pk
+                             for m in clients.inbox), timeout=60,
+                 message="the inbox to hear of a request opened after the restart")
+        wait_for(lambda: clients.done == set(run_ids), timeout=120,
+                 message="every client to see its run finish")
+    finally:
+        if clients is not None:
+            clients.stop()
+        server.stop()
+
+    for run_id in run_ids:
+        run = Run.objects.get(pk=run_id)
+        assert run.status == "succeeded", run.error
+        assert clients.seqs[run_id] == list(range(1, run.last_seq + 1)), run_id
+        assert Event.objects.filter(run_id=run_id).count() == run.last_seq
+    assert sum(1 for n in clients.connects.values() if n >= 2) >= 1, clients.connects
+    assert audit_runs(run_ids, ledger, steps=STEPS)["problems"] == []
+
+
+# --- PostgreSQL restarted mid-run ----------------------------------------------
+
+
+def probe(env: dict[str, str], call: str) -> object:
+    """Run a tests.support.probe function in a process of its own; return its JSON."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "shell", "-c",
+         f"from tests.support.probe import *; {call}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not ON_POSTGRES, reason="runs in the PostgreSQL + Redis pass")
+def test_a_postgres_restart_mid_run_loses_nothing(tmp_path) -> None:
+    """Workers reconnect and carry on; runs finish; chains verify on the restarted server."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, worker_env
+    from tests.support.servers import PostgresServer, RedisServer
+
+    pg = PostgresServer()
+    redis = RedisServer(tmp_path / "redis.log")
+    clusters: list[Cluster] = []
+    try:
+        pg.start().create_database()
+        redis.start()
+        env = worker_env() | {"DATABASE_URL": pg.url, "REDIS_URL": redis.url,
+                              "AGENTOS_REQUEUE_AFTER_S": "3"}
+        subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput",
+                        "-v0"], cwd=ROOT, env=env, check=True, timeout=300)
+        ledger, ids_file = tmp_path / "ledger", tmp_path / "runs.json"
+        run_ids = probe(env, f"create(100, {str(ledger)!r}, 0.05, 5)")
+        assert isinstance(run_ids, list) and len(run_ids) == 100
+        ids_file.write_text(json.dumps(run_ids))
+        clusters = [Cluster(tmp_path / f"qcluster-{i}.log", env).start() for i in range(2)]
+        wait_for(lambda: lines(ledger) >= 100, timeout=120, message="the runs to get going")
+
+        pg.stop("fast")  # every session is cut, as in a restart
+        at_restart = lines(ledger)
+        pg.start()
+        wait_for(lambda: lines(ledger) > at_restart + 50, timeout=120,
+                 message="the workers to carry on after PostgreSQL came back")
+        deadline = time.monotonic() + 180
+        while probe(env, f"finished({str(ids_file)!r})") < len(run_ids):
+            assert time.monotonic() < deadline, "runs never finished after the restart"
+            probe(env, "fire()")
+        audit = probe(env, f"audit({str(ids_file)!r}, {str(ledger)!r})")
+        assert isinstance(audit, dict) and audit["problems"] == []
+        for c in clusters:
+            assert c.proc is not None and c.proc.poll() is None, c.output()[-3000:]
+        print("postgres restart:", audit)
+    finally:
+        for c in clusters:
+            c.stop()
+        redis.stop()
+        pg.remove()

@@ -1,0 +1,50 @@
+"""The engine's view of the executors: registry, policy and runner from settings."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.conf import settings
+
+from executors.base import Policy
+from executors.registry import Registry, build_registry
+from executors.runner import Runner, get_runner
+
+
+@cache
+def registry() -> Registry:
+    """Return the closed registry of the modules named in settings."""
+    return build_registry(tuple(settings.AGENTOS_ACTION_MODULES))
+
+
+def policy() -> Policy:
+    """Return the red lines the plan validator and the runner enforce."""
+    return Policy(
+        files_roots=tuple(settings.AGENTOS_FILES_ROOTS),
+        allowed_hosts=tuple(settings.AGENTOS_API_ALLOWED_HOSTS),
+        allowed_origins=(settings.AGENTOS_PORTAL_BASE_URL.rstrip("/"),),
+    )
+
+
+def runner() -> Runner:
+    """Return this process's action runner (a pre-forked zygote)."""
+    return get_runner(
+        tuple(settings.AGENTOS_ACTION_MODULES), python_path=(str(settings.BASE_DIR),)
+    )
+
+
+def secrets_for(action_name: str, params: dict | None = None) -> dict[str, str]:
+    """Return the secret values a step may read, by setting name.
+
+    The action declares them, or (e.g. HTTP actions) names them per step
+    from its parameters through `secret_names`.
+    """
+    action = registry().get(action_name)
+    names = action.secret_names(params or {}) if params is not None else action.secrets
+    return {name: settings.AGENTOS_SECRETS[name] for name in names
+            if name in settings.AGENTOS_SECRETS}
+
+
+def all_secret_values() -> list[str]:
+    """Return every configured secret value, for scrubbing text before it is stored."""
+    return [value for value in settings.AGENTOS_SECRETS.values() if value]

@@ -1,0 +1,136 @@
+"""Idempotent run creation and forks: the run services integrations rely on."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from workflows.events import event_append
+from workflows.models import Run, Step
+from workflows.plans import PlanError, PlanInvalid
+from workflows.replay import ReplayError, state_at
+from workflows.services import (
+    _context_errors,
+    enqueue_advance,
+    lock_run,
+    merge_values,
+    run_create,
+)
+from workflows.states import StepStatus
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def run_create_idempotent(*, idempotency_key: str, requester: Any,
+                          **kwargs: Any) -> tuple[Run, bool]:
+    """Create a run once per (requester, key); return (run, created).
+
+    The unique constraint decides races: of two concurrent requests with the
+    same key, one inserts and the other reads the winner's run.
+    """
+    if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        raise PlanInvalid([PlanError("", "Idempotency-Key",
+                                     f"at most {MAX_IDEMPOTENCY_KEY} characters")])
+    if not idempotency_key:
+        return run_create(requester=requester, **kwargs), True
+    existing = Run.objects.filter(requester=requester, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing, False
+    try:
+        return run_create(requester=requester, idempotency_key=idempotency_key, **kwargs), True
+    except IntegrityError:
+        existing = Run.objects.filter(requester=requester,
+                                      idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return existing, False
+
+
+def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: Any) -> Run:
+    """Start a new run from the state of run `run_id` right after event `at_seq`.
+
+    The context is rebuilt from the events, `context` overrides merge into
+    it, completed steps up to that point are carried over (never re-run),
+    and the new run starts at the node the parent was at. Both chains record
+    the fork: `run.created` (with `forked_from`) and the parent's `run.forked`.
+    """
+    overrides = copy.deepcopy(context or {})
+    if not isinstance(overrides, dict):
+        raise PlanInvalid([PlanError("", "context", "must be an object")])
+    parent = Run.objects.select_related("workflow").filter(pk=run_id).first()
+    if parent is None:
+        from workflows.services import RunNotFound
+
+        raise RunNotFound(f"no run {run_id}")
+    try:
+        state = state_at(parent, at_seq)
+    except ReplayError as exc:
+        raise PlanInvalid([PlanError("", "at_seq", str(exc))]) from None
+    new_context = state.context
+    merge_values(new_context, overrides)
+    if overrides:
+        # Only the overrides are checked: the rebuilt context was valid when
+        # the parent ran, and later outputs may legitimately go beyond inputs.
+        keys = _top_keys(overrides)
+        errors = [e for e in _context_errors(parent.inputs_schema or {}, new_context)
+                  if e.field.partition(".")[2].split(".")[0] in keys]
+        if errors:
+            raise PlanInvalid(errors)
+    nodes = parent.nodes
+    position = state.position
+    with transaction.atomic():
+        run = Run.objects.create(
+            workflow=parent.workflow, workflow_version=parent.workflow_version,
+            plan=parent.plan, inputs_schema=parent.inputs_schema, mode=parent.mode,
+            context=new_context, requester=actor, parent=parent, forked_at_seq=at_seq,
+            position=position, current_node=nodes[position]["id"] if position < len(nodes)
+            else "",
+        )
+        carried = _carry_steps(parent, run, state.completed, state.completed_steps, position)
+        event_append(run=run, type="run.created", actor=actor, data={
+            "workflow": parent.workflow.slug if parent.workflow_id else None,
+            "version": run.workflow_version, "mode": run.mode, "context": new_context,
+            "nodes": [node["id"] for node in nodes], "position": position,
+            "forked_from": {"run": parent.pk, "seq": at_seq}, "overrides": overrides,
+            "completed": {node: state.completed[node] for node in carried},
+            "completed_steps": carried,
+        })
+        run.save(update_fields=["last_seq", "last_hash"])
+        locked_parent = lock_run(parent.pk)
+        event_append(run=locked_parent, type="run.forked", actor=actor, data={
+            "child": run.pk, "at_seq": at_seq, "overrides": overrides,
+        })
+        locked_parent.save(update_fields=["last_seq", "last_hash"])
+        transaction.on_commit(lambda: enqueue_advance(run.pk))
+    return run
+
+
+def _top_keys(values: dict) -> set[str]:
+    return {key.split(".")[0] for key in values}
+
+
+def _carry_steps(parent: Run, run: Run, completed: dict[str, dict],
+                 step_ids: dict[str, int], position: int) -> dict[str, int]:
+    """Copy the parent's completed steps before `position`; return node -> new step id."""
+    carried: dict[str, int] = {}
+    index = {node["id"]: i for i, node in enumerate(parent.nodes)}
+    originals = {s.pk: s for s in Step.objects.filter(run=parent, pk__in=step_ids.values())}
+    now = timezone.now()
+    for node_id, output in completed.items():
+        pos = index.get(node_id)
+        if pos is None or pos >= position:
+            continue
+        original = originals.get(step_ids.get(node_id, 0))
+        step = Step.objects.create(
+            run=run, node_id=node_id, position=pos, attempt=1,
+            action=original.action if original else parent.nodes[pos].get("action", ""),
+            params=original.params if original else {}, status=StepStatus.SUCCEEDED,
+            output=output, idempotency_key=f"run{run.pk}-{node_id}-{pos}",
+            evidence={"carried_from": {"run": parent.pk, "step": step_ids.get(node_id)}},
+            error="", started_at=now, finished_at=now, duration_ms=0,
+        )
+        carried[node_id] = step.pk
+    return carried

@@ -1,0 +1,87 @@
+"""What a gate guards: the exact, resolved parameters of the actions it lets run.
+
+A person approves what they saw. The gate records the SHA-256 of the guarded
+actions' resolved parameters; before a guarded step runs, the engine resolves
+them again and runs the step only when the digest still matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from workflows import actions
+from workflows.events import canonical_json
+from workflows.templating import references, render, root_key
+
+
+def params_digest(*, node_id: str, action: str, params: Any) -> str:
+    """Return the SHA-256 of one action's resolved parameters."""
+    body = canonical_json({"node": node_id, "action": action, "params": params})
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def guard_entry(*, node: dict, position: int, params: Any, unresolved: list[str]) -> dict:
+    """Return what a request shows and records about one guarded action."""
+    try:
+        risk = actions.registry().get(node["action"]).risk
+    except Exception:  # an unknown action cannot run anyway; show it as high risk
+        risk = "high"
+    return {
+        "node": node["id"], "position": position, "action": node["action"], "risk": risk,
+        "params": params, "unresolved": unresolved,
+        "digest": params_digest(node_id=node["id"], action=node["action"], params=params),
+    }
+
+
+def guards_after(nodes: list[dict], position: int, context: dict) -> list[dict]:
+    """Return the action nodes a gate at `position` guards, resolved from the context.
+
+    A gate guards the actions that follow it up to the next gate or input
+    node (or the end of the plan).
+    """
+    guarded = []
+    for index in range(position + 1, len(nodes)):
+        node = nodes[index]
+        if node.get("type", "action") != "action":
+            break
+        missing: set[str] = set()
+        params = render(node.get("params", {}), context, missing)
+        guarded.append(guard_entry(node=node, position=index, params=params,
+                                   unresolved=sorted(missing)))
+    return guarded
+
+
+def still_approved(guard: dict, node: dict, context: dict, *,
+                   answered: tuple[str, ...] = ()) -> tuple[bool, str]:
+    """Return whether a step's parameters still match what a person approved.
+
+    A parameter built only from values that were unknown when the gate was
+    decided (its `unresolved` references) or that a person gave later in
+    answer to the step's own question (`answered`, e.g. the laptop model a
+    portal asked for) was not part of what the approver saw: it may differ.
+    Every other parameter must be exactly what the approver saw. Also return
+    the digest of the parameters as they are now.
+    """
+    now = render(node.get("params", {}), context, set())
+    digest = params_digest(node_id=node["id"], action=node["action"], params=now)
+    seen = guard.get("params") or {}
+    free = {root_key(ref) for ref in (*guard.get("unresolved", []), *answered)}
+    templates = node.get("params", {})
+    if set(now) != set(seen):
+        return False, digest
+    for name, template in templates.items():
+        roots = {root_key(ref) for ref in references(template)}
+        if roots and roots <= free:
+            continue
+        if now.get(name) != seen.get(name):
+            return False, digest
+    return True, digest
+
+
+def guards_digest(guards: list[dict]) -> str:
+    """Return the digest of everything a request guards ("" when it guards nothing)."""
+    if not guards:
+        return ""
+    body = canonical_json([[g["node"], g["position"], g["digest"]] for g in guards])
+    return hashlib.sha256(body.encode()).hexdigest()

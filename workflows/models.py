@@ -1,0 +1,338 @@
+"""Workflows, runs, steps and the append-only event log."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from workflows.states import TERMINAL, RunMode, RunStatus, StepStatus
+
+
+class Workflow(models.Model):
+    """A stored, versioned workflow spec: inputs schema, mode and plan."""
+
+    slug = models.SlugField(max_length=100, unique=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    spec = models.JSONField(help_text="The validated spec: mode, inputs, plan.")
+    source = models.TextField(blank=True, help_text="The spec as authored (YAML or JSON).")
+    version = models.PositiveIntegerField(default=1)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+        permissions = [("start_run", "Can start a run of a workflow")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def mode(self) -> str:
+        return self.spec.get("mode", RunMode.ASSISTED)
+
+    @property
+    def inputs_schema(self) -> dict:
+        return self.spec.get("inputs") or {"type": "object", "properties": {}}
+
+    @property
+    def plan(self) -> dict:
+        return self.spec.get("plan") or {"nodes": []}
+
+
+class WorkflowVersion(models.Model):
+    """One saved spec of a workflow; a run records the version it froze."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    spec = models.JSONField()
+    source = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workflow", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "version"], name="workflow_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.slug} v{self.version}"
+
+
+class Run(models.Model):
+    """One execution of a frozen plan; its status and context project its events."""
+
+    workflow = models.ForeignKey(
+        Workflow, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    workflow_version = models.PositiveIntegerField(null=True, blank=True)
+    plan = models.JSONField(help_text="The plan frozen when the run was created.")
+    inputs_schema = models.JSONField(default=dict, blank=True)
+    mode = models.CharField(max_length=16, choices=RunMode.choices, default=RunMode.ASSISTED)
+    status = models.CharField(
+        max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
+    )
+    context = models.JSONField(default=dict, blank=True)
+    position = models.PositiveIntegerField(default=0, help_text="Index of the current node.")
+    current_node = models.CharField(max_length=100, blank=True)
+    # What a person decided about the current node that the engine must honour
+    # once: {"node", "position", "how": approved|retry|resume, "state", "values"}.
+    clearance = models.JSONField(default=dict, blank=True)
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="requested_runs",
+    )
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="forks"
+    )
+    forked_at_seq = models.PositiveIntegerField(null=True, blank=True)
+    # An integration's Idempotency-Key: the same key of the same requester
+    # always names the same run (a unique constraint, so also under races).
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    batch = models.ForeignKey(
+        "RunBatch", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    schedule = models.ForeignKey(
+        "WorkflowSchedule", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="runs",
+    )
+    correlation_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    last_seq = models.PositiveIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("cancel_run", "Can cancel a run"),
+            ("fork_run", "Can fork a run"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "lease_expires_at"], name="run_status_lease"),
+            models.Index(fields=["workflow", "-created_at"], name="run_workflow_created"),
+            # Every list of runs is newest first; each filter has its own
+            # index in that order, so a page never sorts or counts the table.
+            models.Index(fields=["-created_at", "-id"], name="run_created_id"),
+            models.Index(fields=["status", "-created_at", "-id"], name="run_status_created"),
+            models.Index(fields=["mode", "-created_at", "-id"], name="run_mode_created"),
+            models.Index(fields=["requester", "-created_at"], name="run_requester_created"),
+            models.Index(fields=["current_node", "-created_at"], name="run_node_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=sorted(TERMINAL), finished_at__isnull=False)
+                | (~Q(status__in=sorted(TERMINAL)) & Q(finished_at__isnull=True)),
+                name="run_finished_iff_terminal",
+            ),
+            models.UniqueConstraint(
+                fields=["requester", "idempotency_key"], condition=~Q(idempotency_key=""),
+                name="run_idempotency_key_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        name = self.workflow.slug if self.workflow_id else "plan"
+        return f"Run {self.pk} ({name})"
+
+    # What the engine and services change; the frozen plan is never rewritten.
+    STATE_FIELDS = (
+        "status", "context", "position", "current_node", "clearance", "lease_owner",
+        "lease_expires_at", "error", "started_at", "finished_at", "last_seq", "last_hash",
+        "updated_at",
+    )
+
+    def save_state(self) -> None:
+        """Save the projection of the run's events (status, context, position...)."""
+        self.save(update_fields=self.STATE_FIELDS)
+
+    @property
+    def nodes(self) -> list[dict]:
+        return list(self.plan.get("nodes", []))
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+class RunBatch(models.Model):
+    """Runs of one workflow started together from a CSV file or a JSON list."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="batches")
+    size = models.PositiveIntegerField()
+    source = models.CharField(max_length=16, help_text="csv or json")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "run batches"
+
+    def __str__(self) -> str:
+        return f"Batch {self.pk}: {self.size} runs of {self.workflow.slug}"
+
+
+class WorkflowSchedule(models.Model):
+    """Start a workflow on a cron expression or every N minutes (django-q2)."""
+
+    class Kind(models.TextChoices):
+        CRON = "cron", "Cron expression"
+        INTERVAL = "interval", "Every N minutes"
+
+    name = models.CharField(max_length=100, unique=True)
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="schedules")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.INTERVAL)
+    cron = models.CharField(max_length=100, blank=True, help_text="e.g. 0 7 * * 1-5")
+    minutes = models.PositiveIntegerField(null=True, blank=True,
+                                          help_text="Interval in minutes.")
+    context = models.JSONField(default=dict, blank=True,
+                               help_text="The starting context of every run.")
+    mode = models.CharField(max_length=16, choices=RunMode.choices, blank=True)
+    enabled = models.BooleanField(default=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", help_text="Recorded as the requester of every scheduled run.",
+    )
+    q_schedule_id = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="cron") & ~Q(cron=""))
+                | (Q(kind="interval") & Q(minutes__gte=1)),
+                name="schedule_has_its_timing",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Step(models.Model):
+    """One attempt at one action node."""
+
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="steps")
+    node_id = models.CharField(max_length=100)
+    position = models.PositiveIntegerField()
+    attempt = models.PositiveIntegerField(default=1)
+    action = models.CharField(max_length=100)
+    params = models.JSONField(default=dict, help_text="Resolved parameters (no secrets).")
+    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.RUNNING)
+    output = models.JSONField(null=True, blank=True)
+    evidence = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=100)
+    worker = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "node_id", "position", "attempt"], name="step_attempt_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[StepStatus.RUNNING, StepStatus.UNKNOWN])
+                | Q(finished_at__isnull=False),
+                name="step_finished_when_final",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} #{self.attempt} ({self.status})"
+
+
+class EventQuerySet(models.QuerySet):
+    """Events are append-only: bulk changes are refused."""
+
+    def update(self, **kwargs):  # type: ignore[no-untyped-def]
+        raise EventImmutable("events are append-only; they cannot be updated")
+
+    def delete(self):  # type: ignore[no-untyped-def]
+        raise EventImmutable("events are append-only; they cannot be deleted")
+
+    _raw_delete = delete
+
+
+class EventImmutable(Exception):
+    """Something tried to change or delete an event."""
+
+
+class Event(models.Model):
+    """One entry of a hash-chained, append-only log.
+
+    Events of a run chain through the run's `last_hash`; events outside any
+    run (workflow edits, logins, tokens) form the system chain.
+    """
+
+    run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=64, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    actor_label = models.CharField(max_length=150)
+    data = models.JSONField(default=dict)
+    at = models.DateTimeField()
+    correlation_id = models.CharField(max_length=64, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        permissions = [("export_event", "Can export the audit log")]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "seq"], name="event_run_seq_unique"),
+            models.UniqueConstraint(
+                fields=["seq"], condition=Q(run__isnull=True), name="event_system_seq_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.seq}"
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not self._state.adding:
+            raise EventImmutable("events are append-only; they cannot be updated")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise EventImmutable("events are append-only; they cannot be deleted")
+
+
+class SystemChain(models.Model):
+    """The head of the system event chain; its row is what an append locks."""
+
+    last_seq = models.PositiveIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"system chain at {self.last_seq}"

@@ -1,0 +1,383 @@
+"""Plan and workflow-spec validation: the safe router.
+
+Every plan is checked here before anything runs: node shapes, unknown
+actions, parameters against their pydantic models, policy (paths, hosts),
+template syntax, outputs, and, in a stored workflow, that every reference
+names a declared input or an output or field of an earlier node. All
+problems are reported at once, each with its node and field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any, Literal
+
+import jsonschema
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from executors.base import Policy
+from executors.registry import Registry, UnknownAction
+from executors.scrubbing import NUL_MESSAGE, first_nul
+from workflows import templating
+from workflows.states import RunMode
+
+NODE_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+CONTEXT_KEY = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+MAX_PLAN_BYTES = 256 * 1024
+MAX_NODES = 200
+MAX_NODE_TIMEOUT_S = 900
+# Red lines on parameters: a node's params as JSON, one string, nesting depth.
+MAX_PARAMS_BYTES = 32 * 1024
+MAX_STRING_CHARS = 8000
+MAX_PARAM_DEPTH = 8
+# References read the run's context and nothing else: these roots name
+# things that are never in it, so a reference to them is refused outright.
+RESERVED_ROOTS = frozenset({"secrets", "secret", "settings", "env", "environ", "os", "request",
+                            "self", "config", "django", "globals", "builtins"})
+
+
+@dataclass(frozen=True)
+class PlanError:
+    """One problem: which node, which field, what is wrong."""
+
+    node: str
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+class PlanInvalid(Exception):
+    """A plan or spec failed validation; nothing was run or saved."""
+
+    def __init__(self, errors: list[PlanError]) -> None:
+        super().__init__("; ".join(f"{e.node or '-'}.{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+class RetryPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_attempts: int = Field(1, ge=1, le=10)
+    backoff_s: float = Field(1.0, ge=0, le=300)
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=NODE_ID)
+    title: str | None = Field(None, max_length=300)
+    description: str = Field("", max_length=4000)
+
+
+class ActionNode(_Node):
+    type: Literal["action"] = "action"
+    action: str = Field(max_length=100)
+    params: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[Annotated[str, Field(pattern=CONTEXT_KEY)], str] = Field(default_factory=dict)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    timeout_s: float | None = Field(None, gt=0, le=MAX_NODE_TIMEOUT_S)
+
+
+class _AskNode(_Node):
+    """What gates and input nodes share: assignment, due time, on_timeout."""
+
+    assign_to: str | None = Field(None, max_length=150)
+    due_in_s: int | None = Field(None, gt=0, le=90 * 24 * 3600)
+    escalate_to: str | None = Field(None, max_length=150)
+    on_timeout: Literal["reject", "approve", "escalate"] | None = None
+
+    @field_validator("on_timeout")
+    @classmethod
+    def _timeout_policy(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and not info.data.get("due_in_s"):
+            raise ValueError("on_timeout needs due_in_s")
+        if value == "escalate" and not info.data.get("escalate_to"):
+            raise ValueError("escalate needs escalate_to (a group)")
+        return value
+
+
+class ApprovalNode(_AskNode):
+    type: Literal["approval"]
+    title: str = Field(max_length=300)
+    quorum: int = Field(1, ge=1, le=10)
+
+
+class InputNode(_AskNode):
+    type: Literal["input"]
+    title: str = Field(max_length=300)
+    fields: dict[Annotated[str, Field(pattern=CONTEXT_KEY)], dict[str, Any]] = Field(
+        min_length=1
+    )
+    required: list[str] | None = None
+
+
+NODE_MODELS: dict[str, type[_Node]] = {
+    "action": ActionNode,
+    "approval": ApprovalNode,
+    "input": InputNode,
+}
+
+
+class WorkflowSpec(BaseModel):
+    """A stored workflow: what the admin and the API accept."""
+
+    model_config = ConfigDict(extra="forbid")
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,99}$")
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=4000)
+    mode: RunMode = RunMode.ASSISTED
+    allow_self_approval: bool = False
+    inputs: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    plan: dict[str, Any]
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _pydantic_errors(node: str, prefix: str, exc: ValidationError) -> list[PlanError]:
+    errors = []
+    for err in exc.errors(include_url=False, include_input=False):
+        field = _loc((prefix, *err["loc"])) if prefix else _loc(err["loc"])
+        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        errors.append(PlanError(node, field, message))
+    return errors
+
+
+def input_schema_errors(inputs: Any) -> list[PlanError]:
+    """Check an inputs (or fields) JSON Schema."""
+    if not isinstance(inputs, dict) or inputs.get("type", "object") != "object":
+        return [PlanError("", "inputs", "must be a JSON Schema of type object")]
+    try:
+        jsonschema.Draft202012Validator.check_schema(inputs)
+    except jsonschema.SchemaError as exc:
+        return [PlanError("", "inputs." + _loc(tuple(exc.path)) if exc.path else "inputs",
+                          exc.message)]
+    return []
+
+
+def node_fields_schema(node: InputNode) -> dict[str, Any]:
+    """Return the JSON Schema object an input node asks for."""
+    required = node.required if node.required is not None else list(node.fields)
+    return {"type": "object", "properties": node.fields, "required": required}
+
+
+def parse_nodes(plan: dict[str, Any]) -> list[_Node]:
+    """Return the plan's nodes as models; the plan must already be valid."""
+    return [NODE_MODELS[n.get("type", "action")].model_validate(n) for n in plan["nodes"]]
+
+
+def validate_plan(
+    plan: Any,
+    *,
+    registry: Registry,
+    policy: Policy,
+    inputs_schema: dict[str, Any] | None = None,
+    stored: bool = False,
+) -> list[PlanError]:
+    """Return every problem with a plan; an empty list means it may run.
+
+    With `stored=True` (a workflow's plan), every reference must name a
+    declared input or an output or field of an earlier node.
+    """
+    if not isinstance(plan, dict):
+        return [PlanError("", "plan", "must be an object with a list of nodes")]
+    if len(json.dumps(plan, default=str)) > MAX_PLAN_BYTES:
+        return [PlanError("", "plan", f"is larger than {MAX_PLAN_BYTES // 1024} KiB")]
+    nul = first_nul(plan)
+    if nul is not None:
+        return [PlanError("", f"plan.{nul}", NUL_MESSAGE)]
+    errors = [PlanError("", f"plan.{key}", "unknown field") for key in plan if key != "nodes"]
+    raw_nodes = plan.get("nodes")
+    if not isinstance(raw_nodes, list) or not raw_nodes:
+        return errors + [PlanError("", "nodes", "must be a non-empty list of nodes")]
+    if len(raw_nodes) > MAX_NODES:
+        return errors + [PlanError("", "nodes", f"at most {MAX_NODES} nodes")]
+
+    available = set((inputs_schema or {}).get("properties", {}))
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_nodes):
+        label = f"#{index + 1}"
+        if not isinstance(raw, dict):
+            errors.append(PlanError(label, "", "a node must be an object"))
+            continue
+        if isinstance(raw.get("id"), str) and raw["id"]:
+            label = raw["id"]
+        kind = raw.get("type", "action")
+        model = NODE_MODELS.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            errors.append(PlanError(label, "type", "must be one of action, approval, input"))
+            continue
+        try:
+            node = model.model_validate(raw)
+        except ValidationError as exc:
+            errors.extend(_pydantic_errors(label, "", exc))
+            continue
+        if node.id in seen:
+            errors.append(PlanError(node.id, "id", f"duplicate node id {node.id!r}"))
+        seen.add(node.id)
+        errors.extend(_template_errors(node))
+        if stored:
+            errors.extend(_reference_errors(node, available))
+        if isinstance(node, ActionNode):
+            size_errors = _size_errors(node)
+            errors.extend(size_errors)
+            if not size_errors:
+                errors.extend(_action_errors(node, registry, policy))
+            available.update(node.outputs)
+        elif isinstance(node, InputNode):
+            errors.extend(_input_node_errors(node))
+            available.update(node.fields)
+    return errors
+
+
+def _template_texts(node: _Node) -> dict[str, Any]:
+    texts: dict[str, Any] = {"title": node.title, "description": node.description}
+    if isinstance(node, ActionNode):
+        texts.update({f"params.{k}": v for k, v in node.params.items()})
+    return texts
+
+
+def _template_errors(node: _Node) -> list[PlanError]:
+    errors = [
+        PlanError(node.id, field, message)
+        for field, value in _template_texts(node).items()
+        for message in templating.check_syntax(value)
+    ]
+    for field, value in _template_texts(node).items():
+        for ref in templating.references(value):
+            parts = ref.split(".")
+            if parts[0] == "context":
+                parts = parts[1:]
+            if not parts or parts[0] in RESERVED_ROOTS or any(p.startswith("_") for p in parts):
+                errors.append(PlanError(
+                    node.id, field,
+                    f"{{{{ {ref} }}}} does not name a context value; references read the "
+                    "run's context only (secrets are named by actions, never referenced)"))
+    return errors
+
+
+def _size_errors(node: ActionNode) -> list[PlanError]:
+    """Return problems with oversized or too deeply nested parameters."""
+    if len(json.dumps(node.params, default=str)) > MAX_PARAMS_BYTES:
+        return [PlanError(node.id, "params", f"larger than {MAX_PARAMS_BYTES // 1024} KiB")]
+    errors: list[PlanError] = []
+
+    def walk(value: Any, where: str, depth: int) -> None:
+        if depth > MAX_PARAM_DEPTH:
+            errors.append(PlanError(node.id, where, f"nested deeper than {MAX_PARAM_DEPTH}"))
+        elif isinstance(value, str) and len(value) > MAX_STRING_CHARS:
+            errors.append(PlanError(node.id, where,
+                                    f"longer than {MAX_STRING_CHARS} characters"))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}", depth + 1)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{where}.{index}", depth + 1)
+
+    for name, value in node.params.items():
+        walk(value, f"params.{name}", 1)
+    return errors
+
+
+def _reference_errors(node: _Node, available: set[str]) -> list[PlanError]:
+    errors = []
+    for field, value in _template_texts(node).items():
+        for ref in templating.references(value):
+            if templating.root_key(ref) not in available:
+                errors.append(PlanError(
+                    node.id, field,
+                    f"refers to {{{{ {ref} }}}}, which is neither a declared input nor an "
+                    "output or field of an earlier node",
+                ))
+    return errors
+
+
+def _action_errors(node: ActionNode, registry: Registry, policy: Policy) -> list[PlanError]:
+    try:
+        action = registry.get(node.action)
+    except UnknownAction:
+        return [PlanError(node.id, "action", f"unknown action {node.action!r}; "
+                          "see GET /api/v1/actions for the registry")]
+    errors: list[PlanError] = []
+    fields = action.Params.model_fields
+    templated = {k for k, v in node.params.items() if any(True for _ in templating.references(v))}
+    for name in node.params:
+        if name not in fields:
+            errors.append(PlanError(node.id, f"params.{name}", "unknown parameter"))
+    literal = {k: v for k, v in node.params.items() if k not in templated and k in fields}
+    try:
+        # Strict, as in the child: "yes" is not a bool nor "5" an int.
+        action.Params.model_validate_json(json.dumps(literal), strict=True)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False, include_input=False):
+            if err["loc"] and err["loc"][0] in templated:
+                continue  # checked at run time, once the reference is resolved
+            errors.append(PlanError(node.id, _loc(("params", *err["loc"])), err["msg"]))
+    for field, message in action.policy_errors(literal, policy):
+        errors.append(PlanError(node.id, f"params.{field}", message))
+    for key, out_field in node.outputs.items():
+        if out_field not in action.Output.model_fields:
+            errors.append(PlanError(
+                node.id, f"outputs.{key}",
+                f"{node.action} has no output {out_field!r}; it has "
+                + ", ".join(sorted(action.Output.model_fields)),
+            ))
+    return errors
+
+
+def _input_node_errors(node: InputNode) -> list[PlanError]:
+    errors = []
+    for name in node.required or []:
+        if name not in node.fields:
+            errors.append(PlanError(node.id, "required", f"{name!r} is not one of the fields"))
+    try:
+        jsonschema.Draft202012Validator.check_schema(node_fields_schema(node))
+    except jsonschema.SchemaError as exc:
+        errors.append(PlanError(node.id, "fields." + _loc(tuple(exc.path)[1:]), exc.message))
+    return errors
+
+
+def parse_spec_text(text: str) -> Any:
+    """Parse a spec written as YAML or JSON; PlanInvalid on a syntax error."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise PlanInvalid([PlanError("", "spec", f"not valid YAML or JSON{where}")]) from None
+
+
+def validate_spec(raw: Any, *, registry: Registry, policy: Policy) -> WorkflowSpec:
+    """Return the validated spec, or raise PlanInvalid with every problem."""
+    if not isinstance(raw, dict):
+        raise PlanInvalid([PlanError("", "spec", "must be a mapping (slug, title, plan, ...)")])
+    nul = first_nul(raw)
+    if nul is not None:
+        raise PlanInvalid([PlanError("", nul, NUL_MESSAGE)])
+    try:
+        spec = WorkflowSpec.model_validate(raw)
+    except ValidationError as exc:
+        errors = _pydantic_errors("", "", exc)
+        if isinstance(raw.get("plan"), dict):
+            errors += validate_plan(raw["plan"], registry=registry, policy=policy,
+                                    inputs_schema=raw.get("inputs")
+                                    if isinstance(raw.get("inputs"), dict) else None,
+                                    stored=True)
+        raise PlanInvalid(errors) from None
+    errors = input_schema_errors(spec.inputs)
+    errors += validate_plan(spec.plan, registry=registry, policy=policy,
+                            inputs_schema=spec.inputs, stored=True)
+    if errors:
+        raise PlanInvalid(errors)
+    return spec

@@ -1,0 +1,344 @@
+"""Every change to workflows and runs: one function, one transaction, its events."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import jsonschema
+from django.db import transaction
+from django.utils import timezone
+
+from executors.scrubbing import NUL_MESSAGE, first_nul
+from workflows import actions, hooks, plan_review
+from workflows.events import event_append, system_event_append
+from workflows.models import Run, Step, Workflow, WorkflowVersion
+from workflows.plans import PlanError, PlanInvalid, validate_plan, validate_spec
+from workflows.states import RunMode, RunStatus, StepStatus, check_transition
+
+logger = logging.getLogger(__name__)
+
+
+class RunNotFound(Exception):
+    """No run with that id."""
+
+
+def enqueue_advance(run_id: int) -> None:
+    """Queue a worker task that advances the run (call only after commit)."""
+    from django_q.tasks import async_task
+
+    try:
+        async_task("workflows.tasks.advance_run", run_id, task_name=f"run-{run_id}",
+                   group="runs", save=False)
+    except Exception:  # the broker is away (Redis restarting): the change is committed
+        logger.exception("run %s: could not queue its task; the re-queue schedule will",
+                         run_id)
+
+
+def lock_run(run_id: int) -> Run:
+    # select_for_update locks the row on PostgreSQL; SQLite ignores it, but
+    # there IMMEDIATE transactions already serialise every writer.
+    try:
+        return Run.objects.select_for_update().get(pk=run_id)
+    except Run.DoesNotExist:
+        raise RunNotFound(f"no run {run_id}") from None
+
+
+def set_status(run: Run, target: str) -> str:
+    source = run.status
+    check_transition(source, target)
+    run.status = target
+    if target in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED):
+        run.finished_at = timezone.now()
+        run.lease_owner, run.lease_expires_at = "", None
+    return source
+
+
+# --- workflows ---------------------------------------------------------------
+
+
+def workflow_create(*, raw_spec: Any, source: str = "", actor: Any = None) -> Workflow:
+    """Validate a spec and store it as version 1 of a new workflow."""
+    spec = validate_spec(raw_spec, registry=actions.registry(), policy=actions.policy())
+    if Workflow.objects.filter(slug=spec.slug).exists():
+        raise PlanInvalid([PlanError("", "slug", f"a workflow {spec.slug!r} already exists")])
+    data = spec.model_dump(mode="json")
+    with transaction.atomic():
+        workflow = Workflow.objects.create(
+            slug=spec.slug, title=spec.title, description=spec.description, spec=data,
+            source=source, version=1, created_by=actor,
+        )
+        WorkflowVersion.objects.create(workflow=workflow, version=1, spec=data, source=source,
+                                       created_by=actor)
+        system_event_append(type="workflow.created", actor=actor,
+                            data={"workflow": workflow.slug, "version": 1, "spec": data})
+    return workflow
+
+
+def workflow_update(
+    *, workflow: Workflow, raw_spec: Any, source: str = "", actor: Any = None
+) -> Workflow:
+    """Store a changed spec as a new version; running runs keep theirs."""
+    spec = validate_spec(raw_spec, registry=actions.registry(), policy=actions.policy())
+    if spec.slug != workflow.slug:
+        raise PlanInvalid([PlanError("", "slug", "the slug of a workflow cannot change")])
+    data = spec.model_dump(mode="json")
+    with transaction.atomic():
+        locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+        if data == locked.spec:
+            if source and source != locked.source:
+                Workflow.objects.filter(pk=locked.pk).update(source=source)
+            return locked
+        before = locked.version
+        locked.version = before + 1
+        locked.title, locked.description = spec.title, spec.description
+        locked.spec, locked.source = data, source
+        locked.save()
+        WorkflowVersion.objects.create(workflow=locked, version=locked.version, spec=data,
+                                       source=source, created_by=actor)
+        system_event_append(
+            type="workflow.updated", actor=actor,
+            data={"workflow": locked.slug, "before": {"version": before},
+                  "after": {"version": locked.version, "spec": data}},
+        )
+    return locked
+
+
+# --- runs --------------------------------------------------------------------
+
+
+def missing_required(error: jsonschema.ValidationError) -> list[str]:
+    """Return the property names a `required` validation error is about."""
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    return [name for name in error.validator_value if name not in instance]
+
+
+def _context_errors(schema: dict, context: dict) -> list[PlanError]:
+    nul = first_nul(context)
+    if nul is not None:
+        return [PlanError("", f"context.{nul}" if nul else "context", NUL_MESSAGE)]
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = []
+    for err in sorted(validator.iter_errors(context), key=lambda e: list(e.path)):
+        if err.validator == "required":
+            for name in missing_required(err):
+                error = PlanError("", f"context.{name}", "this input is required")
+                if error not in errors:
+                    errors.append(error)
+        else:
+            path = ".".join(str(p) for p in err.path)
+            errors.append(PlanError("", f"context.{path}" if path else "context", err.message))
+    return errors
+
+
+def run_create(
+    *,
+    workflow: Workflow | None = None,
+    plan: dict | None = None,
+    context: dict | None = None,
+    mode: str | None = None,
+    requester: Any = None,
+    idempotency_key: str = "",
+    batch: Any = None,
+    schedule: Any = None,
+    review_plan: bool = False,
+) -> Run:
+    """Validate and queue a run of a workflow (its current version) or of a bare plan.
+
+    A non-empty `idempotency_key` is unique per requester: a second run with
+    the same key fails with IntegrityError (see `run_create_idempotent`).
+    With `review_plan` (a plan from the planner), an assisted or interactive
+    run first pauses for a person to review, edit or reject the plan.
+    """
+    if (workflow is None) == (plan is None):
+        raise PlanInvalid([PlanError("", "workflow", "give either a workflow or a plan")])
+    context = copy.deepcopy(context or {})
+    if not isinstance(context, dict):
+        raise PlanInvalid([PlanError("", "context", "must be an object")])
+    if mode is not None and mode not in RunMode.values:
+        raise PlanInvalid([PlanError("", "mode", "must be autonomous, assisted or interactive")])
+    if workflow is not None:
+        plan, inputs = copy.deepcopy(workflow.plan), workflow.inputs_schema
+        # An input left out takes its schema default, as the start form shows it.
+        for key, prop in (inputs.get("properties") or {}).items():
+            if key not in context and isinstance(prop, dict) and "default" in prop:
+                context[key] = copy.deepcopy(prop["default"])
+        errors = _context_errors(inputs, context)
+        errors += validate_plan(plan, registry=actions.registry(), policy=actions.policy(),
+                                inputs_schema=inputs, stored=True)
+        mode = mode or workflow.mode
+    else:
+        inputs = {"type": "object", "properties": {}}
+        errors = validate_plan(plan, registry=actions.registry(), policy=actions.policy())
+        mode = mode or RunMode.ASSISTED
+    if errors:
+        raise PlanInvalid(errors)
+    assert plan is not None
+    review = review_plan and mode != RunMode.AUTONOMOUS
+    clearance = ({"node": plan["nodes"][0]["id"], "position": 0,
+                  "plan_review": plan_review.PENDING} if review else {})
+    with transaction.atomic():
+        run = Run.objects.create(
+            workflow=workflow, workflow_version=workflow.version if workflow else None,
+            plan=plan, inputs_schema=inputs, mode=mode, context=context, requester=requester,
+            current_node=plan["nodes"][0]["id"], idempotency_key=idempotency_key,
+            batch=batch, schedule=schedule, clearance=clearance,
+        )
+        event_append(run=run, type="run.created", actor=requester, data={
+            "workflow": workflow.slug if workflow else None,
+            "version": run.workflow_version, "mode": mode, "context": context,
+            "nodes": [node["id"] for node in plan["nodes"]],
+            **({"batch": batch.pk} if batch is not None else {}),
+            **({"schedule": schedule.name} if schedule is not None else {}),
+            **({"review_plan": True, "plan_digest": plan_review.plan_digest(plan)}
+               if review else {}),
+        })
+        run.save(update_fields=["last_seq", "last_hash"])
+        transaction.on_commit(lambda: enqueue_advance(run.pk))
+    return run
+
+
+def run_cancel(*, run_id: int, actor: Any, reason: str = "") -> Run:
+    """Cancel a run that has not ended; a step in flight is killed by its worker."""
+    with transaction.atomic():
+        run = lock_run(run_id)
+        source = set_status(run, RunStatus.CANCELLED)
+        event_append(run=run, type="run.cancelled", actor=actor, save_head=False,
+                     data={"from": source, "reason": reason, "node": run.current_node})
+        hooks.close_requests(run=run, actor=actor, reason=f"run cancelled: {reason}".strip())
+        run.save_state()
+    return run
+
+
+def run_fail(*, run: Run, actor: Any, error: str, node: str = "") -> None:
+    """Fail a locked run with a reason (inside the caller's transaction)."""
+    source = set_status(run, RunStatus.FAILED)
+    run.error = error
+    event_append(run=run, type="run.failed", actor=actor, save_head=False,
+                 data={"from": source, "error": error, "node": node or run.current_node})
+    hooks.close_requests(run=run, actor=actor, reason=error)
+    run.save_state()
+
+
+def run_continue(
+    *,
+    run: Run,
+    actor: Any,
+    node_id: str,
+    position: int,
+    purpose: str,
+    values: dict | None = None,
+    state: dict | None = None,
+    step_id: int | None = None,
+    resolution: str = "",
+) -> None:
+    """Resume a waiting run after a person's decision (inside the caller's transaction).
+
+    `purpose` says what the request was for: an approval or input node (the
+    run moves past it), a missing value or an action's question (the values
+    join the context and the node runs), the mode's review of an action, or
+    an unknown outcome (retry the step, or mark it done with its outputs).
+    """
+    if run.position != position or run.current_node != node_id:
+        raise PlanInvalid([PlanError(node_id, "node", "the run is no longer at this node")])
+    values = values or {}
+    source = set_status(run, RunStatus.QUEUED)
+    if purpose in ("approval_node", "input_node", "missing", "action_input"):
+        merge_values(run.context, values)
+    previous = run.clearance or {}
+    clear = (previous if (previous.get("node"), previous.get("position")) == (node_id, position)
+             else {"node": node_id, "position": position})
+    if purpose in ("approval_node", "input_node"):
+        run.position += 1
+        clear = {}
+    elif purpose == "mode_gate":
+        clear = {**clear, "approved": True}
+    elif purpose == "plan_review":
+        clear = {"node": node_id, "position": position,
+                 "plan_digest": plan_review_apply(run=run, actor=actor, values=values,
+                                                  state=state or {})}
+    elif purpose == "action_input":
+        clear = {**clear, "resume": True, "state": state or {}, "values": values}
+    elif purpose == "unknown_outcome" and resolution == "retry":
+        clear = {**clear, "retry": True}
+    elif purpose == "unknown_outcome" and resolution == "mark_done":
+        step = Step.objects.select_for_update().get(pk=step_id, run=run)
+        step_mark_done(run=run, step=step, output=values, actor=actor)
+        clear = {}
+    run.clearance = clear
+    run.current_node = run.nodes[run.position]["id"] if run.position < len(run.nodes) else ""
+    event_append(run=run, type="run.resumed", actor=actor, data={
+        "from": source, "node": node_id, "purpose": purpose, "resolution": resolution,
+        "values": values, "next_node": run.current_node,
+    }, save_head=False)
+    run.save_state()
+    transaction.on_commit(lambda: enqueue_advance(run.pk))
+
+
+def plan_review_apply(*, run: Run, actor: Any, values: dict, state: dict) -> str:
+    """Apply a reviewer's parameter edits to a run's plan; return the approved digest.
+
+    The review was opened for one plan (its digest); a run whose plan has
+    changed since is refused. Edits are re-validated as a whole before the
+    plan is replaced, so nothing is half-applied.
+    """
+    registry = actions.registry()
+    if state.get("digest") != plan_review.plan_digest(run.plan):
+        raise PlanInvalid([PlanError("", "plan", "the plan changed since this review was "
+                                                 "opened; it cannot be approved")])
+    edited, changes = plan_review.apply_edits(run.plan, values, registry)
+    if not changes:
+        return state["digest"]
+    errors = validate_plan(edited, registry=registry, policy=actions.policy(),
+                           inputs_schema=run.inputs_schema, stored=run.workflow_id is not None)
+    if errors:
+        raise PlanInvalid([
+            PlanError(e.node, f"{e.node}.{e.field.removeprefix('params.')}"
+                      if e.field.startswith("params.") else e.field, e.message)
+            for e in errors])
+    digest = plan_review.plan_digest(edited)
+    event_append(run=run, type="run.plan_edited", actor=actor, data={
+        "before": state["digest"], "after": digest, "changes": changes})
+    run.plan = edited
+    run.save(update_fields=["plan"])
+    return digest
+
+
+def merge_values(context: dict, values: dict) -> None:
+    """Merge submitted values into a context; `a.b` keys set nested values."""
+    for key, value in values.items():
+        target = context
+        *parents, last = key.split(".")
+        for part in parents:
+            if not isinstance(target.get(part), dict):
+                target[part] = {}
+            target = target[part]
+        target[last] = value
+
+
+def apply_outputs(run: Run, node: dict, output: dict) -> dict:
+    """Write a node's declared outputs into the context; return what changed."""
+    changed = {key: output.get(field) for key, field in node.get("outputs", {}).items()}
+    run.context.update(changed)
+    return changed
+
+
+def step_mark_done(*, run: Run, step: Step, output: dict, actor: Any) -> None:
+    """Record a step whose outcome a person confirmed, with the outputs they gave."""
+    node = run.nodes[step.position]
+    missing = [f for f in node.get("outputs", {}).values() if f not in output]
+    if missing:
+        raise PlanInvalid([PlanError(node["id"], f"values.{name}", "this output is required")
+                           for name in missing])
+    step.status, step.output = StepStatus.SUCCEEDED, output
+    step.finished_at = step.finished_at or timezone.now()
+    step.error = "marked done by a reviewer"
+    step.save()
+    changed = apply_outputs(run, node, output)
+    event_append(run=run, type="step.marked_done", actor=actor, data={
+        "step": step.pk, "node": step.node_id, "attempt": step.attempt, "output": output,
+        "context": changed,
+    })
+    run.position += 1
+    run.clearance = {}

@@ -1,0 +1,73 @@
+"""The run state machine: statuses and the one table of allowed transitions."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting for a person"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+ACTIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+
+# source -> allowed targets. A waiting run goes back to queued when a person
+# decides, so a worker picks it up again; it never jumps straight to running.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED}),
+    RunStatus.RUNNING: frozenset(
+        {
+            RunStatus.QUEUED,
+            RunStatus.WAITING,
+            RunStatus.SUCCEEDED,
+            RunStatus.FAILED,
+            RunStatus.CANCELLED,
+        }
+    ),
+    RunStatus.WAITING: frozenset({RunStatus.QUEUED, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+
+class TransitionNotAllowed(Exception):
+    """A service was asked to move a run along an edge the table lacks (HTTP 409)."""
+
+    def __init__(self, source: str, target: str) -> None:
+        super().__init__(f"a {source} run cannot become {target}")
+        self.source = source
+        self.target = target
+
+
+def check_transition(source: str, target: str) -> None:
+    """Raise TransitionNotAllowed unless the table allows source -> target."""
+    if target not in TRANSITIONS[source]:
+        raise TransitionNotAllowed(source, target)
+
+
+class RunMode(models.TextChoices):
+    AUTONOMOUS = "autonomous", "Autonomous: only the plan's own gates"
+    ASSISTED = "assisted", "Assisted: the plan's gates and risky actions"
+    INTERACTIVE = "interactive", "Interactive: every action needs approval"
+
+
+class StepStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CRASHED = "crashed", "Crashed"
+    TIMED_OUT = "timed_out", "Timed out"
+    NEEDS_INPUT = "needs_input", "Needs input"
+    INTERRUPTED = "interrupted", "Interrupted"
+    UNKNOWN = "unknown", "Outcome unknown"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+STEP_FINAL = frozenset(StepStatus) - {StepStatus.RUNNING, StepStatus.UNKNOWN}
