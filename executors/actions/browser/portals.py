@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any, ClassVar
-from urllib.parse import quote, urlencode, urljoin
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,11 +43,24 @@ class PortalAction(Action):
         return f"{ctx.portal_base_url.rstrip('/')}/portals/{self.portal}/"
 
     def open(self, session: BrowserSession, url: str) -> None:
-        """Open a portal page, logging in on the way when asked to."""
+        """Open a portal page, logging in on the way when asked to.
+
+        A fresh browser opens this portal's pages by way of its login page
+        (``?next=`` the page): a page opened first would only redirect there.
+        """
         prefix = self.portal.upper()
-        session.goto(url)
-        session.login(portal=self.title, user_secret=f"{prefix}_PORTAL_USER",
-                      password_secret=f"{prefix}_PORTAL_PASSWORD")
+        secrets = {"portal": self.title, "user_secret": f"{prefix}_PORTAL_USER",
+                   "password_secret": f"{prefix}_PORTAL_PASSWORD"}
+        base = self.base_url(session.ctx)
+        if session.logged_in or not url.startswith(base):
+            session.goto(url)
+            session.login(**secrets)
+            return
+        parts = urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        session.goto(f"{base}login/?{urlencode({'next': target})}")
+        if not session.login(**secrets):
+            session.goto(url)  # this portal did not ask for a login
 
     def find_existing(self, session: BrowserSession, ctx: ActionContext) -> str:
         """Return the id of the record an earlier attempt created, or ''."""
@@ -67,18 +80,10 @@ class PortalAction(Action):
         When the portal already holds a record with that reference (an
         earlier attempt got that far), return that record's id instead.
         """
-        for name, value in {**fields, "external_ref": ctx.idempotency_key}.items():
-            selector = f"#id_{name}"
-            select = session.page.locator(f"select{selector}")
-            if select.count():
-                offered = [v for v in select.locator("option").evaluate_all(
-                    "options => options.map(o => o.value)") if v]
-                if value not in offered:
-                    raise ActionFailed(f"the {self.title} portal has no {name} {value!r}; "
-                                       f"it offers {', '.join(offered)}")
-                select.select_option(value)
-            else:
-                session.page.fill(selector, value)
+        values = {**fields, "external_ref": ctx.idempotency_key}
+        for name, offered in session.fill(values).items():
+            raise ActionFailed(f"the {self.title} portal has no {name} {values[name]!r}; "
+                               f"it offers {', '.join(offered)}")
         session.submit("#submit")
         # A saved record redirects to its detail page; only a refused form stays.
         refused = session.page.locator("#record-form").count() > 0

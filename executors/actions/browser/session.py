@@ -5,10 +5,11 @@ Chromium is the system's (Debian's) build; Playwright detaches it into a
 session of its own, and the runner's zygote adopts and kills whatever is
 left when the action is killed.
 
-:func:`warm_up` starts the driver and Chromium in a child the zygote forked
-ahead of time, before any request; the action that child then runs takes
-that browser (one child, one browser, one action: nothing is shared between
-actions) and only opens a fresh context and page in it.
+:func:`warm_up` starts the driver and Chromium, and opens a fresh context
+and page, in a child the zygote forked ahead of time, before any request;
+the action that child then runs takes that browser and page (one child, one
+browser, one action: nothing is shared between actions). Until the action
+owns the page, every request it would make fails.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,39 +73,70 @@ class BrowserSession:
     page: Page
     ctx: ActionContext
     blocked: list[str] = field(default_factory=list)
+    logged_in: bool = False
+    # (what, ms) of each page load, submit and screenshot: kept in the log.
+    timings: list[tuple[str, float]] = field(default_factory=list)
+
+    @contextmanager
+    def timed(self, what: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings.append((what, (time.perf_counter() - started) * 1000))
 
     def goto(self, url: str) -> None:
         """Open ``url``; fail clearly when it or a redirect leaves the origins."""
         self._check(url)
         try:
-            self.page.goto(url)
+            with self.timed("open " + urlsplit(url).path):
+                self.page.goto(url)
         except PlaywrightError as exc:
             self._raise_if_blocked()
             raise ActionFailed(f"could not open {url}: {_first_line(exc)}") from None
         self._raise_if_blocked()
 
     def submit(self, selector: str) -> None:
-        """Click a submit button and wait for the page it leads to."""
+        """Click a submit button and wait for the page it leads to.
+
+        Forced: the portals' own buttons need no wait for animations to
+        settle (~40 ms a click); the page it leads to is what is checked.
+        """
         try:
-            with self.page.expect_navigation():
-                self.page.click(selector)
+            with self.timed("submit " + selector), self.page.expect_navigation():
+                self.page.click(selector, force=True)
         except PlaywrightError as exc:
             self._raise_if_blocked()
             raise ActionFailed(f"submitting the form failed: {_first_line(exc)}") from None
         self._raise_if_blocked()
 
-    def login(self, *, portal: str, user_secret: str, password_secret: str) -> None:
-        """Log in if the current page is the portal's login form."""
+    def login(self, *, portal: str, user_secret: str, password_secret: str) -> bool:
+        """Log in if the current page is the portal's login form; say if it was."""
         if not self.page.locator("#login-form").count():
-            return
-        self.page.fill("#id_username", self.ctx.secret(user_secret))
-        self.page.fill("#id_password", self.ctx.secret(password_secret))
+            return False
+        self.fill({"username": self.ctx.secret(user_secret),
+                   "password": self.ctx.secret(password_secret)})
         self.submit("#login")
         if self.page.locator("#login-form").count():
             self.screenshot(f"{portal.lower()}-login-refused")
             raise ActionFailed(
                 f"the {portal} portal refused the login: invalid username or password "
                 f"(check the secrets {user_secret} and {password_secret})")
+        self.logged_in = True
+        return True
+
+    def fill(self, values: dict[str, str]) -> dict[str, list[str]]:
+        """Fill the form fields ``#id_<name>`` in one round trip.
+
+        Sets each value and fires the input and change events a person's
+        typing would. Returns the fields whose select does not offer the
+        value, each with what it offers; nothing is filled then.
+        """
+        problems = self.page.evaluate(_FILL_JS, values)
+        missing = problems.get("missing") or []
+        if missing:
+            raise ActionFailed(f"the page has no field {', '.join(missing)}")
+        return problems.get("unoffered") or {}
 
     def text(self, selector: str) -> str:
         """Return the stripped text of the first match, or ''."""
@@ -132,7 +165,8 @@ class BrowserSession:
         """Save a full-page PNG into the step's evidence folder."""
         path = Path(self.ctx.evidence_dir) / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(path), full_page=True)
+        with self.timed("screenshot " + name):
+            self.page.screenshot(path=str(path), full_page=True)
         return str(path)
 
     def _check(self, url: str) -> None:
@@ -148,6 +182,30 @@ class BrowserSession:
                 f"portal origins ({allowed})")
 
 
+# Check every field first, then fill them all: a refused select leaves the
+# form untouched.
+_FILL_JS = """(values) => {
+  const found = {}, missing = [], unoffered = {};
+  for (const name of Object.keys(values)) {
+    const element = document.getElementById("id_" + name);
+    if (!element) { missing.push(name); continue; }
+    if (element.tagName === "SELECT") {
+      const offered = Array.from(element.options).map(o => o.value).filter(v => v);
+      if (!offered.includes(values[name])) { unoffered[name] = offered; continue; }
+    }
+    found[name] = element;
+  }
+  if (missing.length || Object.keys(unoffered).length) return {missing, unoffered};
+  for (const [name, element] of Object.entries(found)) {
+    element.focus();
+    element.value = values[name];
+    element.dispatchEvent(new Event("input", {bubbles: true}));
+    element.dispatchEvent(new Event("change", {bubbles: true}));
+  }
+  return {missing, unoffered};
+}"""
+
+
 def _allowed(url: str, allowed_origins: list[str]) -> bool:
     if url.startswith(("data:", "about:", "blob:")):
         return True
@@ -160,23 +218,41 @@ def _first_line(exc: Exception) -> str:
     return re.sub(r"\s+", " ", message[0]) if message else type(exc).__name__
 
 
-def _guard_origins(cdp: CDPSession, session: BrowserSession) -> None:
+@dataclass
+class _Page:
+    """A fresh context and page; until a session owns it, every request fails."""
+
+    page: Page
+    owner: BrowserSession | None = None
+
+
+def _new_page(browser: Browser) -> _Page:
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    prepared = _Page(page)
+    _guard_origins(context.new_cdp_session(page), prepared)
+    return prepared
+
+
+def _guard_origins(cdp: CDPSession, prepared: _Page) -> None:
     """Pause every request of the page and let only the allowed origins through.
 
     Chromium's Fetch domain, not Playwright's ``route``: route lets the
     hops of a redirect through unseen, and a portal redirecting the browser
-    elsewhere is exactly what must be stopped.
+    elsewhere is exactly what must be stopped. The allowed origins are the
+    owning session's; a page nobody owns yet allows none.
     """
-    allowed = session.ctx.allowed_origins
 
     def paused(event: dict[str, Any]) -> None:
         url = event["request"]["url"]
-        if _allowed(url, allowed):
+        session = prepared.owner
+        if session is not None and _allowed(url, session.ctx.allowed_origins):
             cdp.send("Fetch.continueRequest", {"requestId": event["requestId"]})
             return
         # A refused image is just missing; a refused page fails the step,
         # naming where the browser was being sent.
-        if event.get("resourceType") == "Document":
+        if session is not None and event.get("resourceType") == "Document":
             session.blocked.append(url)
         cdp.send("Fetch.failRequest", {"requestId": event["requestId"],
                                        "errorReason": "BlockedByClient"})
@@ -194,12 +270,49 @@ class _Started:
     executable: str
     driver_ms: float
     chromium_ms: float
+    # A context and page opened ahead of the request too (spares only).
+    page: _Page | None = None
 
     def stop(self) -> None:
         try:
             self.browser.close()
         finally:
             self.playwright.stop()
+
+    def kill(self) -> None:
+        """End the browser at once, at the end of this process's one action.
+
+        SIGKILL to Chromium's process group (Playwright makes it a session
+        leader, a child of the driver, which is our child): it has nothing to
+        save (a throwaway profile in the child's own temporary directory),
+        and a graceful close costs ~150 ms on every action's path. The
+        driver goes with this process's group when it exits; the zygote
+        kills anything else left over.
+        """
+        browsers = [pid for driver in _children(os.getpid()) for pid in _children(driver)
+                    if _is_chromium(pid)]
+        if not browsers:
+            self.stop()  # not where Playwright puts it: close it the slow way
+            return
+        for pid in browsers:
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="ascii")
+    except OSError:
+        return []
+    return [int(item) for item in text.split()]
+
+
+def _is_chromium(pid: int) -> bool:
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+        return b"chrom" in os.path.basename(argv0) and os.getpgid(pid) == pid
+    except OSError:
+        return False
 
 
 # The browser this process started ahead of its request; taken at most once.
@@ -221,7 +334,8 @@ def _start(executable: str) -> _Started:
 
 
 def warm_up() -> None:
-    """Start the driver and Chromium before this process's request arrives.
+    """Start the driver and Chromium, and open a page, before this process's
+    request arrives.
 
     Runs in a spare child of the zygote, which has no request yet and so no
     configured executable: it starts the one the default settings name
@@ -231,6 +345,7 @@ def warm_up() -> None:
     global _warm
     if _warm is None:
         _warm = _start(resolve_executable(shutil.which("chromium") or ""))
+        _warm.page = _new_page(_warm.browser)
 
 
 def _take_warm(executable: str) -> _Started | None:
@@ -252,8 +367,8 @@ def _take_warm(executable: str) -> _Started | None:
 def open_browser(ctx: ActionContext) -> Iterator[BrowserSession]:
     """Open a fresh page with every request outside the origins aborted.
 
-    In Chromium started ahead of time by :func:`warm_up` when there is one,
-    else in one launched now.
+    In Chromium started ahead of time by :func:`warm_up`, with the page it
+    opened then, when there is one; else in one launched now.
     """
     executable = resolve_executable(ctx.browser_executable)
     started = time.perf_counter()
@@ -270,15 +385,21 @@ def open_browser(ctx: ActionContext) -> Iterator[BrowserSession]:
     print(f"browser started in {ready:.0f} ms "
           f"({'pre-started ahead of the request: ' if ahead else ''}"
           f"driver {own.driver_ms:.0f} ms, chromium {own.chromium_ms:.0f} ms)", flush=True)
+    session = None
     try:
-        context = own.browser.new_context(viewport={"width": 1100, "height": 800})
-        page = context.new_page()
-        page.set_default_timeout(PAGE_TIMEOUT_MS)
-        session = BrowserSession(page=page, ctx=ctx)
-        _guard_origins(context.new_cdp_session(page), session)
+        opening = time.perf_counter()
+        prepared = own.page
+        if prepared is None or prepared.page.is_closed():
+            prepared = _new_page(own.browser)
+        session = BrowserSession(page=prepared.page, ctx=ctx)
+        prepared.owner = session
+        session.timings.append(("new page", (time.perf_counter() - opening) * 1000))
         yield session
     finally:
+        if session is not None:
+            print("page work: " + "; ".join(f"{what} {ms:.0f} ms"
+                                            for what, ms in session.timings), flush=True)
         closing = time.perf_counter()
-        own.stop()
+        own.kill()
         print(f"browser closed in {(time.perf_counter() - closing) * 1000:.0f} ms",
               flush=True)
