@@ -13,6 +13,7 @@ from agentos_site.env import (
     development_secret_key,
     env_bool,
     env_float,
+    env_int,
     env_list,
     env_str,
 )
@@ -152,6 +153,10 @@ AGENTOS_PORTAL_BASE_URL = env_str("AGENTOS_PORTAL_BASE_URL", "http://127.0.0.1:8
 AGENTOS_BROWSER_EXECUTABLE = env_str(
     "AGENTOS_BROWSER_EXECUTABLE", shutil.which("chromium") or "/usr/bin/chromium"
 )
+# Browsers each worker's runner starts ahead of browser actions (one per
+# action; refilled when idle). Three cover the onboarding's three portals;
+# each idle one holds ~150 MB.
+AGENTOS_BROWSER_SPARES = env_int("AGENTOS_BROWSER_SPARES", 3, 0, 8)
 # The planner: "builtin" (deterministic phrasings, no network) or "openai" (any
 # OpenAI-compatible chat-completions server). The key is a secret: it is only
 # ever sent to that server, never logged or stored.

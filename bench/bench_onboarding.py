@@ -5,10 +5,15 @@ workflow with the engine in-process (no queue hops), approving the manager
 gate at once, so the wall time holds no human waiting. Prints, over the
 runs, median and p95 of: the whole run, browser start (Playwright driver +
 Chromium launch, per action: on the action's path, and the part a spare
-child did ahead of the request), each action's step, the browser's close,
-and the engine's own overhead (wall time minus the steps).
+child did ahead of the request), each action's step and within it the sums
+of its page loads, form submits (the login's too) and screenshots, the
+browser's close, and the engine's own overhead (wall time minus the steps).
 
-Run: .venv/bin/python bench/bench_onboarding.py [--runs 5]
+Each run starts after --gap seconds idle (default 5): the runner refills
+its pre-started browsers (AGENTOS_BROWSER_SPARES) only while idle, as it
+would between real onboardings; back-to-back runs would time the refill.
+
+Run: .venv/bin/python bench/bench_onboarding.py [--runs 5] [--gap 5] [--verbose]
 It uses a throwaway var/ directory; nothing touches your portal's data.
 """
 
@@ -46,11 +51,15 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 STARTED = re.compile(r"browser started in (\d+) ms")
 AHEAD = re.compile(r"pre-started ahead of the request: driver (\d+) ms, chromium (\d+) ms")
 CLOSED = re.compile(r"browser closed in (\d+) ms")
+PAGE_WORK = re.compile(r"^page work: (.*)$", re.MULTILINE)
+PAGE_ITEM = re.compile(r"^(\S+) .* (\d+) ms$")
+VERBOSE = False
 
 
 def pct(values: list[float], q: float) -> float:
@@ -123,6 +132,20 @@ def one_run(index: int) -> dict[str, list[float]]:
         match = CLOSED.search(log)
         if match:
             figures.setdefault("browser close (per action)", []).append(float(match.group(1)))
+        match = PAGE_WORK.search(log)
+        if match:
+            # Per action: page loads, form submits (incl. login) and screenshots.
+            spent: dict[str, float] = {}
+            for item in match.group(1).split("; "):
+                part = PAGE_ITEM.match(item)
+                if part:
+                    spent[part.group(1)] = spent.get(part.group(1), 0.0) + float(part.group(2))
+            for kind, ms in spent.items():
+                figures.setdefault(f"  {step.node_id}: {kind} (sum)", []).append(ms)
+            if VERBOSE:
+                print(f"{step.node_id}: {match.group(1)}")
+        if VERBOSE and step.status != "succeeded":
+            print(f"{step.node_id}: {step.status}: {step.error}")
     figures["engine overhead (run minus steps)"] = [wall * 1000 - steps_ms]
     return figures
 
@@ -130,7 +153,14 @@ def one_run(index: int) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--gap", type=float, default=5.0,
+                        help="seconds idle before each run (the runner refills its "
+                             "pre-started browsers while idle)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print each action's page work and any failed step")
     args = parser.parse_args()
+    global VERBOSE
+    VERBOSE = args.verbose
     call_command("migrate", verbosity=0)
     call_command("seed_demo", verbosity=0)
     daphne = start_daphne()
@@ -141,13 +171,15 @@ def main() -> None:
         one_run(0)  # warm-up: page caches, first imports
         totals: dict[str, list[float]] = {}
         for index in range(1, args.runs + 1):
+            time.sleep(args.gap)
             for key, values in one_run(index).items():
                 totals.setdefault(key, []).extend(values)
     finally:
         os.killpg(daphne.pid, 9)
         daphne.wait()
-    print(f"employee onboarding, {args.runs} runs, portals on daphne :{PORT}, "
-          f"{os.cpu_count()} cores")
+    print(f"employee onboarding, {args.runs} runs {args.gap:g} s apart, portals on daphne "
+          f":{PORT}, {os.cpu_count()} cores, {settings.AGENTOS_BROWSER_SPARES} pre-started "
+          "browsers per runner")
     for key, values in totals.items():
         print(line(key, values))
 

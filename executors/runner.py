@@ -72,9 +72,13 @@ class Runner:
         modules: Sequence[str] = BUILTIN_MODULES,
         *,
         python_path: Sequence[str] = (),
+        warm_spares: int = 1,
     ) -> None:
         self.modules = tuple(modules)
         self.python_path = tuple(os.fspath(p) for p in python_path)
+        # Per action family with a warm-up (a browser each): started ahead
+        # of requests, refilled when idle (see executors.zygote).
+        self.warm_spares = warm_spares
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
@@ -149,7 +153,8 @@ class Runner:
         )
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "executors.zygote", *self.modules],
+                [sys.executable, "-m", "executors.zygote",
+                 f"--warm-spares={self.warm_spares}", *self.modules],
                 stdin=zygote_sock.fileno(),
                 stdout=subprocess.DEVNULL,
                 env=zygote_environment(home, self.python_path),
@@ -217,13 +222,14 @@ class Runner:
 # -- one runner per OS process ------------------------------------------------
 
 _live_runners: weakref.WeakSet[Runner] = weakref.WeakSet()
-_shared: dict[tuple[tuple[str, ...], tuple[str, ...]], Runner] = {}
+_shared: dict[tuple[tuple[str, ...], tuple[str, ...], int], Runner] = {}
 _shared_pid = os.getpid()
 _shared_lock = threading.Lock()
 
 
 def get_runner(
-    modules: Sequence[str] = BUILTIN_MODULES, *, python_path: Sequence[str] = ()
+    modules: Sequence[str] = BUILTIN_MODULES, *, python_path: Sequence[str] = (),
+    warm_spares: int = 1,
 ) -> Runner:
     """Return this process's runner for ``modules``, creating it once.
 
@@ -231,14 +237,15 @@ def get_runner(
     two processes sharing one socket would read each other's replies.
     """
     global _shared_pid
-    key = (tuple(modules), tuple(os.fspath(p) for p in python_path))
+    key = (tuple(modules), tuple(os.fspath(p) for p in python_path), warm_spares)
     with _shared_lock:
         if _shared_pid != os.getpid():
             _shared.clear()
             _shared_pid = os.getpid()
         runner = _shared.get(key)
         if runner is None:
-            runner = _shared[key] = Runner(key[0], python_path=key[1])
+            runner = _shared[key] = Runner(key[0], python_path=key[1],
+                                           warm_spares=warm_spares)
         return runner
 
 

@@ -4,9 +4,13 @@ Run as ``python -m executors.zygote MODULE...`` with a scrubbed environment
 and one end of a ``SOCK_SEQPACKET`` socketpair as stdin. It imports the
 action modules once, then hands each request to a child that runs one
 action (see ``executors.child``): a "spare" forked ahead of time, waiting
-on its own socket, so the fork is off the request's path. There is one
-spare per action family: the browser actions' spare has started its own
-Chromium before the request (``Action.warm_up``, ``executors.spares``). It reaps every
+on its own socket, so the fork is off the request's path. Plain actions
+have one spare, forked again at each request. A family with a warm-up (the
+browser actions: ``Action.warm_up``, ``executors.spares``) keeps a pool of
+``--warm-spares`` spares, each with its own Chromium started before any
+request, refilled one at a time once the family has been idle a moment,
+so the browsers' starts do not compete with the actions using them (a
+request that leaves the pool empty forks one at once). It reaps every
 child it forks and reports exit codes to the parent; when the parent goes
 away (EOF on the socket) it kills every live child's process group and
 exits, so a worker killed with SIGKILL leaves no action running. It is a
@@ -36,6 +40,7 @@ import shutil
 import signal
 import socket
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,12 +63,15 @@ REQUEST_FDS = 3
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 ORPHAN_SWEEPS = 20
+# A warm-up family's pool is refilled only after it ran nothing this long.
+REFILL_IDLE_S = 0.3
 
 
 @dataclass
 class _Child:
     request_id: int
     pid: int
+    family: str = ""
 
 
 @dataclass
@@ -78,12 +86,15 @@ class _Spare:
     pidfd: int
     control: socket.socket
     family: str = ""
+    # Warm-up done (it said so on ``control``); a family without one is
+    # ready at once.
+    ready: bool = False
 
 
 class _Zygote:
     """Fork, watch and reap action children for one parent."""
 
-    def __init__(self, sock: socket.socket, registry: Any) -> None:
+    def __init__(self, sock: socket.socket, registry: Any, warm_spares: int = 1) -> None:
         self.sock = sock
         self.registry = registry
         self.selector = selectors.DefaultSelector()
@@ -91,25 +102,31 @@ class _Zygote:
         # Keyed by pidfd: a pidfd turns readable when its process exits,
         # which lets one selector wait on the socket and children alike.
         self.children: dict[int, _Child] = {}
-        # One spare per family; a family's first spare is forked after its
-        # first request, so a zygote that never runs a browser action
-        # never starts a browser.
-        self.spares: dict[str, _Spare] = {}
+        # Spares by family, oldest first. A warm-up family's pool is first
+        # filled after its first request, so a zygote that never runs a
+        # browser action never starts a browser.
+        self.spares: dict[str, list[_Spare]] = {}
         self.warm_ups: dict[str, Callable[[], None]] = {}
         for action_cls in registry:
             if action_cls.warm_up is not None:
                 self.warm_ups[family_of(action_cls)] = action_cls.warm_up
+        self.warm_spares = max(0, warm_spares)
+        # Warm-up families seen so far, and when each last ended a child.
+        self.idle_since: dict[str, float] = {}
         self.pid = os.getpid()
 
     def serve(self) -> None:
-        """Handle requests and exits until the parent disconnects."""
+        """Handle requests, exits and ready spares until the parent disconnects."""
         while True:
-            for key, _ in self.selector.select():
+            for key, _ in self.selector.select(self._refill_wait()):
                 if key.fileobj is self.sock:
                     if not self._handle_request():
                         return
+                elif isinstance(key.data, _Spare):
+                    self._on_spare(key.data)
                 else:
                     self._reap(key.fd)
+            self._refill()
 
     def _handle_request(self) -> bool:
         try:
@@ -138,7 +155,7 @@ class _Zygote:
         action_cls = self.registry.get(action_name)
         memory_limit_mb = action_cls.memory_limit_mb
         family = family_of(action_cls)
-        spare = self.spares.pop(family, None)
+        spare = self._take_spare(family)
         child: tuple[int, int] | None = None
         if spare is not None:
             try:
@@ -155,11 +172,69 @@ class _Zygote:
                 self._become_child(action_name, memory_limit_mb, fds)
             child = (pid, os.pidfd_open(pid))
         pid, pidfd = child
-        self.children[pidfd] = _Child(request_id, pid)
+        self.children[pidfd] = _Child(request_id, pid, family)
         self.selector.register(pidfd, selectors.EVENT_READ)
         self._send({"op": "started", "id": request_id, "pid": pid})
-        # While that child runs on one core, fork its successor on the other.
-        self.fork_spare(family)
+        if not family:
+            # While that child runs on one core, fork its successor on the other.
+            self.fork_spare(family)
+        else:
+            self.idle_since.setdefault(family, 0.0)
+            if self.warm_spares and not self.spares.get(family):
+                # The pool is drained (or was never filled): warm the next
+                # one now, beside this action, rather than start it cold.
+                self.fork_spare(family)
+
+    def _take_spare(self, family: str) -> _Spare | None:
+        """Pop the family's oldest ready spare, else its oldest one still warming."""
+        pool = self.spares.get(family) or []
+        for spare in [s for s in pool if s.ready] or pool[:1]:
+            pool.remove(spare)
+            if not spare.ready:
+                self.selector.unregister(spare.control)
+            return spare
+        return None
+
+    def _on_spare(self, spare: _Spare) -> None:
+        """A warming spare said it is ready, or died (EOF)."""
+        self.selector.unregister(spare.control)
+        try:
+            data = spare.control.recv(MAX_MESSAGE)
+        except OSError:
+            data = b""
+        if data:
+            spare.ready = True
+            return
+        pool = self.spares.get(spare.family) or []
+        if spare in pool:
+            pool.remove(spare)
+        _discard(spare)
+
+    def _busy(self, family: str) -> bool:
+        return any(child.family == family for child in self.children.values())
+
+    def _refill_wait(self) -> float | None:
+        """Return how long to wait before a pool is due a refill, or None."""
+        waits = []
+        for family, since in self.idle_since.items():
+            if len(self.spares.get(family) or []) < self.warm_spares \
+                    and not self._busy(family):
+                waits.append(max(0.0, since + REFILL_IDLE_S - time.monotonic()))
+        return min(waits) if waits else None
+
+    def _refill(self) -> None:
+        """Warm one more spare for each idle family short of its pool.
+
+        One at a time: the next is forked once this one is ready, so the
+        refill takes one core at most while the machine is otherwise idle.
+        """
+        now = time.monotonic()
+        for family, since in self.idle_since.items():
+            pool = self.spares.get(family) or []
+            if len(pool) >= self.warm_spares or self._busy(family):
+                continue
+            if now - since >= REFILL_IDLE_S and all(spare.ready for spare in pool):
+                self.fork_spare(family)
 
     def fork_spare(self, family: str = "") -> None:
         """Fork the child that will take the next request of ``family``.
@@ -175,7 +250,10 @@ class _Zygote:
             control.close()
             self._wait_as_spare(spare_end, family)
         spare_end.close()
-        self.spares[family] = _Spare(pid, os.pidfd_open(pid), control, family)
+        spare = _Spare(pid, os.pidfd_open(pid), control, family, ready=not family)
+        self.spares.setdefault(family, []).append(spare)
+        if not spare.ready:
+            self.selector.register(control, selectors.EVENT_READ, spare)
 
     def _wait_as_spare(self, control: socket.socket, family: str) -> NoReturn:
         keep_fds: set[int] = set()
@@ -190,6 +268,10 @@ class _Zygote:
             use_own_tmp()
             if family:
                 keep_fds = warm_up_spare(self.warm_ups[family])
+                # Taken while warming, the zygote has sent the request and
+                # closed its end: the request still waits to be read.
+                with contextlib.suppress(OSError):
+                    control.send(b"ready")
             data, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, REQUEST_FDS)
             if not data or len(fds) != REQUEST_FDS:
                 os._exit(0)  # the zygote went away, or shut us down
@@ -231,6 +313,8 @@ class _Zygote:
     def _reap(self, pidfd: int) -> None:
         child = self.children.pop(pidfd)
         self.selector.unregister(pidfd)
+        if child.family and not self._busy(child.family):
+            self.idle_since[child.family] = time.monotonic()
         # Kill leftovers in the child's group before reaping: until the
         # child is reaped its pid (and so the group id) cannot be reused.
         killpg(child.pid)
@@ -262,7 +346,7 @@ class _Zygote:
         """
         for _ in range(ORPHAN_SWEEPS):
             known = {child.pid for child in self.children.values()}
-            known.update(spare.pid for spare in self.spares.values())
+            known.update(spare.pid for pool in self.spares.values() for spare in pool)
             orphans = [pid for pid in _own_children() if pid not in known]
             if not orphans:
                 return
@@ -283,8 +367,9 @@ class _Zygote:
             os.close(pidfd)
             shutil.rmtree(child_tmp(child.pid), ignore_errors=True)
         self.children.clear()
-        for spare in self.spares.values():
-            _discard(spare)
+        for pool in self.spares.values():
+            for spare in pool:
+                _discard(spare)
         self.spares.clear()
         self._kill_orphans()
 
@@ -337,7 +422,14 @@ def _discard(spare: _Spare) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Build the registry from ``argv`` modules and serve the parent."""
+    """Build the registry from ``argv`` modules and serve the parent.
+
+    ``--warm-spares=N`` (first) sizes the pool of each warm-up family.
+    """
+    warm_spares = 1
+    if argv and argv[0].startswith("--warm-spares="):
+        warm_spares = int(argv[0].partition("=")[2])
+        argv = argv[1:]
     # Ctrl-C in a terminal reaches the whole foreground group; the parent
     # decides when the zygote ends (by closing the socket), not the tty.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -362,7 +454,7 @@ def main(argv: list[str]) -> int:
     # the children's GC from touching (and so copying) their pages.
     gc.collect()
     gc.freeze()
-    zygote = _Zygote(sock, registry)
+    zygote = _Zygote(sock, registry, warm_spares)
     zygote._send({"op": "ready", "pid": os.getpid(), "actions": registry.names()})
     try:
         zygote.fork_spare()

@@ -49,3 +49,4 @@ PORTALS_HANG_MAX_S = 60.0
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+AGENTOS_BROWSER_SPARES = 1  # one pre-started browser per runner; tests/executors/test_browser.py covers a pool

@@ -29,7 +29,8 @@ def policy() -> Policy:
 def runner() -> Runner:
     """Return this process's action runner (a pre-forked zygote)."""
     return get_runner(
-        tuple(settings.AGENTOS_ACTION_MODULES), python_path=(str(settings.BASE_DIR),)
+        tuple(settings.AGENTOS_ACTION_MODULES), python_path=(str(settings.BASE_DIR),),
+        warm_spares=settings.AGENTOS_BROWSER_SPARES,
     )
 
 

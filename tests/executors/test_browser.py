@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 
 from executors.base import ActionFailed
+from executors.runner import Runner
 from portals.models import Employee, HardwareOrder, ITAccount
 from tests.support.portal_fixtures import (  # noqa: F401
     chromium_family, portals, run_action, spare_chromium)
@@ -81,6 +82,50 @@ def test_each_action_gets_its_own_browser_started_ahead_of_its_request(run_actio
         seen.append(mine)
     assert not set(seen[0]) & set(seen[1])
     assert Employee.objects.count() == 3
+
+
+def test_a_pool_of_browsers_fills_while_idle_and_serves_actions_in_a_row(
+        run_action, settings) -> None:
+    """With two spares, two actions in a row each take a browser started
+    before either request; the pool fills one at a time while idle."""
+    pool = Runner(tuple(settings.AGENTOS_ACTION_MODULES),
+                  python_path=(str(settings.BASE_DIR),), warm_spares=2)
+
+    def ready_browsers() -> set[int]:
+        return {pid for pid, cmd in spare_chromium(pool.zygote_pid).items() if is_browser(cmd)}
+
+    try:
+        first = run_action("hr.create_employee", ADA, key="pool-0", runner=pool)
+        assert first.status == "succeeded", (first.error, first.log)
+        # A family's pool starts with its first request, which had none.
+        assert "pre-started ahead of the request" not in first.log
+        assert wait_until(lambda: len(ready_browsers()) == 2, 90), ready_browsers()
+        ahead = set(spare_chromium(pool.zygote_pid))
+        used: set[int] = set()
+        for key in ("pool-1", "pool-2"):
+            mine: dict[int, str] = {}
+
+            def watch(into: dict[int, str] = mine) -> bool:
+                into.update(chromium_family(pool.zygote_pid))
+                return True
+
+            result = run_action("hr.create_employee", {**ADA, "name": f"Ada {key}"}, key=key,
+                                runner=pool, heartbeat=watch, heartbeat_every_s=0.02)
+            assert result.status == "succeeded", (result.error, result.log)
+            assert "pre-started ahead of the request" in result.log
+            browsers = {pid for pid, cmd in mine.items() if is_browser(cmd)}
+            assert browsers and browsers <= ahead, "the action started its own browser"
+            assert not browsers & used, "two actions shared a browser"
+            used |= browsers
+        # Idle again: refilled to two, none of them a browser an action used.
+        assert wait_until(lambda: len(ready_browsers()) == 2, 90), ready_browsers()
+        assert not ready_browsers() & used
+        assert Employee.objects.count() == 3
+        idle = set(spare_chromium(pool.zygote_pid))
+    finally:
+        pool.close()
+    assert idle and wait_until(lambda: all(is_gone(pid) for pid in idle), 10), \
+        "closing the runner left pre-started browsers behind"
 
 
 def test_a_step_killed_after_the_portal_saved_finds_its_record_on_retry(run_action) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from executors.base import ActionContext
-from executors.runner import ActionResult
+from executors.runner import ActionResult, Runner
 
 __all__ = ["chromium_family", "portals", "run_action", "spare_children",
            "spare_chromium"]
@@ -42,7 +42,7 @@ def run_action(portals: str, tmp_path: Path) -> Callable[..., ActionResult]:
     def run(name: str, params: dict[str, Any], *, key: str = "run1-node-0",
             secrets: dict[str, str] | None = None, timeout_s: float = 60,
             heartbeat: Callable[[], bool] | None = None, heartbeat_every_s: float = 5.0,
-            **ctx_fields: Any) -> ActionResult:
+            runner: Runner | None = None, **ctx_fields: Any) -> ActionResult:
         evidence = tmp_path / f"evidence-{len(list(tmp_path.glob('evidence-*')))}"
         evidence.mkdir()
         ctx = ActionContext(
@@ -52,8 +52,9 @@ def run_action(portals: str, tmp_path: Path) -> Callable[..., ActionResult]:
             secrets=actions.secrets_for(name) if secrets is None else secrets,
             **ctx_fields,
         )
-        return actions.runner().run(name, params, ctx, timeout_s=timeout_s,
-                                    heartbeat=heartbeat, heartbeat_every_s=heartbeat_every_s)
+        return (runner or actions.runner()).run(
+            name, params, ctx, timeout_s=timeout_s, heartbeat=heartbeat,
+            heartbeat_every_s=heartbeat_every_s)
 
     return run
 
