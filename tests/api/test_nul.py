@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from approvals.models import ApprovalRequest
-from tests.api.conftest import PEOPLE_SPEC
 from approvals.services import DecisionInvalid, approval_decide
+from tests.api.conftest import PEOPLE_SPEC
 from workflows.engine import run_advance
 from workflows.models import Event, Run, Workflow
 from workflows.plans import PlanInvalid

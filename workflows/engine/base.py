@@ -1,0 +1,91 @@
+"""What the engine's parts share: outcomes, the held run, saving and events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from workflows.events import event_append
+from workflows.models import Run, Step
+from workflows.services import RunNotFound, lock_run
+from workflows.states import RunStatus, StepStatus
+
+FAILED_ATTEMPT = frozenset({StepStatus.FAILED, StepStatus.CRASHED, StepStatus.TIMED_OUT,
+                            StepStatus.INTERRUPTED})
+RESULT_STATUS = {
+    "succeeded": StepStatus.SUCCEEDED,
+    "failed": StepStatus.FAILED,
+    "crashed": StepStatus.CRASHED,
+    "timed_out": StepStatus.TIMED_OUT,
+    "killed": StepStatus.INTERRUPTED,
+    "needs_input": StepStatus.NEEDS_INPUT,
+}
+
+
+class LeaseLost(Exception):
+    """Another worker owns the run now; write nothing."""
+
+
+class _Stop:
+    pass
+
+
+STOP = _Stop()
+
+
+@dataclass
+class Wait:
+    seconds: float
+
+
+@dataclass
+class Launch:
+    run_id: int
+    step_id: int
+    node: dict
+    action: str
+    params: dict
+    attempt: int
+    idempotency_key: str
+    timeout_s: float
+    clearance: dict = field(default_factory=dict)
+    step: Step | None = None
+
+
+@dataclass
+class Held:
+    """What one worker's stay on a run keeps between its transactions."""
+
+    run_id: int
+    owner: str
+    plan: dict | None = None
+
+    def lock(self) -> Run:
+        """Lock the run row; after the first time, without the frozen plan."""
+        if self.plan is None:
+            run = lock_run(self.run_id)
+            self.plan = run.plan
+            return run
+        try:
+            run = (Run.objects.select_for_update().defer("plan", "inputs_schema")
+                   .get(pk=self.run_id))
+        except Run.DoesNotExist:
+            raise RunNotFound(f"no run {self.run_id}") from None
+        run.plan = self.plan
+        return run
+
+
+def save_run(run: Run) -> None:
+    """Save the locked run; one that stops running gives its lease back with it.
+
+    Releasing in the same commit as the pause (or end, or re-queue) matters:
+    a decision can resume the run the moment the pause is visible, and the
+    task it queues must find the lease free, not still ours.
+    """
+    if run.status != RunStatus.RUNNING:
+        run.lease_owner, run.lease_expires_at = "", None
+    run.save_state()
+
+
+def append_event(run: Run, type: str, data: dict) -> None:
+    """Append a run event; the engine always saves the locked run afterwards."""
+    event_append(run=run, type=type, data=data, save_head=False)

@@ -1,0 +1,269 @@
+"""Deciding a run's next node: finish, pause for a person, wait, or start a step."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from workflows import actions, hooks, plan_review
+from workflows.engine.base import FAILED_ATTEMPT, STOP, Launch, Wait, append_event
+from workflows.guards import guard_entry, guards_after, still_approved
+from workflows.models import Run, Step
+from workflows.plans import InputNode, node_fields_schema
+from workflows.services import run_fail, set_status
+from workflows.states import RunMode, RunStatus, StepStatus
+from workflows.templating import is_exact_reference, render
+
+
+def _clearance(run: Run) -> dict:
+    clear = run.clearance or {}
+    if clear.get("node") == run.current_node and clear.get("position") == run.position:
+        return clear
+    return {}
+
+
+def _needs_review(mode: str, risk: str) -> bool:
+    return mode == RunMode.INTERACTIVE or (mode == RunMode.ASSISTED and risk == "high")
+
+
+def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
+    nodes = run.nodes
+    if run.position >= len(nodes):
+        run.current_node = ""
+        set_status(run, RunStatus.SUCCEEDED)
+        append_event(run, type="run.succeeded", data={"context": run.context})
+        return STOP
+    node = nodes[run.position]
+    run.current_node = node["id"]
+    if _plan_review_pending(run):
+        return STOP
+    kind = node.get("type", "action")
+    if kind == "approval":
+        pause(run, purpose="approval_node", kind="approval",
+               title=_text(node["title"], run.context), description=node.get("description", ""),
+               fields={"type": "object", "properties": {}}, assign_to=node.get("assign_to"),
+               guards=guards_after(nodes, run.position, run.context), options=_ask_options(node))
+        return STOP
+    if kind == "input":
+        schema = node_fields_schema(InputNode.model_validate(node))
+        pause(run, purpose="input_node", kind="input",
+               title=_text(node["title"], run.context), description=node.get("description", ""),
+               fields=schema, assign_to=node.get("assign_to"), options=_ask_options(node))
+        return STOP
+    return _decide_action(run, node, owner, new_position=new_position)
+
+
+def _ask_options(node: dict) -> dict:
+    keys = ("quorum", "due_in_s", "on_timeout", "escalate_to")
+    return {key: node[key] for key in keys if node.get(key) is not None}
+
+
+def _plan_review_pending(run: Run) -> bool:
+    """Pause for the plan's review, or stop a run whose approved plan changed."""
+    clear = run.clearance or {}
+    if clear.get("plan_review") == plan_review.PENDING:
+        digest = plan_review.plan_digest(run.plan)
+        pause(run, purpose="plan_review", kind="approval",
+               title=f"Review the plan ({len(run.nodes)} steps) before it runs",
+               description=plan_review.review_table(run.plan, actions.registry()),
+               fields=plan_review.review_fields(run.plan, actions.registry()),
+               state={"digest": digest, "plan": run.plan,
+                      "rows": plan_review.review_rows(run.plan, actions.registry())})
+        return True
+    approved = clear.get("plan_digest")
+    if approved and approved != plan_review.plan_digest(run.plan):
+        run_fail(run=run, actor=None, error="the plan differs from the one approved")
+        return True
+    return False
+
+
+def _text(template: str, context: dict) -> str:
+    return str(render(template, context, set()))
+
+
+def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = False) -> Any:
+    action = actions.registry().get(node["action"])
+    label = node.get("title") or f"{node['id']} ({node['action']})"
+    missing: set[str] = set()
+    params = render(node.get("params", {}), run.context, missing)
+    if missing:
+        fields = _missing_fields(run, node, action, sorted(missing))
+        pause(run, purpose="missing", kind="input",
+               title=f"{_text(label, run.context)}: a value is missing",
+               description="Supply " + ", ".join(sorted(missing)) + " to continue.",
+               fields=fields)
+        return STOP
+    clear = _clearance(run)
+    if _needs_review(run.mode, action.risk) and not clear.get("approved"):
+        pause(run, purpose="mode_gate", kind="approval",
+               title=f"Run {node['action']} ({node['id']})?",
+               description=action.description, fields={"type": "object", "properties": {}},
+               state={"action": node["action"], "params": params, "risk": action.risk},
+               guards=[guard_entry(node=node, position=run.position, params=params,
+                                   unresolved=[])])
+        return STOP
+    # What was approved is what runs: a guarded step whose resolved parameters
+    # no longer match the digest a person approved does not run; ask again.
+    approved = (hooks.approved_guard(run=run, node_id=node["id"], position=run.position)
+                if _may_be_guarded(run, clear) else None)
+    answered = tuple(clear.get("values") or ()) if clear.get("resume") else ()
+    matches, current = (still_approved(approved, node, run.context, answered=answered)
+                        if approved is not None else (True, ""))
+    if not matches:
+        append_event(run, type="approval.digest_mismatch", data={
+            "node": node["id"], "approved": approved["digest"], "current": current})
+        pause(run, purpose="mode_gate", kind="approval",
+               title=f"Parameters changed since approval: run {node['action']} ({node['id']})?",
+               description="The parameters this step would run with differ from the ones "
+                           "approved. Review them again.",
+               fields={"type": "object", "properties": {}},
+               state={"action": node["action"], "params": params, "risk": action.risk},
+               guards=[guard_entry(node=node, position=run.position, params=params,
+                                   unresolved=[])])
+        return STOP
+
+    # A position the run has only just moved to (in this transaction) has no
+    # attempts yet: positions only grow, and forks carry only earlier steps.
+    steps = [] if new_position else list(
+        Step.objects.filter(run=run, node_id=node["id"], position=run.position)
+        .order_by("attempt"))
+    last = steps[-1] if steps else None
+    granted = False
+    if last is not None and last.status in (StepStatus.RUNNING, StepStatus.UNKNOWN):
+        if clear.get("retry"):
+            # A person checked the system and asked for another attempt.
+            granted = True
+            run.clearance = {**clear, "retry": False}
+        elif not action.idempotent:
+            outcome_unknown(run, node, last)
+            return STOP
+        _step_close(run, last, StepStatus.INTERRUPTED,
+                    last.error or "the worker stopped while the step ran", "step.interrupted")
+    failures = sum(1 for s in steps if s.status in FAILED_ATTEMPT)
+    retry = node.get("retry") or {}
+    if last is not None and last.status in FAILED_ATTEMPT and not granted:
+        max_attempts = int(retry.get("max_attempts", 1))
+        if failures >= max_attempts:
+            run_fail(run=run, actor=None, node=node["id"],
+                     error=f"{node['id']}: {last.error or last.status} "
+                           f"(after {failures} attempt{'s' if failures > 1 else ''})")
+            return STOP
+        backoff = float(retry.get("backoff_s", 1.0)) * (2 ** (failures - 1))
+        due = (last.finished_at or timezone.now()) + timedelta(seconds=backoff)
+        wait = (due - timezone.now()).total_seconds()
+        if wait > 0:
+            return Wait(wait)
+    attempt = (last.attempt + 1) if last is not None else 1
+    key = f"run{run.pk}-{node['id']}-{run.position}"
+    step = Step.objects.create(
+        run=run, node_id=node["id"], position=run.position, attempt=attempt,
+        action=node["action"], params=params, status=StepStatus.RUNNING, idempotency_key=key,
+        worker=owner, started_at=timezone.now(),
+    )
+    append_event(run, type="step.started", data={
+        "step": step.pk, "node": node["id"], "attempt": attempt, "action": node["action"],
+        "params": params,
+    })
+    timeout = float(node.get("timeout_s") or action.default_timeout_s)
+    return Launch(run_id=run.pk, step_id=step.pk, node=node, action=node["action"],
+                  params=params, attempt=attempt, idempotency_key=key, timeout_s=timeout,
+                  clearance=clear, step=step)
+
+
+def _may_be_guarded(run: Run, clear: dict) -> bool:
+    """Return whether a person may have approved this step's parameters.
+
+    Only a gate records what it lets run: an approval node earlier in the
+    plan, or the mode's review of this very step (which leaves `approved` in
+    the clearance). Without either there is no approval to look up, and a
+    plain run's steps skip that query.
+    """
+    if clear.get("approved"):
+        return True
+    return any(node.get("type") == "approval" for node in run.nodes[:run.position])
+
+
+def _missing_fields(run: Run, node: dict, action: Any, missing: list[str]) -> dict:
+    """Type each missing reference from the inputs schema or the parameter schema."""
+    inputs = (run.inputs_schema or {}).get("properties", {})
+    param_schema = action.Params.model_json_schema().get("properties", {})
+    by_reference = {}
+    for name, value in node.get("params", {}).items():
+        ref = is_exact_reference(value)
+        if ref:
+            by_reference[ref] = name
+    properties = {}
+    for ref in missing:
+        if ref in inputs:
+            schema = dict(inputs[ref])
+        elif ref in by_reference and by_reference[ref] in param_schema:
+            schema = _plain_schema(param_schema[by_reference[ref]])
+        else:
+            schema = {"type": "string"}
+        schema.setdefault("title", ref.replace("_", " ").replace(".", " ").capitalize())
+        properties[ref] = schema
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def _plain_schema(schema: dict) -> dict:
+    """Drop pydantic's nullable wrapper and keep what a form can show."""
+    if "anyOf" in schema:
+        options = [s for s in schema["anyOf"] if s.get("type") != "null"]
+        if len(options) == 1:
+            schema = {**{k: v for k, v in schema.items() if k != "anyOf"}, **options[0]}
+    keep = ("type", "enum", "format", "title", "description", "minimum", "maximum",
+            "minLength", "maxLength", "pattern", "items")
+    return {k: v for k, v in schema.items() if k in keep} or {"type": "string"}
+
+
+def pause(run: Run, *, purpose: str, kind: str, title: str, fields: dict,
+           description: str = "", state: dict | None = None, step: Step | None = None,
+           assign_to: str | None = None, guards: list[dict] | None = None,
+           options: dict | None = None) -> None:
+    set_status(run, RunStatus.WAITING)
+    request = hooks.open_request(
+        run=run, step=step, node_id=run.current_node, position=run.position, kind=kind,
+        purpose=purpose, title=title[:300], description=description, fields=fields,
+        state=state or {}, assign_to=assign_to, guards=guards or [], options=options or {},
+    )
+    append_event(run, type="run.paused", data={
+        "request": request.pk, "kind": kind, "purpose": purpose, "node": run.current_node,
+        "title": title, "fields": fields, "step": step.pk if step else None,
+        "digest": getattr(request, "digest", ""),
+    })
+
+
+def _step_close(run: Run, step: Step, status: str, error: str, event_type: str) -> None:
+    step.status, step.error = status, error
+    step.finished_at = step.finished_at or timezone.now()
+    step.save()
+    append_event(run, type=event_type, data={
+        "step": step.pk, "node": step.node_id, "attempt": step.attempt, "status": status,
+        "error": error,
+    })
+
+
+def outcome_unknown(run: Run, node: dict, step: Step) -> None:
+    if step.status != StepStatus.UNKNOWN:
+        step.status = StepStatus.UNKNOWN
+        step.error = step.error or "the worker stopped while this step ran"
+        step.save()
+        append_event(run, type="step.outcome_unknown", data={
+            "step": step.pk, "node": step.node_id, "attempt": step.attempt,
+            "evidence": step.evidence, "error": step.error,
+        })
+    action = actions.registry().get(node["action"])
+    outputs = {
+        field: _plain_schema(action.Output.model_json_schema().get("properties", {})
+                             .get(field, {"type": "string"}))
+        for field in node.get("outputs", {}).values()
+    }
+    pause(run, purpose="unknown_outcome", kind="unknown_outcome", step=step,
+           title=f"Did {node['action']} ({node['id']}) happen?",
+           description=f"{node['action']} is not idempotent and its attempt {step.attempt} "
+                       "was interrupted. Check the system, then retry the step, mark it done "
+                       "(giving its outputs) or fail the run.",
+           fields={"type": "object", "properties": outputs, "required": []},
+           state={"evidence": step.evidence, "params": step.params, "error": step.error})

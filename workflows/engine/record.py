@@ -1,0 +1,189 @@
+"""Running a step's action and committing its result with the next decision."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from executors.base import ActionContext
+from executors.runner import ActionResult, scrub
+from executors.scrubbing import scrub_secrets_in
+from workflows import actions
+from workflows.engine.base import (
+    RESULT_STATUS,
+    STOP,
+    Held,
+    Launch,
+    LeaseLost,
+    append_event,
+    save_run,
+)
+from workflows.engine.decide import decide, outcome_unknown, pause
+from workflows.leases import lease_extend_on, lease_holds, lease_renew
+from workflows.models import Run, Step
+from workflows.reconnect import lease_heartbeat
+from workflows.services import apply_outputs
+from workflows.states import TERMINAL, RunStatus, StepStatus
+
+
+def _evidence_path(run_id: int, step_id: int) -> Path:
+    return Path(settings.MEDIA_ROOT) / "runs" / str(run_id) / str(step_id)
+
+
+def _evidence_dir(run_id: int, step_id: int) -> Path:
+    """Create the step's (empty) evidence folder."""
+    path = _evidence_path(run_id, step_id)
+    if path.exists():
+        # Files left by an earlier database's step with the same ids are not
+        # this step's evidence, and must not be hashed into it.
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def execute(launch: Launch, owner: str) -> ActionResult:
+    clear = launch.clearance
+    ctx = ActionContext(
+        run_id=launch.run_id, step_id=launch.step_id, node_id=launch.node["id"],
+        attempt=launch.attempt, idempotency_key=launch.idempotency_key,
+        evidence_dir=str(_evidence_dir(launch.run_id, launch.step_id)),
+        files_roots=list(settings.AGENTOS_FILES_ROOTS),
+        allowed_hosts=list(settings.AGENTOS_API_ALLOWED_HOSTS),
+        allowed_origins=[settings.AGENTOS_PORTAL_BASE_URL.rstrip("/")],
+        portal_base_url=settings.AGENTOS_PORTAL_BASE_URL,
+        browser_executable=settings.AGENTOS_BROWSER_EXECUTABLE,
+        secrets=actions.secrets_for(launch.action, launch.params),
+        resume_state=clear.get("state") if clear.get("resume") else None,
+        resume_values=clear.get("values") if clear.get("resume") else None,
+    )
+    every = max(0.2, min(5.0, settings.AGENTOS_LEASE_SECONDS / 3))
+    return actions.runner().run(
+        launch.action, launch.params, ctx, timeout_s=launch.timeout_s,
+        heartbeat=lease_heartbeat(lambda: lease_renew(launch.run_id, owner),
+                                  settings.AGENTOS_LEASE_SECONDS),
+        heartbeat_every_s=every,
+    )
+
+
+def _collect_evidence(run_id: int, step_id: int, result: ActionResult) -> dict:
+    folder = _evidence_path(run_id, step_id)
+    files = []
+    folder.mkdir(parents=True, exist_ok=True)  # the action may have removed it
+    with os.scandir(folder) as entries:
+        produced = any(True for _ in entries)
+    # Most actions leave nothing: skip the walk, just drop the empty folder.
+    if produced:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            files.append({"name": str(path.relative_to(folder)), "sha256": digest,
+                          "bytes": path.stat().st_size,
+                          "path": str(path.relative_to(settings.MEDIA_ROOT))})
+    if not files:
+        folder.rmdir()
+    secrets = actions.all_secret_values()
+    return {"exit_code": result.exit_code, "duration_ms": round(result.duration_ms, 2),
+            "files": files, "log": scrub(result.log or "", secrets)[-4000:]}
+
+
+def record(held: Held, launch: Launch, result: ActionResult, *, go_on: bool) -> Any:
+    """Commit a step's result; when the run goes on, decide and start its next node.
+
+    Both happen in one transaction under one lease check: the step's result
+    and its event, then (with `go_on`, while the task's time budget lasts)
+    whatever the next node needs, with its own events. Return what to do
+    next, or None to look again in a fresh transaction.
+    """
+    owner = held.owner
+    evidence = _collect_evidence(launch.run_id, launch.step_id, result)
+    secrets = actions.all_secret_values()
+    with transaction.atomic():
+        run = held.lock()
+        stopped = run.status in TERMINAL
+        if not stopped and not lease_holds(run, owner):
+            raise LeaseLost
+        status = RESULT_STATUS[result.status]
+        if stopped and status != StepStatus.SUCCEEDED:
+            status = StepStatus.CANCELLED
+        step = _step_finish(launch, owner, status=status, evidence=evidence,
+                            duration_ms=result.duration_ms,
+                            error=scrub(result.error or "", secrets)[:4000],
+                            output=(scrub_secrets_in(result.output or {}, secrets)
+                                    if status == StepStatus.SUCCEEDED else None))
+        base = {"step": step.pk, "node": step.node_id, "attempt": step.attempt,
+                "status": status, "duration_ms": round(result.duration_ms, 2)}
+        if status == StepStatus.SUCCEEDED:
+            changed = {} if stopped else apply_outputs(run, launch.node, step.output)
+            append_event(run, type="step.succeeded", data={
+                **base, "output": step.output, "context": changed,
+                "evidence": [f["name"] for f in evidence["files"]],
+            })
+            if stopped:
+                save_run(run)
+                return STOP
+            run.position += 1
+            run.clearance = {}
+            run.current_node = (run.nodes[run.position]["id"]
+                                if run.position < len(run.nodes) else "")
+            return _go_on(run, owner, go_on, new_position=True)
+        if status == StepStatus.NEEDS_INPUT and not stopped:
+            asked = result.needs_input or {}
+            append_event(run, type="step.needs_input", data={**base,
+                    "message": asked.get("message", "")})
+            properties = asked.get("fields") or {}
+            fields = {"type": "object", "properties": properties,
+                      "required": asked.get("required") or list(properties)}
+            pause(run, purpose="action_input", kind="input", step=step,
+                   title=asked.get("message") or f"{launch.action} needs a value",
+                   fields=fields, state=asked.get("state") or {})
+            save_run(run)
+            return STOP
+        append_event(run, type="step.cancelled" if stopped else "step.failed",
+                data={**base, "error": step.error})
+        if stopped:
+            save_run(run)
+            return STOP
+        action = actions.registry().get(launch.action)
+        if not action.idempotent and status in (StepStatus.CRASHED, StepStatus.TIMED_OUT):
+            # It may have done its work before it died: a person must say.
+            outcome_unknown(run, launch.node, step)
+            save_run(run)
+            return STOP
+        return _go_on(run, owner, go_on)
+
+
+def _go_on(run: Run, owner: str, go_on: bool, *, new_position: bool = False) -> Any:
+    """Extend the lease, decide the next node in the same transaction, save."""
+    lease_extend_on(run)
+    outcome = (decide(run, owner, new_position=new_position)
+               if go_on and run.status == RunStatus.RUNNING else None)
+    save_run(run)
+    return outcome
+
+
+def _step_finish(launch: Launch, owner: str, *, status: str, evidence: dict,
+                 duration_ms: float, error: str, output: dict | None) -> Step:
+    """Write a step's result, only while it is still ours and running.
+
+    The condition is the check: a step another worker closed (its lease
+    expired and the run moved on) is not overwritten, and this worker stops.
+    """
+    now = timezone.now()
+    changes: dict[str, Any] = {"status": status, "finished_at": now, "evidence": evidence,
+                               "duration_ms": duration_ms, "error": error}
+    if output is not None:
+        changes["output"] = output
+    written = Step.objects.filter(pk=launch.step_id, status=StepStatus.RUNNING,
+                                  worker=owner).update(**changes)
+    if written != 1:
+        raise LeaseLost
+    step = launch.step if launch.step is not None else Step.objects.get(pk=launch.step_id)
+    for name, value in changes.items():
+        setattr(step, name, value)
+    return step
