@@ -10,13 +10,114 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from executors.attempt import killpg
 from executors.child import RESULT_FD
 
-__all__ = ["child_tmp", "family_of", "use_own_tmp", "warm_up_spare"]
+__all__ = ["Pools", "Spare", "child_tmp", "family_of", "use_own_tmp", "warm_up_spare"]
+
+# A warm-up family's pool is refilled only after it ran nothing this long.
+REFILL_IDLE_S = 0.3
+
+
+@dataclass
+class Spare:
+    """A child forked ahead of time, waiting on ``control`` for a request.
+
+    ``family`` names the warm-up it ran first ("" for none): a spare of the
+    browser actions has its own Chromium running before any request.
+    """
+
+    pid: int
+    pidfd: int
+    control: socket.socket
+    family: str = ""
+    # Warm-up done (it said so on ``control``); a family without one is
+    # ready at once.
+    ready: bool = False
+
+    def discard(self) -> None:
+        """Kill, reap and forget an idle spare."""
+        # Closing the socket alone ends a spare blocked in recv; the kill
+        # covers one that has not got that far (and is maybe not yet its own
+        # group leader, which killpg handles by falling back to the pid).
+        self.control.close()
+        killpg(self.pid)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        os.close(self.pidfd)
+
+
+class Pools:
+    """The zygote's spares by family, oldest first, and when to refill them.
+
+    Plain actions have one spare, forked again by the zygote at each
+    request. A warm-up family keeps ``size`` spares: refilled one at a time
+    once it has run nothing for REFILL_IDLE_S (so starting browsers does not
+    compete with the actions using them), and at once when a request drains
+    it (so under sustained load every request still finds one started).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(0, size)
+        self._spares: dict[str, list[Spare]] = {}
+        # Warm-up families used so far, and when each last went idle.
+        self._idle_since: dict[str, float] = {}
+
+    def add(self, spare: Spare) -> None:
+        self._spares.setdefault(spare.family, []).append(spare)
+
+    def remove(self, spare: Spare) -> None:
+        pool = self._spares.get(spare.family) or []
+        if spare in pool:
+            pool.remove(spare)
+
+    def all(self) -> list[Spare]:
+        return [spare for pool in self._spares.values() for spare in pool]
+
+    def clear(self) -> None:
+        self._spares.clear()
+
+    def take(self, family: str) -> Spare | None:
+        """Pop the family's oldest ready spare, else its oldest one still warming."""
+        pool = self._spares.get(family) or []
+        for spare in [s for s in pool if s.ready] or pool[:1]:
+            pool.remove(spare)
+            return spare
+        return None
+
+    def used(self, family: str) -> bool:
+        """Note that a warm-up family ran a request; say if it needs a spare now."""
+        self._idle_since.setdefault(family, 0.0)
+        return self.size > 0 and not self._spares.get(family)
+
+    def went_idle(self, family: str) -> None:
+        self._idle_since[family] = time.monotonic()
+
+    def refill_wait(self, busy: Callable[[str], bool]) -> float | None:
+        """Return how long until a pool is due a refill, or None."""
+        waits = [max(0.0, since + REFILL_IDLE_S - time.monotonic())
+                 for family, since in self._idle_since.items()
+                 if len(self._spares.get(family) or []) < self.size and not busy(family)]
+        return min(waits) if waits else None
+
+    def due(self, busy: Callable[[str], bool]) -> list[str]:
+        """Return the families to fork one more spare for now.
+
+        One at a time: the next is forked once this one is ready, so a
+        refill takes one core at most while the machine is otherwise idle.
+        """
+        now = time.monotonic()
+        return [family for family, since in self._idle_since.items()
+                if len(pool := self._spares.get(family) or []) < self.size
+                and not busy(family) and now - since >= REFILL_IDLE_S
+                and all(spare.ready for spare in pool)]
 
 
 def child_tmp(pid: int) -> str:

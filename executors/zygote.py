@@ -40,7 +40,6 @@ import shutil
 import signal
 import socket
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ from typing import Any, NoReturn
 # Imported here, before any fork, so no child pays for the import.
 from executors.attempt import killpg
 from executors.child import enter_sandbox, serve_one
-from executors.spares import child_tmp, family_of, use_own_tmp, warm_up_spare
+from executors.spares import Pools, Spare, child_tmp, family_of, use_own_tmp, warm_up_spare
 
 __all__ = ["main"]
 
@@ -63,8 +62,6 @@ REQUEST_FDS = 3
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 ORPHAN_SWEEPS = 20
-# A warm-up family's pool is refilled only after it ran nothing this long.
-REFILL_IDLE_S = 0.3
 
 
 @dataclass
@@ -72,23 +69,6 @@ class _Child:
     request_id: int
     pid: int
     family: str = ""
-
-
-@dataclass
-class _Spare:
-    """A child forked ahead of time, waiting on ``control`` for a request.
-
-    ``family`` names the warm-up it ran first ("" for none): a spare of the
-    browser actions has its own Chromium running before any request.
-    """
-
-    pid: int
-    pidfd: int
-    control: socket.socket
-    family: str = ""
-    # Warm-up done (it said so on ``control``); a family without one is
-    # ready at once.
-    ready: bool = False
 
 
 class _Zygote:
@@ -102,31 +82,28 @@ class _Zygote:
         # Keyed by pidfd: a pidfd turns readable when its process exits,
         # which lets one selector wait on the socket and children alike.
         self.children: dict[int, _Child] = {}
-        # Spares by family, oldest first. A warm-up family's pool is first
-        # filled after its first request, so a zygote that never runs a
-        # browser action never starts a browser.
-        self.spares: dict[str, list[_Spare]] = {}
+        # A warm-up family's pool is first filled after its first request,
+        # so a zygote that never runs a browser action never starts a browser.
+        self.pools = Pools(warm_spares)
         self.warm_ups: dict[str, Callable[[], None]] = {}
         for action_cls in registry:
             if action_cls.warm_up is not None:
                 self.warm_ups[family_of(action_cls)] = action_cls.warm_up
-        self.warm_spares = max(0, warm_spares)
-        # Warm-up families seen so far, and when each last ended a child.
-        self.idle_since: dict[str, float] = {}
         self.pid = os.getpid()
 
     def serve(self) -> None:
         """Handle requests, exits and ready spares until the parent disconnects."""
         while True:
-            for key, _ in self.selector.select(self._refill_wait()):
+            for key, _ in self.selector.select(self.pools.refill_wait(self._busy)):
                 if key.fileobj is self.sock:
                     if not self._handle_request():
                         return
-                elif isinstance(key.data, _Spare):
+                elif isinstance(key.data, Spare):
                     self._on_spare(key.data)
                 else:
                     self._reap(key.fd)
-            self._refill()
+            for family in self.pools.due(self._busy):
+                self.fork_spare(family)
 
     def _handle_request(self) -> bool:
         try:
@@ -155,7 +132,9 @@ class _Zygote:
         action_cls = self.registry.get(action_name)
         memory_limit_mb = action_cls.memory_limit_mb
         family = family_of(action_cls)
-        spare = self._take_spare(family)
+        spare = self.pools.take(family)
+        if spare is not None and not spare.ready:
+            self.selector.unregister(spare.control)
         child: tuple[int, int] | None = None
         if spare is not None:
             try:
@@ -164,7 +143,7 @@ class _Zygote:
                 child = (spare.pid, spare.pidfd)
                 spare.control.close()
             except OSError:
-                _discard(spare)  # it died idle; fork the slow way instead
+                spare.discard()  # it died idle; fork the slow way instead
         if child is None:
             pid = os.fork()
             if pid == 0:
@@ -178,24 +157,12 @@ class _Zygote:
         if not family:
             # While that child runs on one core, fork its successor on the other.
             self.fork_spare(family)
-        else:
-            self.idle_since.setdefault(family, 0.0)
-            if self.warm_spares and not self.spares.get(family):
-                # The pool is drained (or was never filled): warm the next
-                # one now, beside this action, rather than start it cold.
-                self.fork_spare(family)
+        elif self.pools.used(family):
+            # The pool is drained (or was never filled): warm the next one
+            # now, beside this action, rather than start it cold.
+            self.fork_spare(family)
 
-    def _take_spare(self, family: str) -> _Spare | None:
-        """Pop the family's oldest ready spare, else its oldest one still warming."""
-        pool = self.spares.get(family) or []
-        for spare in [s for s in pool if s.ready] or pool[:1]:
-            pool.remove(spare)
-            if not spare.ready:
-                self.selector.unregister(spare.control)
-            return spare
-        return None
-
-    def _on_spare(self, spare: _Spare) -> None:
+    def _on_spare(self, spare: Spare) -> None:
         """A warming spare said it is ready, or died (EOF)."""
         self.selector.unregister(spare.control)
         try:
@@ -205,36 +172,11 @@ class _Zygote:
         if data:
             spare.ready = True
             return
-        pool = self.spares.get(spare.family) or []
-        if spare in pool:
-            pool.remove(spare)
-        _discard(spare)
+        self.pools.remove(spare)
+        spare.discard()
 
     def _busy(self, family: str) -> bool:
         return any(child.family == family for child in self.children.values())
-
-    def _refill_wait(self) -> float | None:
-        """Return how long to wait before a pool is due a refill, or None."""
-        waits = []
-        for family, since in self.idle_since.items():
-            if len(self.spares.get(family) or []) < self.warm_spares \
-                    and not self._busy(family):
-                waits.append(max(0.0, since + REFILL_IDLE_S - time.monotonic()))
-        return min(waits) if waits else None
-
-    def _refill(self) -> None:
-        """Warm one more spare for each idle family short of its pool.
-
-        One at a time: the next is forked once this one is ready, so the
-        refill takes one core at most while the machine is otherwise idle.
-        """
-        now = time.monotonic()
-        for family, since in self.idle_since.items():
-            pool = self.spares.get(family) or []
-            if len(pool) >= self.warm_spares or self._busy(family):
-                continue
-            if now - since >= REFILL_IDLE_S and all(spare.ready for spare in pool):
-                self.fork_spare(family)
 
     def fork_spare(self, family: str = "") -> None:
         """Fork the child that will take the next request of ``family``.
@@ -250,8 +192,8 @@ class _Zygote:
             control.close()
             self._wait_as_spare(spare_end, family)
         spare_end.close()
-        spare = _Spare(pid, os.pidfd_open(pid), control, family, ready=not family)
-        self.spares.setdefault(family, []).append(spare)
+        spare = Spare(pid, os.pidfd_open(pid), control, family, ready=not family)
+        self.pools.add(spare)
         if not spare.ready:
             self.selector.register(control, selectors.EVENT_READ, spare)
 
@@ -314,7 +256,7 @@ class _Zygote:
         child = self.children.pop(pidfd)
         self.selector.unregister(pidfd)
         if child.family and not self._busy(child.family):
-            self.idle_since[child.family] = time.monotonic()
+            self.pools.went_idle(child.family)
         # Kill leftovers in the child's group before reaping: until the
         # child is reaped its pid (and so the group id) cannot be reused.
         killpg(child.pid)
@@ -346,7 +288,7 @@ class _Zygote:
         """
         for _ in range(ORPHAN_SWEEPS):
             known = {child.pid for child in self.children.values()}
-            known.update(spare.pid for pool in self.spares.values() for spare in pool)
+            known.update(spare.pid for spare in self.pools.all())
             orphans = [pid for pid in _own_children() if pid not in known]
             if not orphans:
                 return
@@ -367,10 +309,9 @@ class _Zygote:
             os.close(pidfd)
             shutil.rmtree(child_tmp(child.pid), ignore_errors=True)
         self.children.clear()
-        for pool in self.spares.values():
-            for spare in pool:
-                _discard(spare)
-        self.spares.clear()
+        for spare in self.pools.all():
+            spare.discard()
+        self.pools.clear()
         self._kill_orphans()
 
 
@@ -407,18 +348,6 @@ def _die_with(zygote: int) -> None:
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != zygote:
         os._exit(0)
-
-
-def _discard(spare: _Spare) -> None:
-    """Kill, reap and forget an idle spare."""
-    # Closing the socket alone ends a spare blocked in recv; the kill
-    # covers one that has not got that far (and is maybe not yet its own
-    # group leader, which killpg handles by falling back to the pid).
-    spare.control.close()
-    killpg(spare.pid)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(spare.pid, 0)
-    os.close(spare.pidfd)
 
 
 def main(argv: list[str]) -> int:
