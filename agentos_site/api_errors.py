@@ -63,6 +63,7 @@ def _location(loc: list[Any] | tuple[Any, ...]) -> str:
 def install_handlers(api: NinjaAPI) -> None:
     """Map every domain exception to its status and the one error shape."""
     from approvals.services import AlreadyDecided, DecisionInvalid, DecisionRefused
+    from workflows.forks import IdempotencyKeyReused
     from workflows.models import EventImmutable
     from workflows.plans import PlanInvalid
     from workflows.replay import ReplayError
@@ -134,6 +135,11 @@ def install_handlers(api: NinjaAPI) -> None:
     @handle(Conflict)
     def conflict(request: HttpRequest, exc: Exception) -> HttpResponse:
         return error_response(api, request, 409, str(exc))
+
+    @handle(IdempotencyKeyReused)
+    def key_reused(request: HttpRequest, exc: Exception) -> HttpResponse:
+        return error_response(api, request, 409, str(exc),
+                              [{"field": "Idempotency-Key", "message": str(exc)}])
 
     @handle(EventImmutable)
     def immutable(request: HttpRequest, exc: Exception) -> HttpResponse:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -24,29 +26,56 @@ from workflows.states import StepStatus
 MAX_IDEMPOTENCY_KEY = 200
 
 
+class IdempotencyKeyReused(Exception):
+    """An Idempotency-Key already started a run for another request (HTTP 409)."""
+
+
+def _request_digest(request: dict[str, Any]) -> str:
+    """Return the SHA-256 of what a start request asks for."""
+    workflow = request.get("workflow")
+    asked = {"workflow": workflow.slug if workflow is not None else None,
+             "plan": request.get("plan"), "context": request.get("context") or {},
+             "mode": request.get("mode"), "review_plan": bool(request.get("review_plan"))}
+    canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _same_request(run: Run, digest: str) -> Run:
+    # Runs started before digests were kept have none: they keep answering.
+    if run.request_digest and run.request_digest != digest:
+        raise IdempotencyKeyReused(
+            f"this Idempotency-Key already started run {run.pk} for a different request; "
+            "send the same request to read that run, or a new key to start another")
+    return run
+
+
 def run_create_idempotent(*, idempotency_key: str, requester: Any,
                           **kwargs: Any) -> tuple[Run, bool]:
     """Create a run once per (requester, key); return (run, created).
 
     The unique constraint decides races: of two concurrent requests with the
-    same key, one inserts and the other reads the winner's run.
+    same key, one inserts and the other reads the winner's run. The key is
+    bound to its request: the same key with another workflow, plan, context
+    or mode raises IdempotencyKeyReused instead of returning the first run.
     """
     if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
         raise PlanInvalid([PlanError("", "Idempotency-Key",
                                      f"at most {MAX_IDEMPOTENCY_KEY} characters")])
     if not idempotency_key:
         return run_create(requester=requester, **kwargs), True
+    digest = _request_digest(kwargs)
     existing = Run.objects.filter(requester=requester, idempotency_key=idempotency_key).first()
     if existing is not None:
-        return existing, False
+        return _same_request(existing, digest), False
     try:
-        return run_create(requester=requester, idempotency_key=idempotency_key, **kwargs), True
+        return run_create(requester=requester, idempotency_key=idempotency_key,
+                          request_digest=digest, **kwargs), True
     except IntegrityError:
         existing = Run.objects.filter(requester=requester,
                                       idempotency_key=idempotency_key).first()
         if existing is None:
             raise
-        return existing, False
+        return _same_request(existing, digest), False
 
 
 def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: Any) -> Run:

@@ -103,6 +103,9 @@ class Run(models.Model):
     # An integration's Idempotency-Key: the same key of the same requester
     # always names the same run (a unique constraint, so also under races).
     idempotency_key = models.CharField(max_length=200, blank=True)
+    # SHA-256 of what the request with that key asked for: a key reused for
+    # another request is refused, not answered with this run.
+    request_digest = models.CharField(max_length=64, blank=True, default="")
     batch = models.ForeignKey(
         "RunBatch", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
     )

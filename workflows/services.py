@@ -143,6 +143,7 @@ def run_create(
     batch: Any = None,
     schedule: Any = None,
     review_plan: bool = False,
+    request_digest: str = "",
 ) -> Run:
     """Validate and queue a run of a workflow (its current version) or of a bare plan.
 
@@ -183,7 +184,7 @@ def run_create(
             workflow=workflow, workflow_version=workflow.version if workflow else None,
             plan=plan, inputs_schema=inputs, mode=mode, context=context, requester=requester,
             current_node=plan["nodes"][0]["id"], idempotency_key=idempotency_key,
-            batch=batch, schedule=schedule, clearance=clearance,
+            request_digest=request_digest, batch=batch, schedule=schedule, clearance=clearance,
         )
         event_append(run=run, type="run.created", actor=requester, data={
             "workflow": workflow.slug if workflow else None,

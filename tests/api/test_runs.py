@@ -56,6 +56,27 @@ def test_the_same_idempotency_key_returns_the_same_run(as_operator, people) -> N
     assert Run.objects.count() == 2
 
 
+def test_an_idempotency_key_reused_for_another_request_is_a_409(as_operator, people) -> None:
+    """The key is bound to what it asked for: another context, mode or plan
+    under the same key is refused, never answered with the first run."""
+    key = {"Idempotency-Key": "order-19"}
+    first = as_operator.post("/runs", {"workflow": "people", "context": {"name": "Ada"}}, **key)
+    other_context = as_operator.post("/runs", {"workflow": "people",
+                                               "context": {"name": "Bob"}}, **key)
+    other_mode = as_operator.post("/runs", {"workflow": "people", "context": {"name": "Ada"},
+                                            "mode": "interactive"}, **key)
+    same = as_operator.post("/runs", {"context": {"name": "Ada"}, "workflow": "people"}, **key)
+
+    run_id = first.json()["id"]
+    for refused in (other_context, other_mode):
+        assert refused.status_code == 409, refused.json()
+        assert refused.json()["errors"][0]["field"] == "Idempotency-Key"
+        assert f"already started run {run_id} for a different request" in \
+            refused.json()["detail"]
+    assert (same.status_code, same.json()["id"]) == (200, run_id)
+    assert Run.objects.count() == 1
+
+
 def test_runs_are_listed_by_page_and_filtered(as_operator, people) -> None:
     for name in ("a", "b", "c"):
         as_operator.post("/runs", {"workflow": "people", "context": {"name": name}})
