@@ -201,6 +201,15 @@ if REDIS_URL:
     }}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The cache holds the API rate limit's counts: with REDIS_URL one count per
+# token for every web process; without it each process counts its own (the
+# embedded default runs one).
+if REDIS_URL:
+    CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("AGENTOS_CHANNEL_PREFIX", "agentos"),
+    }}
 AGENTOS_LIVE_POLL_S = env_float("AGENTOS_LIVE_POLL_S", 0.03)
 # How long the relay waits for an event id that was skipped (a transaction
 # still committing, on PostgreSQL) before taking it for a rolled-back insert.
