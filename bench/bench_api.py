@@ -19,34 +19,21 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-VAR = Path(tempfile.mkdtemp(prefix="agentos-bench-"))
-os.environ.update({
-    "DJANGO_SETTINGS_MODULE": "agentos_site.settings",
-    "AGENTOS_VAR_DIR": str(VAR),
-    "AGENTOS_FILES_ROOTS": str(VAR / "workspace"),
-    "DJANGO_SECRET_KEY": "bench-only",
-    "AGENTOS_API_RATE_LIMIT": "0",
-    "DJANGO_ALLOWED_HOSTS": "testserver",
-})
-os.environ.pop("DATABASE_URL", None)
-os.environ.pop("REDIS_URL", None)
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import configure, pct  # noqa: E402
+
+configure("embedded")
+os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver"
 
 import django  # noqa: E402
 
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def line(label: str, values: list[float]) -> str:
@@ -94,8 +81,8 @@ def main() -> None:
 
     print(line("POST /runs (new run)", timed(post, n)))
     post(0, "same-key")
-    print(line("POST /runs (repeated Idempotency-Key)",
-               timed(lambda i: post(i, "same-key"), n)))
+    print(line("POST /runs (repeated Idempotency-Key, same request)",
+               timed(lambda i: post(0, "same-key"), n)))
     run_id = Run.objects.order_by("id").first().pk
     print(line("GET /runs/{id}", timed(lambda i: client.get(f"/api/v1/runs/{run_id}",
                                                             headers=auth), n)))

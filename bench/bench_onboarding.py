@@ -26,26 +26,19 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-VAR = Path(tempfile.mkdtemp(prefix="agentos-bench-"))
-os.environ.update({
-    "DJANGO_SETTINGS_MODULE": "agentos_site.settings",
-    "AGENTOS_VAR_DIR": str(VAR),
-    "AGENTOS_FILES_ROOTS": str(VAR / "workspace"),
-    "DJANGO_SECRET_KEY": "bench-only",
-})
-os.environ.pop("DATABASE_URL", None)
-os.environ.pop("REDIS_URL", None)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, configure, pct  # noqa: E402
+
+configure("embedded")
 with socket.socket() as _probe:
     _probe.bind(("127.0.0.1", 0))
     PORT = _probe.getsockname()[1]
 os.environ["AGENTOS_PORTAL_BASE_URL"] = f"http://127.0.0.1:{PORT}"
-sys.path.insert(0, str(ROOT))
 
 import django  # noqa: E402
 
@@ -60,11 +53,6 @@ CLOSED = re.compile(r"browser closed in (\d+) ms")
 PAGE_WORK = re.compile(r"^page work: (.*)$", re.MULTILINE)
 PAGE_ITEM = re.compile(r"^(\S+) .* (\d+) ms$")
 VERBOSE = False
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def line(label: str, values: list[float]) -> str:
