@@ -101,10 +101,14 @@ class Pools:
         self._idle_since[family] = time.monotonic()
 
     def refill_wait(self, busy: Callable[[str], bool]) -> float | None:
-        """Return how long until a pool is due a refill, or None."""
+        """Return how long until a pool is due a refill, or None.
+
+        None too while a spare of the family is still warming: its "ready"
+        message wakes the zygote, which must not spin until then.
+        """
         waits = [max(0.0, since + REFILL_IDLE_S - time.monotonic())
                  for family, since in self._idle_since.items()
-                 if len(self._spares.get(family) or []) < self.size and not busy(family)]
+                 if self._short(family, busy)]
         return min(waits) if waits else None
 
     def due(self, busy: Callable[[str], bool]) -> list[str]:
@@ -115,9 +119,13 @@ class Pools:
         """
         now = time.monotonic()
         return [family for family, since in self._idle_since.items()
-                if len(pool := self._spares.get(family) or []) < self.size
-                and not busy(family) and now - since >= REFILL_IDLE_S
-                and all(spare.ready for spare in pool)]
+                if self._short(family, busy) and now - since >= REFILL_IDLE_S]
+
+    def _short(self, family: str, busy: Callable[[str], bool]) -> bool:
+        """Whether an idle family lacks spares and none is warming now."""
+        pool = self._spares.get(family) or []
+        return len(pool) < self.size and not busy(family) and \
+            all(spare.ready for spare in pool)
 
 
 def child_tmp(pid: int) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -14,9 +16,8 @@ from django.conf import settings
 from executors.base import ActionFailed
 from executors.runner import Runner
 from portals.models import Employee, HardwareOrder, ITAccount
-from tests.support.portal_fixtures import (  # noqa: F401
-    chromium_family, portals, run_action, spare_chromium)
 from tests.executors._procs import is_gone, wait_until
+from tests.support.portal_fixtures import chromium_family, portals, run_action, spare_chromium  # noqa: F401
 from workflows import actions
 
 pytestmark = pytest.mark.browser
@@ -43,6 +44,12 @@ def test_the_same_key_twice_finds_the_record_instead_of_making_another(run_actio
     assert first.status == second.status == "succeeded", (first.error, second.error)
     assert first.output == second.output
     assert Employee.objects.count() == 1
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """Return the CPU time ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def is_browser(cmd: str) -> bool:
@@ -86,10 +93,10 @@ def test_each_action_gets_its_own_browser_started_ahead_of_its_request(run_actio
 
 def test_a_pool_of_browsers_fills_while_idle_and_serves_actions_in_a_row(
         run_action, settings) -> None:
-    """With two spares, two actions in a row each take a browser started
+    """With three spares, two actions in a row each take a browser started
     before either request; the pool fills one at a time while idle."""
     pool = Runner(tuple(settings.AGENTOS_ACTION_MODULES),
-                  python_path=(str(settings.BASE_DIR),), warm_spares=2)
+                  python_path=(str(settings.BASE_DIR),), warm_spares=3)
 
     def ready_browsers() -> set[int]:
         return {pid for pid, cmd in spare_chromium(pool.zygote_pid).items() if is_browser(cmd)}
@@ -99,7 +106,11 @@ def test_a_pool_of_browsers_fills_while_idle_and_serves_actions_in_a_row(
         assert first.status == "succeeded", (first.error, first.log)
         # A family's pool starts with its first request, which had none.
         assert "pre-started ahead of the request" not in first.log
-        assert wait_until(lambda: len(ready_browsers()) == 2, 90), ready_browsers()
+        started, cpu = time.monotonic(), cpu_seconds(pool.zygote_pid)
+        assert wait_until(lambda: len(ready_browsers()) == 3, 90), ready_browsers()
+        # While spares warm, the zygote waits for their word; it does not spin.
+        busy = (cpu_seconds(pool.zygote_pid) - cpu) / (time.monotonic() - started)
+        assert busy < 0.1, f"the zygote used {busy:.0%} of a core while the pool filled"
         ahead = set(spare_chromium(pool.zygote_pid))
         used: set[int] = set()
         for key in ("pool-1", "pool-2"):
@@ -117,8 +128,8 @@ def test_a_pool_of_browsers_fills_while_idle_and_serves_actions_in_a_row(
             assert browsers and browsers <= ahead, "the action started its own browser"
             assert not browsers & used, "two actions shared a browser"
             used |= browsers
-        # Idle again: refilled to two, none of them a browser an action used.
-        assert wait_until(lambda: len(ready_browsers()) == 2, 90), ready_browsers()
+        # Idle again: refilled to three, none of them a browser an action used.
+        assert wait_until(lambda: len(ready_browsers()) == 3, 90), ready_browsers()
         assert not ready_browsers() & used
         assert Employee.objects.count() == 3
         idle = set(spare_chromium(pool.zygote_pid))
