@@ -49,17 +49,17 @@ class PortalAction(Action):
         (``?next=`` the page): a page opened first would only redirect there.
         """
         prefix = self.portal.upper()
-        secrets = {"portal": self.title, "user_secret": f"{prefix}_PORTAL_USER",
-                   "password_secret": f"{prefix}_PORTAL_PASSWORD"}
+        login_as = {"portal": self.title, "user_secret": f"{prefix}_PORTAL_USER",
+                    "password_secret": f"{prefix}_PORTAL_PASSWORD"}
         base = self.base_url(session.ctx)
         if session.logged_in or not url.startswith(base):
             session.goto(url)
-            session.login(**secrets)
+            session.login(**login_as)
             return
         parts = urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         session.goto(f"{base}login/?{urlencode({'next': target})}")
-        if not session.login(**secrets):
+        if not session.login(**login_as):
             session.goto(url)  # this portal did not ask for a login
 
     def find_existing(self, session: BrowserSession, ctx: ActionContext) -> str:
