@@ -90,7 +90,7 @@ def test_last_used_is_recorded(operator) -> None:
 
 
 def _fresh_window(*tokens: Any) -> None:
-    """Start in a rate window with 10 s left, with no counts for these tokens.
+    """Start in a rate window with 5 s left at least, with no counts for these tokens.
 
     Token ids come back after a rollback; deleting their keys (not clearing
     the cache, which on Redis would flush what other suites keep there)
@@ -98,7 +98,7 @@ def _fresh_window(*tokens: Any) -> None:
     """
     from django.core.cache import cache
 
-    if time.time() % WINDOW_S > WINDOW_S - 10:
+    if time.time() % WINDOW_S > WINDOW_S - 5:
         time.sleep(WINDOW_S - time.time() % WINDOW_S)
     window = int(time.time() // WINDOW_S)
     cache.delete_many([f"agentos:api-rate:{t.token.pk}:{window}" for t in tokens])

@@ -106,12 +106,13 @@ def test_a_redis_restart_mid_run_loses_nothing(cluster, operator, tmp_path,
     from tests.support.servers import RedisServer
 
     redis = RedisServer(tmp_path / "redis.log").start()
+    clusters: list = []
     try:
         monkeypatch.setenv("REDIS_URL", redis.url)  # the clusters' broker and layer
         monkeypatch.setenv("AGENTOS_REQUEUE_AFTER_S", "3")
         monkeypatch.setattr(Conf, "REDIS", redis.url)  # this process enqueues there too
         ledger = tmp_path / "ledger"
-        clusters = [cluster(), cluster()]
+        clusters += [cluster(), cluster()]
         run_ids = start_ledger_runs(100, requester=operator, ledger=ledger, pause_s=0.05,
                                     max_attempts=5)
         wait_for(lambda: lines(ledger) >= 100, timeout=120, message="the runs to get going")
@@ -126,6 +127,10 @@ def test_a_redis_restart_mid_run_loses_nothing(cluster, operator, tmp_path,
         for c in clusters:
             assert c.proc is not None and c.proc.poll() is None, "a cluster died with Redis"
     finally:
+        # While their broker is still there: without it a cluster's shutdown
+        # waits out its timeouts (~20 s of teardown).
+        for c in clusters:
+            c.stop()
         redis.stop()
 
 
