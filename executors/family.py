@@ -14,9 +14,18 @@ import os
 import signal
 import time
 
-__all__ = ["family_of", "kill_family"]
+__all__ = ["children_of", "family_of", "kill_family"]
 
 SWEEP_FOR_S = 2.0
+
+
+def children_of(pid: int) -> list[int]:
+    """Return the pids of the children of ``pid``'s main thread."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+            return [int(item) for item in handle.read().split()]
+    except OSError:
+        return []
 
 
 def family_of(home: str) -> list[int]:

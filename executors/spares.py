@@ -87,10 +87,10 @@ class Pools:
     def take(self, family: str) -> Spare | None:
         """Pop the family's oldest ready spare, else its oldest one still warming."""
         pool = self._spares.get(family) or []
-        for spare in [s for s in pool if s.ready] or pool[:1]:
+        spare = next((s for s in pool if s.ready), pool[0] if pool else None)
+        if spare is not None:
             pool.remove(spare)
-            return spare
-        return None
+        return spare
 
     def used(self, family: str) -> bool:
         """Note that a warm-up family ran a request; say if it needs a spare now."""

@@ -48,6 +48,7 @@ from typing import Any, NoReturn
 # Imported here, before any fork, so no child pays for the import.
 from executors.attempt import killpg
 from executors.child import enter_sandbox, serve_one
+from executors.family import children_of
 from executors.spares import Pools, Spare, child_tmp, family_of, use_own_tmp, warm_up_spare
 
 __all__ = ["main"]
@@ -289,7 +290,7 @@ class _Zygote:
         for _ in range(ORPHAN_SWEEPS):
             known = {child.pid for child in self.children.values()}
             known.update(spare.pid for spare in self.pools.all())
-            orphans = [pid for pid in _own_children() if pid not in known]
+            orphans = [pid for pid in children_of(os.getpid()) if pid not in known]
             if not orphans:
                 return
             for pid in orphans:
@@ -313,16 +314,6 @@ class _Zygote:
             spare.discard()
         self.pools.clear()
         self._kill_orphans()
-
-
-def _own_children() -> list[int]:
-    """Return the pids of this (single-threaded) process's children."""
-    pid = os.getpid()
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
-            return [int(item) for item in handle.read().split()]
-    except OSError:
-        return []
 
 
 def _prctl(option: int, value: int) -> None:

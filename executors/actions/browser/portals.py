@@ -81,7 +81,9 @@ class PortalAction(Action):
         earlier attempt got that far), return that record's id instead.
         """
         values = {**fields, "external_ref": ctx.idempotency_key}
-        for name, offered in session.fill(values).items():
+        unoffered = session.fill(values)
+        if unoffered:
+            name, offered = next(iter(unoffered.items()))
             raise ActionFailed(f"the {self.title} portal has no {name} {values[name]!r}; "
                                f"it offers {', '.join(offered)}")
         session.submit("#submit")

@@ -17,10 +17,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,9 @@ from urllib.parse import urlsplit
 from playwright.sync_api import Browser, CDPSession, Page, Playwright, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
+from executors.attempt import killpg
 from executors.base import ActionContext, ActionFailed
+from executors.family import children_of
 
 __all__ = ["BrowserSession", "open_browser", "origin_of", "resolve_executable", "warm_up"]
 
@@ -289,22 +290,13 @@ class _Started:
         driver goes with this process's group when it exits; the zygote
         kills anything else left over.
         """
-        browsers = [pid for driver in _children(os.getpid()) for pid in _children(driver)
+        browsers = [pid for driver in children_of(os.getpid()) for pid in children_of(driver)
                     if _is_chromium(pid)]
         if not browsers:
             self.stop()  # not where Playwright puts it: close it the slow way
             return
         for pid in browsers:
-            with suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="ascii")
-    except OSError:
-        return []
-    return [int(item) for item in text.split()]
+            killpg(pid)
 
 
 def _is_chromium(pid: int) -> bool:
