@@ -29,6 +29,14 @@ def wait_for(predicate: Callable[[], object], *, timeout: float = 30.0, every: f
     pytest.fail(f"timed out after {timeout}s waiting for {message}")
 
 
+@pytest.fixture(autouse=True)
+def audit_checkpoints(tmp_path_factory: pytest.TempPathFactory, settings) -> Path:  # type: ignore[no-untyped-def]
+    """A checkpoint folder of the test's own: its database is rolled back after it."""
+    folder = tmp_path_factory.mktemp("audit")
+    settings.AGENTOS_AUDIT_CHECKPOINT_DIR = folder
+    return folder
+
+
 @pytest.fixture
 def workspace() -> Iterator[Path]:
     """The first files root, emptied before and after the test."""

@@ -103,8 +103,9 @@ def test_an_inserted_row_with_a_correct_hash_still_breaks_the_head(logged) -> No
                         data={}, at=last.at, correlation_id=last.correlation_id,
                         prev_hash=last.hash)
     sql(f"INSERT INTO {TABLE} (run_id, seq, type, actor_label, data, at, correlation_id, "
-        f"prev_hash, hash) VALUES (%s, 4, 'run.succeeded', 'mallory', '{{}}', %s, %s, %s, %s)",
-        logged.pk, last.at, last.correlation_id, last.hash, digest)
+        f"prev_hash, hash, key_id) VALUES (%s, 4, 'run.succeeded', 'mallory', '{{}}', %s, %s, "
+        f"%s, %s, %s)",
+        logged.pk, last.at, last.correlation_id, last.hash, digest, last.key_id)
     message = verify()
     assert f"run {logged.pk}" in message and "head" in message
 
