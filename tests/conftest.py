@@ -30,7 +30,8 @@ def wait_for(predicate: Callable[[], object], *, timeout: float = 30.0, every: f
 
 
 @pytest.fixture(autouse=True)
-def audit_checkpoints(tmp_path_factory: pytest.TempPathFactory, settings) -> Path:  # type: ignore[no-untyped-def]
+def audit_checkpoints(  # type: ignore[no-untyped-def]
+        tmp_path_factory: pytest.TempPathFactory, settings) -> Path:
     """A checkpoint folder of the test's own: its database is rolled back after it."""
     folder = tmp_path_factory.mktemp("audit")
     settings.AGENTOS_AUDIT_CHECKPOINT_DIR = folder
