@@ -1,6 +1,7 @@
-"""Append to and verify the hash-chained event log.
+"""Append to and verify the event log, chained with HMAC-SHA256 under the audit key.
 
-Only this module writes events. An append must run inside the transaction
+Only this module builds events (the scale seeder bulk-inserts what
+`build_event` returns). An append must run inside the transaction
 that changes the state it records, with the chain head (the run row, or the
 system chain row) locked, so the log and the projection never disagree.
 """
