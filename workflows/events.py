@@ -206,6 +206,11 @@ def _key_problem(event: Event, keys: AuditKeys, *, keyed_before: bool, legacy_up
     if event.key_id == LEGACY:
         if keyed_before:
             return "carries no key id after keyed events: rewritten with a plain SHA-256"
+        if not legacy_upto:
+            return ("carries no key id (a plain SHA-256) and no checkpoint sealed a legacy "
+                    "boundary for its chain: written without the audit key, or from before "
+                    "the key and not sealed yet (after upgrading, run manage.py "
+                    "audit_checkpoint once)")
         if event.seq > legacy_upto:
             return ("carries no key id (a plain SHA-256) but lies beyond the legacy boundary "
                     f"(seq {legacy_upto}, sealed by the first checkpoint): rewritten or "

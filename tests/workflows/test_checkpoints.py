@@ -189,7 +189,7 @@ def _make_legacy(run_id: int | None) -> None:
 def test_events_from_before_the_key_verify_only_below_the_first_checkpoint(logged) -> None:
     _make_legacy(logged.pk)
     _make_legacy(None)
-    assert "legacy boundary (seq 0" in verify()  # nothing sealed them yet
+    assert "no checkpoint sealed a legacy boundary" in verify()  # nothing sealed them yet
 
     checkpoint_write()  # line 1 seals the legacy rows
     call_command("verify_events")
@@ -245,3 +245,20 @@ def test_a_retired_key_cannot_extend_a_chain_past_the_checkpoints(logged, settin
 def test_the_checkpoint_folder_is_outside_the_database_and_configurable(
         audit_checkpoints: Path) -> None:
     assert checkpoint_path() == audit_checkpoints / "checkpoints.jsonl"
+
+
+def test_an_unkeyed_event_appended_to_a_sealed_legacy_chain_is_named(logged) -> None:
+    _make_legacy(logged.pk)
+    checkpoint_write()  # seals seq 1..3 of the run as legacy
+    last = event(logged, 3)
+    digest = hashlib.sha256(_hashed_body(
+        run_id=logged.pk, seq=4, type="run.succeeded", actor_label="mallory", data={},
+        at=last.at, correlation_id=last.correlation_id, prev_hash=last.hash)).hexdigest()
+    sql(f"INSERT INTO {TABLE} (run_id, seq, type, actor_label, data, at, correlation_id, "
+        f"prev_hash, hash) VALUES (%s, 4, 'run.succeeded', 'mallory', '{{}}', %s, %s, %s, %s)",
+        logged.pk, last.at, last.correlation_id, last.hash, digest)
+    sql(f"UPDATE {RUNS} SET last_seq = 4, last_hash = %s WHERE id = %s", digest, logged.pk)
+
+    message = verify()
+    assert f"run {logged.pk}" in message and "(seq 4)" in message
+    assert "beyond the legacy boundary (seq 3" in message
