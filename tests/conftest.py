@@ -98,6 +98,8 @@ def worker_env() -> dict[str, str]:
         env["DATABASE_URL"] = (f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:"
                                f"{db['PORT']}/{db['NAME']}")
     env["PYTHONPATH"] = str(ROOT)
+    # The test's own checkpoints, which describe the test's own database.
+    env["AGENTOS_AUDIT_CHECKPOINT_DIR"] = str(settings.AGENTOS_AUDIT_CHECKPOINT_DIR)
     return env
 
 
