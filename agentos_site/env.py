@@ -60,9 +60,9 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def development_secret_key(var_dir: Path) -> str:
-    """Return the development secret key, generating it once into var/."""
-    path = var_dir / "secret_key"
+def development_secret_key(var_dir: Path, name: str = "secret_key") -> str:
+    """Return a development secret (var/<name>), generating it once."""
+    path = var_dir / name
     if not path.exists():
         var_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

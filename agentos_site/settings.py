@@ -186,6 +186,24 @@ PORTAL_DEMO_SECRETS = {
 if DEBUG:
     for _name, _value in PORTAL_DEMO_SECRETS.items():
         AGENTOS_SECRETS.setdefault(_name, _value)
+# The audit log (docs/security.md, "History"): events are chained with
+# HMAC-SHA256 under AGENTOS_AUDIT_KEY, a key kept outside the database;
+# AGENTOS_AUDIT_OLD_KEYS still verify what earlier keys signed. Signed
+# checkpoints of every chain head go to an append-only file outside the
+# database every AGENTOS_AUDIT_CHECKPOINT_MINUTES.
+AGENTOS_AUDIT_KEY = env_str("AGENTOS_AUDIT_KEY")
+if not AGENTOS_AUDIT_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("AGENTOS_AUDIT_KEY is required when DJANGO_DEBUG=0")
+    AGENTOS_AUDIT_KEY = development_secret_key(VAR_DIR, "audit_key")
+AGENTOS_AUDIT_OLD_KEYS = env_list("AGENTOS_AUDIT_OLD_KEYS", [])
+for _key in (AGENTOS_AUDIT_KEY, *AGENTOS_AUDIT_OLD_KEYS):
+    if len(_key) < 32:
+        raise ImproperlyConfigured("AGENTOS_AUDIT_KEY and AGENTOS_AUDIT_OLD_KEYS need at "
+                                   "least 32 characters each")
+AGENTOS_AUDIT_CHECKPOINT_DIR = Path(
+    env_str("AGENTOS_AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit"))).resolve()
+AGENTOS_AUDIT_CHECKPOINT_MINUTES = env_int("AGENTOS_AUDIT_CHECKPOINT_MINUTES", 1, 1, 60)
 # A page that never finishes loading and an open redirect, for tests only.
 PORTALS_TEST_ENDPOINTS = False
 PORTALS_HANG_MAX_S = 120.0

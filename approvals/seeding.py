@@ -1,8 +1,10 @@
 """Seed a database with many runs, events and requests, to measure pages at scale.
 
 Rows are written with bulk inserts in batches, one transaction per batch,
-yet every run's events form a valid hash chain (`verify_events` passes): the
-run ids are chosen before the insert so each event's hash can cover its run.
+yet every run's events form a valid chain (`verify_events` passes): the run
+ids are chosen before the insert so each event's hash can cover its run, and
+each event is built by `workflows.events.build_event`, the appends' own code,
+so it is signed with the audit key like any other.
 The data is for benchmarks; never seed a database people use.
 """
 
@@ -25,7 +27,7 @@ from django.utils import timezone
 
 from agentos_site.roles import OPERATORS, REVIEWERS, ensure_roles
 from approvals.models import ApprovalRequest, RequestKind, RequestStatus
-from workflows.events import GENESIS, SYSTEM_ACTOR, event_hash
+from workflows.events import GENESIS, SYSTEM_ACTOR, build_event
 from workflows.models import Event, Run, Workflow
 from workflows.services import workflow_create
 from workflows.states import RunStatus
@@ -219,15 +221,12 @@ class Seeder:
                 at = at + timedelta(milliseconds=rng.randint(5, 900))
                 data = {"node": "check", "attempt": 1} if kind.startswith("step.") else {}
                 label = requester.username if kind == "run.created" else SYSTEM_ACTOR
-                digest = event_hash(run_id=run_id, seq=seq, type=kind, actor_label=label,
-                                    data=data, at=at, correlation_id=str(correlation),
-                                    prev_hash=prev)
-                events.append(Event(run_id=run_id, seq=seq, type=kind,
-                                    actor_id=requester.pk if kind == "run.created" else None,
-                                    actor_label=label, data=data, at=at,
-                                    correlation_id=str(correlation), prev_hash=prev,
-                                    hash=digest))
-                prev = digest
+                event = build_event(
+                    run_id=run_id, seq=seq, prev_hash=prev, type=kind,
+                    actor_id=requester.pk if kind == "run.created" else None,
+                    actor_label=label, data=data, at=at, correlation_id=str(correlation))
+                events.append(event)
+                prev = event.hash
             terminal = status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
             position = {RunStatus.SUCCEEDED: 3, RunStatus.WAITING: 1,
                         RunStatus.QUEUED: 0}.get(status, rng.choice([0, 2]))

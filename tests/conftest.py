@@ -29,6 +29,15 @@ def wait_for(predicate: Callable[[], object], *, timeout: float = 30.0, every: f
     pytest.fail(f"timed out after {timeout}s waiting for {message}")
 
 
+@pytest.fixture(autouse=True)
+def audit_checkpoints(  # type: ignore[no-untyped-def]
+        tmp_path_factory: pytest.TempPathFactory, settings) -> Path:
+    """A checkpoint folder of the test's own: its database is rolled back after it."""
+    folder = tmp_path_factory.mktemp("audit")
+    settings.AGENTOS_AUDIT_CHECKPOINT_DIR = folder
+    return folder
+
+
 @pytest.fixture
 def workspace() -> Iterator[Path]:
     """The first files root, emptied before and after the test."""
@@ -89,6 +98,8 @@ def worker_env() -> dict[str, str]:
         env["DATABASE_URL"] = (f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:"
                                f"{db['PORT']}/{db['NAME']}")
     env["PYTHONPATH"] = str(ROOT)
+    # The test's own checkpoints, which describe the test's own database.
+    env["AGENTOS_AUDIT_CHECKPOINT_DIR"] = str(settings.AGENTOS_AUDIT_CHECKPOINT_DIR)
     return env
 
 

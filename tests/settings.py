@@ -17,6 +17,7 @@ os.environ.setdefault("AGENTOS_LEASE_SECONDS", "3")
 os.environ.setdefault("AGENTOS_SECRET_TEST_TOKEN", "s3cr3t-test-token-value")
 os.environ.setdefault("AGENTOS_SECRET_API_TEST_TOKEN", "api-s3cr3t-bearer-value")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
+os.environ.setdefault("AGENTOS_AUDIT_KEY", "test-only-audit-key-0123456789abcdef")
 # Other suites may run at the same time against the same PostgreSQL and Redis:
 # everything shared is named after this session's temporary folder, which the
 # qcluster and daphne processes a test starts inherit (AGENTOS_TEST_TMP).

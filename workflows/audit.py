@@ -11,11 +11,11 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from workflows.events import _utc, canonical_json
+from workflows.events import _utc, canonical_json, system_event_append
 from workflows.models import Event
 
 CSV_COLUMNS = ["id", "run", "seq", "type", "actor", "at", "correlation_id", "data",
-               "prev_hash", "hash"]
+               "prev_hash", "hash", "key_id"]
 
 
 def audit_events(*, after: int = 0, since: datetime | None = None,
@@ -39,12 +39,22 @@ def _utc_bound(value: datetime) -> datetime:
         return (datetime.min if value.year < 2 else datetime.max).replace(tzinfo=UTC)
 
 
+def audit_exported(*, actor: Any, since: datetime | None, until: datetime | None,
+                   format: str, after: int = 0) -> Event:
+    """Record that someone exported the log (admin or API), and what they asked for."""
+    data: dict[str, Any] = {"since": since.isoformat() if since else None,
+                            "until": until.isoformat() if until else None, "format": format}
+    if after:
+        data["after"] = after
+    return system_event_append(type="audit.exported", actor=actor, data=data)
+
+
 def event_record(event: Event) -> dict[str, Any]:
     """Return an event as exported: every stored field, UTC time, the hash."""
     return {"id": event.pk, "run": event.run_id, "seq": event.seq, "type": event.type,
             "actor": event.actor_label, "at": _utc(event.at),
             "correlation_id": event.correlation_id, "data": event.data,
-            "prev_hash": event.prev_hash, "hash": event.hash}
+            "prev_hash": event.prev_hash, "hash": event.hash, "key_id": event.key_id}
 
 
 def export_jsonl(events: QuerySet[Event]) -> Iterator[str]:

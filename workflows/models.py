@@ -269,10 +269,31 @@ class Step(models.Model):
 
 
 class EventQuerySet(models.QuerySet):
-    """Events are append-only: bulk changes are refused."""
+    """Events are append-only: bulk changes are refused.
+
+    It is also the base manager's queryset (`Meta.base_manager_name`), so
+    `Event._base_manager` refuses too. The one change allowed is the actor
+    foreign key becoming NULL when a user is deleted (SET_NULL): the hash
+    covers the denormalised `actor_label`, not the key.
+    """
 
     def update(self, **kwargs):  # type: ignore[no-untyped-def]
+        if kwargs.keys() == {"actor"} and kwargs["actor"] is None:
+            return super().update(**kwargs)
         raise EventImmutable("events are append-only; they cannot be updated")
+
+    def _update(self, values):  # type: ignore[no-untyped-def]
+        if values and all(f.name == "actor" and v is None for f, _model, v in values):
+            return super()._update(values)
+        raise EventImmutable("events are append-only; they cannot be updated")
+
+    def bulk_update(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise EventImmutable("events are append-only; they cannot be updated")
+
+    def bulk_create(self, objs, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if kwargs.get("update_conflicts"):
+            raise EventImmutable("events are append-only; an insert may not update a row")
+        return super().bulk_create(objs, *args, **kwargs)
 
     def delete(self):  # type: ignore[no-untyped-def]
         raise EventImmutable("events are append-only; they cannot be deleted")
@@ -306,10 +327,14 @@ class Event(models.Model):
     correlation_id = models.CharField(max_length=64, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # Which audit key signed `hash` (workflows/audit_keys.py); empty for the
+    # plain SHA-256 of events written before the log was keyed.
+    key_id = models.CharField(max_length=16, blank=True, default="", db_default="")
 
     objects = EventQuerySet.as_manager()
 
     class Meta:
+        base_manager_name = "objects"
         ordering = ["id"]
         permissions = [("export_event", "Can export the audit log")]
         constraints = [
@@ -325,7 +350,13 @@ class Event(models.Model):
     def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         if not self._state.adding:
             raise EventImmutable("events are append-only; they cannot be updated")
+        # Never an UPDATE, even for a new instance given an existing id.
+        kwargs["force_insert"] = True
         super().save(*args, **kwargs)
+
+    def _do_update(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # Every path that saves an existing row (save_base, loaddata) ends here.
+        raise EventImmutable("events are append-only; they cannot be updated")
 
     def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         raise EventImmutable("events are append-only; they cannot be deleted")

@@ -18,16 +18,31 @@ def requeue_stale_runs() -> int:
 
 
 REQUEUE_SCHEDULE = "agentos: re-queue stale runs"
+CHECKPOINT_SCHEDULE = "agentos: checkpoint the audit log"
+
+
+def write_audit_checkpoint() -> int | None:
+    """Append a signed checkpoint of the chain heads that moved (scheduled)."""
+    from workflows.checkpoints import checkpoint_write
+
+    return checkpoint_write()
 
 
 def ensure_schedules(**_: object) -> None:
     """Create or repair the periodic schedules the engine relies on."""
+    from django.conf import settings
     from django_q.models import Schedule
 
     Schedule.objects.update_or_create(
         name=REQUEUE_SCHEDULE,
         defaults={"func": "workflows.tasks.requeue_stale_runs",
                   "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
+    )
+    Schedule.objects.update_or_create(
+        name=CHECKPOINT_SCHEDULE,
+        defaults={"func": "workflows.tasks.write_audit_checkpoint",
+                  "schedule_type": Schedule.MINUTES,
+                  "minutes": settings.AGENTOS_AUDIT_CHECKPOINT_MINUTES, "repeats": -1},
     )
 
 

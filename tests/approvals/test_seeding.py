@@ -41,3 +41,17 @@ def test_impossible_sizes_are_refused_naming_the_option() -> None:
     with pytest.raises(CommandError, match="--runs"):
         call_command("seed_scale", runs=0, events=5)
     assert Run.objects.count() == 0
+
+
+def test_seeded_events_are_signed_by_the_appends_own_code(settings) -> None:
+    """No hand-rolled hashes: every seeded event carries the audit key's HMAC."""
+    from workflows.audit_keys import audit_keys
+    from workflows.checkpoints import checkpoint_write
+
+    call_command("seed_scale", runs=12, events=60)
+    assert set(Event.objects.values_list("key_id", flat=True)) == {audit_keys().current}
+    checkpoint_write()
+    call_command("verify_events")
+
+    settings.AGENTOS_AUDIT_KEY = "not-the-key-the-seeder-used-0123456789"
+    assert verify_all() != []

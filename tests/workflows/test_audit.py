@@ -83,3 +83,23 @@ def test_the_api_offers_no_way_to_change_an_event(superuser) -> None:
     for path, item in paths.items():
         if "event" in path or "audit" in path:
             assert set(item) == {"get"}, path
+
+
+def test_an_api_export_is_recorded_like_an_admin_export(auditor) -> None:
+    """GET /audit/export is an event of the system chain, with what was asked for."""
+    api = api_for(auditor)
+    response = api.get("/audit/export?format=csv&after=0&since=2026-01-01T00:00:00Z")
+    assert response.status_code == 200
+    exported = Event.objects.get(type="audit.exported")
+    assert exported.run_id is None and exported.actor_label == "auditor"
+    assert exported.data["format"] == "csv" and exported.data["since"].startswith("2026-01-01")
+    assert exported.data["until"] is None
+
+
+def test_exports_carry_the_key_id_that_signed_each_event(auditor) -> None:
+    from workflows.audit_keys import audit_keys
+
+    system_event_append(type="test.note")
+    lines = b"".join(api_for(auditor).get("/audit/export").streaming_content)
+    records = [json.loads(line) for line in lines.decode().splitlines()]
+    assert records and {r["key_id"] for r in records} == {audit_keys().current}

@@ -171,3 +171,41 @@ def test_cancelling_a_running_step_kills_it(cluster, operator, tmp_path) -> None
     assert list(Event.objects.filter(run=run).values_list("type", flat=True))[-2:] == [
         "run.cancelled", "step.cancelled"]
     assert verify_all() == []
+
+
+def test_a_worker_checkpoints_the_chains_so_a_rewound_run_is_named(cluster, operator,
+                                                                   tmp_path) -> None:
+    """The scheduled task, in a real worker, writes the checkpoint verify_events holds to."""
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+    from django.utils import timezone
+    from django_q.brokers import get_broker
+    from django_q.models import Schedule
+    from django_q.scheduler import scheduler
+
+    from workflows.checkpoints import checkpoints_read
+    from workflows.tasks import CHECKPOINT_SCHEDULE, ensure_schedules
+
+    ledger = tmp_path / "ledger"
+    cluster()
+    run = run_create(mode="autonomous", requester=operator, plan={"nodes": [
+        {"id": "a", "action": "test.ledger_append", "params": {"ledger": str(ledger),
+                                                               "line": "a"}}]})
+    wait_for(lambda: status(run) == RunStatus.SUCCEEDED, message="the run to finish")
+    ensure_schedules()
+    Schedule.objects.filter(name=CHECKPOINT_SCHEDULE).update(next_run=timezone.now())
+    scheduler(broker=get_broker())
+    mark = wait_for(lambda: checkpoints_read().heads.get(str(run.pk)),
+                    message="the worker to checkpoint the run")
+    assert mark.seq == run.last_seq > 2  # type: ignore[union-attr]
+    call_command("verify_events")
+
+    first = Event.objects.get(run=run, seq=1)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Event._meta.db_table} WHERE run_id = %s AND seq > 1",
+                       [run.pk])
+        cursor.execute(f"UPDATE {Run._meta.db_table} SET last_seq = 1, last_hash = %s "
+                       "WHERE id = %s", [first.hash, run.pk])
+    with pytest.raises(CommandError, match=f"run {run.pk}: {run.last_seq - 1} events missing "
+                                           "after seq 1"):
+        call_command("verify_events")

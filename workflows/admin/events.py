@@ -16,8 +16,7 @@ from django.utils.safestring import SafeString
 
 from agentos_site import policy
 from workflows.admin.display import HASH_PREFIX, json_block
-from workflows.audit import audit_events, export_csv, export_jsonl
-from workflows.events import system_event_append
+from workflows.audit import audit_events, audit_exported, export_csv, export_jsonl
 from workflows.models import Event
 
 
@@ -79,10 +78,8 @@ class EventAdmin(admin.ModelAdmin):
         if request.GET and form.is_valid():
             data = form.cleaned_data
             events = audit_events(since=data["since"], until=data["until"])
-            system_event_append(type="audit.exported", actor=request.user, data={
-                "since": data["since"].isoformat() if data["since"] else None,
-                "until": data["until"].isoformat() if data["until"] else None,
-                "format": data["format"]})
+            audit_exported(actor=request.user, since=data["since"], until=data["until"],
+                           format=data["format"])
             stream, kind = ((export_csv(events), "text/csv") if data["format"] == "csv"
                             else (export_jsonl(events), "application/x-ndjson"))
             response = StreamingHttpResponse(stream, content_type=kind)

@@ -14,7 +14,7 @@ from pydantic import Field
 from agentos_site import policy
 from agentos_site.api_errors import ERRORS
 from workflows.api.catalog import require
-from workflows.audit import audit_events, export_csv, export_jsonl
+from workflows.audit import audit_events, audit_exported, export_csv, export_jsonl
 from workflows.schemas import AuditEventOut
 from workflows.selectors import event_out
 
@@ -52,6 +52,8 @@ def audit_export(request: HttpRequest, filters: Query[ExportFilter]) -> Streamin
     """Download the log for a time range as JSON Lines or CSV (auditors)."""
     require(request, policy.AUDIT_EXPORT)
     events = audit_events(after=filters.after, since=filters.since, until=filters.until)
+    audit_exported(actor=request.user, since=filters.since, until=filters.until,
+                   format=filters.format, after=filters.after)
     if filters.format == "csv":
         response = StreamingHttpResponse(export_csv(events), content_type="text/csv")
     else:
