@@ -102,7 +102,7 @@ def run_snapshot(run: Any) -> dict:
     total = len(run.plan.get("nodes", [])) if isinstance(run.plan, dict) else 0
     return {"id": run.pk, "status": run.status, "current_node": run.current_node,
             "position": min(run.position, total), "total": total,
-            "error": (run.error or "")[:500]}
+            "error": redact(run.error or "")[:500]}
 
 
 def event_message(event: Any, run: Any) -> dict:

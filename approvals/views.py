@@ -186,6 +186,7 @@ def _render_request(request: HttpRequest, obj: ApprovalRequest, form: DecisionFo
         "errors": errors or [], "plan": plan_progress(run, obj),
         "context_json": redact(run.context), "steps": steps, "evidence": evidence,
         "guards": redact(obj.guards or []), "description": redact(obj.description),
+        "run_error": redact(run.error),
         "decisions": list(obj.decisions.all()),
         "approvals": obj.decisions.filter(decision="approve").count(),
         "delegate_form": DelegateForm(), "last_seq": run.last_seq,

@@ -35,7 +35,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "position": run.position,
         "requester": run.requester.get_username() if run.requester_id else None,
         "parent": run.parent_id, "forked_at_seq": run.forked_at_seq, "batch": run.batch_id,
-        "error": run.error, "created_at": run.created_at, "started_at": run.started_at,
+        "error": redact(run.error), "created_at": run.created_at, "started_at": run.started_at,
         "finished_at": run.finished_at,
     }
 

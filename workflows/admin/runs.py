@@ -68,7 +68,7 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
     change_form_template = "admin/workflows/run/change_form.html"
     fieldsets = [
         (None, {"fields": ["workflow_label", "status_label", "mode", "current_node",
-                           "progress", "requester_label", "error"]}),
+                           "progress", "requester_label", "error_text"]}),
         ("Timing", {"fields": ["created_at", "started_at", "finished_at", "updated_at"]}),
         ("Lineage", {"fields": ["parent_link", "forked_at_seq", "forks_list", "batch",
                                 "schedule", "idempotency_key", "correlation_id",
@@ -76,7 +76,7 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
         ("Context", {"fields": ["context_json"]}),
     ]
     readonly_fields = ("workflow_label", "status_label", "mode", "current_node", "progress",
-                       "requester_label", "error", "created_at", "started_at", "finished_at",
+                       "requester_label", "error_text", "created_at", "started_at", "finished_at",
                        "updated_at", "parent_link", "forked_at_seq", "forks_list", "batch",
                        "schedule", "idempotency_key", "correlation_id",
                        "last_seq", "context_json")
@@ -161,6 +161,10 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
     @admin.display(description="Requester")
     def requester_label(self, run: Run) -> str:
         return run.requester.get_username() if run.requester_id else "—"
+
+    @admin.display(description="Error")
+    def error_text(self, run: Run) -> str:
+        return redact(run.error)
 
     @admin.display(description="Forked from")
     def parent_link(self, run: Run) -> SafeString | str:
