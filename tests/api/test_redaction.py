@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from approvals import live
 from approvals.models import ApprovalRequest
-from executors.scrubbing import SECRET_MASK, redact
+from executors.scrubbing import SECRET_MASK
 from tests.admin.support import client_for
 from tests.api.conftest import api_for
 from tests.approvals.test_consumers import connect
@@ -69,6 +69,8 @@ def assert_masked(where: str, body: str) -> None:
 
 
 def test_the_one_redaction_masks_values_anywhere_and_secret_named_keys() -> None:
+    from executors.scrubbing import redact
+
     data = {"url": "https://x/?k=abc123", "nested": [{"Password": "p", "token": None}],
             "abc123": 1, "api-key": {"x": 1}, "ok": "fine", "secret_ok": True}
     assert redact(data, ["abc123", ""]) == {
