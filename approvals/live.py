@@ -70,9 +70,11 @@ def user_changed(user_ids: Any) -> None:
     transaction.on_commit(send)
 
 
-def on_user_saved(sender: Any, instance: Any, created: bool = False, **_: Any) -> None:
-    if not created:
-        user_changed([instance.pk])
+def on_user_saved(sender: Any, instance: Any, created: bool = False,
+                  update_fields: Any = None, **_: Any) -> None:
+    if created or (update_fields is not None and set(update_fields) <= {"last_login"}):
+        return  # a new user has no sockets; a login changes no right
+    user_changed([instance.pk])
 
 
 def on_user_deleted(sender: Any, instance: Any, **_: Any) -> None:

@@ -118,3 +118,17 @@ async def test_a_reviewer_whose_group_loses_the_run_is_cut_off(
         ApprovalRequest.objects.filter(run=run).update)(assigned_group=finance)
     assert await closed_with(communicator) == FORBIDDEN
     await communicator.disconnect()
+
+
+async def test_a_reviewer_removed_from_the_team_group_is_cut_off_at_once(
+        gated_run, reviewer, settings) -> None:
+    settings.AGENTOS_WS_RECHECK_S = 60  # the periodic check plays no part here
+    run = await database_sync_to_async(gated_run)(assign_to="Finance")
+    finance = await database_sync_to_async(Group.objects.get)(name="Finance")
+    await database_sync_to_async(reviewer.groups.add)(finance)
+    communicator, connected, _ = await connect(f"/ws/runs/{run.pk}/", reviewer)
+    assert connected
+    assert await still_open(communicator)
+    await database_sync_to_async(reviewer.groups.remove)(finance)
+    assert await closed_with(communicator) == FORBIDDEN
+    await communicator.disconnect()
