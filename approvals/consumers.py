@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -30,6 +31,8 @@ from approvals.permissions import may_view_requests, visible_requests
 
 CATCH_UP_BATCH = 500
 FORBIDDEN = 4403
+UNAVAILABLE = 1011  # the server could not check: try again
+logger = logging.getLogger(__name__)
 
 
 class _LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -77,7 +80,14 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):
     async def _recheck(self) -> None:
         if self.refused:
             return
-        if not await database_sync_to_async(self._check)():
+        try:
+            allowed = await database_sync_to_async(self._check)()
+        except Exception:  # the database is away: close, the client reconnects later
+            logger.exception("could not re-check a websocket's user")
+            self.refused = True
+            await self.close(code=UNAVAILABLE)
+            return
+        if not allowed:
             self.refused = True
             await self.close(code=FORBIDDEN)
 
