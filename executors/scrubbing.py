@@ -75,9 +75,10 @@ def redact(data: Any, secrets: Iterable[str]) -> Any:
     The one redaction every surface applies before showing stored data (the
     API, the inbox, the admin's run, request, state and event pages, the
     websocket feeds, the audit export): a configured secret value is masked
-    wherever it appears, in values and keys, and the value under a key that
-    names a secret (``password``, ``api_key``, ``token``...) is masked whole.
-    Plain Python, no Django: callers pass the secret values.
+    wherever it appears, in values and keys, and a non-empty string under a
+    key that names a secret (``password``, ``api_key``, ``token``...), or in
+    a list under one, is masked whole. Numbers stay (``"token": 17`` is a
+    token's id). Plain Python, no Django: callers pass the secret values.
     """
     values = sorted({s for s in secrets if s}, key=len, reverse=True)
 
@@ -86,23 +87,17 @@ def redact(data: Any, secrets: Iterable[str]) -> Any:
             item = item.replace(value, SECRET_MASK)
         return item
 
-    def walk(item: Any) -> Any:
+    def walk(item: Any, named_secret: bool = False) -> Any:
         if isinstance(item, str):
-            return text(item)
+            return SECRET_MASK if named_secret and item else text(item)
         if isinstance(item, dict):
             return {(text(k) if isinstance(k, str) else k):
-                    (SECRET_MASK if _holds_value(v) and SECRET_KEY_NAME.search(str(k))
-                     else walk(v)) for k, v in item.items()}
+                    walk(v, bool(SECRET_KEY_NAME.search(str(k)))) for k, v in item.items()}
         if isinstance(item, (list, tuple)):
-            return [walk(v) for v in item]
+            return [walk(v, named_secret) for v in item]
         return item
 
     return walk(data)
-
-
-def _holds_value(value: Any) -> bool:
-    """Return whether a value under a secret-named key holds anything to hide."""
-    return value is not None and value != "" and not isinstance(value, bool)
 
 
 def first_nul(data: Any, where: str = "") -> str | None:

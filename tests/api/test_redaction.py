@@ -72,10 +72,12 @@ def test_the_one_redaction_masks_values_anywhere_and_secret_named_keys() -> None
     from executors.scrubbing import redact
 
     data = {"url": "https://x/?k=abc123", "nested": [{"Password": "p", "token": None}],
-            "abc123": 1, "api-key": {"x": 1}, "ok": "fine", "secret_ok": True}
+            "abc123": 1, "api-key": ["k1", {"x": "y"}], "ok": "fine", "secret_ok": True,
+            "token": 17, "credentials": {"user": "ada", "pass": "pw"}, "password": ""}
     assert redact(data, ["abc123", ""]) == {
         "url": "https://x/?k=***", "nested": [{"Password": "***", "token": None}],
-        "***": 1, "api-key": "***", "ok": "fine", "secret_ok": True}
+        "***": 1, "api-key": ["***", {"x": "y"}], "ok": "fine", "secret_ok": True,
+        "token": 17, "credentials": {"user": "ada", "pass": "***"}, "password": ""}
     assert redact("a abc123 b", ["abc123"]) == "a *** b"
 
 
