@@ -1,9 +1,20 @@
-"""The one permission policy: who may do what, for every interface.
+"""The one permission policy: who may do what, and see which rows, everywhere.
 
-The admin, the API, the inbox and the websocket consumers all ask here.
-Operations are named; each maps to one Django permission, which the role
-groups (agentos_site.roles) grant. Object rules (which approval requests a
-reviewer sees, four-eyes) live here too, so no interface decides alone.
+The admin, the API, the inbox, the websocket consumers and evidence downloads
+all ask here. Operations are named; each maps to one Django permission, which
+the role groups (agentos_site.roles) grant. Object rules live here too, so no
+interface decides alone:
+
+* `sees_everything(user)`: superusers, auditors (who may export the log),
+  operators (who may start, cancel or fork any run) and readers who decide
+  nothing see every run and request, read-only where their role says so.
+* Everyone else who may decide (reviewers) is scoped: `own_requests(user)` are
+  the requests assigned to one of their groups or delegated to them by name,
+  and `visible_runs(user)` are the runs with at least one such request.
+* `may_read_system_log(user)`: the Event admin (the whole log, system events
+  included) is for auditors and superusers only.
+
+docs/security.md ("Who sees what") has the rule as a table.
 """
 
 from __future__ import annotations
@@ -54,8 +65,58 @@ def may_view_requests(user: Any) -> bool:
 
 
 def may_view_run(user: Any, run_id: int | None = None) -> bool:
-    """Return whether the user may watch a run (its page and its live feed)."""
-    return allows(user, RUNS_VIEW)
+    """Return whether the user may watch runs at all or, given an id, that run."""
+    if not allows(user, RUNS_VIEW):
+        return False
+    if run_id is None or sees_everything(user):
+        return True
+    return visible_runs(user).filter(pk=run_id).exists()
+
+
+def may_operate_runs(user: Any) -> bool:
+    """Return whether the user may start, cancel or fork runs (operators)."""
+    return any(allows(user, op) for op in (RUNS_START, RUNS_CANCEL, RUNS_FORK))
+
+
+def may_read_system_log(user: Any) -> bool:
+    """Return whether the user may browse the whole event log (the Event admin)."""
+    return allows(user, EVENTS_VIEW) and (user.is_superuser or allows(user, AUDIT_EXPORT))
+
+
+def sees_everything(user: Any) -> bool:
+    """Return whether the user's reading is not narrowed to their groups' work.
+
+    Superusers, auditors and operators see every run and request; so does a
+    reader who decides nothing. A person who decides (a reviewer) sees only
+    their groups' work, even when another role gives them more rights.
+    """
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return (user.is_superuser or allows(user, AUDIT_EXPORT) or may_operate_runs(user)
+            or not may_decide_at_all(user))
+
+
+def own_requests(user: Any) -> Q:
+    """Return a filter for the requests that are the user's groups' or their own:
+    assigned to one of their groups, or delegated to them by name."""
+    group_ids = list(user.groups.values_list("pk", flat=True))
+    return Q(assigned_user_id=user.pk) | Q(assigned_group_id__in=group_ids)
+
+
+def visible_runs(user: Any, queryset: Any = None) -> Any:
+    """Narrow runs to those the user may see (see the module docstring)."""
+    if queryset is None:
+        from workflows.models import Run
+
+        queryset = Run.objects.all()
+    if not allows(user, RUNS_VIEW):
+        return queryset.none()
+    if sees_everything(user):
+        return queryset
+    from approvals.models import ApprovalRequest
+
+    runs = ApprovalRequest.objects.filter(own_requests(user)).values("run_id")
+    return queryset.filter(pk__in=runs)
 
 
 def self_approval_allowed(run: Any) -> bool:
@@ -91,9 +152,9 @@ def decidable_by(user: Any) -> Q:
 def visible_requests(user: Any, queryset: Any = None) -> Any:
     """Narrow approval requests to those the user may see.
 
-    People who decide see the requests assigned to them or their groups;
-    readers who decide nothing (auditors, operators) see every request,
-    read-only.
+    Reviewers see their own requests (`own_requests`); those who see
+    everything (`sees_everything`) see every request, read-only unless they
+    may decide.
     """
     if queryset is None:
         from approvals.models import ApprovalRequest
@@ -101,6 +162,6 @@ def visible_requests(user: Any, queryset: Any = None) -> Any:
         queryset = ApprovalRequest.objects.all()
     if not may_view_requests(user):
         return queryset.none()
-    if may_decide_at_all(user):
-        return queryset.filter(decidable_by(user))
-    return queryset
+    if sees_everything(user):
+        return queryset
+    return queryset.filter(own_requests(user))

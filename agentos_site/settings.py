@@ -232,6 +232,13 @@ AGENTOS_LIVE_POLL_S = env_float("AGENTOS_LIVE_POLL_S", 0.03)
 # How long the relay waits for an event id that was skipped (a transaction
 # still committing, on PostgreSQL) before taking it for a rolled-back insert.
 AGENTOS_LIVE_GAP_S = env_float("AGENTOS_LIVE_GAP_S", 10)
+# How often an open websocket re-reads its user and permissions (a
+# deactivated or regrouped user is also disconnected at once, see
+# approvals.live.user_changed); kept under a minute.
+AGENTOS_WS_RECHECK_S = env_float("AGENTOS_WS_RECHECK_S", 30)
+if not 0 < AGENTOS_WS_RECHECK_S <= 60:
+    raise ImproperlyConfigured("AGENTOS_WS_RECHECK_S must be more than 0 and at most 60 "
+                               f"(seconds), not {AGENTOS_WS_RECHECK_S}")
 
 # Notifications: links point at AGENTOS_BASE_URL; email goes to the console in
 # development and through SMTP (EMAIL_HOST...) otherwise.

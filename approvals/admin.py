@@ -22,7 +22,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from approvals.models import ApprovalRequest, RequestKind, Resolution, WorkflowWebhook
-from approvals.permissions import decide_refusal, may_decide_at_all
+from approvals.permissions import decide_refusal, may_decide_at_all, visible_requests
 from approvals.services import AlreadyDecided, DecisionInvalid, DecisionRefused, approval_decide
 from workflows.admin.display import (
     json_block,
@@ -31,6 +31,7 @@ from workflows.admin.display import (
 )
 from workflows.forms import SchemaForm, cleaned_values, schema_form_class
 from workflows.plans import PlanInvalid
+from workflows.selectors import redact
 from workflows.states import TransitionNotAllowed
 
 VALUES_PREFIX = "values"
@@ -95,6 +96,17 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        """Only the requests the user may see (policy.visible_requests).
+
+        Someone without the view permission keeps the whole queryset, so the
+        admin's own permission check answers them 403, not "no such request".
+        """
+        requests = super().get_queryset(request)
+        if not self.has_view_or_change_permission(request):
+            return requests
+        return visible_requests(request.user, requests)
+
     def get_object(self, request: HttpRequest, object_id: str,
                    from_field: str | None = None) -> ApprovalRequest | None:
         try:
@@ -118,7 +130,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="Values")
     def values_json(self, obj: ApprovalRequest) -> SafeString:
-        return json_block(obj.values)
+        return json_block(redact(obj.values))
 
     @admin.display(description="Fields (JSON Schema)")
     def fields_json(self, obj: ApprovalRequest) -> SafeString:
@@ -126,7 +138,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="State")
     def state_json(self, obj: ApprovalRequest) -> SafeString:
-        return json_block(obj.state)
+        return json_block(redact(obj.state))
 
     # --- deciding ------------------------------------------------------------
 
@@ -225,7 +237,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             "has_values": bool(values_form.fields),
             "decision_fields": render_fields(decision_form),
             "general_errors": general_errors or [],
-            "state_json": json_block(state),
+            "state_json": json_block(redact(state)),
             "has_state": bool(state),
             "purpose": obj.state.get("purpose", ""),
             "media": self.media + values_form.media + decision_form.media,

@@ -17,6 +17,7 @@ from approvals.models import ApprovalRequest
 from approvals.schemas import ApprovalOut, DecisionIn
 from approvals.services import approval_decide
 from workflows.events import canonical_json
+from workflows.selectors import redact
 
 router = Router(tags=["approvals"])
 RequestId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -40,8 +41,8 @@ def request_digest(request: ApprovalRequest) -> str:
 def approval_out(request: ApprovalRequest) -> dict[str, Any]:
     return {
         "id": request.pk, "run": request.run_id, "node": request.node_id,
-        "kind": request.kind, "title": request.title, "description": request.description,
-        "fields": request.fields, "values": request.values, "status": request.status,
+        "kind": request.kind, "title": request.title, "description": redact(request.description),
+        "fields": request.fields, "values": redact(request.values), "status": request.status,
         "digest": request_digest(request),
         "assigned_to": request.assigned_group.name if request.assigned_group_id else None,
         "created_at": request.created_at,

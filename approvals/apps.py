@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
 
 
 class ApprovalsConfig(AppConfig):
@@ -21,6 +21,18 @@ class ApprovalsConfig(AppConfig):
         # With Redis every process publishes its own commits; without it the
         # web process relays them from the database (approvals.live).
         hooks.set_event_publisher(None if live.uses_relay() else live.publish_committed)
+
+        # A user's open sockets re-check their permissions when the user is
+        # saved (deactivated), deleted or changes groups.
+        from django.contrib.auth import get_user_model
+
+        user_model = get_user_model()
+        post_save.connect(live.on_user_saved, sender=user_model,
+                          dispatch_uid="agentos-ws-user-saved")
+        post_delete.connect(live.on_user_deleted, sender=user_model,
+                            dispatch_uid="agentos-ws-user-deleted")
+        m2m_changed.connect(live.on_groups_changed, sender=user_model.groups.through,
+                            dispatch_uid="agentos-ws-user-groups")
 
         # Roles exist from the first migrate on; permissions exist only after
         # every app has migrated, so connect to the last app's signal.

@@ -20,7 +20,9 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
+
+from workflows.selectors import redact
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,60 @@ def run_group(run_id: int) -> str:
     return f"run.{run_id}"
 
 
+def user_group(user_id: int) -> str:
+    """Return the channel group of one user's open sockets (for re-checks)."""
+    return f"user.{user_id}"
+
+
+def user_changed(user_ids: Any) -> None:
+    """Ask the users' open sockets to check their permissions again, after commit.
+
+    Connected to the user model's save and delete and to group membership
+    changes (approvals.apps), so a deactivated, deleted or regrouped user's
+    sockets close at once in this process (and in every process with Redis);
+    the consumers' periodic re-check covers the rest.
+    """
+    ids = sorted({int(pk) for pk in user_ids if pk is not None})
+    if not ids:
+        return
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        for pk in ids:
+            try:
+                async_to_sync(layer.group_send)(user_group(pk), {"type": "user.changed"})
+            except Exception:  # a live feed hiccup must never undo the change
+                logger.exception("could not tell user %s's sockets to re-check", pk)
+
+    transaction.on_commit(send)
+
+
+def on_user_saved(sender: Any, instance: Any, created: bool = False,
+                  update_fields: Any = None, **_: Any) -> None:
+    if created or (update_fields is not None and set(update_fields) <= {"last_login"}):
+        return  # a new user has no sockets; a login changes no right
+    user_changed([instance.pk])
+
+
+def on_user_deleted(sender: Any, instance: Any, **_: Any) -> None:
+    user_changed([instance.pk])
+
+
+def on_groups_changed(sender: Any, instance: Any, action: str, reverse: bool,
+                      pk_set: Any, **_: Any) -> None:
+    """A user's groups changed (`user.groups...` or `group.user_set...`)."""
+    if action not in ("post_add", "post_remove", "post_clear", "pre_clear"):
+        return
+    if not reverse:
+        user_changed([instance.pk])
+    elif action == "pre_clear":
+        user_changed(instance.user_set.values_list("pk", flat=True))
+    else:
+        user_changed(pk_set or [])
+
+
 def uses_relay() -> bool:
     """Return whether this deployment relays events from the database (no Redis)."""
     return not settings.REDIS_URL
@@ -48,7 +104,7 @@ def run_snapshot(run: Any) -> dict:
     total = len(run.plan.get("nodes", [])) if isinstance(run.plan, dict) else 0
     return {"id": run.pk, "status": run.status, "current_node": run.current_node,
             "position": min(run.position, total), "total": total,
-            "error": (run.error or "")[:500]}
+            "error": redact(run.error or "")[:500]}
 
 
 def event_message(event: Any, run: Any) -> dict:
@@ -56,7 +112,8 @@ def event_message(event: Any, run: Any) -> dict:
     return {
         "type": "run.event",
         "event": {"id": event.pk, "seq": event.seq, "type": event.type,
-                  "actor": event.actor_label, "at": event.at.isoformat(), "data": event.data},
+                  "actor": event.actor_label, "at": event.at.isoformat(),
+                  "data": redact(event.data)},
         "run": run_snapshot(run),
     }
 

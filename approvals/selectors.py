@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestKind, RequestStatus
 from approvals.permissions import decidable_by, may_decide_at_all, visible_requests
 from workflows.admin.display import plan_rows
+from workflows.selectors import redact
 
-SECRET_KEY_NAME = re.compile(r"pass(word)?|secret|token|api[_-]?key|credential", re.I)
-REDACTED = "••••••"
+__all__ = ["FILTERS", "inbox_counts", "inbox_requests", "plan_progress", "redact"]
+
 FILTERS = ("scope", "workflow", "kind", "overdue", "archive")
 
 
@@ -50,20 +49,6 @@ def inbox_counts(user: Any) -> dict[str, int]:
         "mine": mine.filter(Q(assigned_user=user)).count(),
         "overdue": pending.filter(due_at__lt=timezone.now()).count(),
     }
-
-
-def redact(value: Any, secrets: list[str] | None = None) -> Any:
-    """Return a copy of a context with secret-looking keys and secret values hidden."""
-    secrets = secrets if secrets is not None else [
-        s for s in settings.AGENTOS_SECRETS.values() if s]
-    if isinstance(value, dict):
-        return {k: REDACTED if SECRET_KEY_NAME.search(str(k)) else redact(v, secrets)
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(item, secrets) for item in value]
-    if isinstance(value, str) and any(s in value for s in secrets):
-        return REDACTED
-    return value
 
 
 def plan_progress(run: Any, request: ApprovalRequest | None = None) -> list[dict[str, Any]]:

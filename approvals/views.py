@@ -170,6 +170,8 @@ def _render_request(request: HttpRequest, obj: ApprovalRequest, form: DecisionFo
     run = obj.run
     refusal = decide_refusal(request.user, obj, run) if obj.is_pending else "decided"
     steps = list(Step.objects.filter(run=run).order_by("id"))
+    for step in steps:
+        step.error = redact(step.error)  # shown, never saved
     evidence = []
     for step in steps:
         for index, entry in enumerate((step.evidence or {}).get("files") or []):
@@ -183,6 +185,8 @@ def _render_request(request: HttpRequest, obj: ApprovalRequest, form: DecisionFo
         "may_decide": refusal == "", "refusal": refusal if refusal != "decided" else "",
         "errors": errors or [], "plan": plan_progress(run, obj),
         "context_json": redact(run.context), "steps": steps, "evidence": evidence,
+        "guards": redact(obj.guards or []), "description": redact(obj.description),
+        "run_error": redact(run.error),
         "decisions": list(obj.decisions.all()),
         "approvals": obj.decisions.filter(decision="approve").count(),
         "delegate_form": DelegateForm(), "last_seq": run.last_seq,

@@ -78,7 +78,7 @@ def start_daphne(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-def session_cookie(username: str) -> str:
+def session_cookie(username: str, role: str = "Reviewers") -> str:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
@@ -88,7 +88,7 @@ def session_cookie(username: str) -> str:
     user, _ = get_user_model().objects.get_or_create(username=username, is_staff=True)
     user.set_password("pw")
     user.save()
-    user.groups.add(groups["Reviewers"])
+    user.groups.add(groups[role])
     client = Client()
     client.force_login(user)
     return client.cookies["sessionid"].value
@@ -192,7 +192,10 @@ def child(mode: str, events: int, approvals: int) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
-    cookie = session_cookie("reviewer")
+    # The watched run has no request, so it is no reviewer's group's run: an
+    # auditor watches it (docs/security.md, "Who sees what").
+    cookie = session_cookie("auditor", role="Auditors")
+    session_cookie("reviewer")  # the person approvals_to_step logs in as
     proc, url = start_daphne(dict(os.environ))
     try:
         label = {"embedded": "embedded relay", "redis": "Redis",

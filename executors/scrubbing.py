@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NUL_MESSAGE", "PROJECT_DIR", "first_nul", "scrub", "scrub_secrets_in"]
+__all__ = ["NUL_MESSAGE", "PROJECT_DIR", "SECRET_KEY_NAME", "first_nul", "redact", "scrub",
+           "scrub_secrets_in"]
 
 SECRET_MASK = "***"
+# Keys whose values are shown masked whatever they hold.
+SECRET_KEY_NAME = re.compile(r"pass(word)?|secret|token|api[_-]?key|credential", re.I)
 NUL_MESSAGE = "must not contain a NUL (0x00) character"
 PROJECT_DIR = str(Path(__file__).resolve().parent.parent)
 
@@ -60,6 +64,37 @@ def scrub_secrets_in(data: Any, secrets: Iterable[str]) -> Any:
             return {walk(k): walk(v) for k, v in item.items()}
         if isinstance(item, list):
             return [walk(v) for v in item]
+        return item
+
+    return walk(data)
+
+
+def redact(data: Any, secrets: Iterable[str]) -> Any:
+    """Return a copy of JSON-like ``data`` (or a string) fit to show a person.
+
+    The one redaction every surface applies before showing stored data (the
+    API, the inbox, the admin's run, request, state and event pages, the
+    websocket feeds, the audit export): a configured secret value is masked
+    wherever it appears, in values and keys, and a non-empty string under a
+    key that names a secret (``password``, ``api_key``, ``token``...), or in
+    a list under one, is masked whole. Numbers stay (``"token": 17`` is a
+    token's id). Plain Python, no Django: callers pass the secret values.
+    """
+    values = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def text(item: str) -> str:
+        for value in values:
+            item = item.replace(value, SECRET_MASK)
+        return item
+
+    def walk(item: Any, named_secret: bool = False) -> Any:
+        if isinstance(item, str):
+            return SECRET_MASK if named_secret and item else text(item)
+        if isinstance(item, dict):
+            return {(text(k) if isinstance(k, str) else k):
+                    walk(v, bool(SECRET_KEY_NAME.search(str(k)))) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [walk(v, named_secret) for v in item]
         return item
 
     return walk(data)

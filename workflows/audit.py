@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 
 from workflows.events import _utc, canonical_json, system_event_append
 from workflows.models import Event
+from workflows.selectors import redact
 
 CSV_COLUMNS = ["id", "run", "seq", "type", "actor", "at", "correlation_id", "data",
                "prev_hash", "hash", "key_id"]
@@ -53,7 +54,8 @@ def event_record(event: Event) -> dict[str, Any]:
     """Return an event as exported: every stored field, UTC time, the hash."""
     return {"id": event.pk, "run": event.run_id, "seq": event.seq, "type": event.type,
             "actor": event.actor_label, "at": _utc(event.at),
-            "correlation_id": event.correlation_id, "data": event.data,
+            # Masked like every other surface: an export leaves the system.
+            "correlation_id": event.correlation_id, "data": redact(event.data),
             "prev_hash": event.prev_hash, "hash": event.hash, "key_id": event.key_id}
 
 

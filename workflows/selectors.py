@@ -6,15 +6,15 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from executors.scrubbing import scrub_secrets_in
+from executors import scrubbing
 from workflows import actions
 from workflows.models import Event, Run, Step
 
 
 def redact(value: Any) -> Any:
-    """Replace any configured secret value inside a JSON value."""
-    secrets = actions.all_secret_values()
-    return scrub_secrets_in(value, secrets) if secrets else value
+    """Return stored data as a person may see it: `executors.scrubbing.redact`
+    with this deployment's secret values. Every surface shows data through it."""
+    return scrubbing.redact(value, actions.all_secret_values())
 
 
 def runs_list(*, status: str | None = None, workflow: str | None = None) -> QuerySet[Run]:
@@ -35,7 +35,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "position": run.position,
         "requester": run.requester.get_username() if run.requester_id else None,
         "parent": run.parent_id, "forked_at_seq": run.forked_at_seq, "batch": run.batch_id,
-        "error": run.error, "created_at": run.created_at, "started_at": run.started_at,
+        "error": redact(run.error), "created_at": run.created_at, "started_at": run.started_at,
         "finished_at": run.finished_at,
     }
 
@@ -45,7 +45,7 @@ def run_detail(run: Run) -> dict[str, Any]:
     steps = [
         {"id": s.pk, "node_id": s.node_id, "position": s.position, "attempt": s.attempt,
          "action": s.action, "status": s.status, "params": redact(s.params),
-         "output": redact(s.output), "evidence": redact(s.evidence), "error": s.error,
+         "output": redact(s.output), "evidence": redact(s.evidence), "error": redact(s.error),
          "started_at": s.started_at, "finished_at": s.finished_at,
          "duration_ms": s.duration_ms}
         for s in Step.objects.filter(run=run).order_by("id")

@@ -196,7 +196,8 @@ ADMIN_TABLE: dict[str, tuple[str, set[str], int]] = {
     "workflows_run_evidence": ("GET", VIEWERS, 404),  # allowed: no such file
     "workflows_run_fork": ("POST", {O, S}, 302),
     "workflows_run_cancel": ("POST", {O, S}, 302),
-    **model_rows("workflows_event", view=VIEWERS, add=set(), delete=set()),
+    # The whole log, system events included: auditors and superusers only.
+    **model_rows("workflows_event", view={A, S}, add=set(), delete=set()),
     "workflows_event_export": ("GET", {A, S}, 200),
     **model_rows("workflows_runbatch", view={O, A, S}, add=set(), delete=set()),
     **model_rows("workflows_workflowschedule", view={O, A, S}, add={O, S}, delete={O, S}),

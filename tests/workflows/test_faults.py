@@ -219,9 +219,13 @@ class LiveClients:
         self.thread.join(timeout=15)
 
 
-def test_websocket_clients_catch_up_after_daphne_is_killed(cluster, operator, reviewer,
+def test_websocket_clients_catch_up_after_daphne_is_killed(cluster, operator, auditor,
                                                           tmp_path) -> None:
-    """Every client ends with every event of its run exactly once, in order."""
+    """Every client ends with every event of its run exactly once, in order.
+
+    The clients watch as an auditor: the ledger runs have no approval request,
+    so they are no reviewer's group's runs (docs/security.md, "Who sees what").
+    """
     from django.test import Client
 
     from tests.approvals.conftest import gate_plan
@@ -236,7 +240,7 @@ def test_websocket_clients_catch_up_after_daphne_is_killed(cluster, operator, re
         cluster()
         run_ids = start_ledger_runs(8, requester=operator, ledger=ledger, pause_s=0.5)
         browser = Client()
-        browser.force_login(reviewer)
+        browser.force_login(auditor)
         clients = LiveClients(server.port, browser.cookies["sessionid"].value, run_ids)
         wait_for(lambda: all(clients.connects.values()) and lines(ledger) >= 4, timeout=60,
                  message="every client to connect and the runs to start")

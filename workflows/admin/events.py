@@ -18,6 +18,7 @@ from agentos_site import policy
 from workflows.admin.display import HASH_PREFIX, json_block
 from workflows.audit import audit_events, audit_exported, export_csv, export_jsonl
 from workflows.models import Event
+from workflows.selectors import redact
 
 
 class ExportForm(forms.Form):
@@ -49,6 +50,13 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return policy.may_read_system_log(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The whole log, system events included: auditors and superusers only."""
+        return policy.may_read_system_log(request.user)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -112,4 +120,4 @@ class EventAdmin(admin.ModelAdmin):
 
     @admin.display(description="Data")
     def data_json(self, event: Event) -> SafeString:
-        return json_block(event.data)
+        return json_block(redact(event.data))

@@ -38,6 +38,7 @@ from agentos_site import policy
 from workflows.admin.paging import CappedCountPaginator
 from workflows.admin.timemachine import TimeMachineMixin
 from workflows.models import Run, Step, Workflow
+from workflows.selectors import redact
 from workflows.services import RunNotFound, run_cancel
 from workflows.states import TransitionNotAllowed
 
@@ -67,7 +68,7 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
     change_form_template = "admin/workflows/run/change_form.html"
     fieldsets = [
         (None, {"fields": ["workflow_label", "status_label", "mode", "current_node",
-                           "progress", "requester_label", "error"]}),
+                           "progress", "requester_label", "error_text"]}),
         ("Timing", {"fields": ["created_at", "started_at", "finished_at", "updated_at"]}),
         ("Lineage", {"fields": ["parent_link", "forked_at_seq", "forks_list", "batch",
                                 "schedule", "idempotency_key", "correlation_id",
@@ -75,7 +76,7 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
         ("Context", {"fields": ["context_json"]}),
     ]
     readonly_fields = ("workflow_label", "status_label", "mode", "current_node", "progress",
-                       "requester_label", "error", "created_at", "started_at", "finished_at",
+                       "requester_label", "error_text", "created_at", "started_at", "finished_at",
                        "updated_at", "parent_link", "forked_at_seq", "forks_list", "batch",
                        "schedule", "idempotency_key", "correlation_id",
                        "last_seq", "context_json")
@@ -93,6 +94,17 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
 
     def has_cancel_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return policy.allows(request.user, policy.RUNS_CANCEL)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """Only the runs the user may see (policy.visible_runs): list, page, evidence.
+
+        Someone without the view permission keeps the whole queryset, so the
+        admin's own permission check answers them 403, not "no such run".
+        """
+        runs = super().get_queryset(request)
+        if not self.has_view_or_change_permission(request):
+            return runs
+        return policy.visible_runs(request.user, runs)
 
     def get_object(self, request: HttpRequest, object_id: str,
                    from_field: str | None = None) -> Run | None:
@@ -150,6 +162,10 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
     def requester_label(self, run: Run) -> str:
         return run.requester.get_username() if run.requester_id else "—"
 
+    @admin.display(description="Error")
+    def error_text(self, run: Run) -> str:
+        return redact(run.error)
+
     @admin.display(description="Forked from")
     def parent_link(self, run: Run) -> SafeString | str:
         if run.parent_id is None:
@@ -165,7 +181,7 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
 
     @admin.display(description="Context")
     def context_json(self, run: Run) -> SafeString:
-        return json_block(run.context)
+        return json_block(redact(run.context))
 
     # --- the detail page -----------------------------------------------------
 
@@ -194,12 +210,13 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
             "run": run,
             "steps": [self._step_row(run, step) for step in steps[:MAX_STEPS_SHOWN]],
             "steps_truncated": len(steps) > MAX_STEPS_SHOWN,
-            "events": [{"event": e, "data": compact_json(e.data),
+            "events": [{"event": e, "data": compact_json(redact(e.data)),
                         "hash": e.hash[:HASH_PREFIX]} for e in events],
             "events_from": first + 1, "events_upto": upto, "events_total": last,
             "events_older": first if first > 0 else None,
             "events_newer": min(upto + EVENTS_PER_PAGE, last) if upto < last else None,
             "approval_requests": requests,
+            "can_read_log": policy.may_read_system_log(request.user),
             "plan_table": render_plan(run.plan, position=run.position),
             "can_cancel": not run.is_terminal and self.has_cancel_permission(request, run),
             "progress_position": min(run.position, len(run.nodes)),
@@ -218,9 +235,10 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
                     "url": reverse("admin:workflows_run_evidence",
                                    args=[run.pk, step.pk, index]),
                 })
-        evidence = {k: v for k, v in (step.evidence or {}).items() if k != "files"}
-        return {"step": step, "files": files, "evidence": evidence,
-                "params": compact_json(step.params), "output": compact_json(step.output)}
+        evidence = redact({k: v for k, v in (step.evidence or {}).items() if k != "files"})
+        return {"step": step, "files": files, "evidence": evidence, "error": redact(step.error),
+                "params": compact_json(redact(step.params)),
+                "output": compact_json(redact(step.output))}
 
     # --- cancel and evidence -------------------------------------------------
 

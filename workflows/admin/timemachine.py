@@ -19,6 +19,7 @@ from workflows.forks import run_fork
 from workflows.models import Event, Run
 from workflows.plans import PlanInvalid
 from workflows.replay import ReplayError, state_at
+from workflows.selectors import redact
 
 
 class TimeMachineMixin:
@@ -58,8 +59,8 @@ class TimeMachineMixin:
             "opts": self.opts,  # type: ignore[attr-defined]
             "title": f"Run {run.pk} after event {seq} ({event.type})",
             "run": run, "state": state, "event": event,
-            "context_json": json_block(state.context),
-            "completed_json": json_block(state.completed),
+            "context_json": json_block(redact(state.context)),
+            "completed_json": json_block(redact(state.completed)),
             "plan_table": render_plan(run.plan, position=state.position),
             "previous": seq - 1 if seq > 1 else None,
             "next": seq + 1 if seq < run.last_seq else None,

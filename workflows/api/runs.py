@@ -46,8 +46,10 @@ class EventFilter(Schema):
 
 
 def _run(request: HttpRequest, run_id: int) -> Run:
-    require(request, policy.RUNS_VIEW)
-    return get_object_or_404(Run.objects.select_related("workflow", "requester"), pk=run_id)
+    user = require(request, policy.RUNS_VIEW)
+    # A run the caller may not see answers 404, as if it did not exist.
+    return get_object_or_404(policy.visible_runs(
+        user, Run.objects.select_related("workflow", "requester")), pk=run_id)
 
 
 @router.post("", response={200: RunOut, 201: RunOut, **ERRORS})
@@ -75,8 +77,9 @@ def start_run(request: HttpRequest, payload: RunIn,
 @paginate(Page)
 def list_runs(request: HttpRequest, filters: Query[RunFilter]) -> Mapped:
     """List runs, newest first; filter by status and workflow slug."""
-    require(request, policy.RUNS_VIEW)
-    return Mapped(runs_list(status=filters.status, workflow=filters.workflow), run_summary)
+    user = require(request, policy.RUNS_VIEW)
+    runs = runs_list(status=filters.status, workflow=filters.workflow)
+    return Mapped(policy.visible_runs(user, runs), run_summary)
 
 
 @router.post("/batch", response={201: BatchOut, **ERRORS})
