@@ -23,6 +23,8 @@ from approvals.services import DecisionRefused, approval_decide
 from tests.api.conftest import api_for
 from tests.conftest import _user
 from workflows.engine import run_advance
+from workflows.events import verify_all
+from workflows.forks import run_fork
 from workflows.models import Event, Run, Workflow, WorkflowSchedule
 from workflows.plans import PlanInvalid
 from workflows.services import run_create, workflow_create, workflow_update
@@ -43,12 +45,201 @@ def pending(run: Run) -> ApprovalRequest:
     return ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
 
 
+def seqs(run: Run, type_: str) -> list[int]:
+    return list(Event.objects.filter(run=run, type=type_).order_by("seq")
+                .values_list("seq", flat=True))
+
+
 @pytest.fixture
 def operator_reviewer(roles):  # type: ignore[no-untyped-def]
     """Someone who may both start (and fork) runs and decide requests."""
     user = _user(roles, "opsrev", OPERATORS)
     user.groups.add(Group.objects.get(name=REVIEWERS))
     return get_user_model().objects.get(pk=user.pk)
+
+
+# --- 1. forks ---------------------------------------------------------------
+
+
+def archive_spec(ledger: Path) -> dict:
+    """A gate guarding a move of reports to `dest`, then a non-idempotent note."""
+    return {
+        "slug": "archive-reports", "title": "Archive reports", "mode": "autonomous",
+        "inputs": {"type": "object", "required": ["dest"],
+                   "properties": {"dest": {"type": "string"}}},
+        "plan": {"nodes": [
+            {"id": "gate", "type": "approval", "title": "Move the reports to {{ dest }}?",
+             "assign_to": REVIEWERS},
+            {"id": "move", "action": "files.move_where",
+             "params": {"source_dir": "inbox", "destination_dir": "{{ dest }}",
+                        "pattern": "*.pdf"}},
+            {"id": "note", "action": "test.ledger_append_once",
+             "params": {"ledger": str(ledger), "line": "moved to {{ dest }}"}},
+        ]},
+    }
+
+
+@pytest.fixture
+def archived(workspace: Path, tmp_path: Path, operator, reviewer) -> Run:
+    """A finished run: a reviewer approved moving the reports to `approved`."""
+    (workspace / "inbox").mkdir()
+    (workspace / "inbox" / "q3.pdf").write_bytes(b"%PDF q3")
+    workflow = workflow_create(raw_spec=archive_spec(tmp_path / "ledger"), actor=operator)
+    run = advance(run_create(workflow=workflow, context={"dest": "approved"},
+                             requester=operator))
+    approval_decide(request_id=pending(run).pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert (workspace / "approved" / "q3.pdf").exists()
+    return run
+
+
+def test_a_fork_at_any_event_after_the_approval_runs_nothing_unapproved(
+        archived: Run, workspace: Path, tmp_path: Path, operator) -> None:
+    """Another destination, forked at every point after the gate: never moved there."""
+    ledger = tmp_path / "ledger"
+    (workspace / "inbox" / "q4.pdf").write_bytes(b"%PDF q4")
+    parent_gate = ApprovalRequest.objects.get(run=archived, node_id="gate")
+    decided = seqs(archived, "approval.decided")[0]
+
+    for at_seq in range(decided, archived.last_seq + 1):
+        child = advance(run_fork(run_id=archived.pk, at_seq=at_seq,
+                                 context={"dest": "elsewhere"}, actor=operator))
+        where = f"forked at event {at_seq}"
+        assert not (workspace / "elsewhere").exists(), where
+        assert ledger.read_text().splitlines() == ["moved to approved"], where
+        # Completed steps carried over are never run again.
+        assert not child.steps.exclude(evidence__has_key="carried_from").exists(), where
+        if child.position < len(child.nodes):
+            request = pending(child)
+            assert child.status == RunStatus.WAITING, where
+            assert request.state["purpose"] in ("approval_node", "gate_again"), where
+            assert request.digest and request.digest != parent_gate.digest, where
+            assert {g["params"].get("destination_dir") for g in request.guards
+                    if g["node"] == "move"} <= {"elsewhere"}, where
+        else:
+            assert child.status == RunStatus.SUCCEEDED, where
+    assert verify_all() == []
+
+
+def test_the_gate_asked_again_binds_the_forks_parameters_and_four_eyes(
+        archived: Run, workspace: Path, tmp_path: Path, operator_reviewer, reviewer) -> None:
+    (workspace / "inbox" / "q4.pdf").write_bytes(b"%PDF q4")
+    resumed = seqs(archived, "run.resumed")[0]
+
+    child = advance(run_fork(run_id=archived.pk, at_seq=resumed,
+                             context={"dest": "elsewhere"}, actor=operator_reviewer))
+
+    request = pending(child)
+    assert (child.status, child.current_node) == (RunStatus.WAITING, "move")
+    assert request.state == {"purpose": "gate_again", "gate": "gate"}
+    assert request.title == "Move the reports to elsewhere?"
+    assert request.assigned_group.name == REVIEWERS
+    assert [(g["node"], g["params"].get("destination_dir")) for g in request.guards] == [
+        ("move", "elsewhere"), ("note", None)]
+    assert request.guards[1]["params"]["line"] == "moved to elsewhere"
+    asked = Event.objects.get(run=child, type="approval.asked_again")
+    assert asked.data["gate"] == "gate" and asked.data["forked_from"] == archived.pk
+    # The person who forked is the fork's requester: four-eyes holds against them.
+    with pytest.raises(DecisionRefused, match="four-eyes"):
+        approval_decide(request_id=request.pk, actor=operator_reviewer, decision="approve")
+
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    child = advance(child)
+
+    assert child.status == RunStatus.SUCCEEDED, child.error
+    assert (workspace / "elsewhere" / "q4.pdf").exists()
+    assert (tmp_path / "ledger").read_text().splitlines() == [
+        "moved to approved", "moved to elsewhere"]
+    assert ApprovalRequest.objects.filter(run=child).count() == 1
+
+
+def test_a_fork_without_changes_does_not_repeat_an_approved_step_unasked(
+        archived: Run, tmp_path: Path, operator, reviewer) -> None:
+    """Forked while the non-idempotent note was in flight: a person decides again."""
+    ledger = tmp_path / "ledger"
+    in_flight = [s for s in seqs(archived, "step.started")
+                 if Event.objects.get(run=archived, seq=s).data["node"] == "note"][0]
+
+    child = advance(run_fork(run_id=archived.pk, at_seq=in_flight, actor=operator))
+
+    assert child.status == RunStatus.WAITING and child.current_node == "note"
+    assert ledger.read_text().splitlines() == ["moved to approved"]
+    move = child.steps.get()
+    assert move.node_id == "move" and move.evidence["carried_from"]["run"] == archived.pk
+    request = pending(child)
+    assert [g["node"] for g in request.guards] == ["note"]
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    child = advance(child)
+    assert child.status == RunStatus.SUCCEEDED
+    assert ledger.read_text().splitlines() == ["moved to approved", "moved to approved"]
+    assert child.steps.get(node_id="move").pk == move.pk  # never re-run
+
+
+def test_a_fork_through_the_api_asks_the_gate_again_of_someone_else(
+        archived: Run, workspace: Path, superuser, reviewer) -> None:
+    admin_api = api_for(superuser)
+    resumed = seqs(archived, "run.resumed")[0]
+
+    forked = admin_api.post(f"/runs/{archived.pk}/fork",
+                            {"at_seq": resumed, "context": {"dest": "elsewhere"}})
+    assert forked.status_code == 201, forked.content
+    child = advance(Run.objects.get(pk=forked.json()["id"]))
+    request = pending(child)
+
+    refused = admin_api.post(f"/approvals/{request.pk}/decision", {"decision": "approve"})
+    assert refused.status_code == 403 and "four-eyes" in refused.json()["detail"]
+    assert not (workspace / "elsewhere").exists()
+    shown = api_for(reviewer).get(f"/approvals/{request.pk}").json()
+    assert shown["digest"] == request.digest
+
+
+def test_a_fork_of_a_reviewed_bare_plan_is_reviewed_again(
+        workspace: Path, operator, reviewer) -> None:
+    plan = {"nodes": [{"id": "risky", "action": "test.risky",
+                       "params": {"target": "{{ target }}"}}]}
+    run = advance(run_create(plan=plan, context={"target": "a"}, mode="autonomous",
+                             requester=operator))
+    approval_decide(request_id=pending(run).pk, actor=reviewer, decision="approve")
+    assert advance(run).status == RunStatus.SUCCEEDED
+
+    child = advance(run_fork(run_id=run.pk, at_seq=seqs(run, "run.resumed")[0],
+                             context={"target": "b"}, actor=operator))
+
+    assert child.status == RunStatus.WAITING and not child.steps.exists()
+    assert pending(child).state["purpose"] == "plan_review"
+    assert Event.objects.get(run=child, seq=1).data["review_plan"] is True
+
+
+def test_parameters_changed_behind_a_gate_go_back_to_the_gates_own_group(
+        operator, reviewer, roles, tmp_path: Path) -> None:
+    """An earlier guarded step rewrites a value: the gate's group and quorum decide again."""
+    finance = [_user(roles, f"fin{i}", REVIEWERS) for i in (1, 2)]
+    group = Group.objects.create(name="Finance")
+    for user in finance:
+        user.groups.add(group)
+    ledger = str(tmp_path / "ledger")
+    run = advance(run_create(plan={"nodes": [
+        {"id": "gate", "type": "approval", "title": "Pay {{ line }}?", "assign_to": "Finance",
+         "quorum": 2},
+        {"id": "a", "action": "test.ledger_append",
+         "params": {"ledger": ledger, "line": "{{ line }}-a"}, "outputs": {"line": "line"}},
+        {"id": "b", "action": "test.ledger_append", "params": {"ledger": ledger,
+                                                                "line": "{{ line }}"}},
+    ]}, context={"line": "10"}, mode="autonomous", requester=operator))
+    for user in finance:
+        approval_decide(request_id=pending(run).pk, actor=user, decision="approve")
+
+    run = advance(run)
+
+    assert (run.status, run.current_node) == (RunStatus.WAITING, "b")
+    again = pending(run)
+    assert again.state == {"purpose": "gate_again", "gate": "gate"}
+    assert (again.assigned_group.name, again.quorum) == ("Finance", 2)
+    assert again.guards[0]["params"]["line"] == "10-a"
+    with pytest.raises(DecisionRefused, match="assigned to Finance"):
+        approval_decide(request_id=again.pk, actor=reviewer, decision="approve")
+    assert Path(ledger).read_text().splitlines() == ["10-a"]
 
 
 # --- 2. modes ---------------------------------------------------------------
