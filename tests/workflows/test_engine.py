@@ -89,8 +89,6 @@ def test_approval_node_pauses_and_approval_resumes(tmp_path: Path, operator, rev
     approval_decide(request_id=request.pk, actor=reviewer, decision="approve", comment="ok")
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
-    # A bare plan with a medium-risk action (files.copy) is reviewed first.
-    run = approve_plan_review(run, reviewer)
 
     run = advance(run)
     assert run.status == RunStatus.SUCCEEDED
