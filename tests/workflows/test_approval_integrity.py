@@ -427,7 +427,8 @@ def test_changing_self_approval_needs_its_own_permission(operator, superuser, cl
 
     form = client.post(f"/admin/workflows/workflow/{Workflow.objects.get().pk}/change/",
                        {"source": yaml.safe_dump(self_spec(True))})
-    assert form.status_code == 200 and "allow_self_approval" in form.content.decode()
+    assert form.status_code == 200
+    assert "needs the permission workflows.set_self_approval" in form.content.decode()
     workflow = Workflow.objects.get()
     assert (workflow.version, workflow.spec["allow_self_approval"]) == (1, False)
     assert not Event.objects.filter(type="workflow.self_approval_changed").exists()
