@@ -127,6 +127,7 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
             else "", clearance=clearance,
         )
         carried = _carry_steps(parent, run, state.completed, state.completed_steps, position)
+        in_flight = _carry_in_flight(parent, run, at_seq, position)
         event_append(run=run, type="run.created", actor=actor, data={
             "workflow": parent.workflow.slug if parent.workflow_id else None,
             "version": run.workflow_version, "mode": run.mode, "context": new_context,
@@ -136,6 +137,7 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
             "completed_steps": carried,
             **({"review_plan": True, "plan_digest": plan_review.plan_digest(run.plan)}
                if review else {}),
+            **({"in_flight": in_flight} if in_flight else {}),
         })
         run.save(update_fields=["last_seq", "last_hash"])
         locked_parent = lock_run(parent.pk)
@@ -160,6 +162,47 @@ def _needs_plan_review(parent: Run) -> bool:
         return True
     first = Event.objects.filter(run=parent, seq=1).values_list("data", flat=True).first()
     return bool((first or {}).get("review_plan"))
+
+
+# Events that end a step's attempt; a step started and not yet ended by one of
+# these at the fork point was in flight.
+STEP_ENDED = ("step.succeeded", "step.failed", "step.cancelled", "step.interrupted",
+              "step.needs_input", "step.marked_done")
+
+
+def _carry_in_flight(parent: Run, run: Run, at_seq: int, position: int) -> dict:
+    """Carry a non-idempotent step that was in flight at the fork point as unknown.
+
+    The parent may have done it (it finished after the fork point, or nobody
+    knows): run again blindly, the fork would repeat it. Carried with an
+    unknown outcome, the engine asks a person whether it happened (retry,
+    mark done or fail), as after a worker's death. Idempotent steps simply
+    run again.
+    """
+    if position >= len(run.nodes) or run.nodes[position].get("type", "action") != "action":
+        return {}
+    node = run.nodes[position]
+    try:
+        if actions.registry().get(node["action"]).idempotent:
+            return {}
+    except Exception:  # an action gone from the registry fails its step anyway
+        return {}
+    started = (Event.objects.filter(run=parent, seq__lte=at_seq, type="step.started",
+                                    data__node=node["id"]).order_by("-seq").first())
+    if started is None or Event.objects.filter(
+            run=parent, seq__gt=started.seq, seq__lte=at_seq, type__in=STEP_ENDED,
+            data__step=started.data.get("step")).exists():
+        return {}
+    original = Step.objects.filter(pk=started.data.get("step"), run=parent).first()
+    step = Step.objects.create(
+        run=run, node_id=node["id"], position=position, attempt=1, action=node["action"],
+        params=original.params if original else started.data.get("params") or {},
+        status=StepStatus.UNKNOWN, idempotency_key=f"run{run.pk}-{node['id']}-{position}",
+        evidence={"carried_from": {"run": parent.pk, "step": started.data.get("step")}},
+        error=f"in flight in run {parent.pk} when it was forked: it may have happened",
+        started_at=timezone.now(),
+    )
+    return {"node": node["id"], "step": step.pk, "parent_step": started.data.get("step")}
 
 
 def _top_keys(values: dict) -> set[str]:

@@ -165,15 +165,49 @@ def test_a_fork_without_changes_does_not_repeat_an_approved_step_unasked(
 
     assert child.status == RunStatus.WAITING and child.current_node == "note"
     assert ledger.read_text().splitlines() == ["moved to approved"]
-    move = child.steps.get()
-    assert move.node_id == "move" and move.evidence["carried_from"]["run"] == archived.pk
+    move = child.steps.get(node_id="move")
+    assert move.evidence["carried_from"]["run"] == archived.pk
     request = pending(child)
     assert [g["node"] for g in request.guards] == ["note"]
     approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    # The note was in flight in the parent: did it happen? A person answers.
+    child = advance(child)
+    unknown = pending(child)
+    assert unknown.state["purpose"] == "unknown_outcome"
+    assert ledger.read_text().splitlines() == ["moved to approved"]
+    approval_decide(request_id=unknown.pk, actor=reviewer, decision="approve",
+                    resolution="retry")
     child = advance(child)
     assert child.status == RunStatus.SUCCEEDED
     assert ledger.read_text().splitlines() == ["moved to approved", "moved to approved"]
     assert child.steps.get(node_id="move").pk == move.pk  # never re-run
+
+
+def test_a_fork_with_a_non_idempotent_step_in_flight_asks_whether_it_happened(
+        operator, reviewer, tmp_path: Path) -> None:
+    """No gate at all: the step may have happened in the parent, so a person says."""
+    ledger = tmp_path / "ledger"
+    run = advance(run_create(plan={"nodes": [
+        {"id": "note", "action": "test.ledger_append_once",
+         "params": {"ledger": str(ledger), "line": "{{ line }}"}}]},
+        context={"line": "paid"}, mode="autonomous", requester=operator))
+    assert run.status == RunStatus.SUCCEEDED
+
+    child = advance(run_fork(run_id=run.pk, at_seq=seqs(run, "step.started")[0],
+                             actor=operator))
+
+    assert child.status == RunStatus.WAITING
+    asked = pending(child)
+    assert asked.state["purpose"] == "unknown_outcome"
+    assert ledger.read_text().splitlines() == ["paid"]
+    carried = child.steps.get()
+    assert carried.status == StepStatus.UNKNOWN
+    assert carried.evidence["carried_from"]["run"] == run.pk
+    assert Event.objects.get(run=child, seq=1).data["in_flight"]["step"] == carried.pk
+    approval_decide(request_id=asked.pk, actor=reviewer, decision="approve",
+                    resolution="mark_done")
+    assert advance(child).status == RunStatus.SUCCEEDED
+    assert ledger.read_text().splitlines() == ["paid"]
 
 
 def test_a_fork_through_the_api_asks_the_gate_again_of_someone_else(
