@@ -27,6 +27,9 @@ from django.db.models import Q
 WORKFLOWS_VIEW = "workflows.view_workflow"
 WORKFLOWS_ADD = "workflows.add_workflow"
 WORKFLOWS_CHANGE = "workflows.change_workflow"
+# Letting a workflow's requesters decide their own runs weakens four-eyes:
+# its own permission, which no role group holds (superusers have every one).
+WORKFLOWS_SELF_APPROVAL = "workflows.set_self_approval"
 RUNS_VIEW = "workflows.view_run"
 RUNS_START = "workflows.start_run"
 RUNS_CANCEL = "workflows.cancel_run"
@@ -44,6 +47,7 @@ OPERATIONS = frozenset({
     WORKFLOWS_VIEW, WORKFLOWS_ADD, WORKFLOWS_CHANGE, RUNS_VIEW, RUNS_START, RUNS_CANCEL,
     RUNS_FORK, EVENTS_VIEW, AUDIT_EXPORT, SCHEDULES_VIEW, APPROVALS_VIEW, APPROVALS_DECIDE,
     TOKENS_VIEW, TOKENS_ADD, TOKENS_REVOKE,
+    WORKFLOWS_SELF_APPROVAL,
 })
 
 
@@ -120,8 +124,25 @@ def visible_runs(user: Any, queryset: Any = None) -> Any:
 
 
 def self_approval_allowed(run: Any) -> bool:
-    """Return whether the run's workflow lets its requester decide its requests."""
-    return bool(run.workflow_id and run.workflow.spec.get("allow_self_approval"))
+    """Return whether the run's frozen workflow version lets its requester decide.
+
+    The version the run froze when it started decides, never the live
+    workflow: a requester who later turns `allow_self_approval` on (or gets
+    someone to) does not thereby approve a run already under way. A run of a
+    bare plan has no workflow, so never.
+    """
+    if not run.workflow_id or run.workflow_version is None:
+        return False
+    cached = getattr(run, "_self_approval_allowed", None)
+    if cached is None:
+        from workflows.models import WorkflowVersion
+
+        spec = (WorkflowVersion.objects.filter(workflow_id=run.workflow_id,
+                                               version=run.workflow_version)
+                .values_list("spec", flat=True).first()) or {}
+        cached = bool(spec.get("allow_self_approval"))
+        run._self_approval_allowed = cached
+    return cached
 
 
 def decide_refusal(user: Any, request: Any, run: Any) -> str:
@@ -135,6 +156,12 @@ def decide_refusal(user: Any, request: Any, run: Any) -> str:
         elif request.assigned_group_id and not user.groups.filter(
                 pk=request.assigned_group_id).exists():
             return f"this request is assigned to {request.assigned_group.name}"
+    if run.requester_id is None:
+        # Four-eyes compares the decider with the requester: with nobody
+        # recorded, anyone (the person who set the run off included) could
+        # pass it. Such a run is cancelled or forked, never decided.
+        return ("this run has no requester, so four-eyes cannot be checked; nobody may "
+                "decide it (cancel it, or fork it to become its requester)")
     if run.requester_id == user.pk and not self_approval_allowed(run):
         return "you started this run; another person must decide (four-eyes)"
     return ""

@@ -81,11 +81,19 @@ def requests_close(*, run: Run, actor: Any, reason: str) -> None:
     )
 
 
-def approved_guard(*, run: Run, node_id: str, position: int) -> dict | None:
-    """Return what was last approved for a run's step (digest, unresolved), or None."""
+def approved_guard(*, run: Run, node_id: str, position: int,
+                   gate: str | None = None) -> dict | None:
+    """Return what was last approved for a run's step (digest, unresolved), or None.
+
+    With `gate`, only an approval of that gate node counts: the gate's own
+    request, or the gate asked again for this step (state["gate"]).
+    """
     approved = (ApprovalRequest.objects.filter(run=run, status=RequestStatus.APPROVED)
-                .exclude(digest="").order_by("-decided_at", "-id").only("guards"))
+                .exclude(digest="").order_by("-decided_at", "-id")
+                .only("guards", "node_id", "state"))
     for request in approved:
+        if gate is not None and gate not in (request.node_id, request.state.get("gate")):
+            continue
         for guard in request.guards:
             if guard.get("node") == node_id and guard.get("position") == position:
                 return dict(guard)

@@ -10,8 +10,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from workflows import actions, plan_review
 from workflows.events import event_append
-from workflows.models import Run, Step
+from workflows.models import Event, Run, Step
 from workflows.plans import PlanError, PlanInvalid
 from workflows.replay import ReplayError, state_at
 from workflows.services import (
@@ -85,6 +86,10 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
     it, completed steps up to that point are carried over (never re-run),
     and the new run starts at the node the parent was at. Both chains record
     the fork: `run.created` (with `forked_from`) and the parent's `run.forked`.
+    The person who forks is the new run's requester. Nothing approved in the
+    parent carries over: a bare plan is reviewed again, and a gate the fork
+    starts past is asked again before its steps run (four-eyes against the
+    person who forked).
     """
     overrides = copy.deepcopy(context or {})
     if not isinstance(overrides, dict):
@@ -110,15 +115,19 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
             raise PlanInvalid(errors)
     nodes = parent.nodes
     position = state.position
+    review = position < len(nodes) and _needs_plan_review(parent)
+    clearance = ({"node": nodes[position]["id"], "position": position,
+                  "plan_review": plan_review.PENDING} if review else {})
     with transaction.atomic():
         run = Run.objects.create(
             workflow=parent.workflow, workflow_version=parent.workflow_version,
             plan=parent.plan, inputs_schema=parent.inputs_schema, mode=parent.mode,
             context=new_context, requester=actor, parent=parent, forked_at_seq=at_seq,
             position=position, current_node=nodes[position]["id"] if position < len(nodes)
-            else "",
+            else "", clearance=clearance,
         )
         carried = _carry_steps(parent, run, state.completed, state.completed_steps, position)
+        in_flight = _carry_in_flight(parent, run, at_seq, position)
         event_append(run=run, type="run.created", actor=actor, data={
             "workflow": parent.workflow.slug if parent.workflow_id else None,
             "version": run.workflow_version, "mode": run.mode, "context": new_context,
@@ -126,6 +135,9 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
             "forked_from": {"run": parent.pk, "seq": at_seq}, "overrides": overrides,
             "completed": {node: state.completed[node] for node in carried},
             "completed_steps": carried,
+            **({"review_plan": True, "plan_digest": plan_review.plan_digest(run.plan)}
+               if review else {}),
+            **({"in_flight": in_flight} if in_flight else {}),
         })
         run.save(update_fields=["last_seq", "last_hash"])
         locked_parent = lock_run(parent.pk)
@@ -135,6 +147,62 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
         locked_parent.save(update_fields=["last_seq", "last_hash"])
         transaction.on_commit(lambda: enqueue_advance(run.pk))
     return run
+
+
+def _needs_plan_review(parent: Run) -> bool:
+    """Return whether a fork of `parent` pauses for its plan's review first.
+
+    A bare plan that needed a review needs one in every fork: the parent's
+    review was given to the parent's requester for the parent's context.
+    Gates inside the plan are asked again by the engine (see decide).
+    """
+    if parent.workflow_id is not None:
+        return False
+    if plan_review.needs_person(parent.plan, actions.registry()):
+        return True
+    first = Event.objects.filter(run=parent, seq=1).values_list("data", flat=True).first()
+    return bool((first or {}).get("review_plan"))
+
+
+# Events that end a step's attempt; a step started and not yet ended by one of
+# these at the fork point was in flight.
+STEP_ENDED = ("step.succeeded", "step.failed", "step.cancelled", "step.interrupted",
+              "step.needs_input", "step.marked_done")
+
+
+def _carry_in_flight(parent: Run, run: Run, at_seq: int, position: int) -> dict:
+    """Carry a non-idempotent step that was in flight at the fork point as unknown.
+
+    The parent may have done it (it finished after the fork point, or nobody
+    knows): run again blindly, the fork would repeat it. Carried with an
+    unknown outcome, the engine asks a person whether it happened (retry,
+    mark done or fail), as after a worker's death. Idempotent steps simply
+    run again.
+    """
+    if position >= len(run.nodes) or run.nodes[position].get("type", "action") != "action":
+        return {}
+    node = run.nodes[position]
+    try:
+        if actions.registry().get(node["action"]).idempotent:
+            return {}
+    except Exception:  # an action gone from the registry fails its step anyway
+        return {}
+    started = (Event.objects.filter(run=parent, seq__lte=at_seq, type="step.started",
+                                    data__node=node["id"]).order_by("-seq").first())
+    if started is None or Event.objects.filter(
+            run=parent, seq__gt=started.seq, seq__lte=at_seq, type__in=STEP_ENDED,
+            data__step=started.data.get("step")).exists():
+        return {}
+    original = Step.objects.filter(pk=started.data.get("step"), run=parent).first()
+    step = Step.objects.create(
+        run=run, node_id=node["id"], position=position, attempt=1, action=node["action"],
+        params=original.params if original else started.data.get("params") or {},
+        status=StepStatus.UNKNOWN, idempotency_key=f"run{run.pk}-{node['id']}-{position}",
+        evidence={"carried_from": {"run": parent.pk, "step": started.data.get("step")}},
+        error=f"in flight in run {parent.pk} when it was forked: it may have happened",
+        started_at=timezone.now(),
+    )
+    return {"node": node["id"], "step": step.pk, "parent_step": started.data.get("step")}
 
 
 def _top_keys(values: dict) -> set[str]:

@@ -40,8 +40,27 @@ def guards_after(nodes: list[dict], position: int, context: dict) -> list[dict]:
     A gate guards the actions that follow it up to the next gate or input
     node (or the end of the plan).
     """
+    return guards_from(nodes, position + 1, context)
+
+
+def governing_gate(nodes: list[dict], position: int) -> int | None:
+    """Return the index of the approval node that guards the action at `position`.
+
+    That is the nearest node before it that is not an action, when it is an
+    approval gate; None when an input node (or the start) comes first.
+    """
+    for index in range(position - 1, -1, -1):
+        kind = nodes[index].get("type", "action")
+        if kind == "action":
+            continue
+        return index if kind == "approval" else None
+    return None
+
+
+def guards_from(nodes: list[dict], start: int, context: dict) -> list[dict]:
+    """Return the guard entries of the actions from `start` up to the next non-action."""
     guarded = []
-    for index in range(position + 1, len(nodes)):
+    for index in range(start, len(nodes)):
         node = nodes[index]
         if node.get("type", "action") != "action":
             break

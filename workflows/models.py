@@ -29,7 +29,10 @@ class Workflow(models.Model):
 
     class Meta:
         ordering = ["slug"]
-        permissions = [("start_run", "Can start a run of a workflow")]
+        permissions = [
+            ("start_run", "Can start a run of a workflow"),
+            ("set_self_approval", "Can let a workflow's requesters decide their own runs"),
+        ]
 
     def __str__(self) -> str:
         return self.title

@@ -1,7 +1,9 @@
 """Plan review: a person approves, edits or rejects a plan before it runs.
 
 A run created with ``review_plan=True`` (a plan from the planner) in the
-assisted or interactive mode pauses before its first node. The request
+assisted or interactive mode pauses before its first node, and so does a run
+of any bare plan (no stored workflow) with an action that is not low-risk,
+in every mode, autonomous included (`needs_person`). The request
 shows the plan as a readable table (its description) and as JSON (its
 state), offers every action parameter as an editable field, and is bound
 to the plan's SHA-256 digest: the approval applies to that exact plan, and
@@ -23,6 +25,7 @@ from workflows.plans import PlanError, PlanInvalid
 __all__ = [
     "PENDING",
     "apply_edits",
+    "needs_person",
     "plan_digest",
     "review_fields",
     "review_rows",
@@ -37,6 +40,23 @@ def plan_digest(plan: dict[str, Any]) -> str:
     """Return the SHA-256 of the plan's canonical JSON."""
     text = json.dumps(plan, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def needs_person(plan: dict[str, Any], registry: Registry) -> bool:
+    """Return whether a bare plan must be reviewed before it runs, in any mode.
+
+    Only a plan whose every action is low-risk may run unreviewed; an action
+    the registry does not know counts as risky.
+    """
+    for node in plan.get("nodes", []):
+        if node.get("type", "action") != "action":
+            continue
+        try:
+            if registry.get(node.get("action", "")).risk != "low":
+                return True
+        except UnknownAction:
+            return True
+    return False
 
 
 def review_rows(plan: dict[str, Any], registry: Registry) -> list[dict[str, Any]]:

@@ -15,7 +15,13 @@ from workflows import actions, hooks, plan_review
 from workflows.events import event_append, system_event_append
 from workflows.models import Run, Step, Workflow, WorkflowVersion
 from workflows.plans import PlanError, PlanInvalid, validate_plan, validate_spec
-from workflows.states import RunMode, RunStatus, StepStatus, check_transition
+from workflows.states import (
+    RunMode,
+    RunStatus,
+    StepStatus,
+    check_transition,
+    mode_refusal,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +64,30 @@ def set_status(run: Run, target: str) -> str:
 # --- workflows ---------------------------------------------------------------
 
 
+def _check_self_approval(actor: Any, before: bool, after: bool) -> None:
+    """Refuse a change of `allow_self_approval` by someone without its permission."""
+    from agentos_site import policy
+
+    if before != after and not policy.allows(actor, policy.WORKFLOWS_SELF_APPROVAL):
+        raise PlanInvalid([PlanError(
+            "", "allow_self_approval",
+            f"changing allow_self_approval needs the permission "
+            f"{policy.WORKFLOWS_SELF_APPROVAL}; leave it {str(before).lower()}")])
+
+
+def _self_approval_event(*, workflow: Workflow, actor: Any, before: bool, after: bool) -> None:
+    if before != after:
+        system_event_append(type="workflow.self_approval_changed", actor=actor, data={
+            "workflow": workflow.slug, "version": workflow.version,
+            "before": before, "after": after})
+
+
 def workflow_create(*, raw_spec: Any, source: str = "", actor: Any = None) -> Workflow:
     """Validate a spec and store it as version 1 of a new workflow."""
     spec = validate_spec(raw_spec, registry=actions.registry(), policy=actions.policy())
     if Workflow.objects.filter(slug=spec.slug).exists():
         raise PlanInvalid([PlanError("", "slug", f"a workflow {spec.slug!r} already exists")])
+    _check_self_approval(actor, False, spec.allow_self_approval)
     data = spec.model_dump(mode="json")
     with transaction.atomic():
         workflow = Workflow.objects.create(
@@ -73,6 +98,8 @@ def workflow_create(*, raw_spec: Any, source: str = "", actor: Any = None) -> Wo
                                        created_by=actor)
         system_event_append(type="workflow.created", actor=actor,
                             data={"workflow": workflow.slug, "version": 1, "spec": data})
+        _self_approval_event(workflow=workflow, actor=actor, before=False,
+                             after=spec.allow_self_approval)
     return workflow
 
 
@@ -90,6 +117,8 @@ def workflow_update(
             if source and source != locked.source:
                 Workflow.objects.filter(pk=locked.pk).update(source=source)
             return locked
+        allowed_before = bool(locked.spec.get("allow_self_approval"))
+        _check_self_approval(actor, allowed_before, spec.allow_self_approval)
         before = locked.version
         locked.version = before + 1
         locked.title, locked.description = spec.title, spec.description
@@ -102,6 +131,8 @@ def workflow_update(
             data={"workflow": locked.slug, "before": {"version": before},
                   "after": {"version": locked.version, "spec": data}},
         )
+        _self_approval_event(workflow=locked, actor=actor, before=allowed_before,
+                             after=spec.allow_self_approval)
     return locked
 
 
@@ -150,7 +181,9 @@ def run_create(
     A non-empty `idempotency_key` is unique per requester: a second run with
     the same key fails with IntegrityError (see `run_create_idempotent`).
     With `review_plan` (a plan from the planner), an assisted or interactive
-    run first pauses for a person to review, edit or reject the plan.
+    run first pauses for a person to review, edit or reject the plan; a bare
+    plan with any action that is not low-risk always does, in every mode.
+    A run may use its workflow's mode or a stricter one, never a weaker one.
     """
     if (workflow is None) == (plan is None):
         raise PlanInvalid([PlanError("", "workflow", "give either a workflow or a plan")])
@@ -168,6 +201,9 @@ def run_create(
         errors = _context_errors(inputs, context)
         errors += validate_plan(plan, registry=actions.registry(), policy=actions.policy(),
                                 inputs_schema=inputs, stored=True)
+        refusal = mode_refusal(mode, workflow.mode)
+        if refusal:
+            errors.append(PlanError("", "mode", refusal))
         mode = mode or workflow.mode
     else:
         inputs = {"type": "object", "properties": {}}
@@ -176,7 +212,11 @@ def run_create(
     if errors:
         raise PlanInvalid(errors)
     assert plan is not None
-    review = review_plan and mode != RunMode.AUTONOMOUS
+    # A bare plan was written by a planner or an integration, not by someone
+    # who authored a stored workflow: unless every action is low-risk, a
+    # person other than its requester reviews it first, whatever the mode.
+    review = (review_plan and mode != RunMode.AUTONOMOUS) or (
+        workflow is None and plan_review.needs_person(plan, actions.registry()))
     clearance = ({"node": plan["nodes"][0]["id"], "position": 0,
                   "plan_review": plan_review.PENDING} if review else {})
     with transaction.atomic():

@@ -58,6 +58,26 @@ class RunMode(models.TextChoices):
     INTERACTIVE = "interactive", "Interactive: every action needs approval"
 
 
+# How much a mode asks of people: a run may be stricter than its workflow, never
+# laxer (autonomous < assisted < interactive).
+MODE_STRICTNESS: dict[str, int] = {RunMode.AUTONOMOUS: 0, RunMode.ASSISTED: 1,
+                                   RunMode.INTERACTIVE: 2}
+
+
+def modes_allowed(floor: str) -> list[str]:
+    """Return the modes a run of a workflow in mode `floor` may use, laxest first."""
+    least = MODE_STRICTNESS.get(floor, MODE_STRICTNESS[RunMode.ASSISTED])
+    return [mode for mode, level in MODE_STRICTNESS.items() if level >= least]
+
+
+def mode_refusal(mode: str | None, floor: str) -> str:
+    """Return why `mode` is weaker than the workflow's `floor`, or "" when it is not."""
+    if mode is None or mode in modes_allowed(floor):
+        return ""
+    return (f"this workflow runs in the {floor} mode; a run may use "
+            f"{' or '.join(modes_allowed(floor))}, never a weaker mode")
+
+
 class StepStatus(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"

@@ -14,9 +14,9 @@ from django.utils import timezone
 from workflows import actions
 from workflows.events import system_event_append
 from workflows.models import Run, RunBatch, Workflow, WorkflowSchedule
-from workflows.plans import validate_plan
+from workflows.plans import PlanInvalid, validate_plan
 from workflows.services import _context_errors, run_create
-from workflows.states import RunMode
+from workflows.states import RunMode, mode_refusal
 
 MAX_BATCH = 100
 MAX_CSV_BYTES = 1024 * 1024
@@ -118,6 +118,9 @@ def runs_start_batch(*, workflow: Workflow, rows: Any, actor: Any, source: str =
     """Validate every row, then start all the runs in one transaction, or none."""
     if mode is not None and mode not in RunMode.values:
         raise BatchInvalid([RowError(0, "mode", "must be autonomous, assisted or interactive")])
+    refusal = mode_refusal(mode, workflow.mode)
+    if refusal:
+        raise BatchInvalid([RowError(0, "mode", refusal)])
     errors = batch_validate(workflow, rows)
     if errors:
         raise BatchInvalid(errors)
@@ -146,6 +149,10 @@ def schedule_problems(schedule: WorkflowSchedule) -> dict[str, str]:
             problems["cron"] = "not a valid cron expression (minute hour day month weekday)"
     elif not schedule.minutes or schedule.minutes < 1:
         problems["minutes"] = "an interval of at least 1 minute is required"
+    if schedule.mode and schedule.workflow_id:
+        refusal = mode_refusal(schedule.mode, schedule.workflow.mode)
+        if refusal:
+            problems["mode"] = refusal
     if not isinstance(schedule.context, dict):
         problems["context"] = "must be an object"
     elif schedule.workflow_id:
@@ -154,10 +161,26 @@ def schedule_problems(schedule: WorkflowSchedule) -> dict[str, str]:
     return problems
 
 
+class ScheduleRefused(Exception):
+    """The person may not save this schedule (its runs would be theirs)."""
+
+
 def schedule_save(*, schedule: WorkflowSchedule, actor: Any) -> WorkflowSchedule:
-    """Save a schedule and its django-q2 Schedule together, with an audit event."""
+    """Save a schedule and its django-q2 Schedule together, with an audit event.
+
+    The person who saves the schedule becomes its owner, the requester of
+    every run it starts (four-eyes is checked against them): nobody names
+    someone else, or nobody, as the requester of runs they set up. They must
+    hold the right to start runs themselves.
+    """
     from django_q.models import Schedule
 
+    from agentos_site import policy
+
+    if not policy.allows(actor, policy.RUNS_START):
+        raise ScheduleRefused("only a person who may start runs can save a schedule: "
+                              "its runs are started in their name")
+    schedule.owner = actor
     created = schedule.pk is None
     with transaction.atomic():
         schedule.save()
@@ -200,14 +223,44 @@ def _schedule_data(schedule: WorkflowSchedule) -> dict[str, Any]:
     return {"schedule": schedule.name, "workflow": schedule.workflow.slug,
             "kind": schedule.kind, "cron": schedule.cron, "minutes": schedule.minutes,
             "enabled": schedule.enabled, "context": schedule.context,
-            "mode": schedule.mode or None}
+            "mode": schedule.mode or None,
+            "requester": schedule.owner.get_username() if schedule.owner_id else None}
 
 
 def scheduled_run_start(schedule_id: int) -> Run | None:
-    """Start one run of a schedule, recorded like any other run."""
+    """Start one run of a schedule, recorded like any other run.
+
+    Its requester is the schedule's owner. A schedule whose owner is gone,
+    deactivated or no longer allowed to start runs (or that no longer fits
+    its workflow, e.g. a mode the workflow now forbids) starts nothing: it
+    is disabled, with one event saying why, until someone saves it again.
+    """
+    from agentos_site import policy
+
     schedule = (WorkflowSchedule.objects.select_related("workflow", "owner")
                 .filter(pk=schedule_id, enabled=True).first())
     if schedule is None:
         return None
-    return run_create(workflow=schedule.workflow, context=schedule.context,
-                      mode=schedule.mode or None, requester=schedule.owner, schedule=schedule)
+    if not policy.allows(schedule.owner, policy.RUNS_START):
+        _schedule_disable(schedule, "its owner is missing or may no longer start runs")
+        return None
+    try:
+        return run_create(workflow=schedule.workflow, context=schedule.context,
+                          mode=schedule.mode or None, requester=schedule.owner,
+                          schedule=schedule)
+    except PlanInvalid as exc:
+        _schedule_disable(schedule, str(exc))
+        return None
+
+
+def _schedule_disable(schedule: WorkflowSchedule, reason: str) -> None:
+    from django_q.models import Schedule
+
+    with transaction.atomic():
+        if schedule.q_schedule_id:
+            Schedule.objects.filter(pk=schedule.q_schedule_id).delete()
+        WorkflowSchedule.objects.filter(pk=schedule.pk).update(enabled=False,
+                                                                q_schedule_id=None)
+        schedule.enabled, schedule.q_schedule_id = False, None
+        system_event_append(type="schedule.disabled", actor=None,
+                            data={**_schedule_data(schedule), "reason": reason[:500]})

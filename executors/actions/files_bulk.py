@@ -23,7 +23,8 @@ from executors.actions._paths import check_glob, confine
 from executors.actions.files import ConfinedAction
 from executors.base import Action, ActionContext, ActionFailed
 
-__all__ = ["ACTIONS", "FilesCleanup", "FilesMoveWhere", "FilesOrganize", "FilesRename"]
+__all__ = ["ACTIONS", "ALLOWED_TEMP_PATTERNS", "FilesCleanup", "FilesMoveWhere",
+           "FilesOrganize", "FilesRename"]
 
 TYPE_FOLDERS: dict[str, tuple[str, ...]] = {
     "Documents": (".pdf", ".doc", ".docx", ".odt", ".txt", ".md", ".rtf", ".ppt", ".pptx"),
@@ -37,6 +38,21 @@ TYPE_FOLDERS: dict[str, tuple[str, ...]] = {
 FOLDER_OF = {ext: folder for folder, exts in TYPE_FOLDERS.items() for ext in exts}
 TEMP_PATTERNS = ["*.tmp", "*.temp", "~$*", ".~lock.*#", "*.part", "*.crdownload", ".DS_Store",
                  "Thumbs.db"]
+# What a temporary file may look like: an allow-list, not a deny-list. A
+# deny-list of "*" and "*.*" let "?*", "[!x]*" and "**" through, which match
+# every file; a pattern a plan gives must be one of these.
+ALLOWED_TEMP_PATTERNS = frozenset([*TEMP_PATTERNS, "*.bak", "*.swp", "*.swo", "*~",
+                                   "desktop.ini", "*.download", "*.partial"])
+
+
+def check_temp_patterns(patterns: list[str]) -> list[str]:
+    """Raise ValueError unless every pattern is an allowed temporary-file pattern."""
+    for pattern in patterns:
+        if pattern not in ALLOWED_TEMP_PATTERNS:
+            raise ValueError(
+                f"{pattern!r} is not a name pattern for temporary files; allowed: "
+                + ", ".join(sorted(ALLOWED_TEMP_PATTERNS)))
+    return patterns
 RENAME_FIELDS = frozenset({"stem", "ext", "n", "date", "name"})
 Glob = Annotated[str, AfterValidator(check_glob)]
 
@@ -250,22 +266,27 @@ class FilesCleanup(ConfinedAction):
 
     class Params(_Bulk):
         path: str = Field(description="Folder to clean up.")
-        temp_patterns: list[str] = Field(default_factory=lambda: list(TEMP_PATTERNS),
-                                         max_length=50, description="Names of temporary files.")
+        temp_patterns: list[str] = Field(
+            default_factory=lambda: list(TEMP_PATTERNS), max_length=50,
+            description="Names of temporary files, each one of: "
+                        + ", ".join(sorted(ALLOWED_TEMP_PATTERNS)) + ".")
         remove_empty_dirs: bool = Field(True, description="Also remove empty folders.")
 
         @field_validator("temp_patterns")
         @classmethod
         def _patterns(cls, value: list[str]) -> list[str]:
-            for pattern in value:
-                if "/" in pattern or pattern in ("*", "*.*"):
-                    raise ValueError(f"{pattern!r} is not a name pattern for temporary files")
-            return value
+            return check_temp_patterns(value)
 
     Output = BatchOutput
 
     def run(self, params: Params, ctx: ActionContext) -> BatchOutput:
         """Plan deletions (files first, then folders that end up empty)."""
+        try:
+            # Checked again here, in the action's own process: whatever built
+            # the parameters, only allow-listed patterns ever delete a file.
+            check_temp_patterns(params.temp_patterns)
+        except ValueError as exc:
+            raise ActionFailed(f"temp_patterns: {exc}") from None
         base = _folder(params.path, ctx.files_roots, "path")
         batch = Batch(base, ctx.files_roots, overwrite=False)
         deleted: set[Path] = set()

@@ -162,6 +162,31 @@ def test_cleanup_deletes_temp_files_and_empty_folders_only(
         FilesCleanup.Params.model_validate({"path": "work", "temp_patterns": ["*"]})
 
 
+def test_cleanup_patterns_are_an_allow_list_in_the_child_too(
+        root: Path, make_ctx: MakeContext, runner: Runner) -> None:
+    """Patterns that match every file are refused where the action runs, too."""
+    work = root / "work"
+    work.mkdir()
+    (work / "report.docx").write_text("r")
+    (work / "x.tmp").write_text("t")
+    for pattern in ("?*", "[!x]*", "**", "*.docx"):
+        with pytest.raises(ValidationError, match="not a name pattern for temporary files"):
+            FilesCleanup.Params.model_validate({"path": "work", "temp_patterns": [pattern]})
+        result = runner.run("files.cleanup", {"path": "work", "temp_patterns": [pattern]},
+                            make_ctx(), timeout_s=30)
+        assert result.status == "failed", (pattern, result)
+        assert "not a name pattern for temporary files" in result.error
+        # Built without validation, the action itself still refuses.
+        unchecked = FilesCleanup.Params.model_construct(
+            path="work", temp_patterns=[pattern], remove_empty_dirs=True, dry_run=False,
+            overwrite=False)
+        with pytest.raises(ActionFailed, match="temp_patterns"):
+            FilesCleanup().run(unchecked, make_ctx())
+    assert sorted(p.name for p in work.iterdir()) == ["report.docx", "x.tmp"]
+    run(FilesCleanup, {"path": "work", "temp_patterns": ["*.tmp", "*.bak"]}, make_ctx())
+    assert sorted(p.name for p in work.iterdir()) == ["report.docx"]
+
+
 def test_bulk_actions_stay_inside_the_roots_in_the_child(
         root: Path, outside: Path, make_ctx: MakeContext, runner: Runner) -> None:
     (root / "link").symlink_to(outside)

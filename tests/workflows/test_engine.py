@@ -10,6 +10,7 @@ import pytest
 
 from approvals.models import ApprovalRequest, RequestKind, RequestStatus
 from approvals.services import DecisionInvalid, DecisionRefused, approval_decide
+from tests.support.review import approve_plan_review
 from workflows.engine import run_advance
 from workflows.events import verify_all
 from workflows.models import Event, Run
@@ -38,7 +39,7 @@ def ledger_node(node_id: str, ledger: Path, line: str, **extra: object) -> dict:
             "params": {"ledger": str(ledger), "line": line}, **extra}
 
 
-def test_a_plan_runs_to_completion(workspace: Path, operator) -> None:
+def test_a_plan_runs_to_completion(workspace: Path, operator, reviewer) -> None:
     """Files are copied and verified; outputs flow through the context."""
     (workspace / "in.txt").write_text("hello world\n")
     digest = hashlib.sha256(b"hello world\n").hexdigest()
@@ -51,6 +52,8 @@ def test_a_plan_runs_to_completion(workspace: Path, operator) -> None:
          "params": {"value": "{{ copied_sha }}", "expected": digest}},
     ]})
     assert run.status == RunStatus.QUEUED
+    # A bare plan with a medium-risk action (files.copy) is reviewed first.
+    run = approve_plan_review(run, reviewer)
 
     run = advance(run)
 
@@ -59,7 +62,8 @@ def test_a_plan_runs_to_completion(workspace: Path, operator) -> None:
     assert (workspace / "out" / "in.txt").read_text() == "hello world\n"
     assert [s.status for s in run.steps.order_by("id")] == [StepStatus.SUCCEEDED] * 3
     assert run.steps.get(node_id="copy").output["sha256"] == digest
-    assert types(run) == ["run.created", "run.running"] + [
+    assert types(run) == ["run.created", "run.running", "run.paused", "approval.decided",
+                          "run.resumed", "run.running"] + [
         "step.started", "step.succeeded"] * 3 + ["run.succeeded"]
     assert run.finished_at is not None and run.lease_owner == ""
     assert verify_all() == []
@@ -221,10 +225,10 @@ def test_interactive_mode_asks_before_every_action(operator, reviewer, tmp_path)
 
 
 def test_assisted_mode_asks_before_risky_actions_only(operator, reviewer, tmp_path) -> None:
-    run = advance(run_create(mode="assisted", requester=operator, plan={"nodes": [
-        ledger_node("safe", tmp_path / "l", "x"),
-        {"id": "danger", "action": "test.risky", "params": {"target": "prod"}},
-    ]}))
+    run = advance(approve_plan_review(run_create(mode="assisted", requester=operator, plan={
+        "nodes": [ledger_node("safe", tmp_path / "l", "x"),
+                  {"id": "danger", "action": "test.risky", "params": {"target": "prod"}}]}),
+        reviewer))
     assert run.status == RunStatus.WAITING and run.current_node == "danger"
     approval_decide(request_id=pending(run).pk, actor=reviewer, decision="approve")
     assert advance(run).status == RunStatus.SUCCEEDED

@@ -18,6 +18,7 @@ from portals.models import Employee, HardwareOrder, ITAccount
 from tests.executors._procs import is_gone
 from tests.support.portal_fixtures import (  # noqa: F401
     chromium_family, portals, run_action, spare_children)
+from tests.support.review import approve_plan_review
 from workflows import actions
 from workflows.engine import run_advance
 from workflows.models import Event, Run
@@ -121,7 +122,7 @@ def _action_process(zygote: int | None) -> int | None:
 
 
 def test_a_step_killed_after_the_portal_saved_is_retried_without_a_duplicate(
-        portals, operator) -> None:
+        portals, operator, reviewer) -> None:
     """SIGKILL the action while the browser waits for the new employee's page."""
     killed: list[int] = []
 
@@ -132,13 +133,15 @@ def test_a_step_killed_after_the_portal_saved_is_retried_without_a_duplicate(
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 
+    # A bare plan with a medium-risk action is reviewed before it runs.
+    run = approve_plan_review(run_create(mode="autonomous", requester=operator, plan={
+        "nodes": [{"id": "hr", "action": "hr.create_employee",
+                   "params": {"name": "Ada Lovelace", "department": "Engineering"},
+                   "outputs": {"employee_id": "employee_id"},
+                   "retry": {"max_attempts": 2, "backoff_s": 0.1}}]}), reviewer)
     request_started.connect(kill_on_detail_page)
     try:
-        run = advance(run_create(mode="autonomous", requester=operator, plan={"nodes": [
-            {"id": "hr", "action": "hr.create_employee",
-             "params": {"name": "Ada Lovelace", "department": "Engineering"},
-             "outputs": {"employee_id": "employee_id"},
-             "retry": {"max_attempts": 2, "backoff_s": 0.1}}]}))
+        run = advance(run)
     finally:
         request_started.disconnect(kill_on_detail_page)
 

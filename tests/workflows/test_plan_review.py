@@ -142,8 +142,22 @@ def test_the_approval_covers_only_the_reviewed_plan(workspace: Path, operator,
     assert pending(run).pk == request.pk
 
 
-def test_autonomous_runs_skip_the_review(workspace: Path, operator) -> None:
+def test_autonomous_runs_of_a_risky_plan_are_reviewed_too(workspace: Path, operator) -> None:
+    """A bare plan with an action above low risk is reviewed in every mode."""
     folders(workspace)
     run = advance(reviewed_run(operator, mode="autonomous"))
+    assert run.status == RunStatus.WAITING and run.current_node == "preview"
+    assert pending(run).state["purpose"] == "plan_review"
+    assert not run.steps.exists()
+
+
+def test_autonomous_runs_of_a_low_risk_plan_skip_the_review(workspace: Path,
+                                                           operator) -> None:
+    (workspace / "Downloads").mkdir()
+    run = advance(run_create(plan={"nodes": [
+        {"id": "look", "action": "files.list", "params": {"path": "Downloads"}},
+        {"id": "confirm", "type": "approval", "title": "Go on?"}]},
+        mode="autonomous", requester=operator, review_plan=True))
     assert run.status == RunStatus.WAITING and run.current_node == "confirm"
     assert pending(run).state["purpose"] == "approval_node"
+    assert run.steps.get().node_id == "look"

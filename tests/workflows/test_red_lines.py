@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from approvals.models import ApprovalRequest
+from approvals.services import approval_decide
 from workflows import actions
 from workflows.engine import run_advance
 from workflows.models import Event, Run
@@ -127,10 +129,15 @@ def test_adversarial_plans_are_refused_with_no_side_effect(
 
 
 def test_values_from_the_context_meet_the_red_lines_again_in_the_runner(
-        escape: Path, workspace: Path, operator) -> None:
+        escape: Path, workspace: Path, operator, reviewer) -> None:
     """A reference is checked once rendered: the context cannot smuggle a path out."""
     run = run_create(mode="autonomous", requester=operator, plan=plan(
         node("files.cleanup", path="{{ folder }}")), context={"folder": str(escape)})
+    # A bare plan with a high-risk action is reviewed first, even autonomous;
+    # the reviewer approves it and the runner still refuses the rendered path.
+    run_advance(run_id=run.pk)
+    review = ApprovalRequest.objects.get(run=run, state__purpose="plan_review")
+    approval_decide(request_id=review.pk, actor=reviewer, decision="approve")
     run_advance(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED

@@ -62,6 +62,9 @@ class BatchStartMixin:
                                          source=source, mode=form.cleaned_data["mode"] or None)
             except BatchInvalid as exc:
                 row_errors = [e.as_dict() for e in exc.errors]
+                for error in exc.errors:
+                    if error.row == 0 and error.column == "mode":
+                        form.add_error("mode", error.message)
                 form.add_error(None, f"No run was started: {len(row_errors)} problem(s).")
             else:
                 self.message_user(request, f"Batch {batch.pk}: {batch.size} runs of "  # type: ignore
@@ -121,13 +124,19 @@ class RunBatchAdmin(admin.ModelAdmin):
 
 
 class ScheduleForm(forms.ModelForm):
+    """A schedule's fields; its owner is whoever saves it (never chosen here)."""
+
+    actor: Any = None  # the request's user, set by WorkflowScheduleAdmin.get_form
+
     class Meta:
         model = WorkflowSchedule
-        fields = ["name", "workflow", "kind", "cron", "minutes", "context", "mode", "enabled",
-                  "owner"]
+        fields = ["name", "workflow", "kind", "cron", "minutes", "context", "mode", "enabled"]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        if not policy.allows(self.actor, policy.RUNS_START):
+            self.add_error(None, "Only a person who may start runs can save a schedule: "
+                                 "its runs are started in their name.")
         if not self.errors:
             candidate = WorkflowSchedule(**{f: cleaned.get(f) for f in self.Meta.fields})
             candidate.mode = candidate.mode or ""
@@ -143,6 +152,7 @@ class WorkflowScheduleAdmin(admin.ModelAdmin):
 
     form = ScheduleForm
     list_display = ("name", "workflow", "kind", "cron", "minutes", "enabled", "owner")
+    readonly_fields = ("owner",)
     list_filter = ("enabled", "kind", "workflow")
     actions = ["delete_schedules"]
 
@@ -151,8 +161,14 @@ class WorkflowScheduleAdmin(admin.ModelAdmin):
         actions.pop("delete_selected", None)
         return actions
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False,
+                 **kwargs: Any) -> type[forms.ModelForm]:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"actor": request.user})
+
     def save_model(self, request: HttpRequest, obj: WorkflowSchedule, form: Any,
                    change: bool) -> None:
+        """Save through the service, which makes the saver the schedule's owner."""
         obj.mode = obj.mode or ""
         schedule_save(schedule=obj, actor=request.user)
 

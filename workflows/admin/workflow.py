@@ -24,7 +24,7 @@ from workflows.forms import cleaned_values, schema_form_class
 from workflows.models import Workflow
 from workflows.plans import PlanError, PlanInvalid, parse_spec_text
 from workflows.services import run_create, workflow_create, workflow_update
-from workflows.states import RunMode
+from workflows.states import RunMode, mode_refusal, modes_allowed
 
 STARTER_SPEC = """\
 slug: my-workflow
@@ -91,10 +91,31 @@ class WorkflowSpecForm(forms.ModelForm):
 
 
 class StartOptionsForm(forms.Form):
-    """What a run needs besides its inputs."""
+    """What a run needs besides its inputs.
+
+    The mode is the workflow's own or a stricter one: a weaker mode is neither
+    offered nor accepted (run_create refuses it too).
+    """
 
     mode = forms.ChoiceField(choices=RunMode.choices, widget=forms.RadioSelect,
-                             help_text="Which actions need a person's approval.")
+                             help_text="Which actions need a person's approval: the "
+                                       "workflow's mode or a stricter one.")
+
+    def __init__(self, *args: Any, floor: str = RunMode.AUTONOMOUS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.floor = floor
+        allowed = modes_allowed(floor)
+        # Only the widget narrows: a forged weaker mode then meets clean_mode's
+        # message instead of a bare "not one of the available choices".
+        self.fields["mode"].widget.choices = [(value, label) for value, label
+                                              in RunMode.choices if value in allowed]
+
+    def clean_mode(self) -> str:
+        mode = self.cleaned_data["mode"]
+        refusal = mode_refusal(mode, self.floor)
+        if refusal:
+            raise forms.ValidationError(refusal)
+        return mode
 
 
 @admin.register(Workflow)
@@ -229,7 +250,7 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
                                          name="RunInputsForm")
         if request.method == "POST":
             inputs = inputs_class(request.POST)
-            options = StartOptionsForm(request.POST, prefix="run")
+            options = StartOptionsForm(request.POST, prefix="run", floor=workflow.mode)
             if inputs.is_valid() and options.is_valid():
                 try:
                     run = run_create(workflow=workflow, context=cleaned_values(inputs),
@@ -244,7 +265,8 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
                         reverse("admin:workflows_run_change", args=[run.pk]))
         else:
             inputs = inputs_class()
-            options = StartOptionsForm(prefix="run", initial={"mode": workflow.mode})
+            options = StartOptionsForm(prefix="run", initial={"mode": workflow.mode},
+                                       floor=workflow.mode)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,

@@ -65,7 +65,8 @@ def start_run(request: HttpRequest, payload: RunIn,
         if workflow is None:
             raise PlanInvalid([PlanError("", "workflow", f"no workflow {payload.workflow!r}")])
     # A bare plan was written by a planner or an integration, not authored in a
-    # workflow: in the assisted and interactive modes a person reviews it first.
+    # workflow: a person reviews it first (in every mode when it holds an
+    # action that is not low-risk; see run_create).
     run, created = run_create_idempotent(
         idempotency_key=idempotency_key, requester=user, workflow=workflow,
         plan=payload.plan, context=payload.context, mode=payload.mode,

@@ -9,7 +9,13 @@ from django.utils import timezone
 
 from workflows import actions, hooks, plan_review
 from workflows.engine.base import FAILED_ATTEMPT, STOP, Launch, Wait, append_event
-from workflows.guards import guard_entry, guards_after, still_approved
+from workflows.guards import (
+    governing_gate,
+    guard_entry,
+    guards_after,
+    guards_from,
+    still_approved,
+)
 from workflows.models import Run, Step
 from workflows.plans import InputNode, node_fields_schema
 from workflows.services import run_fail, set_status
@@ -96,6 +102,15 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
                fields=fields)
         return STOP
     clear = _clearance(run)
+    # A step behind a gate runs only on an approval of that gate in this very
+    # run (a fork that starts past its parent's gate has none of its own).
+    gate = governing_gate(run.nodes, run.position)
+    gate_node = run.nodes[gate] if gate is not None else None
+    if gate_node is not None and hooks.approved_guard(
+            run=run, node_id=node["id"], position=run.position,
+            gate=gate_node["id"]) is None:
+        _ask_gate_again(run, gate_node, node, reason="no approval of this gate in this run")
+        return STOP
     if _needs_review(run.mode, action.risk) and not clear.get("approved"):
         pause(run, purpose="mode_gate", kind="approval",
                title=f"Run {node['action']} ({node['id']})?",
@@ -114,6 +129,12 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
     if not matches:
         append_event(run, type="approval.digest_mismatch", data={
             "node": node["id"], "approved": approved["digest"], "current": current})
+        if gate_node is not None:
+            # Asked of the gate's own group, with its quorum: a change behind
+            # a gate is not for any reviewer to wave through.
+            _ask_gate_again(run, gate_node, node,
+                            reason="the parameters changed since the gate was approved")
+            return STOP
         pause(run, purpose="mode_gate", kind="approval",
                title=f"Parameters changed since approval: run {node['action']} ({node['id']})?",
                description="The parameters this step would run with differ from the ones "
@@ -170,6 +191,31 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
     return Launch(run_id=run.pk, step_id=step.pk, node=node, action=node["action"],
                   params=params, attempt=attempt, idempotency_key=key, timeout_s=timeout,
                   clearance=clear, step=step)
+
+
+def _ask_gate_again(run: Run, gate: dict, node: dict, *, reason: str) -> None:
+    """Ask a gate again for a step that no approval of it in this run covers.
+
+    A run that starts past its gate (a fork from a point after the parent's
+    approval) has no approval of its own: what a person approved in the
+    parent, for the parent's parameters, is not an approval here; nor is an
+    approval of parameters that have changed since. The gate's question goes
+    out again, to the gate's group with its quorum and timing, guarding this
+    step and the rest of the gate's steps with this run's parameters;
+    four-eyes holds against this run's requester.
+    """
+    guards = guards_from(run.nodes, run.position, run.context)
+    append_event(run, type="approval.asked_again", data={
+        "gate": gate["id"], "node": node["id"], "forked_from": run.parent_id,
+        "reason": reason})
+    forked = f" (this run was forked from run {run.parent_id})" if run.parent_id else ""
+    pause(run, purpose="gate_again", kind="approval",
+           title=_text(gate["title"], run.context),
+           description=(f"Asked again before {node['id']} ({node['action']}): {reason}"
+                        f"{forked}. Review the parameters below."
+                        + (f"\n\n{gate['description']}" if gate.get("description") else "")),
+           fields={"type": "object", "properties": {}}, state={"gate": gate["id"]},
+           assign_to=gate.get("assign_to"), guards=guards, options=_ask_options(gate))
 
 
 def _may_be_guarded(run: Run, clear: dict) -> bool:

@@ -16,7 +16,8 @@ from workflows.services import run_create
 class Command(BaseCommand):
     help = ("Start a run of a workflow (--workflow SLUG) or of a plan file (--plan-file, JSON or "
             "YAML); --set key=value fills the context. A plan file's run pauses for review "
-            "first in the assisted and interactive modes (--no-review to skip).")
+            "first in the assisted and interactive modes (--no-review to skip), and always "
+            "when it holds an action that is not low-risk.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         source = parser.add_mutually_exclusive_group(required=True)
@@ -28,7 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--as", dest="username", required=True,
                             help="the user who starts the run (needs workflows.start_run)")
         parser.add_argument("--no-review", action="store_true",
-                            help="do not pause a plan file's run for plan review")
+                            help="do not pause a low-risk plan file's run for plan review")
 
     def handle(self, *args: Any, workflow: str | None, plan_file: str | None,
                sets: list[str] | None, mode: str | None, username: str, no_review: bool,
