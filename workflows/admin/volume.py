@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -14,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from agentos_site import policy
+from workflows import limits
 from workflows.models import RunBatch, WorkflowSchedule
 from workflows.states import RunMode
 from workflows.volume import (
@@ -93,7 +93,7 @@ class BatchStartMixin:
                 raise BatchInvalid([RowError(0, "file", "not UTF-8 text")]) from None
             return rows_from_csv(content, workflow.inputs_schema), "csv"
         try:
-            return json.loads(text), "json"
+            return limits.loads(text), "json"
         except ValueError as exc:
             raise BatchInvalid([RowError(0, "rows", f"not valid JSON: {exc}")]) from None
 
