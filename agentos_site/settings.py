@@ -10,12 +10,15 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from agentos_site.env import (
+    SECRET_HOSTS_PREFIX,
+    allowed_origins,
     development_secret_key,
     env_bool,
     env_float,
     env_int,
     env_list,
     env_str,
+    origin_of,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -148,8 +151,12 @@ AGENTOS_ACTION_MODULES = env_list(
 AGENTOS_FILES_ROOTS = [
     str(Path(p).resolve()) for p in env_list("AGENTOS_FILES_ROOTS", [str(VAR_DIR / "workspace")])
 ]
-AGENTOS_API_ALLOWED_HOSTS = env_list("AGENTOS_API_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 AGENTOS_PORTAL_BASE_URL = env_str("AGENTOS_PORTAL_BASE_URL", "http://127.0.0.1:8000")
+# Origins (scheme://host[:port]) HTTP actions may call; a bare host means its
+# default ports only (http 80, https 443). By default only this site's own
+# origin (the api-health demo). See docs/configuration.md.
+AGENTOS_API_ALLOWED_HOSTS = allowed_origins(
+    "AGENTOS_API_ALLOWED_HOSTS", [origin_of(AGENTOS_PORTAL_BASE_URL)])
 AGENTOS_BROWSER_EXECUTABLE = env_str(
     "AGENTOS_BROWSER_EXECUTABLE", shutil.which("chromium") or "/usr/bin/chromium"
 )
@@ -174,6 +181,14 @@ AGENTOS_SECRETS: dict[str, str] = {
     key.removeprefix("AGENTOS_SECRET_"): value
     for key, value in os.environ.items()
     if key.startswith("AGENTOS_SECRET_") and value
+    and not key.startswith(SECRET_HOSTS_PREFIX)
+}
+# Where each secret may be sent: AGENTOS_SECRET_HOSTS_<NAME> lists the origins
+# (comma-separated, like AGENTOS_API_ALLOWED_HOSTS). An HTTP action sends a
+# secret only to its origins; a secret bound to none is sent nowhere.
+AGENTOS_SECRET_HOSTS: dict[str, list[str]] = {
+    key.removeprefix(SECRET_HOSTS_PREFIX): allowed_origins(key, [])
+    for key in os.environ if key.startswith(SECRET_HOSTS_PREFIX)
 }
 # The browser actions log in to the mock portals with these secrets; seed_demo
 # creates matching portal accounts. Development only: production sets them.
@@ -219,6 +234,11 @@ AGENTOS_LIVE_GAP_S = env_float("AGENTOS_LIVE_GAP_S", 10)
 # development and through SMTP (EMAIL_HOST...) otherwise.
 AGENTOS_BASE_URL = env_str("AGENTOS_BASE_URL", AGENTOS_PORTAL_BASE_URL)
 AGENTOS_EMAIL_FROM = env_str("AGENTOS_EMAIL_FROM", "agentos@localhost")
+# Webhooks: the origins their URLs may name (same rules and address checks
+# as AGENTOS_API_ALLOWED_HOSTS; none by default), and how old a signed
+# delivery's timestamp may be before receivers should refuse it.
+AGENTOS_WEBHOOK_ALLOWED_HOSTS = allowed_origins("AGENTOS_WEBHOOK_ALLOWED_HOSTS", [])
+AGENTOS_WEBHOOK_TOLERANCE_S = env_int("AGENTOS_WEBHOOK_TOLERANCE_S", 300, 30, 3600)
 DEFAULT_FROM_EMAIL = AGENTOS_EMAIL_FROM
 EMAIL_BACKEND = env_str(
     "AGENTOS_EMAIL_BACKEND",

@@ -16,6 +16,13 @@ os.environ.setdefault(
 os.environ.setdefault("AGENTOS_LEASE_SECONDS", "3")
 os.environ.setdefault("AGENTOS_SECRET_TEST_TOKEN", "s3cr3t-test-token-value")
 os.environ.setdefault("AGENTOS_SECRET_API_TEST_TOKEN", "api-s3cr3t-bearer-value")
+# HTTP actions reach origins, not hosts: the portal's (the api-health demo,
+# the planner's examples) and port 80 of loopback (plans the red-line tests
+# validate). Tests that start an HTTP server on an ephemeral port allow that
+# server's exact origin in the step's context or with override_settings.
+os.environ.setdefault("AGENTOS_API_ALLOWED_HOSTS",
+                      "http://127.0.0.1:8000,http://localhost:8000,http://127.0.0.1")
+os.environ.setdefault("AGENTOS_SECRET_HOSTS_API_TEST_TOKEN", "http://127.0.0.1")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
 # Other suites may run at the same time against the same PostgreSQL and Redis:
 # everything shared is named after this session's temporary folder, which the
