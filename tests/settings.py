@@ -23,6 +23,7 @@ os.environ.setdefault("AGENTOS_SECRET_API_TEST_TOKEN", "api-s3cr3t-bearer-value"
 os.environ.setdefault("AGENTOS_API_ALLOWED_HOSTS",
                       "http://127.0.0.1:8000,http://localhost:8000,http://127.0.0.1")
 os.environ.setdefault("AGENTOS_SECRET_HOSTS_API_TEST_TOKEN", "http://127.0.0.1")
+os.environ.setdefault("AGENTOS_SECRET_WEBHOOK_TEST_KEY", "webhook-test-signing-key")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
 # Other suites may run at the same time against the same PostgreSQL and Redis:
 # everything shared is named after this session's temporary folder, which the
