@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -46,6 +47,9 @@ INSTALLED_APPS = [
     "approvals",
     "accounts",
     "portals",
+    # After accounts: its audit receivers count a failure before axes
+    # decides on a lockout (accounts.login_audit).
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -58,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a lockout into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "agentos_site.urls"
@@ -94,6 +100,31 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:  # a server that may restart: check a reused connection before using it
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Login throttling (django-axes): after AGENTOS_LOGIN_FAILURE_LIMIT failures
+# for one user name, or from one address, logins from it are refused with
+# 429 for AGENTOS_LOGIN_COOLOFF_S. Counts are rows, so they hold on SQLite and
+# PostgreSQL and across processes. The address is REMOTE_ADDR: behind a
+# proxy, set AXES_IPWARE_* (see docs/security.md) or every client is the proxy.
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AGENTOS_LOGIN_FAILURE_LIMIT", 5, 1, 10000)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("AGENTOS_LOGIN_COOLOFF_S", 900, 1, 7 * 86400))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# A refused attempt during a lockout neither extends it nor writes a row.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_COOLOFF_MESSAGE = "Too many failed logins: try again later."
+AXES_VERBOSE = False
+# Lockouts are audit events; axes' own tables stay out of the admin (whose
+# every view has a role rule in tests/api/test_rbac.py). Unlock early with
+# `manage.py axes_reset_username NAME` or `axes_reset_ip ADDRESS`.
+AXES_ENABLE_ADMIN = False
+# Failed logins from one address within this many seconds are one audit
+# event (the first) plus one summary (accounts.login_audit).
+AGENTOS_LOGIN_AUDIT_WINDOW_S = env_int("AGENTOS_LOGIN_AUDIT_WINDOW_S", 600, 1, 86400)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -257,5 +288,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("AGENTOS_LOG_LEVEL", "INFO")},
-    "loggers": {"django-q": {"level": env_str("AGENTOS_Q_LOG_LEVEL", "WARNING")}},
+    "loggers": {"django-q": {"level": env_str("AGENTOS_Q_LOG_LEVEL", "WARNING")},
+                "axes": {"level": "WARNING"}},
 }

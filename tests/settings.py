@@ -56,5 +56,9 @@ PORTALS_TEST_ENDPOINTS = True
 PORTALS_HANG_MAX_S = 60.0
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Many tests log in (and fail on purpose) from 127.0.0.1: throttling stays on,
+# with a limit no test reaches by accident; tests/accounts/test_login_throttle.py
+# lowers it where throttling is what is tested.
+AXES_FAILURE_LIMIT = 1000
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 AGENTOS_BROWSER_SPARES = 1  # one pre-started browser per runner; tests/executors/test_browser.py covers a pool
