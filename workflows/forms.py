@@ -14,6 +14,7 @@ from typing import Any
 
 from django import forms
 from django.core.validators import RegexValidator
+from django.forms.fields import InvalidJSONInput
 
 from workflows import limits
 
@@ -128,6 +129,12 @@ class BoundedJSONField(forms.JSONField):
         if isinstance(value, str) and limits.text_depth(value) > limits.MAX_DEPTH:
             raise forms.ValidationError(str(limits.TooDeep()), code="too_deep")
         return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # Shown again as typed, without parsing it (which would recurse).
+        if isinstance(data, str) and limits.text_depth(data) > limits.MAX_DEPTH:
+            return InvalidJSONInput(data)
+        return super().bound_data(data, initial)
 
 
 def schema_form_class(

@@ -156,3 +156,17 @@ def test_admin_json_forms_refuse_deep_json(superuser) -> None:
     assert response.status_code == 200
     assert b"nested deeper than 32 levels" in response.content
     assert not Run.objects.exists()
+
+
+def test_the_schedule_admin_refuses_deep_json_context(superuser) -> None:
+    workflow = workflow_create(raw_spec=SHAPES_SPEC, actor=superuser)
+    client = Client()
+    client.force_login(superuser)
+    for depth in (DEEP, 100_000):  # the second one exhausts json.loads itself
+        response = client.post("/admin/workflows/workflowschedule/add/", {
+            "name": "deep", "workflow": workflow.pk, "kind": "interval", "minutes": 5,
+            "context": '{"shape": %s}' % nested(depth), "mode": "", "enabled": "on",
+            "owner": superuser.pk})
+        assert response.status_code == 200
+        assert b"nested deeper than 32 levels" in response.content
+    assert not workflow.schedules.exists()

@@ -14,6 +14,7 @@ from django.urls import path, reverse
 
 from agentos_site import policy
 from workflows import limits
+from workflows.forms import BoundedJSONField
 from workflows.models import RunBatch, WorkflowSchedule
 from workflows.states import RunMode
 from workflows.volume import (
@@ -125,6 +126,7 @@ class ScheduleForm(forms.ModelForm):
         model = WorkflowSchedule
         fields = ["name", "workflow", "kind", "cron", "minutes", "context", "mode", "enabled",
                   "owner"]
+        field_classes = {"context": BoundedJSONField}  # deep JSON: a form error, not a 500
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
