@@ -6,13 +6,22 @@ where the host's addresses are resolved and checked too.
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import StringIO
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
 from django.test import override_settings
 
 from agentos_site.env import allowed_origins, origin_of
 from workflows import actions
+from workflows.engine import run_advance
+from workflows.models import Run, Workflow
 from workflows.plans import validate_plan
+from workflows.services import run_create
+from workflows.states import RunStatus
 
 
 def errors_of(*nodes: dict) -> list[tuple[str, str, str]]:
@@ -67,3 +76,41 @@ def test_allow_list_settings_are_checked_at_start_up(monkeypatch) -> None:
         allowed_origins("AGENTOS_X_HOSTS", [])
     assert origin_of("http://127.0.0.1:8000/portal/") == "http://127.0.0.1:8000"
     assert origin_of("https://portal.example.com") == "https://portal.example.com:443"
+
+
+class Site(BaseHTTPRequestHandler):
+    """Stands in for this site on an ephemeral port: every page answers 200."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = b'{"status": "ok"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.django_db
+def test_the_api_health_demo_runs_against_the_sites_own_origin(operator) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    site = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        # What start.sh does on another port: the site's origin is the
+        # default allow-list, and seed_demo points the demo at it.
+        with override_settings(AGENTOS_PORTAL_BASE_URL=site,
+                               AGENTOS_API_ALLOWED_HOSTS=[origin_of(site)]):
+            call_command("seed_demo", "--password", "pw", stdout=StringIO())
+            workflow = Workflow.objects.get(slug="api-health")
+            assert workflow.inputs_schema["properties"]["base_url"]["default"] == site
+            run = run_create(workflow=workflow, requester=operator)
+            run_advance(run_id=run.pk)
+    finally:
+        server.shutdown()
+        server.server_close()
+    run = Run.objects.get(pk=run.pk)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.context["passed"] == 2
