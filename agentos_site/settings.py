@@ -113,7 +113,10 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env_int("AGENTOS_LOGIN_FAILURE_LIMIT", 5, 1, 10000)
 AXES_COOLOFF_TIME = timedelta(seconds=env_int("AGENTOS_LOGIN_COOLOFF_S", 900, 1, 7 * 86400))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-AXES_RESET_ON_SUCCESS = True
+# Not reset by a success: an attacker with one valid account would clear
+# the address's count with it between guesses. Counts expire after the
+# cool-off instead.
+AXES_RESET_ON_SUCCESS = False
 # A refused attempt during a lockout neither extends it nor writes a row.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_COOLOFF_MESSAGE = "Too many failed logins: try again later."
