@@ -40,3 +40,23 @@ class ApiToken(models.Model):
     def is_active(self) -> bool:
         now = timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class LoginFailureWindow(models.Model):
+    """Failed logins from one address in the current audit window.
+
+    The first failure of a window is an audit event; later ones only count
+    here and are summarised in one event when the window closes, so a
+    flood of failures cannot flood the hash-chained log (see
+    accounts.login_audit). Throttling itself is django-axes'.
+    """
+
+    address = models.CharField(max_length=64, unique=True)
+    started_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+    failures = models.PositiveIntegerField(default=0)
+    users = models.JSONField(default=list)
+    locked_logged = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"{self.address}: {self.failures} since {self.started_at:%Y-%m-%d %H:%M:%S}"

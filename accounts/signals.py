@@ -1,4 +1,4 @@
-"""Audit logins, failed logins and group membership changes.
+"""Audit logins, failed logins (in bursts) and group membership changes.
 
 These record what Django's auth framework does; nothing of the app's own
 flow is driven from here.
@@ -10,10 +10,12 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models.signals import m2m_changed
 from django.dispatch import receiver
 
+from accounts import login_audit
 from workflows.events import system_event_append
 
 
@@ -26,15 +28,27 @@ def _client(request: Any) -> dict:
 
 @receiver(user_logged_in, dispatch_uid="agentos-audit-login")
 def audit_login(sender: Any, request: Any, user: Any, **_: Any) -> None:
+    client = _client(request)
+    login_audit.logged_in(address=client.get("ip", ""))
     system_event_append(type="auth.login", actor=user,
-                        data={"user": user.get_username(), **_client(request)})
+                        data={"user": user.get_username(), **client})
 
 
 @receiver(user_login_failed, dispatch_uid="agentos-audit-login-failed")
 def audit_login_failed(sender: Any, credentials: dict, request: Any = None, **_: Any) -> None:
     # Only the username: the credentials dict also holds the password.
     username = str(credentials.get("username", ""))[:150]
-    system_event_append(type="auth.login_failed", data={"user": username, **_client(request)})
+    client = _client(request)
+    login_audit.login_failed(address=client.get("ip", ""), user=username,
+                             path=client.get("path", ""))
+
+
+@receiver(user_locked_out, dispatch_uid="agentos-audit-locked-out")
+def audit_locked_out(sender: Any, request: Any = None, username: Any = None,
+                     ip_address: Any = None, **_: Any) -> None:
+    login_audit.locked_out(address=str(ip_address or _client(request).get("ip", "")),
+                           user=str(username or "")[:150],
+                           failures=getattr(request, "axes_failures_since_start", None))
 
 
 @receiver(m2m_changed, sender=get_user_model().groups.through,

@@ -69,3 +69,30 @@ def development_secret_key(var_dir: Path, name: str = "secret_key") -> str:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(50))
     return path.read_text().strip()
+
+
+SECRET_HOSTS_PREFIX = "AGENTOS_SECRET_HOSTS_"
+
+
+def origin_of(url: str) -> str:
+    """Return ``scheme://host:port`` of a URL (the port made explicit)."""
+    from executors.actions._hosts import url_origin
+
+    return str(url_origin(url))
+
+
+def allowed_origins(name: str, default: list[str]) -> list[str]:
+    """Return a comma-separated list of origins, checking each entry's form.
+
+    Entries are ``scheme://host[:port]`` or a bare host (its default ports);
+    see ``executors.actions._hosts.parse_origins``.
+    """
+    from executors.actions._hosts import parse_origins
+
+    entries = env_list(name, default)
+    for entry in entries:
+        try:
+            parse_origins(entry)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {exc}") from None
+    return entries

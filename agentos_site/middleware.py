@@ -1,20 +1,25 @@
-"""Refuse NUL characters at the door, on every path, naming where they were.
+"""Refuse NUL characters and over-deep JSON at the door, naming where they were.
 
 PostgreSQL stores neither a NUL in text nor ``\\u0000`` in jsonb: a NUL that
 reached a query or a save would be a 500 there (and a different answer on
 SQLite). Django's form fields already refuse NUL; this covers what forms do
 not see: the URL path, query parameters, the headers the API reads, and JSON
 bodies. The API gets its one error shape; other pages a plain 400.
+
+JSON nested deeper than ``workflows.limits.MAX_DEPTH`` is refused here too,
+before anything parses it: Python's parser, ``copy.deepcopy`` and the
+validators all recurse, and a body a few hundred levels deep would end in
+``RecursionError`` (a 500) wherever it first met one of them.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
 from executors.scrubbing import NUL_MESSAGE, first_nul
+from workflows import limits
 
 API_PREFIX = "/api/"
 
@@ -38,12 +43,25 @@ def _nul_field(request: HttpRequest) -> tuple[int, str] | None:
     # passed over without parsing them twice.
     if b"\\u0000" in body:
         try:
-            found = first_nul(json.loads(body))
+            found = first_nul(limits.loads(body))
         except ValueError:
-            return None  # not JSON: the view's parser answers that
+            return None  # not JSON (or too deep): the view's parser answers that
         if found is not None:
             return 422, found or "body"
     return None
+
+
+def _json_body(request: HttpRequest) -> bytes:
+    """Return the body the API or a JSON view will parse as JSON, else b"".
+
+    The API parses any body as JSON whatever its type; form posts and
+    uploads are left alone (reading them here would load whole files).
+    """
+    if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return b""
+    if request.content_type == "application/json" or request.path.startswith(API_PREFIX):
+        return request.body
+    return b""
 
 
 class RefuseNulMiddleware:
@@ -51,12 +69,18 @@ class RefuseNulMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if limits.text_depth(_json_body(request)) > limits.MAX_DEPTH:
+            return self._refuse(request, 400, "body", str(limits.TooDeep()))
         found = _nul_field(request)
         if found is None:
             return self.get_response(request)
         status, field = found
+        return self._refuse(request, status, field, NUL_MESSAGE)
+
+    @staticmethod
+    def _refuse(request: HttpRequest, status: int, field: str, message: str) -> HttpResponse:
         if request.path.startswith(API_PREFIX):
             return JsonResponse({"detail": "the request is not valid",
-                                 "errors": [{"field": field, "message": NUL_MESSAGE}]},
+                                 "errors": [{"field": field, "message": message}]},
                                 status=status)
-        return HttpResponseBadRequest(f"{field} {NUL_MESSAGE}", content_type="text/plain")
+        return HttpResponseBadRequest(f"{field} {message}", content_type="text/plain")

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from agentos_site.env import (
+    SECRET_HOSTS_PREFIX,
+    allowed_origins,
     development_secret_key,
     env_bool,
     env_float,
     env_int,
     env_list,
     env_str,
+    origin_of,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -43,6 +47,9 @@ INSTALLED_APPS = [
     "approvals",
     "accounts",
     "portals",
+    # After accounts: its audit receivers count a failure before axes
+    # decides on a lockout (accounts.login_audit).
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -55,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a lockout into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "agentos_site.urls"
@@ -91,6 +100,34 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:  # a server that may restart: check a reused connection before using it
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Login throttling (django-axes): after AGENTOS_LOGIN_FAILURE_LIMIT failures
+# for one user name, or from one address, logins from it are refused with
+# 429 for AGENTOS_LOGIN_COOLOFF_S. Counts are rows, so they hold on SQLite and
+# PostgreSQL and across processes. The address is REMOTE_ADDR: behind a
+# proxy, set AXES_IPWARE_* (see docs/security.md) or every client is the proxy.
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AGENTOS_LOGIN_FAILURE_LIMIT", 5, 1, 10000)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("AGENTOS_LOGIN_COOLOFF_S", 900, 1, 7 * 86400))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Not reset by a success: an attacker with one valid account would clear
+# the address's count with it between guesses. Counts expire after the
+# cool-off instead.
+AXES_RESET_ON_SUCCESS = False
+# A refused attempt during a lockout neither extends it nor writes a row.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_COOLOFF_MESSAGE = "Too many failed logins: try again later."
+AXES_VERBOSE = False
+# Lockouts are audit events; axes' own tables stay out of the admin (whose
+# every view has a role rule in tests/api/test_rbac.py). Unlock early with
+# `manage.py axes_reset_username NAME` or `axes_reset_ip ADDRESS`.
+AXES_ENABLE_ADMIN = False
+# Failed logins from one address within this many seconds are one audit
+# event (the first) plus one summary (accounts.login_audit).
+AGENTOS_LOGIN_AUDIT_WINDOW_S = env_int("AGENTOS_LOGIN_AUDIT_WINDOW_S", 600, 1, 86400)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -148,8 +185,12 @@ AGENTOS_ACTION_MODULES = env_list(
 AGENTOS_FILES_ROOTS = [
     str(Path(p).resolve()) for p in env_list("AGENTOS_FILES_ROOTS", [str(VAR_DIR / "workspace")])
 ]
-AGENTOS_API_ALLOWED_HOSTS = env_list("AGENTOS_API_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 AGENTOS_PORTAL_BASE_URL = env_str("AGENTOS_PORTAL_BASE_URL", "http://127.0.0.1:8000")
+# Origins (scheme://host[:port]) HTTP actions may call; a bare host means its
+# default ports only (http 80, https 443). By default only this site's own
+# origin (the api-health demo). See docs/configuration.md.
+AGENTOS_API_ALLOWED_HOSTS = allowed_origins(
+    "AGENTOS_API_ALLOWED_HOSTS", [origin_of(AGENTOS_PORTAL_BASE_URL)])
 AGENTOS_BROWSER_EXECUTABLE = env_str(
     "AGENTOS_BROWSER_EXECUTABLE", shutil.which("chromium") or "/usr/bin/chromium"
 )
@@ -174,6 +215,14 @@ AGENTOS_SECRETS: dict[str, str] = {
     key.removeprefix("AGENTOS_SECRET_"): value
     for key, value in os.environ.items()
     if key.startswith("AGENTOS_SECRET_") and value
+    and not key.startswith(SECRET_HOSTS_PREFIX)
+}
+# Where each secret may be sent: AGENTOS_SECRET_HOSTS_<NAME> lists the origins
+# (comma-separated, like AGENTOS_API_ALLOWED_HOSTS). An HTTP action sends a
+# secret only to its origins; a secret bound to none is sent nowhere.
+AGENTOS_SECRET_HOSTS: dict[str, list[str]] = {
+    key.removeprefix(SECRET_HOSTS_PREFIX): allowed_origins(key, [])
+    for key in os.environ if key.startswith(SECRET_HOSTS_PREFIX)
 }
 # The browser actions log in to the mock portals with these secrets; seed_demo
 # creates matching portal accounts. Development only: production sets them.
@@ -244,6 +293,11 @@ if not 0 < AGENTOS_WS_RECHECK_S <= 60:
 # development and through SMTP (EMAIL_HOST...) otherwise.
 AGENTOS_BASE_URL = env_str("AGENTOS_BASE_URL", AGENTOS_PORTAL_BASE_URL)
 AGENTOS_EMAIL_FROM = env_str("AGENTOS_EMAIL_FROM", "agentos@localhost")
+# Webhooks: the origins their URLs may name (same rules and address checks
+# as AGENTOS_API_ALLOWED_HOSTS; none by default), and how old a signed
+# delivery's timestamp may be before receivers should refuse it.
+AGENTOS_WEBHOOK_ALLOWED_HOSTS = allowed_origins("AGENTOS_WEBHOOK_ALLOWED_HOSTS", [])
+AGENTOS_WEBHOOK_TOLERANCE_S = env_int("AGENTOS_WEBHOOK_TOLERANCE_S", 300, 30, 3600)
 DEFAULT_FROM_EMAIL = AGENTOS_EMAIL_FROM
 EMAIL_BACKEND = env_str(
     "AGENTOS_EMAIL_BACKEND",
@@ -262,5 +316,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("AGENTOS_LOG_LEVEL", "INFO")},
-    "loggers": {"django-q": {"level": env_str("AGENTOS_Q_LOG_LEVEL", "WARNING")}},
+    "loggers": {"django-q": {"level": env_str("AGENTOS_Q_LOG_LEVEL", "WARNING")},
+                "axes": {"level": "WARNING"}},
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -156,7 +157,8 @@ class Decision(models.Model):
 class WorkflowWebhook(models.Model):
     """Where approval events of a workflow are POSTed, signed with HMAC-SHA256.
 
-    The signing key is a named secret (AGENTOS_SECRET_<NAME>), never stored.
+    The signing key is a named secret (AGENTOS_SECRET_WEBHOOK_<...>), never
+    stored; the URL's origin must be on AGENTOS_WEBHOOK_ALLOWED_HOSTS.
     """
 
     workflow = models.OneToOneField(Workflow, on_delete=models.CASCADE,
@@ -168,3 +170,11 @@ class WorkflowWebhook(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workflow.slug} -> {self.url}"
+
+    def clean(self) -> None:
+        """Refuse a URL off AGENTOS_WEBHOOK_ALLOWED_HOSTS or a key outside WEBHOOK_..."""
+        from approvals.notifications import webhook_problems
+
+        problems = webhook_problems(self.url or "", self.secret_name or "")
+        if problems:
+            raise ValidationError(problems)

@@ -2,8 +2,16 @@
 
 Called after the transaction that opened or decided a request commits. The
 email links to the request page, which never decides anything on GET. The
-webhook (one per workflow, optional) is delivered by a worker task, signed
-with HMAC-SHA256 over the exact body.
+webhook (one per workflow, optional) is delivered by a worker task:
+
+- only to an origin on AGENTOS_WEBHOOK_ALLOWED_HOSTS whose addresses pass
+  the same checks as HTTP actions (``executors.actions._hosts``), to the
+  address that was checked, never following a redirect;
+- signed with a key from its own namespace (secrets named ``WEBHOOK_...``),
+  so a webhook can never be pointed at a portal password or an API token;
+- with ``X-AgentOS-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+  "<t>." + body>``: receivers check it with ``verify_signature`` and refuse
+  a timestamp older than AGENTOS_WEBHOOK_TOLERANCE_S (replays).
 """
 
 from __future__ import annotations
@@ -11,10 +19,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import urllib.error
-import urllib.request
+import re
+import time
 import uuid
 from typing import Any
+
+import httpx
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -26,6 +36,12 @@ from workflows.events import canonical_json
 
 logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-AgentOS-Signature"
+WEBHOOK_SECRET_NAME = re.compile(r"^WEBHOOK_[A-Z0-9_]{1,56}$")
+URL_SETTING = "AGENTOS_WEBHOOK_ALLOWED_HOSTS"
+
+
+class WebhookRefused(Exception):
+    """A webhook's URL or key breaks policy; nothing was sent."""
 
 
 def request_url(request_id: int) -> str:
@@ -111,28 +127,103 @@ def _webhook(request: Any, event: str) -> None:
                task_name=f"webhook-{request.pk}-{event}", group="webhooks", save=False)
 
 
-def sign(secret: str, body: bytes) -> str:
-    """Return the signature header value for a body: sha256=<hex HMAC>."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """Return the signature header value: t=<timestamp>,v1=<hex HMAC of "t." + body>."""
+    signed = str(timestamp).encode() + b"." + body
+    return f"t={timestamp},v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str, header: str, body: bytes, *, now: float | None = None,
+                     tolerance_s: float | None = None) -> bool:
+    """Return whether a delivery's signature header is valid and recent.
+
+    What a receiver does (in any language): split the header at commas into
+    ``t`` and ``v1``, recompute the HMAC over ``t.body``, compare in
+    constant time, and refuse a ``t`` further than the tolerance from now.
+    """
+    tolerance = settings.AGENTOS_WEBHOOK_TOLERANCE_S if tolerance_s is None else tolerance_s
+    parts = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
+    try:
+        timestamp = int(parts.get("t", ""))
+    except ValueError:
+        return False
+    if abs((time.time() if now is None else now) - timestamp) > tolerance:
+        return False
+    expected = sign(secret, body, timestamp).split(",v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def webhook_problems(url: str, secret_name: str) -> dict[str, str]:
+    """Return field -> message for a webhook that breaks policy (no lookup)."""
+    from executors.actions._hosts import check_url
+    from executors.base import ActionFailed
+
+    problems = {}
+    try:
+        check_url(url, settings.AGENTOS_WEBHOOK_ALLOWED_HOSTS, setting=URL_SETTING)
+    except ActionFailed as exc:
+        problems["url"] = str(exc)
+    if not WEBHOOK_SECRET_NAME.match(secret_name or ""):
+        problems["secret_name"] = ("webhooks are signed only with secrets named WEBHOOK_... "
+                                   "(configured as AGENTOS_SECRET_WEBHOOK_...)")
+    return problems
+
+
+def _target(url: str) -> Any:
+    """Return the checked, resolved target of a webhook URL, or raise WebhookRefused."""
+    from executors.actions._hosts import check_url, resolve
+    from executors.base import ActionFailed
+
+    try:
+        origin = check_url(url, settings.AGENTOS_WEBHOOK_ALLOWED_HOSTS, setting=URL_SETTING)
+        return resolve(origin, settings.AGENTOS_WEBHOOK_ALLOWED_HOSTS, setting=URL_SETTING)
+    except ActionFailed as exc:
+        raise WebhookRefused(str(exc)) from None
 
 
 def webhook_deliver(hook_id: int, payload: dict, *, timeout_s: float = 5.0) -> int:
-    """POST a payload to a workflow's webhook, signed; return the HTTP status."""
+    """POST a payload to a workflow's webhook, signed; return the HTTP status.
+
+    0 means nothing was sent: the key is unset or outside its namespace, or
+    the URL is not allowed.
+    """
     from approvals.models import WorkflowWebhook
+    from executors.actions._hosts import target_request
 
     hook = WorkflowWebhook.objects.get(pk=hook_id)
+    problems = webhook_problems(hook.url, hook.secret_name)
+    if "secret_name" in problems:
+        logger.warning("webhook %s: %s; not sent", hook_id, problems["secret_name"])
+        return 0
     secret = settings.AGENTOS_SECRETS.get(hook.secret_name, "")
     if not secret:
         logger.warning("webhook %s: secret %s is not set; not sent", hook_id, hook.secret_name)
         return 0
-    body = canonical_json(payload).encode()
-    http_request = urllib.request.Request(hook.url, data=body, method="POST", headers={
-        "Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body),
-        "X-AgentOS-Event": payload.get("event", ""), "User-Agent": "AgentOS-webhook",
-    })
     try:
-        with urllib.request.urlopen(http_request, timeout=timeout_s) as response:  # noqa: S310
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        logger.warning("webhook %s: %s answered %s", hook_id, hook.url, exc.code)
-        return int(exc.code)
+        target = _target(hook.url)
+    except WebhookRefused as exc:
+        logger.warning("webhook %s: %s; not sent", hook_id, exc)
+        return 0
+    body = canonical_json(payload).encode()
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(secret, body, int(time.time())),
+        "X-AgentOS-Event": payload.get("event", ""), "User-Agent": "AgentOS-webhook",
+    }
+    # No redirects and no proxies from the environment: either could carry
+    # the signed body somewhere the allow-list does not name.
+    with httpx.Client(follow_redirects=False, trust_env=False) as client:
+        for index, address in enumerate(target.addresses):
+            url, host_header, extensions = target_request(hook.url, target, address)
+            try:
+                response = client.post(url, content=body, headers={**headers, **host_header},
+                                       timeout=timeout_s, extensions=extensions)
+            except httpx.ConnectError:
+                if index == len(target.addresses) - 1:
+                    raise
+                continue
+            if response.status_code >= 300:
+                logger.warning("webhook %s: %s answered %s", hook_id, hook.url,
+                               response.status_code)
+            return int(response.status_code)
+    return 0

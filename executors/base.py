@@ -72,6 +72,8 @@ class Policy:
     files_roots: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    # Secret name -> the origins it may be sent to (AGENTOS_SECRET_HOSTS_*).
+    secret_hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 class ActionContext(BaseModel):
@@ -88,6 +90,7 @@ class ActionContext(BaseModel):
     files_roots: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
     allowed_origins: list[str] = Field(default_factory=list)
+    secret_hosts: dict[str, list[str]] = Field(default_factory=dict)
     portal_base_url: str = ""
     browser_executable: str = ""
     # Kept out of repr(), str() and model_dump(), so logging or storing a
@@ -110,6 +113,7 @@ class ActionContext(BaseModel):
             files_roots=tuple(self.files_roots),
             allowed_hosts=tuple(self.allowed_hosts),
             allowed_origins=tuple(self.allowed_origins),
+            secret_hosts=tuple((k, tuple(v)) for k, v in sorted(self.secret_hosts.items())),
         )
 
 

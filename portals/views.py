@@ -11,7 +11,10 @@ from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any
 
+from axes.handlers.proxy import AxesProxyHandler
+from axes.helpers import get_lockout_response
 from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -71,11 +74,21 @@ def login(request: HttpRequest, portal: str) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = ""
     form = LoginForm(request.POST or None, portal=portal)
+    # Throttled like the admin's login (django-axes), per user name (kept
+    # apart from AgentOS users') and per address. Failures are counted by
+    # axes only; a lockout is one audit event (accounts.login_audit).
+    credentials = {"username": f"portal:{portal}:{request.POST.get('username', '')[:150]}"}
+    if request.method == "POST" and not AxesProxyHandler.is_allowed(request, credentials):
+        return get_lockout_response(request, None, credentials)
     if request.method == "POST" and form.is_valid():
         assert form.account is not None
         request.session.cycle_key()
         request.session[session_key(portal)] = form.account.username
         return redirect(target or reverse(f"portals:{portal}-list"))
+    if request.method == "POST" and form.has_error(NON_FIELD_ERRORS, "invalid_login"):
+        AxesProxyHandler.user_login_failed(LoginForm, credentials, request)
+        if request.axes_locked_out:
+            return get_lockout_response(request, None, credentials)
     status = 400 if request.method == "POST" else 200
     response = _page(request, portal, "login.html", form=form, next=target)
     response.status_code = status

@@ -16,6 +16,14 @@ os.environ.setdefault(
 os.environ.setdefault("AGENTOS_LEASE_SECONDS", "3")
 os.environ.setdefault("AGENTOS_SECRET_TEST_TOKEN", "s3cr3t-test-token-value")
 os.environ.setdefault("AGENTOS_SECRET_API_TEST_TOKEN", "api-s3cr3t-bearer-value")
+# HTTP actions reach origins, not hosts: the portal's (the api-health demo,
+# the planner's examples) and port 80 of loopback (plans the red-line tests
+# validate). Tests that start an HTTP server on an ephemeral port allow that
+# server's exact origin in the step's context or with override_settings.
+os.environ.setdefault("AGENTOS_API_ALLOWED_HOSTS",
+                      "http://127.0.0.1:8000,http://localhost:8000,http://127.0.0.1")
+os.environ.setdefault("AGENTOS_SECRET_HOSTS_API_TEST_TOKEN", "http://127.0.0.1")
+os.environ.setdefault("AGENTOS_SECRET_WEBHOOK_TEST_KEY", "webhook-test-signing-key")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("AGENTOS_AUDIT_KEY", "test-only-audit-key-0123456789abcdef")
 # Other suites may run at the same time against the same PostgreSQL and Redis:
@@ -49,5 +57,9 @@ PORTALS_TEST_ENDPOINTS = True
 PORTALS_HANG_MAX_S = 60.0
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Many tests log in (and fail on purpose) from 127.0.0.1: throttling stays on,
+# with a limit no test reaches by accident; tests/accounts/test_login_throttle.py
+# lowers it where throttling is what is tested.
+AXES_FAILURE_LIMIT = 1000
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 AGENTOS_BROWSER_SPARES = 1  # one pre-started browser per runner; tests/executors/test_browser.py covers a pool

@@ -23,6 +23,8 @@ def policy() -> Policy:
         files_roots=tuple(settings.AGENTOS_FILES_ROOTS),
         allowed_hosts=tuple(settings.AGENTOS_API_ALLOWED_HOSTS),
         allowed_origins=(settings.AGENTOS_PORTAL_BASE_URL.rstrip("/"),),
+        secret_hosts=tuple((name, tuple(origins)) for name, origins
+                           in sorted(settings.AGENTOS_SECRET_HOSTS.items())),
     )
 
 

@@ -14,6 +14,9 @@ from typing import Any
 
 from django import forms
 from django.core.validators import RegexValidator
+from django.forms.fields import InvalidJSONInput
+
+from workflows import limits
 
 LONG_TEXT = 300  # strings allowed to be longer than this get a textarea
 
@@ -116,7 +119,22 @@ def schema_field(prop: dict[str, Any], *, name: str, required: bool) -> forms.Fi
         return forms.BooleanField(**{**common, "required": False})
     # Arrays, objects and anything else: edit the JSON itself.
     common["help_text"] = " ".join(filter(None, [common["help_text"], f"JSON ({kind})."]))
-    return forms.JSONField(widget=forms.Textarea(attrs={"rows": 3}), **common)
+    return BoundedJSONField(widget=forms.Textarea(attrs={"rows": 3}), **common)
+
+
+class BoundedJSONField(forms.JSONField):
+    """A JSON field that refuses text nested deeper than limits.MAX_DEPTH."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and limits.text_depth(value) > limits.MAX_DEPTH:
+            raise forms.ValidationError(str(limits.TooDeep()), code="too_deep")
+        return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # Shown again as typed, without parsing it (which would recurse).
+        if isinstance(data, str) and limits.text_depth(data) > limits.MAX_DEPTH:
+            return InvalidJSONInput(data)
+        return super().bound_data(data, initial)
 
 
 def schema_form_class(

@@ -27,7 +27,7 @@ from pydantic import (
 from executors.base import Policy
 from executors.registry import Registry, UnknownAction
 from executors.scrubbing import NUL_MESSAGE, first_nul
-from workflows import templating
+from workflows import limits, templating
 from workflows.states import RunMode
 
 NODE_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -191,6 +191,8 @@ def validate_plan(
     """
     if not isinstance(plan, dict):
         return [PlanError("", "plan", "must be an object with a list of nodes")]
+    if limits.value_depth(plan) > limits.MAX_DEPTH:
+        return [PlanError("", "plan", str(limits.TooDeep()))]
     if len(json.dumps(plan, default=str)) > MAX_PLAN_BYTES:
         return [PlanError("", "plan", f"is larger than {MAX_PLAN_BYTES // 1024} KiB")]
     nul = first_nul(plan)
@@ -348,20 +350,59 @@ def _input_node_errors(node: InputNode) -> list[PlanError]:
     return errors
 
 
+class _SpecRefused(yaml.YAMLError):
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.message, self.problem_mark = message, mark
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """YAML's safe loader without anchors or aliases, nesting at most MAX_DEPTH.
+
+    Aliases let a few hundred characters expand to billions of nodes
+    ("billion laughs"), and the composer recurses once per level: both are
+    refused while composing, before anything is built. A spec never needs
+    them (no merge keys either: write the values out).
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _SpecRefused("aliases (*name) are not allowed", event.start_mark)
+        if getattr(event, "anchor", None) is not None:
+            raise _SpecRefused("anchors (&name) are not allowed", event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > limits.MAX_DEPTH:
+                raise _SpecRefused(f"nested deeper than {limits.MAX_DEPTH} levels",
+                                   event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def parse_spec_text(text: str) -> Any:
-    """Parse a spec written as YAML or JSON; PlanInvalid on a syntax error."""
+    """Parse a spec written as YAML or JSON; PlanInvalid on a syntax error.
+
+    Anchors, aliases and nesting deeper than MAX_DEPTH are refused too.
+    """
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise PlanInvalid([PlanError("", "spec", f"not valid YAML or JSON{where}")]) from None
+        problem = exc.message if isinstance(exc, _SpecRefused) else "not valid YAML or JSON"
+        raise PlanInvalid([PlanError("", "spec", f"{problem}{where}")]) from None
 
 
 def validate_spec(raw: Any, *, registry: Registry, policy: Policy) -> WorkflowSpec:
     """Return the validated spec, or raise PlanInvalid with every problem."""
     if not isinstance(raw, dict):
         raise PlanInvalid([PlanError("", "spec", "must be a mapping (slug, title, plan, ...)")])
+    if limits.value_depth(raw) > limits.MAX_DEPTH:
+        raise PlanInvalid([PlanError("", "spec", str(limits.TooDeep()))])
     nul = first_nul(raw)
     if nul is not None:
         raise PlanInvalid([PlanError("", nul, NUL_MESSAGE)])

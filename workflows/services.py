@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from executors.scrubbing import NUL_MESSAGE, first_nul
-from workflows import actions, hooks, plan_review
+from workflows import actions, hooks, limits, plan_review
 from workflows.events import event_append, system_event_append
 from workflows.models import Run, Step, Workflow, WorkflowVersion
 from workflows.plans import PlanError, PlanInvalid, validate_plan, validate_spec
@@ -146,6 +146,8 @@ def missing_required(error: jsonschema.ValidationError) -> list[str]:
 
 
 def _context_errors(schema: dict, context: dict) -> list[PlanError]:
+    if limits.value_depth(context) > limits.MAX_DEPTH:
+        return [PlanError("", "context", str(limits.TooDeep()))]
     nul = first_nul(context)
     if nul is not None:
         return [PlanError("", f"context.{nul}" if nul else "context", NUL_MESSAGE)]
@@ -187,6 +189,8 @@ def run_create(
     """
     if (workflow is None) == (plan is None):
         raise PlanInvalid([PlanError("", "workflow", "give either a workflow or a plan")])
+    if limits.value_depth(context) > limits.MAX_DEPTH:  # before deepcopy recurses
+        raise PlanInvalid([PlanError("", "context", str(limits.TooDeep()))])
     context = copy.deepcopy(context or {})
     if not isinstance(context, dict):
         raise PlanInvalid([PlanError("", "context", "must be an object")])

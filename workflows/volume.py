@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from workflows import actions
+from workflows import actions, limits
 from workflows.events import system_event_append
 from workflows.models import Run, RunBatch, Workflow, WorkflowSchedule
 from workflows.plans import PlanInvalid, validate_plan
@@ -58,7 +57,9 @@ def _coerce(value: str, schema: dict) -> Any:
             if lowered in ("false", "0", "no"):
                 return False
         if kind in ("array", "object"):
-            return json.loads(value)
+            return limits.loads(value)
+    except limits.TooDeep:
+        raise
     except ValueError:
         pass
     return value
@@ -82,8 +83,17 @@ def rows_from_csv(text: str, inputs_schema: dict) -> list[dict]:
         if None in record:
             rows.append({"__extra__": record[None]})
             continue
-        rows.append({key: _coerce(value, properties.get(key, {}))
-                     for key, value in record.items() if value not in ("", None)})
+        row = {}
+        for key, value in record.items():
+            if value in ("", None):
+                continue
+            try:
+                row[key] = _coerce(value, properties.get(key, {}))
+            except limits.TooDeep as exc:
+                errors.append(RowError(len(rows) + 1, key, str(exc)))
+        rows.append(row)
+    if errors:
+        raise BatchInvalid(errors)
     return rows
 
 

@@ -1,12 +1,14 @@
 """HTTP API actions: one request, or a suite of requests with assertions.
 
-Every URL must be http(s) to a host on the run's ``allowed_hosts``;
-redirects are not followed (a redirect to another host would leave the
-allow-list). Secrets are named, never written: a plan says
+Every URL must be http(s) to an origin (scheme, host, port) on the run's
+``allowed_hosts``, and the host must resolve to allowed addresses (see
+``_hosts``); redirects are not followed (a redirect to another host would
+leave the allow-list). Secrets are named, never written: a plan says
 ``bearer_secret: API_TOKEN`` and the child receives that one secret's value
 from settings. Only secrets whose names start with ``API_`` may be sent
-over HTTP. Each response is saved as a JSON artifact in the step's
-evidence folder, with secret values masked.
+over HTTP, and each only to the origins it is bound to
+(``AGENTOS_SECRET_HOSTS_<NAME>``). Each response is saved as a JSON
+artifact in the step's evidence folder, with secret values masked.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from executors.actions._hosts import MISSING, check_url, json_path
+from executors.actions._hosts import (
+    MISSING,
+    Target,
+    check_secret_hosts,
+    check_url,
+    json_path,
+    resolve,
+    target_request,
+)
 from executors.base import Action, ActionContext, ActionFailed, Policy, is_template
 from executors.scrubbing import scrub
 
@@ -114,14 +124,31 @@ class Result(BaseModel):
     artifact: str
 
 
-def _url_errors(urls: list[tuple[str, Any]], policy: Policy) -> list[tuple[str, str]]:
+def _url_errors(requests: list[tuple[str, Any]], policy: Policy) -> list[tuple[str, str]]:
+    """Check each literal URL's origin, and that its secrets are bound to it."""
     errors = []
-    for field, url in urls:
-        if isinstance(url, str) and not is_template(url):
-            try:
-                check_url(url, policy.allowed_hosts)
-            except ActionFailed as exc:
-                errors.append((field, str(exc)))
+    bound = dict(policy.secret_hosts)
+    for prefix, request in requests:
+        if not isinstance(request, dict):
+            continue
+        url = request.get("url")
+        if not isinstance(url, str) or is_template(url):
+            continue
+        try:
+            origin = check_url(url, policy.allowed_hosts)
+        except ActionFailed as exc:
+            errors.append((f"{prefix}url", str(exc)))
+            continue
+        named = [("bearer_secret", request.get("bearer_secret"))]
+        headers = request.get("secret_headers")
+        if isinstance(headers, dict):
+            named += [(f"secret_headers.{header}", name) for header, name in headers.items()]
+        for field, name in named:
+            if isinstance(name, str) and name:
+                try:
+                    check_secret_hosts([name], origin, bound)
+                except ActionFailed as exc:
+                    errors.append((f"{prefix}{field}", str(exc)))
     return errors
 
 
@@ -155,19 +182,35 @@ def _check(spec: RequestSpec, status: int, body: Any) -> list[str]:
     return failures
 
 
+def _send(client: httpx.Client, spec: RequestSpec, target: Target,
+          headers: dict[str, str]) -> httpx.Response:
+    """Send to the checked addresses in turn until one accepts the connection."""
+    for index, address in enumerate(target.addresses):
+        url, host_header, extensions = target_request(spec.url, target, address)
+        try:
+            return client.request(
+                spec.method, url, headers={**headers, **host_header},
+                json=spec.json_body if "json_body" in spec.model_fields_set else None,
+                timeout=spec.timeout_s, extensions=extensions,
+            )
+        except httpx.ConnectError:
+            if index == len(target.addresses) - 1:
+                raise
+    raise AssertionError("resolve() returns at least one address")
+
+
 def perform(spec: RequestSpec, ctx: ActionContext, index: int,
             client: httpx.Client) -> tuple[Result, Any, str]:
     """Send one request, save its artifact and check it; return (result, json, text)."""
-    check_url(spec.url, ctx.allowed_hosts)
+    origin = check_url(spec.url, ctx.allowed_hosts)
+    check_secret_hosts(spec.secret_names(), origin, ctx.secret_hosts)
+    target = resolve(origin, ctx.allowed_hosts)
     secret_headers = _secret_values(spec, ctx)
     secrets = [v for v in ctx.secrets.values() if v]
+    plain = {k: v for k, v in spec.headers.items() if k.lower() != "host"}
     started = time.perf_counter()
     try:
-        response = client.request(
-            spec.method, spec.url, headers={**spec.headers, **secret_headers},
-            json=spec.json_body if "json_body" in spec.model_fields_set else None,
-            timeout=spec.timeout_s,
-        )
+        response = _send(client, spec, target, {**plain, **secret_headers})
         content = response.content[:MAX_BODY_BYTES]
     except httpx.TimeoutException:
         raise ActionFailed(f"{spec.method} {spec.url}: no response within {spec.timeout_s}s") \
@@ -237,8 +280,8 @@ class ApiRequest(Action):
 
     @classmethod
     def policy_errors(cls, params: dict[str, Any], policy: Policy) -> list[tuple[str, str]]:
-        """Refuse a literal URL whose host is not allowed."""
-        return _url_errors([("url", params.get("url"))], policy)
+        """Refuse a literal URL whose origin is not allowed, or unbound secrets."""
+        return _url_errors([("", params)], policy)
 
     @classmethod
     def secret_names(cls, params: dict[str, Any]) -> tuple[str, ...]:
@@ -286,12 +329,11 @@ class ApiSuite(Action):
 
     @classmethod
     def policy_errors(cls, params: dict[str, Any], policy: Policy) -> list[tuple[str, str]]:
-        """Refuse every literal URL whose host is not allowed."""
+        """Refuse every literal URL whose origin is not allowed, or unbound secrets."""
         requests = params.get("requests")
         if not isinstance(requests, list):
             return []
-        return _url_errors([(f"requests.{i}.url", r.get("url")) for i, r in enumerate(requests)
-                            if isinstance(r, dict)], policy)
+        return _url_errors([(f"requests.{i}.", r) for i, r in enumerate(requests)], policy)
 
     @classmethod
     def secret_names(cls, params: dict[str, Any]) -> tuple[str, ...]:
@@ -305,7 +347,9 @@ class ApiSuite(Action):
     def run(self, params: Params, ctx: ActionContext) -> Output:
         """Run each request in order and report."""
         for spec in params.requests:  # every URL is checked before anything is sent
-            check_url(spec.url, ctx.allowed_hosts)
+            origin = check_url(spec.url, ctx.allowed_hosts)
+            check_secret_hosts(spec.secret_names(), origin, ctx.secret_hosts)
+            resolve(origin, ctx.allowed_hosts)
         results = []
         with _client() as client:
             for index, spec in enumerate(params.requests, start=1):

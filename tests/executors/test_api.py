@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from executors.actions._hosts import Origin, parse_origins
 from executors.actions.api import ApiRequest
 from executors.runner import Runner
 
@@ -75,9 +76,10 @@ def server() -> Iterator[Server]:
 
 
 @pytest.fixture
-def api_ctx(make_ctx: MakeContext) -> MakeContext:
+def api_ctx(make_ctx: MakeContext, server: Server) -> MakeContext:
     def make(**extra: object):  # type: ignore[no-untyped-def]
-        return make_ctx(allowed_hosts=["127.0.0.1"], **extra)
+        # The server listens on an ephemeral port: allow exactly its origin.
+        return make_ctx(**{"allowed_hosts": [server.url], **extra})
 
     return make
 
@@ -114,7 +116,8 @@ def test_a_failed_check_fails_the_step_and_keeps_the_evidence(
 
 def test_secrets_are_sent_by_name_and_masked_in_evidence(
         server: Server, api_ctx: MakeContext, runner: Runner, tmp_path: Path) -> None:
-    ctx = api_ctx(secrets={"API_TEST_TOKEN": SECRET})
+    ctx = api_ctx(secrets={"API_TEST_TOKEN": SECRET},
+                  secret_hosts={"API_TEST_TOKEN": [server.url]})
     result = runner.run("api.request", {
         "method": "POST", "url": f"{server.url}/echo", "json_body": {"name": "Jane"},
         "bearer_secret": "API_TEST_TOKEN", "expect_status": 201,
@@ -169,3 +172,61 @@ def test_suite_reports_each_request(server: Server, api_ctx: MakeContext, runner
         requests[0], {"url": "http://evil.example.com/"}]}, api_ctx(), timeout_s=30)
     assert mixed.status == "failed" and "evil.example.com" in mixed.error
     assert len(server.seen) == 6  # the suite with a bad host sent nothing at all
+
+
+def test_allow_list_entries_are_origins_and_bare_hosts_mean_default_ports() -> None:
+    assert parse_origins("http://127.0.0.1:8000") == [Origin("http", "127.0.0.1", 8000)]
+    assert parse_origins("https://API.example.com") == [Origin("https", "api.example.com", 443)]
+    assert parse_origins("api.example.com") == [Origin("http", "api.example.com", 80),
+                                                Origin("https", "api.example.com", 443)]
+    for bad in ("ftp://x", "http://x/path", "http://u:p@x", "x:6379", "http://x:port"):
+        with pytest.raises(ValueError):
+            parse_origins(bad)
+
+
+def test_other_ports_of_an_allowed_host_are_refused_in_the_child(
+        server: Server, make_ctx: MakeContext, runner: Runner) -> None:
+    legacy = make_ctx(allowed_hosts=["127.0.0.1", "localhost"])  # ports 80 and 443 only
+    for url in (server.url, "http://127.0.0.1:6379/", "http://127.0.0.1:5432/"):
+        result = runner.run("api.request", {"url": url}, legacy, timeout_s=30)
+        assert result.status == "failed"
+        assert "is not on AGENTOS_API_ALLOWED_HOSTS: that host is allowed only at " \
+               "http://127.0.0.1:80, https://127.0.0.1:443" in result.error
+    assert not server.seen
+
+
+def test_a_name_resolving_to_an_address_not_allowed_is_refused_in_the_child(
+        server: Server, make_ctx: MakeContext, runner: Runner) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    # 2130706433 is a name the resolver turns into 127.0.0.1, which this
+    # allow-list does not name: the origin passes, the address does not.
+    ctx = make_ctx(allowed_hosts=[f"http://2130706433:{port}"])
+    result = runner.run("api.request", {"url": f"http://2130706433:{port}/api/v1/health"},
+                        ctx, timeout_s=30)
+    assert result.status == "failed"
+    assert "host '2130706433' resolves to 127.0.0.1, which is not allowed" in result.error
+    suite = runner.run("api.suite", {"requests": [
+        {"url": f"http://2130706433:{port}/api/v1/health"}]}, ctx, timeout_s=30)
+    assert suite.status == "failed" and "resolves to 127.0.0.1" in suite.error
+    assert not server.seen
+    # The same server by a name that may be loopback, and by its listed address.
+    for host in ("localhost", "127.0.0.1"):
+        ok = runner.run("api.request", {"url": f"http://{host}:{port}/api/v1/health",
+                                         "expect_status": 200},
+                        make_ctx(allowed_hosts=[f"http://{host}:{port}"]), timeout_s=30)
+        assert ok.status == "succeeded", ok.error
+    assert [s[2]["Host"] for s in server.seen] == [f"localhost:{port}", f"127.0.0.1:{port}"]
+
+
+def test_a_secret_goes_only_to_the_origins_it_is_bound_to(
+        server: Server, api_ctx: MakeContext, runner: Runner) -> None:
+    params = {"url": f"{server.url}/echo", "bearer_secret": "API_TEST_TOKEN"}
+    for bound in ({}, {"API_TEST_TOKEN": ["http://127.0.0.1"]},
+                  {"API_TEST_TOKEN": ["https://api.example.com"]}):
+        ctx = api_ctx(secrets={"API_TEST_TOKEN": SECRET}, secret_hosts=bound)
+        result = runner.run("api.request", params, ctx, timeout_s=30)
+        assert result.status == "failed"
+        assert "secret 'API_TEST_TOKEN' may not be sent to " in result.error
+        suite = runner.run("api.suite", {"requests": [params]}, ctx, timeout_s=30)
+        assert suite.status == "failed" and "may not be sent" in suite.error
+    assert not server.seen

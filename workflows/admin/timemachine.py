@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import messages
@@ -14,6 +13,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
 from agentos_site import policy
+from workflows import limits
 from workflows.admin.display import json_block, render_plan
 from workflows.forks import run_fork
 from workflows.models import Event, Run
@@ -78,7 +78,7 @@ class TimeMachineMixin:
         back = reverse("admin:workflows_run_change", args=[run.pk])
         try:
             at_seq = int(request.POST.get("at_seq", ""))
-            overrides = json.loads(request.POST.get("context") or "{}")
+            overrides = limits.loads(request.POST.get("context") or "{}")
             child = run_fork(run_id=run.pk, at_seq=at_seq, context=overrides,
                              actor=request.user)
         except ValueError:

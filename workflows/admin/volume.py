@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -14,6 +13,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from agentos_site import policy
+from workflows import limits
+from workflows.forms import BoundedJSONField
 from workflows.models import RunBatch, WorkflowSchedule
 from workflows.states import RunMode
 from workflows.volume import (
@@ -96,7 +97,7 @@ class BatchStartMixin:
                 raise BatchInvalid([RowError(0, "file", "not UTF-8 text")]) from None
             return rows_from_csv(content, workflow.inputs_schema), "csv"
         try:
-            return json.loads(text), "json"
+            return limits.loads(text), "json"
         except ValueError as exc:
             raise BatchInvalid([RowError(0, "rows", f"not valid JSON: {exc}")]) from None
 
@@ -131,6 +132,7 @@ class ScheduleForm(forms.ModelForm):
     class Meta:
         model = WorkflowSchedule
         fields = ["name", "workflow", "kind", "cron", "minutes", "context", "mode", "enabled"]
+        field_classes = {"context": BoundedJSONField}  # deep JSON: a form error, not a 500
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

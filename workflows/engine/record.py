@@ -57,6 +57,8 @@ def execute(launch: Launch, owner: str) -> ActionResult:
         files_roots=list(settings.AGENTOS_FILES_ROOTS),
         allowed_hosts=list(settings.AGENTOS_API_ALLOWED_HOSTS),
         allowed_origins=[settings.AGENTOS_PORTAL_BASE_URL.rstrip("/")],
+        secret_hosts={name: list(origins)
+                      for name, origins in settings.AGENTOS_SECRET_HOSTS.items()},
         portal_base_url=settings.AGENTOS_PORTAL_BASE_URL,
         browser_executable=settings.AGENTOS_BROWSER_EXECUTABLE,
         secrets=actions.secrets_for(launch.action, launch.params),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
+from workflows import limits
 from workflows.plans import PlanInvalid
 
 
@@ -19,7 +19,7 @@ def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise CommandError(f"--set {pair!r}: expected key=value")
         try:
-            values[key.strip()] = json.loads(raw)
+            values[key.strip()] = limits.loads(raw)
         except ValueError:
             values[key.strip()] = raw
     return values

@@ -16,6 +16,9 @@ from workflows.plans import parse_spec_text
 from workflows.services import workflow_create, workflow_update
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
+# The demo specs name the default site; seeded, they name this one, which
+# is the origin AGENTOS_API_ALLOWED_HOSTS allows by default.
+DEMO_SITE = "http://127.0.0.1:8000"
 USERS = [("operator", OPERATORS), ("reviewer", REVIEWERS), ("auditor", AUDITORS),
          ("admin", None)]
 
@@ -43,7 +46,8 @@ class Command(BaseCommand):
             else:
                 admin = user
         for path in sorted(DEMO_DIR.glob("*.yaml")):
-            source = path.read_text()
+            source = path.read_text().replace(
+                DEMO_SITE, settings.AGENTOS_PORTAL_BASE_URL.rstrip("/"))
             raw = parse_spec_text(source)
             existing = Workflow.objects.filter(slug=raw["slug"]).first()
             if existing is None:
