@@ -239,3 +239,27 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("AGENTOS_LOG_LEVEL", "INFO")},
     "loggers": {"django-q": {"level": env_str("AGENTOS_Q_LOG_LEVEL", "WARNING")}},
 }
+
+# --- Action sandbox (issue 10, item 14; docs/security.md) ---------------------
+# Actions run as this user when the worker runs as root and the user exists
+# (scripts/setup.sh creates it); "none" keeps them as the worker's user. The
+# limits apply per action process (and to what it starts); the process count
+# to every process of the action user together.
+AGENTOS_ACTION_USER = env_str("AGENTOS_ACTION_USER", "agentos-action")
+AGENTOS_ACTION_MAX_PROCESSES = env_int("AGENTOS_ACTION_MAX_PROCESSES", 4096, 256, 1 << 22)
+AGENTOS_ACTION_MAX_FILE_MB = env_int("AGENTOS_ACTION_MAX_FILE_MB", 1024, 1, 1 << 20)
+AGENTOS_ACTION_MAX_CPU_S = env_int("AGENTOS_ACTION_MAX_CPU_S", 900, 10, 1 << 20)
+AGENTOS_ACTION_BROWSER_MEMORY_MB = env_int("AGENTOS_ACTION_BROWSER_MEMORY_MB", 2048, 1024,
+                                           1 << 20)
+if AGENTOS_ACTION_USER.lower() != "none" and os.geteuid() == 0:
+    import pwd as _pwd
+
+    try:
+        _pwd.getpwnam(AGENTOS_ACTION_USER)
+    except KeyError:
+        pass
+    else:
+        # What these processes create (databases, evidence, files in the
+        # shared roots) is then never readable by the action user unless a
+        # folder shares it with its group (executors.sandbox).
+        os.umask(0o007)
