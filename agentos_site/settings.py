@@ -263,3 +263,38 @@ if AGENTOS_ACTION_USER.lower() != "none" and os.geteuid() == 0:
         # shared roots) is then never readable by the action user unless a
         # folder shares it with its group (executors.sandbox).
         os.umask(0o007)
+
+# --- HTTPS and Content-Security-Policy (issue 10, item 16; docs/security.md) --
+# AGENTOS_HTTPS=1 behind TLS: secure cookies, HSTS and the redirect to https,
+# so `manage.py check --deploy` is clean. Behind a proxy that terminates TLS,
+# AGENTOS_TRUST_X_FORWARDED_PROTO=1 (only if the proxy sets that header on
+# every request, overwriting the client's) tells Django the request was https.
+AGENTOS_HTTPS = env_bool("AGENTOS_HTTPS", False)
+if AGENTOS_HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = env_int("AGENTOS_HSTS_SECONDS", 31_536_000, 0, 63_072_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("AGENTOS_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("AGENTOS_HSTS_PRELOAD", True)
+if env_bool("AGENTOS_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# django-csp: scripts, styles and connections from this origin only (no inline
+# code), on the inbox, the portals and every page but the admin's (Django's
+# admin and its run-page overrides still use inline code) and the API's docs.
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                  "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/admin/", "/api/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
