@@ -148,3 +148,15 @@ def test_the_action_user_is_a_system_user_without_a_login() -> None:
     _needs_action_user()
     entry = pwd.getpwnam(settings.AGENTOS_ACTION_USER)
     assert entry.pw_uid != 0 and entry.pw_shell.endswith("nologin")
+
+
+def test_check_deploy_warns_when_a_root_worker_has_no_action_user(settings) -> None:
+    from workflows.checks import check_action_user
+
+    if os.geteuid() != 0:
+        pytest.skip("only a root worker can change user")
+    settings.AGENTOS_ACTION_USER = "agentos-no-such-user"
+    [warning] = check_action_user(None)
+    assert warning.id == "agentos.W014" and "would run as root" in warning.msg
+    settings.AGENTOS_ACTION_USER = "agentos-action"
+    assert check_action_user(None) == []
