@@ -158,7 +158,8 @@ def share_dirs(paths: Iterable[str], gid: int) -> None:
     every action): what was added to it since inherited the group.
     """
     for top in paths:
-        os.makedirs(top, exist_ok=True)
+        if not os.path.isdir(top):
+            continue  # a missing root is the action's to report, not ours to make
         grant_search(os.path.dirname(os.path.abspath(top)))
         if _is_shared(top, gid):
             continue
