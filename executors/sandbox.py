@@ -144,7 +144,7 @@ def _lower(which: int, value: int) -> None:
     resource.setrlimit(which, (value, value))
 
 
-# -- in the worker (root), before the zygote starts -----------------------------
+# -- in the worker (root), before each action ---------------------------------
 
 
 def share_dirs(paths: Iterable[str], gid: int) -> None:

@@ -17,6 +17,8 @@ exits, so a worker killed with SIGKILL leaves no action running. It is a
 child subreaper: whatever an action started in a session of its own
 (Playwright detaches Chromium with setsid) is adopted by the zygote when
 the action dies, and killed there, so a timeout leaves nothing behind.
+A root zygote's children (and spares, before their warm-up) drop to the
+action user and take on their limits (``executors.sandbox``).
 
 Protocol, one JSON object per datagram:
 
@@ -283,9 +285,9 @@ class _Zygote:
     def check_sandbox(self) -> str | None:
         """Return why the action user cannot run actions here, or None.
 
-        A child that dropped to the user tries to reach the code it imports
-        (a Python under /root, say, would
-        otherwise fail every action with an ImportError.
+        A child that dropped to the user tries to reach the code it imports:
+        a Python under /root, say, would otherwise fail every action with an
+        ImportError instead of failing here, once, saying what to do.
         """
         if not self.sandbox.drops:
             return None
