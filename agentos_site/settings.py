@@ -263,6 +263,13 @@ if AGENTOS_ACTION_USER.lower() != "none" and os.geteuid() == 0:
         # shared roots) is then never readable by the action user unless a
         # folder shares it with its group (executors.sandbox).
         os.umask(0o007)
+        # Files var/ held before (a database created 0644 by an earlier
+        # version, its WAL, the secret key): closed to others too, since the
+        # action user may pass through var/ to the workspace and media.
+        if VAR_DIR.is_dir():
+            for _entry in os.scandir(VAR_DIR):
+                if _entry.is_file(follow_symlinks=False) and _entry.stat().st_mode & 0o007:
+                    os.chmod(_entry.path, _entry.stat().st_mode & 0o7770)
 
 # --- HTTPS and Content-Security-Policy (issue 10, item 16; docs/security.md) --
 # AGENTOS_HTTPS=1 behind TLS: secure cookies, HSTS and the redirect to https,

@@ -160,3 +160,24 @@ def test_check_deploy_warns_when_a_root_worker_has_no_action_user(settings) -> N
     assert warning.id == "agentos.W014" and "would run as root" in warning.msg
     settings.AGENTOS_ACTION_USER = "agentos-action"
     assert check_action_user(None) == []
+
+
+def test_a_database_left_readable_by_an_earlier_version_is_closed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    _needs_action_user()
+    var = tmp_path / "var"
+    var.mkdir()
+    old = var / "agentos.sqlite3"
+    old.write_bytes(b"")
+    old.chmod(0o644)
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("DJANGO_", "AGENTOS_"))}
+    env.update(DJANGO_SETTINGS_MODULE="agentos_site.settings", AGENTOS_VAR_DIR=str(var))
+    subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=120)
+    assert old.stat().st_mode & 0o777 == 0o640
+    assert (var / "secret_key").stat().st_mode & 0o777 == 0o600
