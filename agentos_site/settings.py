@@ -319,3 +319,69 @@ LOGGING = {
     "loggers": {"django-q": {"level": env_str("AGENTOS_Q_LOG_LEVEL", "WARNING")},
                 "axes": {"level": "WARNING"}},
 }
+
+# --- Action sandbox (issue 10, item 14; docs/security.md) ---------------------
+# Actions run as this user when the worker runs as root and the user exists
+# (scripts/setup.sh creates it); "none" keeps them as the worker's user. The
+# limits apply per action process (and to what it starts); the process count
+# to every process of the action user together.
+AGENTOS_ACTION_USER = env_str("AGENTOS_ACTION_USER", "agentos-action")
+AGENTOS_ACTION_MAX_PROCESSES = env_int("AGENTOS_ACTION_MAX_PROCESSES", 4096, 256, 1 << 22)
+AGENTOS_ACTION_MAX_FILE_MB = env_int("AGENTOS_ACTION_MAX_FILE_MB", 1024, 1, 1 << 20)
+AGENTOS_ACTION_MAX_CPU_S = env_int("AGENTOS_ACTION_MAX_CPU_S", 900, 10, 1 << 20)
+AGENTOS_ACTION_BROWSER_MEMORY_MB = env_int("AGENTOS_ACTION_BROWSER_MEMORY_MB", 2048, 1024,
+                                           1 << 20)
+if AGENTOS_ACTION_USER.lower() != "none" and os.geteuid() == 0:
+    import pwd as _pwd
+
+    try:
+        _pwd.getpwnam(AGENTOS_ACTION_USER)
+    except KeyError:
+        pass
+    else:
+        # What these processes create (databases, evidence, files in the
+        # shared roots) is then never readable by the action user unless a
+        # folder shares it with its group (executors.sandbox).
+        os.umask(0o007)
+        # Files var/ held before (a database created 0644 by an earlier
+        # version, its WAL, the secret key): closed to others too, since the
+        # action user may pass through var/ to the workspace and media.
+        if VAR_DIR.is_dir():
+            for _entry in os.scandir(VAR_DIR):
+                if _entry.is_file(follow_symlinks=False) and _entry.stat().st_mode & 0o007:
+                    os.chmod(_entry.path, _entry.stat().st_mode & 0o7770)
+
+# --- HTTPS and Content-Security-Policy (issue 10, item 16; docs/security.md) --
+# AGENTOS_HTTPS=1 behind TLS: secure cookies, HSTS and the redirect to https,
+# so `manage.py check --deploy` is clean. Behind a proxy that terminates TLS,
+# AGENTOS_TRUST_X_FORWARDED_PROTO=1 (only if the proxy sets that header on
+# every request, overwriting the client's) tells Django the request was https.
+AGENTOS_HTTPS = env_bool("AGENTOS_HTTPS", False)
+if AGENTOS_HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = env_int("AGENTOS_HSTS_SECONDS", 31_536_000, 0, 63_072_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("AGENTOS_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("AGENTOS_HSTS_PRELOAD", True)
+if env_bool("AGENTOS_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# django-csp: scripts, styles and connections from this origin only (no inline
+# code), on the inbox, the portals and every page but the admin's (Django's
+# admin and its run-page overrides still use inline code) and the API's docs.
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                  "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/admin/", "/api/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}

@@ -25,6 +25,12 @@ Status = Literal["succeeded", "failed", "crashed", "needs_input", "timed_out", "
 REPORTED_STATUSES = frozenset({"succeeded", "failed", "crashed", "needs_input"})
 LOG_CHARS = 4000
 MAX_MESSAGE = 1 << 20
+# What a child may send before it is stopped: its result JSON, and its log
+# (stdout and stderr, of which only the tail is kept). Past either, the
+# action's processes are killed and the step fails naming the limit, so an
+# action printing forever cannot grow the worker or hold it until timeout.
+MAX_RESULT_BYTES = 8 << 20
+MAX_LOG_BYTES = 64 << 20
 # How long to wait for the zygote to report a child we SIGKILLed; past it
 # the zygote itself is presumed stuck and is replaced.
 KILL_GRACE_S = 5.0
@@ -67,6 +73,9 @@ class Attempt:
         self.rejected: str | None = None
         self.result = bytearray()
         self.log = bytearray()
+        self.log_bytes = 0
+        # Set (with a kill) when the child sent more than a limit allows.
+        self.overflow: str | None = None
 
     def run(
         self,
@@ -95,8 +104,8 @@ class Attempt:
                 # Leaving early (zygote gone, heartbeat raised): never
                 # leave the action running behind our back.
                 killpg(self.pid)
-            self.result += _drain(result_r)
-            self._keep_log(_drain(log_r))
+            self._keep_result(_drain(result_r, MAX_RESULT_BYTES + 1))
+            self._keep_log(_drain(log_r, MAX_LOG_BYTES + 1))
             if self.payload is not None:
                 os.close(stdin_w)
             os.close(result_r)
@@ -172,9 +181,11 @@ class Attempt:
                 if chunk == b"":
                     readers.discard(fd)
                 elif fd == result_r:
-                    self.result += chunk
+                    self._keep_result(chunk)
                 else:
                     self._keep_log(chunk)
+                if self.overflow is not None and self.kill_reason is None:
+                    self.kill_reason = "failed"  # killed at the top of the loop
 
     def _feed_stdin(self, stdin_w: int) -> None:
         assert self.payload is not None
@@ -215,7 +226,20 @@ class Attempt:
             killpg(self.pid)
             self.killed = True
 
+    def _keep_result(self, chunk: bytes) -> None:
+        if self.overflow is not None:
+            return
+        self.result += chunk
+        if len(self.result) > MAX_RESULT_BYTES:
+            self.result.clear()
+            self.overflow = (f"the action's result is larger than the "
+                             f"{MAX_RESULT_BYTES >> 20} MiB limit")
+
     def _keep_log(self, chunk: bytes) -> None:
+        self.log_bytes += len(chunk)
+        if self.log_bytes > MAX_LOG_BYTES and self.overflow is None:
+            self.overflow = (f"the action wrote more than the {MAX_LOG_BYTES >> 20} MiB "
+                             "limit to its log (stdout and stderr)")
         self.log += chunk
         # Keep a margin over LOG_CHARS so multi-byte text and masking at
         # the cut still leave ~LOG_CHARS characters.
@@ -230,6 +254,9 @@ class Attempt:
         common: dict[str, Any] = {
             "exit_code": self.exit_code, "duration_ms": duration_ms, "log": log
         }
+        if self.overflow is not None:
+            return ActionResult(status="failed", error=f"{self.overflow}; its processes "
+                                "were killed", **common)
         reported = _parse_result(self.result)
         nul = None if reported is None else first_nul(
             {key: reported.get(key) for key in ("output", "error", "needs_input")})
@@ -306,7 +333,7 @@ def _read_some(fd: int) -> bytes | None:
         return None
 
 
-def _drain(fd: int, limit: int = 1 << 24) -> bytes:
+def _drain(fd: int, limit: int) -> bytes:
     """Return what is buffered in ``fd`` now, without waiting for EOF.
 
     The limit stops a process that escaped the group kill (it called

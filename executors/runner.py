@@ -35,6 +35,7 @@ from executors.attempt import (
 from executors.base import ActionContext
 from executors.family import kill_family
 from executors.registry import BUILTIN_MODULES, UnknownAction
+from executors.sandbox import Sandbox, share_dirs
 from executors.scrubbing import PROJECT_DIR, scrub
 
 __all__ = [
@@ -73,8 +74,12 @@ class Runner:
         *,
         python_path: Sequence[str] = (),
         warm_spares: int = 1,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.modules = tuple(modules)
+        # Whom actions run as and their limits; without one, actions run as
+        # this process's user with the default limits (executors.sandbox).
+        self.sandbox = (sandbox or Sandbox(user="")).resolve()
         self.python_path = tuple(os.fspath(p) for p in python_path)
         # Per action family with a warm-up (a browser each): started ahead
         # of requests, refilled when idle (see executors.zygote).
@@ -129,6 +134,7 @@ class Runner:
             self._ensure_zygote()
             if action not in self._actions:
                 raise UnknownAction(f"unknown action {action!r}")
+            self._share_folders(ctx)
             return Attempt(self, action, payload, secrets).run(
                 timeout_s, heartbeat, heartbeat_every_s
             )
@@ -137,6 +143,13 @@ class Runner:
         """Stop the zygote; any running child is killed by it."""
         with self._lock:
             self._stop_zygote()
+
+    def _share_folders(self, ctx: ActionContext) -> None:
+        """Let the action user write the step's evidence folder and file roots."""
+        if not self.sandbox.drops:
+            return
+        assert self.sandbox.gid is not None
+        share_dirs([*ctx.files_roots, ctx.evidence_dir], self.sandbox.gid)
 
     # -- zygote lifecycle -------------------------------------------------
 
@@ -148,13 +161,21 @@ class Runner:
 
     def _spawn_zygote(self) -> None:
         home = tempfile.mkdtemp(prefix="agentos-action-home-")
+        if self.sandbox.drops:
+            assert self.sandbox.gid is not None
+            # The action user passes through HOME to its own TMPDIR in
+            # HOME/tmp (executors.spares) but can list or change neither.
+            os.chmod(home, 0o711)
+            os.mkdir(os.path.join(home, "tmp"), 0o711)
+            os.chmod(os.path.join(home, "tmp"), 0o711)
         parent_sock, zygote_sock = socket.socketpair(
             socket.AF_UNIX, socket.SOCK_SEQPACKET
         )
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "executors.zygote",
-                 f"--warm-spares={self.warm_spares}", *self.modules],
+                 f"--warm-spares={self.warm_spares}",
+                 f"--sandbox={self.sandbox.to_arg()}", *self.modules],
                 stdin=zygote_sock.fileno(),
                 stdout=subprocess.DEVNULL,
                 env=zygote_environment(home, self.python_path),
@@ -222,14 +243,14 @@ class Runner:
 # -- one runner per OS process ------------------------------------------------
 
 _live_runners: weakref.WeakSet[Runner] = weakref.WeakSet()
-_shared: dict[tuple[tuple[str, ...], tuple[str, ...], int], Runner] = {}
+_shared: dict[tuple[tuple[str, ...], tuple[str, ...], int, Sandbox | None], Runner] = {}
 _shared_pid = os.getpid()
 _shared_lock = threading.Lock()
 
 
 def get_runner(
     modules: Sequence[str] = BUILTIN_MODULES, *, python_path: Sequence[str] = (),
-    warm_spares: int = 1,
+    warm_spares: int = 1, sandbox: Sandbox | None = None,
 ) -> Runner:
     """Return this process's runner for ``modules``, creating it once.
 
@@ -237,7 +258,7 @@ def get_runner(
     two processes sharing one socket would read each other's replies.
     """
     global _shared_pid
-    key = (tuple(modules), tuple(os.fspath(p) for p in python_path), warm_spares)
+    key = (tuple(modules), tuple(os.fspath(p) for p in python_path), warm_spares, sandbox)
     with _shared_lock:
         if _shared_pid != os.getpid():
             _shared.clear()
@@ -245,7 +266,7 @@ def get_runner(
         runner = _shared.get(key)
         if runner is None:
             runner = _shared[key] = Runner(key[0], python_path=key[1],
-                                           warm_spares=warm_spares)
+                                           warm_spares=warm_spares, sandbox=sandbox)
         return runner
 
 

@@ -17,6 +17,8 @@ exits, so a worker killed with SIGKILL leaves no action running. It is a
 child subreaper: whatever an action started in a session of its own
 (Playwright detaches Chromium with setsid) is adopted by the zygote when
 the action dies, and killed there, so a timeout leaves nothing behind.
+A root zygote's children (and spares, before their warm-up) drop to the
+action user and take on their limits (``executors.sandbox``).
 
 Protocol, one JSON object per datagram:
 
@@ -49,6 +51,7 @@ from typing import Any, NoReturn
 from executors.attempt import killpg
 from executors.child import enter_sandbox, serve_one
 from executors.family import children_of
+from executors.sandbox import Sandbox, runtime_paths, unreachable
 from executors.spares import Pools, Spare, child_tmp, family_of, use_own_tmp, warm_up_spare
 
 __all__ = ["main"]
@@ -75,9 +78,14 @@ class _Child:
 class _Zygote:
     """Fork, watch and reap action children for one parent."""
 
-    def __init__(self, sock: socket.socket, registry: Any, warm_spares: int = 1) -> None:
+    def __init__(self, sock: socket.socket, registry: Any, warm_spares: int = 1,
+                 sandbox: Sandbox | None = None) -> None:
         self.sock = sock
         self.registry = registry
+        # Who the children become and their limits (executors.sandbox).
+        self.sandbox = sandbox or Sandbox(user="")
+        # Set in a child once it has dropped to the action user.
+        self.confined = False
         self.selector = selectors.DefaultSelector()
         self.selector.register(sock, selectors.EVENT_READ)
         # Keyed by pidfd: a pidfd turns readable when its process exits,
@@ -209,6 +217,9 @@ class _Zygote:
             os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
             os.setsid()
             use_own_tmp()
+            # Before the warm-up: the browser a spare starts runs as the
+            # action user, within the browser's limits, like the action.
+            self._confine(browser=bool(family))
             if family:
                 keep_fds = warm_up_spare(self.warm_ups[family])
                 # Taken while warming, the zygote has sent the request and
@@ -243,6 +254,7 @@ class _Zygote:
                 memory_limit_mb=memory_limit_mb,
                 keep_fds=keep_fds or (),
             )
+            self._confine(browser=memory_limit_mb is None)
             serve_one(self.registry, action_name)
             code = 0
         except BaseException:  # noqa: BLE001 - must never return to the loop
@@ -252,6 +264,55 @@ class _Zygote:
                 sys.stderr.flush()
         finally:
             os._exit(code)
+
+    def _confine(self, *, browser: bool) -> None:
+        """In a child: set the limits and drop to the action user.
+
+        A spare does it before its request (and warm-up); the request then
+        only adds the browser's memory cap when the action has one.
+        """
+        if browser:
+            self.sandbox.limit_browser_memory()
+        if self.confined:
+            return
+        self.sandbox.apply_limits()
+        self.sandbox.drop(os.environ["TMPDIR"])
+        if self.sandbox.drops:
+            # A change of user clears PR_SET_PDEATHSIG: ask for it again.
+            _die_with(self.pid)
+        self.confined = True
+
+    def check_sandbox(self) -> str | None:
+        """Return why the action user cannot run actions here, or None.
+
+        A child that dropped to the user tries to reach the code it imports:
+        a Python under /root, say, would otherwise fail every action with an
+        ImportError instead of failing here, once, saying what to do.
+        """
+        if not self.sandbox.drops:
+            return None
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(read_end)
+                self.sandbox.drop(None)
+                problems = unreachable(runtime_paths())
+                os.write(write_end, "; ".join(problems).encode()[:4000])
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            problems = pipe.read().decode()
+        _, status = os.waitpid(pid, 0)
+        if status != 0 and not problems:
+            problems = "the check could not change to the action user"
+        if not problems:
+            return None
+        return (f"the action user {self.sandbox.user!r} {problems}: run scripts/setup.sh "
+                "as root, or give it access (docs/security.md)")
 
     def _reap(self, pidfd: int) -> None:
         child = self.children.pop(pidfd)
@@ -344,11 +405,18 @@ def _die_with(zygote: int) -> None:
 def main(argv: list[str]) -> int:
     """Build the registry from ``argv`` modules and serve the parent.
 
-    ``--warm-spares=N`` (first) sizes the pool of each warm-up family.
+    ``--warm-spares=N`` sizes the pool of each warm-up family;
+    ``--sandbox=JSON`` (``executors.sandbox.Sandbox``) says whom the
+    children run as and their limits. Both come before the modules.
     """
     warm_spares = 1
-    if argv and argv[0].startswith("--warm-spares="):
-        warm_spares = int(argv[0].partition("=")[2])
+    sandbox = Sandbox(user="")
+    while argv and argv[0].startswith("--"):
+        option, _, value = argv[0].partition("=")
+        if option == "--warm-spares":
+            warm_spares = int(value)
+        elif option == "--sandbox":
+            sandbox = Sandbox.from_arg(value)
         argv = argv[1:]
     # Ctrl-C in a terminal reaches the whole foreground group; the parent
     # decides when the zygote ends (by closing the socket), not the tty.
@@ -374,7 +442,11 @@ def main(argv: list[str]) -> int:
     # the children's GC from touching (and so copying) their pages.
     gc.collect()
     gc.freeze()
-    zygote = _Zygote(sock, registry, warm_spares)
+    zygote = _Zygote(sock, registry, warm_spares, sandbox)
+    problem = zygote.check_sandbox()
+    if problem is not None:
+        zygote._send({"op": "error", "error": problem})
+        return 1
     zygote._send({"op": "ready", "pid": os.getpid(), "actions": registry.names()})
     try:
         zygote.fork_spare()

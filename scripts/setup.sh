@@ -31,3 +31,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 export PY
+
+# Actions run as an unprivileged user of their own when the worker runs as
+# root (docs/security.md): create it, and let it reach the interpreter and the
+# project (a Python under /root needs search permission on /root).
+ACTION_USER=${AGENTOS_ACTION_USER:-agentos-action}
+if [ "$(id -u)" -eq 0 ] && [ "$ACTION_USER" != "none" ]; then
+    if ! id "$ACTION_USER" >/dev/null 2>&1; then
+        echo "==> creating the system user $ACTION_USER for action processes"
+        useradd --system --user-group --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin "$ACTION_USER"
+    fi
+    "$PY" -m executors.sandbox "$ACTION_USER"
+fi

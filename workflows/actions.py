@@ -9,6 +9,7 @@ from django.conf import settings
 from executors.base import Policy
 from executors.registry import Registry, build_registry
 from executors.runner import Runner, get_runner
+from executors.sandbox import Sandbox
 
 
 @cache
@@ -32,7 +33,18 @@ def runner() -> Runner:
     """Return this process's action runner (a pre-forked zygote)."""
     return get_runner(
         tuple(settings.AGENTOS_ACTION_MODULES), python_path=(str(settings.BASE_DIR),),
-        warm_spares=settings.AGENTOS_BROWSER_SPARES,
+        warm_spares=settings.AGENTOS_BROWSER_SPARES, sandbox=sandbox(),
+    )
+
+
+def sandbox() -> Sandbox:
+    """Return whom actions run as and their limits."""
+    return Sandbox(
+        user=settings.AGENTOS_ACTION_USER,
+        max_processes=settings.AGENTOS_ACTION_MAX_PROCESSES,
+        max_file_mb=settings.AGENTOS_ACTION_MAX_FILE_MB,
+        max_cpu_s=settings.AGENTOS_ACTION_MAX_CPU_S,
+        browser_memory_mb=settings.AGENTOS_ACTION_BROWSER_MEMORY_MB,
     )
 
 

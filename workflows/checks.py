@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -48,3 +49,17 @@ def check_planner(app_configs: Any, **kwargs: Any) -> list:
                         "AGENTOS_LLM_MODEL; every draft will fail until they are set",
                         id="agentos.W006")]
     return []
+
+
+@register(deploy=True)
+def check_action_user(app_configs: Any, **kwargs: Any) -> list:
+    """Warn when a root worker would run actions as root (issue 10, item 14)."""
+    from workflows import actions
+
+    sandbox = actions.sandbox()
+    if os.geteuid() != 0 or sandbox.user.lower() == "none" or sandbox.resolve().drops:
+        return []
+    return [Warning(
+        f"actions would run as root: the user {sandbox.user!r} (AGENTOS_ACTION_USER) does "
+        "not exist", hint="run scripts/setup.sh as root to create it (docs/security.md)",
+        id="agentos.W014")]

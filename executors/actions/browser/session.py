@@ -32,7 +32,8 @@ from executors.attempt import killpg
 from executors.base import ActionContext, ActionFailed
 from executors.family import children_of
 
-__all__ = ["BrowserSession", "open_browser", "origin_of", "resolve_executable", "warm_up"]
+__all__ = ["MASK_COLOR", "BrowserSession", "open_browser", "origin_of", "resolve_executable",
+           "warm_up"]
 
 DEFAULT_EXECUTABLE = "/usr/bin/chromium"
 # Debian's /usr/bin/chromium is a shell wrapper around this binary.
@@ -40,6 +41,10 @@ DEBIAN_BINARY = "/usr/lib/chromium/chromium"
 PAGE_TIMEOUT_MS = 20_000
 DEFAULT_PORTS = {"http": 80, "https": 443}
 LAUNCH_ARGS = ["--disable-gpu", "--no-first-run", "--disable-extensions"]
+# What screenshots paint over: every field a value could be typed into.
+MASKED_FIELDS = ("input:not([type=hidden]):not([type=submit]):not([type=button]), "
+                 "textarea, select")
+MASK_COLOR = "#FF00FF"
 
 
 def origin_of(url: str) -> tuple[str, str, int] | None:
@@ -163,11 +168,17 @@ class BrowserSession:
         return errors
 
     def screenshot(self, name: str) -> str:
-        """Save a full-page PNG into the step's evidence folder."""
+        """Save a full-page PNG into the step's evidence folder.
+
+        Every form field is painted over (MASK_COLOR): a refused login
+        re-renders the user name, and evidence must show no credential.
+        """
         path = Path(self.ctx.evidence_dir) / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         with self.timed("screenshot " + name):
-            self.page.screenshot(path=str(path), full_page=True)
+            self.page.screenshot(path=str(path), full_page=True,
+                                 mask=[self.page.locator(MASKED_FIELDS)],
+                                 mask_color=MASK_COLOR)
         return str(path)
 
     def _check(self, url: str) -> None:
