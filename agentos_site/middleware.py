@@ -15,6 +15,7 @@ validators all recurse, and a body a few hundred levels deep would end in
 from __future__ import annotations
 
 from collections.abc import Callable
+from http import HTTPStatus
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
@@ -84,3 +85,51 @@ class RefuseNulMiddleware:
                                  "errors": [{"field": field, "message": message}]},
                                 status=status)
         return HttpResponseBadRequest(f"{field} {message}", content_type="text/plain")
+
+
+# Headers of an error answer that carry meaning and are kept when its body is
+# replaced.
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+def _api_error_detail(status: int) -> tuple[str, list[dict[str, str]]]:
+    if status == 404:
+        return "no such resource", [{"field": "path", "message": "matches no resource"}]
+    if status == 405:
+        return "method not allowed", [{"field": "method",
+                                       "message": "not allowed on this path"}]
+    if status >= 500:
+        return "internal server error", []
+    try:
+        return HTTPStatus(status).phrase.lower(), []
+    except ValueError:
+        return "the request failed", []
+
+
+class ApiJsonErrorsMiddleware:
+    """Answer every error under /api/ in the API's JSON error shape.
+
+    Ninja's own handlers answer what reaches an operation. What does not is
+    answered by Django or by ninja's router in HTML or plain text: a path
+    (or a path parameter of the wrong type) that matches no route, a method
+    the path does not allow (405), a body over DATA_UPLOAD_MAX_MEMORY_SIZE,
+    an exception no handler maps (500, still logged by Django). Placed first
+    in MIDDLEWARE, this sees each of those answers and keeps its status and
+    meaningful headers but gives it the `{"detail", "errors"}` body.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (response.status_code < 400 or not request.path.startswith(API_PREFIX)
+                or response.get("Content-Type", "").startswith("application/json")):
+            return response
+        detail, errors = _api_error_detail(response.status_code)
+        replaced = JsonResponse({"detail": detail, "errors": errors},
+                                status=response.status_code)
+        for header in _KEPT_HEADERS:
+            if header in response:
+                replaced[header] = response[header]
+        return replaced

@@ -8,6 +8,14 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import ConfigDict, Field
 
+from workflows.plans import (
+    MAX_NODES,
+    MAX_PARAM_DEPTH,
+    MAX_PARAMS_BYTES,
+    MAX_PLAN_BYTES,
+    MAX_STRING_CHARS,
+)
+
 Mode = Literal["autonomous", "assisted", "interactive"]
 RunStatusName = Literal["queued", "running", "waiting", "succeeded", "failed", "cancelled"]
 
@@ -33,8 +41,22 @@ class ActionOut(Schema):
     output_schema: dict[str, Any]
 
 
+# The plan limits the server enforces (workflows/plans.py). JSON Schema can
+# state the node count; sizes in bytes of serialized JSON and the nesting depth
+# of free-form params it cannot, so the description states them.
+PLAN_LIMITS = (f"At most {MAX_PLAN_BYTES // 1024} KiB as JSON and {MAX_NODES} nodes; "
+               f"a node's params at most {MAX_PARAMS_BYTES // 1024} KiB as JSON, "
+               f"nested at most depth {MAX_PARAM_DEPTH}, each string at most "
+               f"{MAX_STRING_CHARS:,} characters.")
+PLAN_SCHEMA = {"type": "object", "required": ["nodes"],
+               "properties": {"nodes": {"type": "array", "minItems": 1,
+                                        "maxItems": MAX_NODES,
+                                        "items": {"type": "object", "required": ["id"]}}}}
+
+
 class PlanIn(In):
-    plan: dict[str, Any]
+    plan: dict[str, Any] = Field(description="The plan to check; any object is reported "
+                                 f"on, never refused. {PLAN_LIMITS}")
 
 
 class PlanErrorOut(Schema):
@@ -79,7 +101,9 @@ class WorkflowOut(Schema):
 
 class RunIn(In):
     workflow: str | None = Field(None, description="Slug of a stored workflow.")
-    plan: dict[str, Any] | None = Field(None, description="A bare plan, instead of a workflow.")
+    plan: dict[str, Any] | None = Field(
+        None, description=f"A bare plan, instead of a workflow. {PLAN_LIMITS}",
+        json_schema_extra={"anyOf": [PLAN_SCHEMA, {"type": "null"}]})
     context: dict[str, Any] = Field(default_factory=dict)
     mode: Mode | None = None
 

@@ -1,7 +1,6 @@
 """The whole event log for auditors: JSON pages, or a JSON Lines / CSV export."""
 
 
-from datetime import datetime
 from typing import Literal
 
 from django.http import HttpRequest, StreamingHttpResponse
@@ -13,6 +12,7 @@ from pydantic import Field
 
 from agentos_site import policy
 from agentos_site.api_errors import ERRORS
+from agentos_site.api_types import IsoDateTime
 from workflows.api.catalog import require
 from workflows.audit import audit_events, audit_exported, export_csv, export_jsonl
 from workflows.schemas import AuditEventOut
@@ -23,8 +23,8 @@ router = Router(tags=["audit"])
 
 class AuditFilter(Schema):
     after: int = Field(0, ge=0, le=MAX_ID, description="Only events with a greater id.")
-    since: datetime | None = Field(None, description="From this time (inclusive).")
-    until: datetime | None = Field(None, description="Up to this time (exclusive).")
+    since: IsoDateTime | None = Field(None, description="From this time (inclusive).")
+    until: IsoDateTime | None = Field(None, description="Up to this time (exclusive).")
 
 
 class ExportFilter(AuditFilter):
