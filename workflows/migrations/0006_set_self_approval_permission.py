@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('workflows', '0004_run_request_digest'),
+        ('workflows', '0005_audit_key'),
     ]
 
     operations = [
