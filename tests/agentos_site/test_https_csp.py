@@ -23,6 +23,7 @@ def check_deploy(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[st
            if not key.startswith(("DJANGO_", "AGENTOS_"))}
     env.update(DJANGO_SETTINGS_MODULE="agentos_site.settings", DJANGO_DEBUG="0",
                DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
+               AGENTOS_AUDIT_KEY=secrets.token_urlsafe(48),
                AGENTOS_VAR_DIR=str(tmp_path / "var"), **extra)
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
