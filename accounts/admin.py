@@ -16,8 +16,12 @@ from agentos_site import policy
 
 
 class TokenAddForm(forms.ModelForm):
-    expires_days = forms.IntegerField(min_value=1, max_value=3650, required=False,
-                                      help_text="Days until it expires; empty for never.")
+    expires_days = forms.IntegerField(
+        min_value=1,
+        max_value=3650,
+        required=False,
+        help_text="Days until it expires; empty for never.",
+    )
 
     class Meta:
         model = ApiToken
@@ -26,13 +30,29 @@ class TokenAddForm(forms.ModelForm):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("prefix", "user", "name", "created_at", "expires_at", "last_used_at",
-                    "revoked_at", "active")
+    list_display = (
+        "prefix",
+        "user",
+        "name",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+        "active",
+    )
     list_filter = ("revoked_at",)
     search_fields = ("prefix", "name", "user__username")
     actions = ["revoke_tokens"]
-    readonly_fields = ("user", "name", "prefix", "created_at", "expires_at", "last_used_at",
-                       "revoked_at", "created_by")
+    readonly_fields = (
+        "user",
+        "name",
+        "prefix",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+        "created_by",
+    )
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         if obj is None:
@@ -66,19 +86,27 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return token.is_active
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
-        new = token_create(user=form.cleaned_data["user"], name=form.cleaned_data["name"],
-                           expires_days=form.cleaned_data.get("expires_days"),
-                           actor=request.user)
+        new = token_create(
+            user=form.cleaned_data["user"],
+            name=form.cleaned_data["name"],
+            expires_days=form.cleaned_data.get("expires_days"),
+            actor=request.user,
+        )
         obj.pk = new.token.pk
         obj.__dict__.update(new.token.__dict__)
         request._agentos_new_token = new.plain  # type: ignore[attr-defined]
 
-    def response_add(self, request: HttpRequest, obj: ApiToken,
-                     post_url_continue: Any = None) -> HttpResponse:
+    def response_add(
+        self, request: HttpRequest, obj: ApiToken, post_url_continue: Any = None
+    ) -> HttpResponse:
         # Shown in this response only: never in a message cookie or the session.
-        context = {**self.admin_site.each_context(request), "token": obj,
-                   "plain": getattr(request, "_agentos_new_token", ""),
-                   "opts": self.opts, "title": "API token created"}
+        context = {
+            **self.admin_site.each_context(request),
+            "token": obj,
+            "plain": getattr(request, "_agentos_new_token", ""),
+            "opts": self.opts,
+            "title": "API token created",
+        }
         return TemplateResponse(request, "admin/accounts/apitoken/created.html", context)
 
     def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:

@@ -16,8 +16,9 @@ class LoginThrottleBackend(AxesStandaloneBackend):
     would raise on it instead of letting the next backend decide.
     """
 
-    def authenticate(self, request: Any, username: str | None = None,
-                     password: str | None = None, **kwargs: Any) -> Any:
+    def authenticate(
+        self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any
+    ) -> Any:
         if request is None:
             return None
         return super().authenticate(request, username=username, password=password, **kwargs)

@@ -35,8 +35,13 @@ def _window() -> timedelta:
 
 
 def _summary(row: LoginFailureWindow) -> dict[str, Any]:
-    return {"ip": row.address, "failures": row.failures, "users": row.users,
-            "since": row.started_at.isoformat(), "last": row.last_at.isoformat()}
+    return {
+        "ip": row.address,
+        "failures": row.failures,
+        "users": row.users,
+        "since": row.started_at.isoformat(),
+        "last": row.last_at.isoformat(),
+    }
 
 
 def _close(row: LoginFailureWindow) -> None:
@@ -49,10 +54,10 @@ def login_failed(*, address: str, user: str, path: str) -> None:
     """Count a failed login; write an event only when it opens a window."""
     now = timezone.now()
     with transaction.atomic():
-        row, created = (LoginFailureWindow.objects.select_for_update()
-                        .get_or_create(address=address, defaults={
-                            "started_at": now, "last_at": now, "failures": 1,
-                            "users": [user]}))
+        row, created = LoginFailureWindow.objects.select_for_update().get_or_create(
+            address=address,
+            defaults={"started_at": now, "last_at": now, "failures": 1, "users": [user]},
+        )
         if not created and now - row.started_at >= _window():
             _close(row)
             row.started_at, row.failures, row.users, row.locked_logged = now, 0, [], False
@@ -60,8 +65,9 @@ def login_failed(*, address: str, user: str, path: str) -> None:
         if created:
             row.failures, row.last_at, row.users = 1, now, [user]
             row.save()
-            system_event_append(type="auth.login_failed",
-                                data={"user": user, "ip": address, "path": path})
+            system_event_append(
+                type="auth.login_failed", data={"user": user, "ip": address, "path": path}
+            )
             return
         row.failures += 1
         row.last_at = now
@@ -74,16 +80,23 @@ def locked_out(*, address: str, user: str, failures: int | None) -> None:
     """Record a lockout once per window, however many refused attempts follow."""
     now = timezone.now()
     with transaction.atomic():
-        row, _ = (LoginFailureWindow.objects.select_for_update()
-                  .get_or_create(address=address, defaults={
-                      "started_at": now, "last_at": now, "failures": 0, "users": [user]}))
+        row, _ = LoginFailureWindow.objects.select_for_update().get_or_create(
+            address=address,
+            defaults={"started_at": now, "last_at": now, "failures": 0, "users": [user]},
+        )
         if row.locked_logged:
             return
         row.locked_logged = True
         row.save(update_fields=["locked_logged"])
-        system_event_append(type="auth.login_locked_out", data={
-            "user": user, "ip": address, "failures": failures,
-            "cooloff_s": int(settings.AXES_COOLOFF_TIME.total_seconds())})
+        system_event_append(
+            type="auth.login_locked_out",
+            data={
+                "user": user,
+                "ip": address,
+                "failures": failures,
+                "cooloff_s": int(settings.AXES_COOLOFF_TIME.total_seconds()),
+            },
+        )
 
 
 def logged_in(*, address: str) -> None:

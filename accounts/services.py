@@ -31,8 +31,9 @@ class NewToken:
     plain: str
 
 
-def token_create(*, user: Any, name: str, expires_days: int | None = None,
-                 actor: Any = None) -> NewToken:
+def token_create(
+    *, user: Any, name: str, expires_days: int | None = None, actor: Any = None
+) -> NewToken:
     """Create a token for `user`; the plain value exists only in the result."""
     if expires_days is not None and expires_days < 1:
         raise ValueError("expires_days must be at least 1")
@@ -40,13 +41,24 @@ def token_create(*, user: Any, name: str, expires_days: int | None = None,
     expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
     with transaction.atomic():
         token = ApiToken.objects.create(
-            user=user, name=name[:100], prefix=plain[:12], digest=token_digest(plain),
-            expires_at=expires_at, created_by=actor,
+            user=user,
+            name=name[:100],
+            prefix=plain[:12],
+            digest=token_digest(plain),
+            expires_at=expires_at,
+            created_by=actor,
         )
-        system_event_append(type="token.created", actor=actor, data={
-            "token": token.pk, "prefix": token.prefix, "user": user.get_username(),
-            "name": token.name, "expires_at": expires_at.isoformat() if expires_at else None,
-        })
+        system_event_append(
+            type="token.created",
+            actor=actor,
+            data={
+                "token": token.pk,
+                "prefix": token.prefix,
+                "user": user.get_username(),
+                "name": token.name,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
+        )
     return NewToken(token=token, plain=plain)
 
 
@@ -58,10 +70,16 @@ def token_revoke(*, token_id: int, actor: Any) -> ApiToken:
             return token
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        system_event_append(type="token.revoked", actor=actor, data={
-            "token": token.pk, "prefix": token.prefix, "user": token.user.get_username(),
-            "name": token.name,
-        })
+        system_event_append(
+            type="token.revoked",
+            actor=actor,
+            data={
+                "token": token.pk,
+                "prefix": token.prefix,
+                "user": token.user.get_username(),
+                "name": token.name,
+            },
+        )
     return token
 
 
@@ -69,8 +87,7 @@ def token_authenticate(plain: str) -> Any | None:
     """Return the active user a presented token belongs to, or None."""
     if not plain.startswith(TOKEN_PREFIX) or len(plain) > 200:
         return None
-    token = (ApiToken.objects.select_related("user")
-             .filter(digest=token_digest(plain)).first())
+    token = ApiToken.objects.select_related("user").filter(digest=token_digest(plain)).first()
     if token is None or not token.is_active or not token.user.is_active:
         return None
     now = timezone.now()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from axes.signals import user_locked_out
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models.signals import m2m_changed
 from django.dispatch import receiver
@@ -22,16 +22,19 @@ from workflows.events import system_event_append
 def _client(request: Any) -> dict:
     if request is None:
         return {}
-    return {"ip": request.META.get("REMOTE_ADDR", ""),
-            "path": request.path[:200] if hasattr(request, "path") else ""}
+    return {
+        "ip": request.META.get("REMOTE_ADDR", ""),
+        "path": request.path[:200] if hasattr(request, "path") else "",
+    }
 
 
 @receiver(user_logged_in, dispatch_uid="agentos-audit-login")
 def audit_login(sender: Any, request: Any, user: Any, **_: Any) -> None:
     client = _client(request)
     login_audit.logged_in(address=client.get("ip", ""))
-    system_event_append(type="auth.login", actor=user,
-                        data={"user": user.get_username(), **client})
+    system_event_append(
+        type="auth.login", actor=user, data={"user": user.get_username(), **client}
+    )
 
 
 @receiver(user_login_failed, dispatch_uid="agentos-audit-login-failed")
@@ -39,22 +42,26 @@ def audit_login_failed(sender: Any, credentials: dict, request: Any = None, **_:
     # Only the username: the credentials dict also holds the password.
     username = str(credentials.get("username", ""))[:150]
     client = _client(request)
-    login_audit.login_failed(address=client.get("ip", ""), user=username,
-                             path=client.get("path", ""))
+    login_audit.login_failed(
+        address=client.get("ip", ""), user=username, path=client.get("path", "")
+    )
 
 
 @receiver(user_locked_out, dispatch_uid="agentos-audit-locked-out")
-def audit_locked_out(sender: Any, request: Any = None, username: Any = None,
-                     ip_address: Any = None, **_: Any) -> None:
-    login_audit.locked_out(address=str(ip_address or _client(request).get("ip", "")),
-                           user=str(username or "")[:150],
-                           failures=getattr(request, "axes_failures_since_start", None))
+def audit_locked_out(
+    sender: Any, request: Any = None, username: Any = None, ip_address: Any = None, **_: Any
+) -> None:
+    login_audit.locked_out(
+        address=str(ip_address or _client(request).get("ip", "")),
+        user=str(username or "")[:150],
+        failures=getattr(request, "axes_failures_since_start", None),
+    )
 
 
-@receiver(m2m_changed, sender=get_user_model().groups.through,
-          dispatch_uid="agentos-audit-groups")
-def audit_group_membership(sender: Any, instance: Any, action: str, reverse: bool,
-                           pk_set: set | None, **_: Any) -> None:
+@receiver(m2m_changed, sender=get_user_model().groups.through, dispatch_uid="agentos-audit-groups")
+def audit_group_membership(
+    sender: Any, instance: Any, action: str, reverse: bool, pk_set: set | None, **_: Any
+) -> None:
     if action not in ("post_add", "post_remove", "pre_clear"):
         return
     User = get_user_model()
@@ -79,5 +86,6 @@ def audit_group_membership(sender: Any, instance: Any, action: str, reverse: boo
             users = [instance.get_username()]
             groups = list(Group.objects.filter(pk__in=pk_set).values_list("name", flat=True))
         change = "added" if action == "post_add" else "removed"
-    system_event_append(type=f"group.member_{change}", data={
-        "users": sorted(users), "groups": sorted(groups)})
+    system_event_append(
+        type=f"group.member_{change}", data={"users": sorted(users), "groups": sorted(groups)}
+    )

@@ -11,8 +11,8 @@ api = NinjaAPI(
     title="AgentOS API",
     version="1",
     description="Start and follow runs, decide approvals, read the audit log. "
-                "Authenticate with `Authorization: Bearer <token>` "
-                "(`manage.py create_token USER`) or a browser session with CSRF.",
+    "Authenticate with `Authorization: Bearer <token>` "
+    "(`manage.py create_token USER`) or a browser session with CSRF.",
     auth=AUTH,
     urls_namespace="api",
     docs_url="/docs",

@@ -43,10 +43,10 @@ class Conflict(Exception):
     """The request contradicts the current state (HTTP 409)."""
 
 
-def error_response(api: NinjaAPI, request: HttpRequest, status: int, detail: str,
-                   errors: list[dict] | None = None) -> HttpResponse:
-    return api.create_response(request, {"detail": detail, "errors": errors or []},
-                               status=status)
+def error_response(
+    api: NinjaAPI, request: HttpRequest, status: int, detail: str, errors: list[dict] | None = None
+) -> HttpResponse:
+    return api.create_response(request, {"detail": detail, "errors": errors or []}, status=status)
 
 
 def _location(loc: list[Any] | tuple[Any, ...]) -> str:
@@ -76,14 +76,21 @@ def install_handlers(api: NinjaAPI) -> None:
 
     @handle(ValidationError)
     def validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-        errors = [{"field": _location(e.get("loc", ())), "message": e.get("msg", "invalid")}
-                  for e in exc.errors]
+        errors = [
+            {"field": _location(e.get("loc", ())), "message": e.get("msg", "invalid")}
+            for e in exc.errors
+        ]
         return error_response(api, request, 422, "the request is not valid", errors)
 
     @handle(AuthenticationError)
     def unauthenticated(request: HttpRequest, exc: Exception) -> HttpResponse:
-        response = error_response(api, request, 401, "authentication required", [
-            {"field": "Authorization", "message": "send a valid Bearer token or a session"}])
+        response = error_response(
+            api,
+            request,
+            401,
+            "authentication required",
+            [{"field": "Authorization", "message": "send a valid Bearer token or a session"}],
+        )
         response["WWW-Authenticate"] = "Bearer"
         return response
 
@@ -96,32 +103,45 @@ def install_handlers(api: NinjaAPI) -> None:
         return error_response(api, request, 403, str(exc))
 
     for missing in (Http404, ObjectDoesNotExist, RunNotFound):
+
         @handle(missing)
         def not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
             return error_response(api, request, 404, str(exc) or "not found")
 
     @handle(PlanInvalid)
     def plan_invalid(request: HttpRequest, exc: PlanInvalid) -> HttpResponse:
-        errors = [{"field": e.field or "plan", "message": e.message, "node": e.node or None}
-                  for e in exc.errors]
+        errors = [
+            {"field": e.field or "plan", "message": e.message, "node": e.node or None}
+            for e in exc.errors
+        ]
         return error_response(api, request, 400, "the request was refused", errors)
 
     @handle(ReplayError)
     def replay_error(request: HttpRequest, exc: Exception) -> HttpResponse:
-        return error_response(api, request, 400, str(exc),
-                              [{"field": "at_seq", "message": str(exc)}])
+        return error_response(
+            api, request, 400, str(exc), [{"field": "at_seq", "message": str(exc)}]
+        )
 
     @handle(BatchInvalid)
     def batch_invalid(request: HttpRequest, exc: BatchInvalid) -> HttpResponse:
-        errors = [{"field": e.column or "row", "message": e.message, "row": e.row}
-                  for e in exc.errors]
-        return error_response(api, request, 400, "no run was started: the batch has errors",
-                              errors)
+        errors = [
+            {"field": e.column or "row", "message": e.message, "row": e.row} for e in exc.errors
+        ]
+        return error_response(
+            api, request, 400, "no run was started: the batch has errors", errors
+        )
 
     @handle(DecisionInvalid)
     def decision_invalid(request: HttpRequest, exc: DecisionInvalid) -> HttpResponse:
-        errors = [{"field": k if k in ("decision", "comment", "resolution", "values")
-                   else f"values.{k}", "message": v} for k, v in exc.errors.items()]
+        errors = [
+            {
+                "field": k
+                if k in ("decision", "comment", "resolution", "values")
+                else f"values.{k}",
+                "message": v,
+            }
+            for k, v in exc.errors.items()
+        ]
         return error_response(api, request, 400, "the decision was refused", errors)
 
     @handle(TransitionNotAllowed)
@@ -138,8 +158,9 @@ def install_handlers(api: NinjaAPI) -> None:
 
     @handle(IdempotencyKeyReused)
     def key_reused(request: HttpRequest, exc: Exception) -> HttpResponse:
-        return error_response(api, request, 409, str(exc),
-                              [{"field": "Idempotency-Key", "message": str(exc)}])
+        return error_response(
+            api, request, 409, str(exc), [{"field": "Idempotency-Key", "message": str(exc)}]
+        )
 
     @handle(EventImmutable)
     def immutable(request: HttpRequest, exc: Exception) -> HttpResponse:

@@ -29,7 +29,7 @@ def capped_count(rows: Any, cap: int) -> int:
     """Return how many rows there are, counting at most cap + 1 of them."""
     queryset = rows.all() if hasattr(rows, "all") else None
     if isinstance(queryset, QuerySet):
-        return queryset[:cap + 1].count()
+        return queryset[: cap + 1].count()
     return min(len(rows), cap + 1)
 
 
@@ -49,21 +49,26 @@ class Page(LimitOffsetPagination):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(max_limit=MAX_LIMIT, **kwargs)
 
-    def paginate_queryset(self, queryset: Any, pagination: Any, request: HttpRequest,
-                          **params: Any) -> dict[str, Any]:
+    def paginate_queryset(
+        self, queryset: Any, pagination: Any, request: HttpRequest, **params: Any
+    ) -> dict[str, Any]:
         offset, limit = pagination.offset, min(pagination.limit, self.max_limit)
         # One row more than asked tells whether another page follows.
-        window = list(queryset[offset:offset + limit + 1])
+        window = list(queryset[offset : offset + limit + 1])
         more = len(window) > limit
         items = window[:limit]
         if not more and (items or offset == 0):
-            count, exact = offset + len(items), True   # the last page: no count query
+            count, exact = offset + len(items), True  # the last page: no count query
         else:
             cap = max(COUNT_CAP, offset + limit)
             found = capped_count(queryset, cap)
             count, exact = min(found, cap), found <= cap
-        return {"items": items, "count": count, "count_exact": exact,
-                "next_offset": offset + limit if more else None}
+        return {
+            "items": items,
+            "count": count,
+            "count_exact": exact,
+            "next_offset": offset + limit if more else None,
+        }
 
 
 class Mapped:

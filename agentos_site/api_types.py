@@ -14,7 +14,8 @@ from pydantic_core import PydanticCustomError
 # and numeric strings as Unix timestamps (`until=0.5`), which no one means.
 _ISO_8601 = re.compile(
     r"\d{4}-\d{2}-\d{2}"
-    r"(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?)?")
+    r"(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?)?"
+)
 ISO_MESSAGE = "must be an ISO 8601 date or date-time, e.g. 2026-01-31T09:00:00Z"
 
 
@@ -32,5 +33,8 @@ def _aware(value: datetime) -> datetime:
 
 
 IsoDateTime = Annotated[
-    datetime, BeforeValidator(_iso_text), AfterValidator(_aware),
-    Field(description="ISO 8601, e.g. 2026-01-31T09:00:00Z (no offset: UTC).")]
+    datetime,
+    BeforeValidator(_iso_text),
+    AfterValidator(_aware),
+    Field(description="ISO 8601, e.g. 2026-01-31T09:00:00Z (no offset: UTC)."),
+]

@@ -47,8 +47,9 @@ def env_int(name: str, default: int, low: int, high: int) -> int:
     except ValueError:
         value = low - 1
     if not low <= value <= high:
-        raise ImproperlyConfigured(f"{name} must be a whole number from {low} to {high}, "
-                                   f"not {raw!r}")
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number from {low} to {high}, not {raw!r}"
+        )
     return value
 
 

@@ -81,9 +81,13 @@ class RefuseNulMiddleware:
     @staticmethod
     def _refuse(request: HttpRequest, status: int, field: str, message: str) -> HttpResponse:
         if request.path.startswith(API_PREFIX):
-            return JsonResponse({"detail": "the request is not valid",
-                                 "errors": [{"field": field, "message": message}]},
-                                status=status)
+            return JsonResponse(
+                {
+                    "detail": "the request is not valid",
+                    "errors": [{"field": field, "message": message}],
+                },
+                status=status,
+            )
         return HttpResponseBadRequest(f"{field} {message}", content_type="text/plain")
 
 
@@ -96,8 +100,7 @@ def _api_error_detail(status: int) -> tuple[str, list[dict[str, str]]]:
     if status == 404:
         return "no such resource", [{"field": "path", "message": "matches no resource"}]
     if status == 405:
-        return "method not allowed", [{"field": "method",
-                                       "message": "not allowed on this path"}]
+        return "method not allowed", [{"field": "method", "message": "not allowed on this path"}]
     if status >= 500:
         return "internal server error", []
     try:
@@ -123,12 +126,14 @@ class ApiJsonErrorsMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if (response.status_code < 400 or not request.path.startswith(API_PREFIX)
-                or response.get("Content-Type", "").startswith("application/json")):
+        if (
+            response.status_code < 400
+            or not request.path.startswith(API_PREFIX)
+            or response.get("Content-Type", "").startswith("application/json")
+        ):
             return response
         detail, errors = _api_error_detail(response.status_code)
-        replaced = JsonResponse({"detail": detail, "errors": errors},
-                                status=response.status_code)
+        replaced = JsonResponse({"detail": detail, "errors": errors}, status=response.status_code)
         for header in _KEPT_HEADERS:
             if header in response:
                 replaced[header] = response[header]

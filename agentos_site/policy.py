@@ -43,19 +43,34 @@ TOKENS_VIEW = "accounts.view_apitoken"
 TOKENS_ADD = "accounts.add_apitoken"
 TOKENS_REVOKE = "accounts.revoke_apitoken"
 
-OPERATIONS = frozenset({
-    WORKFLOWS_VIEW, WORKFLOWS_ADD, WORKFLOWS_CHANGE, RUNS_VIEW, RUNS_START, RUNS_CANCEL,
-    RUNS_FORK, EVENTS_VIEW, AUDIT_EXPORT, SCHEDULES_VIEW, APPROVALS_VIEW, APPROVALS_DECIDE,
-    TOKENS_VIEW, TOKENS_ADD, TOKENS_REVOKE,
-    WORKFLOWS_SELF_APPROVAL,
-})
+OPERATIONS = frozenset(
+    {
+        WORKFLOWS_VIEW,
+        WORKFLOWS_ADD,
+        WORKFLOWS_CHANGE,
+        RUNS_VIEW,
+        RUNS_START,
+        RUNS_CANCEL,
+        RUNS_FORK,
+        EVENTS_VIEW,
+        AUDIT_EXPORT,
+        SCHEDULES_VIEW,
+        APPROVALS_VIEW,
+        APPROVALS_DECIDE,
+        TOKENS_VIEW,
+        TOKENS_ADD,
+        TOKENS_REVOKE,
+        WORKFLOWS_SELF_APPROVAL,
+    }
+)
 
 
 def allows(user: Any, operation: str) -> bool:
     """Return whether an active user may perform `operation` at all."""
     assert operation in OPERATIONS, f"unknown operation {operation}"
-    return bool(user is not None and user.is_authenticated and user.is_active
-                and user.has_perm(operation))
+    return bool(
+        user is not None and user.is_authenticated and user.is_active and user.has_perm(operation)
+    )
 
 
 def may_decide_at_all(user: Any) -> bool:
@@ -96,8 +111,12 @@ def sees_everything(user: Any) -> bool:
     """
     if user is None or not user.is_authenticated or not user.is_active:
         return False
-    return (user.is_superuser or allows(user, AUDIT_EXPORT) or may_operate_runs(user)
-            or not may_decide_at_all(user))
+    return (
+        user.is_superuser
+        or allows(user, AUDIT_EXPORT)
+        or may_operate_runs(user)
+        or not may_decide_at_all(user)
+    )
 
 
 def own_requests(user: Any) -> Q:
@@ -137,9 +156,13 @@ def self_approval_allowed(run: Any) -> bool:
     if cached is None:
         from workflows.models import WorkflowVersion
 
-        spec = (WorkflowVersion.objects.filter(workflow_id=run.workflow_id,
-                                               version=run.workflow_version)
-                .values_list("spec", flat=True).first()) or {}
+        spec = (
+            WorkflowVersion.objects.filter(
+                workflow_id=run.workflow_id, version=run.workflow_version
+            )
+            .values_list("spec", flat=True)
+            .first()
+        ) or {}
         cached = bool(spec.get("allow_self_approval"))
         run._self_approval_allowed = cached
     return cached
@@ -153,15 +176,19 @@ def decide_refusal(user: Any, request: Any, run: Any) -> str:
         if request.assigned_user_id:
             if request.assigned_user_id != user.pk:
                 return f"this request is delegated to {request.assigned_user.get_username()}"
-        elif request.assigned_group_id and not user.groups.filter(
-                pk=request.assigned_group_id).exists():
+        elif (
+            request.assigned_group_id
+            and not user.groups.filter(pk=request.assigned_group_id).exists()
+        ):
             return f"this request is assigned to {request.assigned_group.name}"
     if run.requester_id is None:
         # Four-eyes compares the decider with the requester: with nobody
         # recorded, anyone (the person who set the run off included) could
         # pass it. Such a run is cancelled or forked, never decided.
-        return ("this run has no requester, so four-eyes cannot be checked; nobody may "
-                "decide it (cancel it, or fork it to become its requester)")
+        return (
+            "this run has no requester, so four-eyes cannot be checked; nobody may "
+            "decide it (cancel it, or fork it to become its requester)"
+        )
     if run.requester_id == user.pk and not self_approval_allowed(run):
         return "you started this run; another person must decide (four-eyes)"
     return ""
@@ -172,8 +199,7 @@ def decidable_by(user: Any) -> Q:
     if user.is_superuser:
         return Q()
     group_ids = list(user.groups.values_list("pk", flat=True))
-    return Q(assigned_user=user) | Q(assigned_user__isnull=True,
-                                     assigned_group_id__in=group_ids)
+    return Q(assigned_user=user) | Q(assigned_user__isnull=True, assigned_group_id__in=group_ids)
 
 
 def visible_requests(user: Any, queryset: Any = None) -> Any:

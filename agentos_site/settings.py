@@ -181,8 +181,14 @@ AGENTOS_TASK_BUDGET_S = env_float("AGENTOS_TASK_BUDGET_S", 600)
 AGENTOS_MAX_NODE_TIMEOUT_S = 900
 AGENTOS_ACTION_MODULES = env_list(
     "AGENTOS_ACTION_MODULES",
-    ["executors.actions.files", "executors.actions.files_bulk", "executors.actions.excel",
-     "executors.actions.api", "executors.actions.verify", "executors.actions.browser"],
+    [
+        "executors.actions.files",
+        "executors.actions.files_bulk",
+        "executors.actions.excel",
+        "executors.actions.api",
+        "executors.actions.verify",
+        "executors.actions.browser",
+    ],
 )
 AGENTOS_FILES_ROOTS = [
     str(Path(p).resolve()) for p in env_list("AGENTOS_FILES_ROOTS", [str(VAR_DIR / "workspace")])
@@ -192,7 +198,8 @@ AGENTOS_PORTAL_BASE_URL = env_str("AGENTOS_PORTAL_BASE_URL", "http://127.0.0.1:8
 # default ports only (http 80, https 443). By default only this site's own
 # origin (the api-health demo). See docs/configuration.md.
 AGENTOS_API_ALLOWED_HOSTS = allowed_origins(
-    "AGENTOS_API_ALLOWED_HOSTS", [origin_of(AGENTOS_PORTAL_BASE_URL)])
+    "AGENTOS_API_ALLOWED_HOSTS", [origin_of(AGENTOS_PORTAL_BASE_URL)]
+)
 AGENTOS_BROWSER_EXECUTABLE = env_str(
     "AGENTOS_BROWSER_EXECUTABLE", shutil.which("chromium") or "/usr/bin/chromium"
 )
@@ -216,21 +223,23 @@ AGENTOS_LLM_TIMEOUT_S = env_float("AGENTOS_LLM_TIMEOUT_S", 60)
 AGENTOS_SECRETS: dict[str, str] = {
     key.removeprefix("AGENTOS_SECRET_"): value
     for key, value in os.environ.items()
-    if key.startswith("AGENTOS_SECRET_") and value
-    and not key.startswith(SECRET_HOSTS_PREFIX)
+    if key.startswith("AGENTOS_SECRET_") and value and not key.startswith(SECRET_HOSTS_PREFIX)
 }
 # Where each secret may be sent: AGENTOS_SECRET_HOSTS_<NAME> lists the origins
 # (comma-separated, like AGENTOS_API_ALLOWED_HOSTS). An HTTP action sends a
 # secret only to its origins; a secret bound to none is sent nowhere.
 AGENTOS_SECRET_HOSTS: dict[str, list[str]] = {
     key.removeprefix(SECRET_HOSTS_PREFIX): allowed_origins(key, [])
-    for key in os.environ if key.startswith(SECRET_HOSTS_PREFIX)
+    for key in os.environ
+    if key.startswith(SECRET_HOSTS_PREFIX)
 }
 # The browser actions log in to the mock portals with these secrets; seed_demo
 # creates matching portal accounts. Development only: production sets them.
 PORTAL_DEMO_SECRETS = {
-    "HR_PORTAL_USER": "hr-agent", "HR_PORTAL_PASSWORD": "hr-demo-password",
-    "IT_PORTAL_USER": "it-agent", "IT_PORTAL_PASSWORD": "it-demo-password",
+    "HR_PORTAL_USER": "hr-agent",
+    "HR_PORTAL_PASSWORD": "hr-demo-password",
+    "IT_PORTAL_USER": "it-agent",
+    "IT_PORTAL_PASSWORD": "it-demo-password",
     "PROCUREMENT_PORTAL_USER": "buyer-agent",
     "PROCUREMENT_PORTAL_PASSWORD": "procurement-demo-password",
 }
@@ -250,10 +259,12 @@ if not AGENTOS_AUDIT_KEY:
 AGENTOS_AUDIT_OLD_KEYS = env_list("AGENTOS_AUDIT_OLD_KEYS", [])
 for _key in (AGENTOS_AUDIT_KEY, *AGENTOS_AUDIT_OLD_KEYS):
     if len(_key) < 32:
-        raise ImproperlyConfigured("AGENTOS_AUDIT_KEY and AGENTOS_AUDIT_OLD_KEYS need at "
-                                   "least 32 characters each")
+        raise ImproperlyConfigured(
+            "AGENTOS_AUDIT_KEY and AGENTOS_AUDIT_OLD_KEYS need at least 32 characters each"
+        )
 AGENTOS_AUDIT_CHECKPOINT_DIR = Path(
-    env_str("AGENTOS_AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit"))).resolve()
+    env_str("AGENTOS_AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit"))
+).resolve()
 AGENTOS_AUDIT_CHECKPOINT_MINUTES = env_int("AGENTOS_AUDIT_CHECKPOINT_MINUTES", 1, 1, 60)
 # A page that never finishes loading and an open redirect, for tests only.
 PORTALS_TEST_ENDPOINTS = False
@@ -263,22 +274,28 @@ PORTALS_HANG_MAX_S = 120.0
 # directly; without it the web process relays new events from the database
 # to its in-memory layer every AGENTOS_LIVE_POLL_S seconds (no extra server).
 if REDIS_URL:
-    CHANNEL_LAYERS = {"default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL],
-                   "prefix": env_str("AGENTOS_CHANNEL_PREFIX", "agentos")},
-    }}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": env_str("AGENTOS_CHANNEL_PREFIX", "agentos"),
+            },
+        }
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 # The cache holds the API rate limit's counts: with REDIS_URL one count per
 # token for every web process; without it each process counts its own (the
 # embedded default runs one).
 if REDIS_URL:
-    CACHES = {"default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": env_str("AGENTOS_CHANNEL_PREFIX", "agentos"),
-    }}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("AGENTOS_CHANNEL_PREFIX", "agentos"),
+        }
+    }
 AGENTOS_LIVE_POLL_S = env_float("AGENTOS_LIVE_POLL_S", 0.03)
 # How long the relay waits for an event id that was skipped (a transaction
 # still committing, on PostgreSQL) before taking it for a rolled-back insert.
@@ -288,8 +305,10 @@ AGENTOS_LIVE_GAP_S = env_float("AGENTOS_LIVE_GAP_S", 10)
 # approvals.live.user_changed); kept under a minute.
 AGENTOS_WS_RECHECK_S = env_float("AGENTOS_WS_RECHECK_S", 30)
 if not 0 < AGENTOS_WS_RECHECK_S <= 60:
-    raise ImproperlyConfigured("AGENTOS_WS_RECHECK_S must be more than 0 and at most 60 "
-                               f"(seconds), not {AGENTOS_WS_RECHECK_S}")
+    raise ImproperlyConfigured(
+        "AGENTOS_WS_RECHECK_S must be more than 0 and at most 60 "
+        f"(seconds), not {AGENTOS_WS_RECHECK_S}"
+    )
 
 # Notifications: links point at AGENTOS_BASE_URL; email goes to the console in
 # development and through SMTP (EMAIL_HOST...) otherwise.
@@ -303,7 +322,8 @@ AGENTOS_WEBHOOK_TOLERANCE_S = env_int("AGENTOS_WEBHOOK_TOLERANCE_S", 300, 30, 36
 DEFAULT_FROM_EMAIL = AGENTOS_EMAIL_FROM
 EMAIL_BACKEND = env_str(
     "AGENTOS_EMAIL_BACKEND",
-    "django.core.mail.backends.console.EmailBackend" if DEBUG
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
     else "django.core.mail.backends.smtp.EmailBackend",
 )
 EMAIL_HOST = env_str("AGENTOS_SMTP_HOST", "localhost")
@@ -318,8 +338,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("AGENTOS_LOG_LEVEL", "INFO")},
-    "loggers": {"django-q": {"level": env_str("AGENTOS_Q_LOG_LEVEL", "WARNING")},
-                "axes": {"level": "WARNING"}},
+    "loggers": {
+        "django-q": {"level": env_str("AGENTOS_Q_LOG_LEVEL", "WARNING")},
+        "axes": {"level": "WARNING"},
+    },
 }
 
 # --- Action sandbox (issue 10, item 14; docs/security.md) ---------------------
@@ -331,8 +353,7 @@ AGENTOS_ACTION_USER = env_str("AGENTOS_ACTION_USER", "agentos-action")
 AGENTOS_ACTION_MAX_PROCESSES = env_int("AGENTOS_ACTION_MAX_PROCESSES", 4096, 256, 1 << 22)
 AGENTOS_ACTION_MAX_FILE_MB = env_int("AGENTOS_ACTION_MAX_FILE_MB", 1024, 1, 1 << 20)
 AGENTOS_ACTION_MAX_CPU_S = env_int("AGENTOS_ACTION_MAX_CPU_S", 900, 10, 1 << 20)
-AGENTOS_ACTION_BROWSER_MEMORY_MB = env_int("AGENTOS_ACTION_BROWSER_MEMORY_MB", 2048, 1024,
-                                           1 << 20)
+AGENTOS_ACTION_BROWSER_MEMORY_MB = env_int("AGENTOS_ACTION_BROWSER_MEMORY_MB", 2048, 1024, 1 << 20)
 if AGENTOS_ACTION_USER.lower() != "none" and os.geteuid() == 0:
     import pwd as _pwd
 
@@ -371,8 +392,10 @@ if env_bool("AGENTOS_TRUST_X_FORWARDED_PROTO", False):
 # django-csp: scripts, styles and connections from this origin only (no inline
 # code), on the inbox, the portals and every page but the admin's (Django's
 # admin and its run-page overrides still use inline code) and the API's docs.
-MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
-                  "csp.middleware.CSPMiddleware")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "csp.middleware.CSPMiddleware",
+)
 CONTENT_SECURITY_POLICY = {
     "EXCLUDE_URL_PREFIXES": ["/admin/", "/api/"],
     "DIRECTIVES": {

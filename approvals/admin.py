@@ -41,17 +41,23 @@ class DecisionForm(forms.Form):
     """The decision itself; the values live in a separate, generated form."""
 
     decision = forms.ChoiceField(
-        choices=[("approve", "Approve"), ("reject", "Reject")], widget=forms.RadioSelect,
+        choices=[("approve", "Approve"), ("reject", "Reject")],
+        widget=forms.RadioSelect,
     )
-    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
-                              help_text="Required to reject; recorded with the decision.")
+    comment = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Required to reject; recorded with the decision.",
+    )
 
 
 class OutcomeDecisionForm(DecisionForm):
     """A decision about a step whose outcome is unknown."""
 
     resolution = forms.ChoiceField(
-        choices=Resolution.choices, widget=forms.RadioSelect, required=False,
+        choices=Resolution.choices,
+        widget=forms.RadioSelect,
+        required=False,
         help_text="To approve, say what happened. Marking the step done needs its outputs.",
     )
 
@@ -70,20 +76,55 @@ def _values_asked(request: ApprovalRequest, decision: str, resolution: str) -> b
 class ApprovalRequestAdmin(admin.ModelAdmin):
     """Requests: decided through the service, otherwise read-only for everyone."""
 
-    list_display = ("title", "kind", "run_link", "node_id", "status_label", "assigned_group",
-                    "created_at", "decided_by")
+    list_display = (
+        "title",
+        "kind",
+        "run_link",
+        "node_id",
+        "status_label",
+        "assigned_group",
+        "created_at",
+        "decided_by",
+    )
     list_filter = ("status", "kind", "assigned_group")
     search_fields = ("title", "node_id", "run__id__exact", "decided_by__username")
     list_select_related = ("assigned_group", "decided_by")
     fieldsets = [
-        (None, {"fields": ["title", "kind", "run_link", "node_id", "status_label",
-                           "resolution", "assigned_group", "description"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "title",
+                    "kind",
+                    "run_link",
+                    "node_id",
+                    "status_label",
+                    "resolution",
+                    "assigned_group",
+                    "description",
+                ]
+            },
+        ),
         ("Decision", {"fields": ["decided_by", "decided_at", "comment", "values_json"]}),
         ("What was asked", {"fields": ["fields_json", "state_json", "created_at"]}),
     ]
-    readonly_fields = ("title", "kind", "run_link", "node_id", "status_label", "resolution",
-                       "assigned_group", "description", "decided_by", "decided_at", "comment",
-                       "values_json", "fields_json", "state_json", "created_at")
+    readonly_fields = (
+        "title",
+        "kind",
+        "run_link",
+        "node_id",
+        "status_label",
+        "resolution",
+        "assigned_group",
+        "description",
+        "decided_by",
+        "decided_at",
+        "comment",
+        "values_json",
+        "fields_json",
+        "state_json",
+        "created_at",
+    )
 
     # --- permissions ---------------------------------------------------------
 
@@ -107,15 +148,19 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             return requests
         return visible_requests(request.user, requests)
 
-    def get_object(self, request: HttpRequest, object_id: str,
-                   from_field: str | None = None) -> ApprovalRequest | None:
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> ApprovalRequest | None:
         try:
             pk = int(object_id)
         except (TypeError, ValueError):
             return None
-        return (self.get_queryset(request)
-                .select_related("run__workflow", "assigned_group", "decided_by")
-                .filter(pk=pk).first())
+        return (
+            self.get_queryset(request)
+            .select_related("run__workflow", "assigned_group", "decided_by")
+            .filter(pk=pk)
+            .first()
+        )
 
     # --- columns -------------------------------------------------------------
 
@@ -142,8 +187,13 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     # --- deciding ------------------------------------------------------------
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         """Decide a pending request, or show any request read-only."""
         obj = self.get_object(request, unquote(object_id))
         if obj is None or not self.has_view_permission(request, obj):
@@ -156,14 +206,17 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             refusal = decide_refusal(request.user, obj, obj.run)
             if not refusal:
                 return self._render_decide(request, obj, *self._blank_forms(obj))
-            self.message_user(request, f"You cannot decide this request: {refusal}.",
-                              messages.WARNING)
+            self.message_user(
+                request, f"You cannot decide this request: {refusal}.", messages.WARNING
+            )
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _blank_forms(self, obj: ApprovalRequest) -> tuple[DecisionForm, SchemaForm]:
         values_class = self._values_form_class(obj)
-        return (_decision_form_class(obj)(),
-                values_class(prefix=VALUES_PREFIX, initial=dict(obj.values or {})))
+        return (
+            _decision_form_class(obj)(),
+            values_class(prefix=VALUES_PREFIX, initial=dict(obj.values or {})),
+        )
 
     @staticmethod
     def _values_form_class(obj: ApprovalRequest) -> type[SchemaForm]:
@@ -187,16 +240,25 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         else:
             # Not validated (a rejection needs no values), so redisplay what
             # was typed without reporting the values as missing.
-            typed = {name: request.POST.get(values_form.add_prefix(name))
-                     for name in values_form.fields}
+            typed = {
+                name: request.POST.get(values_form.add_prefix(name)) for name in values_form.fields
+            }
             values_form = values_class(prefix=VALUES_PREFIX, initial=typed)
         try:
-            approval_decide(request_id=obj.pk, actor=request.user, decision=decision,
-                            values=values, comment=decision_form.cleaned_data["comment"],
-                            resolution=resolution if decision == "approve" else "")
+            approval_decide(
+                request_id=obj.pk,
+                actor=request.user,
+                decision=decision,
+                values=values,
+                comment=decision_form.cleaned_data["comment"],
+                resolution=resolution if decision == "approve" else "",
+            )
         except (DecisionInvalid, PlanInvalid) as exc:
-            pairs = (list(exc.errors.items()) if isinstance(exc, DecisionInvalid)
-                     else [(error.field, error.message) for error in exc.errors])
+            pairs = (
+                list(exc.errors.items())
+                if isinstance(exc, DecisionInvalid)
+                else [(error.field, error.message) for error in exc.errors]
+            )
             general = self._show_errors(pairs, decision_form, values_form if asked else None)
             return self._render_decide(request, obj, decision_form, values_form, general)
         except (AlreadyDecided, DecisionRefused, TransitionNotAllowed) as exc:
@@ -207,8 +269,9 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:workflows_run_change", args=[obj.run_id]))
 
     @staticmethod
-    def _show_errors(errors: list[tuple[str, str]], decision_form: DecisionForm,
-                     values_form: SchemaForm | None) -> list[str]:
+    def _show_errors(
+        errors: list[tuple[str, str]], decision_form: DecisionForm, values_form: SchemaForm | None
+    ) -> list[str]:
         """Put each service error beside its field; return the ones that fit none."""
         general, for_values = [], []
         for field, message in errors:
@@ -222,9 +285,14 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             general += values_form.add_service_errors(for_values)
         return general
 
-    def _render_decide(self, request: HttpRequest, obj: ApprovalRequest,
-                       decision_form: DecisionForm, values_form: SchemaForm,
-                       general_errors: list[str] | None = None) -> HttpResponse:
+    def _render_decide(
+        self,
+        request: HttpRequest,
+        obj: ApprovalRequest,
+        decision_form: DecisionForm,
+        values_form: SchemaForm,
+        general_errors: list[str] | None = None,
+    ) -> HttpResponse:
         state = {k: v for k, v in (obj.state or {}).items() if k != "purpose"}
         context = {
             **self.admin_site.each_context(request),

@@ -1,6 +1,5 @@
 """Approval requests over the API: list those the caller may see, read, decide."""
 
-
 import hashlib
 from typing import Annotated, Any, Literal
 
@@ -33,21 +32,34 @@ def request_digest(request: ApprovalRequest) -> str:
     stored = getattr(request, "digest", "")
     if stored:
         return str(stored)
-    body = {"run": request.run_id, "node": request.node_id, "position": request.position,
-            "kind": request.kind, "title": request.title, "fields": request.fields}
+    body = {
+        "run": request.run_id,
+        "node": request.node_id,
+        "position": request.position,
+        "kind": request.kind,
+        "title": request.title,
+        "fields": request.fields,
+    }
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
 def approval_out(request: ApprovalRequest) -> dict[str, Any]:
     return {
-        "id": request.pk, "run": request.run_id, "node": request.node_id,
-        "kind": request.kind, "title": request.title, "description": redact(request.description),
-        "fields": request.fields, "values": redact(request.values), "status": request.status,
+        "id": request.pk,
+        "run": request.run_id,
+        "node": request.node_id,
+        "kind": request.kind,
+        "title": request.title,
+        "description": redact(request.description),
+        "fields": request.fields,
+        "values": redact(request.values),
+        "status": request.status,
         "digest": request_digest(request),
         "assigned_to": request.assigned_group.name if request.assigned_group_id else None,
         "created_at": request.created_at,
         "decided_by": request.decided_by.get_username() if request.decided_by_id else None,
-        "decided_at": request.decided_at, "comment": request.comment,
+        "decided_at": request.decided_at,
+        "comment": request.comment,
         "resolution": request.resolution,
     }
 
@@ -57,7 +69,8 @@ def _visible(request: HttpRequest) -> Any:
     if not (policy.allows(user, policy.APPROVALS_VIEW) or policy.may_decide_at_all(user)):
         raise PermissionDenied("you may not see approval requests")
     return policy.visible_requests(
-        user, ApprovalRequest.objects.select_related("assigned_group", "decided_by"))
+        user, ApprovalRequest.objects.select_related("assigned_group", "decided_by")
+    )
 
 
 @router.get("", response={200: list[ApprovalOut], **ERRORS})
@@ -89,10 +102,15 @@ def decide(request: HttpRequest, request_id: RequestId, payload: DecisionIn) -> 
     # The service re-checks the guards' digest under the run's lock, so a
     # change between this read and the decision is refused too.
     decided = approval_decide(
-        request_id=approval.pk, actor=request.auth,  # type: ignore[attr-defined]
-        decision=payload.decision, values=payload.values, comment=payload.comment,
+        request_id=approval.pk,
+        actor=request.auth,  # type: ignore[attr-defined]
+        decision=payload.decision,
+        values=payload.values,
+        comment=payload.comment,
         resolution=payload.resolution or "",
-        digest=approval.digest if payload.digest and approval.digest else None)
+        digest=approval.digest if payload.digest and approval.digest else None,
+    )
     decided.refresh_from_db()
-    return approval_out(ApprovalRequest.objects.select_related(
-        "assigned_group", "decided_by").get(pk=decided.pk))
+    return approval_out(
+        ApprovalRequest.objects.select_related("assigned_group", "decided_by").get(pk=decided.pk)
+    )

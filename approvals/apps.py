@@ -27,12 +27,17 @@ class ApprovalsConfig(AppConfig):
         from django.contrib.auth import get_user_model
 
         user_model = get_user_model()
-        post_save.connect(live.on_user_saved, sender=user_model,
-                          dispatch_uid="agentos-ws-user-saved")
-        post_delete.connect(live.on_user_deleted, sender=user_model,
-                            dispatch_uid="agentos-ws-user-deleted")
-        m2m_changed.connect(live.on_groups_changed, sender=user_model.groups.through,
-                            dispatch_uid="agentos-ws-user-groups")
+        post_save.connect(
+            live.on_user_saved, sender=user_model, dispatch_uid="agentos-ws-user-saved"
+        )
+        post_delete.connect(
+            live.on_user_deleted, sender=user_model, dispatch_uid="agentos-ws-user-deleted"
+        )
+        m2m_changed.connect(
+            live.on_groups_changed,
+            sender=user_model.groups.through,
+            dispatch_uid="agentos-ws-user-groups",
+        )
 
         # Roles exist from the first migrate on; permissions exist only after
         # every app has migrated, so connect to the last app's signal.

@@ -113,9 +113,13 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.send_json({"type": "pong"})
             return
-        await self.send_json({"type": "error",
-                              "message": "this socket only carries notifications; decide "
-                                         "in the inbox, the admin or the API"})
+        await self.send_json(
+            {
+                "type": "error",
+                "message": "this socket only carries notifications; decide "
+                "in the inbox, the admin or the API",
+            }
+        )
 
 
 class RunConsumer(_LiveConsumer):
@@ -141,7 +145,8 @@ class RunConsumer(_LiveConsumer):
     async def _catch_up(self) -> dict:
         while True:
             events, snapshot = await database_sync_to_async(_events_since)(
-                self.run_id, self.last_seq)
+                self.run_id, self.last_seq
+            )
             for message in events:
                 await self.send_json(message)
                 self.last_seq = message["event"]["seq"]
@@ -158,8 +163,7 @@ class RunConsumer(_LiveConsumer):
             await self._catch_up()  # fill a gap from the database, in order
             if seq <= self.last_seq:
                 return
-        await self.send_json({k: v for k, v in message.items() if k != "type"}
-                             | {"type": "event"})
+        await self.send_json({k: v for k, v in message.items() if k != "type"} | {"type": "event"})
         self.last_seq = seq
 
 
@@ -180,11 +184,18 @@ class InboxConsumer(_LiveConsumer):
         if self.refused:
             return
         if not self.sees_everything and not await database_sync_to_async(_inbox_visible)(
-                self.user, message.get("request"), message.get("run")):
+            self.user, message.get("request"), message.get("run")
+        ):
             return
         request_id = message.get("request")
-        await self.send_json({"type": "inbox", "event_type": message["event_type"],
-                              "run": message["run"], "request": request_id})
+        await self.send_json(
+            {
+                "type": "inbox",
+                "event_type": message["event_type"],
+                "run": message["run"],
+                "request": request_id,
+            }
+        )
 
 
 def _may_watch_run(user: Any, run_id: int) -> bool:
@@ -202,8 +213,9 @@ def _events_since(run_id: int, after: int) -> tuple[list[dict], dict]:
     from workflows.models import Event, Run
 
     run = Run.objects.get(pk=run_id)
-    events = list(Event.objects.filter(run_id=run_id, seq__gt=after)
-                  .order_by("seq")[:CATCH_UP_BATCH])
+    events = list(
+        Event.objects.filter(run_id=run_id, seq__gt=after).order_by("seq")[:CATCH_UP_BATCH]
+    )
     messages = [live.event_message(e, run) | {"type": "event"} for e in events]
     return messages, live.run_snapshot(run)
 
@@ -224,6 +236,7 @@ class RunListConsumer(_LiveConsumer):
         if self.refused:
             return
         if not self.sees_everything and not await database_sync_to_async(_may_watch_run)(
-                self.user, message["run"]["id"]):
+            self.user, message["run"]["id"]
+        ):
             return
         await self.send_json({"type": "run", "run": message["run"]})

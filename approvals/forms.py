@@ -10,15 +10,21 @@ from approvals.models import Resolution
 class DecisionForm(forms.Form):
     """Approve or reject; the values live in a form generated from the schema."""
 
-    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")],
-                                 widget=forms.RadioSelect)
-    comment = forms.CharField(required=False, max_length=4000,
-                              widget=forms.Textarea(attrs={"rows": 3}),
-                              help_text="Required to reject; recorded with the decision.")
+    decision = forms.ChoiceField(
+        choices=[("approve", "Approve"), ("reject", "Reject")], widget=forms.RadioSelect
+    )
+    comment = forms.CharField(
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Required to reject; recorded with the decision.",
+    )
     digest = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
-    resolution = forms.ChoiceField(choices=[("", "---------"), *Resolution.choices],
-                                   required=False,
-                                   help_text="For an unknown outcome: what happened.")
+    resolution = forms.ChoiceField(
+        choices=[("", "---------"), *Resolution.choices],
+        required=False,
+        help_text="For an unknown outcome: what happened.",
+    )
 
     def clean(self) -> dict:
         data = super().clean()

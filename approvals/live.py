@@ -29,10 +29,17 @@ logger = logging.getLogger(__name__)
 INBOX_GROUP = "inbox"
 RUNS_GROUP = "runs"  # every run's status changes, for run lists
 # Events that change what an inbox shows.
-INBOX_TYPES = frozenset({
-    "run.paused", "approval.decided", "approval.vote", "approval.delegated",
-    "approval.escalated", "run.cancelled", "run.failed",
-})
+INBOX_TYPES = frozenset(
+    {
+        "run.paused",
+        "approval.decided",
+        "approval.vote",
+        "approval.delegated",
+        "approval.escalated",
+        "run.cancelled",
+        "run.failed",
+    }
+)
 
 
 def run_group(run_id: int) -> str:
@@ -70,8 +77,9 @@ def user_changed(user_ids: Any) -> None:
     transaction.on_commit(send)
 
 
-def on_user_saved(sender: Any, instance: Any, created: bool = False,
-                  update_fields: Any = None, **_: Any) -> None:
+def on_user_saved(
+    sender: Any, instance: Any, created: bool = False, update_fields: Any = None, **_: Any
+) -> None:
     if created or (update_fields is not None and set(update_fields) <= {"last_login"}):
         return  # a new user has no sockets; a login changes no right
     user_changed([instance.pk])
@@ -81,8 +89,9 @@ def on_user_deleted(sender: Any, instance: Any, **_: Any) -> None:
     user_changed([instance.pk])
 
 
-def on_groups_changed(sender: Any, instance: Any, action: str, reverse: bool,
-                      pk_set: Any, **_: Any) -> None:
+def on_groups_changed(
+    sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **_: Any
+) -> None:
     """A user's groups changed (`user.groups...` or `group.user_set...`)."""
     if action not in ("post_add", "post_remove", "post_clear", "pre_clear"):
         return
@@ -102,26 +111,40 @@ def uses_relay() -> bool:
 def run_snapshot(run: Any) -> dict:
     """Return what a live page shows of a run: status, current node, progress."""
     total = len(run.plan.get("nodes", [])) if isinstance(run.plan, dict) else 0
-    return {"id": run.pk, "status": run.status, "current_node": run.current_node,
-            "position": min(run.position, total), "total": total,
-            "error": redact(run.error or "")[:500]}
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "current_node": run.current_node,
+        "position": min(run.position, total),
+        "total": total,
+        "error": redact(run.error or "")[:500],
+    }
 
 
 def event_message(event: Any, run: Any) -> dict:
     """Return the message a run's group receives for one event."""
     return {
         "type": "run.event",
-        "event": {"id": event.pk, "seq": event.seq, "type": event.type,
-                  "actor": event.actor_label, "at": event.at.isoformat(),
-                  "data": redact(event.data)},
+        "event": {
+            "id": event.pk,
+            "seq": event.seq,
+            "type": event.type,
+            "actor": event.actor_label,
+            "at": event.at.isoformat(),
+            "data": redact(event.data),
+        },
         "run": run_snapshot(run),
     }
 
 
 def inbox_message(event: Any) -> dict:
     """Return the message the inbox group receives (ids only; pages re-read)."""
-    return {"type": "inbox.event", "event_type": event.type, "run": event.run_id,
-            "request": (event.data or {}).get("request")}
+    return {
+        "type": "inbox.event",
+        "event_type": event.type,
+        "run": event.run_id,
+        "request": (event.data or {}).get("request"),
+    }
 
 
 async def fan_out(layer: Any, event: Any, run: Any) -> None:
@@ -209,7 +232,8 @@ class EventRelay:
         while self.subscribers > 0:
             try:
                 batch = await loop.run_in_executor(
-                    self.executor, _events_after, self.last_id, sorted(self.pending))
+                    self.executor, _events_after, self.last_id, sorted(self.pending)
+                )
             except Exception:
                 logger.exception("event relay: polling failed; retrying")
                 await asyncio.sleep(1.0)
@@ -235,8 +259,7 @@ def _newest_event_id(window: int = 200) -> tuple[int, list[int]]:
     close_old_connections()
     newest = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
     low = max(0, newest - window)
-    present = set(Event.objects.filter(id__gt=low, id__lte=newest)
-                  .values_list("id", flat=True))
+    present = set(Event.objects.filter(id__gt=low, id__lte=newest).values_list("id", flat=True))
     return newest, [i for i in range(low + 1, newest) if i not in present]
 
 
@@ -245,8 +268,9 @@ def _events_after(last_id: int, pending: list[int]) -> list[Any]:
     from workflows.models import Event
 
     try:
-        events = list(Event.objects.filter(id__gt=last_id).select_related("run")
-                      .order_by("id")[:RELAY_BATCH])
+        events = list(
+            Event.objects.filter(id__gt=last_id).select_related("run").order_by("id")[:RELAY_BATCH]
+        )
         if pending:
             events += list(Event.objects.filter(id__in=pending).select_related("run"))
         return events

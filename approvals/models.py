@@ -64,16 +64,22 @@ class ApprovalRequest(models.Model):
         Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     assigned_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+", help_text="Set by delegation to one person.",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Set by delegation to one person.",
     )
     guards = models.JSONField(
-        default=list, blank=True,
+        default=list,
+        blank=True,
         help_text="The actions this request guards: node, position, action, risk, "
-                  "resolved params and their digest.",
+        "resolved params and their digest.",
     )
     digest = models.CharField(
-        max_length=64, blank=True,
+        max_length=64,
+        blank=True,
         help_text="SHA-256 of the guarded actions' resolved parameters.",
     )
     quorum = models.PositiveSmallIntegerField(default=1)
@@ -81,12 +87,17 @@ class ApprovalRequest(models.Model):
     on_timeout = models.CharField(max_length=16, choices=OnTimeout.choices, blank=True)
     escalate_to = models.CharField(max_length=150, blank=True)
     status = models.CharField(
-        max_length=16, choices=RequestStatus.choices, default=RequestStatus.PENDING,
+        max_length=16,
+        choices=RequestStatus.choices,
+        default=RequestStatus.PENDING,
         db_index=True,
     )
     resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True)
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     decided_at = models.DateTimeField(null=True, blank=True)
@@ -131,17 +142,25 @@ class ApprovalRequest(models.Model):
 class Decision(models.Model):
     """One person's vote on a request; a quorum counts distinct approvers."""
 
-    request = models.ForeignKey(ApprovalRequest, on_delete=models.PROTECT,
-                                related_name="decisions")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                              on_delete=models.SET_NULL, related_name="+")
+    request = models.ForeignKey(
+        ApprovalRequest, on_delete=models.PROTECT, related_name="decisions"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     actor_label = models.CharField(max_length=150)
-    decision = models.CharField(max_length=8, choices=[("approve", "Approve"),
-                                                       ("reject", "Reject")])
+    decision = models.CharField(
+        max_length=8, choices=[("approve", "Approve"), ("reject", "Reject")]
+    )
     values = models.JSONField(default=dict, blank=True)
     comment = models.TextField(blank=True)
-    digest = models.CharField(max_length=64, blank=True,
-                              help_text="The digest of what this person approved.")
+    digest = models.CharField(
+        max_length=64, blank=True, help_text="The digest of what this person approved."
+    )
     at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -161,11 +180,13 @@ class WorkflowWebhook(models.Model):
     stored; the URL's origin must be on AGENTOS_WEBHOOK_ALLOWED_HOSTS.
     """
 
-    workflow = models.OneToOneField(Workflow, on_delete=models.CASCADE,
-                                    related_name="approval_webhook")
+    workflow = models.OneToOneField(
+        Workflow, on_delete=models.CASCADE, related_name="approval_webhook"
+    )
     url = models.URLField(max_length=500)
     secret_name = models.CharField(
-        max_length=64, help_text="The secret NAME: its value is AGENTOS_SECRET_<NAME>.")
+        max_length=64, help_text="The secret NAME: its value is AGENTOS_SECRET_<NAME>."
+    )
     active = models.BooleanField(default=True)
 
     def __str__(self) -> str:

@@ -25,7 +25,6 @@ import uuid
 from typing import Any
 
 import httpx
-
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
@@ -67,9 +66,11 @@ def request_opened(request_id: int, *, resend: bool = False) -> None:
     """Email the people who may decide a new (or reassigned) request; fire the webhook."""
     from approvals.models import ApprovalRequest
 
-    request = (ApprovalRequest.objects.select_related("run__workflow", "assigned_group",
-                                                      "assigned_user")
-               .filter(pk=request_id).first())
+    request = (
+        ApprovalRequest.objects.select_related("run__workflow", "assigned_group", "assigned_user")
+        .filter(pk=request_id)
+        .first()
+    )
     if request is None or not request.is_pending:
         return
     to = [u.email for u in deciders(request) if u.email]
@@ -79,7 +80,8 @@ def request_opened(request_id: int, *, resend: bool = False) -> None:
             send_mail(
                 subject=f"[AgentOS] Waiting for you: {request.title}"[:200],
                 message=render_to_string("approvals/email/request_opened.txt", context),
-                from_email=settings.AGENTOS_EMAIL_FROM, recipient_list=to,
+                from_email=settings.AGENTOS_EMAIL_FROM,
+                recipient_list=to,
             )
         except Exception:  # a mail server being down must not stop the run
             logger.exception("request %s: could not send the notification email", request_id)
@@ -91,8 +93,11 @@ def request_decided(request_id: int) -> None:
     """Fire the workflow's webhook for a decided request."""
     from approvals.models import ApprovalRequest
 
-    request = (ApprovalRequest.objects.select_related("run__workflow", "decided_by")
-               .filter(pk=request_id).first())
+    request = (
+        ApprovalRequest.objects.select_related("run__workflow", "decided_by")
+        .filter(pk=request_id)
+        .first()
+    )
     if request is not None:
         _webhook(request, "approval.decided")
 
@@ -100,10 +105,15 @@ def request_decided(request_id: int) -> None:
 def webhook_payload(request: Any, event: str) -> dict:
     """Return what the webhook says about a request (no values, no context)."""
     return {
-        "event": event, "delivery": str(uuid.uuid4()),
+        "event": event,
+        "delivery": str(uuid.uuid4()),
         "request": {
-            "id": request.pk, "run": request.run_id, "node": request.node_id,
-            "kind": request.kind, "title": request.title, "status": request.status,
+            "id": request.pk,
+            "run": request.run_id,
+            "node": request.node_id,
+            "kind": request.kind,
+            "title": request.title,
+            "status": request.status,
             "digest": request.digest,
             "decided_by": request.decided_by.get_username() if request.decided_by else None,
             "url": request_url(request.pk),
@@ -117,14 +127,19 @@ def _webhook(request: Any, event: str) -> None:
 
     if not request.run.workflow_id:
         return
-    hook = WorkflowWebhook.objects.filter(workflow_id=request.run.workflow_id,
-                                          active=True).first()
+    hook = WorkflowWebhook.objects.filter(workflow_id=request.run.workflow_id, active=True).first()
     if hook is None:
         return
     from django_q.tasks import async_task
 
-    async_task("approvals.tasks.webhook_deliver", hook.pk, webhook_payload(request, event),
-               task_name=f"webhook-{request.pk}-{event}", group="webhooks", save=False)
+    async_task(
+        "approvals.tasks.webhook_deliver",
+        hook.pk,
+        webhook_payload(request, event),
+        task_name=f"webhook-{request.pk}-{event}",
+        group="webhooks",
+        save=False,
+    )
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -133,8 +148,14 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
-def verify_signature(secret: str, header: str, body: bytes, *, now: float | None = None,
-                     tolerance_s: float | None = None) -> bool:
+def verify_signature(
+    secret: str,
+    header: str,
+    body: bytes,
+    *,
+    now: float | None = None,
+    tolerance_s: float | None = None,
+) -> bool:
     """Return whether a delivery's signature header is valid and recent.
 
     What a receiver does (in any language): split the header at commas into
@@ -164,8 +185,10 @@ def webhook_problems(url: str, secret_name: str) -> dict[str, str]:
     except ActionFailed as exc:
         problems["url"] = str(exc)
     if not WEBHOOK_SECRET_NAME.match(secret_name or ""):
-        problems["secret_name"] = ("webhooks are signed only with secrets named WEBHOOK_... "
-                                   "(configured as AGENTOS_SECRET_WEBHOOK_...)")
+        problems["secret_name"] = (
+            "webhooks are signed only with secrets named WEBHOOK_... "
+            "(configured as AGENTOS_SECRET_WEBHOOK_...)"
+        )
     return problems
 
 
@@ -208,7 +231,8 @@ def webhook_deliver(hook_id: int, payload: dict, *, timeout_s: float = 5.0) -> i
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: sign(secret, body, int(time.time())),
-        "X-AgentOS-Event": payload.get("event", ""), "User-Agent": "AgentOS-webhook",
+        "X-AgentOS-Event": payload.get("event", ""),
+        "User-Agent": "AgentOS-webhook",
     }
     # No redirects and no proxies from the environment: either could carry
     # the signed body somewhere the allow-list does not name.
@@ -216,14 +240,20 @@ def webhook_deliver(hook_id: int, payload: dict, *, timeout_s: float = 5.0) -> i
         for index, address in enumerate(target.addresses):
             url, host_header, extensions = target_request(hook.url, target, address)
             try:
-                response = client.post(url, content=body, headers={**headers, **host_header},
-                                       timeout=timeout_s, extensions=extensions)
+                response = client.post(
+                    url,
+                    content=body,
+                    headers={**headers, **host_header},
+                    timeout=timeout_s,
+                    extensions=extensions,
+                )
             except httpx.ConnectError:
                 if index == len(target.addresses) - 1:
                     raise
                 continue
             if response.status_code >= 300:
-                logger.warning("webhook %s: %s answered %s", hook_id, hook.url,
-                               response.status_code)
+                logger.warning(
+                    "webhook %s: %s answered %s", hook_id, hook.url, response.status_code
+                )
             return int(response.status_code)
     return 0

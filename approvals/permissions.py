@@ -11,6 +11,11 @@ from agentos_site.policy import (
 )
 
 __all__ = [
-    "decidable_by", "decide_refusal", "may_decide_at_all", "may_view_requests",
-    "may_view_run", "self_approval_allowed", "visible_requests",
+    "decidable_by",
+    "decide_refusal",
+    "may_decide_at_all",
+    "may_view_requests",
+    "may_view_run",
+    "self_approval_allowed",
+    "visible_requests",
 ]

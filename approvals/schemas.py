@@ -35,6 +35,8 @@ class DecisionIn(Schema):
     values: dict[str, Any] | None = None
     comment: str = Field("", max_length=2000)
     resolution: Literal["retry", "mark_done", "fail"] | None = Field(
-        None, description="Only for an unknown outcome.")
-    digest: str | None = Field(None, max_length=64,
-                               description="The digest the caller saw; 409 if it changed.")
+        None, description="Only for an unknown outcome."
+    )
+    digest: str | None = Field(
+        None, max_length=64, description="The digest the caller saw; 409 if it changed."
+    )

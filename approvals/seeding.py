@@ -38,13 +38,20 @@ LONG_RUNS, LONG_RUN_EVENTS = 3, 5000
 SPAN = timedelta(days=90)
 # A realistic mix: most runs are done; thousands wait for a person.
 STATUS_WEIGHTS = {
-    RunStatus.SUCCEEDED: 62, RunStatus.FAILED: 10, RunStatus.CANCELLED: 5,
-    RunStatus.WAITING: 15, RunStatus.RUNNING: 4, RunStatus.QUEUED: 4,
+    RunStatus.SUCCEEDED: 62,
+    RunStatus.FAILED: 10,
+    RunStatus.CANCELLED: 5,
+    RunStatus.WAITING: 15,
+    RunStatus.RUNNING: 4,
+    RunStatus.QUEUED: 4,
 }
 FINAL_EVENT = {
-    RunStatus.SUCCEEDED: "run.succeeded", RunStatus.FAILED: "run.failed",
-    RunStatus.CANCELLED: "run.cancelled", RunStatus.WAITING: "run.paused",
-    RunStatus.RUNNING: "step.started", RunStatus.QUEUED: "run.requeued",
+    RunStatus.SUCCEEDED: "run.succeeded",
+    RunStatus.FAILED: "run.failed",
+    RunStatus.CANCELLED: "run.cancelled",
+    RunStatus.WAITING: "run.paused",
+    RunStatus.RUNNING: "step.started",
+    RunStatus.QUEUED: "run.requeued",
 }
 MODES = ("assisted", "assisted", "assisted", "autonomous", "interactive")
 
@@ -61,17 +68,30 @@ class SeedReport:
 def _spec(index: int) -> dict[str, Any]:
     """Return a harmless three-node workflow: check, gate, check."""
     return {
-        "slug": f"{PREFIX}-{index:02d}", "title": f"Scale workflow {index}",
+        "slug": f"{PREFIX}-{index:02d}",
+        "title": f"Scale workflow {index}",
         "mode": "assisted",
         "inputs": {"type": "object", "properties": {"n": {"type": "integer"}}},
-        "plan": {"nodes": [
-            {"id": "check", "action": "verify.value_equals",
-             "params": {"value": "{{ n }}", "expected": "{{ n }}"}},
-            {"id": "gate", "type": "approval", "title": "Go on with {{ n }}?",
-             "assign_to": REVIEWERS},
-            {"id": "finish", "action": "verify.value_equals",
-             "params": {"value": 1, "expected": 1}},
-        ]},
+        "plan": {
+            "nodes": [
+                {
+                    "id": "check",
+                    "action": "verify.value_equals",
+                    "params": {"value": "{{ n }}", "expected": "{{ n }}"},
+                },
+                {
+                    "id": "gate",
+                    "type": "approval",
+                    "title": "Go on with {{ n }}?",
+                    "assign_to": REVIEWERS,
+                },
+                {
+                    "id": "finish",
+                    "action": "verify.value_equals",
+                    "params": {"value": 1, "expected": 1},
+                },
+            ]
+        },
     }
 
 
@@ -121,7 +141,7 @@ def _event_types(status: str, count: int) -> list[str]:
     story = ["run.created"]
     while len(story) < count - 1:
         story += ["step.started", "step.succeeded"] if len(story) % 2 else ["run.running"]
-    story = story[:max(count - 1, 1)]
+    story = story[: max(count - 1, 1)]
     if count > 1:
         story.append(FINAL_EVENT[status])
     return story
@@ -146,26 +166,39 @@ def _insert(model: type[models.Model], objs: list[models.Model], chunk: int = 20
     """
     if not objs:
         return
-    fields = [f for f in model._meta.concrete_fields
-              if not (f.primary_key and getattr(objs[0], f.attname) is None)]
+    fields = [
+        f
+        for f in model._meta.concrete_fields
+        if not (f.primary_key and getattr(objs[0], f.attname) is None)
+    ]
     convert = [(f.attname, _converter(f)) for f in fields]
     json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    marks = ", ".join("%s" + (json_cast if isinstance(f, models.JSONField) else "")
-                      for f in fields)
-    sql = (f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} "
-           f"({', '.join(connection.ops.quote_name(f.column) for f in fields)}) "
-           f"VALUES ({marks})")
+    marks = ", ".join(
+        "%s" + (json_cast if isinstance(f, models.JSONField) else "") for f in fields
+    )
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} "
+        f"({', '.join(connection.ops.quote_name(f.column) for f in fields)}) "
+        f"VALUES ({marks})"
+    )
     rows = [[fn(getattr(obj, name)) for name, fn in convert] for obj in objs]
     with connection.cursor() as cursor:
         for start in range(0, len(rows), chunk):
-            cursor.executemany(sql, rows[start:start + chunk])
+            cursor.executemany(sql, rows[start : start + chunk])
 
 
 class Seeder:
     """Write runs, their event chains and their approval requests in batches."""
 
-    def __init__(self, *, runs: int, events: int, batch: int = 1000, seed: int = 7,
-                 progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        runs: int,
+        events: int,
+        batch: int = 1000,
+        seed: int = 7,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
         if events < runs:
             raise ValueError("events: give at least one event per run")
         self.total_runs, self.total_events, self.batch = runs, events, batch
@@ -186,18 +219,21 @@ class Seeder:
         statuses = list(STATUS_WEIGHTS)
         weights = list(STATUS_WEIGHTS.values())
         for start in range(0, self.total_runs, self.batch):
-            chunk = counts[start:start + self.batch]
+            chunk = counts[start : start + self.batch]
             ids = range(first_id + start, first_id + start + len(chunk))
             # Older runs get smaller ids, as they would have.
-            times = [now - SPAN * (1 - (start + i) / self.total_runs)
-                     for i in range(len(chunk))]
-            chosen = [RunStatus.SUCCEEDED if n == LONG_RUN_EVENTS else
-                      self.rng.choices(statuses, weights)[0] for n in chunk]
-            self._write_batch(ids, chunk, chosen, times, requesters, reviewers,
-                              workflows, groups, report)
+            times = [now - SPAN * (1 - (start + i) / self.total_runs) for i in range(len(chunk))]
+            chosen = [
+                RunStatus.SUCCEEDED
+                if n == LONG_RUN_EVENTS
+                else self.rng.choices(statuses, weights)[0]
+                for n in chunk
+            ]
+            self._write_batch(
+                ids, chunk, chosen, times, requesters, reviewers, workflows, groups, report
+            )
             if LONG_RUN_EVENTS in chunk:
-                report.long_run_ids += [i for i, n in zip(ids, chunk)
-                                        if n == LONG_RUN_EVENTS]
+                report.long_run_ids += [i for i, n in zip(ids, chunk) if n == LONG_RUN_EVENTS]
             self.progress(f"{report.runs} runs, {report.events} events")
         self._reset_sequences()
         # Fresh statistics let the planner walk the ordering indexes instead
@@ -206,10 +242,18 @@ class Seeder:
             cursor.execute("ANALYZE")
         return report
 
-    def _write_batch(self, ids: range, counts: list[int], statuses: list[str],
-                     times: list[datetime], requesters: list[Any], reviewers: list[Any],
-                     workflows: list[Workflow], groups: dict[str, Group],
-                     report: SeedReport) -> None:
+    def _write_batch(
+        self,
+        ids: range,
+        counts: list[int],
+        statuses: list[str],
+        times: list[datetime],
+        requesters: list[Any],
+        reviewers: list[Any],
+        workflows: list[Workflow],
+        groups: dict[str, Group],
+        report: SeedReport,
+    ) -> None:
         rng = self.rng
         runs, events, requests = [], [], []
         for run_id, count, status, created in zip(ids, counts, statuses, times):
@@ -222,35 +266,59 @@ class Seeder:
                 data = {"node": "check", "attempt": 1} if kind.startswith("step.") else {}
                 label = requester.username if kind == "run.created" else SYSTEM_ACTOR
                 event = build_event(
-                    run_id=run_id, seq=seq, prev_hash=prev, type=kind,
+                    run_id=run_id,
+                    seq=seq,
+                    prev_hash=prev,
+                    type=kind,
                     actor_id=requester.pk if kind == "run.created" else None,
-                    actor_label=label, data=data, at=at, correlation_id=str(correlation))
+                    actor_label=label,
+                    data=data,
+                    at=at,
+                    correlation_id=str(correlation),
+                )
                 events.append(event)
                 prev = event.hash
             terminal = status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
-            position = {RunStatus.SUCCEEDED: 3, RunStatus.WAITING: 1,
-                        RunStatus.QUEUED: 0}.get(status, rng.choice([0, 2]))
+            position = {RunStatus.SUCCEEDED: 3, RunStatus.WAITING: 1, RunStatus.QUEUED: 0}.get(
+                status, rng.choice([0, 2])
+            )
             nodes = workflow.plan["nodes"]
-            runs.append(Run(
-                id=run_id, workflow=workflow, workflow_version=workflow.version,
-                plan=workflow.plan, inputs_schema=workflow.inputs_schema,
-                mode=rng.choice(MODES), status=status, context={"n": run_id},
-                position=position,
-                current_node=nodes[position]["id"] if position < len(nodes) else "",
-                requester=requester, error="value 1 does not equal expected 2"
-                if status == RunStatus.FAILED else "",
-                # A running run is held by a (pretend) worker, not re-queued.
-                lease_owner="seed_scale" if status == RunStatus.RUNNING else "",
-                lease_expires_at=created + timedelta(days=3650)
-                if status == RunStatus.RUNNING else None,
-                correlation_id=correlation, last_seq=count, last_hash=prev,
-                created_at=created, updated_at=at, started_at=created if position else None,
-                finished_at=at if terminal else None,
-            ))
-            if status == RunStatus.WAITING or (status == RunStatus.SUCCEEDED
-                                               and rng.random() < 0.5):
-                requests.append(self._request(run_id, workflow, status, at, reviewers,
-                                              groups, report))
+            runs.append(
+                Run(
+                    id=run_id,
+                    workflow=workflow,
+                    workflow_version=workflow.version,
+                    plan=workflow.plan,
+                    inputs_schema=workflow.inputs_schema,
+                    mode=rng.choice(MODES),
+                    status=status,
+                    context={"n": run_id},
+                    position=position,
+                    current_node=nodes[position]["id"] if position < len(nodes) else "",
+                    requester=requester,
+                    error="value 1 does not equal expected 2"
+                    if status == RunStatus.FAILED
+                    else "",
+                    # A running run is held by a (pretend) worker, not re-queued.
+                    lease_owner="seed_scale" if status == RunStatus.RUNNING else "",
+                    lease_expires_at=created + timedelta(days=3650)
+                    if status == RunStatus.RUNNING
+                    else None,
+                    correlation_id=correlation,
+                    last_seq=count,
+                    last_hash=prev,
+                    created_at=created,
+                    updated_at=at,
+                    started_at=created if position else None,
+                    finished_at=at if terminal else None,
+                )
+            )
+            if status == RunStatus.WAITING or (
+                status == RunStatus.SUCCEEDED and rng.random() < 0.5
+            ):
+                requests.append(
+                    self._request(run_id, workflow, status, at, reviewers, groups, report)
+                )
         with transaction.atomic():
             _insert(Run, runs)
             _insert(Event, events)
@@ -258,9 +326,16 @@ class Seeder:
         report.runs += len(runs)
         report.events += len(events)
 
-    def _request(self, run_id: int, workflow: Workflow, status: str, at: datetime,
-                 reviewers: list[Any], groups: dict[str, Group],
-                 report: SeedReport) -> ApprovalRequest:
+    def _request(
+        self,
+        run_id: int,
+        workflow: Workflow,
+        status: str,
+        at: datetime,
+        reviewers: list[Any],
+        groups: dict[str, Group],
+        report: SeedReport,
+    ) -> ApprovalRequest:
         rng = self.rng
         pending = status == RunStatus.WAITING
         delegated = pending and rng.random() < 0.1
@@ -270,12 +345,18 @@ class Seeder:
         else:
             report.decided_requests += 1
         return ApprovalRequest(
-            run_id=run_id, node_id="gate", position=1, kind=RequestKind.APPROVAL,
-            title=f"Go on with {run_id}?", assigned_group=groups[REVIEWERS],
+            run_id=run_id,
+            node_id="gate",
+            position=1,
+            kind=RequestKind.APPROVAL,
+            title=f"Go on with {run_id}?",
+            assigned_group=groups[REVIEWERS],
             assigned_user=rng.choice(reviewers) if delegated else None,
-            guards=[{"node": "finish", "position": 2, "action": "verify.value_equals",
-                     "risk": "low"}],
-            due_at=due, created_at=at,
+            guards=[
+                {"node": "finish", "position": 2, "action": "verify.value_equals", "risk": "low"}
+            ],
+            due_at=due,
+            created_at=at,
             status=RequestStatus.PENDING if pending else RequestStatus.APPROVED,
             decided_by=None if pending else rng.choice(reviewers),
             decided_at=None if pending else at + timedelta(minutes=rng.randint(1, 600)),

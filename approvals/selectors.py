@@ -20,7 +20,8 @@ FILTERS = ("scope", "workflow", "kind", "overdue", "archive")
 def inbox_requests(user: Any, params: dict[str, str]) -> QuerySet[ApprovalRequest]:
     """Return the requests an inbox lists for the user, newest first."""
     qs = visible_requests(user).select_related(
-        "run__workflow", "assigned_group", "assigned_user", "decided_by")
+        "run__workflow", "assigned_group", "assigned_user", "decided_by"
+    )
     if params.get("archive"):
         qs = qs.exclude(status=RequestStatus.PENDING)
     else:
@@ -29,8 +30,7 @@ def inbox_requests(user: Any, params: dict[str, str]) -> QuerySet[ApprovalReques
     if scope == "mine":
         qs = qs.filter(assigned_user=user)
     elif scope == "group":
-        qs = qs.filter(assigned_user__isnull=True,
-                       assigned_group__in=user.groups.all())
+        qs = qs.filter(assigned_user__isnull=True, assigned_group__in=user.groups.all())
     if params.get("workflow"):
         qs = qs.filter(run__workflow__slug=params["workflow"])
     if params.get("kind") in RequestKind.values:

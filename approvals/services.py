@@ -53,9 +53,20 @@ class DecisionInvalid(Exception):
 
 
 def request_open(
-    *, run: Run, step: Step | None, node_id: str, position: int, kind: str, purpose: str,
-    title: str, description: str, fields: dict, state: dict, assign_to: str | None,
-    guards: list[dict] | None = None, options: dict | None = None,
+    *,
+    run: Run,
+    step: Step | None,
+    node_id: str,
+    position: int,
+    kind: str,
+    purpose: str,
+    title: str,
+    description: str,
+    fields: dict,
+    state: dict,
+    assign_to: str | None,
+    guards: list[dict] | None = None,
+    options: dict | None = None,
 ) -> ApprovalRequest:
     """Open the request a pausing run asks for (inside the engine's transaction)."""
     options = options or {}
@@ -63,12 +74,22 @@ def request_open(
     group, _ = Group.objects.get_or_create(name=assign_to or DEFAULT_GROUP)
     due_in = options.get("due_in_s")
     request = ApprovalRequest.objects.create(
-        run=run, step=step, node_id=node_id, position=position, kind=kind, title=title,
-        description=description, fields=fields, state={**state, "purpose": purpose},
-        assigned_group=group, guards=guards, digest=guards_digest(guards),
+        run=run,
+        step=step,
+        node_id=node_id,
+        position=position,
+        kind=kind,
+        title=title,
+        description=description,
+        fields=fields,
+        state={**state, "purpose": purpose},
+        assigned_group=group,
+        guards=guards,
+        digest=guards_digest(guards),
         quorum=int(options.get("quorum") or 1),
         due_at=timezone.now() + timedelta(seconds=due_in) if due_in else None,
-        on_timeout=options.get("on_timeout") or "", escalate_to=options.get("escalate_to") or "",
+        on_timeout=options.get("on_timeout") or "",
+        escalate_to=options.get("escalate_to") or "",
     )
     transaction.on_commit(lambda: notifications.request_opened(request.pk))
     return request
@@ -77,20 +98,26 @@ def request_open(
 def requests_close(*, run: Run, actor: Any, reason: str) -> None:
     """Cancel a run's pending requests when the run ends some other way."""
     ApprovalRequest.objects.filter(run=run, status=RequestStatus.PENDING).update(
-        status=RequestStatus.CANCELLED, decided_at=timezone.now(), comment=reason[:1000],
+        status=RequestStatus.CANCELLED,
+        decided_at=timezone.now(),
+        comment=reason[:1000],
     )
 
 
-def approved_guard(*, run: Run, node_id: str, position: int,
-                   gate: str | None = None) -> dict | None:
+def approved_guard(
+    *, run: Run, node_id: str, position: int, gate: str | None = None
+) -> dict | None:
     """Return what was last approved for a run's step (digest, unresolved), or None.
 
     With `gate`, only an approval of that gate node counts: the gate's own
     request, or the gate asked again for this step (state["gate"]).
     """
-    approved = (ApprovalRequest.objects.filter(run=run, status=RequestStatus.APPROVED)
-                .exclude(digest="").order_by("-decided_at", "-id")
-                .only("guards", "node_id", "state"))
+    approved = (
+        ApprovalRequest.objects.filter(run=run, status=RequestStatus.APPROVED)
+        .exclude(digest="")
+        .order_by("-decided_at", "-id")
+        .only("guards", "node_id", "state")
+    )
     for request in approved:
         if gate is not None and gate not in (request.node_id, request.state.get("gate")):
             continue
@@ -127,7 +154,8 @@ def _locked_request(request_id: int) -> tuple[Run, ApprovalRequest]:
         raise DecisionInvalid({"request": f"no request {request_id}"}) from None
     run = lock_run(run_id)
     request = ApprovalRequest.objects.select_related(
-        "decided_by", "assigned_group", "assigned_user").get(pk=request_id)
+        "decided_by", "assigned_group", "assigned_user"
+    ).get(pk=request_id)
     return run, request
 
 
@@ -164,11 +192,16 @@ def approval_decide(
         if refusal:
             raise DecisionRefused(refusal)
         if digest is not None and digest != request.digest:
-            raise DecisionInvalid({"digest": "what this request guards changed since you "
-                                             "opened it; review it again"})
+            raise DecisionInvalid(
+                {"digest": "what this request guards changed since you opened it; review it again"}
+            )
         if request.decisions.filter(actor=actor).exists():
-            raise DecisionInvalid({"decision": "you already approved this request; another "
-                                               "person must add the next approval"})
+            raise DecisionInvalid(
+                {
+                    "decision": "you already approved this request; another "
+                    "person must add the next approval"
+                }
+            )
         if decision == "reject" and not comment:
             raise DecisionInvalid({"comment": "a reason is required to reject"})
         if decision == "approve":
@@ -177,11 +210,20 @@ def approval_decide(
         if decision == "approve":
             approvals = request.decisions.filter(decision="approve").count()
             if approvals < request.quorum:
-                event_append(run=run, type="approval.vote", actor=actor, data={
-                    "request": request.pk, "node": request.node_id, "decision": "approve",
-                    "approvals": approvals, "quorum": request.quorum,
-                    "digest": request.digest, "comment": comment,
-                })
+                event_append(
+                    run=run,
+                    type="approval.vote",
+                    actor=actor,
+                    data={
+                        "request": request.pk,
+                        "node": request.node_id,
+                        "decision": "approve",
+                        "approvals": approvals,
+                        "quorum": request.quorum,
+                        "digest": request.digest,
+                        "comment": comment,
+                    },
+                )
                 return request
         _apply(run, request, actor, decision, values, comment, resolution)
     return request
@@ -204,53 +246,104 @@ def _check_approval(request: ApprovalRequest, values: dict, resolution: str) -> 
         raise DecisionInvalid({"values": "no values are asked for this resolution"})
 
 
-def _record_vote(request: ApprovalRequest, actor: Any, decision: str, values: dict,
-                 comment: str) -> None:
+def _record_vote(
+    request: ApprovalRequest, actor: Any, decision: str, values: dict, comment: str
+) -> None:
     try:
         with transaction.atomic():
-            Decision.objects.create(request=request, actor=actor,
-                                    actor_label=actor.get_username(), decision=decision,
-                                    values=values, comment=comment, digest=request.digest)
+            Decision.objects.create(
+                request=request,
+                actor=actor,
+                actor_label=actor.get_username(),
+                decision=decision,
+                values=values,
+                comment=comment,
+                digest=request.digest,
+            )
     except IntegrityError:
         raise DecisionInvalid({"decision": "you already decided this request"}) from None
 
 
-def _apply(run: Run, request: ApprovalRequest, actor: Any, decision: str, values: dict,
-           comment: str, resolution: str = "") -> None:
+def _apply(
+    run: Run,
+    request: ApprovalRequest,
+    actor: Any,
+    decision: str,
+    values: dict,
+    comment: str,
+    resolution: str = "",
+) -> None:
     """Close the request with the decision and move the run on (caller's transaction)."""
     who = actor.get_username() if actor is not None else "the system"
     purpose = request.state.get("purpose", "")
-    approvers = list(request.decisions.filter(decision="approve")
-                     .values_list("actor_label", flat=True))
+    approvers = list(
+        request.decisions.filter(decision="approve").values_list("actor_label", flat=True)
+    )
     if decision == "reject":
         _close(request, RequestStatus.REJECTED, actor, comment, values={})
-        event_append(run=run, type="approval.decided", actor=actor, data={
-            "request": request.pk, "node": request.node_id, "decision": "reject",
-            "comment": comment, "digest": request.digest,
-        })
-        run_fail(run=run, actor=actor, node=request.node_id,
-                 error=f"rejected by {who}: {comment}")
+        event_append(
+            run=run,
+            type="approval.decided",
+            actor=actor,
+            data={
+                "request": request.pk,
+                "node": request.node_id,
+                "decision": "reject",
+                "comment": comment,
+                "digest": request.digest,
+            },
+        )
+        run_fail(run=run, actor=actor, node=request.node_id, error=f"rejected by {who}: {comment}")
         transaction.on_commit(lambda: notifications.request_decided(request.pk))
         return
     _close(request, RequestStatus.APPROVED, actor, comment, values=values, resolution=resolution)
-    event_append(run=run, type="approval.decided", actor=actor, data={
-        "request": request.pk, "node": request.node_id, "decision": "approve",
-        "values": values, "comment": comment, "resolution": resolution,
-        "digest": request.digest, "approvers": approvers,
-    })
+    event_append(
+        run=run,
+        type="approval.decided",
+        actor=actor,
+        data={
+            "request": request.pk,
+            "node": request.node_id,
+            "decision": "approve",
+            "values": values,
+            "comment": comment,
+            "resolution": resolution,
+            "digest": request.digest,
+            "approvers": approvers,
+        },
+    )
     transaction.on_commit(lambda: notifications.request_decided(request.pk))
     if resolution == Resolution.FAIL:
-        run_fail(run=run, actor=actor, node=request.node_id,
-                 error=f"failed by {who} after an unknown outcome: {comment or 'no comment'}")
+        run_fail(
+            run=run,
+            actor=actor,
+            node=request.node_id,
+            error=f"failed by {who} after an unknown outcome: {comment or 'no comment'}",
+        )
         return
     state = {k: v for k, v in request.state.items() if k != "purpose"}
-    run_continue(run=run, actor=actor, node_id=request.node_id, position=request.position,
-                 purpose=purpose, values=values, state=state, step_id=request.step_id,
-                 resolution=resolution)
+    run_continue(
+        run=run,
+        actor=actor,
+        node_id=request.node_id,
+        position=request.position,
+        purpose=purpose,
+        values=values,
+        state=state,
+        step_id=request.step_id,
+        resolution=resolution,
+    )
 
 
-def _close(request: ApprovalRequest, status: str, actor: Any, comment: str, *,
-           values: dict, resolution: str = "") -> None:
+def _close(
+    request: ApprovalRequest,
+    status: str,
+    actor: Any,
+    comment: str,
+    *,
+    values: dict,
+    resolution: str = "",
+) -> None:
     request.status, request.values, request.comment = status, values, comment
     request.resolution = resolution
     request.decided_by, request.decided_at = actor, timezone.now()
@@ -260,8 +353,9 @@ def _close(request: ApprovalRequest, status: str, actor: Any, comment: str, *,
 # --- delegation and time -----------------------------------------------------
 
 
-def approval_delegate(*, request_id: int, actor: Any, to_user: str = "", to_group: str = "",
-                      comment: str = "") -> ApprovalRequest:
+def approval_delegate(
+    *, request_id: int, actor: Any, to_user: str = "", to_group: str = "", comment: str = ""
+) -> ApprovalRequest:
     """Hand a pending request to another person or group (recorded as an event)."""
     if bool(to_user) == bool(to_group):
         raise DecisionInvalid({"to_user": "give either a person or a group"})
@@ -275,8 +369,9 @@ def approval_delegate(*, request_id: int, actor: Any, to_user: str = "", to_grou
         if to_user:
             user = get_user_model().objects.filter(username=to_user, is_active=True).first()
             if user is None or not may_decide_at_all(user):
-                raise DecisionInvalid({"to_user": f"{to_user!r} is not a person who may "
-                                                  "decide requests"})
+                raise DecisionInvalid(
+                    {"to_user": f"{to_user!r} is not a person who may decide requests"}
+                )
             if user.pk == run.requester_id and not self_approval_allowed(run):
                 raise DecisionInvalid({"to_user": "the requester of a run cannot decide it"})
             request.assigned_user = user
@@ -286,25 +381,38 @@ def approval_delegate(*, request_id: int, actor: Any, to_user: str = "", to_grou
                 raise DecisionInvalid({"to_group": f"no group {to_group!r}"})
             request.assigned_group, request.assigned_user = group, None
         request.save(update_fields=["assigned_group", "assigned_user"])
-        event_append(run=run, type="approval.delegated", actor=actor, data={
-            "request": request.pk, "node": request.node_id, "to_user": to_user,
-            "to_group": to_group, "comment": comment.strip(),
-        })
+        event_append(
+            run=run,
+            type="approval.delegated",
+            actor=actor,
+            data={
+                "request": request.pk,
+                "node": request.node_id,
+                "to_user": to_user,
+                "to_group": to_group,
+                "comment": comment.strip(),
+            },
+        )
         transaction.on_commit(lambda: notifications.request_opened(request.pk, resend=True))
     return request
 
 
 def _default_values(schema: dict) -> dict:
-    return {name: prop["default"] for name, prop in schema.get("properties", {}).items()
-            if isinstance(prop, dict) and "default" in prop}
+    return {
+        name: prop["default"]
+        for name, prop in schema.get("properties", {}).items()
+        if isinstance(prop, dict) and "default" in prop
+    }
 
 
 def requests_expire(*, now: datetime | None = None) -> int:
     """Apply `on_timeout` to every overdue pending request; return how many."""
     now = now or timezone.now()
-    due = list(ApprovalRequest.objects.filter(
-        status=RequestStatus.PENDING, due_at__lt=now).exclude(on_timeout="")
-        .values_list("pk", flat=True))
+    due = list(
+        ApprovalRequest.objects.filter(status=RequestStatus.PENDING, due_at__lt=now)
+        .exclude(on_timeout="")
+        .values_list("pk", flat=True)
+    )
     for request_id in due:
         with transaction.atomic():
             run, request = _locked_request(request_id)
@@ -316,17 +424,26 @@ def requests_expire(*, now: datetime | None = None) -> int:
 
 def _expire(run: Run, request: ApprovalRequest) -> None:
     policy = request.on_timeout
-    event_append(run=run, type="approval.timed_out", data={
-        "request": request.pk, "node": request.node_id, "on_timeout": policy,
-        "due_at": request.due_at.isoformat() if request.due_at else None,
-    })
+    event_append(
+        run=run,
+        type="approval.timed_out",
+        data={
+            "request": request.pk,
+            "node": request.node_id,
+            "on_timeout": policy,
+            "due_at": request.due_at.isoformat() if request.due_at else None,
+        },
+    )
     if policy == OnTimeout.ESCALATE:
         group, _ = Group.objects.get_or_create(name=request.escalate_to)
         request.assigned_group, request.assigned_user = group, None
         request.due_at, request.on_timeout = None, ""
         request.save(update_fields=["assigned_group", "assigned_user", "due_at", "on_timeout"])
-        event_append(run=run, type="approval.escalated", data={
-            "request": request.pk, "node": request.node_id, "to_group": group.name})
+        event_append(
+            run=run,
+            type="approval.escalated",
+            data={"request": request.pk, "node": request.node_id, "to_group": group.name},
+        )
         transaction.on_commit(lambda: notifications.request_opened(request.pk, resend=True))
         return
     if policy == OnTimeout.APPROVE and request.kind != RequestKind.UNKNOWN_OUTCOME:

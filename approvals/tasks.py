@@ -25,6 +25,10 @@ def ensure_schedules(**_: object) -> None:
 
     Schedule.objects.update_or_create(
         name=EXPIRE_SCHEDULE,
-        defaults={"func": "approvals.tasks.expire_requests",
-                  "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
+        defaults={
+            "func": "approvals.tasks.expire_requests",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+        },
     )

@@ -53,8 +53,7 @@ def _reader(request: HttpRequest) -> None:
 
 
 def _base(request: HttpRequest) -> dict[str, Any]:
-    return {"counts": inbox_counts(request.user),
-            "can_decide": may_decide_at_all(request.user)}
+    return {"counts": inbox_counts(request.user), "can_decide": may_decide_at_all(request.user)}
 
 
 @login_required
@@ -65,7 +64,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     page = _page_number(request)
     start = (page - 1) * PER_PAGE
     # One row more than shown says whether a next page exists, without a count.
-    rows = list(inbox_requests(request.user, params)[start:start + PER_PAGE + 1])
+    rows = list(inbox_requests(request.user, params)[start : start + PER_PAGE + 1])
     has_next = len(rows) > PER_PAGE
     rows = rows[:PER_PAGE]
     for row in rows:
@@ -73,20 +72,30 @@ def inbox(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("fragment", None)
     query.pop("page", None)
-    context = {**_base(request), "rows": rows, "params": params, "page": page,
-               "next_page": page + 1 if has_next else None,
-               "previous_page": page - 1 if page > 1 else None,
-               "query": query.urlencode(),
-               "workflows": Workflow.objects.order_by("slug").values_list("slug", flat=True),
-               "kinds": RequestKind.choices}
+    context = {
+        **_base(request),
+        "rows": rows,
+        "params": params,
+        "page": page,
+        "next_page": page + 1 if has_next else None,
+        "previous_page": page - 1 if page > 1 else None,
+        "query": query.urlencode(),
+        "workflows": Workflow.objects.order_by("slug").values_list("slug", flat=True),
+        "kinds": RequestKind.choices,
+    }
     template = "inbox/_list.html" if request.GET.get("fragment") else "inbox/list.html"
     return render(request, template, context)
 
 
 def _visible(request: HttpRequest, request_id: int) -> ApprovalRequest:
-    found = (visible_requests(request.user)
-             .select_related("run__workflow", "run__requester", "assigned_group",
-                             "assigned_user", "decided_by").filter(pk=request_id).first())
+    found = (
+        visible_requests(request.user)
+        .select_related(
+            "run__workflow", "run__requester", "assigned_group", "assigned_user", "decided_by"
+        )
+        .filter(pk=request_id)
+        .first()
+    )
     if found is None:
         raise Http404("No such request, or it is not yours to see.")
     return found
@@ -107,14 +116,20 @@ def request_page(request: HttpRequest, request_id: int) -> HttpResponse:
         if not may_decide_at_all(request.user):
             raise PermissionDenied("You may read requests but not decide them.")
         return _decide(request, obj, values_class)
-    return _render_request(request, obj, DecisionForm(initial={"digest": obj.digest}),
-                           values_class(prefix=VALUES_PREFIX, initial=_initial(obj)))
+    return _render_request(
+        request,
+        obj,
+        DecisionForm(initial={"digest": obj.digest}),
+        values_class(prefix=VALUES_PREFIX, initial=_initial(obj)),
+    )
 
 
 def _initial(obj: ApprovalRequest) -> dict:
-    defaults = {name: prop.get("default") for name, prop in
-                (obj.fields.get("properties") or {}).items() if isinstance(prop, dict)
-                and "default" in prop}
+    defaults = {
+        name: prop.get("default")
+        for name, prop in (obj.fields.get("properties") or {}).items()
+        if isinstance(prop, dict) and "default" in prop
+    }
     return {**defaults, **(obj.values or {})}
 
 
@@ -127,34 +142,49 @@ def _decide(request: HttpRequest, obj: ApprovalRequest, values_class: type) -> H
     decision = form.cleaned_data["decision"]
     resolution = form.cleaned_data.get("resolution") or ""
     values: dict[str, Any] = {}
-    asked = decision == "approve" and (obj.kind != RequestKind.UNKNOWN_OUTCOME
-                                       or resolution == "mark_done")
+    asked = decision == "approve" and (
+        obj.kind != RequestKind.UNKNOWN_OUTCOME or resolution == "mark_done"
+    )
     if asked:
         if not values_form.is_valid():
             return _render_request(request, obj, form, values_form, status=400)
         values = cleaned_values(values_form)
     try:
-        approval_decide(request_id=obj.pk, actor=request.user, decision=decision,
-                        values=values, comment=form.cleaned_data["comment"],
-                        resolution=resolution if decision == "approve" else "",
-                        digest=form.cleaned_data.get("digest") or None)
+        approval_decide(
+            request_id=obj.pk,
+            actor=request.user,
+            decision=decision,
+            values=values,
+            comment=form.cleaned_data["comment"],
+            resolution=resolution if decision == "approve" else "",
+            digest=form.cleaned_data.get("digest") or None,
+        )
     except DecisionRefused as exc:
         raise PermissionDenied(str(exc)) from None
     except AlreadyDecided as exc:
         messages.error(request, f"Not decided: {exc}.")
-        return _render_request(request, _visible(request, obj.pk), DecisionForm(),
-                               values_class(prefix=VALUES_PREFIX), status=409)
+        return _render_request(
+            request,
+            _visible(request, obj.pk),
+            DecisionForm(),
+            values_class(prefix=VALUES_PREFIX),
+            status=409,
+        )
     except (DecisionInvalid, PlanInvalid) as exc:
-        pairs = (list(exc.errors.items()) if isinstance(exc, DecisionInvalid)
-                 else [(e.field, e.message) for e in exc.errors])
+        pairs = (
+            list(exc.errors.items())
+            if isinstance(exc, DecisionInvalid)
+            else [(e.field, e.message) for e in exc.errors]
+        )
         general = []
         for field, message in pairs:
             if field in form.fields and field != "digest":
                 form.add_error(field, message)
             else:
                 general.append((field, message))
-        unmatched = values_form.add_service_errors(general) if asked else [
-            f"{f}: {m}" for f, m in general]
+        unmatched = (
+            values_form.add_service_errors(general) if asked else [f"{f}: {m}" for f, m in general]
+        )
         return _render_request(request, obj, form, values_form, errors=unmatched, status=400)
     except TransitionNotAllowed as exc:
         messages.error(request, f"Not decided: {exc}.")
@@ -164,9 +194,15 @@ def _decide(request: HttpRequest, obj: ApprovalRequest, values_class: type) -> H
     return HttpResponseRedirect(reverse("inbox:request", args=[obj.pk]))
 
 
-def _render_request(request: HttpRequest, obj: ApprovalRequest, form: DecisionForm,
-                    values_form: Any, *, errors: list[str] | None = None,
-                    status: int = 200) -> HttpResponse:
+def _render_request(
+    request: HttpRequest,
+    obj: ApprovalRequest,
+    form: DecisionForm,
+    values_form: Any,
+    *,
+    errors: list[str] | None = None,
+    status: int = 200,
+) -> HttpResponse:
     run = obj.run
     refusal = decide_refusal(request.user, obj, run) if obj.is_pending else "decided"
     steps = list(Step.objects.filter(run=run).order_by("id"))
@@ -176,21 +212,39 @@ def _render_request(request: HttpRequest, obj: ApprovalRequest, form: DecisionFo
     for step in steps:
         for index, entry in enumerate((step.evidence or {}).get("files") or []):
             if isinstance(entry, dict) and entry.get("path"):
-                evidence.append({"step": step, "name": entry.get("name"),
-                                 "sha256": entry.get("sha256", ""), "bytes": entry.get("bytes"),
-                                 "url": reverse("admin:workflows_run_evidence",
-                                                args=[run.pk, step.pk, index])})
+                evidence.append(
+                    {
+                        "step": step,
+                        "name": entry.get("name"),
+                        "sha256": entry.get("sha256", ""),
+                        "bytes": entry.get("bytes"),
+                        "url": reverse(
+                            "admin:workflows_run_evidence", args=[run.pk, step.pk, index]
+                        ),
+                    }
+                )
     context = {
-        **_base(request), "req": obj, "run": run, "form": form, "values_form": values_form,
-        "may_decide": refusal == "", "refusal": refusal if refusal != "decided" else "",
-        "errors": errors or [], "plan": plan_progress(run, obj),
-        "context_json": redact(run.context), "steps": steps, "evidence": evidence,
-        "guards": redact(obj.guards or []), "description": redact(obj.description),
+        **_base(request),
+        "req": obj,
+        "run": run,
+        "form": form,
+        "values_form": values_form,
+        "may_decide": refusal == "",
+        "refusal": refusal if refusal != "decided" else "",
+        "errors": errors or [],
+        "plan": plan_progress(run, obj),
+        "context_json": redact(run.context),
+        "steps": steps,
+        "evidence": evidence,
+        "guards": redact(obj.guards or []),
+        "description": redact(obj.description),
         "run_error": redact(run.error),
         "decisions": list(obj.decisions.all()),
         "approvals": obj.decisions.filter(decision="approve").count(),
-        "delegate_form": DelegateForm(), "last_seq": run.last_seq,
-        "total": len(run.nodes), "shown_position": min(run.position, len(run.nodes)),
+        "delegate_form": DelegateForm(),
+        "last_seq": run.last_seq,
+        "total": len(run.nodes),
+        "shown_position": min(run.position, len(run.nodes)),
     }
     return render(request, "inbox/request.html", context, status=status)
 
@@ -206,10 +260,13 @@ def delegate(request: HttpRequest, request_id: int) -> HttpResponse:
     form = DelegateForm(request.POST)
     if form.is_valid():
         try:
-            approval_delegate(request_id=obj.pk, actor=request.user,
-                              to_user=form.cleaned_data["to_user"],
-                              to_group=form.cleaned_data["to_group"],
-                              comment=form.cleaned_data["comment"])
+            approval_delegate(
+                request_id=obj.pk,
+                actor=request.user,
+                to_user=form.cleaned_data["to_user"],
+                to_group=form.cleaned_data["to_group"],
+                comment=form.cleaned_data["comment"],
+            )
         except DecisionRefused as exc:
             raise PermissionDenied(str(exc)) from None
         except (DecisionInvalid, AlreadyDecided) as exc:
@@ -217,8 +274,10 @@ def delegate(request: HttpRequest, request_id: int) -> HttpResponse:
             return HttpResponseRedirect(reverse("inbox:request", args=[obj.pk]))
         messages.success(request, "Delegated.")
         return HttpResponseRedirect(reverse("inbox:list"))
-    messages.error(request, "Not delegated: " + "; ".join(
-        f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    messages.error(
+        request,
+        "Not delegated: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()),
+    )
     return HttpResponseRedirect(reverse("inbox:request", args=[obj.pk]))
 
 
@@ -248,12 +307,22 @@ def bulk_approve(request: HttpRequest) -> HttpResponse:
         reason = _bulk_refusal(obj)
         if not reason:
             try:
-                approval_decide(request_id=obj.pk, actor=request.user, decision="approve",
-                                digest=obj.digest, comment="approved in bulk")
+                approval_decide(
+                    request_id=obj.pk,
+                    actor=request.user,
+                    decision="approve",
+                    digest=obj.digest,
+                    comment="approved in bulk",
+                )
                 done.append(obj.pk)
                 continue
-            except (AlreadyDecided, DecisionRefused, DecisionInvalid, PlanInvalid,
-                    TransitionNotAllowed) as exc:
+            except (
+                AlreadyDecided,
+                DecisionRefused,
+                DecisionInvalid,
+                PlanInvalid,
+                TransitionNotAllowed,
+            ) as exc:
                 reason = str(exc)
         refused.append(f"#{obj.pk}: {reason}")
     if done:

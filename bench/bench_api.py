@@ -37,8 +37,10 @@ from django.core.management import call_command  # noqa: E402
 
 
 def line(label: str, values: list[float]) -> str:
-    return (f"{label:<46} median {statistics.median(values):7.2f} ms   "
-            f"p95 {pct(values, 0.95):7.2f} ms   (n={len(values)})")
+    return (
+        f"{label:<46} median {statistics.median(values):7.2f} ms   "
+        f"p95 {pct(values, 0.95):7.2f} ms   (n={len(values)})"
+    )
 
 
 def timed(fn, n: int) -> list[float]:  # type: ignore[no-untyped-def]
@@ -74,20 +76,36 @@ def main() -> None:
 
     def post(i: int, key: str = "") -> dict:
         headers = {**auth, **({"Idempotency-Key": key} if key else {})}
-        response = client.post("/api/v1/runs", json.dumps({"plan": plan, "context": {"i": i}}),
-                               content_type="application/json", headers=headers)
+        response = client.post(
+            "/api/v1/runs",
+            json.dumps({"plan": plan, "context": {"i": i}}),
+            content_type="application/json",
+            headers=headers,
+        )
         assert response.status_code in (200, 201), response.content
         return response.json()
 
     print(line("POST /runs (new run)", timed(post, n)))
     post(0, "same-key")
-    print(line("POST /runs (repeated Idempotency-Key, same request)",
-               timed(lambda i: post(0, "same-key"), n)))
+    print(
+        line(
+            "POST /runs (repeated Idempotency-Key, same request)",
+            timed(lambda i: post(0, "same-key"), n),
+        )
+    )
     run_id = Run.objects.order_by("id").first().pk
-    print(line("GET /runs/{id}", timed(lambda i: client.get(f"/api/v1/runs/{run_id}",
-                                                            headers=auth), n)))
-    print(line("GET /runs?limit=50", timed(lambda i: client.get("/api/v1/runs?limit=50",
-                                                                headers=auth), n // 2)))
+    print(
+        line(
+            "GET /runs/{id}",
+            timed(lambda i: client.get(f"/api/v1/runs/{run_id}", headers=auth), n),
+        )
+    )
+    print(
+        line(
+            "GET /runs?limit=50",
+            timed(lambda i: client.get("/api/v1/runs?limit=50", headers=auth), n // 2),
+        )
+    )
     from django.db import transaction
 
     with transaction.atomic():
@@ -95,12 +113,22 @@ def main() -> None:
         for k in range(100):
             event_append(run=run, type="bench.note", data={"k": k})
         run.save_state()
-    print(line("GET /runs/{id}/events (~100 events)",
-               timed(lambda i: client.get(f"/api/v1/runs/{run_id}/events?limit=500",
-                                          headers=auth), n // 2)))
+    print(
+        line(
+            "GET /runs/{id}/events (~100 events)",
+            timed(
+                lambda i: client.get(f"/api/v1/runs/{run_id}/events?limit=500", headers=auth),
+                n // 2,
+            ),
+        )
+    )
     run = Run.objects.get(pk=run_id)
-    print(line("replay: state at the last of ~100 events",
-               timed(lambda i: state_at(run, run.last_seq), n // 2)))
+    print(
+        line(
+            "replay: state at the last of ~100 events",
+            timed(lambda i: state_at(run, run.last_seq), n // 2),
+        )
+    )
     total = Event.objects.count()
     print(line(f"verify_events over {total} events", timed(lambda i: verify_all(), 5)))
 

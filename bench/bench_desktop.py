@@ -24,9 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 TMP = Path(tempfile.mkdtemp(prefix="agentos-bench-"))
-os.environ.update({"AGENTOS_VAR_DIR": str(TMP / "var"), "AGENTOS_FILES_ROOTS": str(TMP / "ws"),
-                   "DJANGO_SETTINGS_MODULE": "agentos_site.settings",
-                   "DJANGO_SECRET_KEY": "bench-only"})
+os.environ.update(
+    {
+        "AGENTOS_VAR_DIR": str(TMP / "var"),
+        "AGENTOS_FILES_ROOTS": str(TMP / "ws"),
+        "DJANGO_SETTINGS_MODULE": "agentos_site.settings",
+        "DJANGO_SECRET_KEY": "bench-only",
+    }
+)
 (TMP / "ws").mkdir(parents=True)
 
 import django  # noqa: E402
@@ -55,8 +60,10 @@ def measure(label: str, fn: Callable[[], object], runs: int) -> None:
         start = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - start) * 1000)
-    print(f"{label:<44} median {statistics.median(samples):8.2f} ms   "
-          f"p95 {percentile(samples, 0.95):8.2f} ms   (n={runs})")
+    print(
+        f"{label:<44} median {statistics.median(samples):8.2f} ms   "
+        f"p95 {percentile(samples, 0.95):8.2f} ms   (n={runs})"
+    )
 
 
 class Health(BaseHTTPRequestHandler):
@@ -90,33 +97,64 @@ def main() -> None:
 
     plan = draft("organize Downloads by type")["plan"]
     registry, policy = actions.registry(), actions.policy()
-    measure("planner draft (builtin, parse + validate)",
-            lambda: draft("pivot sales.xlsx by region summing amount"), 300)
-    measure("validate_plan (3 nodes)",
-            lambda: validate_plan(plan, registry=registry, policy=policy), 300)
+    measure(
+        "planner draft (builtin, parse + validate)",
+        lambda: draft("pivot sales.xlsx by region summing amount"),
+        300,
+    )
+    measure(
+        "validate_plan (3 nodes)",
+        lambda: validate_plan(plan, registry=registry, policy=policy),
+        300,
+    )
 
     runner = Runner(tuple(settings.AGENTOS_ACTION_MODULES), python_path=(str(ROOT),))
     runner.start()
     evidence = TMP / "evidence"
     evidence.mkdir()
-    ctx = ActionContext(run_id=1, step_id=1, node_id="b", attempt=1, idempotency_key="b",
-                        evidence_dir=str(evidence), files_roots=[str(ws)],
-                        allowed_hosts=["127.0.0.1"])
+    ctx = ActionContext(
+        run_id=1,
+        step_id=1,
+        node_id="b",
+        attempt=1,
+        idempotency_key="b",
+        evidence_dir=str(evidence),
+        files_roots=[str(ws)],
+        allowed_hosts=["127.0.0.1"],
+    )
 
     def step(action: str, params: dict) -> Callable[[], object]:
         def go() -> object:
             result = runner.run(action, params, ctx, timeout_s=60)
             assert result.status == "succeeded", result.error
             return result
+
         return go
 
-    measure("files.organize dry run, 200 files (runner)",
-            step("files.organize", {"path": "Downloads", "dry_run": True}), 30)
-    measure("excel.pivot 1,000 rows (runner)",
-            step("excel.pivot", {"path": "sales.xlsx", "index": ["region"], "values": "amount",
-                                 "output": "out.xlsx", "overwrite": True}), 20)
-    measure("api.request to a local server (runner)",
-            step("api.request", {"url": url, "expect_status": 200}), 50)
+    measure(
+        "files.organize dry run, 200 files (runner)",
+        step("files.organize", {"path": "Downloads", "dry_run": True}),
+        30,
+    )
+    measure(
+        "excel.pivot 1,000 rows (runner)",
+        step(
+            "excel.pivot",
+            {
+                "path": "sales.xlsx",
+                "index": ["region"],
+                "values": "amount",
+                "output": "out.xlsx",
+                "overwrite": True,
+            },
+        ),
+        20,
+    )
+    measure(
+        "api.request to a local server (runner)",
+        step("api.request", {"url": url, "expect_status": 200}),
+        50,
+    )
     runner.close()
     server.shutdown()
     shutil.rmtree(TMP, ignore_errors=True)

@@ -64,14 +64,21 @@ def bench_runner(n: int = 200) -> list[float]:
     from workflows import actions
 
     runner = actions.runner()
-    ctx = ActionContext(run_id=0, step_id=0, node_id="bench", attempt=1, idempotency_key="b",
-                        evidence_dir=str(VAR), files_roots=[str(VAR)], allowed_hosts=[],
-                        allowed_origins=[])
+    ctx = ActionContext(
+        run_id=0,
+        step_id=0,
+        node_id="bench",
+        attempt=1,
+        idempotency_key="b",
+        evidence_dir=str(VAR),
+        files_roots=[str(VAR)],
+        allowed_hosts=[],
+        allowed_origins=[],
+    )
     times = []
     for i in range(n + 10):
         t = time.perf_counter()
-        result = runner.run("verify.value_equals", {"value": i, "expected": i}, ctx,
-                            timeout_s=10)
+        result = runner.run("verify.value_equals", {"value": i, "expected": i}, ctx, timeout_s=10)
         if i >= 10:  # the first calls start the zygote
             times.append((time.perf_counter() - t) * 1000)
         assert result.status == "succeeded", result
@@ -79,8 +86,12 @@ def bench_runner(n: int = 200) -> list[float]:
 
 
 def noop_plan(steps: int) -> dict:
-    return {"nodes": [{"id": f"s{i}", "action": "verify.value_equals",
-                       "params": {"value": i, "expected": i}} for i in range(steps)]}
+    return {
+        "nodes": [
+            {"id": f"s{i}", "action": "verify.value_equals", "params": {"value": i, "expected": i}}
+            for i in range(steps)
+        ]
+    }
 
 
 def bench_steps(steps: int, *, quiet: bool = False) -> list[float]:
@@ -99,17 +110,25 @@ def bench_steps(steps: int, *, quiet: bool = False) -> list[float]:
     started = [s.started_at for s in Step.objects.filter(run=run).order_by("id")]
     gaps = [(b - a).total_seconds() * 1000 for a, b in zip(started, started[1:])]
     if not quiet:
-        print(f"engine, one task in-process: {steps} no-op steps in {total:.0f} ms = "
-              f"{steps / total * 1000:.0f} steps/s; the worker's CPU {cpu_ms / steps:.2f} "
-              f"ms/step", flush=True)
+        print(
+            f"engine, one task in-process: {steps} no-op steps in {total:.0f} ms = "
+            f"{steps / total * 1000:.0f} steps/s; the worker's CPU {cpu_ms / steps:.2f} "
+            f"ms/step",
+            flush=True,
+        )
     return gaps
 
 
 def start_cluster() -> subprocess.Popen:
     """Start a real qcluster (AGENTOS_WORKERS workers) on this installation."""
-    return subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "qcluster"],
-                            cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def stop_cluster(cluster: subprocess.Popen) -> None:
@@ -129,21 +148,34 @@ def bench_cluster(runs: int, steps: int = 5) -> None:
     cluster = start_cluster()
     try:
         warm = [run_create(plan=noop_plan(steps), mode="autonomous") for _ in range(4)]
-        _wait(lambda: Run.objects.filter(pk__in=[r.pk for r in warm],
-                                         status="succeeded").count() == len(warm), 120)
+        _wait(
+            lambda: (
+                Run.objects.filter(pk__in=[r.pk for r in warm], status="succeeded").count()
+                == len(warm)
+            ),
+            120,
+        )
         t0 = time.perf_counter()
         ids = [run_create(plan=noop_plan(steps), mode="autonomous").pk for _ in range(runs)]
         queued = time.perf_counter() - t0
-        _wait(lambda: Run.objects.filter(pk__in=ids, status__in=["succeeded", "failed"])
-              .count() == runs, 600, every=0.05)
+        _wait(
+            lambda: (
+                Run.objects.filter(pk__in=ids, status__in=["succeeded", "failed"]).count() == runs
+            ),
+            600,
+            every=0.05,
+        )
         total = time.perf_counter() - t0
         assert Run.objects.filter(pk__in=ids, status="succeeded").count() == runs
     finally:
         stop_cluster(cluster)
     workers = settings.Q_CLUSTER["workers"]
-    print(f"qcluster ({workers} workers): {runs} runs x {steps} no-op steps in {total:.2f} s "
-          f"(queued in {queued:.2f} s) = {runs / total:.1f} runs/s, "
-          f"{runs * steps / total:.0f} steps/s", flush=True)
+    print(
+        f"qcluster ({workers} workers): {runs} runs x {steps} no-op steps in {total:.2f} s "
+        f"(queued in {queued:.2f} s) = {runs / total:.1f} runs/s, "
+        f"{runs * steps / total:.0f} steps/s",
+        flush=True,
+    )
 
 
 def bench_approvals(n: int) -> list[float]:
@@ -159,9 +191,16 @@ def bench_approvals(n: int) -> list[float]:
     cluster = start_cluster()
     latencies = []
     try:
-        plan = {"nodes": [{"id": "gate", "type": "approval", "title": "Go?"},
-                          {"id": "next", "action": "verify.value_equals",
-                           "params": {"value": 1, "expected": 1}}]}
+        plan = {
+            "nodes": [
+                {"id": "gate", "type": "approval", "title": "Go?"},
+                {
+                    "id": "next",
+                    "action": "verify.value_equals",
+                    "params": {"value": 1, "expected": 1},
+                },
+            ]
+        }
         for _ in range(n + 3):
             run = run_create(plan=plan, mode="autonomous")
             _wait(lambda: Run.objects.get(pk=run.pk).status == "waiting")
@@ -178,8 +217,11 @@ def bench_approvals(n: int) -> list[float]:
     return latencies[3:]
 
 
-def _wait(predicate, timeout: float = 30.0,  # type: ignore[no-untyped-def]
-          every: float = 0.002) -> None:
+def _wait(
+    predicate,
+    timeout: float = 30.0,  # type: ignore[no-untyped-def]
+    every: float = 0.002,
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -191,8 +233,11 @@ def main(args: argparse.Namespace) -> None:
     call_command("migrate", verbosity=0)
     db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     broker = "Redis" if settings.REDIS_URL else "ORM"
-    print(f"engine benchmark: {db}, django-q2 {broker} broker, "
-          f"{os.cpu_count()} cores, Python {sys.version.split()[0]}", flush=True)
+    print(
+        f"engine benchmark: {db}, django-q2 {broker} broker, "
+        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
+        flush=True,
+    )
     floor = bench_floor()
     show("floor: bare `python -c pass` subprocess", floor)
     runner = bench_runner()
@@ -200,8 +245,10 @@ def main(args: argparse.Namespace) -> None:
     bench_steps(20, quiet=True)  # warm up
     gaps = bench_steps(args.steps)
     show("engine: per no-op step, start to next start", gaps)
-    show("engine overhead per step (minus the runner)",
-         [g - statistics.median(runner) for g in gaps])
+    show(
+        "engine overhead per step (minus the runner)",
+        [g - statistics.median(runner) for g in gaps],
+    )
     if args.runs:
         bench_cluster(args.runs)
     if args.approvals:

@@ -43,9 +43,16 @@ def summary(name: str, values_ms: list[float]) -> None:
 def child_env(mode: str) -> dict[str, str]:
     var = Path(tempfile.mkdtemp(prefix=f"agentos-bench-live-{mode}-"))
     env = dict(os.environ)
-    env.update({"DJANGO_SETTINGS_MODULE": "agentos_site.settings", "AGENTOS_VAR_DIR": str(var),
-                "AGENTOS_FILES_ROOTS": str(var / "workspace"), "DJANGO_SECRET_KEY": "bench-only",
-                "PYTHONPATH": str(ROOT), "AGENTOS_LOG_LEVEL": "WARNING"})
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "agentos_site.settings",
+            "AGENTOS_VAR_DIR": str(var),
+            "AGENTOS_FILES_ROOTS": str(var / "workspace"),
+            "DJANGO_SECRET_KEY": "bench-only",
+            "PYTHONPATH": str(ROOT),
+            "AGENTOS_LOG_LEVEL": "WARNING",
+        }
+    )
     if mode == "scaled":  # PostgreSQL + Redis from the caller's environment (run_all)
         env["DJANGO_SETTINGS_MODULE"] = "bench.settings"
         return env
@@ -65,10 +72,21 @@ def start_daphne(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    proc = subprocess.Popen([sys.executable, "-m", "daphne", "--fd", str(sock.fileno()),
-                             "agentos_site.asgi:application"], cwd=ROOT, env=env,
-                            pass_fds=(sock.fileno(),), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "--fd",
+            str(sock.fileno()),
+            "agentos_site.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        pass_fds=(sock.fileno(),),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(300):
         try:
             urllib.request.urlopen(url + "/admin/login/", timeout=1).close()
@@ -103,16 +121,18 @@ def events_to_socket(url: str, cookie: str, count: int) -> list[float]:
     from workflows.models import Run
     from workflows.services import lock_run
 
-    run = Run.objects.create(plan={"nodes": [{"id": "x", "type": "approval", "title": "x"}]},
-                             status="waiting")
+    run = Run.objects.create(
+        plan={"nodes": [{"id": "x", "type": "approval", "title": "x"}]}, status="waiting"
+    )
     committed: dict[int, float] = {}
     seen: dict[int, float] = {}
     ready = threading.Event()
 
     async def listen() -> None:
         ws_url = url.replace("http", "ws") + f"/ws/runs/{run.pk}/?after=0"
-        async with websockets.connect(ws_url, additional_headers={
-                "Cookie": f"sessionid={cookie}", "Origin": url}) as ws:
+        async with websockets.connect(
+            ws_url, additional_headers={"Cookie": f"sessionid={cookie}", "Origin": url}
+        ) as ws:
             while True:
                 message = json.loads(await ws.recv())
                 if message["type"] == "caught_up":
@@ -144,38 +164,65 @@ def approvals_to_step(url: str, env: dict[str, str], count: int) -> list[float]:
     from workflows.services import run_create
 
     operator = get_user_model().objects.create_user("op", password="pw")
-    worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
     opener.open(url + "/admin/login/").read()
     jar = next(h for h in opener.handlers if isinstance(h, urllib.request.HTTPCookieProcessor))
     token = next(c.value for c in jar.cookiejar if c.name == "csrftoken")
-    opener.open(url + "/admin/login/?next=/inbox/", urllib.parse.urlencode({
-        "username": "reviewer", "password": "pw", "csrfmiddlewaretoken": token,
-        "next": "/inbox/"}).encode()).read()
+    opener.open(
+        url + "/admin/login/?next=/inbox/",
+        urllib.parse.urlencode(
+            {
+                "username": "reviewer",
+                "password": "pw",
+                "csrfmiddlewaretoken": token,
+                "next": "/inbox/",
+            }
+        ).encode(),
+    ).read()
     results = []
     try:
         for _ in range(count):
-            run = run_create(mode="autonomous", requester=operator, plan={"nodes": [
-                {"id": "gate", "type": "approval", "title": "Go?"},
-                {"id": "check", "action": "verify.file_absent", "params": {"path": "nothing"}},
-            ]})
+            run = run_create(
+                mode="autonomous",
+                requester=operator,
+                plan={
+                    "nodes": [
+                        {"id": "gate", "type": "approval", "title": "Go?"},
+                        {
+                            "id": "check",
+                            "action": "verify.file_absent",
+                            "params": {"path": "nothing"},
+                        },
+                    ]
+                },
+            )
             while not ApprovalRequest.objects.filter(run=run, status="pending").exists():
                 time.sleep(0.01)
             request = ApprovalRequest.objects.get(run=run)
             page = opener.open(f"{url}/inbox/requests/{request.pk}/").read().decode()
             csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-            body = urllib.parse.urlencode({"csrfmiddlewaretoken": csrf, "decision": "approve",
-                                           "digest": request.digest}).encode()
+            body = urllib.parse.urlencode(
+                {"csrfmiddlewaretoken": csrf, "decision": "approve", "digest": request.digest}
+            ).encode()
             from django.utils import timezone
 
             clicked = timezone.now()
             opener.open(f"{url}/inbox/requests/{request.pk}/", body).read()
             started = None
             while started is None:
-                started = Event.objects.filter(run=run, type="step.started").values_list(
-                    "at", flat=True).first()
+                started = (
+                    Event.objects.filter(run=run, type="step.started")
+                    .values_list("at", flat=True)
+                    .first()
+                )
                 time.sleep(0.005)
             results.append((started - clicked).total_seconds() * 1000)
             while Run.objects.get(pk=run.pk).status not in ("succeeded", "failed"):
@@ -198,13 +245,18 @@ def child(mode: str, events: int, approvals: int) -> None:
     session_cookie("reviewer")  # the person approvals_to_step logs in as
     proc, url = start_daphne(dict(os.environ))
     try:
-        label = {"embedded": "embedded relay", "redis": "Redis",
-                 "scaled": "PostgreSQL + Redis"}[mode]
-        summary(f"event committed by a worker -> websocket ({label})",
-                events_to_socket(url, cookie, events))
+        label = {"embedded": "embedded relay", "redis": "Redis", "scaled": "PostgreSQL + Redis"}[
+            mode
+        ]
+        summary(
+            f"event committed by a worker -> websocket ({label})",
+            events_to_socket(url, cookie, events),
+        )
         if approvals:
-            summary(f"approve (inbox POST) -> next step started ({label})",
-                    approvals_to_step(url, dict(os.environ), approvals))
+            summary(
+                f"approve (inbox POST) -> next step started ({label})",
+                approvals_to_step(url, dict(os.environ), approvals),
+            )
     finally:
         proc.terminate()
         proc.wait(15)
@@ -215,16 +267,30 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--approvals", type=int, default=20)
     parser.add_argument("--child", choices=["embedded", "redis", "scaled"])
-    parser.add_argument("--mode", choices=["embedded", "redis", "scaled"],
-                        help="measure one mode (scaled: DATABASE_URL and REDIS_URL as set)")
+    parser.add_argument(
+        "--mode",
+        choices=["embedded", "redis", "scaled"],
+        help="measure one mode (scaled: DATABASE_URL and REDIS_URL as set)",
+    )
     args = parser.parse_args()
     if args.child:
         child(args.child, args.events, args.approvals if args.child != "redis" else 0)
         return
     if args.mode:
-        subprocess.run([sys.executable, __file__, "--child", args.mode, "--events",
-                        str(args.events), "--approvals", str(args.approvals)],
-                       env=child_env(args.mode), check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                args.mode,
+                "--events",
+                str(args.events),
+                "--approvals",
+                str(args.approvals),
+            ],
+            env=child_env(args.mode),
+            check=True,
+        )
         return
     modes = ["embedded"]
     try:
@@ -233,8 +299,20 @@ def main() -> None:
     except OSError:
         print("Redis is not listening on 127.0.0.1:6379: skipping the Redis figures")
     for mode in modes:
-        subprocess.run([sys.executable, __file__, "--child", mode, "--events", str(args.events),
-                        "--approvals", str(args.approvals)], env=child_env(mode), check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                mode,
+                "--events",
+                str(args.events),
+                "--approvals",
+                str(args.approvals),
+            ],
+            env=child_env(mode),
+            check=True,
+        )
 
 
 if __name__ == "__main__":

@@ -56,16 +56,30 @@ VERBOSE = False
 
 
 def line(label: str, values: list[float]) -> str:
-    return (f"{label:<40} median {statistics.median(values):7.0f} ms   "
-            f"p95 {pct(values, 0.95):7.0f} ms   (n={len(values)})")
+    return (
+        f"{label:<40} median {statistics.median(values):7.0f} ms   "
+        f"p95 {pct(values, 0.95):7.0f} ms   (n={len(values)})"
+    )
 
 
 def start_daphne() -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(PORT),
-         "agentos_site.asgi:application"],
-        cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(PORT),
+            "agentos_site.asgi:application",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -87,17 +101,22 @@ def one_run(index: int) -> dict[str, list[float]]:
     from workflows.services import run_create
 
     users = get_user_model().objects
-    run = run_create(workflow=Workflow.objects.get(slug="employee-onboarding"),
-                     requester=users.get(username="operator"),
-                     context={"employee_name": f"Bench Person {index}",
-                              "department": "Engineering",
-                              "laptop_model": "ThinkPad X1 Carbon"})
+    run = run_create(
+        workflow=Workflow.objects.get(slug="employee-onboarding"),
+        requester=users.get(username="operator"),
+        context={
+            "employee_name": f"Bench Person {index}",
+            "department": "Engineering",
+            "laptop_model": "ThinkPad X1 Carbon",
+        },
+    )
     t = time.perf_counter()
     run_advance(run_id=run.pk)
     wall = time.perf_counter() - t
     request = ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
-    approval_decide(request_id=request.pk, actor=users.get(username="reviewer"),
-                    decision="approve")
+    approval_decide(
+        request_id=request.pk, actor=users.get(username="reviewer"), decision="approve"
+    )
     t = time.perf_counter()
     run_advance(run_id=run.pk)
     wall += time.perf_counter() - t
@@ -112,11 +131,13 @@ def one_run(index: int) -> dict[str, list[float]]:
         match = STARTED.search(log)
         if match:
             figures.setdefault("browser start on the action's path", []).append(
-                float(match.group(1)))
+                float(match.group(1))
+            )
         match = AHEAD.search(log)
         if match:
             figures.setdefault("  pre-started off the path (driver+chromium)", []).append(
-                float(match.group(1)) + float(match.group(2)))
+                float(match.group(1)) + float(match.group(2))
+            )
         match = CLOSED.search(log)
         if match:
             figures.setdefault("browser close (per action)", []).append(float(match.group(1)))
@@ -141,11 +162,16 @@ def one_run(index: int) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--gap", type=float, default=5.0,
-                        help="seconds idle before each run (the runner refills its "
-                             "pre-started browsers while idle)")
-    parser.add_argument("--verbose", action="store_true",
-                        help="print each action's page work and any failed step")
+    parser.add_argument(
+        "--gap",
+        type=float,
+        default=5.0,
+        help="seconds idle before each run (the runner refills its "
+        "pre-started browsers while idle)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="print each action's page work and any failed step"
+    )
     args = parser.parse_args()
     global VERBOSE
     VERBOSE = args.verbose
@@ -165,9 +191,11 @@ def main() -> None:
     finally:
         os.killpg(daphne.pid, 9)
         daphne.wait()
-    print(f"employee onboarding, {args.runs} runs {args.gap:g} s apart, portals on daphne "
-          f":{PORT}, {os.cpu_count()} cores, {settings.AGENTOS_BROWSER_SPARES} pre-started "
-          "browsers per runner")
+    print(
+        f"employee onboarding, {args.runs} runs {args.gap:g} s apart, portals on daphne "
+        f":{PORT}, {os.cpu_count()} cores, {settings.AGENTOS_BROWSER_SPARES} pre-started "
+        "browsers per runner"
+    )
     for key, values in totals.items():
         print(line(key, values))
 

@@ -36,8 +36,12 @@ def bench_runner() -> tuple[list[float], float]:
     runner = Runner()
     with tempfile.TemporaryDirectory() as evidence:
         ctx = ActionContext(
-            run_id=1, step_id=1, node_id="bench", attempt=1,
-            idempotency_key="bench", evidence_dir=evidence,
+            run_id=1,
+            step_id=1,
+            node_id="bench",
+            attempt=1,
+            idempotency_key="bench",
+            evidence_dir=evidence,
         )
         params = {"value": "ok", "expected": "ok"}
         started = time.perf_counter()

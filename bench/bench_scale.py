@@ -60,8 +60,10 @@ def measure(n: int) -> None:
     long_run = Run.objects.order_by("-last_seq").first()
     plain_run = Run.objects.filter(last_seq__lte=12).order_by("-id").first()
     some_id = Run.objects.order_by("id").values_list("id", flat=True)[runs // 2]
-    print(f"  {Run.objects.count()} runs, {long_run.last_seq} events in run {long_run.pk}, "
-          f"{ApprovalRequest.objects.filter(status='pending').count()} pending requests")
+    print(
+        f"  {Run.objects.count()} runs, {long_run.last_seq} events in run {long_run.pk}, "
+        f"{ApprovalRequest.objects.filter(status='pending').count()} pending requests"
+    )
 
     as_admin, as_reviewer = Client(), Client()
     as_admin.force_login(admin)
@@ -71,19 +73,31 @@ def measure(n: int) -> None:
         ("admin: runs", as_admin, runs_url),
         ("admin: runs ?status=waiting", as_admin, runs_url + "?status__exact=waiting"),
         ("admin: runs ?workflow=", as_admin, f"{runs_url}?workflow__id__exact={workflow.pk}"),
-        ("admin: runs ?status=failed&mode=interactive", as_admin,
-         runs_url + "?status__exact=failed&mode__exact=interactive"),
+        (
+            "admin: runs ?status=failed&mode=interactive",
+            as_admin,
+            runs_url + "?status__exact=failed&mode__exact=interactive",
+        ),
         ("admin: runs page 150", as_admin, runs_url + "?p=150"),
         ("admin: runs search workflow slug", as_admin, runs_url + "?q=scale-03"),
         ("admin: runs search requester", as_admin, runs_url + "?q=requester-05"),
         ("admin: runs search id", as_admin, f"{runs_url}?q={some_id}"),
         ("admin: runs search (no match)", as_admin, runs_url + "?q=nosuchthing"),
-        (f"admin: run page ({long_run.last_seq} events)", as_admin,
-         f"{runs_url}{long_run.pk}/change/"),
-        ("admin: run page, older events", as_admin,
-         f"{runs_url}{long_run.pk}/change/?events_upto=2500"),
-        (f"admin: run page ({plain_run.last_seq} events)", as_admin,
-         f"{runs_url}{plain_run.pk}/change/"),
+        (
+            f"admin: run page ({long_run.last_seq} events)",
+            as_admin,
+            f"{runs_url}{long_run.pk}/change/",
+        ),
+        (
+            "admin: run page, older events",
+            as_admin,
+            f"{runs_url}{long_run.pk}/change/?events_upto=2500",
+        ),
+        (
+            f"admin: run page ({plain_run.last_seq} events)",
+            as_admin,
+            f"{runs_url}{plain_run.pk}/change/",
+        ),
         ("inbox (reviewer)", as_reviewer, "/inbox/"),
         ("inbox ?workflow=", as_reviewer, "/inbox/?workflow=scale-03"),
         ("inbox ?kind=approval&overdue=1", as_reviewer, "/inbox/?kind=approval&overdue=1"),
@@ -94,8 +108,11 @@ def measure(n: int) -> None:
         ("api: GET /runs", as_admin, "/api/v1/runs"),
         ("api: GET /runs?status=waiting", as_admin, "/api/v1/runs?status=waiting"),
         ("api: GET /runs?workflow=", as_admin, "/api/v1/runs?workflow=scale-03"),
-        ("api: GET /runs?status=failed&workflow=", as_admin,
-         "/api/v1/runs?status=failed&workflow=scale-03"),
+        (
+            "api: GET /runs?status=failed&workflow=",
+            as_admin,
+            "/api/v1/runs?status=failed&workflow=scale-03",
+        ),
         ("api: GET /runs?offset=5000", as_admin, "/api/v1/runs?offset=5000"),
         ("api: GET /runs?limit=500", as_admin, "/api/v1/runs?limit=500"),
     ]
@@ -111,7 +128,11 @@ def measure(n: int) -> None:
             times.append((time.perf_counter() - t) * 1000)
             assert response.status_code == 200, (url, response.status_code)
         median, p95 = statistics.median(times), pct(times, 0.95)
-        flag = "" if median <= TARGET_MS else f"   MISSES {TARGET_MS:.0f} ms by {median - TARGET_MS:.0f} ms"
+        flag = (
+            ""
+            if median <= TARGET_MS
+            else f"   MISSES {TARGET_MS:.0f} ms by {median - TARGET_MS:.0f} ms"
+        )
         if flag:
             missed.append(label)
         print(f"  {label:<46} median {median:7.1f} ms   p95 {p95:7.1f} ms{flag}")
@@ -132,19 +153,27 @@ def _postgres_database(url: str, name: str, create: bool) -> str:
 
 def run_child(label: str, database_url: str | None, args: argparse.Namespace) -> int:
     var = Path(tempfile.mkdtemp(prefix="agentos-bench-scale-"))
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "agentos_site.settings",
-           "AGENTOS_VAR_DIR": str(var), "AGENTOS_FILES_ROOTS": str(var / "workspace"),
-           "DJANGO_SECRET_KEY": "bench-only", "DJANGO_DEBUG": "0",
-           "DJANGO_ALLOWED_HOSTS": "testserver", "AGENTOS_API_RATE_LIMIT": "0",
-           "BENCH_RUNS": str(args.runs), "BENCH_EVENTS": str(args.events)}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "agentos_site.settings",
+        "AGENTOS_VAR_DIR": str(var),
+        "AGENTOS_FILES_ROOTS": str(var / "workspace"),
+        "DJANGO_SECRET_KEY": "bench-only",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_ALLOWED_HOSTS": "testserver",
+        "AGENTOS_API_RATE_LIMIT": "0",
+        "BENCH_RUNS": str(args.runs),
+        "BENCH_EVENTS": str(args.events),
+    }
     env.pop("REDIS_URL", None)
     env.pop("DATABASE_URL", None)
     if database_url:
         env["DATABASE_URL"] = database_url
     print(f"{label}: {args.runs} runs, {args.events} events", flush=True)
     try:
-        return subprocess.call([sys.executable, __file__, "--child", "--n", str(args.n)],
-                               env=env, cwd=ROOT)
+        return subprocess.call(
+            [sys.executable, __file__, "--child", "--n", str(args.n)], env=env, cwd=ROOT
+        )
     finally:
         subprocess.call(["rm", "-rf", str(var)])
 

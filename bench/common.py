@@ -36,8 +36,10 @@ def pct(values: list[float], q: float) -> float:
 
 def line(label: str, values: list[float], unit: str = "ms") -> str:
     """Return one figure: median and p95 of `values` with the sample size."""
-    return (f"{label:<52} median {statistics.median(values):8.2f} {unit}   "
-            f"p95 {pct(values, 0.95):8.2f} {unit}   (n={len(values)})")
+    return (
+        f"{label:<52} median {statistics.median(values):8.2f} {unit}   "
+        f"p95 {pct(values, 0.95):8.2f} {unit}   (n={len(values)})"
+    )
 
 
 def show(label: str, values: list[float], unit: str = "ms") -> None:
@@ -61,14 +63,16 @@ def configure(config: str = "embedded") -> None:
     isolation names (see `scaled_env`).
     """
     var = Path(tempfile.mkdtemp(prefix=f"agentos-bench-{config}-"))
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "AGENTOS_VAR_DIR": str(var),
-        "AGENTOS_FILES_ROOTS": str(var / "workspace"),
-        "DJANGO_SECRET_KEY": "bench-only",
-        "AGENTOS_LOG_LEVEL": "WARNING",
-        "AGENTOS_API_RATE_LIMIT": "0",
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "AGENTOS_VAR_DIR": str(var),
+            "AGENTOS_FILES_ROOTS": str(var / "workspace"),
+            "DJANGO_SECRET_KEY": "bench-only",
+            "AGENTOS_LOG_LEVEL": "WARNING",
+            "AGENTOS_API_RATE_LIMIT": "0",
+        }
+    )
     if config == "embedded":
         os.environ.pop("DATABASE_URL", None)
         os.environ.pop("REDIS_URL", None)
@@ -83,8 +87,9 @@ def scaled_unavailable() -> str:
     """Return why the `scaled` configuration cannot run here ("" when it can)."""
     import importlib.util
 
-    missing = [m for m in ("psycopg", "redis", "channels_redis")
-               if importlib.util.find_spec(m) is None]
+    missing = [
+        m for m in ("psycopg", "redis", "channels_redis") if importlib.util.find_spec(m) is None
+    ]
     if missing:
         return f"{', '.join(missing)} not installed in this environment"
     if not (listening(5432) and listening(6379)):
@@ -108,9 +113,12 @@ def scaled_env() -> Iterator[dict[str, str] | None]:
     with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield {"DATABASE_URL": f"{PG_SERVER}/{name}", "REDIS_URL": REDIS_URL,
-               "AGENTOS_CHANNEL_PREFIX": f"agentos-bench-{tag}",
-               "AGENTOS_BENCH_QUEUE": f"agentos-bench-{tag}"}
+        yield {
+            "DATABASE_URL": f"{PG_SERVER}/{name}",
+            "REDIS_URL": REDIS_URL,
+            "AGENTOS_CHANNEL_PREFIX": f"agentos-bench-{tag}",
+            "AGENTOS_BENCH_QUEUE": f"agentos-bench-{tag}",
+        }
     finally:
         with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -130,8 +138,13 @@ def machine() -> dict[str, str]:
 
     memory = "?"
     try:
-        kib = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
-                       if line.startswith("MemTotal")).split()[1])
+        kib = int(
+            next(
+                line
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")
+            ).split()[1]
+        )
         memory = f"{kib / 1024 / 1024:.1f} GiB"
     except (OSError, StopIteration, ValueError):
         pass

@@ -40,21 +40,29 @@ def section(title: str) -> None:
 def run(script: str, args: list[str], env: dict[str, str] | None = None) -> None:
     """Run one benchmark script; its figures print as they come."""
     started = time.monotonic()
-    result = subprocess.run([sys.executable, str(BENCH / script), *args], cwd=ROOT,
-                            env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        [sys.executable, str(BENCH / script), *args], cwd=ROOT, env={**os.environ, **(env or {})}
+    )
     status = "" if result.returncode == 0 else f", FAILED (exit {result.returncode})"
     print(f"  ({script} took {time.monotonic() - started:.0f} s{status})", flush=True)
 
 
-def configuration(label: str, config: str, env: dict[str, str] | None,
-                  args: argparse.Namespace) -> None:
+def configuration(
+    label: str, config: str, env: dict[str, str] | None, args: argparse.Namespace
+) -> None:
     section(label)
-    steps, runs, approvals, events = ((100, 20, 10, 50) if args.quick else (200, 60, 30, 200))
-    run("bench_engine.py", ["--config", config, "--steps", str(steps), "--runs", str(runs),
-                            "--approvals", "0"], env)
+    steps, runs, approvals, events = (100, 20, 10, 50) if args.quick else (200, 60, 30, 200)
+    run(
+        "bench_engine.py",
+        ["--config", config, "--steps", str(steps), "--runs", str(runs), "--approvals", "0"],
+        env,
+    )
     live_mode = "embedded" if config == "embedded" else "scaled"
-    run("bench_live.py", ["--mode", live_mode, "--events", str(events),
-                          "--approvals", str(approvals)], env)
+    run(
+        "bench_live.py",
+        ["--mode", live_mode, "--events", str(events), "--approvals", str(approvals)],
+        env,
+    )
 
 
 def main() -> None:
@@ -65,15 +73,15 @@ def main() -> None:
     print("# AgentOS benchmarks")
     for key, value in machine().items():
         print(f"- {key}: {value}")
-    configuration("Embedded default: SQLite (WAL), django-q2 ORM broker", "embedded", None,
-                  args)
+    configuration("Embedded default: SQLite (WAL), django-q2 ORM broker", "embedded", None, args)
     with scaled_env() as env:
         if env is None:
             section("PostgreSQL + Redis")
             print(f"not available: {scaled_unavailable()}")
         else:
-            configuration("PostgreSQL + Redis (django-q2 Redis broker, channels_redis)",
-                          "scaled", env, args)
+            configuration(
+                "PostgreSQL + Redis (django-q2 Redis broker, channels_redis)", "scaled", env, args
+            )
     section("Scale: admin, inbox and API at 100,000 runs / 1,000,000 events")
     scale = BENCH / "bench_scale.py"
     if args.skip_scale:
@@ -81,7 +89,7 @@ def main() -> None:
     elif not scale.exists():
         print("not available: bench/bench_scale.py is not in this checkout")
     else:
-        sizes = (["--runs", "10000", "--events", "100000"] if args.quick else [])
+        sizes = ["--runs", "10000", "--events", "100000"] if args.quick else []
         with scaled_env() as env:
             # bench_scale.py measures SQLite, and PostgreSQL too when DATABASE_URL
             # names a server it may create its own database on.

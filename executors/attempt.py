@@ -56,9 +56,7 @@ class ActionResult:
 class Attempt:
     """Supervise one child: feed stdin, collect result and log, enforce time."""
 
-    def __init__(
-        self, runner: Runner, action: str, payload: bytes, secrets: list[str]
-    ) -> None:
+    def __init__(self, runner: Runner, action: str, payload: bytes, secrets: list[str]) -> None:
         self.runner = runner
         self.action = action
         # None once stdin has been closed, so it is closed exactly once.
@@ -96,7 +94,12 @@ class Attempt:
                 os.close(fd)
         try:
             self._supervise(
-                stdin_w, result_r, log_r, started, timeout_s, heartbeat,
+                stdin_w,
+                result_r,
+                log_r,
+                started,
+                timeout_s,
+                heartbeat,
                 heartbeat_every_s,
             )
         finally:
@@ -115,9 +118,7 @@ class Attempt:
         return self._outcome(timeout_s, (time.monotonic() - started) * 1000)
 
     def _send_request(self, fds: list[int]) -> None:
-        message = json.dumps(
-            {"op": "run", "id": self.request_id, "action": self.action}
-        ).encode()
+        message = json.dumps({"op": "run", "id": self.request_id, "action": self.action}).encode()
         for retry in (True, False):
             sock = self.runner._sock
             assert sock is not None
@@ -164,9 +165,7 @@ class Attempt:
                 return
             wake = grace_until if self.kill_reason else min(deadline, next_beat)
             writers = [stdin_w] if self.payload is not None else []
-            readable, writable, _ = select.select(
-                list(readers), writers, [], max(0.0, wake - now)
-            )
+            readable, writable, _ = select.select(list(readers), writers, [], max(0.0, wake - now))
             if writable:
                 self._feed_stdin(stdin_w)
             for fd in readable:
@@ -232,14 +231,17 @@ class Attempt:
         self.result += chunk
         if len(self.result) > MAX_RESULT_BYTES:
             self.result.clear()
-            self.overflow = (f"the action's result is larger than the "
-                             f"{MAX_RESULT_BYTES >> 20} MiB limit")
+            self.overflow = (
+                f"the action's result is larger than the {MAX_RESULT_BYTES >> 20} MiB limit"
+            )
 
     def _keep_log(self, chunk: bytes) -> None:
         self.log_bytes += len(chunk)
         if self.log_bytes > MAX_LOG_BYTES and self.overflow is None:
-            self.overflow = (f"the action wrote more than the {MAX_LOG_BYTES >> 20} MiB "
-                             "limit to its log (stdout and stderr)")
+            self.overflow = (
+                f"the action wrote more than the {MAX_LOG_BYTES >> 20} MiB "
+                "limit to its log (stdout and stderr)"
+            )
         self.log += chunk
         # Keep a margin over LOG_CHARS so multi-byte text and masking at
         # the cut still leave ~LOG_CHARS characters.
@@ -249,22 +251,32 @@ class Attempt:
     def _outcome(self, timeout_s: float, duration_ms: float) -> ActionResult:
         # A NUL cannot be stored (PostgreSQL): the log shows it as U+FFFD,
         # like any other byte that is not text.
-        log = scrub(self.log.decode("utf-8", "replace").replace("\x00", "\ufffd"),
-                    self.secrets)[-LOG_CHARS:]
+        log = scrub(self.log.decode("utf-8", "replace").replace("\x00", "\ufffd"), self.secrets)[
+            -LOG_CHARS:
+        ]
         common: dict[str, Any] = {
-            "exit_code": self.exit_code, "duration_ms": duration_ms, "log": log
+            "exit_code": self.exit_code,
+            "duration_ms": duration_ms,
+            "log": log,
         }
         if self.overflow is not None:
-            return ActionResult(status="failed", error=f"{self.overflow}; its processes "
-                                "were killed", **common)
+            return ActionResult(
+                status="failed", error=f"{self.overflow}; its processes were killed", **common
+            )
         reported = _parse_result(self.result)
-        nul = None if reported is None else first_nul(
-            {key: reported.get(key) for key in ("output", "error", "needs_input")})
+        nul = (
+            None
+            if reported is None
+            else first_nul({key: reported.get(key) for key in ("output", "error", "needs_input")})
+        )
         if nul is not None:
             # Stored as is, it would fail the database write; changed, it would
             # not be what the action said. The step fails and says where.
-            return ActionResult(status="failed", error=f"the action's {nul} {NUL_MESSAGE}; "
-                                "it cannot be stored", **common)
+            return ActionResult(
+                status="failed",
+                error=f"the action's {nul} {NUL_MESSAGE}; it cannot be stored",
+                **common,
+            )
         if reported is not None:
             # A result written before a late kill still describes work
             # that finished, so it wins over the kill.

@@ -156,9 +156,7 @@ class Action:
         return cls.secrets
 
     @classmethod
-    def policy_errors(
-        cls, params: dict[str, Any], policy: Policy
-    ) -> list[tuple[str, str]]:
+    def policy_errors(cls, params: dict[str, Any], policy: Policy) -> list[tuple[str, str]]:
         """Return (field, message) pairs for literal values that break policy.
 
         Called by the plan validator on the params that hold no ``{{ }}``

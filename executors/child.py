@@ -107,14 +107,13 @@ def execute(registry: Registry, action_name: str, raw: bytes) -> dict[str, Any]:
         try:
             # Strict: "yes" is not a bool nor "5" an int, in a plan or here.
             params = action_cls.Params.model_validate_json(
-                json.dumps(request["params"]), strict=True)
+                json.dumps(request["params"]), strict=True
+            )
         except ValidationError as exc:
             return _failed(f"invalid params: {describe_errors(exc)}")
         # The red line at run time: values rendered from the context were
         # not visible to the plan validator, so check them again here.
-        violations = action_cls.policy_errors(
-            params.model_dump(mode="json"), ctx.policy()
-        )
+        violations = action_cls.policy_errors(params.model_dump(mode="json"), ctx.policy())
         if violations:
             detail = "; ".join(f"{field}: {msg}" for field, msg in violations)
             return _failed(f"refused by policy: {detail}")

@@ -136,10 +136,7 @@ def _contract_problems(cls: object) -> list[str]:
     problems: list[str] = []
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        problems.append(
-            f"name {name!r} must look like 'family.verb'"
-            f" ({NAME_PATTERN.pattern})"
-        )
+        problems.append(f"name {name!r} must look like 'family.verb' ({NAME_PATTERN.pattern})")
     description = getattr(cls, "description", None)
     if not isinstance(description, str) or not description.strip():
         problems.append("description must be a non-empty string")
@@ -151,18 +148,14 @@ def _contract_problems(cls: object) -> list[str]:
     if not isinstance(getattr(cls, "idempotent", None), bool):
         problems.append("idempotent must be True or False")
     timeout = getattr(cls, "default_timeout_s", None)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or (
-        timeout <= 0
-    ):
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or (timeout <= 0):
         problems.append("default_timeout_s must be a positive number")
     memory = cls.memory_limit_mb
     if memory is not None and (
         isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0
     ):
         problems.append("memory_limit_mb must be a positive int or None")
-    if not isinstance(cls.secrets, tuple) or not all(
-        isinstance(s, str) for s in cls.secrets
-    ):
+    if not isinstance(cls.secrets, tuple) or not all(isinstance(s, str) for s in cls.secrets):
         problems.append("secrets must be a tuple of setting names")
     for attr in ("Params", "Output"):
         model = getattr(cls, attr, None)
@@ -197,9 +190,7 @@ def build_registry(modules: Sequence[str] = BUILTIN_MODULES) -> Registry:
             module = importlib.import_module(module_name)
             actions = getattr(module, "ACTIONS", None)
             if not isinstance(actions, (list, tuple)):
-                raise RegistrationError(
-                    f"module {module_name!r} must define ACTIONS as a list"
-                )
+                raise RegistrationError(f"module {module_name!r} must define ACTIONS as a list")
             for action_cls in actions:
                 registry.register(action_cls)
         registry.close()

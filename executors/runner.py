@@ -168,14 +168,17 @@ class Runner:
             os.chmod(home, 0o711)
             os.mkdir(os.path.join(home, "tmp"), 0o711)
             os.chmod(os.path.join(home, "tmp"), 0o711)
-        parent_sock, zygote_sock = socket.socketpair(
-            socket.AF_UNIX, socket.SOCK_SEQPACKET
-        )
+        parent_sock, zygote_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "executors.zygote",
-                 f"--warm-spares={self.warm_spares}",
-                 f"--sandbox={self.sandbox.to_arg()}", *self.modules],
+                [
+                    sys.executable,
+                    "-m",
+                    "executors.zygote",
+                    f"--warm-spares={self.warm_spares}",
+                    f"--sandbox={self.sandbox.to_arg()}",
+                    *self.modules,
+                ],
                 stdin=zygote_sock.fileno(),
                 stdout=subprocess.DEVNULL,
                 env=zygote_environment(home, self.python_path),
@@ -201,9 +204,7 @@ class Runner:
         if message.get("op") != "ready":
             self._stop_zygote()
             detail = message.get("error") or "no answer from the executor process"
-            raise ExecutorUnavailable(
-                "cannot start the action runner: " + scrub(str(detail), ())
-            )
+            raise ExecutorUnavailable("cannot start the action runner: " + scrub(str(detail), ()))
         self._actions = frozenset(message.get("actions", ()))
 
     def _stop_zygote(self) -> None:
@@ -249,8 +250,11 @@ _shared_lock = threading.Lock()
 
 
 def get_runner(
-    modules: Sequence[str] = BUILTIN_MODULES, *, python_path: Sequence[str] = (),
-    warm_spares: int = 1, sandbox: Sandbox | None = None,
+    modules: Sequence[str] = BUILTIN_MODULES,
+    *,
+    python_path: Sequence[str] = (),
+    warm_spares: int = 1,
+    sandbox: Sandbox | None = None,
 ) -> Runner:
     """Return this process's runner for ``modules``, creating it once.
 
@@ -265,8 +269,9 @@ def get_runner(
             _shared_pid = os.getpid()
         runner = _shared.get(key)
         if runner is None:
-            runner = _shared[key] = Runner(key[0], python_path=key[1],
-                                           warm_spares=warm_spares, sandbox=sandbox)
+            runner = _shared[key] = Runner(
+                key[0], python_path=key[1], warm_spares=warm_spares, sandbox=sandbox
+            )
         return runner
 
 

@@ -221,8 +221,11 @@ def runtime_paths() -> list[str]:
 
     from executors.scrubbing import PROJECT_DIR
 
-    return [os.path.dirname(os.__file__), os.path.dirname(os.path.dirname(pydantic.__file__)),
-            PROJECT_DIR]
+    return [
+        os.path.dirname(os.__file__),
+        os.path.dirname(os.path.dirname(pydantic.__file__)),
+        PROJECT_DIR,
+    ]
 
 
 def main(argv: list[str]) -> int:

@@ -9,8 +9,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NUL_MESSAGE", "PROJECT_DIR", "SECRET_KEY_NAME", "first_nul", "redact", "scrub",
-           "scrub_secrets_in"]
+__all__ = [
+    "NUL_MESSAGE",
+    "PROJECT_DIR",
+    "SECRET_KEY_NAME",
+    "first_nul",
+    "redact",
+    "scrub",
+    "scrub_secrets_in",
+]
 
 SECRET_MASK = "***"
 # Keys whose values are shown masked whatever they hold.
@@ -91,8 +98,12 @@ def redact(data: Any, secrets: Iterable[str]) -> Any:
         if isinstance(item, str):
             return SECRET_MASK if named_secret and item else text(item)
         if isinstance(item, dict):
-            return {(text(k) if isinstance(k, str) else k):
-                    walk(v, bool(SECRET_KEY_NAME.search(str(k)))) for k, v in item.items()}
+            return {
+                (text(k) if isinstance(k, str) else k): walk(
+                    v, bool(SECRET_KEY_NAME.search(str(k)))
+                )
+                for k, v in item.items()
+            }
         if isinstance(item, (list, tuple)):
             return [walk(v, named_secret) for v in item]
         return item

@@ -106,9 +106,11 @@ class Pools:
         None too while a spare of the family is still warming: its "ready"
         message wakes the zygote, which must not spin until then.
         """
-        waits = [max(0.0, since + REFILL_IDLE_S - time.monotonic())
-                 for family, since in self._idle_since.items()
-                 if self._short(family, busy)]
+        waits = [
+            max(0.0, since + REFILL_IDLE_S - time.monotonic())
+            for family, since in self._idle_since.items()
+            if self._short(family, busy)
+        ]
         return min(waits) if waits else None
 
     def due(self, busy: Callable[[str], bool]) -> list[str]:
@@ -118,14 +120,16 @@ class Pools:
         refill takes one core at most while the machine is otherwise idle.
         """
         now = time.monotonic()
-        return [family for family, since in self._idle_since.items()
-                if self._short(family, busy) and now - since >= REFILL_IDLE_S]
+        return [
+            family
+            for family, since in self._idle_since.items()
+            if self._short(family, busy) and now - since >= REFILL_IDLE_S
+        ]
 
     def _short(self, family: str, busy: Callable[[str], bool]) -> bool:
         """Whether an idle family lacks spares and none is warming now."""
         pool = self._spares.get(family) or []
-        return len(pool) < self.size and not busy(family) and \
-            all(spare.ready for spare in pool)
+        return len(pool) < self.size and not busy(family) and all(spare.ready for spare in pool)
 
 
 def child_tmp(pid: int) -> str:

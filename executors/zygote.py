@@ -78,8 +78,13 @@ class _Child:
 class _Zygote:
     """Fork, watch and reap action children for one parent."""
 
-    def __init__(self, sock: socket.socket, registry: Any, warm_spares: int = 1,
-                 sandbox: Sandbox | None = None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        registry: Any,
+        warm_spares: int = 1,
+        sandbox: Sandbox | None = None,
+    ) -> None:
         self.sock = sock
         self.registry = registry
         # Who the children become and their limits (executors.sandbox).
@@ -311,8 +316,10 @@ class _Zygote:
             problems = "the check could not change to the action user"
         if not problems:
             return None
-        return (f"the action user {self.sandbox.user!r} {problems}: run scripts/setup.sh "
-                "as root, or give it access (docs/security.md)")
+        return (
+            f"the action user {self.sandbox.user!r} {problems}: run scripts/setup.sh "
+            "as root, or give it access (docs/security.md)"
+        )
 
     def _reap(self, pidfd: int) -> None:
         child = self.children.pop(pidfd)
@@ -326,12 +333,14 @@ class _Zygote:
         os.close(pidfd)
         self._kill_orphans()
         shutil.rmtree(child_tmp(child.pid), ignore_errors=True)
-        self._send({
-            "op": "exited",
-            "id": child.request_id,
-            "pid": child.pid,
-            "exit_code": os.waitstatus_to_exitcode(status),
-        })
+        self._send(
+            {
+                "op": "exited",
+                "id": child.request_id,
+                "pid": child.pid,
+                "exit_code": os.waitstatus_to_exitcode(status),
+            }
+        )
 
     def _send(self, message: dict[str, Any]) -> bool:
         try:

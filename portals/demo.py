@@ -37,5 +37,6 @@ def ensure_demo_data(secrets: Mapping[str, str]) -> list[str]:
             made.append(portal.value)
         for name, description, price in CATALOG:
             LaptopModel.objects.get_or_create(
-                name=name, defaults={"description": description, "price_eur": price})
+                name=name, defaults={"description": description, "price_eur": price}
+            )
     return made

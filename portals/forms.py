@@ -6,8 +6,14 @@ from typing import Any
 
 from django import forms
 
-from portals.models import Department, Employee, HardwareOrder, ITAccount, LaptopModel, \
-    PortalAccount
+from portals.models import (
+    Department,
+    Employee,
+    HardwareOrder,
+    ITAccount,
+    LaptopModel,
+    PortalAccount,
+)
 
 REF_HELP = "Your own reference for this request; sending it again finds the same record."
 
@@ -28,7 +34,8 @@ class LoginForm(forms.Form):
         username, password = data.get("username"), data.get("password")
         if username and password:
             account = PortalAccount.objects.filter(
-                portal=self.portal, username=username, is_active=True).first()
+                portal=self.portal, username=username, is_active=True
+            ).first()
             if account is None or not account.check_password(password):
                 raise forms.ValidationError("Invalid username or password.", code="invalid_login")
             self.account = account
@@ -36,8 +43,9 @@ class LoginForm(forms.Form):
 
 
 def _external_ref_field() -> forms.CharField:
-    return forms.CharField(max_length=200, required=False, label="External reference",
-                           help_text=REF_HELP)
+    return forms.CharField(
+        max_length=200, required=False, label="External reference", help_text=REF_HELP
+    )
 
 
 def _clean_ref(model: type, value: str) -> str:
@@ -79,8 +87,7 @@ class ITAccountForm(forms.Form):
             raise forms.ValidationError(f"No HR employee has the id {value}.")
         existing = ITAccount.objects.filter(employee=employee).first()
         if existing is not None:
-            raise forms.ValidationError(
-                f"{value} already has an account: {existing.email}.")
+            raise forms.ValidationError(f"{value} already has an account: {existing.email}.")
         return employee
 
     def clean_external_ref(self) -> str:
@@ -111,12 +118,14 @@ class OrderForm(forms.Form):
         listing = ", ".join(models) if models else "none"
         if not value:
             raise forms.ValidationError(
-                f"Choose a laptop model. Available models: {listing}.", code="required")
+                f"Choose a laptop model. Available models: {listing}.", code="required"
+            )
         laptop = LaptopModel.objects.filter(name__iexact=value, available=True).first()
         if laptop is None:
             raise forms.ValidationError(
                 f"Unknown laptop model {value!r}. Available models: {listing}.",
-                code="unknown_model")
+                code="unknown_model",
+            )
         return laptop
 
     def clean_external_ref(self) -> str:

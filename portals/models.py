@@ -86,8 +86,7 @@ class Employee(models.Model):
 class ITAccount(models.Model):
     """A mailbox and login created by IT for an HR employee."""
 
-    employee = models.OneToOneField(Employee, on_delete=models.PROTECT,
-                                    related_name="it_account")
+    employee = models.OneToOneField(Employee, on_delete=models.PROTECT, related_name="it_account")
     email = models.EmailField(unique=True)
     external_ref = models.CharField(max_length=200, unique=True, null=True, blank=True)
     created_by = models.CharField(max_length=100)

@@ -19,13 +19,24 @@ def _placeholder() -> str:
     return "tmp-" + uuid.uuid4().hex[:16]
 
 
-def employee_create(*, name: str, department: str, start_date: date, manager: str,
-                    external_ref: str | None, created_by: str) -> Employee:
+def employee_create(
+    *,
+    name: str,
+    department: str,
+    start_date: date,
+    manager: str,
+    external_ref: str | None,
+    created_by: str,
+) -> Employee:
     """Create an employee and give it its ``EMP-nnnnn`` id."""
     with transaction.atomic():
         employee = Employee.objects.create(
-            employee_id=_placeholder(), name=name, department=department,
-            start_date=start_date, manager=manager, external_ref=external_ref or None,
+            employee_id=_placeholder(),
+            name=name,
+            department=department,
+            start_date=start_date,
+            manager=manager,
+            external_ref=external_ref or None,
             created_by=created_by,
         )
         employee.employee_id = f"EMP-{employee.pk:05d}"
@@ -51,23 +62,30 @@ def unique_email(name: str) -> str:
     return email
 
 
-def it_account_create(*, employee: Employee, external_ref: str | None,
-                      created_by: str) -> ITAccount:
+def it_account_create(
+    *, employee: Employee, external_ref: str | None, created_by: str
+) -> ITAccount:
     """Create the employee's account with a generated unique email."""
     with transaction.atomic():
         return ITAccount.objects.create(
-            employee=employee, email=unique_email(employee.name),
-            external_ref=external_ref or None, created_by=created_by,
+            employee=employee,
+            email=unique_email(employee.name),
+            external_ref=external_ref or None,
+            created_by=created_by,
         )
 
 
-def order_create(*, email: str, laptop: LaptopModel, external_ref: str | None,
-                 created_by: str) -> HardwareOrder:
+def order_create(
+    *, email: str, laptop: LaptopModel, external_ref: str | None, created_by: str
+) -> HardwareOrder:
     """Place an order and give it its ``PO-nnnnn`` id."""
     with transaction.atomic():
         order = HardwareOrder.objects.create(
-            order_id=_placeholder(), email=email, laptop=laptop,
-            external_ref=external_ref or None, created_by=created_by,
+            order_id=_placeholder(),
+            email=email,
+            laptop=laptop,
+            external_ref=external_ref or None,
+            created_by=created_by,
         )
         order.order_id = f"PO-{order.pk:05d}"
         order.save(update_fields=["order_id"])

@@ -55,8 +55,11 @@ def portal_login_required(portal: str) -> Callable[[View], View]:
 
 
 def _page(request: HttpRequest, portal: str, template: str, **context: Any) -> HttpResponse:
-    context.update(portal=portal, portal_title=TITLES[Portal(portal)],
-                   portal_user=getattr(request, "portal_user", ""))
+    context.update(
+        portal=portal,
+        portal_title=TITLES[Portal(portal)],
+        portal_user=getattr(request, "portal_user", ""),
+    )
     return render(request, f"portals/{template}", context)
 
 
@@ -102,16 +105,34 @@ def logout(request: HttpRequest, portal: str) -> HttpResponse:
     return redirect(reverse("portals:login", args=[portal]))
 
 
-def _listing(request: HttpRequest, portal: str, queryset: Any, columns: list[tuple[str, str]],
-             detail: Callable[[Any], str], new_url: str, noun: str) -> HttpResponse:
+def _listing(
+    request: HttpRequest,
+    portal: str,
+    queryset: Any,
+    columns: list[tuple[str, str]],
+    detail: Callable[[Any], str],
+    new_url: str,
+    noun: str,
+) -> HttpResponse:
     ref = request.GET.get("ref", "").strip()
     if ref:
         queryset = queryset.filter(external_ref=ref)
     page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [{"url": detail(obj), "cells": [(field, _value(obj, field)) for field, _ in columns]}
-            for obj in page]
-    return _page(request, portal, "list.html", columns=columns, rows=rows, page=page,
-                 ref=ref, new_url=new_url, noun=noun)
+    rows = [
+        {"url": detail(obj), "cells": [(field, _value(obj, field)) for field, _ in columns]}
+        for obj in page
+    ]
+    return _page(
+        request,
+        portal,
+        "list.html",
+        columns=columns,
+        rows=rows,
+        page=page,
+        ref=ref,
+        new_url=new_url,
+        noun=noun,
+    )
 
 
 def _value(obj: Any, dotted: str) -> Any:
@@ -120,14 +141,16 @@ def _value(obj: Any, dotted: str) -> Any:
     return obj
 
 
-def _detail(request: HttpRequest, portal: str, obj: Any, fields: list[tuple[str, str]],
-            noun: str) -> HttpResponse:
+def _detail(
+    request: HttpRequest, portal: str, obj: Any, fields: list[tuple[str, str]], noun: str
+) -> HttpResponse:
     rows = [(field, label, _value(obj, field)) for field, label in fields]
     return _page(request, portal, "detail.html", rows=rows, noun=noun, obj=obj)
 
 
-def _form_page(request: HttpRequest, portal: str, form: Any, noun: str,
-               **extra: Any) -> HttpResponse:
+def _form_page(
+    request: HttpRequest, portal: str, form: Any, noun: str, **extra: Any
+) -> HttpResponse:
     response = _page(request, portal, "form.html", form=form, noun=noun, **extra)
     if request.method == "POST":
         response.status_code = 400  # only invalid forms are shown again
@@ -136,16 +159,27 @@ def _form_page(request: HttpRequest, portal: str, form: Any, noun: str,
 
 # --- HR ----------------------------------------------------------------------
 
-EMPLOYEE_COLUMNS = [("employee_id", "Employee id"), ("name", "Name"),
-                    ("department", "Department"), ("start_date", "Start date"),
-                    ("manager", "Manager"), ("external_ref", "External reference")]
+EMPLOYEE_COLUMNS = [
+    ("employee_id", "Employee id"),
+    ("name", "Name"),
+    ("department", "Department"),
+    ("start_date", "Start date"),
+    ("manager", "Manager"),
+    ("external_ref", "External reference"),
+]
 
 
 @portal_login_required(Portal.HR)
 def employee_list(request: HttpRequest) -> HttpResponse:
-    return _listing(request, Portal.HR, Employee.objects.all(), EMPLOYEE_COLUMNS,
-                    lambda e: reverse("portals:hr-detail", args=[e.employee_id]),
-                    reverse("portals:hr-new"), "employee")
+    return _listing(
+        request,
+        Portal.HR,
+        Employee.objects.all(),
+        EMPLOYEE_COLUMNS,
+        lambda e: reverse("portals:hr-detail", args=[e.employee_id]),
+        reverse("portals:hr-new"),
+        "employee",
+    )
 
 
 @portal_login_required(Portal.HR)
@@ -153,8 +187,7 @@ def employee_list(request: HttpRequest) -> HttpResponse:
 def employee_new(request: HttpRequest) -> HttpResponse:
     form = EmployeeForm(request.POST or None, initial=request.GET.dict())
     if request.method == "POST" and form.is_valid():
-        employee = services.employee_create(**form.cleaned_data,
-                                            created_by=request.portal_user)  # type: ignore[attr-defined]
+        employee = services.employee_create(**form.cleaned_data, created_by=request.portal_user)  # type: ignore[attr-defined]
         return redirect("portals:hr-detail", employee.employee_id)
     return _form_page(request, Portal.HR, form, "employee")
 
@@ -162,21 +195,32 @@ def employee_new(request: HttpRequest) -> HttpResponse:
 @portal_login_required(Portal.HR)
 def employee_detail(request: HttpRequest, employee_id: str) -> HttpResponse:
     employee = get_object_or_404(Employee, employee_id=employee_id)
-    return _detail(request, Portal.HR, employee,
-                   [*EMPLOYEE_COLUMNS, ("created_by", "Created by")], "employee")
+    return _detail(
+        request, Portal.HR, employee, [*EMPLOYEE_COLUMNS, ("created_by", "Created by")], "employee"
+    )
 
 
 # --- IT ----------------------------------------------------------------------
 
-ACCOUNT_COLUMNS = [("email", "Email"), ("employee.employee_id", "Employee id"),
-                   ("employee.name", "Name"), ("external_ref", "External reference")]
+ACCOUNT_COLUMNS = [
+    ("email", "Email"),
+    ("employee.employee_id", "Employee id"),
+    ("employee.name", "Name"),
+    ("external_ref", "External reference"),
+]
 
 
 @portal_login_required(Portal.IT)
 def account_list(request: HttpRequest) -> HttpResponse:
-    return _listing(request, Portal.IT, ITAccount.objects.select_related("employee"),
-                    ACCOUNT_COLUMNS, lambda a: reverse("portals:it-detail", args=[a.pk]),
-                    reverse("portals:it-new"), "account")
+    return _listing(
+        request,
+        Portal.IT,
+        ITAccount.objects.select_related("employee"),
+        ACCOUNT_COLUMNS,
+        lambda a: reverse("portals:it-detail", args=[a.pk]),
+        reverse("portals:it-new"),
+        "account",
+    )
 
 
 @portal_login_required(Portal.IT)
@@ -187,7 +231,8 @@ def account_new(request: HttpRequest) -> HttpResponse:
         account = services.it_account_create(
             employee=form.cleaned_data["employee_id"],
             external_ref=form.cleaned_data["external_ref"],
-            created_by=request.portal_user)  # type: ignore[attr-defined]
+            created_by=request.portal_user,
+        )  # type: ignore[attr-defined]
         return redirect("portals:it-detail", account.pk)
     return _form_page(request, Portal.IT, form, "account")
 
@@ -195,22 +240,32 @@ def account_new(request: HttpRequest) -> HttpResponse:
 @portal_login_required(Portal.IT)
 def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(ITAccount.objects.select_related("employee"), pk=pk)
-    return _detail(request, Portal.IT, account,
-                   [*ACCOUNT_COLUMNS, ("created_by", "Created by")], "account")
+    return _detail(
+        request, Portal.IT, account, [*ACCOUNT_COLUMNS, ("created_by", "Created by")], "account"
+    )
 
 
 # --- procurement -------------------------------------------------------------
 
-ORDER_COLUMNS = [("order_id", "Order id"), ("email", "Email"), ("laptop.name", "Laptop model"),
-                 ("external_ref", "External reference")]
+ORDER_COLUMNS = [
+    ("order_id", "Order id"),
+    ("email", "Email"),
+    ("laptop.name", "Laptop model"),
+    ("external_ref", "External reference"),
+]
 
 
 @portal_login_required(Portal.PROCUREMENT)
 def order_list(request: HttpRequest) -> HttpResponse:
-    return _listing(request, Portal.PROCUREMENT, HardwareOrder.objects.select_related("laptop"),
-                    ORDER_COLUMNS, lambda o: reverse("portals:procurement-detail",
-                                                     args=[o.order_id]),
-                    reverse("portals:procurement-new"), "order")
+    return _listing(
+        request,
+        Portal.PROCUREMENT,
+        HardwareOrder.objects.select_related("laptop"),
+        ORDER_COLUMNS,
+        lambda o: reverse("portals:procurement-detail", args=[o.order_id]),
+        reverse("portals:procurement-new"),
+        "order",
+    )
 
 
 @portal_login_required(Portal.PROCUREMENT)
@@ -219,9 +274,11 @@ def order_new(request: HttpRequest) -> HttpResponse:
     form = OrderForm(request.POST or None, initial=request.GET.dict())
     if request.method == "POST" and form.is_valid():
         order = services.order_create(
-            email=form.cleaned_data["email"], laptop=form.cleaned_data["laptop_model"],
+            email=form.cleaned_data["email"],
+            laptop=form.cleaned_data["laptop_model"],
             external_ref=form.cleaned_data["external_ref"],
-            created_by=request.portal_user)  # type: ignore[attr-defined]
+            created_by=request.portal_user,
+        )  # type: ignore[attr-defined]
         return redirect("portals:procurement-detail", order.order_id)
     return _form_page(request, Portal.PROCUREMENT, form, "order", catalog=available_models())
 
@@ -229,14 +286,14 @@ def order_new(request: HttpRequest) -> HttpResponse:
 @portal_login_required(Portal.PROCUREMENT)
 def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
     order = get_object_or_404(HardwareOrder.objects.select_related("laptop"), order_id=order_id)
-    return _detail(request, Portal.PROCUREMENT, order,
-                   [*ORDER_COLUMNS, ("created_by", "Created by")], "order")
+    return _detail(
+        request, Portal.PROCUREMENT, order, [*ORDER_COLUMNS, ("created_by", "Created by")], "order"
+    )
 
 
 @portal_login_required(Portal.PROCUREMENT)
 def catalog(request: HttpRequest) -> HttpResponse:
-    return _page(request, Portal.PROCUREMENT, "catalog.html",
-                 laptops=LaptopModel.objects.all())
+    return _page(request, Portal.PROCUREMENT, "catalog.html", laptops=LaptopModel.objects.all())
 
 
 # --- test-only endpoints -----------------------------------------------------

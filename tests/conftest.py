@@ -17,8 +17,13 @@ from django.conf import settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def wait_for(predicate: Callable[[], object], *, timeout: float = 30.0, every: float = 0.05,
-             message: str = "condition") -> object:
+def wait_for(
+    predicate: Callable[[], object],
+    *,
+    timeout: float = 30.0,
+    every: float = 0.05,
+    message: str = "condition",
+) -> object:
     """Poll until predicate() is truthy; fail the test with `message` on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -31,7 +36,8 @@ def wait_for(predicate: Callable[[], object], *, timeout: float = 30.0, every: f
 
 @pytest.fixture(autouse=True)
 def audit_checkpoints(  # type: ignore[no-untyped-def]
-        tmp_path_factory: pytest.TempPathFactory, settings) -> Path:
+    tmp_path_factory: pytest.TempPathFactory, settings
+) -> Path:
     """A checkpoint folder of the test's own: its database is rolled back after it."""
     folder = tmp_path_factory.mktemp("audit")
     settings.AGENTOS_AUDIT_CHECKPOINT_DIR = folder
@@ -59,7 +65,8 @@ def _user(roles, username: str, group: str | None, superuser: bool = False):  # 
     from django.contrib.auth import get_user_model
 
     user = get_user_model().objects.create_user(
-        username, f"{username}@example.com", "pw", is_staff=True, is_superuser=superuser)
+        username, f"{username}@example.com", "pw", is_staff=True, is_superuser=superuser
+    )
     if group:
         user.groups.add(roles[group])
     return user
@@ -95,8 +102,9 @@ def worker_env() -> dict[str, str]:
     if connection.vendor == "sqlite":
         env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
     else:  # the test database pytest-django created, e.g. test_agentos
-        env["DATABASE_URL"] = (f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:"
-                               f"{db['PORT']}/{db['NAME']}")
+        env["DATABASE_URL"] = (
+            f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        )
     env["PYTHONPATH"] = str(ROOT)
     # The test's own checkpoints, which describe the test's own database.
     env["AGENTOS_AUDIT_CHECKPOINT_DIR"] = str(settings.AGENTOS_AUDIT_CHECKPOINT_DIR)
@@ -114,9 +122,12 @@ class Cluster:
     def start(self) -> Cluster:
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "qcluster"], cwd=ROOT,
+            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+            cwd=ROOT,
             env=self.env or worker_env(),
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         return self
 

@@ -20,8 +20,9 @@ os.environ.setdefault("AGENTOS_SECRET_API_TEST_TOKEN", "api-s3cr3t-bearer-value"
 # the planner's examples) and port 80 of loopback (plans the red-line tests
 # validate). Tests that start an HTTP server on an ephemeral port allow that
 # server's exact origin in the step's context or with override_settings.
-os.environ.setdefault("AGENTOS_API_ALLOWED_HOSTS",
-                      "http://127.0.0.1:8000,http://localhost:8000,http://127.0.0.1")
+os.environ.setdefault(
+    "AGENTOS_API_ALLOWED_HOSTS", "http://127.0.0.1:8000,http://localhost:8000,http://127.0.0.1"
+)
 os.environ.setdefault("AGENTOS_SECRET_HOSTS_API_TEST_TOKEN", "http://127.0.0.1")
 os.environ.setdefault("AGENTOS_SECRET_WEBHOOK_TEST_KEY", "webhook-test-signing-key")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
@@ -62,4 +63,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # lowers it where throttling is what is tested.
 AXES_FAILURE_LIMIT = 1000
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-AGENTOS_BROWSER_SPARES = 1  # one pre-started browser per runner; tests/executors/test_browser.py covers a pool
+AGENTOS_BROWSER_SPARES = (
+    1  # one pre-started browser per runner; tests/executors/test_browser.py covers a pool
+)

@@ -24,16 +24,20 @@ def policy() -> Policy:
         files_roots=tuple(settings.AGENTOS_FILES_ROOTS),
         allowed_hosts=tuple(settings.AGENTOS_API_ALLOWED_HOSTS),
         allowed_origins=(settings.AGENTOS_PORTAL_BASE_URL.rstrip("/"),),
-        secret_hosts=tuple((name, tuple(origins)) for name, origins
-                           in sorted(settings.AGENTOS_SECRET_HOSTS.items())),
+        secret_hosts=tuple(
+            (name, tuple(origins))
+            for name, origins in sorted(settings.AGENTOS_SECRET_HOSTS.items())
+        ),
     )
 
 
 def runner() -> Runner:
     """Return this process's action runner (a pre-forked zygote)."""
     return get_runner(
-        tuple(settings.AGENTOS_ACTION_MODULES), python_path=(str(settings.BASE_DIR),),
-        warm_spares=settings.AGENTOS_BROWSER_SPARES, sandbox=sandbox(),
+        tuple(settings.AGENTOS_ACTION_MODULES),
+        python_path=(str(settings.BASE_DIR),),
+        warm_spares=settings.AGENTOS_BROWSER_SPARES,
+        sandbox=sandbox(),
     )
 
 
@@ -56,8 +60,9 @@ def secrets_for(action_name: str, params: dict | None = None) -> dict[str, str]:
     """
     action = registry().get(action_name)
     names = action.secret_names(params or {}) if params is not None else action.secrets
-    return {name: settings.AGENTOS_SECRETS[name] for name in names
-            if name in settings.AGENTOS_SECRETS}
+    return {
+        name: settings.AGENTOS_SECRETS[name] for name in names if name in settings.AGENTOS_SECRETS
+    }
 
 
 def all_secret_values() -> list[str]:

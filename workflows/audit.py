@@ -15,12 +15,24 @@ from workflows.events import _utc, canonical_json, system_event_append
 from workflows.models import Event
 from workflows.selectors import redact
 
-CSV_COLUMNS = ["id", "run", "seq", "type", "actor", "at", "correlation_id", "data",
-               "prev_hash", "hash", "key_id"]
+CSV_COLUMNS = [
+    "id",
+    "run",
+    "seq",
+    "type",
+    "actor",
+    "at",
+    "correlation_id",
+    "data",
+    "prev_hash",
+    "hash",
+    "key_id",
+]
 
 
-def audit_events(*, after: int = 0, since: datetime | None = None,
-                 until: datetime | None = None) -> QuerySet[Event]:
+def audit_events(
+    *, after: int = 0, since: datetime | None = None, until: datetime | None = None
+) -> QuerySet[Event]:
     """Return the log in the order it was written (by id), narrowed as asked."""
     events = Event.objects.filter(id__gt=after).order_by("id")
     if since is not None:
@@ -40,11 +52,15 @@ def _utc_bound(value: datetime) -> datetime:
         return (datetime.min if value.year < 2 else datetime.max).replace(tzinfo=UTC)
 
 
-def audit_exported(*, actor: Any, since: datetime | None, until: datetime | None,
-                   format: str, after: int = 0) -> Event:
+def audit_exported(
+    *, actor: Any, since: datetime | None, until: datetime | None, format: str, after: int = 0
+) -> Event:
     """Record that someone exported the log (admin or API), and what they asked for."""
-    data: dict[str, Any] = {"since": since.isoformat() if since else None,
-                            "until": until.isoformat() if until else None, "format": format}
+    data: dict[str, Any] = {
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "format": format,
+    }
     if after:
         data["after"] = after
     return system_event_append(type="audit.exported", actor=actor, data=data)
@@ -52,11 +68,20 @@ def audit_exported(*, actor: Any, since: datetime | None, until: datetime | None
 
 def event_record(event: Event) -> dict[str, Any]:
     """Return an event as exported: every stored field, UTC time, the hash."""
-    return {"id": event.pk, "run": event.run_id, "seq": event.seq, "type": event.type,
-            "actor": event.actor_label, "at": _utc(event.at),
-            # Masked like every other surface: an export leaves the system.
-            "correlation_id": event.correlation_id, "data": redact(event.data),
-            "prev_hash": event.prev_hash, "hash": event.hash, "key_id": event.key_id}
+    return {
+        "id": event.pk,
+        "run": event.run_id,
+        "seq": event.seq,
+        "type": event.type,
+        "actor": event.actor_label,
+        "at": _utc(event.at),
+        # Masked like every other surface: an export leaves the system.
+        "correlation_id": event.correlation_id,
+        "data": redact(event.data),
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+        "key_id": event.key_id,
+    }
 
 
 def export_jsonl(events: QuerySet[Event]) -> Iterator[str]:

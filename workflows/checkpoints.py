@@ -79,12 +79,19 @@ def _signed_body(record: dict[str, Any]) -> bytes:
 
 
 def _well_formed(record: Any) -> bool:
-    return (isinstance(record, dict) and isinstance(record.get("n"), int)
-            and isinstance(record.get("key_id"), str) and isinstance(record.get("prev"), str)
-            and isinstance(record.get("mac"), str) and isinstance(record.get("heads"), dict)
-            and isinstance(record.get("high_water"), int)
-            and all(isinstance(h, list) and len(h) == 2 and isinstance(h[0], int)
-                    and isinstance(h[1], str) for h in record["heads"].values()))
+    return (
+        isinstance(record, dict)
+        and isinstance(record.get("n"), int)
+        and isinstance(record.get("key_id"), str)
+        and isinstance(record.get("prev"), str)
+        and isinstance(record.get("mac"), str)
+        and isinstance(record.get("heads"), dict)
+        and isinstance(record.get("high_water"), int)
+        and all(
+            isinstance(h, list) and len(h) == 2 and isinstance(h[0], int) and isinstance(h[1], str)
+            for h in record["heads"].values()
+        )
+    )
 
 
 def _lines(path: Path) -> Iterator[bytes]:
@@ -121,14 +128,17 @@ def checkpoints_read() -> Checkpoints:
             found.problems.append(f"{where}: signature does not match: the line was edited")
             break
         if record["n"] != number or record["prev"] != prev_mac:
-            found.problems.append(f"{where}: does not follow line {number - 1}: a line was "
-                                  "removed, inserted or reordered")
+            found.problems.append(
+                f"{where}: does not follow line {number - 1}: a line was "
+                "removed, inserted or reordered"
+            )
             break
         if signer == keys.current:
             current_seen = True
         elif current_seen:
-            found.problems.append(f"{where}: signed with retired key {signer} after the "
-                                  "current key took over")
+            found.problems.append(
+                f"{where}: signed with retired key {signer} after the current key took over"
+            )
             break
         for name, (seq, digest) in record["heads"].items():
             found.heads[name] = Checkpoint(seq=seq, hash=digest, line=number)
@@ -151,8 +161,10 @@ def _tail(handle: IO[bytes], count: int) -> list[bytes]:
     if lines and lines[-1] == b"":
         lines.pop()
     elif lines:
-        raise RuntimeError(f"{checkpoint_path()} ends in a partial line; fix it by hand "
-                           "(see docs/security.md) before more checkpoints can be written")
+        raise RuntimeError(
+            f"{checkpoint_path()} ends in a partial line; fix it by hand "
+            "(see docs/security.md) before more checkpoints can be written"
+        )
     return lines[-count:]
 
 
@@ -161,8 +173,12 @@ def _moved_heads(lower: int) -> tuple[dict[str, list], int]:
     newest = Event.objects.filter(id__gt=lower).aggregate(m=Max("id"))["m"]
     if newest is None:
         return {}, lower
-    chains = set(Event.objects.filter(id__gt=lower, id__lte=newest).order_by()
-                 .values_list("run_id", flat=True).distinct())
+    chains = set(
+        Event.objects.filter(id__gt=lower, id__lte=newest)
+        .order_by()
+        .values_list("run_id", flat=True)
+        .distinct()
+    )
     heads: dict[str, list] = {}
     if None in chains:
         chains.discard(None)
@@ -171,8 +187,11 @@ def _moved_heads(lower: int) -> tuple[dict[str, list], int]:
             heads[SYSTEM_CHAIN] = [system.last_seq, system.last_hash]
     ids = sorted(chains)
     for start in range(0, len(ids), _HEAD_BATCH):
-        for pk, seq, digest in Run.objects.filter(pk__in=ids[start:start + _HEAD_BATCH]) \
-                .order_by().values_list("pk", "last_seq", "last_hash"):
+        for pk, seq, digest in (
+            Run.objects.filter(pk__in=ids[start : start + _HEAD_BATCH])
+            .order_by()
+            .values_list("pk", "last_seq", "last_hash")
+        ):
             if seq:
                 heads[str(pk)] = [seq, digest]
     return heads, newest
@@ -182,9 +201,12 @@ def _all_heads() -> tuple[dict[str, list], int]:
     """Return every chain's head and the largest event id (line 1)."""
     newest = Event.objects.aggregate(m=Max("id"))["m"] or 0
     heads: dict[str, list] = {
-        str(pk): [seq, digest] for pk, seq, digest in
-        Run.objects.filter(last_seq__gt=0).order_by().values_list("pk", "last_seq", "last_hash")
-        .iterator(chunk_size=5000)}
+        str(pk): [seq, digest]
+        for pk, seq, digest in Run.objects.filter(last_seq__gt=0)
+        .order_by()
+        .values_list("pk", "last_seq", "last_hash")
+        .iterator(chunk_size=5000)
+    }
     system = SystemChain.objects.filter(pk=1).first()
     if system and system.last_seq:
         heads[SYSTEM_CHAIN] = [system.last_seq, system.last_hash]
@@ -211,15 +233,19 @@ def checkpoint_write() -> int | None:
             last = tail[-1]
             lower = tail[0]["high_water"] if len(tail) == 2 else last["high_water"]
             heads, newest = _moved_heads(lower)
-            heads = {name: head for name, head in heads.items()
-                     if last["heads"].get(name) != head}
+            heads = {name: head for name, head in heads.items() if last["heads"].get(name) != head}
             if not heads:
                 return None
             number, prev = last["n"] + 1, last["mac"]
             newest = max(newest, last["high_water"])
         record: dict[str, Any] = {
-            "v": VERSION, "n": number, "at": _utc(timezone.now()), "key_id": keys.current,
-            "prev": prev, "high_water": newest, "heads": heads,
+            "v": VERSION,
+            "n": number,
+            "at": _utc(timezone.now()),
+            "key_id": keys.current,
+            "prev": prev,
+            "high_water": newest,
+            "heads": heads,
         }
         record["mac"] = keys.sign(_signed_body(record))
         handle.seek(0, os.SEEK_END)

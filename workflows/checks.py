@@ -15,14 +15,23 @@ def check_queue(app_configs: Any, **kwargs: Any) -> list:
     problems = []
     q = settings.Q_CLUSTER
     if q.get("timeout") and q.get("retry") and q["retry"] <= q["timeout"]:
-        problems.append(Error("Q_CLUSTER retry must be larger than timeout, or a task runs twice",
-                              id="agentos.E001"))
+        problems.append(
+            Error(
+                "Q_CLUSTER retry must be larger than timeout, or a task runs twice",
+                id="agentos.E001",
+            )
+        )
     if not q.get("max_attempts"):
-        problems.append(Error("Q_CLUSTER max_attempts must be set; 0 retries for ever",
-                              id="agentos.E002"))
+        problems.append(
+            Error("Q_CLUSTER max_attempts must be set; 0 retries for ever", id="agentos.E002")
+        )
     if settings.AGENTOS_TASK_BUDGET_S + settings.AGENTOS_MAX_NODE_TIMEOUT_S >= q.get("timeout", 0):
-        problems.append(Warning("a task's budget plus the longest step may exceed the "
-                                "queue timeout", id="agentos.W001"))
+        problems.append(
+            Warning(
+                "a task's budget plus the longest step may exceed the queue timeout",
+                id="agentos.W001",
+            )
+        )
     if settings.AGENTOS_LEASE_SECONDS < 1:
         problems.append(Error("AGENTOS_LEASE_SECONDS must be at least 1", id="agentos.E003"))
     return problems
@@ -44,10 +53,15 @@ def check_actions(app_configs: Any, **kwargs: Any) -> list:
 def check_planner(app_configs: Any, **kwargs: Any) -> list:
     """The OpenAI-compatible planner needs a server and a model."""
     if settings.AGENTOS_PLANNER == "openai" and not (
-            settings.AGENTOS_LLM_BASE_URL and settings.AGENTOS_LLM_MODEL):
-        return [Warning("AGENTOS_PLANNER=openai needs AGENTOS_LLM_BASE_URL and "
-                        "AGENTOS_LLM_MODEL; every draft will fail until they are set",
-                        id="agentos.W006")]
+        settings.AGENTOS_LLM_BASE_URL and settings.AGENTOS_LLM_MODEL
+    ):
+        return [
+            Warning(
+                "AGENTOS_PLANNER=openai needs AGENTOS_LLM_BASE_URL and "
+                "AGENTOS_LLM_MODEL; every draft will fail until they are set",
+                id="agentos.W006",
+            )
+        ]
     return []
 
 
@@ -59,7 +73,11 @@ def check_action_user(app_configs: Any, **kwargs: Any) -> list:
     sandbox = actions.sandbox()
     if os.geteuid() != 0 or sandbox.user.lower() == "none" or sandbox.resolve().drops:
         return []
-    return [Warning(
-        f"actions would run as root: the user {sandbox.user!r} (AGENTOS_ACTION_USER) does "
-        "not exist", hint="run scripts/setup.sh as root to create it (docs/security.md)",
-        id="agentos.W014")]
+    return [
+        Warning(
+            f"actions would run as root: the user {sandbox.user!r} (AGENTOS_ACTION_USER) does "
+            "not exist",
+            hint="run scripts/setup.sh as root to create it (docs/security.md)",
+            id="agentos.W014",
+        )
+    ]

@@ -38,8 +38,17 @@ def _utc(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _hashed_body(*, run_id: int | None, seq: int, type: str, actor_label: str, data: Any,
-                 at: datetime, correlation_id: str, prev_hash: str) -> bytes:
+def _hashed_body(
+    *,
+    run_id: int | None,
+    seq: int,
+    type: str,
+    actor_label: str,
+    data: Any,
+    at: datetime,
+    correlation_id: str,
+    prev_hash: str,
+) -> bytes:
     return canonical_json(
         {
             "run": run_id,
@@ -73,16 +82,32 @@ def event_hash(
     The actor foreign key is left out on purpose: deleting a user sets it to
     NULL, which is legitimate; the denormalised `actor_label` is covered.
     """
-    body = _hashed_body(run_id=run_id, seq=seq, type=type, actor_label=actor_label, data=data,
-                        at=at, correlation_id=correlation_id, prev_hash=prev_hash)
+    body = _hashed_body(
+        run_id=run_id,
+        seq=seq,
+        type=type,
+        actor_label=actor_label,
+        data=data,
+        at=at,
+        correlation_id=correlation_id,
+        prev_hash=prev_hash,
+    )
     if key_id == LEGACY:
         return hashlib.sha256(body).hexdigest()
     return audit_keys().sign(body, key_id)
 
 
 def build_event(
-    *, run_id: int | None, seq: int, prev_hash: str, type: str, actor_id: int | None,
-    actor_label: str, data: dict, at: datetime, correlation_id: str,
+    *,
+    run_id: int | None,
+    seq: int,
+    prev_hash: str,
+    type: str,
+    actor_id: int | None,
+    actor_label: str,
+    data: dict,
+    at: datetime,
+    correlation_id: str,
 ) -> Event:
     """Return an unsaved event that extends a chain at `seq`, signed with the current key.
 
@@ -90,12 +115,30 @@ def build_event(
     so there is one way to compute a link of the chain.
     """
     keys = audit_keys()
-    digest = event_hash(run_id=run_id, seq=seq, type=type, actor_label=actor_label, data=data,
-                        at=at, correlation_id=correlation_id, prev_hash=prev_hash,
-                        key_id=keys.current)
-    return Event(run_id=run_id, seq=seq, type=type, actor_id=actor_id, actor_label=actor_label,
-                 data=data, at=at, correlation_id=correlation_id, prev_hash=prev_hash,
-                 hash=digest, key_id=keys.current)
+    digest = event_hash(
+        run_id=run_id,
+        seq=seq,
+        type=type,
+        actor_label=actor_label,
+        data=data,
+        at=at,
+        correlation_id=correlation_id,
+        prev_hash=prev_hash,
+        key_id=keys.current,
+    )
+    return Event(
+        run_id=run_id,
+        seq=seq,
+        type=type,
+        actor_id=actor_id,
+        actor_label=actor_label,
+        data=data,
+        at=at,
+        correlation_id=correlation_id,
+        prev_hash=prev_hash,
+        hash=digest,
+        key_id=keys.current,
+    )
 
 
 def _actor_label(actor: Any) -> str:
@@ -111,8 +154,13 @@ def _normalise(data: dict) -> dict:
 
 
 def event_append(
-    *, run: Run, type: str, data: dict | None = None, actor: Any = None,
-    at: datetime | None = None, save_head: bool = True,
+    *,
+    run: Run,
+    type: str,
+    data: dict | None = None,
+    actor: Any = None,
+    at: datetime | None = None,
+    save_head: bool = True,
 ) -> Event:
     """Append an event to a run's chain; the caller holds the run row.
 
@@ -126,9 +174,14 @@ def event_append(
     assert transaction.get_connection().in_atomic_block, "append inside the state change"
     seq = run.last_seq + 1
     event = build_event(
-        run_id=run.pk, seq=seq, prev_hash=run.last_hash or GENESIS, type=type,
-        actor_id=actor.pk if actor is not None else None, actor_label=_actor_label(actor),
-        data=_normalise(data or {}), at=at or timezone.now(),
+        run_id=run.pk,
+        seq=seq,
+        prev_hash=run.last_hash or GENESIS,
+        type=type,
+        actor_id=actor.pk if actor is not None else None,
+        actor_label=_actor_label(actor),
+        data=_normalise(data or {}),
+        at=at or timezone.now(),
         correlation_id=str(run.correlation_id),
     )
     event.run = run  # the caller's instance, not a query for it
@@ -160,9 +213,15 @@ def system_event_append(
         head, _ = SystemChain.objects.select_for_update().get_or_create(pk=1)
         seq = head.last_seq + 1
         event = build_event(
-            run_id=None, seq=seq, prev_hash=head.last_hash or GENESIS, type=type,
-            actor_id=actor.pk if actor is not None else None, actor_label=_actor_label(actor),
-            data=_normalise(data or {}), at=timezone.now(), correlation_id=correlation_id,
+            run_id=None,
+            seq=seq,
+            prev_hash=head.last_hash or GENESIS,
+            type=type,
+            actor_id=actor.pk if actor is not None else None,
+            actor_label=_actor_label(actor),
+            data=_normalise(data or {}),
+            at=timezone.now(),
+            correlation_id=correlation_id,
         )
         event.save(force_insert=True)
         digest = event.hash
@@ -185,7 +244,9 @@ class ChainProblem:
 
     def __str__(self) -> str:
         chain = f"run {self.run_id}" if self.run_id is not None else "system chain"
-        where = f"event id {self.event_id} (seq {self.seq})" if self.event_id else f"seq {self.seq}"
+        where = (
+            f"event id {self.event_id} (seq {self.seq})" if self.event_id else f"seq {self.seq}"
+        )
         return f"{chain}: {where}: {self.message}"
 
 
@@ -200,33 +261,49 @@ class CheckpointProblem:
         return self.message
 
 
-def _key_problem(event: Event, keys: AuditKeys, *, keyed_before: bool, legacy_upto: int,
-                 pinned_upto: int) -> str | None:
+def _key_problem(
+    event: Event, keys: AuditKeys, *, keyed_before: bool, legacy_upto: int, pinned_upto: int
+) -> str | None:
     """Return why the event's key id is not acceptable where it stands, if it is not."""
     if event.key_id == LEGACY:
         if keyed_before:
             return "carries no key id after keyed events: rewritten with a plain SHA-256"
         if not legacy_upto:
-            return ("carries no key id (a plain SHA-256) and no checkpoint sealed a legacy "
-                    "boundary for its chain: written without the audit key, or from before "
-                    "the key and not sealed yet (after upgrading, run manage.py "
-                    "audit_checkpoint once)")
+            return (
+                "carries no key id (a plain SHA-256) and no checkpoint sealed a legacy "
+                "boundary for its chain: written without the audit key, or from before "
+                "the key and not sealed yet (after upgrading, run manage.py "
+                "audit_checkpoint once)"
+            )
         if event.seq > legacy_upto:
-            return ("carries no key id (a plain SHA-256) but lies beyond the legacy boundary "
-                    f"(seq {legacy_upto}, sealed by the first checkpoint): rewritten or "
-                    "inserted without the audit key")
+            return (
+                "carries no key id (a plain SHA-256) but lies beyond the legacy boundary "
+                f"(seq {legacy_upto}, sealed by the first checkpoint): rewritten or "
+                "inserted without the audit key"
+            )
         return None
     if event.key_id not in keys.by_id:
-        return f"signed with unknown key id {event.key_id!r} (not AGENTOS_AUDIT_KEY or "\
-               "AGENTOS_AUDIT_OLD_KEYS)"
+        return (
+            f"signed with unknown key id {event.key_id!r} (not AGENTOS_AUDIT_KEY or "
+            "AGENTOS_AUDIT_OLD_KEYS)"
+        )
     if event.key_id != keys.current and event.seq > pinned_upto:
-        return (f"signed with retired key {event.key_id} beyond the last checkpoint "
-                f"(seq {pinned_upto})")
+        return (
+            f"signed with retired key {event.key_id} beyond the last checkpoint "
+            f"(seq {pinned_upto})"
+        )
     return None
 
 
-def verify_chain(events: list[Event], *, run_id: int | None, head_seq: int, head_hash: str,
-                 legacy_upto: int = 0, pinned_upto: int = 0) -> ChainProblem | None:
+def verify_chain(
+    events: list[Event],
+    *,
+    run_id: int | None,
+    head_seq: int,
+    head_hash: str,
+    legacy_upto: int = 0,
+    pinned_upto: int = 0,
+) -> ChainProblem | None:
     """Check one chain's events (ordered by seq) against each other and the head.
 
     Each event must carry the HMAC of its content under the key its key id
@@ -241,36 +318,60 @@ def verify_chain(events: list[Event], *, run_id: int | None, head_seq: int, head
     keyed_before = False
     for event in events:
         if event.seq != expected_seq:
-            return ChainProblem(run_id, event.seq, event.pk,
-                                f"expected seq {expected_seq}: an event is missing or reordered")
+            return ChainProblem(
+                run_id,
+                event.seq,
+                event.pk,
+                f"expected seq {expected_seq}: an event is missing or reordered",
+            )
         if event.prev_hash != prev:
-            return ChainProblem(run_id, event.seq, event.pk,
-                                "prev_hash does not match the previous event")
-        refused = _key_problem(event, keys, keyed_before=keyed_before,
-                               legacy_upto=legacy_upto, pinned_upto=pinned_upto)
+            return ChainProblem(
+                run_id, event.seq, event.pk, "prev_hash does not match the previous event"
+            )
+        refused = _key_problem(
+            event,
+            keys,
+            keyed_before=keyed_before,
+            legacy_upto=legacy_upto,
+            pinned_upto=pinned_upto,
+        )
         if refused:
             return ChainProblem(run_id, event.seq, event.pk, refused)
         keyed_before = keyed_before or event.key_id != LEGACY
         digest = event_hash(
-            run_id=event.run_id, seq=event.seq, type=event.type, actor_label=event.actor_label,
-            data=event.data, at=event.at, correlation_id=event.correlation_id,
-            prev_hash=event.prev_hash, key_id=event.key_id,
+            run_id=event.run_id,
+            seq=event.seq,
+            type=event.type,
+            actor_label=event.actor_label,
+            data=event.data,
+            at=event.at,
+            correlation_id=event.correlation_id,
+            prev_hash=event.prev_hash,
+            key_id=event.key_id,
         )
         if not hmac.compare_digest(digest, event.hash):
-            return ChainProblem(run_id, event.seq, event.pk,
-                                "hash does not match the event's content (changed, or "
-                                "signed with another key)")
+            return ChainProblem(
+                run_id,
+                event.seq,
+                event.pk,
+                "hash does not match the event's content (changed, or signed with another key)",
+            )
         prev = event.hash
         expected_seq += 1
     if expected_seq - 1 != head_seq or (head_seq and prev != head_hash):
-        return ChainProblem(run_id, expected_seq, None,
-                            f"the chain ends at seq {expected_seq - 1} but its head says "
-                            f"{head_seq}: events were removed at the end")
+        return ChainProblem(
+            run_id,
+            expected_seq,
+            None,
+            f"the chain ends at seq {expected_seq - 1} but its head says "
+            f"{head_seq}: events were removed at the end",
+        )
     return None
 
 
-def _against_checkpoint(events: list[Event], *, run_id: int | None,
-                        mark: Checkpoint | None) -> CheckpointProblem | None:
+def _against_checkpoint(
+    events: list[Event], *, run_id: int | None, mark: Checkpoint | None
+) -> CheckpointProblem | None:
     """Compare a chain with the newest checkpoint of its head."""
     if mark is None:
         return None
@@ -283,11 +384,15 @@ def _against_checkpoint(events: list[Event], *, run_id: int | None,
         return CheckpointProblem(
             f"{chain}: {mark.seq - last} events missing after seq {last} (checkpoint line "
             f"{mark.line} recorded the chain at seq {mark.seq}): the newest events were "
-            "deleted and the head rewound", run_id)
+            "deleted and the head rewound",
+            run_id,
+        )
     if not hmac.compare_digest(at.hash, mark.hash):
         return CheckpointProblem(
             f"{chain}: seq {mark.seq} differs from checkpoint line {mark.line}: the events up "
-            f"to seq {mark.seq} were rewritten", run_id)
+            f"to seq {mark.seq} were rewritten",
+            run_id,
+        )
     return None
 
 
@@ -300,8 +405,9 @@ class LogReport:
     checkpoints: Checkpoints
 
 
-def _verify_one(events: list[Event], *, run_id: int | None, head_seq: int, head_hash: str,
-                marks: Checkpoints) -> list[ChainProblem | CheckpointProblem]:
+def _verify_one(
+    events: list[Event], *, run_id: int | None, head_seq: int, head_hash: str, marks: Checkpoints
+) -> list[ChainProblem | CheckpointProblem]:
     from workflows.checkpoints import chain_name
 
     name = chain_name(run_id)
@@ -310,9 +416,14 @@ def _verify_one(events: list[Event], *, run_id: int | None, head_seq: int, head_
     against = _against_checkpoint(events, run_id=run_id, mark=mark)
     if against:
         found.append(against)
-    problem = verify_chain(events, run_id=run_id, head_seq=head_seq, head_hash=head_hash,
-                           legacy_upto=marks.sealed.get(name, 0),
-                           pinned_upto=mark.seq if mark else 0)
+    problem = verify_chain(
+        events,
+        run_id=run_id,
+        head_seq=head_seq,
+        head_hash=head_hash,
+        legacy_upto=marks.sealed.get(name, 0),
+        pinned_upto=mark.seq if mark else 0,
+    )
     if problem:
         found.append(problem)
     return found
@@ -324,27 +435,36 @@ def verify_log() -> LogReport:
 
     marks = checkpoints_read()
     problems: list[ChainProblem | CheckpointProblem] = [
-        CheckpointProblem(text) for text in marks.problems]
+        CheckpointProblem(text) for text in marks.problems
+    ]
     present: set[str] = set()
     count = 0
     for run in Run.objects.only("pk", "last_seq", "last_hash").order_by("pk").iterator():
         present.add(chain_name(run.pk))
         events = list(Event.objects.filter(run_id=run.pk).order_by("seq", "id"))
         count += len(events)
-        problems += _verify_one(events, run_id=run.pk, head_seq=run.last_seq,
-                                head_hash=run.last_hash, marks=marks)
+        problems += _verify_one(
+            events, run_id=run.pk, head_seq=run.last_seq, head_hash=run.last_hash, marks=marks
+        )
     head = SystemChain.objects.filter(pk=1).first()
     system_events = list(Event.objects.filter(run__isnull=True).order_by("seq", "id"))
     count += len(system_events)
     problems += _verify_one(
-        system_events, run_id=None,
-        head_seq=head.last_seq if head else 0, head_hash=head.last_hash if head else "",
-        marks=marks)
+        system_events,
+        run_id=None,
+        head_seq=head.last_seq if head else 0,
+        head_hash=head.last_hash if head else "",
+        marks=marks,
+    )
     for name, mark in marks.heads.items():
         if name != SYSTEM_CHAIN and name not in present:
-            problems.append(CheckpointProblem(
-                f"run {name} deleted: checkpoint line {mark.line} recorded its chain at seq "
-                f"{mark.seq}, but the run is gone from the database", int(name)))
+            problems.append(
+                CheckpointProblem(
+                    f"run {name} deleted: checkpoint line {mark.line} recorded its chain at seq "
+                    f"{mark.seq}, but the run is gone from the database",
+                    int(name),
+                )
+            )
     orphans = Event.objects.exclude(run__isnull=True).exclude(run__in=Run.objects.all())
     for event in orphans[:1]:
         problems.append(ChainProblem(event.run_id, event.seq, event.pk, "event of no run"))

@@ -34,9 +34,13 @@ class IdempotencyKeyReused(Exception):
 def _request_digest(request: dict[str, Any]) -> str:
     """Return the SHA-256 of what a start request asks for."""
     workflow = request.get("workflow")
-    asked = {"workflow": workflow.slug if workflow is not None else None,
-             "plan": request.get("plan"), "context": request.get("context") or {},
-             "mode": request.get("mode"), "review_plan": bool(request.get("review_plan"))}
+    asked = {
+        "workflow": workflow.slug if workflow is not None else None,
+        "plan": request.get("plan"),
+        "context": request.get("context") or {},
+        "mode": request.get("mode"),
+        "review_plan": bool(request.get("review_plan")),
+    }
     canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -46,12 +50,14 @@ def _same_request(run: Run, digest: str) -> Run:
     if run.request_digest and run.request_digest != digest:
         raise IdempotencyKeyReused(
             f"this Idempotency-Key already started run {run.pk} for a different request; "
-            "send the same request to read that run, or a new key to start another")
+            "send the same request to read that run, or a new key to start another"
+        )
     return run
 
 
-def run_create_idempotent(*, idempotency_key: str, requester: Any,
-                          **kwargs: Any) -> tuple[Run, bool]:
+def run_create_idempotent(
+    *, idempotency_key: str, requester: Any, **kwargs: Any
+) -> tuple[Run, bool]:
     """Create a run once per (requester, key); return (run, created).
 
     The unique constraint decides races: of two concurrent requests with the
@@ -60,8 +66,9 @@ def run_create_idempotent(*, idempotency_key: str, requester: Any,
     or mode raises IdempotencyKeyReused instead of returning the first run.
     """
     if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
-        raise PlanInvalid([PlanError("", "Idempotency-Key",
-                                     f"at most {MAX_IDEMPOTENCY_KEY} characters")])
+        raise PlanInvalid(
+            [PlanError("", "Idempotency-Key", f"at most {MAX_IDEMPOTENCY_KEY} characters")]
+        )
     if not idempotency_key:
         return run_create(requester=requester, **kwargs), True
     digest = _request_digest(kwargs)
@@ -69,11 +76,11 @@ def run_create_idempotent(*, idempotency_key: str, requester: Any,
     if existing is not None:
         return _same_request(existing, digest), False
     try:
-        return run_create(requester=requester, idempotency_key=idempotency_key,
-                          request_digest=digest, **kwargs), True
+        return run_create(
+            requester=requester, idempotency_key=idempotency_key, request_digest=digest, **kwargs
+        ), True
     except IntegrityError:
-        existing = Run.objects.filter(requester=requester,
-                                      idempotency_key=idempotency_key).first()
+        existing = Run.objects.filter(requester=requester, idempotency_key=idempotency_key).first()
         if existing is None:
             raise
         return _same_request(existing, digest), False
@@ -109,41 +116,73 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
         # Only the overrides are checked: the rebuilt context was valid when
         # the parent ran, and later outputs may legitimately go beyond inputs.
         keys = _top_keys(overrides)
-        errors = [e for e in _context_errors(parent.inputs_schema or {}, new_context)
-                  if e.field.partition(".")[2].split(".")[0] in keys]
+        errors = [
+            e
+            for e in _context_errors(parent.inputs_schema or {}, new_context)
+            if e.field.partition(".")[2].split(".")[0] in keys
+        ]
         if errors:
             raise PlanInvalid(errors)
     nodes = parent.nodes
     position = state.position
     review = position < len(nodes) and _needs_plan_review(parent)
-    clearance = ({"node": nodes[position]["id"], "position": position,
-                  "plan_review": plan_review.PENDING} if review else {})
+    clearance = (
+        {"node": nodes[position]["id"], "position": position, "plan_review": plan_review.PENDING}
+        if review
+        else {}
+    )
     with transaction.atomic():
         run = Run.objects.create(
-            workflow=parent.workflow, workflow_version=parent.workflow_version,
-            plan=parent.plan, inputs_schema=parent.inputs_schema, mode=parent.mode,
-            context=new_context, requester=actor, parent=parent, forked_at_seq=at_seq,
-            position=position, current_node=nodes[position]["id"] if position < len(nodes)
-            else "", clearance=clearance,
+            workflow=parent.workflow,
+            workflow_version=parent.workflow_version,
+            plan=parent.plan,
+            inputs_schema=parent.inputs_schema,
+            mode=parent.mode,
+            context=new_context,
+            requester=actor,
+            parent=parent,
+            forked_at_seq=at_seq,
+            position=position,
+            current_node=nodes[position]["id"] if position < len(nodes) else "",
+            clearance=clearance,
         )
         carried = _carry_steps(parent, run, state.completed, state.completed_steps, position)
         in_flight = _carry_in_flight(parent, run, at_seq, position)
-        event_append(run=run, type="run.created", actor=actor, data={
-            "workflow": parent.workflow.slug if parent.workflow_id else None,
-            "version": run.workflow_version, "mode": run.mode, "context": new_context,
-            "nodes": [node["id"] for node in nodes], "position": position,
-            "forked_from": {"run": parent.pk, "seq": at_seq}, "overrides": overrides,
-            "completed": {node: state.completed[node] for node in carried},
-            "completed_steps": carried,
-            **({"review_plan": True, "plan_digest": plan_review.plan_digest(run.plan)}
-               if review else {}),
-            **({"in_flight": in_flight} if in_flight else {}),
-        })
+        event_append(
+            run=run,
+            type="run.created",
+            actor=actor,
+            data={
+                "workflow": parent.workflow.slug if parent.workflow_id else None,
+                "version": run.workflow_version,
+                "mode": run.mode,
+                "context": new_context,
+                "nodes": [node["id"] for node in nodes],
+                "position": position,
+                "forked_from": {"run": parent.pk, "seq": at_seq},
+                "overrides": overrides,
+                "completed": {node: state.completed[node] for node in carried},
+                "completed_steps": carried,
+                **(
+                    {"review_plan": True, "plan_digest": plan_review.plan_digest(run.plan)}
+                    if review
+                    else {}
+                ),
+                **({"in_flight": in_flight} if in_flight else {}),
+            },
+        )
         run.save(update_fields=["last_seq", "last_hash"])
         locked_parent = lock_run(parent.pk)
-        event_append(run=locked_parent, type="run.forked", actor=actor, data={
-            "child": run.pk, "at_seq": at_seq, "overrides": overrides,
-        })
+        event_append(
+            run=locked_parent,
+            type="run.forked",
+            actor=actor,
+            data={
+                "child": run.pk,
+                "at_seq": at_seq,
+                "overrides": overrides,
+            },
+        )
         locked_parent.save(update_fields=["last_seq", "last_hash"])
         transaction.on_commit(lambda: enqueue_advance(run.pk))
     return run
@@ -166,8 +205,14 @@ def _needs_plan_review(parent: Run) -> bool:
 
 # Events that end a step's attempt; a step started and not yet ended by one of
 # these at the fork point was in flight.
-STEP_ENDED = ("step.succeeded", "step.failed", "step.cancelled", "step.interrupted",
-              "step.needs_input", "step.marked_done")
+STEP_ENDED = (
+    "step.succeeded",
+    "step.failed",
+    "step.cancelled",
+    "step.interrupted",
+    "step.needs_input",
+    "step.marked_done",
+)
 
 
 def _carry_in_flight(parent: Run, run: Run, at_seq: int, position: int) -> dict:
@@ -187,17 +232,34 @@ def _carry_in_flight(parent: Run, run: Run, at_seq: int, position: int) -> dict:
             return {}
     except Exception:  # an action gone from the registry fails its step anyway
         return {}
-    started = (Event.objects.filter(run=parent, seq__lte=at_seq, type="step.started",
-                                    data__node=node["id"]).order_by("-seq").first())
-    if started is None or Event.objects.filter(
-            run=parent, seq__gt=started.seq, seq__lte=at_seq, type__in=STEP_ENDED,
-            data__step=started.data.get("step")).exists():
+    started = (
+        Event.objects.filter(
+            run=parent, seq__lte=at_seq, type="step.started", data__node=node["id"]
+        )
+        .order_by("-seq")
+        .first()
+    )
+    if (
+        started is None
+        or Event.objects.filter(
+            run=parent,
+            seq__gt=started.seq,
+            seq__lte=at_seq,
+            type__in=STEP_ENDED,
+            data__step=started.data.get("step"),
+        ).exists()
+    ):
         return {}
     original = Step.objects.filter(pk=started.data.get("step"), run=parent).first()
     step = Step.objects.create(
-        run=run, node_id=node["id"], position=position, attempt=1, action=node["action"],
+        run=run,
+        node_id=node["id"],
+        position=position,
+        attempt=1,
+        action=node["action"],
         params=original.params if original else started.data.get("params") or {},
-        status=StepStatus.UNKNOWN, idempotency_key=f"run{run.pk}-{node['id']}-{position}",
+        status=StepStatus.UNKNOWN,
+        idempotency_key=f"run{run.pk}-{node['id']}-{position}",
         evidence={"carried_from": {"run": parent.pk, "step": started.data.get("step")}},
         error=f"in flight in run {parent.pk} when it was forked: it may have happened",
         started_at=timezone.now(),
@@ -209,8 +271,9 @@ def _top_keys(values: dict) -> set[str]:
     return {key.split(".")[0] for key in values}
 
 
-def _carry_steps(parent: Run, run: Run, completed: dict[str, dict],
-                 step_ids: dict[str, int], position: int) -> dict[str, int]:
+def _carry_steps(
+    parent: Run, run: Run, completed: dict[str, dict], step_ids: dict[str, int], position: int
+) -> dict[str, int]:
     """Copy the parent's completed steps before `position`; return node -> new step id."""
     carried: dict[str, int] = {}
     index = {node["id"]: i for i, node in enumerate(parent.nodes)}
@@ -222,12 +285,20 @@ def _carry_steps(parent: Run, run: Run, completed: dict[str, dict],
             continue
         original = originals.get(step_ids.get(node_id, 0))
         step = Step.objects.create(
-            run=run, node_id=node_id, position=pos, attempt=1,
+            run=run,
+            node_id=node_id,
+            position=pos,
+            attempt=1,
             action=original.action if original else parent.nodes[pos].get("action", ""),
-            params=original.params if original else {}, status=StepStatus.SUCCEEDED,
-            output=output, idempotency_key=f"run{run.pk}-{node_id}-{pos}",
+            params=original.params if original else {},
+            status=StepStatus.SUCCEEDED,
+            output=output,
+            idempotency_key=f"run{run.pk}-{node_id}-{pos}",
             evidence={"carried_from": {"run": parent.pk, "step": step_ids.get(node_id)}},
-            error="", started_at=now, finished_at=now, duration_ms=0,
+            error="",
+            started_at=now,
+            finished_at=now,
+            duration_ms=0,
         )
         carried[node_id] = step.pk
     return carried

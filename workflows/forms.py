@@ -38,7 +38,7 @@ class SchemaForm(forms.Form):
         for field, message in errors:
             name = field
             if self.error_prefix and name.startswith(self.error_prefix):
-                name = name[len(self.error_prefix):]
+                name = name[len(self.error_prefix) :]
             top = name.split(".", 1)[0]
             if name in self.fields:
                 self.add_error(name, message)
@@ -83,14 +83,22 @@ def _string_field(prop: dict[str, Any], common: dict[str, Any]) -> forms.Field:
     validators = []
     if isinstance(prop.get("pattern"), str):
         # JSON Schema patterns are unanchored searches, like RegexValidator's.
-        validators.append(RegexValidator(prop["pattern"],
-                                         message=f"must match the pattern {prop['pattern']}"))
+        validators.append(
+            RegexValidator(prop["pattern"], message=f"must match the pattern {prop['pattern']}")
+        )
     max_length = prop.get("maxLength")
     long_text = fmt == "textarea" or (isinstance(max_length, int) and max_length > LONG_TEXT)
-    widget = forms.Textarea(attrs={"rows": 3}) if long_text \
-        else forms.TextInput(attrs={"size": 60})
-    return forms.CharField(max_length=max_length, min_length=prop.get("minLength"),
-                           validators=validators, widget=widget, strip=False, **common)
+    widget = (
+        forms.Textarea(attrs={"rows": 3}) if long_text else forms.TextInput(attrs={"size": 60})
+    )
+    return forms.CharField(
+        max_length=max_length,
+        min_length=prop.get("minLength"),
+        validators=validators,
+        widget=widget,
+        strip=False,
+        **common,
+    )
 
 
 def schema_field(prop: dict[str, Any], *, name: str, required: bool) -> forms.Field:
@@ -109,11 +117,13 @@ def schema_field(prop: dict[str, Any], *, name: str, required: bool) -> forms.Fi
     if kind == "string":
         return _string_field(prop, common)
     if kind == "integer":
-        return forms.IntegerField(min_value=prop.get("minimum"), max_value=prop.get("maximum"),
-                                  **common)
+        return forms.IntegerField(
+            min_value=prop.get("minimum"), max_value=prop.get("maximum"), **common
+        )
     if kind == "number":
-        return forms.FloatField(min_value=prop.get("minimum"), max_value=prop.get("maximum"),
-                                **common)
+        return forms.FloatField(
+            min_value=prop.get("minimum"), max_value=prop.get("maximum"), **common
+        )
     if kind == "boolean":
         # An unticked box is a value (False), so it never counts as missing.
         return forms.BooleanField(**{**common, "required": False})

@@ -28,8 +28,12 @@ def guard_entry(*, node: dict, position: int, params: Any, unresolved: list[str]
     except Exception:  # an unknown action cannot run anyway; show it as high risk
         risk = "high"
     return {
-        "node": node["id"], "position": position, "action": node["action"], "risk": risk,
-        "params": params, "unresolved": unresolved,
+        "node": node["id"],
+        "position": position,
+        "action": node["action"],
+        "risk": risk,
+        "params": params,
+        "unresolved": unresolved,
         "digest": params_digest(node_id=node["id"], action=node["action"], params=params),
     }
 
@@ -66,13 +70,15 @@ def guards_from(nodes: list[dict], start: int, context: dict) -> list[dict]:
             break
         missing: set[str] = set()
         params = render(node.get("params", {}), context, missing)
-        guarded.append(guard_entry(node=node, position=index, params=params,
-                                   unresolved=sorted(missing)))
+        guarded.append(
+            guard_entry(node=node, position=index, params=params, unresolved=sorted(missing))
+        )
     return guarded
 
 
-def still_approved(guard: dict, node: dict, context: dict, *,
-                   answered: tuple[str, ...] = ()) -> tuple[bool, str]:
+def still_approved(
+    guard: dict, node: dict, context: dict, *, answered: tuple[str, ...] = ()
+) -> tuple[bool, str]:
     """Return whether a step's parameters still match what a person approved.
 
     A parameter built only from values that were unknown when the gate was

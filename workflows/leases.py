@@ -26,8 +26,7 @@ def worker_id() -> str:
     """Return this process's worker identity (new after a fork)."""
     global _identity
     if _identity is None or _identity[0] != os.getpid():
-        _identity = (os.getpid(),
-                     f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+        _identity = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     return _identity[1]
 
 
@@ -48,15 +47,19 @@ def lease_acquire(run_id: int, owner: str) -> bool:
 
 def lease_renew(run_id: int, owner: str) -> bool:
     """Extend our lease; False when another worker took it or the run stopped running."""
-    return Run.objects.filter(
-        pk=run_id, lease_owner=owner, status=RunStatus.RUNNING,
-    ).update(lease_expires_at=_expiry()) == 1
+    return (
+        Run.objects.filter(
+            pk=run_id,
+            lease_owner=owner,
+            status=RunStatus.RUNNING,
+        ).update(lease_expires_at=_expiry())
+        == 1
+    )
 
 
 def lease_release(run_id: int, owner: str) -> None:
     """Give the lease back (a no-op when it is no longer ours)."""
-    Run.objects.filter(pk=run_id, lease_owner=owner).update(lease_owner="",
-                                                            lease_expires_at=None)
+    Run.objects.filter(pk=run_id, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
 
 
 def lease_holds(run: Run, owner: str) -> bool:
@@ -85,6 +88,9 @@ def stale_runs(*, queued_grace_s: float | None = None) -> list[int]:
         queued_grace_s = settings.AGENTOS_REQUEUE_AFTER_S
     now = timezone.now()
     expired = Q(status__in=sorted(ACTIVE), lease_expires_at__lt=now)
-    forgotten = Q(status__in=[RunStatus.QUEUED, RunStatus.RUNNING], lease_owner="",
-                  updated_at__lt=now - timedelta(seconds=queued_grace_s))
+    forgotten = Q(
+        status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
+        lease_owner="",
+        updated_at__lt=now - timedelta(seconds=queued_grace_s),
+    )
     return list(Run.objects.filter(expired | forgotten).values_list("pk", flat=True)[:1000])

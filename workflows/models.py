@@ -21,7 +21,10 @@ class Workflow(models.Model):
     source = models.TextField(blank=True, help_text="The spec as authored (YAML or JSON).")
     version = models.PositiveIntegerField(default=1)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -58,7 +61,10 @@ class WorkflowVersion(models.Model):
     spec = models.JSONField()
     source = models.TextField(blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -66,7 +72,9 @@ class WorkflowVersion(models.Model):
     class Meta:
         ordering = ["workflow", "-version"]
         constraints = [
-            models.UniqueConstraint(fields=["workflow", "version"], name="workflow_version_unique"),
+            models.UniqueConstraint(
+                fields=["workflow", "version"], name="workflow_version_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -93,7 +101,10 @@ class Run(models.Model):
     # once: {"node", "position", "how": approved|retry|resume, "state", "values"}.
     clearance = models.JSONField(default=dict, blank=True)
     requester = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="requested_runs",
     )
     lease_owner = models.CharField(max_length=200, blank=True)
@@ -113,7 +124,10 @@ class Run(models.Model):
         "RunBatch", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
     )
     schedule = models.ForeignKey(
-        "WorkflowSchedule", null=True, blank=True, on_delete=models.SET_NULL,
+        "WorkflowSchedule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="runs",
     )
     correlation_id = models.UUIDField(default=uuid.uuid4, editable=False)
@@ -148,7 +162,8 @@ class Run(models.Model):
                 name="run_finished_iff_terminal",
             ),
             models.UniqueConstraint(
-                fields=["requester", "idempotency_key"], condition=~Q(idempotency_key=""),
+                fields=["requester", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
                 name="run_idempotency_key_unique",
             ),
         ]
@@ -159,8 +174,18 @@ class Run(models.Model):
 
     # What the engine and services change; the frozen plan is never rewritten.
     STATE_FIELDS = (
-        "status", "context", "position", "current_node", "clearance", "lease_owner",
-        "lease_expires_at", "error", "started_at", "finished_at", "last_seq", "last_hash",
+        "status",
+        "context",
+        "position",
+        "current_node",
+        "clearance",
+        "lease_owner",
+        "lease_expires_at",
+        "error",
+        "started_at",
+        "finished_at",
+        "last_seq",
+        "last_hash",
         "updated_at",
     )
 
@@ -184,7 +209,10 @@ class RunBatch(models.Model):
     size = models.PositiveIntegerField()
     source = models.CharField(max_length=16, help_text="csv or json")
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -208,15 +236,19 @@ class WorkflowSchedule(models.Model):
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="schedules")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.INTERVAL)
     cron = models.CharField(max_length=100, blank=True, help_text="e.g. 0 7 * * 1-5")
-    minutes = models.PositiveIntegerField(null=True, blank=True,
-                                          help_text="Interval in minutes.")
-    context = models.JSONField(default=dict, blank=True,
-                               help_text="The starting context of every run.")
+    minutes = models.PositiveIntegerField(null=True, blank=True, help_text="Interval in minutes.")
+    context = models.JSONField(
+        default=dict, blank=True, help_text="The starting context of every run."
+    )
     mode = models.CharField(max_length=16, choices=RunMode.choices, blank=True)
     enabled = models.BooleanField(default=True)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+", help_text="Recorded as the requester of every scheduled run.",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Recorded as the requester of every scheduled run.",
     )
     q_schedule_id = models.PositiveIntegerField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -244,7 +276,9 @@ class Step(models.Model):
     attempt = models.PositiveIntegerField(default=1)
     action = models.CharField(max_length=100)
     params = models.JSONField(default=dict, help_text="Resolved parameters (no secrets).")
-    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.RUNNING)
+    status = models.CharField(
+        max_length=16, choices=StepStatus.choices, default=StepStatus.RUNNING
+    )
     output = models.JSONField(null=True, blank=True)
     evidence = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
@@ -321,7 +355,10 @@ class Event(models.Model):
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=64, db_index=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     actor_label = models.CharField(max_length=150)

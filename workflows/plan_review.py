@@ -64,8 +64,15 @@ def review_rows(plan: dict[str, Any], registry: Registry) -> list[dict[str, Any]
     rows = []
     for index, node in enumerate(plan.get("nodes", []), start=1):
         kind = node.get("type", "action")
-        row = {"step": index, "id": node["id"], "type": kind, "action": node.get("action", ""),
-               "risk": "", "params": node.get("params", {}), "title": node.get("title") or ""}
+        row = {
+            "step": index,
+            "id": node["id"],
+            "type": kind,
+            "action": node.get("action", ""),
+            "risk": "",
+            "params": node.get("params", {}),
+            "title": node.get("title") or "",
+        }
         if kind == "action":
             try:
                 row["risk"] = registry.get(node["action"]).risk
@@ -80,8 +87,9 @@ def review_table(plan: dict[str, Any], registry: Registry) -> str:
     lines = ["#  | node | what | risk | parameters", "-- | ---- | ---- | ---- | ----------"]
     for row in review_rows(plan, registry):
         what = row["action"] if row["type"] == "action" else f"{row['type']}: {row['title']}"
-        params = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}"
-                           for k, v in row["params"].items())
+        params = ", ".join(
+            f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in row["params"].items()
+        )
         lines.append(f"{row['step']} | {row['id']} | {what} | {row['risk'] or '-'} | {params}")
     return "\n".join(lines)
 
@@ -126,8 +134,9 @@ def review_fields(plan: dict[str, Any], registry: Registry) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": []}
 
 
-def apply_edits(plan: dict[str, Any], values: dict[str, Any],
-                registry: Registry) -> tuple[dict[str, Any], dict[str, Any]]:
+def apply_edits(
+    plan: dict[str, Any], values: dict[str, Any], registry: Registry
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (edited plan, {field: {"before", "after"}}) for values that differ."""
     edited = copy.deepcopy(plan)
     nodes = {node["id"]: node for node in edited.get("nodes", [])}

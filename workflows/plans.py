@@ -41,8 +41,22 @@ MAX_STRING_CHARS = 8000
 MAX_PARAM_DEPTH = 8
 # References read the run's context and nothing else: these roots name
 # things that are never in it, so a reference to them is refused outright.
-RESERVED_ROOTS = frozenset({"secrets", "secret", "settings", "env", "environ", "os", "request",
-                            "self", "config", "django", "globals", "builtins"})
+RESERVED_ROOTS = frozenset(
+    {
+        "secrets",
+        "secret",
+        "settings",
+        "env",
+        "environ",
+        "os",
+        "request",
+        "self",
+        "config",
+        "django",
+        "globals",
+        "builtins",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -114,9 +128,7 @@ class ApprovalNode(_AskNode):
 class InputNode(_AskNode):
     type: Literal["input"]
     title: str = Field(max_length=300)
-    fields: dict[Annotated[str, Field(pattern=CONTEXT_KEY)], dict[str, Any]] = Field(
-        min_length=1
-    )
+    fields: dict[Annotated[str, Field(pattern=CONTEXT_KEY)], dict[str, Any]] = Field(min_length=1)
     required: list[str] | None = None
 
 
@@ -160,8 +172,9 @@ def input_schema_errors(inputs: Any) -> list[PlanError]:
     try:
         jsonschema.Draft202012Validator.check_schema(inputs)
     except jsonschema.SchemaError as exc:
-        return [PlanError("", "inputs." + _loc(tuple(exc.path)) if exc.path else "inputs",
-                          exc.message)]
+        return [
+            PlanError("", "inputs." + _loc(tuple(exc.path)) if exc.path else "inputs", exc.message)
+        ]
     return []
 
 
@@ -261,10 +274,14 @@ def _template_errors(node: _Node) -> list[PlanError]:
             if parts[0] == "context":
                 parts = parts[1:]
             if not parts or parts[0] in RESERVED_ROOTS or any(p.startswith("_") for p in parts):
-                errors.append(PlanError(
-                    node.id, field,
-                    f"{{{{ {ref} }}}} does not name a context value; references read the "
-                    "run's context only (secrets are named by actions, never referenced)"))
+                errors.append(
+                    PlanError(
+                        node.id,
+                        field,
+                        f"{{{{ {ref} }}}} does not name a context value; references read the "
+                        "run's context only (secrets are named by actions, never referenced)",
+                    )
+                )
     return errors
 
 
@@ -278,8 +295,7 @@ def _size_errors(node: ActionNode) -> list[PlanError]:
         if depth > MAX_PARAM_DEPTH:
             errors.append(PlanError(node.id, where, f"nested deeper than {MAX_PARAM_DEPTH}"))
         elif isinstance(value, str) and len(value) > MAX_STRING_CHARS:
-            errors.append(PlanError(node.id, where,
-                                    f"longer than {MAX_STRING_CHARS} characters"))
+            errors.append(PlanError(node.id, where, f"longer than {MAX_STRING_CHARS} characters"))
         elif isinstance(value, dict):
             for key, item in value.items():
                 walk(item, f"{where}.{key}", depth + 1)
@@ -297,11 +313,14 @@ def _reference_errors(node: _Node, available: set[str]) -> list[PlanError]:
     for field, value in _template_texts(node).items():
         for ref in templating.references(value):
             if templating.root_key(ref) not in available:
-                errors.append(PlanError(
-                    node.id, field,
-                    f"refers to {{{{ {ref} }}}}, which is neither a declared input nor an "
-                    "output or field of an earlier node",
-                ))
+                errors.append(
+                    PlanError(
+                        node.id,
+                        field,
+                        f"refers to {{{{ {ref} }}}}, which is neither a declared input nor an "
+                        "output or field of an earlier node",
+                    )
+                )
     return errors
 
 
@@ -309,8 +328,13 @@ def _action_errors(node: ActionNode, registry: Registry, policy: Policy) -> list
     try:
         action = registry.get(node.action)
     except UnknownAction:
-        return [PlanError(node.id, "action", f"unknown action {node.action!r}; "
-                          "see GET /api/v1/actions for the registry")]
+        return [
+            PlanError(
+                node.id,
+                "action",
+                f"unknown action {node.action!r}; see GET /api/v1/actions for the registry",
+            )
+        ]
     errors: list[PlanError] = []
     fields = action.Params.model_fields
     templated = {k for k, v in node.params.items() if any(True for _ in templating.references(v))}
@@ -330,11 +354,14 @@ def _action_errors(node: ActionNode, registry: Registry, policy: Policy) -> list
         errors.append(PlanError(node.id, f"params.{field}", message))
     for key, out_field in node.outputs.items():
         if out_field not in action.Output.model_fields:
-            errors.append(PlanError(
-                node.id, f"outputs.{key}",
-                f"{node.action} has no output {out_field!r}; it has "
-                + ", ".join(sorted(action.Output.model_fields)),
-            ))
+            errors.append(
+                PlanError(
+                    node.id,
+                    f"outputs.{key}",
+                    f"{node.action} has no output {out_field!r}; it has "
+                    + ", ".join(sorted(action.Output.model_fields)),
+                )
+            )
     return errors
 
 
@@ -376,8 +403,9 @@ class _SpecLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > limits.MAX_DEPTH:
-                raise _SpecRefused(f"nested deeper than {limits.MAX_DEPTH} levels",
-                                   event.start_mark)
+                raise _SpecRefused(
+                    f"nested deeper than {limits.MAX_DEPTH} levels", event.start_mark
+                )
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -411,14 +439,18 @@ def validate_spec(raw: Any, *, registry: Registry, policy: Policy) -> WorkflowSp
     except ValidationError as exc:
         errors = _pydantic_errors("", "", exc)
         if isinstance(raw.get("plan"), dict):
-            errors += validate_plan(raw["plan"], registry=registry, policy=policy,
-                                    inputs_schema=raw.get("inputs")
-                                    if isinstance(raw.get("inputs"), dict) else None,
-                                    stored=True)
+            errors += validate_plan(
+                raw["plan"],
+                registry=registry,
+                policy=policy,
+                inputs_schema=raw.get("inputs") if isinstance(raw.get("inputs"), dict) else None,
+                stored=True,
+            )
         raise PlanInvalid(errors) from None
     errors = input_schema_errors(spec.inputs)
-    errors += validate_plan(spec.plan, registry=registry, policy=policy,
-                            inputs_schema=spec.inputs, stored=True)
+    errors += validate_plan(
+        spec.plan, registry=registry, policy=policy, inputs_schema=spec.inputs, stored=True
+    )
     if errors:
         raise PlanInvalid(errors)
     return spec

@@ -46,9 +46,11 @@ def retrying(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         except CONNECTION_ERRORS as exc:
             if connection.in_atomic_block or time.monotonic() + delay > deadline:
                 raise
-            logger.warning("database unavailable (%s); retrying in %.1fs",
-                           str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
-                           delay)
+            logger.warning(
+                "database unavailable (%s); retrying in %.1fs",
+                str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
+                delay,
+            )
             drop_connection()
             time.sleep(delay)
             delay = min(delay * 2, 2.0)

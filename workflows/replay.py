@@ -18,8 +18,11 @@ from workflows.services import merge_values
 from workflows.states import RunStatus
 
 RESUMED_WITH_VALUES = frozenset({"approval_node", "input_node", "missing", "action_input"})
-ENDINGS = {"run.succeeded": RunStatus.SUCCEEDED, "run.failed": RunStatus.FAILED,
-           "run.cancelled": RunStatus.CANCELLED}
+ENDINGS = {
+    "run.succeeded": RunStatus.SUCCEEDED,
+    "run.failed": RunStatus.FAILED,
+    "run.cancelled": RunStatus.CANCELLED,
+}
 
 
 @dataclass
@@ -63,7 +66,10 @@ def replay(run: Run, *, until_seq: int | None = None) -> list[ReplayState]:
                 raise ReplayError(f"event 1 of run {run.pk} is not run.created")
             position = int(data.get("position") or 0)
             state = ReplayState(
-                seq=event.seq, type=event.type, status=RunStatus.QUEUED, position=position,
+                seq=event.seq,
+                type=event.type,
+                status=RunStatus.QUEUED,
+                position=position,
                 current_node=nodes[position]["id"] if position < len(nodes) else "",
                 context=copy.deepcopy(data.get("context") or {}),
                 completed=copy.deepcopy(data.get("completed") or {}),
@@ -93,8 +99,7 @@ def _apply(state: ReplayState, event: Event, nodes: list[dict]) -> None:
             state.completed_steps[node] = data["step"]
         if kind == "step.succeeded":
             state.position = _index(nodes, node) + 1
-            state.current_node = nodes[state.position]["id"] if state.position < len(nodes) \
-                else ""
+            state.current_node = nodes[state.position]["id"] if state.position < len(nodes) else ""
     elif kind == "run.paused":
         state.status = RunStatus.WAITING
         state.current_node = data.get("node", state.current_node)
@@ -104,8 +109,7 @@ def _apply(state: ReplayState, event: Event, nodes: list[dict]) -> None:
         if data.get("purpose") in RESUMED_WITH_VALUES:
             merge_values(state.context, data.get("values") or {})
         state.current_node = data.get("next_node") or ""
-        state.position = _index(nodes, state.current_node) if state.current_node \
-            else len(nodes)
+        state.position = _index(nodes, state.current_node) if state.current_node else len(nodes)
     elif kind in ENDINGS:
         state.status = ENDINGS[kind]
         if kind == "run.succeeded":

@@ -44,19 +44,30 @@ class ActionOut(Schema):
 # The plan limits the server enforces (workflows/plans.py). JSON Schema can
 # state the node count; sizes in bytes of serialized JSON and the nesting depth
 # of free-form params it cannot, so the description states them.
-PLAN_LIMITS = (f"At most {MAX_PLAN_BYTES // 1024} KiB as JSON and {MAX_NODES} nodes; "
-               f"a node's params at most {MAX_PARAMS_BYTES // 1024} KiB as JSON, "
-               f"nested at most depth {MAX_PARAM_DEPTH}, each string at most "
-               f"{MAX_STRING_CHARS:,} characters.")
-PLAN_SCHEMA = {"type": "object", "required": ["nodes"],
-               "properties": {"nodes": {"type": "array", "minItems": 1,
-                                        "maxItems": MAX_NODES,
-                                        "items": {"type": "object", "required": ["id"]}}}}
+PLAN_LIMITS = (
+    f"At most {MAX_PLAN_BYTES // 1024} KiB as JSON and {MAX_NODES} nodes; "
+    f"a node's params at most {MAX_PARAMS_BYTES // 1024} KiB as JSON, "
+    f"nested at most depth {MAX_PARAM_DEPTH}, each string at most "
+    f"{MAX_STRING_CHARS:,} characters."
+)
+PLAN_SCHEMA = {
+    "type": "object",
+    "required": ["nodes"],
+    "properties": {
+        "nodes": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_NODES,
+            "items": {"type": "object", "required": ["id"]},
+        }
+    },
+}
 
 
 class PlanIn(In):
-    plan: dict[str, Any] = Field(description="The plan to check; any object is reported "
-                                 f"on, never refused. {PLAN_LIMITS}")
+    plan: dict[str, Any] = Field(
+        description=f"The plan to check; any object is reported on, never refused. {PLAN_LIMITS}"
+    )
 
 
 class PlanErrorOut(Schema):
@@ -71,8 +82,7 @@ class PlanValidationOut(Schema):
 
 
 class DraftIn(In):
-    text: str = Field(min_length=1, max_length=4000,
-                      description="The request in plain language.")
+    text: str = Field(min_length=1, max_length=4000, description="The request in plain language.")
 
 
 class DraftOut(Schema):
@@ -84,8 +94,9 @@ class DraftOut(Schema):
 
 class WorkflowIn(In):
     spec: dict[str, Any] | None = Field(None, description="The spec as an object.")
-    source: str | None = Field(None, max_length=200_000,
-                               description="The spec as YAML or JSON text.")
+    source: str | None = Field(
+        None, max_length=200_000, description="The spec as YAML or JSON text."
+    )
 
 
 class WorkflowOut(Schema):
@@ -102,8 +113,10 @@ class WorkflowOut(Schema):
 class RunIn(In):
     workflow: str | None = Field(None, description="Slug of a stored workflow.")
     plan: dict[str, Any] | None = Field(
-        None, description=f"A bare plan, instead of a workflow. {PLAN_LIMITS}",
-        json_schema_extra={"anyOf": [PLAN_SCHEMA, {"type": "null"}]})
+        None,
+        description=f"A bare plan, instead of a workflow. {PLAN_LIMITS}",
+        json_schema_extra={"anyOf": [PLAN_SCHEMA, {"type": "null"}]},
+    )
     context: dict[str, Any] = Field(default_factory=dict)
     mode: Mode | None = None
 
@@ -171,15 +184,18 @@ class CancelIn(In):
 
 class ForkIn(In):
     at_seq: int = Field(..., ge=1, description="Fork from the state right after this event.")
-    context: dict[str, Any] | None = Field(None, description="Values that override the "
-                                           "rebuilt context (`a.b` keys set nested values).")
+    context: dict[str, Any] | None = Field(
+        None,
+        description="Values that override the rebuilt context (`a.b` keys set nested values).",
+    )
 
 
 class BatchIn(In):
     workflow: str
     rows: list[dict[str, Any]] | None = Field(None, description="One context per run.")
-    csv: str | None = Field(None, max_length=1_048_576,
-                            description="CSV text whose header names the inputs.")
+    csv: str | None = Field(
+        None, max_length=1_048_576, description="CSV text whose header names the inputs."
+    )
     mode: Mode | None = None
 
 

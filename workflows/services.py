@@ -35,11 +35,15 @@ def enqueue_advance(run_id: int) -> None:
     from django_q.tasks import async_task
 
     try:
-        async_task("workflows.tasks.advance_run", run_id, task_name=f"run-{run_id}",
-                   group="runs", save=False)
+        async_task(
+            "workflows.tasks.advance_run",
+            run_id,
+            task_name=f"run-{run_id}",
+            group="runs",
+            save=False,
+        )
     except Exception:  # the broker is away (Redis restarting): the change is committed
-        logger.exception("run %s: could not queue its task; the re-queue schedule will",
-                         run_id)
+        logger.exception("run %s: could not queue its task; the re-queue schedule will", run_id)
 
 
 def lock_run(run_id: int) -> Run:
@@ -69,17 +73,30 @@ def _check_self_approval(actor: Any, before: bool, after: bool) -> None:
     from agentos_site import policy
 
     if before != after and not policy.allows(actor, policy.WORKFLOWS_SELF_APPROVAL):
-        raise PlanInvalid([PlanError(
-            "", "allow_self_approval",
-            f"changing allow_self_approval needs the permission "
-            f"{policy.WORKFLOWS_SELF_APPROVAL}; leave it {str(before).lower()}")])
+        raise PlanInvalid(
+            [
+                PlanError(
+                    "",
+                    "allow_self_approval",
+                    f"changing allow_self_approval needs the permission "
+                    f"{policy.WORKFLOWS_SELF_APPROVAL}; leave it {str(before).lower()}",
+                )
+            ]
+        )
 
 
 def _self_approval_event(*, workflow: Workflow, actor: Any, before: bool, after: bool) -> None:
     if before != after:
-        system_event_append(type="workflow.self_approval_changed", actor=actor, data={
-            "workflow": workflow.slug, "version": workflow.version,
-            "before": before, "after": after})
+        system_event_append(
+            type="workflow.self_approval_changed",
+            actor=actor,
+            data={
+                "workflow": workflow.slug,
+                "version": workflow.version,
+                "before": before,
+                "after": after,
+            },
+        )
 
 
 def workflow_create(*, raw_spec: Any, source: str = "", actor: Any = None) -> Workflow:
@@ -91,15 +108,25 @@ def workflow_create(*, raw_spec: Any, source: str = "", actor: Any = None) -> Wo
     data = spec.model_dump(mode="json")
     with transaction.atomic():
         workflow = Workflow.objects.create(
-            slug=spec.slug, title=spec.title, description=spec.description, spec=data,
-            source=source, version=1, created_by=actor,
+            slug=spec.slug,
+            title=spec.title,
+            description=spec.description,
+            spec=data,
+            source=source,
+            version=1,
+            created_by=actor,
         )
-        WorkflowVersion.objects.create(workflow=workflow, version=1, spec=data, source=source,
-                                       created_by=actor)
-        system_event_append(type="workflow.created", actor=actor,
-                            data={"workflow": workflow.slug, "version": 1, "spec": data})
-        _self_approval_event(workflow=workflow, actor=actor, before=False,
-                             after=spec.allow_self_approval)
+        WorkflowVersion.objects.create(
+            workflow=workflow, version=1, spec=data, source=source, created_by=actor
+        )
+        system_event_append(
+            type="workflow.created",
+            actor=actor,
+            data={"workflow": workflow.slug, "version": 1, "spec": data},
+        )
+        _self_approval_event(
+            workflow=workflow, actor=actor, before=False, after=spec.allow_self_approval
+        )
     return workflow
 
 
@@ -124,15 +151,21 @@ def workflow_update(
         locked.title, locked.description = spec.title, spec.description
         locked.spec, locked.source = data, source
         locked.save()
-        WorkflowVersion.objects.create(workflow=locked, version=locked.version, spec=data,
-                                       source=source, created_by=actor)
-        system_event_append(
-            type="workflow.updated", actor=actor,
-            data={"workflow": locked.slug, "before": {"version": before},
-                  "after": {"version": locked.version, "spec": data}},
+        WorkflowVersion.objects.create(
+            workflow=locked, version=locked.version, spec=data, source=source, created_by=actor
         )
-        _self_approval_event(workflow=locked, actor=actor, before=allowed_before,
-                             after=spec.allow_self_approval)
+        system_event_append(
+            type="workflow.updated",
+            actor=actor,
+            data={
+                "workflow": locked.slug,
+                "before": {"version": before},
+                "after": {"version": locked.version, "spec": data},
+            },
+        )
+        _self_approval_event(
+            workflow=locked, actor=actor, before=allowed_before, after=spec.allow_self_approval
+        )
     return locked
 
 
@@ -203,8 +236,13 @@ def run_create(
             if key not in context and isinstance(prop, dict) and "default" in prop:
                 context[key] = copy.deepcopy(prop["default"])
         errors = _context_errors(inputs, context)
-        errors += validate_plan(plan, registry=actions.registry(), policy=actions.policy(),
-                                inputs_schema=inputs, stored=True)
+        errors += validate_plan(
+            plan,
+            registry=actions.registry(),
+            policy=actions.policy(),
+            inputs_schema=inputs,
+            stored=True,
+        )
         refusal = mode_refusal(mode, workflow.mode)
         if refusal:
             errors.append(PlanError("", "mode", refusal))
@@ -220,25 +258,48 @@ def run_create(
     # who authored a stored workflow: unless every action is low-risk, a
     # person other than its requester reviews it first, whatever the mode.
     review = (review_plan and mode != RunMode.AUTONOMOUS) or (
-        workflow is None and plan_review.needs_person(plan, actions.registry()))
-    clearance = ({"node": plan["nodes"][0]["id"], "position": 0,
-                  "plan_review": plan_review.PENDING} if review else {})
+        workflow is None and plan_review.needs_person(plan, actions.registry())
+    )
+    clearance = (
+        {"node": plan["nodes"][0]["id"], "position": 0, "plan_review": plan_review.PENDING}
+        if review
+        else {}
+    )
     with transaction.atomic():
         run = Run.objects.create(
-            workflow=workflow, workflow_version=workflow.version if workflow else None,
-            plan=plan, inputs_schema=inputs, mode=mode, context=context, requester=requester,
-            current_node=plan["nodes"][0]["id"], idempotency_key=idempotency_key,
-            request_digest=request_digest, batch=batch, schedule=schedule, clearance=clearance,
+            workflow=workflow,
+            workflow_version=workflow.version if workflow else None,
+            plan=plan,
+            inputs_schema=inputs,
+            mode=mode,
+            context=context,
+            requester=requester,
+            current_node=plan["nodes"][0]["id"],
+            idempotency_key=idempotency_key,
+            request_digest=request_digest,
+            batch=batch,
+            schedule=schedule,
+            clearance=clearance,
         )
-        event_append(run=run, type="run.created", actor=requester, data={
-            "workflow": workflow.slug if workflow else None,
-            "version": run.workflow_version, "mode": mode, "context": context,
-            "nodes": [node["id"] for node in plan["nodes"]],
-            **({"batch": batch.pk} if batch is not None else {}),
-            **({"schedule": schedule.name} if schedule is not None else {}),
-            **({"review_plan": True, "plan_digest": plan_review.plan_digest(plan)}
-               if review else {}),
-        })
+        event_append(
+            run=run,
+            type="run.created",
+            actor=requester,
+            data={
+                "workflow": workflow.slug if workflow else None,
+                "version": run.workflow_version,
+                "mode": mode,
+                "context": context,
+                "nodes": [node["id"] for node in plan["nodes"]],
+                **({"batch": batch.pk} if batch is not None else {}),
+                **({"schedule": schedule.name} if schedule is not None else {}),
+                **(
+                    {"review_plan": True, "plan_digest": plan_review.plan_digest(plan)}
+                    if review
+                    else {}
+                ),
+            },
+        )
         run.save(update_fields=["last_seq", "last_hash"])
         transaction.on_commit(lambda: enqueue_advance(run.pk))
     return run
@@ -249,8 +310,13 @@ def run_cancel(*, run_id: int, actor: Any, reason: str = "") -> Run:
     with transaction.atomic():
         run = lock_run(run_id)
         source = set_status(run, RunStatus.CANCELLED)
-        event_append(run=run, type="run.cancelled", actor=actor, save_head=False,
-                     data={"from": source, "reason": reason, "node": run.current_node})
+        event_append(
+            run=run,
+            type="run.cancelled",
+            actor=actor,
+            save_head=False,
+            data={"from": source, "reason": reason, "node": run.current_node},
+        )
         hooks.close_requests(run=run, actor=actor, reason=f"run cancelled: {reason}".strip())
         run.save_state()
     return run
@@ -260,8 +326,13 @@ def run_fail(*, run: Run, actor: Any, error: str, node: str = "") -> None:
     """Fail a locked run with a reason (inside the caller's transaction)."""
     source = set_status(run, RunStatus.FAILED)
     run.error = error
-    event_append(run=run, type="run.failed", actor=actor, save_head=False,
-                 data={"from": source, "error": error, "node": node or run.current_node})
+    event_append(
+        run=run,
+        type="run.failed",
+        actor=actor,
+        save_head=False,
+        data={"from": source, "error": error, "node": node or run.current_node},
+    )
     hooks.close_requests(run=run, actor=actor, reason=error)
     run.save_state()
 
@@ -292,17 +363,24 @@ def run_continue(
     if purpose in ("approval_node", "input_node", "missing", "action_input"):
         merge_values(run.context, values)
     previous = run.clearance or {}
-    clear = (previous if (previous.get("node"), previous.get("position")) == (node_id, position)
-             else {"node": node_id, "position": position})
+    clear = (
+        previous
+        if (previous.get("node"), previous.get("position")) == (node_id, position)
+        else {"node": node_id, "position": position}
+    )
     if purpose in ("approval_node", "input_node"):
         run.position += 1
         clear = {}
     elif purpose == "mode_gate":
         clear = {**clear, "approved": True}
     elif purpose == "plan_review":
-        clear = {"node": node_id, "position": position,
-                 "plan_digest": plan_review_apply(run=run, actor=actor, values=values,
-                                                  state=state or {})}
+        clear = {
+            "node": node_id,
+            "position": position,
+            "plan_digest": plan_review_apply(
+                run=run, actor=actor, values=values, state=state or {}
+            ),
+        }
     elif purpose == "action_input":
         clear = {**clear, "resume": True, "state": state or {}, "values": values}
     elif purpose == "unknown_outcome" and resolution == "retry":
@@ -313,10 +391,20 @@ def run_continue(
         clear = {}
     run.clearance = clear
     run.current_node = run.nodes[run.position]["id"] if run.position < len(run.nodes) else ""
-    event_append(run=run, type="run.resumed", actor=actor, data={
-        "from": source, "node": node_id, "purpose": purpose, "resolution": resolution,
-        "values": values, "next_node": run.current_node,
-    }, save_head=False)
+    event_append(
+        run=run,
+        type="run.resumed",
+        actor=actor,
+        data={
+            "from": source,
+            "node": node_id,
+            "purpose": purpose,
+            "resolution": resolution,
+            "values": values,
+            "next_node": run.current_node,
+        },
+        save_head=False,
+    )
     run.save_state()
     transaction.on_commit(lambda: enqueue_advance(run.pk))
 
@@ -330,21 +418,45 @@ def plan_review_apply(*, run: Run, actor: Any, values: dict, state: dict) -> str
     """
     registry = actions.registry()
     if state.get("digest") != plan_review.plan_digest(run.plan):
-        raise PlanInvalid([PlanError("", "plan", "the plan changed since this review was "
-                                                 "opened; it cannot be approved")])
+        raise PlanInvalid(
+            [
+                PlanError(
+                    "",
+                    "plan",
+                    "the plan changed since this review was opened; it cannot be approved",
+                )
+            ]
+        )
     edited, changes = plan_review.apply_edits(run.plan, values, registry)
     if not changes:
         return state["digest"]
-    errors = validate_plan(edited, registry=registry, policy=actions.policy(),
-                           inputs_schema=run.inputs_schema, stored=run.workflow_id is not None)
+    errors = validate_plan(
+        edited,
+        registry=registry,
+        policy=actions.policy(),
+        inputs_schema=run.inputs_schema,
+        stored=run.workflow_id is not None,
+    )
     if errors:
-        raise PlanInvalid([
-            PlanError(e.node, f"{e.node}.{e.field.removeprefix('params.')}"
-                      if e.field.startswith("params.") else e.field, e.message)
-            for e in errors])
+        raise PlanInvalid(
+            [
+                PlanError(
+                    e.node,
+                    f"{e.node}.{e.field.removeprefix('params.')}"
+                    if e.field.startswith("params.")
+                    else e.field,
+                    e.message,
+                )
+                for e in errors
+            ]
+        )
     digest = plan_review.plan_digest(edited)
-    event_append(run=run, type="run.plan_edited", actor=actor, data={
-        "before": state["digest"], "after": digest, "changes": changes})
+    event_append(
+        run=run,
+        type="run.plan_edited",
+        actor=actor,
+        data={"before": state["digest"], "after": digest, "changes": changes},
+    )
     run.plan = edited
     run.save(update_fields=["plan"])
     return digest
@@ -374,16 +486,28 @@ def step_mark_done(*, run: Run, step: Step, output: dict, actor: Any) -> None:
     node = run.nodes[step.position]
     missing = [f for f in node.get("outputs", {}).values() if f not in output]
     if missing:
-        raise PlanInvalid([PlanError(node["id"], f"values.{name}", "this output is required")
-                           for name in missing])
+        raise PlanInvalid(
+            [
+                PlanError(node["id"], f"values.{name}", "this output is required")
+                for name in missing
+            ]
+        )
     step.status, step.output = StepStatus.SUCCEEDED, output
     step.finished_at = step.finished_at or timezone.now()
     step.error = "marked done by a reviewer"
     step.save()
     changed = apply_outputs(run, node, output)
-    event_append(run=run, type="step.marked_done", actor=actor, data={
-        "step": step.pk, "node": step.node_id, "attempt": step.attempt, "output": output,
-        "context": changed,
-    })
+    event_append(
+        run=run,
+        type="step.marked_done",
+        actor=actor,
+        data={
+            "step": step.pk,
+            "node": step.node_id,
+            "attempt": step.attempt,
+            "output": output,
+            "context": changed,
+        },
+    )
     run.position += 1
     run.clearance = {}

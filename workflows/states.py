@@ -60,8 +60,11 @@ class RunMode(models.TextChoices):
 
 # How much a mode asks of people: a run may be stricter than its workflow, never
 # laxer (autonomous < assisted < interactive).
-MODE_STRICTNESS: dict[str, int] = {RunMode.AUTONOMOUS: 0, RunMode.ASSISTED: 1,
-                                   RunMode.INTERACTIVE: 2}
+MODE_STRICTNESS: dict[str, int] = {
+    RunMode.AUTONOMOUS: 0,
+    RunMode.ASSISTED: 1,
+    RunMode.INTERACTIVE: 2,
+}
 
 
 def modes_allowed(floor: str) -> list[str]:
@@ -74,8 +77,10 @@ def mode_refusal(mode: str | None, floor: str) -> str:
     """Return why `mode` is weaker than the workflow's `floor`, or "" when it is not."""
     if mode is None or mode in modes_allowed(floor):
         return ""
-    return (f"this workflow runs in the {floor} mode; a run may use "
-            f"{' or '.join(modes_allowed(floor))}, never a weaker mode")
+    return (
+        f"this workflow runs in the {floor} mode; a run may use "
+        f"{' or '.join(modes_allowed(floor))}, never a weaker mode"
+    )
 
 
 class StepStatus(models.TextChoices):

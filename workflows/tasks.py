@@ -35,14 +35,21 @@ def ensure_schedules(**_: object) -> None:
 
     Schedule.objects.update_or_create(
         name=REQUEUE_SCHEDULE,
-        defaults={"func": "workflows.tasks.requeue_stale_runs",
-                  "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
+        defaults={
+            "func": "workflows.tasks.requeue_stale_runs",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+        },
     )
     Schedule.objects.update_or_create(
         name=CHECKPOINT_SCHEDULE,
-        defaults={"func": "workflows.tasks.write_audit_checkpoint",
-                  "schedule_type": Schedule.MINUTES,
-                  "minutes": settings.AGENTOS_AUDIT_CHECKPOINT_MINUTES, "repeats": -1},
+        defaults={
+            "func": "workflows.tasks.write_audit_checkpoint",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": settings.AGENTOS_AUDIT_CHECKPOINT_MINUTES,
+            "repeats": -1,
+        },
     )
 
 

@@ -61,14 +61,14 @@ def check_syntax(value: Any) -> list[str]:
 def root_key(reference: str) -> str:
     """Return the context key a reference starts at."""
     if reference.startswith("context."):
-        reference = reference[len("context."):]
+        reference = reference[len("context.") :]
     return reference.split(".", 1)[0]
 
 
 def lookup(context: dict, reference: str) -> Any:
     """Return the referenced value, or MISSING."""
     if reference.startswith("context.") and "context" not in context:
-        reference = reference[len("context."):]
+        reference = reference[len("context.") :]
     current: Any = context
     for part in reference.split("."):
         if isinstance(current, dict) and part in current:

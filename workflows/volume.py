@@ -72,8 +72,11 @@ def rows_from_csv(text: str, inputs_schema: dict) -> list[dict]:
     reader = csv.DictReader(io.StringIO(text))
     properties = inputs_schema.get("properties", {})
     header = reader.fieldnames or []
-    errors = [RowError(0, name or "(empty)", "not an input of this workflow")
-              for name in header if name not in properties]
+    errors = [
+        RowError(0, name or "(empty)", "not an input of this workflow")
+        for name in header
+        if name not in properties
+    ]
     if not header:
         errors.append(RowError(0, "file", "the first line must name the inputs"))
     if errors:
@@ -103,9 +106,16 @@ def batch_validate(workflow: Workflow, rows: Any) -> list[RowError]:
         return [RowError(0, "rows", "give a non-empty list of contexts")]
     if len(rows) > MAX_BATCH:
         return [RowError(0, "rows", f"at most {MAX_BATCH} runs in one batch")]
-    errors = [RowError(0, f"plan.{e.node}.{e.field}", e.message) for e in validate_plan(
-        workflow.plan, registry=actions.registry(), policy=actions.policy(),
-        inputs_schema=workflow.inputs_schema, stored=True)]
+    errors = [
+        RowError(0, f"plan.{e.node}.{e.field}", e.message)
+        for e in validate_plan(
+            workflow.plan,
+            registry=actions.registry(),
+            policy=actions.policy(),
+            inputs_schema=workflow.inputs_schema,
+            stored=True,
+        )
+    ]
     properties = workflow.inputs_schema.get("properties", {})
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, dict):
@@ -123,8 +133,9 @@ def batch_validate(workflow: Workflow, rows: Any) -> list[RowError]:
     return errors
 
 
-def runs_start_batch(*, workflow: Workflow, rows: Any, actor: Any, source: str = "json",
-                     mode: str | None = None) -> RunBatch:
+def runs_start_batch(
+    *, workflow: Workflow, rows: Any, actor: Any, source: str = "json", mode: str | None = None
+) -> RunBatch:
     """Validate every row, then start all the runs in one transaction, or none."""
     if mode is not None and mode not in RunMode.values:
         raise BatchInvalid([RowError(0, "mode", "must be autonomous, assisted or interactive")])
@@ -135,14 +146,24 @@ def runs_start_batch(*, workflow: Workflow, rows: Any, actor: Any, source: str =
     if errors:
         raise BatchInvalid(errors)
     with transaction.atomic():
-        batch = RunBatch.objects.create(workflow=workflow, size=len(rows), source=source,
-                                        created_by=actor)
-        runs = [run_create(workflow=workflow, context=row, mode=mode, requester=actor,
-                           batch=batch) for row in rows]
-        system_event_append(type="batch.started", actor=actor, data={
-            "batch": batch.pk, "workflow": workflow.slug, "size": len(runs),
-            "runs": [run.pk for run in runs], "source": source,
-        })
+        batch = RunBatch.objects.create(
+            workflow=workflow, size=len(rows), source=source, created_by=actor
+        )
+        runs = [
+            run_create(workflow=workflow, context=row, mode=mode, requester=actor, batch=batch)
+            for row in rows
+        ]
+        system_event_append(
+            type="batch.started",
+            actor=actor,
+            data={
+                "batch": batch.pk,
+                "workflow": workflow.slug,
+                "size": len(runs),
+                "runs": [run.pk for run in runs],
+                "source": source,
+            },
+        )
     return batch
 
 
@@ -188,14 +209,19 @@ def schedule_save(*, schedule: WorkflowSchedule, actor: Any) -> WorkflowSchedule
     from agentos_site import policy
 
     if not policy.allows(actor, policy.RUNS_START):
-        raise ScheduleRefused("only a person who may start runs can save a schedule: "
-                              "its runs are started in their name")
+        raise ScheduleRefused(
+            "only a person who may start runs can save a schedule: "
+            "its runs are started in their name"
+        )
     schedule.owner = actor
     created = schedule.pk is None
     with transaction.atomic():
         schedule.save()
-        q = Schedule.objects.filter(pk=schedule.q_schedule_id).first() \
-            if schedule.q_schedule_id else None
+        q = (
+            Schedule.objects.filter(pk=schedule.q_schedule_id).first()
+            if schedule.q_schedule_id
+            else None
+        )
         if not schedule.enabled:
             if q is not None:
                 q.delete()
@@ -212,8 +238,11 @@ def schedule_save(*, schedule: WorkflowSchedule, actor: Any) -> WorkflowSchedule
             q.save()
             schedule.q_schedule_id = q.pk
         schedule.save(update_fields=["q_schedule_id"])
-        system_event_append(type="schedule.created" if created else "schedule.updated",
-                            actor=actor, data=_schedule_data(schedule))
+        system_event_append(
+            type="schedule.created" if created else "schedule.updated",
+            actor=actor,
+            data=_schedule_data(schedule),
+        )
     return schedule
 
 
@@ -230,11 +259,17 @@ def schedule_delete(*, schedule: WorkflowSchedule, actor: Any) -> None:
 
 
 def _schedule_data(schedule: WorkflowSchedule) -> dict[str, Any]:
-    return {"schedule": schedule.name, "workflow": schedule.workflow.slug,
-            "kind": schedule.kind, "cron": schedule.cron, "minutes": schedule.minutes,
-            "enabled": schedule.enabled, "context": schedule.context,
-            "mode": schedule.mode or None,
-            "requester": schedule.owner.get_username() if schedule.owner_id else None}
+    return {
+        "schedule": schedule.name,
+        "workflow": schedule.workflow.slug,
+        "kind": schedule.kind,
+        "cron": schedule.cron,
+        "minutes": schedule.minutes,
+        "enabled": schedule.enabled,
+        "context": schedule.context,
+        "mode": schedule.mode or None,
+        "requester": schedule.owner.get_username() if schedule.owner_id else None,
+    }
 
 
 def scheduled_run_start(schedule_id: int) -> Run | None:
@@ -247,17 +282,24 @@ def scheduled_run_start(schedule_id: int) -> Run | None:
     """
     from agentos_site import policy
 
-    schedule = (WorkflowSchedule.objects.select_related("workflow", "owner")
-                .filter(pk=schedule_id, enabled=True).first())
+    schedule = (
+        WorkflowSchedule.objects.select_related("workflow", "owner")
+        .filter(pk=schedule_id, enabled=True)
+        .first()
+    )
     if schedule is None:
         return None
     if not policy.allows(schedule.owner, policy.RUNS_START):
         _schedule_disable(schedule, "its owner is missing or may no longer start runs")
         return None
     try:
-        return run_create(workflow=schedule.workflow, context=schedule.context,
-                          mode=schedule.mode or None, requester=schedule.owner,
-                          schedule=schedule)
+        return run_create(
+            workflow=schedule.workflow,
+            context=schedule.context,
+            mode=schedule.mode or None,
+            requester=schedule.owner,
+            schedule=schedule,
+        )
     except PlanInvalid as exc:
         _schedule_disable(schedule, str(exc))
         return None
@@ -269,8 +311,10 @@ def _schedule_disable(schedule: WorkflowSchedule, reason: str) -> None:
     with transaction.atomic():
         if schedule.q_schedule_id:
             Schedule.objects.filter(pk=schedule.q_schedule_id).delete()
-        WorkflowSchedule.objects.filter(pk=schedule.pk).update(enabled=False,
-                                                                q_schedule_id=None)
+        WorkflowSchedule.objects.filter(pk=schedule.pk).update(enabled=False, q_schedule_id=None)
         schedule.enabled, schedule.q_schedule_id = False, None
-        system_event_append(type="schedule.disabled", actor=None,
-                            data={**_schedule_data(schedule), "reason": reason[:500]})
+        system_event_append(
+            type="schedule.disabled",
+            actor=None,
+            data={**_schedule_data(schedule), "reason": reason[:500]},
+        )

@@ -4,22 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LoginFailureWindow',
+            name="LoginFailureWindow",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('address', models.CharField(max_length=64, unique=True)),
-                ('started_at', models.DateTimeField()),
-                ('last_at', models.DateTimeField()),
-                ('failures', models.PositiveIntegerField(default=0)),
-                ('users', models.JSONField(default=list)),
-                ('locked_logged', models.BooleanField(default=False)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("address", models.CharField(max_length=64, unique=True)),
+                ("started_at", models.DateTimeField()),
+                ("last_at", models.DateTimeField()),
+                ("failures", models.PositiveIntegerField(default=0)),
+                ("users", models.JSONField(default=list)),
+                ("locked_logged", models.BooleanField(default=False)),
             ],
         ),
     ]

@@ -6,42 +6,145 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('workflows', '0001_initial'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("workflows", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApprovalRequest',
+            name="ApprovalRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('node_id', models.CharField(max_length=100)),
-                ('position', models.PositiveIntegerField()),
-                ('kind', models.CharField(choices=[('approval', 'Approval'), ('input', 'Input'), ('unknown_outcome', 'Unknown outcome')], max_length=16)),
-                ('title', models.CharField(max_length=300)),
-                ('description', models.TextField(blank=True)),
-                ('fields', models.JSONField(blank=True, default=dict, help_text='JSON Schema (type object) of the values asked for.')),
-                ('values', models.JSONField(blank=True, default=dict)),
-                ('state', models.JSONField(blank=True, default=dict, help_text='What the paused step needs to continue.')),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('cancelled', 'Cancelled')], db_index=True, default='pending', max_length=16)),
-                ('resolution', models.CharField(blank=True, choices=[('retry', 'Run the step again'), ('mark_done', 'It happened: mark the step done'), ('fail', 'Fail the run')], max_length=16)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('comment', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('assigned_group', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='auth.group')),
-                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='approval_requests', to='workflows.run')),
-                ('step', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='approval_requests', to='workflows.step')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("node_id", models.CharField(max_length=100)),
+                ("position", models.PositiveIntegerField()),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("approval", "Approval"),
+                            ("input", "Input"),
+                            ("unknown_outcome", "Unknown outcome"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("title", models.CharField(max_length=300)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "fields",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="JSON Schema (type object) of the values asked for.",
+                    ),
+                ),
+                ("values", models.JSONField(blank=True, default=dict)),
+                (
+                    "state",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="What the paused step needs to continue.",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("approved", "Approved"),
+                            ("rejected", "Rejected"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        db_index=True,
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "resolution",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("retry", "Run the step again"),
+                            ("mark_done", "It happened: mark the step done"),
+                            ("fail", "Fail the run"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("comment", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "assigned_group",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="auth.group",
+                    ),
+                ),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="approval_requests",
+                        to="workflows.run",
+                    ),
+                ),
+                (
+                    "step",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="approval_requests",
+                        to="workflows.step",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'permissions': [('decide_approvalrequest', 'Can decide approval requests')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status', 'pending')), fields=('run',), name='one_pending_request_per_run'), models.CheckConstraint(condition=models.Q(models.Q(('decided_at__isnull', True), ('status', 'pending')), models.Q(models.Q(('status', 'pending'), _negated=True), ('decided_at__isnull', False)), _connector='OR'), name='request_decided_iff_not_pending')],
+                "ordering": ["-created_at", "-id"],
+                "permissions": [("decide_approvalrequest", "Can decide approval requests")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "pending")),
+                        fields=("run",),
+                        name="one_pending_request_per_run",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("decided_at__isnull", True), ("status", "pending")),
+                            models.Q(
+                                models.Q(("status", "pending"), _negated=True),
+                                ("decided_at__isnull", False),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="request_decided_iff_not_pending",
+                    ),
+                ],
             },
         ),
     ]

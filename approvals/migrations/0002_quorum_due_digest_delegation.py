@@ -7,75 +7,152 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('approvals', '0001_initial'),
-        ('workflows', '0001_initial'),
+        ("approvals", "0001_initial"),
+        ("workflows", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='approvalrequest',
-            name='assigned_user',
-            field=models.ForeignKey(blank=True, help_text='Set by delegation to one person.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="approvalrequest",
+            name="assigned_user",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Set by delegation to one person.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='approvalrequest',
-            name='digest',
-            field=models.CharField(blank=True, help_text="SHA-256 of the guarded actions' resolved parameters.", max_length=64),
+            model_name="approvalrequest",
+            name="digest",
+            field=models.CharField(
+                blank=True,
+                help_text="SHA-256 of the guarded actions' resolved parameters.",
+                max_length=64,
+            ),
         ),
         migrations.AddField(
-            model_name='approvalrequest',
-            name='due_at',
+            model_name="approvalrequest",
+            name="due_at",
             field=models.DateTimeField(blank=True, db_index=True, null=True),
         ),
         migrations.AddField(
-            model_name='approvalrequest',
-            name='escalate_to',
+            model_name="approvalrequest",
+            name="escalate_to",
             field=models.CharField(blank=True, max_length=150),
         ),
         migrations.AddField(
-            model_name='approvalrequest',
-            name='guards',
-            field=models.JSONField(blank=True, default=list, help_text='The actions this request guards: node, position, action, risk, resolved params and their digest.'),
+            model_name="approvalrequest",
+            name="guards",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="The actions this request guards: node, position, action, risk, resolved params and their digest.",
+            ),
         ),
         migrations.AddField(
-            model_name='approvalrequest',
-            name='on_timeout',
-            field=models.CharField(blank=True, choices=[('reject', 'Reject'), ('approve', 'Approve with the defaults'), ('escalate', 'Escalate to another group')], max_length=16),
+            model_name="approvalrequest",
+            name="on_timeout",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("reject", "Reject"),
+                    ("approve", "Approve with the defaults"),
+                    ("escalate", "Escalate to another group"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='approvalrequest',
-            name='quorum',
+            model_name="approvalrequest",
+            name="quorum",
             field=models.PositiveSmallIntegerField(default=1),
         ),
         migrations.CreateModel(
-            name='WorkflowWebhook',
+            name="WorkflowWebhook",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('url', models.URLField(max_length=500)),
-                ('secret_name', models.CharField(help_text='The secret NAME: its value is AGENTOS_SECRET_<NAME>.', max_length=64)),
-                ('active', models.BooleanField(default=True)),
-                ('workflow', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='approval_webhook', to='workflows.workflow')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("url", models.URLField(max_length=500)),
+                (
+                    "secret_name",
+                    models.CharField(
+                        help_text="The secret NAME: its value is AGENTOS_SECRET_<NAME>.",
+                        max_length=64,
+                    ),
+                ),
+                ("active", models.BooleanField(default=True)),
+                (
+                    "workflow",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="approval_webhook",
+                        to="workflows.workflow",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Decision',
+            name="Decision",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('actor_label', models.CharField(max_length=150)),
-                ('decision', models.CharField(choices=[('approve', 'Approve'), ('reject', 'Reject')], max_length=8)),
-                ('values', models.JSONField(blank=True, default=dict)),
-                ('comment', models.TextField(blank=True)),
-                ('digest', models.CharField(blank=True, help_text='The digest of what this person approved.', max_length=64)),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('request', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='decisions', to='approvals.approvalrequest')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("actor_label", models.CharField(max_length=150)),
+                (
+                    "decision",
+                    models.CharField(
+                        choices=[("approve", "Approve"), ("reject", "Reject")], max_length=8
+                    ),
+                ),
+                ("values", models.JSONField(blank=True, default=dict)),
+                ("comment", models.TextField(blank=True)),
+                (
+                    "digest",
+                    models.CharField(
+                        blank=True,
+                        help_text="The digest of what this person approved.",
+                        max_length=64,
+                    ),
+                ),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "request",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="decisions",
+                        to="approvals.approvalrequest",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('request', 'actor'), name='one_decision_per_person')],
+                "ordering": ["at", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("request", "actor"), name="one_decision_per_person"
+                    )
+                ],
             },
         ),
     ]

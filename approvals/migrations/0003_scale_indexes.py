@@ -5,25 +5,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('approvals', '0002_quorum_due_digest_delegation'),
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('workflows', '0003_scale_indexes'),
+        ("approvals", "0002_quorum_due_digest_delegation"),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("workflows", "0003_scale_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='approvalrequest',
-            index=models.Index(fields=['status', '-created_at', '-id'], name='request_status_created'),
+            model_name="approvalrequest",
+            index=models.Index(
+                fields=["status", "-created_at", "-id"], name="request_status_created"
+            ),
         ),
         migrations.AddIndex(
-            model_name='approvalrequest',
-            index=models.Index(fields=['status', 'due_at'], name='request_status_due'),
+            model_name="approvalrequest",
+            index=models.Index(fields=["status", "due_at"], name="request_status_due"),
         ),
         migrations.AddIndex(
-            model_name='approvalrequest',
-            index=models.Index(fields=['assigned_user', 'status'], name='request_user_status'),
+            model_name="approvalrequest",
+            index=models.Index(fields=["assigned_user", "status"], name="request_user_status"),
         ),
     ]

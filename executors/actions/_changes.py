@@ -155,7 +155,8 @@ class Batch:
             count=len(self.changes),
             changes=[
                 ChangeOut(
-                    op=c.op, source=self.rel(c.source),
+                    op=c.op,
+                    source=self.rel(c.source),
                     target=self.rel(c.target) if c.target else "",
                     sha256_before=c.sha256_before,
                     sha256_after="" if dry_run else c.sha256_after,

@@ -27,8 +27,16 @@ from urllib.parse import urlsplit
 
 from executors.base import ActionFailed
 
-__all__ = ["Origin", "Target", "check_secret_hosts", "check_url", "json_path",
-           "parse_origins", "resolve", "target_request"]
+__all__ = [
+    "Origin",
+    "Target",
+    "check_secret_hosts",
+    "check_url",
+    "json_path",
+    "parse_origins",
+    "resolve",
+    "target_request",
+]
 
 _PATH_TOKEN = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[\"([^\"]*)\"\]|\['([^']*)'\]")
 MISSING = object()
@@ -74,8 +82,14 @@ def parse_origins(entry: str) -> list[Origin]:
     parts = urlsplit(text)
     if parts.scheme not in DEFAULT_PORTS:
         raise ValueError(f"{entry!r}: the scheme must be http or https")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username \
-            or parts.password or not parts.hostname:
+    if (
+        parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or parts.password
+        or not parts.hostname
+    ):
         raise ValueError(f"{entry!r}: give only scheme://host[:port]")
     try:
         port = parts.port or DEFAULT_PORTS[parts.scheme]
@@ -122,8 +136,9 @@ def check_url(url: str, allowed_hosts: Iterable[str], *, setting: str = SETTING)
     listed = ", ".join(sorted(str(o) for o in allowed)) or "none configured"
     same_host = sorted(str(o) for o in allowed if o.host == origin.host)
     if same_host:
-        raise ActionFailed(f"{origin} is not on {setting}: that host is allowed only at "
-                           f"{', '.join(same_host)}")
+        raise ActionFailed(
+            f"{origin} is not on {setting}: that host is allowed only at {', '.join(same_host)}"
+        )
     raise ActionFailed(f"host {origin.host!r} is not on {setting} ({listed})")
 
 
@@ -159,14 +174,16 @@ def resolve(origin: Origin, allowed_hosts: Iterable[str], *, setting: str = SETT
         if not _address_allowed(address, origin, listed):
             raise ActionFailed(
                 f"host {origin.host!r} resolves to {address}, which is not allowed: a name "
-                f"must resolve to public addresses, or to IP addresses named on {setting}")
+                f"must resolve to public addresses, or to IP addresses named on {setting}"
+            )
     if not addresses:
         raise ActionFailed(f"host {origin.host!r} has no address")
     return Target(origin, addresses)
 
 
-def target_request(url: str, target: Target,
-                   address: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+def target_request(
+    url: str, target: Target, address: str
+) -> tuple[str, dict[str, str], dict[str, Any]]:
     """Return (url, headers, httpx extensions) that reach a checked address.
 
     The URL's host is replaced by the address; the Host header and the TLS
@@ -181,13 +198,13 @@ def target_request(url: str, target: Target,
     pinned = parts._replace(netloc=netloc).geturl()
     host = f"[{origin.host}]" if ":" in origin.host else origin.host
     host_header = host if DEFAULT_PORTS[origin.scheme] == origin.port else f"{host}:{origin.port}"
-    extensions: dict[str, Any] = {"sni_hostname": origin.host} if origin.scheme == "https" \
-        else {}
+    extensions: dict[str, Any] = {"sni_hostname": origin.host} if origin.scheme == "https" else {}
     return pinned, {"Host": host_header}, extensions
 
 
-def check_secret_hosts(names: Iterable[str], origin: Origin,
-                       secret_hosts: Mapping[str, Iterable[str]]) -> None:
+def check_secret_hosts(
+    names: Iterable[str], origin: Origin, secret_hosts: Mapping[str, Iterable[str]]
+) -> None:
     """Fail unless every named secret is bound to the request's origin.
 
     A secret is sent only to the origins ``AGENTOS_SECRET_HOSTS_<NAME>``
@@ -199,7 +216,8 @@ def check_secret_hosts(names: Iterable[str], origin: Origin,
             where = ", ".join(sorted(str(o) for o in bound)) or "no host"
             raise ActionFailed(
                 f"secret {name!r} may not be sent to {origin}: it is bound to {where} "
-                f"(AGENTOS_SECRET_HOSTS_{name})")
+                f"(AGENTOS_SECRET_HOSTS_{name})"
+            )
 
 
 def json_path(document: Any, path: str) -> Any:

@@ -62,8 +62,7 @@ class Assertion(BaseModel):
 
     @model_validator(mode="after")
     def _one_check(self) -> Assertion:
-        if "equals" not in self.model_fields_set and self.exists is None \
-                and self.contains is None:
+        if "equals" not in self.model_fields_set and self.exists is None and self.contains is None:
             raise ValueError("give equals, exists or contains")
         return self
 
@@ -78,10 +77,13 @@ class RequestSpec(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict, max_length=30)
     json_body: Any = Field(None, description="Sent as the JSON body.")
     bearer_secret: str | None = Field(
-        None, description="Name of a secret (API_...) sent as 'Authorization: Bearer ...'.")
+        None, description="Name of a secret (API_...) sent as 'Authorization: Bearer ...'."
+    )
     secret_headers: dict[str, str] = Field(
-        default_factory=dict, max_length=10,
-        description="Header name -> name of a secret (API_...) sent as its value.")
+        default_factory=dict,
+        max_length=10,
+        description="Header name -> name of a secret (API_...) sent as its value.",
+    )
     expect_status: int | None = Field(None, ge=100, le=599)
     assertions: list[Assertion] = Field(default_factory=list, max_length=50)
     timeout_s: float = Field(10.0, gt=0, le=120)
@@ -105,12 +107,15 @@ class RequestSpec(BaseModel):
             if not SECRET_NAME.match(name):
                 raise ValueError(
                     f"secret {name!r}: HTTP actions may use only secrets named API_... "
-                    "(configured as AGENTOS_SECRET_API_...)")
+                    "(configured as AGENTOS_SECRET_API_...)"
+                )
         return self
 
     def secret_names(self) -> list[str]:
-        return [*([self.bearer_secret] if self.bearer_secret else []),
-                *self.secret_headers.values()]
+        return [
+            *([self.bearer_secret] if self.bearer_secret else []),
+            *self.secret_headers.values(),
+        ]
 
 
 class Result(BaseModel):
@@ -176,22 +181,27 @@ def _check(spec: RequestSpec, status: int, body: Any) -> list[str]:
             shown = "missing" if found is MISSING else json.dumps(found)[:200]
             failures.append(f"{check.path}: {shown}, expected {json.dumps(check.equals)[:200]}")
         if check.contains is not None and (
-                found is MISSING or check.contains not in (
-                    found if isinstance(found, str) else json.dumps(found))):
+            found is MISSING
+            or check.contains not in (found if isinstance(found, str) else json.dumps(found))
+        ):
             failures.append(f"{check.path}: does not contain {check.contains!r}")
     return failures
 
 
-def _send(client: httpx.Client, spec: RequestSpec, target: Target,
-          headers: dict[str, str]) -> httpx.Response:
+def _send(
+    client: httpx.Client, spec: RequestSpec, target: Target, headers: dict[str, str]
+) -> httpx.Response:
     """Send to the checked addresses in turn until one accepts the connection."""
     for index, address in enumerate(target.addresses):
         url, host_header, extensions = target_request(spec.url, target, address)
         try:
             return client.request(
-                spec.method, url, headers={**headers, **host_header},
+                spec.method,
+                url,
+                headers={**headers, **host_header},
                 json=spec.json_body if "json_body" in spec.model_fields_set else None,
-                timeout=spec.timeout_s, extensions=extensions,
+                timeout=spec.timeout_s,
+                extensions=extensions,
             )
         except httpx.ConnectError:
             if index == len(target.addresses) - 1:
@@ -199,8 +209,9 @@ def _send(client: httpx.Client, spec: RequestSpec, target: Target,
     raise AssertionError("resolve() returns at least one address")
 
 
-def perform(spec: RequestSpec, ctx: ActionContext, index: int,
-            client: httpx.Client) -> tuple[Result, Any, str]:
+def perform(
+    spec: RequestSpec, ctx: ActionContext, index: int, client: httpx.Client
+) -> tuple[Result, Any, str]:
     """Send one request, save its artifact and check it; return (result, json, text)."""
     origin = check_url(spec.url, ctx.allowed_hosts)
     check_secret_hosts(spec.secret_names(), origin, ctx.secret_hosts)
@@ -213,11 +224,13 @@ def perform(spec: RequestSpec, ctx: ActionContext, index: int,
         response = _send(client, spec, target, {**plain, **secret_headers})
         content = response.content[:MAX_BODY_BYTES]
     except httpx.TimeoutException:
-        raise ActionFailed(f"{spec.method} {spec.url}: no response within {spec.timeout_s}s") \
-            from None
+        raise ActionFailed(
+            f"{spec.method} {spec.url}: no response within {spec.timeout_s}s"
+        ) from None
     except httpx.HTTPError as exc:
-        raise ActionFailed(f"{spec.method} {spec.url}: {type(exc).__name__}: "
-                           f"{scrub(str(exc), secrets)}") from None
+        raise ActionFailed(
+            f"{spec.method} {spec.url}: {type(exc).__name__}: {scrub(str(exc), secrets)}"
+        ) from None
     elapsed = round((time.perf_counter() - started) * 1000, 2)
     text = content.decode(response.encoding or "utf-8", errors="replace")
     try:
@@ -228,22 +241,39 @@ def perform(spec: RequestSpec, ctx: ActionContext, index: int,
     label = re.sub(r"[^A-Za-z0-9_-]+", "-", spec.name or spec.method.lower()).strip("-")
     artifact = f"response-{index:02d}-{label or 'request'}.json"
     record = {
-        "request": {"method": spec.method, "url": spec.url,
-                    "headers": {**spec.headers, **{k: "***" for k in secret_headers}},
-                    "json": spec.json_body},
-        "response": {"status": response.status_code,
-                     "headers": {k: v for k, v in response.headers.items()
-                                 if k.lower() not in ("set-cookie", "authorization")},
-                     "json": None if body is MISSING else body,
-                     "text": None if body is not MISSING else text},
-        "elapsed_ms": elapsed, "failures": failures,
+        "request": {
+            "method": spec.method,
+            "url": spec.url,
+            "headers": {**spec.headers, **{k: "***" for k in secret_headers}},
+            "json": spec.json_body,
+        },
+        "response": {
+            "status": response.status_code,
+            "headers": {
+                k: v
+                for k, v in response.headers.items()
+                if k.lower() not in ("set-cookie", "authorization")
+            },
+            "json": None if body is MISSING else body,
+            "text": None if body is not MISSING else text,
+        },
+        "elapsed_ms": elapsed,
+        "failures": failures,
     }
     if ctx.evidence_dir and Path(ctx.evidence_dir).is_dir():
         Path(ctx.evidence_dir, artifact).write_text(
-            scrub(json.dumps(record, indent=1, sort_keys=True, default=str), secrets))
-    result = Result(name=spec.name, method=spec.method, url=spec.url,
-                    status=response.status_code, ok=not failures, failures=failures,
-                    elapsed_ms=elapsed, artifact=artifact)
+            scrub(json.dumps(record, indent=1, sort_keys=True, default=str), secrets)
+        )
+    result = Result(
+        name=spec.name,
+        method=spec.method,
+        url=spec.url,
+        status=response.status_code,
+        ok=not failures,
+        failures=failures,
+        elapsed_ms=elapsed,
+        artifact=artifact,
+    )
     return result, body, scrub(text[:MAX_OUTPUT_TEXT], secrets)
 
 
@@ -297,10 +327,15 @@ class ApiRequest(Action):
             result, body, text = perform(params, ctx, 1, client)
         if params.fail_on_mismatch and not result.ok:
             raise ActionFailed(f"{params.method} {params.url}: " + "; ".join(result.failures))
-        return self.Output(status=result.status, ok=result.ok, failures=result.failures,
-                           json_body=None if body is MISSING else body,
-                           text="" if body is not MISSING else text,
-                           elapsed_ms=result.elapsed_ms, artifact=result.artifact)
+        return self.Output(
+            status=result.status,
+            ok=result.ok,
+            failures=result.failures,
+            json_body=None if body is MISSING else body,
+            text="" if body is not MISSING else text,
+            elapsed_ms=result.elapsed_ms,
+            artifact=result.artifact,
+        )
 
 
 class ApiSuite(Action):
@@ -359,10 +394,11 @@ class ApiSuite(Action):
                     break
         failed = [r for r in results if not r.ok]
         if failed and params.fail_on_mismatch:
-            raise ActionFailed(f"{len(failed)} of {len(params.requests)} checks failed: " + "; ".join(
-                f"{r.name or r.url}: {', '.join(r.failures)}" for r in failed[:5]))
-        return self.Output(passed=len(results) - len(failed), failed=len(failed),
-                           results=results)
+            raise ActionFailed(
+                f"{len(failed)} of {len(params.requests)} checks failed: "
+                + "; ".join(f"{r.name or r.url}: {', '.join(r.failures)}" for r in failed[:5])
+            )
+        return self.Output(passed=len(results) - len(failed), failed=len(failed), results=results)
 
 
 ACTIONS: list[type[Action]] = [ApiRequest, ApiSuite]

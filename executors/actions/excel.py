@@ -35,8 +35,11 @@ MAX_ROWS = 200_000
 
 def _is_formula(cell: Any) -> bool:
     value = cell.value
-    return cell.data_type == "f" or (isinstance(value, str) and value.startswith("=")) or \
-        type(value).__name__ in ("ArrayFormula", "DataTableFormula")
+    return (
+        cell.data_type == "f"
+        or (isinstance(value, str) and value.startswith("="))
+        or type(value).__name__ in ("ArrayFormula", "DataTableFormula")
+    )
 
 
 class SheetHealth(BaseModel):
@@ -67,10 +70,18 @@ def health(wb: Workbook, path: Path) -> HealthReport:
     for ws in wb.worksheets:
         formulas = [c.coordinate for row in ws.iter_rows() for c in row if _is_formula(c)]
         merged = [str(r) for r in ws.merged_cells.ranges]
-        sheets.append(SheetHealth(
-            name=ws.title, dimensions=ws.dimensions, rows=ws.max_row, columns=ws.max_column,
-            formulas=len(formulas), formula_cells=formulas[:50], merged=merged[:50],
-            protected=bool(ws.protection.sheet)))
+        sheets.append(
+            SheetHealth(
+                name=ws.title,
+                dimensions=ws.dimensions,
+                rows=ws.max_row,
+                columns=ws.max_column,
+                formulas=len(formulas),
+                formula_cells=formulas[:50],
+                merged=merged[:50],
+                protected=bool(ws.protection.sheet),
+            )
+        )
         if formulas:
             issues.append(f"{ws.title}: {len(formulas)} formula cell(s), never overwritten")
         if merged:
@@ -81,9 +92,15 @@ def health(wb: Workbook, path: Path) -> HealthReport:
     if locked:
         issues.append("the workbook structure is protected")
     return HealthReport(
-        path=path.name, sha256=sha256_file(path)[0], sheets=sheets, workbook_protected=locked,
-        formulas=sum(s.formulas for s in sheets), merged=sum(len(s.merged) for s in sheets),
-        protected_sheets=[s.name for s in sheets if s.protected], issues=issues)
+        path=path.name,
+        sha256=sha256_file(path)[0],
+        sheets=sheets,
+        workbook_protected=locked,
+        formulas=sum(s.formulas for s in sheets),
+        merged=sum(len(s.merged) for s in sheets),
+        protected_sheets=[s.name for s in sheets if s.protected],
+        issues=issues,
+    )
 
 
 def _workbook_path(value: str, roots: list[str], label: str) -> Path:
@@ -97,8 +114,9 @@ def _load(path: Path) -> Workbook:
     try:
         return load_workbook(path, keep_vba=path.suffix.lower() == ".xlsm")
     except Exception as exc:  # openpyxl raises many kinds for a bad file
-        raise ActionFailed(f"{path.name} is not a readable workbook: {type(exc).__name__}") \
-            from None
+        raise ActionFailed(
+            f"{path.name} is not a readable workbook: {type(exc).__name__}"
+        ) from None
 
 
 def _sheet(wb: Workbook, name: str | None) -> Worksheet:
@@ -116,8 +134,9 @@ def _headers(ws: Worksheet) -> dict[str, int]:
 
 def _column(headers: dict[str, int], name: str, sheet: str) -> int:
     if name not in headers:
-        raise ActionFailed(f"sheet {sheet!r} has no column {name!r}; it has "
-                           + ", ".join(sorted(headers)))
+        raise ActionFailed(
+            f"sheet {sheet!r} has no column {name!r}; it has " + ", ".join(sorted(headers))
+        )
     return headers[name]
 
 
@@ -133,8 +152,9 @@ class _WriteAction(ConfinedAction):
 
     path_fields: ClassVar[tuple[str, ...]] = ("path", "output")
 
-    def prepare(self, params: _Write, ctx: ActionContext, sheet: str | None,
-                *, adds_sheet: bool) -> tuple[Path, Path, Workbook, Worksheet, HealthReport]:
+    def prepare(
+        self, params: _Write, ctx: ActionContext, sheet: str | None, *, adds_sheet: bool
+    ) -> tuple[Path, Path, Workbook, Worksheet, HealthReport]:
         """Check paths and health before anything is written."""
         source = regular_file(_workbook_path(params.path, ctx.files_roots, "path"), "path")
         target = _workbook_path(params.output, ctx.files_roots, "output")
@@ -157,8 +177,9 @@ class _WriteAction(ConfinedAction):
     def save(self, wb: Workbook, source: Path, target: Path, before: str) -> dict[str, Any]:
         """Write the new workbook atomically; prove the source is unchanged."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                   suffix=target.suffix)
+        fd, tmp = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix
+        )
         os.close(fd)
         try:
             wb.save(tmp)
@@ -170,8 +191,12 @@ class _WriteAction(ConfinedAction):
         if after != before:
             raise ActionFailed("the source workbook changed while it was read")
         digest, size = sha256_file(target)
-        return {"output": str(target), "sha256_source": before, "sha256_output": digest,
-                "bytes": size}
+        return {
+            "output": str(target),
+            "sha256_source": before,
+            "sha256_output": digest,
+            "bytes": size,
+        }
 
 
 def _evidence(ctx: ActionContext, name: str, data: Any) -> None:
@@ -248,9 +273,11 @@ class ExcelPivot(_WriteAction):
         source, target, wb, ws, _ = self.prepare(params, ctx, params.sheet, adds_sheet=True)
         before = sha256_file(source)[0]
         if ws.merged_cells.ranges:
-            raise ActionFailed(f"sheet {ws.title!r} has merged cells "
-                               f"({', '.join(map(str, list(ws.merged_cells.ranges)[:5]))}); "
-                               "unmerge them before pivoting")
+            raise ActionFailed(
+                f"sheet {ws.title!r} has merged cells "
+                f"({', '.join(map(str, list(ws.merged_cells.ranges)[:5]))}); "
+                "unmerge them before pivoting"
+            )
         if params.output_sheet in wb.sheetnames:
             raise ActionFailed(f"the workbook already has a sheet {params.output_sheet!r}")
         if ws.max_row > MAX_ROWS:
@@ -262,11 +289,20 @@ class ExcelPivot(_WriteAction):
             _column(headers, name, ws.title)
         if params.agg != "count" and not pd.api.types.is_numeric_dtype(frame[params.values]):
             raise ActionFailed(f"column {params.values!r} is not numeric; use agg=count")
-        table = pd.pivot_table(frame, index=params.index, values=params.values,
-                               columns=params.columns, aggfunc=params.agg).reset_index()
+        table = pd.pivot_table(
+            frame,
+            index=params.index,
+            values=params.values,
+            columns=params.columns,
+            aggfunc=params.agg,
+        ).reset_index()
         if params.columns:
-            table.columns = [str(c) if not isinstance(c, tuple) else
-                             " ".join(str(p) for p in c if p != "").strip() for c in table.columns]
+            table.columns = [
+                str(c)
+                if not isinstance(c, tuple)
+                else " ".join(str(p) for p in c if p != "").strip()
+                for c in table.columns
+            ]
         out = wb.create_sheet(params.output_sheet)
         out.append([str(c) for c in table.columns])
         for row in table.itertuples(index=False):
@@ -302,8 +338,9 @@ class ExcelLookup(_WriteAction):
         key: str = Field(description="Key column in that sheet.")
         lookup_sheet: str = Field(description="Sheet to look values up in.")
         lookup_key: str | None = Field(None, description="Key column there (default: key).")
-        columns: list[str] = Field(min_length=1, max_length=50,
-                                   description="Columns to copy from the lookup sheet.")
+        columns: list[str] = Field(
+            min_length=1, max_length=50, description="Columns to copy from the lookup sheet."
+        )
         not_found: str | None = Field(None, description="Value written when a key is absent.")
 
     class Output(WriteOutput):
@@ -336,11 +373,16 @@ class ExcelLookup(_WriteAction):
                 targets.append(next_col)
                 ws.cell(row=1, column=next_col, value=name)
                 next_col += 1
-        formulas = [ws.cell(row=r, column=c).coordinate for c in targets
-                    for r in range(2, ws.max_row + 1) if _is_formula(ws.cell(row=r, column=c))]
+        formulas = [
+            ws.cell(row=r, column=c).coordinate
+            for c in targets
+            for r in range(2, ws.max_row + 1)
+            if _is_formula(ws.cell(row=r, column=c))
+        ]
         if formulas:
-            raise ActionFailed(f"refusing to overwrite formula cells in {ws.title!r}: "
-                               + ", ".join(formulas[:10]))
+            raise ActionFailed(
+                f"refusing to overwrite formula cells in {ws.title!r}: " + ", ".join(formulas[:10])
+            )
         matched = unmatched = 0
         for r in range(2, ws.max_row + 1):
             key = ws.cell(row=r, column=key_col).value
@@ -349,11 +391,15 @@ class ExcelLookup(_WriteAction):
             found = index.get(key)
             matched, unmatched = (matched + 1, unmatched) if found else (matched, unmatched + 1)
             for col, src in zip(targets, sources, strict=True):
-                ws.cell(row=r, column=col,
-                        value=found[src - 1] if found else params.not_found)
+                ws.cell(row=r, column=col, value=found[src - 1] if found else params.not_found)
         result = self.save(wb, source, target, before)
-        return self.Output(**result, rows=matched + unmatched, sheet=ws.title,
-                           matched=matched, unmatched=unmatched)
+        return self.Output(
+            **result,
+            rows=matched + unmatched,
+            sheet=ws.title,
+            matched=matched,
+            unmatched=unmatched,
+        )
 
 
 class ExcelChart(_WriteAction):
@@ -370,12 +416,14 @@ class ExcelChart(_WriteAction):
 
     class Params(_Write):
         sheet: str | None = Field(None, description="Sheet holding the range.")
-        data_range: str = Field(pattern=r"^[A-Z]{1,3}[0-9]{1,7}:[A-Z]{1,3}[0-9]{1,7}$",
-                                description="e.g. A1:B13")
+        data_range: str = Field(
+            pattern=r"^[A-Z]{1,3}[0-9]{1,7}:[A-Z]{1,3}[0-9]{1,7}$", description="e.g. A1:B13"
+        )
         kind: Literal["bar", "line", "pie"] = "bar"
         title: str = Field("", max_length=200)
-        anchor: str | None = Field(None, pattern=r"^[A-Z]{1,3}[0-9]{1,7}$",
-                                   description="Top-left cell of the chart.")
+        anchor: str | None = Field(
+            None, pattern=r"^[A-Z]{1,3}[0-9]{1,7}$", description="Top-left cell of the chart."
+        )
 
     Output = WriteOutput
 
@@ -385,15 +433,17 @@ class ExcelChart(_WriteAction):
         before = sha256_file(source)[0]
         min_col, min_row, max_col, max_row = range_boundaries(params.data_range)
         if max_col <= min_col or max_row <= min_row:
-            raise ActionFailed("the range needs a category column and at least one series "
-                               "column, with a header row")
+            raise ActionFailed(
+                "the range needs a category column and at least one series "
+                "column, with a header row"
+            )
         chart = {"bar": BarChart, "line": LineChart, "pie": PieChart}[params.kind]()
         chart.title = params.title or None
-        data = Reference(ws, min_col=min_col + 1, min_row=min_row, max_col=max_col,
-                         max_row=max_row)
+        data = Reference(
+            ws, min_col=min_col + 1, min_row=min_row, max_col=max_col, max_row=max_row
+        )
         chart.add_data(data, titles_from_data=True)
-        chart.set_categories(Reference(ws, min_col=min_col, min_row=min_row + 1,
-                                       max_row=max_row))
+        chart.set_categories(Reference(ws, min_col=min_col, min_row=min_row + 1, max_row=max_row))
         ws.add_chart(chart, params.anchor or f"{get_column_letter(max_col + 2)}{min_row}")
         result = self.save(wb, source, target, before)
         return WriteOutput(**result, rows=max_row - min_row, sheet=ws.title)

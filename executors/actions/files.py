@@ -43,9 +43,7 @@ class ConfinedAction(Action):
     path_fields: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def policy_errors(
-        cls, params: dict[str, Any], policy: Policy
-    ) -> list[tuple[str, str]]:
+    def policy_errors(cls, params: dict[str, Any], policy: Policy) -> list[tuple[str, str]]:
         """Refuse literal paths that resolve outside the file roots."""
         return confined_policy_errors(params, policy, cls.path_fields)
 
@@ -80,9 +78,7 @@ class FilesList(ConfinedAction):
         base = confine(params.path, ctx.files_roots)
         if not base.is_dir():
             raise ActionFailed(f"{params.path!r} is not a directory")
-        found = base.rglob(params.pattern) if params.recursive else base.glob(
-            params.pattern
-        )
+        found = base.rglob(params.pattern) if params.recursive else base.glob(params.pattern)
         files = sorted(
             entry.relative_to(base).as_posix()
             for entry in found

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import string
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -23,8 +23,14 @@ from executors.actions._paths import check_glob, confine
 from executors.actions.files import ConfinedAction
 from executors.base import Action, ActionContext, ActionFailed
 
-__all__ = ["ACTIONS", "ALLOWED_TEMP_PATTERNS", "FilesCleanup", "FilesMoveWhere",
-           "FilesOrganize", "FilesRename"]
+__all__ = [
+    "ACTIONS",
+    "ALLOWED_TEMP_PATTERNS",
+    "FilesCleanup",
+    "FilesMoveWhere",
+    "FilesOrganize",
+    "FilesRename",
+]
 
 TYPE_FOLDERS: dict[str, tuple[str, ...]] = {
     "Documents": (".pdf", ".doc", ".docx", ".odt", ".txt", ".md", ".rtf", ".ppt", ".pptx"),
@@ -36,13 +42,22 @@ TYPE_FOLDERS: dict[str, tuple[str, ...]] = {
     "Code": (".py", ".js", ".ts", ".html", ".css", ".json", ".yaml", ".yml", ".sh", ".sql"),
 }
 FOLDER_OF = {ext: folder for folder, exts in TYPE_FOLDERS.items() for ext in exts}
-TEMP_PATTERNS = ["*.tmp", "*.temp", "~$*", ".~lock.*#", "*.part", "*.crdownload", ".DS_Store",
-                 "Thumbs.db"]
+TEMP_PATTERNS = [
+    "*.tmp",
+    "*.temp",
+    "~$*",
+    ".~lock.*#",
+    "*.part",
+    "*.crdownload",
+    ".DS_Store",
+    "Thumbs.db",
+]
 # What a temporary file may look like: an allow-list, not a deny-list. A
 # deny-list of "*" and "*.*" let "?*", "[!x]*" and "**" through, which match
 # every file; a pattern a plan gives must be one of these.
-ALLOWED_TEMP_PATTERNS = frozenset([*TEMP_PATTERNS, "*.bak", "*.swp", "*.swo", "*~",
-                                   "desktop.ini", "*.download", "*.partial"])
+ALLOWED_TEMP_PATTERNS = frozenset(
+    [*TEMP_PATTERNS, "*.bak", "*.swp", "*.swo", "*~", "desktop.ini", "*.download", "*.partial"]
+)
 
 
 def check_temp_patterns(patterns: list[str]) -> list[str]:
@@ -51,8 +66,11 @@ def check_temp_patterns(patterns: list[str]) -> list[str]:
         if pattern not in ALLOWED_TEMP_PATTERNS:
             raise ValueError(
                 f"{pattern!r} is not a name pattern for temporary files; allowed: "
-                + ", ".join(sorted(ALLOWED_TEMP_PATTERNS)))
+                + ", ".join(sorted(ALLOWED_TEMP_PATTERNS))
+            )
     return patterns
+
+
 RENAME_FIELDS = frozenset({"stem", "ext", "n", "date", "name"})
 Glob = Annotated[str, AfterValidator(check_glob)]
 
@@ -98,7 +116,8 @@ class FilesOrganize(ConfinedAction):
         path: str = Field(description="Folder to organize.")
         by: Literal["type", "date"] = Field("type", description="Group by type or by date.")
         date_format: Literal["%Y", "%Y-%m", "%Y/%m", "%Y-%m-%d"] = Field(
-            "%Y-%m", description="Folder name for by=date.")
+            "%Y-%m", description="Folder name for by=date."
+        )
         pattern: Glob = Field("*", description="Only files matching this glob.")
 
     Output = BatchOutput
@@ -111,7 +130,7 @@ class FilesOrganize(ConfinedAction):
             if params.by == "type":
                 group = FOLDER_OF.get(entry.suffix.lower(), "Other")
             else:
-                mtime = datetime.fromtimestamp(entry.stat().st_mtime, tz=timezone.utc)
+                mtime = datetime.fromtimestamp(entry.stat().st_mtime, tz=UTC)
                 group = mtime.strftime(params.date_format)
             batch.move(entry, base / group / entry.name)
         return batch.run(dry_run=params.dry_run, ctx=ctx)
@@ -186,7 +205,8 @@ def _check_template(template: str) -> str:
             continue
         if field not in RENAME_FIELDS:
             raise ValueError(
-                f"unknown placeholder {{{field}}}; use {', '.join(sorted(RENAME_FIELDS))}")
+                f"unknown placeholder {{{field}}}; use {', '.join(sorted(RENAME_FIELDS))}"
+            )
         if conversion or "{" in (spec or ""):
             raise ValueError("placeholders take no conversion or nested fields")
     return template
@@ -209,10 +229,12 @@ class FilesRename(ConfinedAction):
     class Params(_Bulk):
         path: str = Field(description="Folder whose files to rename.")
         pattern: Glob = Field("*", description="Glob of the files to rename.")
-        template: str | None = Field(None, max_length=255,
-                                     description="New name, e.g. 'invoice-{n:03d}{ext}'.")
-        find: str | None = Field(None, min_length=1, max_length=255,
-                                 description="Text to replace in each name.")
+        template: str | None = Field(
+            None, max_length=255, description="New name, e.g. 'invoice-{n:03d}{ext}'."
+        )
+        find: str | None = Field(
+            None, min_length=1, max_length=255, description="Text to replace in each name."
+        )
         replace: str = Field("", max_length=255, description="Replacement for find.")
         start: int = Field(1, ge=0, description="First value of {n}.")
 
@@ -236,12 +258,18 @@ class FilesRename(ConfinedAction):
             raise ActionFailed("give either template or find (with replace)")
         base = _folder(params.path, ctx.files_roots, "path")
         batch = Batch(base, ctx.files_roots, overwrite=params.overwrite)
-        for n, entry in enumerate(_files(base, params.pattern, False, ctx.files_roots),
-                                  start=params.start):
+        for n, entry in enumerate(
+            _files(base, params.pattern, False, ctx.files_roots), start=params.start
+        ):
             if params.template is not None:
-                mtime = datetime.fromtimestamp(entry.stat().st_mtime, tz=timezone.utc)
-                new = params.template.format(stem=entry.stem, ext=entry.suffix, n=n,
-                                             name=entry.name, date=mtime.strftime("%Y-%m-%d"))
+                mtime = datetime.fromtimestamp(entry.stat().st_mtime, tz=UTC)
+                new = params.template.format(
+                    stem=entry.stem,
+                    ext=entry.suffix,
+                    n=n,
+                    name=entry.name,
+                    date=mtime.strftime("%Y-%m-%d"),
+                )
             else:
                 assert params.find is not None
                 new = entry.name.replace(params.find, params.replace)
@@ -267,9 +295,12 @@ class FilesCleanup(ConfinedAction):
     class Params(_Bulk):
         path: str = Field(description="Folder to clean up.")
         temp_patterns: list[str] = Field(
-            default_factory=lambda: list(TEMP_PATTERNS), max_length=50,
+            default_factory=lambda: list(TEMP_PATTERNS),
+            max_length=50,
             description="Names of temporary files, each one of: "
-                        + ", ".join(sorted(ALLOWED_TEMP_PATTERNS)) + ".")
+            + ", ".join(sorted(ALLOWED_TEMP_PATTERNS))
+            + ".",
+        )
         remove_empty_dirs: bool = Field(True, description="Also remove empty folders.")
 
         @field_validator("temp_patterns")
@@ -297,8 +328,11 @@ class FilesCleanup(ConfinedAction):
         if params.remove_empty_dirs:
             emptied: set[Path] = set()
             # Deepest first, so a folder holding only empty folders goes too.
-            folders = sorted((p for p in base.rglob("*") if p.is_dir() and not p.is_symlink()),
-                             key=lambda p: len(p.parts), reverse=True)
+            folders = sorted(
+                (p for p in base.rglob("*") if p.is_dir() and not p.is_symlink()),
+                key=lambda p: len(p.parts),
+                reverse=True,
+            )
             for folder in folders:
                 left = [c for c in folder.iterdir() if c not in deleted and c not in emptied]
                 if not left:

@@ -107,13 +107,9 @@ class VerifyFileContains(ConfinedAction):
                 index = content.find(params.text)
                 line = content.count("\n", 0, index) + 1 if index >= 0 else 0
             else:
-                line = next(
-                    (n for n, text in enumerate(handle, 1) if params.text in text), 0
-                )
+                line = next((n for n, text in enumerate(handle, 1) if params.text in text), 0)
         if not line:
-            raise ActionFailed(
-                f"{params.path!r} does not contain {_show(params.text)}"
-            )
+            raise ActionFailed(f"{params.path!r} does not contain {_show(params.text)}")
         return self.Output(path=str(path), line=line)
 
 
@@ -122,8 +118,7 @@ class VerifyValueEquals(Action):
 
     name = "verify.value_equals"
     description = (
-        "Fail unless value equals expected (numbers compare by value; "
-        "true/false never equal 1/0)."
+        "Fail unless value equals expected (numbers compare by value; true/false never equal 1/0)."
     )
     category = "verify"
     risk = "low"
@@ -141,8 +136,7 @@ class VerifyValueEquals(Action):
         """Return the value when it equals the expected one."""
         if not values_equal(params.value, params.expected):
             raise ActionFailed(
-                f"value {_show(params.value)} does not equal expected"
-                f" {_show(params.expected)}"
+                f"value {_show(params.value)} does not equal expected {_show(params.expected)}"
             )
         return self.Output(value=params.value)
 

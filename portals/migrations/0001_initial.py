@@ -5,84 +5,151 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Employee',
+            name="Employee",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('employee_id', models.CharField(editable=False, max_length=20, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('department', models.CharField(choices=[('Engineering', 'Engineering'), ('Sales', 'Sales'), ('Finance', 'Finance'), ('People', 'People')], max_length=50)),
-                ('start_date', models.DateField()),
-                ('manager', models.CharField(blank=True, max_length=200)),
-                ('external_ref', models.CharField(blank=True, max_length=200, null=True, unique=True)),
-                ('created_by', models.CharField(max_length=100)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("employee_id", models.CharField(editable=False, max_length=20, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "department",
+                    models.CharField(
+                        choices=[
+                            ("Engineering", "Engineering"),
+                            ("Sales", "Sales"),
+                            ("Finance", "Finance"),
+                            ("People", "People"),
+                        ],
+                        max_length=50,
+                    ),
+                ),
+                ("start_date", models.DateField()),
+                ("manager", models.CharField(blank=True, max_length=200)),
+                (
+                    "external_ref",
+                    models.CharField(blank=True, max_length=200, null=True, unique=True),
+                ),
+                ("created_by", models.CharField(max_length=100)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='LaptopModel',
+            name="LaptopModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('description', models.CharField(blank=True, max_length=300)),
-                ('price_eur', models.PositiveIntegerField(default=0)),
-                ('available', models.BooleanField(default=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("description", models.CharField(blank=True, max_length=300)),
+                ("price_eur", models.PositiveIntegerField(default=0)),
+                ("available", models.BooleanField(default=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='ITAccount',
+            name="ITAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('email', models.EmailField(max_length=254, unique=True)),
-                ('external_ref', models.CharField(blank=True, max_length=200, null=True, unique=True)),
-                ('created_by', models.CharField(max_length=100)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('employee', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='it_account', to='portals.employee')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("email", models.EmailField(max_length=254, unique=True)),
+                (
+                    "external_ref",
+                    models.CharField(blank=True, max_length=200, null=True, unique=True),
+                ),
+                ("created_by", models.CharField(max_length=100)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "employee",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="it_account",
+                        to="portals.employee",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'IT account',
-                'ordering': ['-id'],
+                "verbose_name": "IT account",
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='HardwareOrder',
+            name="HardwareOrder",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('order_id', models.CharField(editable=False, max_length=20, unique=True)),
-                ('email', models.EmailField(max_length=254)),
-                ('external_ref', models.CharField(blank=True, max_length=200, null=True, unique=True)),
-                ('created_by', models.CharField(max_length=100)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('laptop', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='portals.laptopmodel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("order_id", models.CharField(editable=False, max_length=20, unique=True)),
+                ("email", models.EmailField(max_length=254)),
+                (
+                    "external_ref",
+                    models.CharField(blank=True, max_length=200, null=True, unique=True),
+                ),
+                ("created_by", models.CharField(max_length=100)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "laptop",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="orders",
+                        to="portals.laptopmodel",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='PortalAccount',
+            name="PortalAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('portal', models.CharField(choices=[('hr', 'HR'), ('it', 'IT'), ('procurement', 'Procurement')], max_length=20)),
-                ('username', models.CharField(max_length=100)),
-                ('password', models.CharField(max_length=200)),
-                ('is_active', models.BooleanField(default=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "portal",
+                    models.CharField(
+                        choices=[("hr", "HR"), ("it", "IT"), ("procurement", "Procurement")],
+                        max_length=20,
+                    ),
+                ),
+                ("username", models.CharField(max_length=100)),
+                ("password", models.CharField(max_length=200)),
+                ("is_active", models.BooleanField(default=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('portal', 'username'), name='portal_account_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("portal", "username"), name="portal_account_unique"
+                    )
+                ],
             },
         ),
     ]

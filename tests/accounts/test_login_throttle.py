@@ -17,9 +17,14 @@ pytestmark = pytest.mark.django_db
 
 LIMIT = 3
 LOCKED = b"Too many failed logins: try again later."
-PORTAL_SECRETS = {"HR_PORTAL_USER": "hr-agent", "HR_PORTAL_PASSWORD": "pw-hr",
-                  "IT_PORTAL_USER": "it-agent", "IT_PORTAL_PASSWORD": "pw-it",
-                  "PROCUREMENT_PORTAL_USER": "buyer", "PROCUREMENT_PORTAL_PASSWORD": "pw-p"}
+PORTAL_SECRETS = {
+    "HR_PORTAL_USER": "hr-agent",
+    "HR_PORTAL_PASSWORD": "pw-hr",
+    "IT_PORTAL_USER": "it-agent",
+    "IT_PORTAL_PASSWORD": "pw-it",
+    "PROCUREMENT_PORTAL_USER": "buyer",
+    "PROCUREMENT_PORTAL_PASSWORD": "pw-p",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -31,15 +36,17 @@ def low_limit():  # type: ignore[no-untyped-def]
 def admin_login(username: str, password: str, address: str = "203.0.113.7") -> int:
     # REMOTE_ADDR is only a value here: no traffic goes to that address.
     response = Client(REMOTE_ADDR=address).post(
-        "/admin/login/?next=/admin/", {"username": username, "password": password})
+        "/admin/login/?next=/admin/", {"username": username, "password": password}
+    )
     if response.status_code == 429:
         assert LOCKED in response.content
     return response.status_code
 
 
 def auth_events() -> list[tuple[str, dict]]:
-    return [(e.type, e.data) for e in Event.objects.filter(type__startswith="auth.")
-            .order_by("id")]
+    return [
+        (e.type, e.data) for e in Event.objects.filter(type__startswith="auth.").order_by("id")
+    ]
 
 
 def test_a_user_name_is_locked_out_after_repeated_failures(operator) -> None:
@@ -67,20 +74,21 @@ def test_a_burst_of_failures_is_one_event_and_one_lockout_event(operator) -> Non
     for _ in range(40):
         admin_login("operator", "wrong")
     assert auth_events() == [
-        ("auth.login_failed", {"user": "operator", "ip": "203.0.113.7",
-                               "path": "/admin/login/"}),
-        ("auth.login_locked_out", {"user": "operator", "ip": "203.0.113.7",
-                                   "failures": LIMIT, "cooloff_s": 900}),
+        ("auth.login_failed", {"user": "operator", "ip": "203.0.113.7", "path": "/admin/login/"}),
+        (
+            "auth.login_locked_out",
+            {"user": "operator", "ip": "203.0.113.7", "failures": LIMIT, "cooloff_s": 900},
+        ),
     ]
     assert LoginFailureWindow.objects.get(address="203.0.113.7").failures == 40
 
     # When the window has passed, the next failure closes it with one summary.
-    LoginFailureWindow.objects.update(started_at=LoginFailureWindow.objects.get().started_at
-                                      - timedelta(hours=1))
+    LoginFailureWindow.objects.update(
+        started_at=LoginFailureWindow.objects.get().started_at - timedelta(hours=1)
+    )
     admin_login("someone", "wrong")
     kinds = [(t, d.get("failures"), d.get("users")) for t, d in auth_events()[2:]]
-    assert kinds == [("auth.login_failures", 40, ["operator"]),
-                     ("auth.login_failed", None, None)]
+    assert kinds == [("auth.login_failures", 40, ["operator"]), ("auth.login_failed", None, None)]
     assert verify_all() == []
 
 
@@ -104,22 +112,31 @@ def test_portal_logins_are_throttled_per_portal_user_and_address() -> None:
 
     def portal_login(password: str, address: str = "203.0.113.7") -> int:
         response = Client(REMOTE_ADDR=address).post(
-            "/portals/hr/login/", {"username": "hr-agent", "password": password})
+            "/portals/hr/login/", {"username": "hr-agent", "password": password}
+        )
         if response.status_code == 429:
             assert LOCKED in response.content
         return response.status_code
 
-    assert [portal_login("wrong", f"203.0.113.{n}") for n in range(1, 5)] == [
-        400, 400, 429, 429]
+    assert [portal_login("wrong", f"203.0.113.{n}") for n in range(1, 5)] == [400, 400, 429, 429]
     assert portal_login("pw-hr", "198.51.100.1") == 429  # the portal user name is locked
     it = Client(REMOTE_ADDR="198.51.100.1").post(
-        "/portals/it/login/", {"username": "it-agent", "password": "pw-it"})
+        "/portals/it/login/", {"username": "it-agent", "password": "pw-it"}
+    )
     assert it.status_code == 302
     # Portal failures are counted by axes, not audited; a portal lockout is
     # one event, as for AgentOS users (the user name says which portal).
-    assert auth_events() == [("auth.login_locked_out", {
-        "user": "portal:hr:hr-agent", "ip": "203.0.113.3", "failures": LIMIT,
-        "cooloff_s": 900})]
+    assert auth_events() == [
+        (
+            "auth.login_locked_out",
+            {
+                "user": "portal:hr:hr-agent",
+                "ip": "203.0.113.3",
+                "failures": LIMIT,
+                "cooloff_s": 900,
+            },
+        )
+    ]
 
 
 def test_api_tokens_are_not_login_attempts_and_stay_as_strict(operator) -> None:

@@ -12,15 +12,15 @@ from workflows.services import run_create, workflow_create
 
 @pytest.fixture
 def gated_workflow(operator) -> Workflow:  # type: ignore[no-untyped-def]
-    return workflow_create(raw_spec=parse_spec_text(GATE_SPEC), source=GATE_SPEC,
-                           actor=operator)
+    return workflow_create(raw_spec=parse_spec_text(GATE_SPEC), source=GATE_SPEC, actor=operator)
 
 
 @pytest.fixture
 def waiting_run(gated_workflow, operator) -> Run:  # type: ignore[no-untyped-def]
     """A run of the gated workflow, paused at its approval gate."""
-    run = run_create(workflow=gated_workflow, context={"employee_name": "Ada Lovelace"},
-                     requester=operator)
+    run = run_create(
+        workflow=gated_workflow, context={"employee_name": "Ada Lovelace"}, requester=operator
+    )
     run = advance(run)
     assert run.status == "waiting", run.error
     return run

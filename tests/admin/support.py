@@ -25,12 +25,20 @@ plan:
       title: "OK for {{ employee_name }}?"
 """
 
-INPUT_PLAN = {"nodes": [
-    {"id": "ask", "type": "input", "title": "Which laptop?",
-     "fields": {"laptop_model": {"type": "string", "title": "Laptop model", "maxLength": 40},
-                "quantity": {"type": "integer", "minimum": 1, "maximum": 5}},
-     "required": ["laptop_model"]},
-]}
+INPUT_PLAN = {
+    "nodes": [
+        {
+            "id": "ask",
+            "type": "input",
+            "title": "Which laptop?",
+            "fields": {
+                "laptop_model": {"type": "string", "title": "Laptop model", "maxLength": 40},
+                "quantity": {"type": "integer", "minimum": 1, "maximum": 5},
+            },
+            "required": ["laptop_model"],
+        },
+    ]
+}
 
 
 def client_for(user) -> Client:  # type: ignore[no-untyped-def]

@@ -31,9 +31,15 @@ def test_a_reviewer_sees_the_requested_fields_as_inputs(reviewer, input_run) -> 
 def test_approving_with_values_resumes_the_run(reviewer, input_run) -> None:
     request = pending_request(input_run)
 
-    response = client_for(reviewer).post(change_url(request), {
-        "decision": "approve", "values-laptop_model": "ThinkPad X1", "values-quantity": "2",
-        "comment": "fine"})
+    response = client_for(reviewer).post(
+        change_url(request),
+        {
+            "decision": "approve",
+            "values-laptop_model": "ThinkPad X1",
+            "values-quantity": "2",
+            "comment": "fine",
+        },
+    )
 
     assert response.status_code == 302
     assert response["Location"] == reverse("admin:workflows_run_change", args=[input_run.pk])
@@ -49,12 +55,14 @@ def test_approving_with_values_resumes_the_run(reviewer, input_run) -> None:
 def test_bad_values_are_shown_beside_the_fields(reviewer, input_run) -> None:
     request = pending_request(input_run)
 
-    response = client_for(reviewer).post(change_url(request), {
-        "decision": "approve", "values-laptop_model": "", "values-quantity": "9"})
+    response = client_for(reviewer).post(
+        change_url(request),
+        {"decision": "approve", "values-laptop_model": "", "values-quantity": "9"},
+    )
 
     assert response.status_code == 200
     page = response.content.decode()
-    assert 'field-values-laptop_model' in page and "This field is required." in page
+    assert "field-values-laptop_model" in page and "This field is required." in page
     assert "less than or equal to 5" in page
     request.refresh_from_db()
     assert request.status == "pending"
@@ -88,10 +96,12 @@ def test_a_decided_request_is_read_only(reviewer, waiting_run) -> None:
     page = client.get(change_url(request)).content.decode()
     assert 'name="decision"' not in page and "Approved" in page
 
-    response = client.post(change_url(request), {"decision": "reject", "comment": "late"},
-                           follow=True)
+    response = client.post(
+        change_url(request), {"decision": "reject", "comment": "late"}, follow=True
+    )
     assert "Not decided: this request was already approved by reviewer" in (
-        response.content.decode())
+        response.content.decode()
+    )
     request.refresh_from_db()
     assert request.status == "approved"
 
@@ -128,8 +138,9 @@ def test_the_requester_cannot_approve_their_own_run(roles, waiting_run) -> None:
     assert Run.objects.get(pk=waiting_run.pk).status == "waiting"
 
 
-def test_the_approval_list_renders(auditor, waiting_run, input_run,
-                                   django_assert_max_num_queries) -> None:
+def test_the_approval_list_renders(
+    auditor, waiting_run, input_run, django_assert_max_num_queries
+) -> None:
     client = client_for(auditor)
     with django_assert_max_num_queries(10):
         response = client.get(reverse("admin:approvals_approvalrequest_changelist"))
@@ -148,8 +159,17 @@ def test_nobody_adds_or_deletes_requests(superuser, waiting_run) -> None:
 
 
 def test_a_mode_gate_shows_the_action_and_params(reviewer, operator) -> None:
-    run = advance(run_create(mode="assisted", requester=operator, plan={"nodes": [
-        {"id": "danger", "action": "test.risky", "params": {"target": "prod-db"}}]}))
+    run = advance(
+        run_create(
+            mode="assisted",
+            requester=operator,
+            plan={
+                "nodes": [
+                    {"id": "danger", "action": "test.risky", "params": {"target": "prod-db"}}
+                ]
+            },
+        )
+    )
     page = client_for(reviewer).get(change_url(pending_request(run))).content.decode()
 
     assert "test.risky" in page and "prod-db" in page and "&quot;risk&quot;" in page
@@ -157,10 +177,23 @@ def test_a_mode_gate_shows_the_action_and_params(reviewer, operator) -> None:
 
 
 def test_an_unknown_outcome_is_resolved_in_the_admin(reviewer, operator, tmp_path) -> None:
-    run = advance(run_create(mode="autonomous", requester=operator, plan={"nodes": [
-        {"id": "once", "action": "test.slow_first_once",
-         "params": {"ledger": str(tmp_path / "ledger"), "seconds": 30}, "timeout_s": 0.5,
-         "outputs": {"done_attempt": "attempt"}}]}))
+    run = advance(
+        run_create(
+            mode="autonomous",
+            requester=operator,
+            plan={
+                "nodes": [
+                    {
+                        "id": "once",
+                        "action": "test.slow_first_once",
+                        "params": {"ledger": str(tmp_path / "ledger"), "seconds": 30},
+                        "timeout_s": 0.5,
+                        "outputs": {"done_attempt": "attempt"},
+                    }
+                ]
+            },
+        )
+    )
     request = pending_request(run)
     assert request.kind == "unknown_outcome"
     client = client_for(reviewer)
@@ -170,13 +203,16 @@ def test_an_unknown_outcome_is_resolved_in_the_admin(reviewer, operator, tmp_pat
     no_choice = client.post(change_url(request), {"decision": "approve"})
     assert "choose retry, mark_done or fail" in no_choice.content.decode()
 
-    no_outputs = client.post(change_url(request), {"decision": "approve",
-                                                   "resolution": "mark_done"})
+    no_outputs = client.post(
+        change_url(request), {"decision": "approve", "resolution": "mark_done"}
+    )
     assert no_outputs.status_code == 200
     assert 'class="form-row errors field-values-attempt"' in no_outputs.content.decode()
 
-    done = client.post(change_url(request), {"decision": "approve", "resolution": "mark_done",
-                                             "values-attempt": "7"})
+    done = client.post(
+        change_url(request),
+        {"decision": "approve", "resolution": "mark_done", "values-attempt": "7"},
+    )
 
     assert done.status_code == 302
     run.refresh_from_db()
@@ -188,8 +224,9 @@ def test_rejecting_an_input_request_needs_no_values(reviewer, input_run) -> None
     request = pending_request(input_run)
     client = client_for(reviewer)
 
-    response = client.post(change_url(request), {"decision": "reject",
-                                                  "values-laptop_model": "typed"})
+    response = client.post(
+        change_url(request), {"decision": "reject", "values-laptop_model": "typed"}
+    )
 
     page = response.content.decode()
     assert "a reason is required to reject" in page

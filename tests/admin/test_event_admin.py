@@ -17,8 +17,11 @@ EVERYONE = ["superuser", "operator", "auditor", "reviewer"]
 
 
 def snapshot(event: Event) -> tuple:
-    return tuple(Event.objects.filter(pk=event.pk).values_list(
-        "run_id", "seq", "type", "actor_label", "data", "at", "prev_hash", "hash").get())
+    return tuple(
+        Event.objects.filter(pk=event.pk)
+        .values_list("run_id", "seq", "type", "actor_label", "data", "at", "prev_hash", "hash")
+        .get()
+    )
 
 
 @pytest.mark.parametrize("who", EVERYONE)
@@ -29,17 +32,26 @@ def test_nobody_can_add_change_or_delete_an_event(request, who, waiting_run) -> 
     count = Event.objects.count()
     change = reverse("admin:workflows_event_change", args=[event.pk])
     delete = reverse("admin:workflows_event_delete", args=[event.pk])
-    forged = {"run": waiting_run.pk, "seq": 99, "type": "run.succeeded", "actor_label": "x",
-              "data": "{}", "at_0": "2024-01-01", "at_1": "00:00:00", "prev_hash": "0" * 64,
-              "hash": "f" * 64}
+    forged = {
+        "run": waiting_run.pk,
+        "seq": 99,
+        "type": "run.succeeded",
+        "actor_label": "x",
+        "data": "{}",
+        "at_0": "2024-01-01",
+        "at_1": "00:00:00",
+        "prev_hash": "0" * 64,
+        "hash": "f" * 64,
+    }
 
     assert client.get(ADD_URL).status_code == 403
     assert client.post(ADD_URL, forged).status_code == 403
     assert client.post(change, forged).status_code == 403
     assert client.get(delete).status_code == 403
     assert client.post(delete, {"post": "yes"}).status_code == 403
-    client.post(LIST_URL, {"action": "delete_selected", "_selected_action": [event.pk],
-                           "post": "yes"})
+    client.post(
+        LIST_URL, {"action": "delete_selected", "_selected_action": [event.pk], "post": "yes"}
+    )
 
     assert snapshot(event) == before
     assert Event.objects.count() == count
@@ -50,7 +62,8 @@ def test_nobody_can_add_change_or_delete_an_event(request, who, waiting_run) -> 
 def test_an_event_page_is_read_only(request, who, waiting_run) -> None:
     event = Event.objects.get(run=waiting_run, type="run.paused")
     page = client_for(request.getfixturevalue(who)).get(
-        reverse("admin:workflows_event_change", args=[event.pk]))
+        reverse("admin:workflows_event_change", args=[event.pk])
+    )
 
     assert page.status_code == 200
     body = page.content.decode()
@@ -58,8 +71,9 @@ def test_an_event_page_is_read_only(request, who, waiting_run) -> None:
     assert 'name="_save"' not in body and "deletelink" not in body
 
 
-def test_the_event_list_filters_by_type_and_searches(auditor, waiting_run,
-                                                     django_assert_max_num_queries) -> None:
+def test_the_event_list_filters_by_type_and_searches(
+    auditor, waiting_run, django_assert_max_num_queries
+) -> None:
     client = client_for(auditor)
     with django_assert_max_num_queries(10):
         everything = client.get(LIST_URL)

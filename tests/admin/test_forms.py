@@ -10,8 +10,14 @@ SCHEMA = {
     "type": "object",
     "required": ["name", "start", "age"],
     "properties": {
-        "name": {"type": "string", "title": "Full name", "description": "As on the ID",
-                 "maxLength": 20, "minLength": 2, "pattern": "^[A-Z]"},
+        "name": {
+            "type": "string",
+            "title": "Full name",
+            "description": "As on the ID",
+            "maxLength": 20,
+            "minLength": 2,
+            "pattern": "^[A-Z]",
+        },
         "age": {"type": "integer", "minimum": 18, "maximum": 99},
         "score": {"type": "number", "default": 1.5},
         "remote": {"type": "boolean"},
@@ -43,34 +49,58 @@ def test_each_property_becomes_the_matching_field() -> None:
 
 
 def test_valid_input_gives_json_values_without_empty_optional_ones() -> None:
-    form = schema_form_class(SCHEMA)({
-        "name": "Ada", "age": "36", "score": "2.5", "level": "2", "start": "2024-03-01",
-        "department": "", "email": "", "tags": '["a", "b"]',
-    })
+    form = schema_form_class(SCHEMA)(
+        {
+            "name": "Ada",
+            "age": "36",
+            "score": "2.5",
+            "level": "2",
+            "start": "2024-03-01",
+            "department": "",
+            "email": "",
+            "tags": '["a", "b"]',
+        }
+    )
     assert form.is_valid(), form.errors
     assert cleaned_values(form) == {
-        "name": "Ada", "age": 36, "score": 2.5, "remote": False, "level": 2,
-        "start": "2024-03-01", "tags": ["a", "b"],
+        "name": "Ada",
+        "age": 36,
+        "score": 2.5,
+        "remote": False,
+        "level": 2,
+        "start": "2024-03-01",
+        "tags": ["a", "b"],
     }
 
 
 def test_constraints_are_enforced_by_the_form() -> None:
-    form = schema_form_class(SCHEMA)({
-        "name": "ada", "age": "12", "start": "not a date", "email": "nope", "level": "7",
-    })
+    form = schema_form_class(SCHEMA)(
+        {
+            "name": "ada",
+            "age": "12",
+            "start": "not a date",
+            "email": "nope",
+            "level": "7",
+        }
+    )
     assert not form.is_valid()
     assert set(form.errors) == {"name", "age", "start", "email", "level"}
     assert "pattern" in form.errors["name"][0]
 
 
 def test_service_errors_land_beside_their_fields() -> None:
-    form = schema_form_class(SCHEMA, prefix_errors="context.")({"name": "Ada", "age": "30",
-                                                                 "start": "2024-01-01"})
+    form = schema_form_class(SCHEMA, prefix_errors="context.")(
+        {"name": "Ada", "age": "30", "start": "2024-01-01"}
+    )
     assert form.is_valid()
-    unmatched = form.add_service_errors([
-        ("context.age", "too old"), ("name", "taken"), ("context.tags.0", "bad tag"),
-        ("context", "must be an object"),
-    ])
+    unmatched = form.add_service_errors(
+        [
+            ("context.age", "too old"),
+            ("name", "taken"),
+            ("context.tags.0", "bad tag"),
+            ("context", "must be an object"),
+        ]
+    )
     assert form.errors["age"] == ["too old"]
     assert form.errors["name"] == ["taken"]
     assert form.errors["tags"] == ["tags.0: bad tag"]

@@ -30,13 +30,16 @@ def cancel_url(run: Run) -> str:
 
 @pytest.fixture
 def many_runs(gated_workflow, operator) -> list[Run]:  # type: ignore[no-untyped-def]
-    return [run_create(workflow=gated_workflow, context={"employee_name": f"P{i}"},
-                       requester=operator) for i in range(6)]
+    return [
+        run_create(workflow=gated_workflow, context={"employee_name": f"P{i}"}, requester=operator)
+        for i in range(6)
+    ]
 
 
 @pytest.mark.parametrize("who", ["operator", "auditor", "reviewer"])
 def test_the_run_list_renders_in_a_bounded_number_of_queries(
-        request, who, many_runs, waiting_run, django_assert_max_num_queries) -> None:
+    request, who, many_runs, waiting_run, django_assert_max_num_queries
+) -> None:
     client = client_for(request.getfixturevalue(who))
     with django_assert_max_num_queries(10):
         response = client.get(LIST_URL)
@@ -57,25 +60,27 @@ def test_the_run_list_filters_and_searches(operator, many_runs, waiting_run) -> 
     assert by_user.context["cl"].result_count == 7
     by_node = client.get(LIST_URL, {"q": "nosuchnode"})
     assert by_node.context["cl"].result_count == 0
-    by_workflow = client.get(LIST_URL, {"workflow__id__exact": waiting_run.workflow_id,
-                                        "mode__exact": "autonomous"})
+    by_workflow = client.get(
+        LIST_URL, {"workflow__id__exact": waiting_run.workflow_id, "mode__exact": "autonomous"}
+    )
     assert by_workflow.context["cl"].result_count == 7
 
 
 @pytest.mark.parametrize("who", ["operator", "auditor"])
 def test_the_run_page_shows_everything_read_only(
-        request, who, waiting_run, django_assert_max_num_queries) -> None:
+    request, who, waiting_run, django_assert_max_num_queries
+) -> None:
     client = client_for(request.getfixturevalue(who))
     with django_assert_max_num_queries(11):
         response = client.get(change_url(waiting_run))
     assert response.status_code == 200
     page = response.content.decode()
-    assert "Ada Lovelace" in page                       # context
+    assert "Ada Lovelace" in page  # context
     assert "run.paused" in page and "run.created" in page  # events
-    assert waiting_run.last_hash[:12] in page           # hash prefix
-    assert "OK for Ada Lovelace?" in page               # approval request
-    assert "<code>gate</code>" in page                  # plan
-    assert 'name="_save"' not in page                   # nothing to save
+    assert waiting_run.last_hash[:12] in page  # hash prefix
+    assert "OK for Ada Lovelace?" in page  # approval request
+    assert "<code>gate</code>" in page  # plan
+    assert 'name="_save"' not in page  # nothing to save
     assert ("Cancel this run" in page) is (who == "operator")
 
 
@@ -90,8 +95,9 @@ def test_runs_cannot_be_added_changed_or_deleted(superuser, waiting_run) -> None
 
 
 def test_the_cancel_button_cancels_through_the_service(operator, waiting_run) -> None:
-    response = client_for(operator).post(cancel_url(waiting_run), {"reason": "wrong person"},
-                                         follow=True)
+    response = client_for(operator).post(
+        cancel_url(waiting_run), {"reason": "wrong person"}, follow=True
+    )
 
     assert response.status_code == 200
     assert f"Run {waiting_run.pk} is cancelled." in response.content.decode()
@@ -107,8 +113,7 @@ def pending_request_count(run: Run) -> int:
 
 
 def test_cancelling_a_finished_run_is_a_clear_error(operator, reviewer, waiting_run) -> None:
-    approval_decide(request_id=pending_request(waiting_run).pk, actor=reviewer,
-                    decision="approve")
+    approval_decide(request_id=pending_request(waiting_run).pk, actor=reviewer, decision="approve")
     run = advance(waiting_run)
     assert run.status == "succeeded"
 
@@ -116,7 +121,8 @@ def test_cancelling_a_finished_run_is_a_clear_error(operator, reviewer, waiting_
 
     assert response.status_code == 200
     assert "was not cancelled: a succeeded run cannot become cancelled" in (
-        response.content.decode())
+        response.content.decode()
+    )
     run.refresh_from_db()
     assert run.status == "succeeded"
 
@@ -134,8 +140,9 @@ def test_the_list_action_cancels_and_reports_refusals(operator, many_runs, waiti
     client.post(cancel_url(already))
     selected = [already.pk, waiting_run.pk, many_runs[1].pk]
 
-    response = client.post(LIST_URL, {"action": "cancel_runs", "_selected_action": selected},
-                           follow=True)
+    response = client.post(
+        LIST_URL, {"action": "cancel_runs", "_selected_action": selected}, follow=True
+    )
 
     page = response.content.decode()
     assert "Not cancelled: run" in page and "a cancelled run cannot become cancelled" in page
@@ -145,7 +152,8 @@ def test_the_list_action_cancels_and_reports_refusals(operator, many_runs, waiti
 
 def test_the_cancel_action_is_hidden_without_the_permission(auditor, waiting_run) -> None:
     response = client_for(auditor).post(
-        LIST_URL, {"action": "cancel_runs", "_selected_action": [waiting_run.pk]})
+        LIST_URL, {"action": "cancel_runs", "_selected_action": [waiting_run.pk]}
+    )
     assert response.status_code in (200, 302)
     waiting_run.refresh_from_db()
     assert waiting_run.status == "waiting"
@@ -154,15 +162,25 @@ def test_the_cancel_action_is_hidden_without_the_permission(auditor, waiting_run
 @pytest.fixture
 def evidence_step(waiting_run) -> Step:  # type: ignore[no-untyped-def]
     step = Step.objects.create(
-        run=waiting_run, node_id="gate", position=0, action="test.noop", status="succeeded",
-        idempotency_key="k", started_at=timezone.now(), finished_at=timezone.now())
+        run=waiting_run,
+        node_id="gate",
+        position=0,
+        action="test.noop",
+        status="succeeded",
+        idempotency_key="k",
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+    )
     folder = Path(settings.MEDIA_ROOT) / "runs" / str(waiting_run.pk) / str(step.pk)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.txt").write_text("evidence body")
     rel = str((folder / "report.txt").relative_to(settings.MEDIA_ROOT))
-    step.evidence = {"files": [{"name": "report.txt", "sha256": "ab" * 32, "bytes": 13,
-                                "path": rel},
-                               {"name": "passwd", "path": "../../../../etc/passwd"}]}
+    step.evidence = {
+        "files": [
+            {"name": "report.txt", "sha256": "ab" * 32, "bytes": 13, "path": rel},
+            {"name": "passwd", "path": "../../../../etc/passwd"},
+        ]
+    }
     step.save()
     return step
 

@@ -24,10 +24,17 @@ pytestmark = pytest.mark.django_db
 
 RUNS_URL = reverse("admin:workflows_run_changelist")
 PAGES = [
-    RUNS_URL, RUNS_URL + "?status__exact=waiting", RUNS_URL + "?q=scale-03",
-    RUNS_URL + "?q=requester-01", RUNS_URL + "?mode__exact=assisted&status__exact=failed",
-    "/inbox/", "/inbox/?workflow=scale-02", "/inbox/?overdue=1&kind=approval",
-    "/inbox/?archive=1", "/api/v1/runs", "/api/v1/runs?status=waiting&workflow=scale-01",
+    RUNS_URL,
+    RUNS_URL + "?status__exact=waiting",
+    RUNS_URL + "?q=scale-03",
+    RUNS_URL + "?q=requester-01",
+    RUNS_URL + "?mode__exact=assisted&status__exact=failed",
+    "/inbox/",
+    "/inbox/?workflow=scale-02",
+    "/inbox/?overdue=1&kind=approval",
+    "/inbox/?archive=1",
+    "/api/v1/runs",
+    "/api/v1/runs?status=waiting&workflow=scale-01",
 ]
 
 
@@ -68,8 +75,9 @@ def test_no_page_counts_past_the_cap(admin_user, monkeypatch) -> None:
         page = client.get(RUNS_URL)
     assert page.context["cl"].result_count == 31
     assert "more than 30 runs" in page.content.decode()
-    assert not any("COUNT(*)" in q["sql"] and "LIMIT" not in q["sql"]
-                   for q in captured.captured_queries), "a count without a cap"
+    assert not any(
+        "COUNT(*)" in q["sql"] and "LIMIT" not in q["sql"] for q in captured.captured_queries
+    ), "a count without a cap"
 
     body = client.get("/api/v1/runs?limit=10").json()
     assert (body["count"], body["count_exact"], body["next_offset"]) == (30, False, 10)
@@ -90,7 +98,7 @@ def test_a_run_with_many_events_shows_them_a_page_at_a_time(admin_user) -> None:
     page = latest.content.decode()
     assert len(latest.context["events"]) == 100
     assert "Events 4901–5000 of 5000." in page and "?events_upto=4900" in page
-    assert 'data-live' not in page or "mark(\"#run-events-table tbody\"" in page
+    assert "data-live" not in page or 'mark("#run-events-table tbody"' in page
     assert len(captured) <= 12
 
     older = client.get(url, {"events_upto": "150"})
@@ -109,5 +117,6 @@ def test_the_inbox_pages_through_thousands_of_requests(admin_user) -> None:
     assert 'id="inbox-older"' in first.content.decode()
     second = client.get("/inbox/", {"page": "2"})
     assert [r.pk for r in second.context["rows"]] == list(
-        pending.values_list("pk", flat=True)[50:100])
+        pending.values_list("pk", flat=True)[50:100]
+    )
     assert client.get("/inbox/", {"page": "x"}).context["page"] == 1

@@ -13,8 +13,7 @@ from workflows.services import run_create, workflow_create
 pytestmark = pytest.mark.django_db
 
 
-def test_state_at_an_event_is_replayed_and_a_fork_is_linked_both_ways(operator,
-                                                                       client) -> None:
+def test_state_at_an_event_is_replayed_and_a_fork_is_linked_both_ways(operator, client) -> None:
     workflow = workflow_create(raw_spec=PEOPLE_SPEC, actor=operator)
     run = run_create(workflow=workflow, context={"name": "Ada"}, requester=operator)
     run_advance(run_id=run.pk)
@@ -24,11 +23,13 @@ def test_state_at_an_event_is_replayed_and_a_fork_is_linked_both_ways(operator,
     assert 'id="state-status">waiting<' in page and "gate (position 0)" in page
     assert "Ada" in page
 
-    response = client.post(f"/admin/workflows/run/{run.pk}/fork/",
-                           {"at_seq": "1", "context": '{"name": "Bob"}'})
+    response = client.post(
+        f"/admin/workflows/run/{run.pk}/fork/", {"at_seq": "1", "context": '{"name": "Bob"}'}
+    )
     child = Run.objects.get(parent=run)
     assert response.status_code == 302 and response["Location"].endswith(
-        f"/workflows/run/{child.pk}/change/")
+        f"/workflows/run/{child.pk}/change/"
+    )
     assert child.context == {"name": "Bob"}
     parent_page = client.get(f"/admin/workflows/run/{run.pk}/change/").content.decode()
     child_page = client.get(f"/admin/workflows/run/{child.pk}/change/").content.decode()
@@ -41,13 +42,25 @@ def test_a_csv_upload_shows_errors_by_row_and_starts_nothing(operator, client) -
     client.force_login(operator)
     url = f"/admin/workflows/workflow/{workflow.pk}/batch/"
 
-    bad = client.post(url, {"csv_file": SimpleUploadedFile(
-        "people.csv", b"name,age\nAda,1\n,zz\n", content_type="text/csv")})
+    bad = client.post(
+        url,
+        {
+            "csv_file": SimpleUploadedFile(
+                "people.csv", b"name,age\nAda,1\n,zz\n", content_type="text/csv"
+            )
+        },
+    )
     page = bad.content.decode()
     assert bad.status_code == 200 and 'id="batch-errors"' in page
     assert "<td>2</td><td><code>age</code></td>" in page
     assert not Run.objects.exists()
 
-    good = client.post(url, {"csv_file": SimpleUploadedFile(
-        "people.csv", b"name,age\nAda,1\nBob,2\n", content_type="text/csv")})
+    good = client.post(
+        url,
+        {
+            "csv_file": SimpleUploadedFile(
+                "people.csv", b"name,age\nAda,1\nBob,2\n", content_type="text/csv"
+            )
+        },
+    )
     assert good.status_code == 302 and Run.objects.count() == 2

@@ -36,9 +36,19 @@ def test_an_operator_creates_a_workflow_from_yaml(operator) -> None:
 
 
 def test_an_operator_creates_a_workflow_from_json(operator) -> None:
-    spec = {"slug": "json-one", "title": "From JSON", "plan": {"nodes": [
-        {"id": "check", "action": "verify.value_equals",
-         "params": {"value": "a", "expected": "a"}}]}}
+    spec = {
+        "slug": "json-one",
+        "title": "From JSON",
+        "plan": {
+            "nodes": [
+                {
+                    "id": "check",
+                    "action": "verify.value_equals",
+                    "params": {"value": "a", "expected": "a"},
+                }
+            ]
+        },
+    }
     text = json.dumps(spec, indent=2)
 
     response = client_for(operator).post(ADD_URL, {"source": text})
@@ -99,10 +109,13 @@ def test_a_changed_spec_is_a_new_version(operator, gated_workflow) -> None:
 
 def test_a_change_cannot_rename_the_slug(operator, gated_workflow) -> None:
     response = client_for(operator).post(
-        change_url(gated_workflow), {"source": GATE_SPEC.replace("slug: gated", "slug: other")})
+        change_url(gated_workflow), {"source": GATE_SPEC.replace("slug: gated", "slug: other")}
+    )
     assert response.status_code == 200
-    assert "slug: the slug of a workflow cannot change" in (
-        response.context["adminform"].form.errors["source"])
+    assert (
+        "slug: the slug of a workflow cannot change"
+        in (response.context["adminform"].form.errors["source"])
+    )
     gated_workflow.refresh_from_db()
     assert gated_workflow.version == 1
 
@@ -139,9 +152,10 @@ def test_the_start_view_queues_a_run(operator, gated_workflow) -> None:
     assert page.status_code == 200
     assert 'name="employee_name"' in page.content.decode()
 
-    response = client.post(start_url(gated_workflow),
-                           {"employee_name": "Grace Hopper", "count": "10",
-                            "run-mode": "interactive"})
+    response = client.post(
+        start_url(gated_workflow),
+        {"employee_name": "Grace Hopper", "count": "10", "run-mode": "interactive"},
+    )
 
     run = Run.objects.get()
     assert response.status_code == 302
@@ -158,8 +172,9 @@ def test_the_start_view_shows_errors_beside_the_fields(operator, gated_workflow)
     assert "This field is required." in missing.content.decode()
 
     # The form knows nothing of multipleOf; the service's schema check does.
-    response = client.post(start_url(gated_workflow),
-                           {"employee_name": "Ada", "count": "7", "run-mode": "assisted"})
+    response = client.post(
+        start_url(gated_workflow), {"employee_name": "Ada", "count": "7", "run-mode": "assisted"}
+    )
 
     assert response.status_code == 200
     page = response.content.decode()
@@ -172,8 +187,9 @@ def test_the_start_view_shows_errors_beside_the_fields(operator, gated_workflow)
 def test_starting_a_run_needs_the_start_permission(request, who, gated_workflow) -> None:
     client = client_for(request.getfixturevalue(who))
     assert client.get(start_url(gated_workflow)).status_code == 403
-    response = client.post(start_url(gated_workflow),
-                           {"employee_name": "Ada", "run-mode": "assisted"})
+    response = client.post(
+        start_url(gated_workflow), {"employee_name": "Ada", "run-mode": "assisted"}
+    )
     assert response.status_code == 403
     assert not Run.objects.exists()
 
@@ -181,6 +197,7 @@ def test_starting_a_run_needs_the_start_permission(request, who, gated_workflow)
 def test_the_list_action_leads_to_the_start_view(operator, gated_workflow) -> None:
     response = client_for(operator).post(
         reverse("admin:workflows_workflow_changelist"),
-        {"action": "start_run_action", "_selected_action": [gated_workflow.pk]})
+        {"action": "start_run_action", "_selected_action": [gated_workflow.pk]},
+    )
     assert response.status_code == 302
     assert response["Location"] == start_url(gated_workflow)

@@ -15,13 +15,21 @@ PEOPLE_SPEC = {
     "slug": "people",
     "title": "Greet people",
     "mode": "autonomous",
-    "inputs": {"type": "object", "required": ["name"],
-               "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}},
-    "plan": {"nodes": [
-        {"id": "gate", "type": "approval", "title": "Greet {{ name }}?"},
-        {"id": "check", "action": "verify.value_equals",
-         "params": {"value": "{{ name }}", "expected": "{{ name }}"}},
-    ]},
+    "inputs": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    },
+    "plan": {
+        "nodes": [
+            {"id": "gate", "type": "approval", "title": "Greet {{ name }}?"},
+            {
+                "id": "check",
+                "action": "verify.value_equals",
+                "params": {"value": "{{ name }}", "expected": "{{ name }}"},
+            },
+        ]
+    },
 }
 
 

@@ -22,13 +22,16 @@ def assert_json_error(response: Any, status: int) -> dict:
     return body
 
 
-@pytest.mark.parametrize("path", [
-    "/runs/abc",             # a path parameter of the wrong type matches no route
-    "/runs/1/nope",
-    "/runs/abc/events",
-    "/no-such-thing",
-    "/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/runs/abc",  # a path parameter of the wrong type matches no route
+        "/runs/1/nope",
+        "/runs/abc/events",
+        "/no-such-thing",
+        "/",
+    ],
+)
 def test_a_path_that_matches_no_route_is_a_json_404(as_operator, path) -> None:
     body = assert_json_error(as_operator.get(path), 404)
 
@@ -69,8 +72,9 @@ def test_a_body_over_the_upload_limit_is_a_json_400(as_operator, settings) -> No
     assert_json_error(response, 400)
 
 
-@pytest.mark.parametrize("value", ["0.5", "1700000000", "yesterday", "2026-01-31T25:00:00Z",
-                                   "2026-13-01"])
+@pytest.mark.parametrize(
+    "value", ["0.5", "1700000000", "yesterday", "2026-01-31T25:00:00Z", "2026-13-01"]
+)
 def test_a_query_time_that_is_not_iso_8601_is_a_422_naming_it(as_auditor, value) -> None:
     response = as_auditor.get(f"/audit?until={value}")
 
@@ -78,8 +82,10 @@ def test_a_query_time_that_is_not_iso_8601_is_a_422_naming_it(as_auditor, value)
     assert [error["field"] for error in body["errors"]] == ["until"]
 
 
-@pytest.mark.parametrize("value", ["2026-01-31T09:00:00Z", "2026-01-31T09:00:00.5+02:00",
-                                   "2026-01-31", "2026-01-31T09:00"])
+@pytest.mark.parametrize(
+    "value",
+    ["2026-01-31T09:00:00Z", "2026-01-31T09:00:00.5+02:00", "2026-01-31", "2026-01-31T09:00"],
+)
 def test_iso_8601_query_times_are_accepted(as_auditor, value) -> None:
     response = as_auditor.get(f"/audit/export?since={value.replace('+', '%2B')}")
 
@@ -108,6 +114,7 @@ def test_the_openapi_schema_states_the_limits_the_server_enforces() -> None:
         assert "8,000 characters" in plan["description"]
     run_plan = schemas["RunIn"]["properties"]["plan"]["anyOf"][0]
     assert run_plan["properties"]["nodes"]["maxItems"] == 200
-    documented = {str(code) for code in
-                  _schema()["paths"]["/api/v1/runs/{run_id}"]["get"]["responses"]}
+    documented = {
+        str(code) for code in _schema()["paths"]["/api/v1/runs/{run_id}"]["get"]["responses"]
+    }
     assert {"200", "401", "403", "404", "422"} <= documented

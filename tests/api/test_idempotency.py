@@ -19,9 +19,16 @@ CONCURRENT = 8
 
 def _post(url: str, token: str, key: str) -> tuple[int, int]:
     body = json.dumps({"workflow": "people", "context": {"name": "Ada"}}).encode()
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json",
-        "Idempotency-Key": key})
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": key,
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())["id"]

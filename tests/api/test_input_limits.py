@@ -25,20 +25,33 @@ pytestmark = pytest.mark.django_db
 # The 474-character spec: nine levels of nine aliases each, ~3.8e8
 # strings when expanded (seconds and tens of MB before; more levels, hours).
 LAUGHS = (
-    'slug: lol\ntitle: laughs\nplan: {nodes: [{id: a, action: verify.value_equals, '
-    'params: {value: *i, expected: 1}}]}\n'
+    "slug: lol\ntitle: laughs\nplan: {nodes: [{id: a, action: verify.value_equals, "
+    "params: {value: *i, expected: 1}}]}\n"
     'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    + "".join(f'{b}: &{b} [*{a},*{a},*{a},*{a},*{a},*{a},*{a},*{a},*{a}]\n'
-              for a, b in zip("abcdefgh", "bcdefghi"))
+    + "".join(
+        f"{b}: &{b} [*{a},*{a},*{a},*{a},*{a},*{a},*{a},*{a},*{a}]\n"
+        for a, b in zip("abcdefgh", "bcdefghi")
+    )
 )
 DEEP = 900  # what gave a 500 (RecursionError in copy.deepcopy)
 
 SHAPES_SPEC = {
-    "slug": "shapes", "title": "Shapes", "mode": "autonomous",
-    "inputs": {"type": "object", "properties": {"name": {"type": "string"},
-                                                "shape": {"type": "array"}}},
-    "plan": {"nodes": [{"id": "check", "action": "verify.value_equals",
-                        "params": {"value": "{{ name }}", "expected": "{{ name }}"}}]},
+    "slug": "shapes",
+    "title": "Shapes",
+    "mode": "autonomous",
+    "inputs": {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "shape": {"type": "array"}},
+    },
+    "plan": {
+        "nodes": [
+            {
+                "id": "check",
+                "action": "verify.value_equals",
+                "params": {"value": "{{ name }}", "expected": "{{ name }}"},
+            }
+        ]
+    },
 }
 
 
@@ -46,11 +59,13 @@ def nested(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
-def raw_post(client: Client, token: str, path: str, text: str,
-             method: str = "post") -> Any:
-    return getattr(client, method)(f"/api/v1{path}", data=text,
-                                   content_type="application/json",
-                                   headers={"Authorization": f"Bearer {token}"})
+def raw_post(client: Client, token: str, path: str, text: str, method: str = "post") -> Any:
+    return getattr(client, method)(
+        f"/api/v1{path}",
+        data=text,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
 def fields(response: Any) -> list[tuple[str, str]]:
@@ -75,8 +90,11 @@ def test_yaml_anchors_aliases_and_deep_nesting_are_refused() -> None:
     with pytest.raises(PlanInvalid) as caught:
         parse_spec_text("base: &b {x: 1}\nother: {<<: *b}\n")
     assert caught.value.errors[0].message.startswith("anchors (&name) are not allowed")
-    for deep in (nested(limits.MAX_DEPTH + 1), nested(20000), "a:\n" + "".join(
-            "  " * i + "- \n" for i in range(1, 200))):
+    for deep in (
+        nested(limits.MAX_DEPTH + 1),
+        nested(20000),
+        "a:\n" + "".join("  " * i + "- \n" for i in range(1, 200)),
+    ):
         with pytest.raises(PlanInvalid) as caught:
             parse_spec_text(deep)
         assert caught.value.errors[0].field == "spec"
@@ -117,8 +135,12 @@ def test_json_nested_900_levels_is_a_400_on_every_api_body(operator) -> None:
         assert response.status_code == 400, (path, response.content[:200])
         assert fields(response) == [("body", "nested deeper than 32 levels")], path
     # Brackets inside strings are text, not nesting.
-    response = raw_post(client, token, "/runs", '{"workflow": "shapes", "context": '
-                        '{"name": "%s", "shape": [[1]]}}' % ("[" * DEEP))
+    response = raw_post(
+        client,
+        token,
+        "/runs",
+        '{"workflow": "shapes", "context": {"name": "%s", "shape": [[1]]}}' % ("[" * DEEP),
+    )
     assert response.status_code == 201, response.content
     assert Run.objects.count() == 1 and not RunBatch.objects.exists()
 
@@ -131,7 +153,8 @@ def test_a_csv_cell_nested_too_deep_names_its_row_and_column(operator) -> None:
     response = api.post("/runs/batch", {"workflow": "shapes", "csv": out.getvalue()})
     assert response.status_code == 400
     assert [(e["row"], e["field"], e["message"]) for e in response.json()["errors"]] == [
-        (2, "shape", "nested deeper than 32 levels")]
+        (2, "shape", "nested deeper than 32 levels")
+    ]
     assert not Run.objects.exists()
 
 
@@ -143,7 +166,8 @@ def test_contexts_nested_too_deep_are_refused_in_every_service(operator) -> None
     with pytest.raises(PlanInvalid) as caught:
         run_create(workflow=workflow, context={"shape": deep}, requester=operator)
     assert [(e.field, e.message) for e in caught.value.errors] == [
-        ("context", "nested deeper than 32 levels")]
+        ("context", "nested deeper than 32 levels")
+    ]
     assert not Run.objects.exists()
 
 
@@ -151,8 +175,11 @@ def test_admin_json_forms_refuse_deep_json(superuser) -> None:
     workflow = workflow_create(raw_spec=SHAPES_SPEC, actor=superuser)
     client = Client()
     client.force_login(superuser)
-    response = client.post(f"/admin/workflows/workflow/{workflow.pk}/batch/",
-                           {"rows_json": "[{\"shape\": %s}]" % nested(DEEP)}, follow=True)
+    response = client.post(
+        f"/admin/workflows/workflow/{workflow.pk}/batch/",
+        {"rows_json": '[{"shape": %s}]' % nested(DEEP)},
+        follow=True,
+    )
     assert response.status_code == 200
     assert b"nested deeper than 32 levels" in response.content
     assert not Run.objects.exists()
@@ -163,10 +190,19 @@ def test_the_schedule_admin_refuses_deep_json_context(superuser) -> None:
     client = Client()
     client.force_login(superuser)
     for depth in (DEEP, 100_000):  # the second one exhausts json.loads itself
-        response = client.post("/admin/workflows/workflowschedule/add/", {
-            "name": "deep", "workflow": workflow.pk, "kind": "interval", "minutes": 5,
-            "context": '{"shape": %s}' % nested(depth), "mode": "", "enabled": "on",
-            "owner": superuser.pk})
+        response = client.post(
+            "/admin/workflows/workflowschedule/add/",
+            {
+                "name": "deep",
+                "workflow": workflow.pk,
+                "kind": "interval",
+                "minutes": 5,
+                "context": '{"shape": %s}' % nested(depth),
+                "mode": "",
+                "enabled": "on",
+                "owner": superuser.pk,
+            },
+        )
         assert response.status_code == 200
         assert b"nested deeper than 32 levels" in response.content
     assert not workflow.schedules.exists()

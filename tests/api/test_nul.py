@@ -26,16 +26,29 @@ def fields(response) -> list[str]:  # type: ignore[no-untyped-def]
     return [error["field"] for error in response.json()["errors"]]
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"workflow": f"peo{NUL}ple"}, "workflow"),
-    ({"workflow": "people", "context": {"name": f"A{NUL}"}}, "context.name"),
-    ({"workflow": "people", "context": {f"na{NUL}me": "A"}}, "context.na\\x00me"),
-    ({"plan": {"nodes": [{"id": "v", "action": "verify.value_equals",
-                          "params": {"value": NUL, "expected": "x"}}]}},
-     "plan.nodes.0.params.value"),
-])
-def test_a_nul_in_a_json_body_is_a_422_naming_the_field(as_operator, people, body,
-                                                       field) -> None:
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"workflow": f"peo{NUL}ple"}, "workflow"),
+        ({"workflow": "people", "context": {"name": f"A{NUL}"}}, "context.name"),
+        ({"workflow": "people", "context": {f"na{NUL}me": "A"}}, "context.na\\x00me"),
+        (
+            {
+                "plan": {
+                    "nodes": [
+                        {
+                            "id": "v",
+                            "action": "verify.value_equals",
+                            "params": {"value": NUL, "expected": "x"},
+                        }
+                    ]
+                }
+            },
+            "plan.nodes.0.params.value",
+        ),
+    ],
+)
+def test_a_nul_in_a_json_body_is_a_422_naming_the_field(as_operator, people, body, field) -> None:
     response = as_operator.post("/runs", body)
 
     assert response.status_code == 422, response.content
@@ -47,8 +60,11 @@ def test_a_nul_in_a_json_body_is_a_422_naming_the_field(as_operator, people, bod
 def test_a_nul_in_a_query_parameter_path_or_header_is_a_400(as_operator, people) -> None:
     query = as_operator.get("/runs?workflow=a%00b")
     path = as_operator.get("/workflows/peo%00ple")
-    header = as_operator.post("/runs", {"workflow": "people", "context": {"name": "A"}},
-                              **{"Idempotency-Key": f"k{NUL}1"})
+    header = as_operator.post(
+        "/runs",
+        {"workflow": "people", "context": {"name": "A"}},
+        **{"Idempotency-Key": f"k{NUL}1"},
+    )
 
     assert (query.status_code, fields(query)) == (400, ["query.workflow"])
     assert (path.status_code, fields(path)) == (400, ["path"])
@@ -57,8 +73,7 @@ def test_a_nul_in_a_query_parameter_path_or_header_is_a_400(as_operator, people)
 
 
 def test_an_escaped_backslash_before_u0000_is_text_not_a_nul(as_operator, people) -> None:
-    response = as_operator.post("/runs", {"workflow": "people",
-                                          "context": {"name": "C:\\u0000"}})
+    response = as_operator.post("/runs", {"workflow": "people", "context": {"name": "C:\\u0000"}})
 
     assert response.status_code == 201, response.json()
     assert Run.objects.get().context == {"name": "C:\\u0000"}
@@ -79,8 +94,9 @@ def test_services_refuse_a_nul_from_any_caller(operator, people) -> None:
     assert [e.field for e in context.value.errors] == ["context.name"]
 
     with pytest.raises(PlanInvalid) as spec:
-        workflow_create(raw_spec={**PEOPLE_SPEC, "slug": "people-2", "title": f"T{NUL}"},
-                        actor=operator)
+        workflow_create(
+            raw_spec={**PEOPLE_SPEC, "slug": "people-2", "title": f"T{NUL}"}, actor=operator
+        )
     assert [e.field for e in spec.value.errors] == ["title"]
     assert Workflow.objects.count() == 1
 
@@ -96,14 +112,16 @@ def test_a_csv_batch_with_a_nul_names_its_row_and_column(operator, people) -> No
 
 
 def test_a_decision_with_a_nul_is_refused_and_the_request_stays_pending(
-        operator, reviewer, people) -> None:
+    operator, reviewer, people
+) -> None:
     run = run_create(workflow=people, context={"name": "Ada"}, requester=operator)
     run_advance(run_id=run.pk)
     request = ApprovalRequest.objects.get(run=run)
 
     with pytest.raises(DecisionInvalid) as refused:
-        approval_decide(request_id=request.pk, actor=reviewer, decision="reject",
-                        comment=f"no{NUL}")
+        approval_decide(
+            request_id=request.pk, actor=reviewer, decision="reject", comment=f"no{NUL}"
+        )
 
     assert list(refused.value.errors) == ["comment"]
     request.refresh_from_db()

@@ -21,7 +21,10 @@ def test_draft_turns_text_into_a_validated_plan(as_operator, workspace: Path) ->
     assert body["provider"] == "builtin" and body["valid"] is True and body["errors"] == []
     nodes = body["plan"]["nodes"]
     assert [n.get("action", n.get("type")) for n in nodes] == [
-        "files.cleanup", "approval", "files.cleanup"]
+        "files.cleanup",
+        "approval",
+        "files.cleanup",
+    ]
     assert nodes[0]["params"]["dry_run"] is True and nodes[2]["params"]["dry_run"] is False
 
 
@@ -38,8 +41,9 @@ def test_draft_refuses_an_empty_or_oversized_text_naming_the_field(as_operator) 
         assert response.json()["errors"][0]["field"] == "text"
 
 
-def test_a_bare_plan_from_the_api_is_reviewed_before_it_runs(as_operator, reviewer,
-                                                             workspace: Path) -> None:
+def test_a_bare_plan_from_the_api_is_reviewed_before_it_runs(
+    as_operator, reviewer, workspace: Path
+) -> None:
     (workspace / "a.txt").write_text("a")
     plan = {"nodes": [{"id": "hash", "action": "files.sha256", "params": {"path": "a.txt"}}]}
     response = as_operator.post("/runs", {"plan": plan, "mode": "assisted"})

@@ -66,8 +66,7 @@ API_TABLE: dict[tuple[str, str], set[str]] = {
 
 def api_operations() -> set[tuple[str, str]]:
     schema = api.get_openapi_schema()
-    return {(method.upper(), path) for path, item in schema["paths"].items()
-            for method in item}
+    return {(method.upper(), path) for path, item in schema["paths"].items() for method in item}
 
 
 def test_the_api_table_covers_every_operation() -> None:
@@ -82,21 +81,39 @@ def world(roles, operator, reviewer, auditor, superuser) -> dict[str, Any]:  # t
     run = run_create(workflow=workflow, context={"name": "Ada"}, requester=operator)
     run_advance(run_id=run.pk)
     batch = runs_start_batch(workflow=workflow, rows=[{"name": "Bob"}], actor=operator)
-    schedule = schedule_save(schedule=WorkflowSchedule(
-        name="nightly", workflow=workflow, kind="cron", cron="0 3 * * *",
-        context={"name": "Cron"}, owner=operator), actor=operator)
+    schedule = schedule_save(
+        schedule=WorkflowSchedule(
+            name="nightly",
+            workflow=workflow,
+            kind="cron",
+            cron="0 3 * * *",
+            context={"name": "Cron"},
+            owner=operator,
+        ),
+        actor=operator,
+    )
     system_event_append(type="test.note")
-    return {"users": users, "workflow": workflow, "run": Run.objects.get(pk=run.pk),
-            "request": ApprovalRequest.objects.get(run=run), "batch": batch,
-            "schedule": schedule, "group": Group.objects.get(name="Reviewers"),
-            "event": Event.objects.filter(run=run).first(),
-            "tokens": {role: token_create(user=user, name="rbac").plain
-                       for role, user in users.items()}}
+    return {
+        "users": users,
+        "workflow": workflow,
+        "run": Run.objects.get(pk=run.pk),
+        "request": ApprovalRequest.objects.get(run=run),
+        "batch": batch,
+        "schedule": schedule,
+        "group": Group.objects.get(name="Reviewers"),
+        "event": Event.objects.filter(run=run).first(),
+        "tokens": {
+            role: token_create(user=user, name="rbac").plain for role, user in users.items()
+        },
+    }
 
 
 def api_request(world: dict, method: str, path: str) -> tuple[str, Any]:
-    concrete = (path.replace("{slug}", "people").replace("{run_id}", str(world["run"].pk))
-                .replace("{request_id}", str(world["request"].pk)))
+    concrete = (
+        path.replace("{slug}", "people")
+        .replace("{run_id}", str(world["run"].pk))
+        .replace("{request_id}", str(world["request"].pk))
+    )
     bodies = {
         "/api/v1/plans/validate": {"plan": {"nodes": [{"id": "a", "action": "test.noop"}]}},
         "/api/v1/plans/draft": {"text": "clean up Downloads"},
@@ -137,8 +154,9 @@ def test_forged_requests_are_refused(world) -> None:
     assert forged.status_code in (401, 403)
     browser.get("/admin/")
     token = browser.cookies["csrftoken"].value
-    honest = browser.post("/api/v1/runs", body, content_type="application/json",
-                          headers={"X-CSRFToken": token})
+    honest = browser.post(
+        "/api/v1/runs", body, content_type="application/json", headers={"X-CSRFToken": token}
+    )
     assert honest.status_code == 201
     # A forged bearer token, or a real one sent as a different scheme.
     real = world["tokens"][O]
@@ -146,18 +164,22 @@ def test_forged_requests_are_refused(world) -> None:
         response = Client().get("/api/v1/runs", headers={"Authorization": header})
         assert response.status_code == 401, header
     # The requester cannot decide their own run's gate (four-eyes)...
-    own = run_create(workflow=world["workflow"], context={"name": "Own"},
-                     requester=world["users"][S])
+    own = run_create(
+        workflow=world["workflow"], context={"name": "Own"}, requester=world["users"][S]
+    )
     run_advance(run_id=own.pk)
     own_request = ApprovalRequest.objects.get(run=own)
-    refused = Api(world["tokens"][S]).post(f"/approvals/{own_request.pk}/decision",
-                                           {"decision": "approve"})
+    refused = Api(world["tokens"][S]).post(
+        f"/approvals/{own_request.pk}/decision", {"decision": "approve"}
+    )
     assert refused.status_code == 403 and "four-eyes" in refused.json()["detail"]
     # ...and a reviewer cannot decide a request assigned to another group.
     ApprovalRequest.objects.filter(pk=request.pk).update(
-        assigned_group=Group.objects.create(name="Finance"))
-    other = Api(world["tokens"][R]).post(f"/approvals/{request.pk}/decision",
-                                         {"decision": "approve"})
+        assigned_group=Group.objects.create(name="Finance")
+    )
+    other = Api(world["tokens"][R]).post(
+        f"/approvals/{request.pk}/decision", {"decision": "approve"}
+    )
     # One policy for the API and the inbox: a request assigned to a group the
     # reviewer is not in is not even visible to them.
     assert other.status_code == 404
@@ -167,13 +189,22 @@ def test_forged_requests_are_refused(world) -> None:
 
 # --- the admin ---------------------------------------------------------------
 
-NOT_OPERATIONS = {"login", "logout", "password_change", "password_change_done",
-                  "autocomplete", "jsi18n", "view_on_site", None}
+NOT_OPERATIONS = {
+    "login",
+    "logout",
+    "password_change",
+    "password_change_done",
+    "autocomplete",
+    "jsi18n",
+    "view_on_site",
+    None,
+}
 SUPER = {S}
 
 
-def model_rows(prefix: str, *, view: set[str], add: set[str], delete: set[str],
-               change: set[str] | None = None) -> dict[str, tuple[str, set[str], int]]:
+def model_rows(
+    prefix: str, *, view: set[str], add: set[str], delete: set[str], change: set[str] | None = None
+) -> dict[str, tuple[str, set[str], int]]:
     """Rows of a ModelAdmin's standard views (change is read-only for viewers)."""
     return {
         f"{prefix}_changelist": ("GET", view, 200),
@@ -236,22 +267,31 @@ def admin_objects(world: dict) -> dict[str, Any]:
     from approvals.models import WorkflowWebhook
 
     now = timezone.now()
-    Task.objects.create(id="ok1", name="ok", func="math.floor", started=now, stopped=now,
-                        success=True)
-    Task.objects.create(id="bad1", name="bad", func="math.floor", started=now, stopped=now,
-                        success=False)
+    Task.objects.create(
+        id="ok1", name="ok", func="math.floor", started=now, stopped=now, success=True
+    )
+    Task.objects.create(
+        id="bad1", name="bad", func="math.floor", started=now, stopped=now, success=False
+    )
     return {
-        "workflow": world["workflow"].pk, "run": world["run"].pk, "event": world["event"].pk,
-        "runbatch": world["batch"].pk, "workflowschedule": world["schedule"].pk,
+        "workflow": world["workflow"].pk,
+        "run": world["run"].pk,
+        "event": world["event"].pk,
+        "runbatch": world["batch"].pk,
+        "workflowschedule": world["schedule"].pk,
         "approvalrequest": world["request"].pk,
         "workflowwebhook": WorkflowWebhook.objects.create(
-            workflow=world["workflow"], url="http://127.0.0.1:9/hook",
-            secret_name="HOOK").pk,
-        "apitoken": world["users"][O].api_tokens.first().pk, "user": world["users"][O].pk,
-        "group": world["group"].pk, "schedule": Schedule.objects.first().pk,
-        "success": "ok1", "failure": "bad1",
+            workflow=world["workflow"], url="http://127.0.0.1:9/hook", secret_name="HOOK"
+        ).pk,
+        "apitoken": world["users"][O].api_tokens.first().pk,
+        "user": world["users"][O].pk,
+        "group": world["group"].pk,
+        "schedule": Schedule.objects.first().pk,
+        "success": "ok1",
+        "failure": "bad1",
         "ormq": OrmQ.objects.create(key="k", payload="p", lock=None).pk
-        if "orm" in settings.Q_CLUSTER else None,
+        if "orm" in settings.Q_CLUSTER
+        else None,
     }
 
 
@@ -266,11 +306,13 @@ def admin_url(name: str, objects: dict[str, Any]) -> str:
         return reverse(f"admin:{name}", args=[objects["run"], 999, 0])
     if name == "auth_user_password_change":
         return reverse(f"admin:{name}", args=[objects["user"]])
-    app_model = name.removeprefix("django_q_") if name.startswith("django_q_") \
-        else name.split("_", 1)[1]
+    app_model = (
+        name.removeprefix("django_q_") if name.startswith("django_q_") else name.split("_", 1)[1]
+    )
     model = app_model.split("_")[0]
-    needs_object = name.endswith(("_change", "_history", "_delete", "_start", "_batch",
-                                  "_fork", "_cancel"))
+    needs_object = name.endswith(
+        ("_change", "_history", "_delete", "_start", "_batch", "_fork", "_cancel")
+    )
     return reverse(f"admin:{name}", args=[objects[model]] if needs_object else [])
 
 

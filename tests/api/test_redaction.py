@@ -33,9 +33,13 @@ from workflows.services import run_create, workflow_create
 PLAIN = "hunter2-plain"  # not a configured secret, but under a `password` key
 
 SPEC = {
-    "slug": "secretive", "title": "Secretive", "mode": "autonomous",
-    "inputs": {"type": "object", "properties": {"note": {"type": "string"},
-                                                "password": {"type": "string"}}},
+    "slug": "secretive",
+    "title": "Secretive",
+    "mode": "autonomous",
+    "inputs": {
+        "type": "object",
+        "properties": {"note": {"type": "string"}, "password": {"type": "string"}},
+    },
     "plan": {"nodes": [{"id": "gate", "type": "approval", "title": "Go?"}]},
 }
 
@@ -47,18 +51,30 @@ def secret() -> str:
 @pytest.fixture
 def secretive_run(operator) -> Run:  # type: ignore[no-untyped-def]
     workflow = workflow_create(raw_spec=SPEC, actor=operator)
-    run = run_create(workflow=workflow, requester=operator,
-                     context={"note": f"key {secret()}", "password": PLAIN})
+    run = run_create(
+        workflow=workflow,
+        requester=operator,
+        context={"note": f"key {secret()}", "password": PLAIN},
+    )
     run_advance(run_id=run.pk)
     Run.objects.filter(pk=run.pk).update(error=f"refused with {secret()}")
     Step.objects.create(
-        run_id=run.pk, node_id="gate", position=0, action="test.noop", status="failed",
-        idempotency_key="redaction", started_at=timezone.now(), finished_at=timezone.now(),
+        run_id=run.pk,
+        node_id="gate",
+        position=0,
+        action="test.noop",
+        status="failed",
+        idempotency_key="redaction",
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
         params={"url": f"https://example.test/?k={secret()}", "password": PLAIN},
-        output={"echo": secret()}, evidence={"log": f"logged in with {secret()}"},
-        error=f"failed with {secret()}")
+        output={"echo": secret()},
+        evidence={"log": f"logged in with {secret()}"},
+        error=f"failed with {secret()}",
+    )
     ApprovalRequest.objects.filter(run_id=run.pk).update(
-        values={"note": secret(), "api_key": PLAIN}, state={"seen": secret()})
+        values={"note": secret(), "api_key": PLAIN}, state={"seen": secret()}
+    )
     return Run.objects.get(pk=run.pk)
 
 
@@ -71,13 +87,28 @@ def assert_masked(where: str, body: str) -> None:
 def test_the_one_redaction_masks_values_anywhere_and_secret_named_keys() -> None:
     from executors.scrubbing import redact
 
-    data = {"url": "https://x/?k=abc123", "nested": [{"Password": "p", "token": None}],
-            "abc123": 1, "api-key": ["k1", {"x": "y"}], "ok": "fine", "secret_ok": True,
-            "token": 17, "credentials": {"user": "ada", "pass": "pw"}, "password": ""}
+    data = {
+        "url": "https://x/?k=abc123",
+        "nested": [{"Password": "p", "token": None}],
+        "abc123": 1,
+        "api-key": ["k1", {"x": "y"}],
+        "ok": "fine",
+        "secret_ok": True,
+        "token": 17,
+        "credentials": {"user": "ada", "pass": "pw"},
+        "password": "",
+    }
     assert redact(data, ["abc123", ""]) == {
-        "url": "https://x/?k=***", "nested": [{"Password": "***", "token": None}],
-        "***": 1, "api-key": ["***", {"x": "y"}], "ok": "fine", "secret_ok": True,
-        "token": 17, "credentials": {"user": "ada", "pass": "***"}, "password": ""}
+        "url": "https://x/?k=***",
+        "nested": [{"Password": "***", "token": None}],
+        "***": 1,
+        "api-key": ["***", {"x": "y"}],
+        "ok": "fine",
+        "secret_ok": True,
+        "token": 17,
+        "credentials": {"user": "ada", "pass": "***"},
+        "password": "",
+    }
     assert redact("a abc123 b", ["abc123"]) == "a *** b"
 
 
@@ -87,8 +118,14 @@ def test_the_api_inbox_admin_and_export_mask_secrets(secretive_run, auditor) -> 
     request = ApprovalRequest.objects.get(run=run)
     event = Event.objects.get(run=run, type="run.created")
     api = api_for(auditor)
-    for path in (f"/runs/{run.pk}", f"/runs/{run.pk}/events", "/runs",
-                 f"/approvals/{request.pk}", "/audit", "/audit/export"):
+    for path in (
+        f"/runs/{run.pk}",
+        f"/runs/{run.pk}/events",
+        "/runs",
+        f"/approvals/{request.pk}",
+        "/audit",
+        "/audit/export",
+    ):
         response = api.get(path)
         assert response.status_code == 200, path
         body = b"".join(response.streaming_content) if response.streaming else response.content

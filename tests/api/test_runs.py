@@ -31,8 +31,9 @@ def test_a_missing_input_is_named_and_nothing_starts(as_operator, people) -> Non
 
 
 def test_unknown_body_fields_are_refused_by_name(as_operator, people) -> None:
-    response = as_operator.post("/runs", {"workflow": "people", "context": {"name": "A"},
-                                          "priority": "high"})
+    response = as_operator.post(
+        "/runs", {"workflow": "people", "context": {"name": "A"}, "priority": "high"}
+    )
 
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "priority"
@@ -61,18 +62,19 @@ def test_an_idempotency_key_reused_for_another_request_is_a_409(as_operator, peo
     under the same key is refused, never answered with the first run."""
     key = {"Idempotency-Key": "order-19"}
     first = as_operator.post("/runs", {"workflow": "people", "context": {"name": "Ada"}}, **key)
-    other_context = as_operator.post("/runs", {"workflow": "people",
-                                               "context": {"name": "Bob"}}, **key)
-    other_mode = as_operator.post("/runs", {"workflow": "people", "context": {"name": "Ada"},
-                                            "mode": "interactive"}, **key)
+    other_context = as_operator.post(
+        "/runs", {"workflow": "people", "context": {"name": "Bob"}}, **key
+    )
+    other_mode = as_operator.post(
+        "/runs", {"workflow": "people", "context": {"name": "Ada"}, "mode": "interactive"}, **key
+    )
     same = as_operator.post("/runs", {"context": {"name": "Ada"}, "workflow": "people"}, **key)
 
     run_id = first.json()["id"]
     for refused in (other_context, other_mode):
         assert refused.status_code == 409, refused.json()
         assert refused.json()["errors"][0]["field"] == "Idempotency-Key"
-        assert f"already started run {run_id} for a different request" in \
-            refused.json()["detail"]
+        assert f"already started run {run_id} for a different request" in refused.json()["detail"]
     assert (same.status_code, same.json()["id"]) == (200, run_id)
     assert Run.objects.count() == 1
 
@@ -90,8 +92,9 @@ def test_runs_are_listed_by_page_and_filtered(as_operator, people) -> None:
 
 
 def test_events_after_a_seq_come_oldest_first(as_operator, people) -> None:
-    run_id = as_operator.post("/runs", {"workflow": "people",
-                                        "context": {"name": "Ada"}}).json()["id"]
+    run_id = as_operator.post("/runs", {"workflow": "people", "context": {"name": "Ada"}}).json()[
+        "id"
+    ]
     run_advance(run_id=run_id)
 
     events = as_operator.get(f"/runs/{run_id}/events").json()["items"]
@@ -102,8 +105,9 @@ def test_events_after_a_seq_come_oldest_first(as_operator, people) -> None:
 
 
 def test_cancel_twice_is_a_conflict(as_operator, people) -> None:
-    run_id = as_operator.post("/runs", {"workflow": "people",
-                                        "context": {"name": "Ada"}}).json()["id"]
+    run_id = as_operator.post("/runs", {"workflow": "people", "context": {"name": "Ada"}}).json()[
+        "id"
+    ]
 
     first = as_operator.post(f"/runs/{run_id}/cancel", {"reason": "typo"})
     second = as_operator.post(f"/runs/{run_id}/cancel")
@@ -118,14 +122,23 @@ def test_a_missing_run_is_404_in_the_error_shape(as_operator) -> None:
 
 
 def test_plans_validate_reports_every_problem(as_operator) -> None:
-    response = as_operator.post("/plans/validate", {"plan": {"nodes": [
-        {"id": "a", "action": "no.such"},
-        {"id": "b", "action": "files.list", "params": {"path": "x", "bogus": 1}},
-    ]}})
+    response = as_operator.post(
+        "/plans/validate",
+        {
+            "plan": {
+                "nodes": [
+                    {"id": "a", "action": "no.such"},
+                    {"id": "b", "action": "files.list", "params": {"path": "x", "bogus": 1}},
+                ]
+            }
+        },
+    )
     body = response.json()
     assert response.status_code == 200 and body["valid"] is False
-    assert {(e["node"], e["field"]) for e in body["errors"]} >= {("a", "action"),
-                                                                ("b", "params.bogus")}
+    assert {(e["node"], e["field"]) for e in body["errors"]} >= {
+        ("a", "action"),
+        ("b", "params.bogus"),
+    }
 
 
 def test_workflows_are_created_and_versioned(as_operator) -> None:

@@ -32,7 +32,8 @@ SEED = 17
 
 @pytest.mark.django_db(transaction=True)
 def test_schemathesis_with_every_check_and_phase_finds_nothing(
-        live_server, settings, superuser, operator, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    live_server, settings, superuser, operator, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     settings.AGENTOS_API_RATE_LIMIT = 0  # thousands of requests in a minute
     workflow = workflow_create(raw_spec=PEOPLE_SPEC, actor=operator)
     waiting = run_create(workflow=workflow, context={"name": "Ada"}, requester=operator)
@@ -42,16 +43,46 @@ def test_schemathesis_with_every_check_and_phase_finds_nothing(
     report = tmp_path / "junit.xml"
 
     command = [
-        sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
-        f"{live_server.url}/api/v1/openapi.json", "--url", live_server.url,
-        "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful",
-        "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--workers", "1",
-        "--header", f"Authorization: Bearer {token}", "--continue-on-failure",
-        "--no-color", "--report", "junit", "--report-junit-path", str(report),
-        "--output-truncate", "false", "--request-timeout", "30",
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--config-file",
+        str(CONFIG),
+        "run",
+        f"{live_server.url}/api/v1/openapi.json",
+        "--url",
+        live_server.url,
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--workers",
+        "1",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--continue-on-failure",
+        "--no-color",
+        "--report",
+        "junit",
+        "--report-junit-path",
+        str(report),
+        "--output-truncate",
+        "false",
+        "--request-timeout",
+        "30",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900,
-                            env={**os.environ, "NO_COLOR": "1"}, cwd=tmp_path)
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "NO_COLOR": "1"},
+        cwd=tmp_path,
+    )
 
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-20000:]

@@ -43,10 +43,8 @@ O, R, A, S, N = "operator", "reviewer", "auditor", "admin", "nobody"
 ROLES = [N, R, O, A, S]
 OWN, OTHER = "own", "other"
 
-ALL = {O: (True, True), R: (True, False), A: (True, True), S: (True, True),
-       N: (False, False)}
-LOG = {O: (False, False), R: (False, False), A: (True, True), S: (True, True),
-       N: (False, False)}
+ALL = {O: (True, True), R: (True, False), A: (True, True), S: (True, True), N: (False, False)}
+LOG = {O: (False, False), R: (False, False), A: (True, True), S: (True, True), N: (False, False)}
 
 # surface -> role -> (sees its own group's run, sees another group's run)
 TABLE: dict[str, dict[str, tuple[bool, bool]]] = {
@@ -84,13 +82,23 @@ TABLE: dict[str, dict[str, tuple[bool, bool]]] = {
 # that read (tests/api/test_rbac.py has them), or writes scoped through the
 # same queryset (cancel, fork, delegate, bulk decide).
 NOT_READS = {
-    "admin:workflows_run_add", "admin:workflows_run_delete", "admin:workflows_run_cancel",
-    "admin:workflows_run_fork", "admin:workflows_event_add", "admin:workflows_event_delete",
-    "admin:approvals_approvalrequest_add", "admin:approvals_approvalrequest_delete",
-    "inbox:bulk", "inbox:delegate",
+    "admin:workflows_run_add",
+    "admin:workflows_run_delete",
+    "admin:workflows_run_cancel",
+    "admin:workflows_run_fork",
+    "admin:workflows_event_add",
+    "admin:workflows_event_delete",
+    "admin:approvals_approvalrequest_add",
+    "admin:approvals_approvalrequest_delete",
+    "inbox:bulk",
+    "inbox:delegate",
 }
-READ_PREFIXES = ("admin:workflows_run_", "admin:workflows_event_",
-                 "admin:approvals_approvalrequest_", "inbox:")
+READ_PREFIXES = (
+    "admin:workflows_run_",
+    "admin:workflows_event_",
+    "admin:approvals_approvalrequest_",
+    "inbox:",
+)
 
 
 def _url_names(patterns: list, namespace: str = "") -> set[str]:
@@ -105,12 +113,17 @@ def _url_names(patterns: list, namespace: str = "") -> set[str]:
 
 
 def discovered_surfaces() -> set[str]:
-    pages = {name for name in _url_names(get_resolver().url_patterns)
-             if name.startswith(READ_PREFIXES)} - NOT_READS
+    pages = {
+        name for name in _url_names(get_resolver().url_patterns) if name.startswith(READ_PREFIXES)
+    } - NOT_READS
     schema = api.get_openapi_schema()
-    operations = {f"{method.upper()} {path}" for path, item in schema["paths"].items()
-                  for method in item if method == "get"
-                  and path.startswith(("/api/v1/runs", "/api/v1/approvals", "/api/v1/audit"))}
+    operations = {
+        f"{method.upper()} {path}"
+        for path, item in schema["paths"].items()
+        for method in item
+        if method == "get"
+        and path.startswith(("/api/v1/runs", "/api/v1/approvals", "/api/v1/audit"))
+    }
     sockets = {str(route.pattern) for route in websocket_urlpatterns}
     return pages | operations | sockets
 
@@ -125,10 +138,17 @@ def test_the_table_covers_every_surface() -> None:
 
 
 def team_spec(slug: str, team: str) -> dict:
-    return {"slug": slug, "title": f"{team} work", "mode": "autonomous",
-            "inputs": {"type": "object", "properties": {"name": {"type": "string"}}},
-            "plan": {"nodes": [{"id": "gate", "type": "approval", "title": "Go {{ name }}?",
-                                "assign_to": team}]}}
+    return {
+        "slug": slug,
+        "title": f"{team} work",
+        "mode": "autonomous",
+        "inputs": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "plan": {
+            "nodes": [
+                {"id": "gate", "type": "approval", "title": "Go {{ name }}?", "assign_to": team}
+            ]
+        },
+    }
 
 
 @pytest.fixture
@@ -141,8 +161,9 @@ def world(roles, operator, auditor, superuser) -> dict[str, Any]:  # type: ignor
     users = {O: operator, R: reviewer, A: auditor, S: superuser, N: nobody}
     runs, requests, events, steps = {}, {}, {}, {}
     for which, team in ((OWN, "Finance"), (OTHER, "HR")):
-        workflow = workflow_create(raw_spec=team_spec(f"{team.lower()}-work", team),
-                                   actor=operator)
+        workflow = workflow_create(
+            raw_spec=team_spec(f"{team.lower()}-work", team), actor=operator
+        )
         run = run_create(workflow=workflow, context={"name": team}, requester=operator)
         run_advance(run_id=run.pk)
         runs[which] = Run.objects.get(pk=run.pk)
@@ -151,22 +172,41 @@ def world(roles, operator, auditor, superuser) -> dict[str, Any]:  # type: ignor
         assert requests[which].assigned_group.name == team
         events[which] = Event.objects.filter(run=run).order_by("seq").first()
         steps[which] = evidence_step(runs[which])
-    return {"users": users, "runs": runs, "requests": requests, "events": events,
-            "steps": steps, "tokens": {role: token_create(user=user, name="scope").plain
-                                       for role, user in users.items()}}
+    return {
+        "users": users,
+        "runs": runs,
+        "requests": requests,
+        "events": events,
+        "steps": steps,
+        "tokens": {
+            role: token_create(user=user, name="scope").plain for role, user in users.items()
+        },
+    }
 
 
 def evidence_step(run: Run) -> Step:
     step = Step.objects.create(
-        run=run, node_id="gate", position=0, action="test.noop", status="succeeded",
-        idempotency_key=f"scope-{run.pk}", started_at=timezone.now(),
-        finished_at=timezone.now())
+        run=run,
+        node_id="gate",
+        position=0,
+        action="test.noop",
+        status="succeeded",
+        idempotency_key=f"scope-{run.pk}",
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+    )
     folder = Path(settings.MEDIA_ROOT) / "runs" / str(run.pk) / str(step.pk)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.txt").write_text("evidence body")
-    step.evidence = {"files": [{"name": "report.txt", "bytes": 13,
-                                "path": str((folder / "report.txt").relative_to(
-                                    settings.MEDIA_ROOT))}]}
+    step.evidence = {
+        "files": [
+            {
+                "name": "report.txt",
+                "bytes": 13,
+                "path": str((folder / "report.txt").relative_to(settings.MEDIA_ROOT)),
+            }
+        ]
+    }
     step.save()
     return step
 
@@ -211,11 +251,14 @@ def sees(world: dict, surface: str, role: str, which: str) -> bool:  # noqa: C90
     if surface.startswith("admin:"):
         name = surface.removeprefix("admin:")
         args: list[Any] = {
-            "workflows_run_change": [run.pk], "workflows_run_history": [run.pk],
-            "workflows_run_state": [run.pk, 1], "workflows_run_evidence": [run.pk, step.pk, 0],
+            "workflows_run_change": [run.pk],
+            "workflows_run_history": [run.pk],
+            "workflows_run_state": [run.pk, 1],
+            "workflows_run_evidence": [run.pk, step.pk, 0],
             "approvals_approvalrequest_change": [request.pk],
             "approvals_approvalrequest_history": [request.pk],
-            "workflows_event_change": [event.pk], "workflows_event_history": [event.pk],
+            "workflows_event_change": [event.pk],
+            "workflows_event_history": [event.pk],
         }.get(name, [])
         url = reverse(surface, args=args)
         if name == "workflows_event_export":
@@ -224,8 +267,11 @@ def sees(world: dict, surface: str, role: str, which: str) -> bool:  # noqa: C90
         # Lists are searched for the run, so other rows never push it off the page.
         response = client.get(url, {"q": str(run.pk)} if name.endswith("_changelist") else {})
         if name.endswith("_changelist"):
-            pk = {"workflows_run_changelist": run.pk, "workflows_event_changelist": event.pk,
-                  "approvals_approvalrequest_changelist": request.pk}[name]
+            pk = {
+                "workflows_run_changelist": run.pk,
+                "workflows_event_changelist": event.pk,
+                "approvals_approvalrequest_changelist": request.pk,
+            }[name]
             return _listed(response, pk)
         if name == "workflows_run_evidence" and response.status_code == 200:
             return _streamed(response) == b"evidence body"
@@ -233,15 +279,22 @@ def sees(world: dict, surface: str, role: str, which: str) -> bool:  # noqa: C90
     if surface == "inbox:list":
         response = client.get(reverse("inbox:list"))
         return response.status_code == 200 and request.pk in {
-            row.pk for row in response.context["rows"]}
+            row.pk for row in response.context["rows"]
+        }
     if surface == "inbox:request":
         return _opened(client.get(reverse("inbox:request", args=[request.pk])))
     method, path = surface.split(" ", 1)
     assert method == "GET", surface
-    path = (path.removeprefix("/api/v1").replace("{run_id}", str(run.pk))
-            .replace("{request_id}", str(request.pk)))
-    query = {"/runs": "?limit=100", "/approvals": "?status=all&limit=100",
-             "/audit": "?limit=500"}.get(path, "")
+    path = (
+        path.removeprefix("/api/v1")
+        .replace("{run_id}", str(run.pk))
+        .replace("{request_id}", str(request.pk))
+    )
+    query = {
+        "/runs": "?limit=100",
+        "/approvals": "?status=all&limit=100",
+        "/audit": "?limit=500",
+    }.get(path, "")
     response = api_client.get(path + query)
     assert response.status_code in (200, 403, 404), (surface, response.status_code)
     if response.status_code != 200:
@@ -280,8 +333,10 @@ def test_every_role_sees_exactly_its_row_on_every_page_and_api(world) -> None:
 def _headers(user: Any) -> list[tuple[bytes, bytes]]:
     client = Client()
     client.force_login(user)
-    return [(b"origin", b"http://127.0.0.1"),
-            (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    return [
+        (b"origin", b"http://127.0.0.1"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
 
 
 async def _open(path: str, user: Any) -> tuple[WebsocketCommunicator, bool]:
@@ -291,8 +346,9 @@ async def _open(path: str, user: Any) -> tuple[WebsocketCommunicator, bool]:
     return communicator, connected
 
 
-async def _heard(communicator: WebsocketCommunicator, group: str, target: dict,
-                 sentinel: dict) -> bool:
+async def _heard(
+    communicator: WebsocketCommunicator, group: str, target: dict, sentinel: dict
+) -> bool:
     """Send `target` then `sentinel` to a group; return whether target arrived
     before the sentinel (a consumer handles its messages in order)."""
     layer = get_channel_layer()
@@ -309,8 +365,11 @@ async def _heard(communicator: WebsocketCommunicator, group: str, target: dict,
 def _matches(message: dict, sent: dict) -> bool:
     if "run" in sent and isinstance(sent["run"], dict):
         return message.get("type") == "run" and message["run"]["id"] == sent["run"]["id"]
-    return (message.get("type") == "inbox" and message.get("request") == sent["request"]
-            and message.get("run") == sent["run"])
+    return (
+        message.get("type") == "inbox"
+        and message.get("request") == sent["request"]
+        and message.get("run") == sent["run"]
+    )
 
 
 async def socket_sees(world: dict, surface: str, role: str, which: str) -> bool:
@@ -329,10 +388,18 @@ async def socket_sees(world: dict, surface: str, role: str, which: str) -> bool:
         return False
     if surface == "ws/inbox/":
         await communicator.receive_json_from(timeout=5)  # hello
-        target = {"type": "inbox.event", "event_type": "approval.decided", "run": run.pk,
-                  "request": request.pk}
-        sentinel = {"type": "inbox.event", "event_type": "approval.decided",
-                    "run": own_run.pk, "request": own_request.pk}
+        target = {
+            "type": "inbox.event",
+            "event_type": "approval.decided",
+            "run": run.pk,
+            "request": request.pk,
+        }
+        sentinel = {
+            "type": "inbox.event",
+            "event_type": "approval.decided",
+            "run": own_run.pk,
+            "request": own_request.pk,
+        }
         group = live.INBOX_GROUP
     else:
         snapshot = await database_sync_to_async(live.run_snapshot)(run)
@@ -371,10 +438,11 @@ def test_a_request_delegated_to_a_reviewer_by_name_shows_them_its_run(world) -> 
     other, outsider = world["runs"][OTHER], world["users"][R]
     api_client = Api(world["tokens"][R])
     assert api_client.get(f"/runs/{other.pk}").status_code == 404
-    approval_delegate(request_id=world["requests"][OTHER].pk, actor=world["users"][S],
-                      to_user=outsider.get_username())
+    approval_delegate(
+        request_id=world["requests"][OTHER].pk,
+        actor=world["users"][S],
+        to_user=outsider.get_username(),
+    )
     assert api_client.get(f"/runs/{other.pk}").status_code == 200
     assert api_client.get(f"/approvals/{world['requests'][OTHER].pk}").status_code == 200
-    assert _opened(_client(world, R).get(reverse("admin:workflows_run_change",
-                                                 args=[other.pk])))
-
+    assert _opened(_client(world, R).get(reverse("admin:workflows_run_change", args=[other.pk])))

@@ -47,8 +47,9 @@ def test_create_token_refuses_an_unknown_user(db) -> None:
 def test_an_expired_token_is_refused(operator) -> None:
     new = token_create(user=operator, name="short", expires_days=1)
     assert Api(new.plain).get("/runs").status_code == 200
-    ApiToken.objects.filter(pk=new.token.pk).update(expires_at=timezone.now()
-                                                     - timedelta(seconds=1))
+    ApiToken.objects.filter(pk=new.token.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
 
     response = Api(new.plain).get("/runs")
     assert response.status_code == 401
@@ -68,8 +69,12 @@ def test_a_revoked_token_is_refused_and_the_revocation_audited(operator, superus
 
 def test_a_forged_or_garbled_token_is_refused(operator) -> None:
     new = token_create(user=operator, name="ci")
-    for forged in (new.plain[:-1] + ("A" if new.plain[-1] != "A" else "B"), "agt_",
-                   "nonsense", "x" * 500):
+    for forged in (
+        new.plain[:-1] + ("A" if new.plain[-1] != "A" else "B"),
+        "agt_",
+        "nonsense",
+        "x" * 500,
+    ):
         assert Api(forged).get("/runs").status_code == 401, forged
 
 
@@ -119,18 +124,23 @@ def test_token_clients_are_rate_limited_with_retry_after(operator, settings) -> 
     assert other.get("/runs").status_code == 200  # counted per token
 
 
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"),
-                    reason="runs in the PostgreSQL + Redis pass")
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="runs in the PostgreSQL + Redis pass")
 def test_with_redis_every_web_process_counts_against_one_limit(operator, settings) -> None:
     """Requests counted by another process (another daphne) use up the same limit."""
     settings.AGENTOS_API_RATE_LIMIT = 3
     shared = token_create(user=operator, name="shared")
     _fresh_window(shared)
-    code = ("import django; django.setup()\n"
-            "from agentos_site.api_auth import check_rate\n"
-            f"for _ in range(2): check_rate({shared.token.pk})\n")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=settings.BASE_DIR,
-                   env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"})
+    code = (
+        "import django; django.setup()\n"
+        "from agentos_site.api_auth import check_rate\n"
+        f"for _ in range(2): check_rate({shared.token.pk})\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+    )
 
     api = Api(shared.plain)
     assert [api.get("/runs").status_code for _ in range(2)] == [200, 429]

@@ -37,10 +37,20 @@ class Daphne:
         env = worker_env()
         env["AGENTOS_BASE_URL"] = self.url
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "--fd", str(self.sock.fileno()),
-             "agentos_site.asgi:application"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-            pass_fds=(self.sock.fileno(),), start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "--fd",
+                str(self.sock.fileno()),
+                "agentos_site.asgi:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(self.sock.fileno(),),
+            start_new_session=True,
         )
         wait_for(self._answers, timeout=30, message="daphne to answer")
 
@@ -87,9 +97,13 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                calls.append({"headers": {k.lower(): v for k, v in self.headers.items()},
-                              "body": body,
-                              "json": json.loads(body)})
+                calls.append(
+                    {
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": body,
+                        "json": json.loads(body),
+                    }
+                )
                 self.send_response(204)
                 self.end_headers()
 

@@ -12,8 +12,11 @@ pytestmark = pytest.mark.django_db
 
 def test_the_run_change_page_watches_its_run_from_its_last_seq(gated_run, auditor) -> None:
     run = gated_run()
-    body = client_for(auditor).get(
-        reverse("admin:workflows_run_change", args=[run.pk])).content.decode()
+    body = (
+        client_for(auditor)
+        .get(reverse("admin:workflows_run_change", args=[run.pk]))
+        .content.decode()
+    )
     assert "approvals/live.js" in body
     assert f'root.dataset.runLive = "{run.pk}"' in body
     assert f'root.dataset.seq = "{run.last_seq}"' in body

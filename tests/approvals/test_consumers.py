@@ -32,10 +32,13 @@ async def connect(path: str, user) -> tuple[WebsocketCommunicator, bool, object]
     return communicator, connected, code
 
 
-async def test_anonymous_and_unprivileged_sockets_are_refused(gated_run, django_user_model) -> None:
+async def test_anonymous_and_unprivileged_sockets_are_refused(
+    gated_run, django_user_model
+) -> None:
     run = await database_sync_to_async(gated_run)()
     nobody = await database_sync_to_async(django_user_model.objects.create_user)(
-        "nobody", password="pw")
+        "nobody", password="pw"
+    )
     for user in (None, nobody):
         for path in ("/ws/inbox/", f"/ws/runs/{run.pk}/", "/ws/runs/"):
             communicator, connected, _ = await connect(path, user)
@@ -63,8 +66,9 @@ async def test_a_run_feed_sends_events_after_seq_then_live_ones(gated_run, revie
     assert seqs == list(range(3, run.last_seq + 1))
     assert message["run"]["status"] == "waiting" and message["seq"] == run.last_seq
     request = await database_sync_to_async(pending_request)(run)
-    await database_sync_to_async(approval_decide)(request_id=request.pk, actor=reviewer,
-                                                  decision="approve")
+    await database_sync_to_async(approval_decide)(
+        request_id=request.pk, actor=reviewer, decision="approve"
+    )
     live = await communicator.receive_json_from(timeout=5)
     assert live["type"] == "event" and live["event"]["seq"] == run.last_seq + 1
     assert live["event"]["type"] == "approval.decided"
@@ -89,14 +93,17 @@ async def test_nothing_is_decided_through_a_socket(gated_run, reviewer) -> None:
 
 
 async def test_the_inbox_hears_of_a_new_request_only_when_the_user_may_see_it(
-        gated_run, reviewer, auditor, roles, django_user_model) -> None:
+    gated_run, reviewer, auditor, roles, django_user_model
+) -> None:
     def outsider():  # type: ignore[no-untyped-def]
         from django.contrib.auth.models import Group, Permission
 
         user = django_user_model.objects.create_user("other", password="pw")
         group = Group.objects.create(name="Finance")
-        group.permissions.add(Permission.objects.get(codename="decide_approvalrequest"),
-                              Permission.objects.get(codename="view_approvalrequest"))
+        group.permissions.add(
+            Permission.objects.get(codename="decide_approvalrequest"),
+            Permission.objects.get(codename="view_approvalrequest"),
+        )
         user.groups.add(group)
         return user
 

@@ -69,7 +69,8 @@ def status(run: Run) -> str:
 
 
 def test_a_reviewer_watches_a_run_arrive_gets_decided_and_finish_live(
-        daphne, cluster, operator, reviewer, auditor, tmp_path, orm, browser) -> None:  # noqa: F811
+    daphne, cluster, operator, reviewer, auditor, tmp_path, orm, browser
+) -> None:  # noqa: F811
     cluster()
     ledger = tmp_path / "ledger"
     page = logged_in(browser, daphne.url, "reviewer")
@@ -77,10 +78,21 @@ def test_a_reviewer_watches_a_run_arrive_gets_decided_and_finish_live(
     assert page.text_content("#inbox-empty") == "Nothing waiting."
     page.evaluate("window.__sameDocument = true")
 
-    run = orm(lambda: run_create(mode="autonomous", requester=operator, plan={"nodes": [
-        {"id": "order", "action": "test.ledger_append",
-         "params": {"ledger": str(ledger), "line": "{{ laptop_model }}"}},
-    ]}))
+    run = orm(
+        lambda: run_create(
+            mode="autonomous",
+            requester=operator,
+            plan={
+                "nodes": [
+                    {
+                        "id": "order",
+                        "action": "test.ledger_append",
+                        "params": {"ledger": str(ledger), "line": "{{ laptop_model }}"},
+                    },
+                ]
+            },
+        )
+    )
     link = page.wait_for_selector("#requests a:has-text('a value is missing')", timeout=20000)
     assert page.evaluate("window.__sameDocument") is True  # arrived without a reload
     assert page.text_content("#count-pending") == "1"
@@ -99,10 +111,14 @@ def test_a_reviewer_watches_a_run_arrive_gets_decided_and_finish_live(
 
     # The auditor: read-only, and a forged POST (with a valid CSRF token) is refused.
     audit = logged_in(browser, daphne.url, "auditor")
-    second = orm(lambda: run_create(mode="autonomous", requester=operator, plan={"nodes": [
-        {"id": "gate", "type": "approval", "title": "Second gate"}]}))
-    wait_for(lambda: orm(lambda: status(second)) == "waiting",
-             message="the second run to pause")
+    second = orm(
+        lambda: run_create(
+            mode="autonomous",
+            requester=operator,
+            plan={"nodes": [{"id": "gate", "type": "approval", "title": "Second gate"}]},
+        )
+    )
+    wait_for(lambda: orm(lambda: status(second)) == "waiting", message="the second run to pause")
     request = orm(lambda: pending_request(second))
     audit.goto(f"/inbox/requests/{request.pk}/")
     assert audit.query_selector("#approve") is None
@@ -110,24 +126,40 @@ def test_a_reviewer_watches_a_run_arrive_gets_decided_and_finish_live(
     token = next(c["value"] for c in audit.context.cookies() if c["name"] == "csrftoken")
     forged = audit.context.request.post(
         f"{daphne.url}/inbox/requests/{request.pk}/",
-        form={"csrfmiddlewaretoken": token, "decision": "approve", "digest": request.digest})
+        form={"csrfmiddlewaretoken": token, "decision": "approve", "digest": request.digest},
+    )
     assert forged.status == 403
     assert orm(lambda: pending_request(second).status) == "pending"
 
 
 def test_a_page_whose_socket_dropped_catches_up_on_every_missed_event(
-        daphne, cluster, operator, reviewer, roles, tmp_path, orm, browser) -> None:  # noqa: F811
+    daphne, cluster, operator, reviewer, roles, tmp_path, orm, browser
+) -> None:  # noqa: F811
     from tests.conftest import _user
 
     boss = orm(lambda: _user(roles, "boss", "Reviewers"))
     cluster()
-    run = orm(lambda: run_create(mode="autonomous", requester=operator, plan={"nodes": [
-        {"id": "gate", "type": "approval", "title": "Go?"},
-        {"id": "a", "action": "test.ledger_append",
-         "params": {"ledger": str(tmp_path / "l"), "line": "a"}},
-        {"id": "b", "action": "test.ledger_append",
-         "params": {"ledger": str(tmp_path / "l"), "line": "b"}},
-    ]}))
+    run = orm(
+        lambda: run_create(
+            mode="autonomous",
+            requester=operator,
+            plan={
+                "nodes": [
+                    {"id": "gate", "type": "approval", "title": "Go?"},
+                    {
+                        "id": "a",
+                        "action": "test.ledger_append",
+                        "params": {"ledger": str(tmp_path / "l"), "line": "a"},
+                    },
+                    {
+                        "id": "b",
+                        "action": "test.ledger_append",
+                        "params": {"ledger": str(tmp_path / "l"), "line": "b"},
+                    },
+                ]
+            },
+        )
+    )
     wait_for(lambda: orm(lambda: status(run)) == "waiting", message="the run to pause")
     seen = orm(lambda: Run.objects.get(pk=run.pk).last_seq)
     request_id = orm(lambda: pending_request(run).pk)
@@ -155,8 +187,12 @@ def test_a_page_whose_socket_dropped_catches_up_on_every_missed_event(
 
     page.evaluate("AgentOSLive.resume()")
     page.wait_for_selector("#run-live [data-live=status]:has-text('succeeded')", timeout=20000)
-    shown = [int(s) for s in page.eval_on_selector_all(
-        "#run-live [data-live=events] li", "items => items.map(i => i.dataset.seq)")]
+    shown = [
+        int(s)
+        for s in page.eval_on_selector_all(
+            "#run-live [data-live=events] li", "items => items.map(i => i.dataset.seq)"
+        )
+    ]
     final = orm(lambda: Run.objects.get(pk=run.pk).last_seq)
     assert shown == list(range(seen + 1, final + 1))
     assert orm(lambda: Event.objects.filter(run=run).count()) == final

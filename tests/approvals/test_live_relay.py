@@ -85,5 +85,6 @@ def _poll(relay: EventRelay) -> list:  # type: ignore[type-arg]
 
     assert relay.last_id is not None
     batch = {e.pk: e for e in _events_after(relay.last_id, sorted(relay.pending))}
-    return [batch[i] for i in relay.take(list(batch), time.monotonic())
-            if batch[i].run_id is not None]
+    return [
+        batch[i] for i in relay.take(list(batch), time.monotonic()) if batch[i].run_id is not None
+    ]

@@ -57,7 +57,8 @@ def origin(url: str) -> str:
 
 @pytest.mark.worker
 def test_a_workflow_webhook_is_signed_for_requested_and_decided(
-        cluster, receiver, operator, reviewer, monkeypatch) -> None:  # noqa: F811
+    cluster, receiver, operator, reviewer, monkeypatch
+) -> None:  # noqa: F811
     workflow = workflow_create(raw_spec=parse_spec_text(SPEC), actor=operator)
     WorkflowWebhook.objects.create(workflow=workflow, url=receiver.url, secret_name=KEY)
     # The receiver's ephemeral port is allowed explicitly, for the worker.
@@ -86,8 +87,9 @@ def test_a_workflow_webhook_is_signed_for_requested_and_decided(
 @pytest.mark.django_db
 def test_a_webhook_whose_secret_is_unset_is_not_sent_unsigned(operator, receiver) -> None:  # noqa: F811
     workflow = workflow_create(raw_spec=parse_spec_text(SPEC), actor=operator)
-    hook = WorkflowWebhook.objects.create(workflow=workflow, url=receiver.url,
-                                          secret_name="WEBHOOK_NOT_SET")
+    hook = WorkflowWebhook.objects.create(
+        workflow=workflow, url=receiver.url, secret_name="WEBHOOK_NOT_SET"
+    )
     with override_settings(AGENTOS_WEBHOOK_ALLOWED_HOSTS=[origin(receiver.url)]):
         assert webhook_deliver(hook.pk, {"event": "approval.requested"}) == 0
     assert receiver.calls == []
@@ -118,7 +120,8 @@ class Redirector:
 
 @pytest.mark.django_db
 def test_webhook_urls_pass_the_host_policy_and_keys_come_from_their_namespace(
-        operator, receiver) -> None:  # noqa: F811
+    operator, receiver
+) -> None:  # noqa: F811
     workflow = workflow_create(raw_spec=parse_spec_text(SPEC), actor=operator)
     allowed = origin(receiver.url)
     with override_settings(AGENTOS_WEBHOOK_ALLOWED_HOSTS=[allowed]):
@@ -146,12 +149,14 @@ def test_webhook_urls_pass_the_host_policy_and_keys_come_from_their_namespace(
 
 @pytest.mark.django_db
 def test_a_webhook_host_resolving_to_an_address_not_allowed_is_not_called(
-        operator, receiver) -> None:  # noqa: F811
+    operator, receiver
+) -> None:  # noqa: F811
     workflow = workflow_create(raw_spec=parse_spec_text(SPEC), actor=operator)
     port = origin(receiver.url).rsplit(":", 1)[1]
     # 2130706433 resolves to 127.0.0.1, which this allow-list does not name.
-    hook = WorkflowWebhook.objects.create(workflow=workflow, secret_name=KEY,
-                                          url=f"http://2130706433:{port}/hook")
+    hook = WorkflowWebhook.objects.create(
+        workflow=workflow, secret_name=KEY, url=f"http://2130706433:{port}/hook"
+    )
     with override_settings(AGENTOS_WEBHOOK_ALLOWED_HOSTS=[f"http://2130706433:{port}"]):
         # The origin is on the list; its address is checked on delivery.
         assert webhook_problems(hook.url, KEY) == {}
@@ -164,10 +169,12 @@ def test_a_webhook_redirect_is_not_followed(operator, receiver) -> None:  # noqa
     workflow = workflow_create(raw_spec=parse_spec_text(SPEC), actor=operator)
     redirector = Redirector(receiver.url)
     try:
-        hook = WorkflowWebhook.objects.create(workflow=workflow, url=redirector.url,
-                                              secret_name=KEY)
-        with override_settings(AGENTOS_WEBHOOK_ALLOWED_HOSTS=[
-                origin(redirector.url), origin(receiver.url)]):
+        hook = WorkflowWebhook.objects.create(
+            workflow=workflow, url=redirector.url, secret_name=KEY
+        )
+        with override_settings(
+            AGENTOS_WEBHOOK_ALLOWED_HOSTS=[origin(redirector.url), origin(receiver.url)]
+        ):
             assert webhook_deliver(hook.pk, {"event": "approval.requested"}) == 307
     finally:
         redirector.server.shutdown()

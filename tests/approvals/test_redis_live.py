@@ -28,7 +28,8 @@ def redis_listening() -> bool:
 
 
 pytestmark = [
-    pytest.mark.asyncio, pytest.mark.django_db(transaction=True),
+    pytest.mark.asyncio,
+    pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not redis_listening(), reason="no Redis on 127.0.0.1:6379"),
 ]
 
@@ -38,16 +39,18 @@ def redis_layer(settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """Switch this process to the Redis layer under a prefix of its own."""
     prefix = f"agentos-test-{uuid.uuid4().hex[:12]}"  # other test runs share this Redis
     settings.REDIS_URL = REDIS_URL
-    settings.CHANNEL_LAYERS = {"default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": prefix}}}
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": prefix},
+        }
+    }
     channel_layers.backends.clear()
     yield prefix
     channel_layers.backends.clear()
 
 
-async def test_a_worker_process_publishes_through_redis(gated_run, reviewer,
-                                                        redis_layer) -> None:
+async def test_a_worker_process_publishes_through_redis(gated_run, reviewer, redis_layer) -> None:
     prefix = redis_layer
     run = await database_sync_to_async(gated_run)()
     communicator, connected, _ = await connect(f"/ws/runs/{run.pk}/", reviewer)
@@ -56,10 +59,13 @@ async def test_a_worker_process_publishes_through_redis(gated_run, reviewer,
         pass
     env = await database_sync_to_async(worker_env)()
     env.update({"REDIS_URL": REDIS_URL, "AGENTOS_CHANNEL_PREFIX": prefix})
-    code = f"from workflows.services import run_cancel; run_cancel(run_id={run.pk}, " \
-           "actor=None, reason='from another process')"
+    code = (
+        f"from workflows.services import run_cancel; run_cancel(run_id={run.pk}, "
+        "actor=None, reason='from another process')"
+    )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, os.path.join(ROOT, "manage.py"), "shell", "-c", code, cwd=ROOT, env=env)
+        sys.executable, os.path.join(ROOT, "manage.py"), "shell", "-c", code, cwd=ROOT, env=env
+    )
     assert await asyncio.wait_for(proc.wait(), timeout=60) == 0
     message = await communicator.receive_json_from(timeout=10)
     assert message["type"] == "event" and message["event"]["type"] == "run.cancelled"

@@ -49,12 +49,16 @@ def test_a_gate_records_the_digest_of_the_parameters_it_guards(gated_run, review
     run = gated_run()
     request = pending_request(run)
     node = run.plan["nodes"][1]
-    expected = params_digest(node_id="write", action="test.ledger_append",
-                             params={"ledger": node["params"]["ledger"], "line": "hello"})
+    expected = params_digest(
+        node_id="write",
+        action="test.ledger_append",
+        params={"ledger": node["params"]["ledger"], "line": "hello"},
+    )
     assert [g["digest"] for g in request.guards] == [expected]
     assert request.guards[0]["params"]["line"] == "hello"
-    approval_decide(request_id=request.pk, actor=reviewer, decision="approve",
-                    digest=request.digest)
+    approval_decide(
+        request_id=request.pk, actor=reviewer, decision="approve", digest=request.digest
+    )
     decided = Event.objects.get(run=run, type="approval.decided")
     assert decided.data["digest"] == request.digest
     assert Decision.objects.get(request=request).digest == request.digest
@@ -66,15 +70,15 @@ def test_a_gate_records_the_digest_of_the_parameters_it_guards(gated_run, review
 def test_a_decision_on_a_stale_digest_is_refused(gated_run, reviewer) -> None:
     request = pending_request(gated_run())
     with pytest.raises(DecisionInvalid) as info:
-        approval_decide(request_id=request.pk, actor=reviewer, decision="approve",
-                        digest="0" * 64)
+        approval_decide(request_id=request.pk, actor=reviewer, decision="approve", digest="0" * 64)
     assert "digest" in info.value.errors
     assert pending_request(request.run).status == RequestStatus.PENDING
 
 
 @pytest.mark.django_db
 def test_a_step_whose_parameters_changed_after_approval_does_not_run(
-        gated_run, reviewer, reviewer2) -> None:
+    gated_run, reviewer, reviewer2
+) -> None:
     """What was approved is what runs: a changed context asks again."""
     run = gated_run()
     first = pending_request(run)
@@ -87,8 +91,7 @@ def test_a_step_whose_parameters_changed_after_approval_does_not_run(
     assert again.pk != first.pk and again.node_id == "write"
     assert again.guards[0]["params"]["line"] == "rm -rf /"
     assert "approval.digest_mismatch" in events(run)
-    approval_decide(request_id=again.pk, actor=reviewer2, decision="approve",
-                    digest=again.digest)
+    approval_decide(request_id=again.pk, actor=reviewer2, decision="approve", digest=again.digest)
     run = advance(run)
     assert run.status == "succeeded" and ledger_lines(run) == ["rm -rf /"]
 
@@ -107,17 +110,21 @@ def test_a_quorum_needs_distinct_people(gated_run, reviewer, reviewer2) -> None:
     request.refresh_from_db()
     assert request.status == RequestStatus.APPROVED
     assert Event.objects.get(run=run, type="approval.decided").data["approvers"] == [
-        "reviewer", "reviewer2"]
+        "reviewer",
+        "reviewer2",
+    ]
     assert advance(run).status == "succeeded"
 
 
 @pytest.mark.django_db
-def test_a_delegated_request_is_decided_only_by_the_delegate(gated_run, reviewer,
-                                                            reviewer2) -> None:
+def test_a_delegated_request_is_decided_only_by_the_delegate(
+    gated_run, reviewer, reviewer2
+) -> None:
     run = gated_run()
     request = pending_request(run)
-    approval_delegate(request_id=request.pk, actor=reviewer, to_user="reviewer2",
-                      comment="you know this system")
+    approval_delegate(
+        request_id=request.pk, actor=reviewer, to_user="reviewer2", comment="you know this system"
+    )
     delegated = Event.objects.get(run=run, type="approval.delegated")
     assert delegated.actor_label == "reviewer" and delegated.data["to_user"] == "reviewer2"
     with pytest.raises(DecisionRefused, match="delegated to reviewer2"):
@@ -126,8 +133,9 @@ def test_a_delegated_request_is_decided_only_by_the_delegate(gated_run, reviewer
 
 
 @pytest.mark.django_db
-def test_delegating_to_someone_who_cannot_decide_names_the_field(gated_run, reviewer,
-                                                                 auditor) -> None:
+def test_delegating_to_someone_who_cannot_decide_names_the_field(
+    gated_run, reviewer, auditor
+) -> None:
     request = pending_request(gated_run())
     with pytest.raises(DecisionInvalid) as info:
         approval_delegate(request_id=request.pk, actor=reviewer, to_user="auditor")
@@ -153,15 +161,27 @@ def test_on_timeout_reject_fails_the_run_as_the_system(gated_run) -> None:
 
 @pytest.mark.django_db
 def test_on_timeout_approve_uses_the_defaults(operator) -> None:
-    run = advance(run_create(mode="autonomous", requester=operator, plan={"nodes": [
-        {"id": "ask", "type": "input", "title": "Model?", "due_in_s": 1,
-         "on_timeout": "approve",
-         "fields": {"model": {"type": "string", "default": "ThinkPad T14"}}},
-    ]}))
+    run = advance(
+        run_create(
+            mode="autonomous",
+            requester=operator,
+            plan={
+                "nodes": [
+                    {
+                        "id": "ask",
+                        "type": "input",
+                        "title": "Model?",
+                        "due_in_s": 1,
+                        "on_timeout": "approve",
+                        "fields": {"model": {"type": "string", "default": "ThinkPad T14"}},
+                    },
+                ]
+            },
+        )
+    )
     requests_expire(now=timezone.now() + timedelta(seconds=2))
     request = ApprovalRequest.objects.get(run=run)
-    assert request.status == RequestStatus.APPROVED and request.values == {
-        "model": "ThinkPad T14"}
+    assert request.status == RequestStatus.APPROVED and request.values == {"model": "ThinkPad T14"}
     run = advance(run)
     assert run.status == "succeeded" and run.context["model"] == "ThinkPad T14"
 
@@ -181,15 +201,23 @@ def test_a_timeout_policy_without_a_due_time_is_rejected_naming_the_field(operat
     from workflows.plans import PlanInvalid
 
     with pytest.raises(PlanInvalid) as info:
-        run_create(mode="autonomous", requester=operator, plan={"nodes": [
-            {"id": "gate", "type": "approval", "title": "ok?", "on_timeout": "escalate"}]})
+        run_create(
+            mode="autonomous",
+            requester=operator,
+            plan={
+                "nodes": [
+                    {"id": "gate", "type": "approval", "title": "ok?", "on_timeout": "escalate"}
+                ]
+            },
+        )
     fields = {e.field for e in info.value.errors}
     assert fields == {"on_timeout"}, info.value.errors
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_reviewers_deciding_at_once_record_exactly_one_decision(gated_run, reviewer,
-                                                                    reviewer2) -> None:
+def test_two_reviewers_deciding_at_once_record_exactly_one_decision(
+    gated_run, reviewer, reviewer2
+) -> None:
     """The race: one decision wins; the other is told it was decided, and by whom."""
     request = pending_request(gated_run())
     start = threading.Barrier(2)

@@ -65,7 +65,8 @@ def _rename(user: Any) -> None:
 @pytest.mark.parametrize("change", [_deactivate, _leave_reviewers, _group_drops_user, _delete])
 @pytest.mark.parametrize("path", ["/ws/runs/{run}/", "/ws/inbox/", "/ws/runs/"])
 async def test_a_change_to_the_user_closes_their_sockets_at_once(
-        gated_run, reviewer, settings, change, path) -> None:
+    gated_run, reviewer, settings, change, path
+) -> None:
     settings.AGENTOS_WS_RECHECK_S = 60  # the periodic check plays no part here
     run = await database_sync_to_async(gated_run)()
     communicator, connected, _ = await connect(path.format(run=run.pk), reviewer)
@@ -77,7 +78,8 @@ async def test_a_change_to_the_user_closes_their_sockets_at_once(
 
 
 async def test_a_change_that_keeps_the_right_keeps_the_socket(
-        gated_run, reviewer, reviewer2, settings) -> None:
+    gated_run, reviewer, reviewer2, settings
+) -> None:
     settings.AGENTOS_WS_RECHECK_S = 60
     run = await database_sync_to_async(gated_run)()
     communicator, connected, _ = await connect(f"/ws/runs/{run.pk}/", reviewer)
@@ -91,21 +93,24 @@ async def test_a_change_that_keeps_the_right_keeps_the_socket(
 
 
 async def test_the_periodic_check_catches_what_no_signal_reports(
-        gated_run, reviewer, settings, django_user_model) -> None:
+    gated_run, reviewer, settings, django_user_model
+) -> None:
     settings.AGENTOS_WS_RECHECK_S = 0.2
     run = await database_sync_to_async(gated_run)()
     communicator, connected, _ = await connect(f"/ws/runs/{run.pk}/", reviewer)
     assert connected
     assert await still_open(communicator)
     # A raw UPDATE sends no signal: only the periodic re-check sees it.
-    await database_sync_to_async(
-        django_user_model.objects.filter(pk=reviewer.pk).update)(is_active=False)
+    await database_sync_to_async(django_user_model.objects.filter(pk=reviewer.pk).update)(
+        is_active=False
+    )
     assert await closed_with(communicator) == FORBIDDEN
     await communicator.disconnect()
 
 
 async def test_a_reviewer_whose_group_loses_the_run_is_cut_off(
-        gated_run, reviewer, settings) -> None:
+    gated_run, reviewer, settings
+) -> None:
     """Scoping is re-checked too: the run's request handed to another group."""
     from approvals.models import ApprovalRequest
 
@@ -114,14 +119,16 @@ async def test_a_reviewer_whose_group_loses_the_run_is_cut_off(
     communicator, connected, _ = await connect(f"/ws/runs/{run.pk}/", reviewer)
     assert connected
     finance = await database_sync_to_async(Group.objects.create)(name="Finance")
-    await database_sync_to_async(
-        ApprovalRequest.objects.filter(run=run).update)(assigned_group=finance)
+    await database_sync_to_async(ApprovalRequest.objects.filter(run=run).update)(
+        assigned_group=finance
+    )
     assert await closed_with(communicator) == FORBIDDEN
     await communicator.disconnect()
 
 
 async def test_a_reviewer_removed_from_the_team_group_is_cut_off_at_once(
-        gated_run, reviewer, settings) -> None:
+    gated_run, reviewer, settings
+) -> None:
     settings.AGENTOS_WS_RECHECK_S = 60  # the periodic check plays no part here
     run = await database_sync_to_async(gated_run)(assign_to="Finance")
     finance = await database_sync_to_async(Group.objects.get)(name="Finance")

@@ -20,12 +20,12 @@ def quick_recheck(monkeypatch) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_daphne_disconnects_a_user_deactivated_mid_feed(
-        quick_recheck, daphne, gated_run, reviewer) -> None:  # noqa: F811
+    quick_recheck, daphne, gated_run, reviewer
+) -> None:  # noqa: F811
     run = gated_run()
     browser = Client()
     browser.force_login(reviewer)
-    headers = {"Cookie": f"sessionid={browser.cookies['sessionid'].value}",
-               "Origin": daphne.url}
+    headers = {"Cookie": f"sessionid={browser.cookies['sessionid'].value}", "Origin": daphne.url}
     url = f"ws://127.0.0.1:{daphne.port}/ws/runs/{run.pk}/"
     with connect(url, additional_headers=headers, open_timeout=10) as socket:
         while json.loads(socket.recv(timeout=10))["type"] != "caught_up":

@@ -26,7 +26,10 @@ def test_a_reviewer_sees_pending_requests_with_counts(gated_run, reviewer) -> No
     assert "Append hello?" in body and f">{run.pk}<" in body
     assert 'id="count-pending">1<' in body
     fragment = client_for(reviewer).get(reverse("inbox:list") + "?fragment=1")
-    assert "<header>" not in fragment.content.decode() and "Append hello?" in fragment.content.decode()
+    assert (
+        "<header>" not in fragment.content.decode()
+        and "Append hello?" in fragment.content.decode()
+    )
 
 
 def test_filters_narrow_the_list(gated_run, reviewer) -> None:
@@ -39,7 +42,8 @@ def test_filters_narrow_the_list(gated_run, reviewer) -> None:
 
 
 def test_the_request_page_shows_guarded_parameters_and_decides_on_post(
-        gated_run, reviewer) -> None:
+    gated_run, reviewer
+) -> None:
     run = gated_run()
     request = pending_request(run)
     client = client_for(reviewer)
@@ -55,8 +59,10 @@ def test_the_request_page_shows_guarded_parameters_and_decides_on_post(
 
 def test_a_missing_required_field_is_shown_beside_the_field(input_run, reviewer) -> None:
     request = pending_request(input_run)
-    response = client_for(reviewer).post(reverse("inbox:request", args=[request.pk]),
-                                         {"decision": "approve", "values-quantity": "9"})
+    response = client_for(reviewer).post(
+        reverse("inbox:request", args=[request.pk]),
+        {"decision": "approve", "values-quantity": "9"},
+    )
     body = response.content.decode()
     assert response.status_code == 400
     assert "This field is required" in body
@@ -66,21 +72,25 @@ def test_a_missing_required_field_is_shown_beside_the_field(input_run, reviewer)
 
 def test_rejecting_needs_a_reason(gated_run, reviewer) -> None:
     request = pending_request(gated_run())
-    response = client_for(reviewer).post(reverse("inbox:request", args=[request.pk]),
-                                         {"decision": "reject", "comment": " "})
+    response = client_for(reviewer).post(
+        reverse("inbox:request", args=[request.pk]), {"decision": "reject", "comment": " "}
+    )
     assert response.status_code == 400 and "Give a reason to reject" in response.content.decode()
 
 
 def test_an_auditor_sees_no_decide_controls_and_a_forged_post_is_refused(
-        gated_run, auditor) -> None:
+    gated_run, auditor
+) -> None:
     request = pending_request(gated_run())
     client = client_for(auditor)
     page = client.get(reverse("inbox:request", args=[request.pk])).content.decode()
     assert 'id="approve"' not in page and 'id="read-only"' in page
     listing = client.get(reverse("inbox:list")).content.decode()
     assert "Append hello?" in listing and 'name="ids"' not in listing
-    forged = client.post(reverse("inbox:request", args=[request.pk]),
-                         {"decision": "approve", "digest": request.digest})
+    forged = client.post(
+        reverse("inbox:request", args=[request.pk]),
+        {"decision": "approve", "digest": request.digest},
+    )
     assert forged.status_code == 403
     assert client.post(reverse("inbox:bulk"), {"ids": [request.pk]}).status_code == 403
     assert pending_request(request.run).status == RequestStatus.PENDING
@@ -104,10 +114,18 @@ def test_the_quorum_shows_one_of_two(gated_run, reviewer) -> None:
 
 
 def test_bulk_approve_decides_low_risk_gates_one_by_one_and_refuses_high_risk(
-        gated_run, reviewer, operator) -> None:
+    gated_run, reviewer, operator
+) -> None:
     low = pending_request(gated_run())
-    risky_run = advance(run_create(mode="assisted", requester=operator, plan={"nodes": [
-        {"id": "danger", "action": "test.risky", "params": {"target": "prod"}}]}))
+    risky_run = advance(
+        run_create(
+            mode="assisted",
+            requester=operator,
+            plan={
+                "nodes": [{"id": "danger", "action": "test.risky", "params": {"target": "prod"}}]
+            },
+        )
+    )
     risky = pending_request(risky_run)
     response = client_for(reviewer).post(reverse("inbox:bulk"), {"ids": [low.pk, risky.pk]})
     assert response.status_code == 303
@@ -118,7 +136,8 @@ def test_bulk_approve_decides_low_risk_gates_one_by_one_and_refuses_high_risk(
 
 
 def test_a_new_request_emails_those_who_may_decide_with_a_link(
-        gated_run, reviewer, reviewer2, operator, django_capture_on_commit_callbacks) -> None:
+    gated_run, reviewer, reviewer2, operator, django_capture_on_commit_callbacks
+) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         run = gated_run()
     request = ApprovalRequest.objects.get(run=run)

@@ -26,13 +26,17 @@ ADA = {"name": "Ada Lovelace", "department": "Engineering"}
 
 
 def test_hr_creates_an_employee_with_the_key_as_reference_and_a_screenshot(
-        run_action, tmp_path) -> None:
+    run_action, tmp_path
+) -> None:
     result = run_action("hr.create_employee", {**ADA, "manager": "Grace Hopper"})
     assert result.status == "succeeded", (result.error, result.log)
     employee = Employee.objects.get()
     assert result.output == {"employee_id": employee.employee_id}
     assert (employee.name, employee.department, employee.manager) == (
-        "Ada Lovelace", "Engineering", "Grace Hopper")
+        "Ada Lovelace",
+        "Engineering",
+        "Grace Hopper",
+    )
     assert employee.external_ref == "run1-node-0" and employee.created_by == "hr-agent"
     shots = list(tmp_path.glob("evidence-*/hr-created.png"))
     assert len(shots) == 1 and shots[0].read_bytes().startswith(b"\x89PNG")
@@ -66,8 +70,9 @@ def test_each_action_gets_its_own_browser_started_ahead_of_its_request(run_actio
     seen: list[dict[int, str]] = []
     for key in ("warm-1", "warm-2"):
         # The spare that will take the request has its browser up by now.
-        assert wait_until(lambda: any(is_browser(cmd) for cmd in spare_chromium(zygote).values()),
-                          60), "no browser was pre-started"
+        assert wait_until(
+            lambda: any(is_browser(cmd) for cmd in spare_chromium(zygote).values()), 60
+        ), "no browser was pre-started"
         ahead = set(spare_chromium(zygote))
         mine: dict[int, str] = {}
 
@@ -75,16 +80,23 @@ def test_each_action_gets_its_own_browser_started_ahead_of_its_request(run_actio
             into.update(chromium_family(zygote))
             return True
 
-        result = run_action("hr.create_employee", {**ADA, "name": f"Ada {key}"}, key=key,
-                            heartbeat=watch, heartbeat_every_s=0.02)
+        result = run_action(
+            "hr.create_employee",
+            {**ADA, "name": f"Ada {key}"},
+            key=key,
+            heartbeat=watch,
+            heartbeat_every_s=0.02,
+        )
         assert result.status == "succeeded", (result.error, result.log)
         assert "pre-started ahead of the request" in result.log
         assert mine, "the action's Chromium was never seen"
         # Renderers start with the page; the browser process itself is the
         # one the spare started before the request.
         browsers = {pid for pid, cmd in mine.items() if is_browser(cmd)}
-        assert browsers and browsers <= ahead, ("the action started its own browser",
-                                                {pid: mine[pid][:200] for pid in browsers})
+        assert browsers and browsers <= ahead, (
+            "the action started its own browser",
+            {pid: mine[pid][:200] for pid in browsers},
+        )
         assert all(is_gone(pid) for pid in mine), "the action's browser outlived it"
         seen.append(mine)
     assert not set(seen[0]) & set(seen[1])
@@ -92,11 +104,15 @@ def test_each_action_gets_its_own_browser_started_ahead_of_its_request(run_actio
 
 
 def test_a_pool_of_browsers_fills_while_idle_and_serves_actions_in_a_row(
-        run_action, settings) -> None:
+    run_action, settings
+) -> None:
     """With three spares, two actions in a row each take a browser started
     before either request; the pool fills one at a time while idle."""
-    pool = Runner(tuple(settings.AGENTOS_ACTION_MODULES),
-                  python_path=(str(settings.BASE_DIR),), warm_spares=3)
+    pool = Runner(
+        tuple(settings.AGENTOS_ACTION_MODULES),
+        python_path=(str(settings.BASE_DIR),),
+        warm_spares=3,
+    )
 
     def ready_browsers() -> set[int]:
         return {pid for pid, cmd in spare_chromium(pool.zygote_pid).items() if is_browser(cmd)}
@@ -120,8 +136,14 @@ def test_a_pool_of_browsers_fills_while_idle_and_serves_actions_in_a_row(
                 into.update(chromium_family(pool.zygote_pid))
                 return True
 
-            result = run_action("hr.create_employee", {**ADA, "name": f"Ada {key}"}, key=key,
-                                runner=pool, heartbeat=watch, heartbeat_every_s=0.02)
+            result = run_action(
+                "hr.create_employee",
+                {**ADA, "name": f"Ada {key}"},
+                key=key,
+                runner=pool,
+                heartbeat=watch,
+                heartbeat_every_s=0.02,
+            )
             assert result.status == "succeeded", (result.error, result.log)
             assert "pre-started ahead of the request" in result.log
             browsers = {pid for pid, cmd in mine.items() if is_browser(cmd)}
@@ -135,8 +157,9 @@ def test_a_pool_of_browsers_fills_while_idle_and_serves_actions_in_a_row(
         idle = set(spare_chromium(pool.zygote_pid))
     finally:
         pool.close()
-    assert idle and wait_until(lambda: all(is_gone(pid) for pid in idle), 10), \
+    assert idle and wait_until(lambda: all(is_gone(pid) for pid in idle), 10), (
         "closing the runner left pre-started browsers behind"
+    )
 
 
 def test_a_step_killed_after_the_portal_saved_finds_its_record_on_retry(run_action) -> None:
@@ -148,8 +171,7 @@ def test_a_step_killed_after_the_portal_saved_finds_its_record_on_retry(run_acti
         browsers.update(chromium_family(actions.runner().zygote_pid))
         return not Employee.objects.exists()
 
-    killed = run_action("hr.create_employee", ADA, heartbeat=keep_going,
-                        heartbeat_every_s=0.02)
+    killed = run_action("hr.create_employee", ADA, heartbeat=keep_going, heartbeat_every_s=0.02)
     assert killed.status == "killed", (killed.status, killed.error)
     assert browsers, "Chromium was never seen running"
     assert chromium_family(zygote or actions.runner().zygote_pid) == {}
@@ -167,8 +189,11 @@ def test_it_and_procurement_chain_through_the_portals(run_action) -> None:
     assert it.status == "succeeded", it.error
     assert it.output == {"email": "ada.lovelace@corp.example"}
     assert ITAccount.objects.get().employee.employee_id == hr.output["employee_id"]
-    order = run_action("procurement.order_laptop",
-                       {"email": it.output["email"], "model": "ThinkPad X1 Carbon"}, key="k-p")
+    order = run_action(
+        "procurement.order_laptop",
+        {"email": it.output["email"], "model": "ThinkPad X1 Carbon"},
+        key="k-p",
+    )
     assert order.status == "succeeded", order.error
     placed = HardwareOrder.objects.get()
     assert order.output == {"order_id": placed.order_id, "laptop_model": "ThinkPad X1 Carbon"}
@@ -176,26 +201,38 @@ def test_it_and_procurement_chain_through_the_portals(run_action) -> None:
 
 
 def test_an_unknown_laptop_asks_for_one_the_portal_offers_then_continues(
-        run_action, portals) -> None:
+    run_action, portals
+) -> None:
     run_action("hr.create_employee", ADA, key="k-hr")
-    run_action("it.create_account", {"employee_id": Employee.objects.get().employee_id},
-               key="k-it")
+    run_action(
+        "it.create_account", {"employee_id": Employee.objects.get().employee_id}, key="k-it"
+    )
     email = ITAccount.objects.get().email
-    asked = run_action("procurement.order_laptop", {"email": email, "model": "Banana 3000"},
-                       key="k-p")
+    asked = run_action(
+        "procurement.order_laptop", {"email": email, "model": "Banana 3000"}, key="k-p"
+    )
     assert asked.status == "needs_input", asked.error
     request = asked.needs_input
-    assert request["fields"] == {"laptop_model": {
-        "type": "string", "title": "Laptop model",
-        "enum": ["Dell Latitude 7450", "MacBook Pro 14", "ThinkPad X1 Carbon"]}}
+    assert request["fields"] == {
+        "laptop_model": {
+            "type": "string",
+            "title": "Laptop model",
+            "enum": ["Dell Latitude 7450", "MacBook Pro 14", "ThinkPad X1 Carbon"],
+        }
+    }
     assert "Banana 3000" in request["message"]
     assert request["state"] == {
-        "url": f"{portals}/portals/procurement/orders/new/?email={quote(email)}"}
+        "url": f"{portals}/portals/procurement/orders/new/?email={quote(email)}"
+    }
     assert HardwareOrder.objects.count() == 0
 
-    done = run_action("procurement.order_laptop", {"email": email, "model": "Banana 3000"},
-                      key="k-p", resume_state=request["state"],
-                      resume_values={"laptop_model": "MacBook Pro 14"})
+    done = run_action(
+        "procurement.order_laptop",
+        {"email": email, "model": "Banana 3000"},
+        key="k-p",
+        resume_state=request["state"],
+        resume_values={"laptop_model": "MacBook Pro 14"},
+    )
     assert done.status == "succeeded", done.error
     assert HardwareOrder.objects.get().laptop.name == "MacBook Pro 14"
 
@@ -206,7 +243,8 @@ def test_wrong_portal_credentials_fail_the_step_clearly(run_action) -> None:
     assert result.status == "failed"
     assert result.error == (
         "the HR portal refused the login: invalid username or password "
-        "(check the secrets HR_PORTAL_USER and HR_PORTAL_PASSWORD)")
+        "(check the secrets HR_PORTAL_USER and HR_PORTAL_PASSWORD)"
+    )
     assert "not-the-password" not in result.log
     assert Employee.objects.count() == 0
 
@@ -214,16 +252,19 @@ def test_wrong_portal_credentials_fail_the_step_clearly(run_action) -> None:
 def test_the_portals_own_validation_message_becomes_the_step_error(run_action) -> None:
     result = run_action("it.create_account", {"employee_id": "EMP-99999"})
     assert result.status == "failed"
-    assert result.error == ("the IT portal refused an account for EMP-99999: "
-                            "employee_id: No HR employee has the id EMP-99999.")
+    assert result.error == (
+        "the IT portal refused an account for EMP-99999: "
+        "employee_id: No HR employee has the id EMP-99999."
+    )
     assert ITAccount.objects.count() == 0
 
 
 def test_a_value_the_portal_does_not_offer_fails_naming_the_choices(run_action) -> None:
     result = run_action("hr.create_employee", {"name": "Ada", "department": "Legal"})
     assert result.status == "failed"
-    assert result.error == ("the HR portal has no department 'Legal'; it offers Engineering, "
-                            "Sales, Finance, People")
+    assert result.error == (
+        "the HR portal has no department 'Legal'; it offers Engineering, Sales, Finance, People"
+    )
     assert Employee.objects.count() == 0
 
 
@@ -263,16 +304,20 @@ def test_a_redirect_off_the_portal_origin_is_blocked(run_action, outside_server)
     outside, hits = outside_server
     result = run_action("test.portal_visit", {"path": f"/portals/test/go/?to={outside}/x"})
     assert result.status == "failed", (result.output, hits)
-    assert result.error.startswith(f"navigation to {outside}/x was blocked: it is outside "
-                                   "the allowed portal origins")
+    assert result.error.startswith(
+        f"navigation to {outside}/x was blocked: it is outside the allowed portal origins"
+    )
     assert hits == []
 
 
 def test_a_saved_resume_url_off_the_portal_is_never_opened(run_action, outside_server) -> None:
     outside, hits = outside_server
-    result = run_action("procurement.order_laptop", {"email": "a@corp.example"},
-                        resume_state={"url": f"{outside}/steal"},
-                        resume_values={"laptop_model": "MacBook Pro 14"})
+    result = run_action(
+        "procurement.order_laptop",
+        {"email": "a@corp.example"},
+        resume_state={"url": f"{outside}/steal"},
+        resume_values={"laptop_model": "MacBook Pro 14"},
+    )
     assert result.status == "failed" and "was blocked" in result.error
     assert hits == []
 

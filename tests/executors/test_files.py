@@ -68,9 +68,7 @@ def test_list_refuses_a_file_and_a_bad_pattern(root: Path, make_ctx: MakeContext
 # -- files.copy ---------------------------------------------------------------
 
 
-def test_copy_writes_the_file_and_reports_its_hash(
-    root: Path, make_ctx: MakeContext
-) -> None:
+def test_copy_writes_the_file_and_reports_its_hash(root: Path, make_ctx: MakeContext) -> None:
     (root / "in.txt").write_bytes(b"hello\n")
     out = run(FilesCopy, {"source": "in.txt", "destination": "out.txt"}, make_ctx())
     assert (root / "out.txt").read_bytes() == b"hello\n"
@@ -113,8 +111,13 @@ def test_copy_refuses_to_overwrite_a_different_file(root: Path, make_ctx: MakeCo
 
 @pytest.mark.parametrize(
     ("destination", "complaint"),
-    [(".", "file root"), ("", "file root"), ("dir", "directory"),
-     ("missing/out.txt", "does not exist"), ("in.txt", "same file")],
+    [
+        (".", "file root"),
+        ("", "file root"),
+        ("dir", "directory"),
+        ("missing/out.txt", "does not exist"),
+        ("in.txt", "same file"),
+    ],
 )
 def test_copy_refuses_bad_destinations(
     root: Path, make_ctx: MakeContext, destination: str, complaint: str
@@ -123,12 +126,10 @@ def test_copy_refuses_bad_destinations(
     (root / "dir").mkdir()
     dest = str(root) if destination == "" else destination
     with pytest.raises(ActionFailed, match=complaint):
-        run(FilesCopy, {"source": "in.txt", "destination": dest, "create_dirs": False},
-            make_ctx())
+        run(FilesCopy, {"source": "in.txt", "destination": dest, "create_dirs": False}, make_ctx())
 
 
-def test_copy_creates_missing_folders_inside_the_root(root: Path,
-                                                      make_ctx: MakeContext) -> None:
+def test_copy_creates_missing_folders_inside_the_root(root: Path, make_ctx: MakeContext) -> None:
     (root / "in.txt").write_text("x")
     run(FilesCopy, {"source": "in.txt", "destination": "a/b/out.txt"}, make_ctx())
     assert (root / "a" / "b" / "out.txt").read_text() == "x"
@@ -175,9 +176,7 @@ def test_move_finishes_a_partial_move_when_rerun(root: Path, make_ctx: MakeConte
     assert run(FilesMove, params, make_ctx()).count == 0
 
 
-def test_move_refuses_conflicts_before_moving_anything(
-    root: Path, make_ctx: MakeContext
-) -> None:
+def test_move_refuses_conflicts_before_moving_anything(root: Path, make_ctx: MakeContext) -> None:
     inbox = make_inbox(root)
     done = root / "done"
     done.mkdir()
@@ -192,9 +191,7 @@ def test_move_refuses_conflicts_before_moving_anything(
     assert (done / "c.pdf").read_text() == "c.pdf"
 
 
-def test_move_keeps_subfolders_of_a_recursive_pattern(
-    root: Path, make_ctx: MakeContext
-) -> None:
+def test_move_keeps_subfolders_of_a_recursive_pattern(root: Path, make_ctx: MakeContext) -> None:
     (root / "in" / "x").mkdir(parents=True)
     (root / "in" / "x" / "deep.csv").write_text("1")
     (root / "in" / "top.csv").write_text("2")
@@ -273,8 +270,9 @@ DIR_CASES: list[tuple[str, Build, str]] = [
 ]
 
 
-def escape_params(kind: str, build: Callable[[str], dict[str, Any]], root: Path,
-                  outside: Path, directory: bool) -> dict[str, Any]:
+def escape_params(
+    kind: str, build: Callable[[str], dict[str, Any]], root: Path, outside: Path, directory: bool
+) -> dict[str, Any]:
     path = escapes(root, outside)[kind]
     if directory:
         path = os.path.dirname(path) if kind != "file_symlink" else "link.txt"
@@ -291,8 +289,15 @@ ALL_CASES = [
 
 @pytest.mark.parametrize(("name", "build", "field", "kind", "directory"), ALL_CASES)
 def test_escapes_are_refused_at_policy_check_and_at_run_time(
-    name: str, build: Callable[[str], dict[str, Any]], field: str, kind: str,
-    directory: bool, root: Path, outside: Path, make_ctx: MakeContext, runner: Runner,
+    name: str,
+    build: Callable[[str], dict[str, Any]],
+    field: str,
+    kind: str,
+    directory: bool,
+    root: Path,
+    outside: Path,
+    make_ctx: MakeContext,
+    runner: Runner,
 ) -> None:
     action = build_registry().get(name)
     params = escape_params(kind, build, root, outside, directory)

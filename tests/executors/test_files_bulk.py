@@ -35,52 +35,75 @@ def sha(data: bytes) -> str:
 def downloads(root: Path) -> Path:
     folder = root / "Downloads"
     folder.mkdir()
-    for name, data in {"a.pdf": b"pdf a", "b.PNG": b"png b", "c.xlsx": b"xlsx c",
-                       "d.weird": b"?"}.items():
+    for name, data in {
+        "a.pdf": b"pdf a",
+        "b.PNG": b"png b",
+        "c.xlsx": b"xlsx c",
+        "d.weird": b"?",
+    }.items():
         (folder / name).write_bytes(data)
     return folder
 
 
 def test_organize_by_type_previews_then_moves_with_hashes(
-        downloads: Path, make_ctx: MakeContext, tmp_path: Path) -> None:
+    downloads: Path, make_ctx: MakeContext, tmp_path: Path
+) -> None:
     before = tree(downloads)
     preview = run(FilesOrganize, {"path": "Downloads", "by": "type", "dry_run": True}, make_ctx())
     assert tree(downloads) == before  # a dry run changes nothing
     assert preview.dry_run and preview.count == 4
     assert {(c.source, c.target) for c in preview.changes} == {
-        ("a.pdf", "Documents/a.pdf"), ("b.PNG", "Images/b.PNG"),
-        ("c.xlsx", "Spreadsheets/c.xlsx"), ("d.weird", "Other/d.weird")}
+        ("a.pdf", "Documents/a.pdf"),
+        ("b.PNG", "Images/b.PNG"),
+        ("c.xlsx", "Spreadsheets/c.xlsx"),
+        ("d.weird", "Other/d.weird"),
+    }
     assert json.loads((tmp_path / "evidence" / "preview.json").read_text())["count"] == 4
 
     done = run(FilesOrganize, {"path": "Downloads", "by": "type"}, make_ctx())
     assert not done.dry_run
     assert [(c.source, c.target) for c in done.changes] == [
-        (c.source, c.target) for c in preview.changes]
-    assert tree(downloads) == ["Documents", "Documents/a.pdf", "Images", "Images/b.PNG",
-                               "Other", "Other/d.weird", "Spreadsheets", "Spreadsheets/c.xlsx"]
+        (c.source, c.target) for c in preview.changes
+    ]
+    assert tree(downloads) == [
+        "Documents",
+        "Documents/a.pdf",
+        "Images",
+        "Images/b.PNG",
+        "Other",
+        "Other/d.weird",
+        "Spreadsheets",
+        "Spreadsheets/c.xlsx",
+    ]
     pdf = next(c for c in done.changes if c.source == "a.pdf")
     assert pdf.sha256_before == pdf.sha256_after == sha(b"pdf a")
     manifest = json.loads((tmp_path / "evidence" / "changes.json").read_text())
     assert manifest["changes"][0]["sha256_after"]
 
 
-def test_organize_by_date_uses_the_modification_month(downloads: Path,
-                                                      make_ctx: MakeContext) -> None:
+def test_organize_by_date_uses_the_modification_month(
+    downloads: Path, make_ctx: MakeContext
+) -> None:
     stamp = time.mktime((2025, 3, 15, 12, 0, 0, 0, 0, -1))
     for entry in downloads.iterdir():
         os.utime(entry, (stamp, stamp))
     out = run(FilesOrganize, {"path": "Downloads", "by": "date"}, make_ctx())
-    assert {c.target for c in out.changes} == {f"2025-03/{n}" for n in
-                                               ("a.pdf", "b.PNG", "c.xlsx", "d.weird")}
+    assert {c.target for c in out.changes} == {
+        f"2025-03/{n}" for n in ("a.pdf", "b.PNG", "c.xlsx", "d.weird")
+    }
 
 
 def test_a_conflict_refuses_the_whole_batch_unless_overwrite(
-        downloads: Path, make_ctx: MakeContext) -> None:
+    downloads: Path, make_ctx: MakeContext
+) -> None:
     (downloads / "Documents").mkdir()
     (downloads / "Documents" / "a.pdf").write_bytes(b"a different pdf")
     before = tree(downloads)
-    with pytest.raises(ActionFailed, match=r"1 conflict\(s\), nothing was changed: "
-                                           r"Documents/a.pdf already exists"):
+    with pytest.raises(
+        ActionFailed,
+        match=r"1 conflict\(s\), nothing was changed: "
+        r"Documents/a.pdf already exists",
+    ):
         run(FilesOrganize, {"path": "Downloads"}, make_ctx())
     assert tree(downloads) == before
 
@@ -93,16 +116,29 @@ def test_move_where_selects_by_pattern_age_and_size(root: Path, make_ctx: MakeCo
     inbox = root / "inbox"
     inbox.mkdir()
     old = time.time() - 40 * 86400
-    for name, data in {"old.pdf": b"x" * 10, "new.pdf": b"y" * 10, "big-old.pdf": b"z" * 5000,
-                       "old.txt": b"t"}.items():
+    for name, data in {
+        "old.pdf": b"x" * 10,
+        "new.pdf": b"y" * 10,
+        "big-old.pdf": b"z" * 5000,
+        "old.txt": b"t",
+    }.items():
         (inbox / name).write_bytes(data)
     for name in ("old.pdf", "big-old.pdf", "old.txt"):
         os.utime(inbox / name, (old, old))
-    out = run(FilesMoveWhere, {"source_dir": "inbox", "destination_dir": "archive/2025",
-                               "pattern": "*.pdf", "older_than_days": 30, "max_bytes": 1000},
-              make_ctx())
-    assert [(c.source, c.target) for c in out.changes] == [("old.pdf", str(
-        root / "archive/2025/old.pdf"))]
+    out = run(
+        FilesMoveWhere,
+        {
+            "source_dir": "inbox",
+            "destination_dir": "archive/2025",
+            "pattern": "*.pdf",
+            "older_than_days": 30,
+            "max_bytes": 1000,
+        },
+        make_ctx(),
+    )
+    assert [(c.source, c.target) for c in out.changes] == [
+        ("old.pdf", str(root / "archive/2025/old.pdf"))
+    ]
     assert tree(root / "archive") == ["2025", "2025/old.pdf"]
     assert sorted(p.name for p in inbox.iterdir()) == ["big-old.pdf", "new.pdf", "old.txt"]
 
@@ -112,38 +148,47 @@ def test_rename_by_template_and_by_find_replace(root: Path, make_ctx: MakeContex
     notes.mkdir()
     for name in ("b.txt", "a.txt", "keep.md"):
         (notes / name).write_text(name)
-    preview = run(FilesRename, {"path": "Notes", "pattern": "*.txt",
-                                "template": "note-{n:03d}{ext}", "dry_run": True}, make_ctx())
+    preview = run(
+        FilesRename,
+        {"path": "Notes", "pattern": "*.txt", "template": "note-{n:03d}{ext}", "dry_run": True},
+        make_ctx(),
+    )
     assert [(c.source, c.target) for c in preview.changes] == [
-        ("a.txt", "note-001.txt"), ("b.txt", "note-002.txt")]
+        ("a.txt", "note-001.txt"),
+        ("b.txt", "note-002.txt"),
+    ]
     assert sorted(p.name for p in notes.iterdir()) == ["a.txt", "b.txt", "keep.md"]
-    run(FilesRename, {"path": "Notes", "pattern": "*.txt", "template": "note-{n:03d}{ext}"},
-        make_ctx())
+    run(
+        FilesRename,
+        {"path": "Notes", "pattern": "*.txt", "template": "note-{n:03d}{ext}"},
+        make_ctx(),
+    )
     assert (notes / "note-001.txt").read_text() == "a.txt"
     run(FilesRename, {"path": "Notes", "find": "note-", "replace": "memo-"}, make_ctx())
-    assert sorted(p.name for p in notes.iterdir()) == ["keep.md", "memo-001.txt",
-                                                       "memo-002.txt"]
+    assert sorted(p.name for p in notes.iterdir()) == ["keep.md", "memo-001.txt", "memo-002.txt"]
 
 
-def test_rename_refuses_clashes_and_template_injection(root: Path,
-                                                       make_ctx: MakeContext) -> None:
+def test_rename_refuses_clashes_and_template_injection(root: Path, make_ctx: MakeContext) -> None:
     notes = root / "Notes"
     notes.mkdir()
     (notes / "a.txt").write_text("a")
     (notes / "b.txt").write_text("b")
     with pytest.raises(ActionFailed, match="would both become same.txt"):
         run(FilesRename, {"path": "Notes", "template": "same{ext}"}, make_ctx())
-    for template, message in [("{stem.__class__}", "unknown placeholder"),
-                              ("{0}", "unknown placeholder"),
-                              ("{n!r}", "no conversion"),
-                              ("../{name}", "must name a file")]:
+    for template, message in [
+        ("{stem.__class__}", "unknown placeholder"),
+        ("{0}", "unknown placeholder"),
+        ("{n!r}", "no conversion"),
+        ("../{name}", "must name a file"),
+    ]:
         with pytest.raises(ValidationError, match=message):
             FilesRename.Params.model_validate({"path": "Notes", "template": template})
     assert sorted(p.name for p in notes.iterdir()) == ["a.txt", "b.txt"]
 
 
 def test_cleanup_deletes_temp_files_and_empty_folders_only(
-        root: Path, make_ctx: MakeContext) -> None:
+    root: Path, make_ctx: MakeContext
+) -> None:
     work = root / "work"
     (work / "empty" / "deeper").mkdir(parents=True)
     (work / "only-temp").mkdir()
@@ -153,8 +198,12 @@ def test_cleanup_deletes_temp_files_and_empty_folders_only(
     (work / "~$report.docx").write_text("lock")
     preview = run(FilesCleanup, {"path": "work", "dry_run": True}, make_ctx())
     assert {(c.op, c.source) for c in preview.changes} == {
-        ("delete", "only-temp/x.tmp"), ("delete", "~$report.docx"), ("rmdir", "empty/deeper"),
-        ("rmdir", "empty"), ("rmdir", "only-temp")}
+        ("delete", "only-temp/x.tmp"),
+        ("delete", "~$report.docx"),
+        ("rmdir", "empty/deeper"),
+        ("rmdir", "empty"),
+        ("rmdir", "only-temp"),
+    }
     assert (work / "~$report.docx").exists()
     run(FilesCleanup, {"path": "work"}, make_ctx())
     assert tree(work) == ["kept", "kept/report.docx"]
@@ -163,7 +212,8 @@ def test_cleanup_deletes_temp_files_and_empty_folders_only(
 
 
 def test_cleanup_patterns_are_an_allow_list_in_the_child_too(
-        root: Path, make_ctx: MakeContext, runner: Runner) -> None:
+    root: Path, make_ctx: MakeContext, runner: Runner
+) -> None:
     """Patterns that match every file are refused where the action runs, too."""
     work = root / "work"
     work.mkdir()
@@ -172,14 +222,19 @@ def test_cleanup_patterns_are_an_allow_list_in_the_child_too(
     for pattern in ("?*", "[!x]*", "**", "*.docx"):
         with pytest.raises(ValidationError, match="not a name pattern for temporary files"):
             FilesCleanup.Params.model_validate({"path": "work", "temp_patterns": [pattern]})
-        result = runner.run("files.cleanup", {"path": "work", "temp_patterns": [pattern]},
-                            make_ctx(), timeout_s=30)
+        result = runner.run(
+            "files.cleanup", {"path": "work", "temp_patterns": [pattern]}, make_ctx(), timeout_s=30
+        )
         assert result.status == "failed", (pattern, result)
         assert "not a name pattern for temporary files" in result.error
         # Built without validation, the action itself still refuses.
         unchecked = FilesCleanup.Params.model_construct(
-            path="work", temp_patterns=[pattern], remove_empty_dirs=True, dry_run=False,
-            overwrite=False)
+            path="work",
+            temp_patterns=[pattern],
+            remove_empty_dirs=True,
+            dry_run=False,
+            overwrite=False,
+        )
         with pytest.raises(ActionFailed, match="temp_patterns"):
             FilesCleanup().run(unchecked, make_ctx())
     assert sorted(p.name for p in work.iterdir()) == ["report.docx", "x.tmp"]
@@ -188,7 +243,8 @@ def test_cleanup_patterns_are_an_allow_list_in_the_child_too(
 
 
 def test_bulk_actions_stay_inside_the_roots_in_the_child(
-        root: Path, outside: Path, make_ctx: MakeContext, runner: Runner) -> None:
+    root: Path, outside: Path, make_ctx: MakeContext, runner: Runner
+) -> None:
     (root / "link").symlink_to(outside)
     (root / "d").mkdir()
     (root / "d" / "escape").symlink_to(outside)
@@ -206,10 +262,12 @@ def test_bulk_actions_stay_inside_the_roots_in_the_child(
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
 
 
-def test_type_confusion_is_refused_in_the_child(root: Path, make_ctx: MakeContext,
-                                                runner: Runner) -> None:
+def test_type_confusion_is_refused_in_the_child(
+    root: Path, make_ctx: MakeContext, runner: Runner
+) -> None:
     (root / "d").mkdir()
-    result = runner.run("files.organize", {"path": "d", "dry_run": "yes"}, make_ctx(),
-                        timeout_s=30)
+    result = runner.run(
+        "files.organize", {"path": "d", "dry_run": "yes"}, make_ctx(), timeout_s=30
+    )
     assert result.status == "failed"
     assert result.error == "invalid params: dry_run: Input should be a valid boolean"

@@ -175,7 +175,11 @@ def test_catalog_describes_every_action() -> None:
     assert copy["description"]
     assert copy["params_schema"]["additionalProperties"] is False
     assert set(copy["params_schema"]["properties"]) == {
-        "source", "destination", "overwrite", "create_dirs"}
+        "source",
+        "destination",
+        "overwrite",
+        "create_dirs",
+    }
     assert copy["params_schema"]["required"] == ["source", "destination"]
     assert set(copy["output_schema"]["properties"]) == {"destination", "sha256", "bytes"}
 
@@ -187,8 +191,13 @@ def test_every_builtin_action_refuses_unknown_params() -> None:
 
 def test_context_hides_secrets_and_forbids_unknown_fields() -> None:
     ctx = ActionContext(
-        run_id=1, step_id=1, node_id="n", attempt=1, idempotency_key="k",
-        evidence_dir="/tmp/e", secrets={"HR_PASSWORD": "hunter2"},
+        run_id=1,
+        step_id=1,
+        node_id="n",
+        attempt=1,
+        idempotency_key="k",
+        evidence_dir="/tmp/e",
+        secrets={"HR_PASSWORD": "hunter2"},
     )
     assert "hunter2" not in repr(ctx) + str(ctx) + ctx.model_dump_json()
     assert ctx.secret("HR_PASSWORD") == "hunter2"
@@ -196,15 +205,26 @@ def test_context_hides_secrets_and_forbids_unknown_fields() -> None:
         ctx.secret("IT_TOKEN")
     with pytest.raises(ValueError):
         ActionContext(
-            run_id=1, step_id=1, node_id="n", attempt=1, idempotency_key="k",
-            evidence_dir="/tmp/e", surprise=True,  # type: ignore[call-arg]
+            run_id=1,
+            step_id=1,
+            node_id="n",
+            attempt=1,
+            idempotency_key="k",
+            evidence_dir="/tmp/e",
+            surprise=True,  # type: ignore[call-arg]
         )
 
 
 def test_context_policy_is_an_immutable_copy() -> None:
     ctx = ActionContext(
-        run_id=1, step_id=1, node_id="n", attempt=1, idempotency_key="k",
-        evidence_dir="/e", files_roots=["/data"], allowed_hosts=["hr.local"],
+        run_id=1,
+        step_id=1,
+        node_id="n",
+        attempt=1,
+        idempotency_key="k",
+        evidence_dir="/e",
+        files_roots=["/data"],
+        allowed_hosts=["hr.local"],
     )
     assert ctx.policy() == Policy(files_roots=("/data",), allowed_hosts=("hr.local",))
 

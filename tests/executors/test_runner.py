@@ -52,16 +52,12 @@ def test_noop_round_trip(runner: Runner, make_ctx: MakeContext) -> None:
     assert result.duration_ms > 0
 
 
-def test_unknown_action_is_refused_before_forking(
-    runner: Runner, make_ctx: MakeContext
-) -> None:
+def test_unknown_action_is_refused_before_forking(runner: Runner, make_ctx: MakeContext) -> None:
     with pytest.raises(UnknownAction):
         runner.run("test.nope", {}, make_ctx(), timeout_s=30)
 
 
-def test_invalid_params_fail_naming_the_field(
-    runner: Runner, make_ctx: MakeContext
-) -> None:
+def test_invalid_params_fail_naming_the_field(runner: Runner, make_ctx: MakeContext) -> None:
     result = runner.run("test.sleep", {"seconds": "soon"}, make_ctx(), timeout_s=30)
     assert result.status == "failed"
     assert "seconds" in (result.error or "")
@@ -80,8 +76,12 @@ def test_secret_travels_on_stdin_not_argv_or_environ(
         runner.start()
         ctx = make_ctx(secrets={"TEST_TOKEN": SECRET})
         thread, results = run_in_thread(
-            runner, "test.sleep", {"seconds": 60, "ledger": str(ledger)}, ctx,
-            timeout_s=120, heartbeat=lambda: not stop.is_set(),
+            runner,
+            "test.sleep",
+            {"seconds": 60, "ledger": str(ledger)},
+            ctx,
+            timeout_s=120,
+            heartbeat=lambda: not stop.is_set(),
             heartbeat_every_s=0.05,
         )
         assert wait_until(lambda: ledger_has(ledger, "start"))
@@ -103,9 +103,7 @@ def test_secret_travels_on_stdin_not_argv_or_environ(
     assert results[0].status == "killed"
 
 
-def test_secrets_are_masked_in_output_and_log(
-    runner: Runner, make_ctx: MakeContext
-) -> None:
+def test_secrets_are_masked_in_output_and_log(runner: Runner, make_ctx: MakeContext) -> None:
     ctx = make_ctx(secrets={"TEST_TOKEN": SECRET})
     result = runner.run("test.echo_secret", {"text": "hi"}, ctx, timeout_s=30)
     assert result.status == "succeeded"
@@ -125,8 +123,9 @@ def test_an_output_with_a_nul_fails_the_step_naming_the_field(
     result = runner.run("test.echo_secret", {"text": "a\x00b"}, ctx, timeout_s=30)
     assert result.status == "failed"
     assert result.output is None
-    assert result.error == ("the action's output.text must not contain a NUL (0x00) "
-                            "character; it cannot be stored")
+    assert result.error == (
+        "the action's output.text must not contain a NUL (0x00) character; it cannot be stored"
+    )
     assert "\x00" not in result.log and "text=a\ufffdb" in result.log
 
 
@@ -158,8 +157,10 @@ def test_processes_an_action_detached_into_their_own_session_end_with_it(
     """What left the action's process group (setsid) is killed by the zygote."""
     pid_file = tmp_path / "detached.pid"
     result = runner.run(
-        "test.spawn_and_hang", {"pid_file": str(pid_file), "detach": True, "hang": hang},
-        make_ctx(), timeout_s=2,
+        "test.spawn_and_hang",
+        {"pid_file": str(pid_file), "detach": True, "hang": hang},
+        make_ctx(),
+        timeout_s=2,
     )
     assert result.status == ("timed_out" if hang else "succeeded")
     detached = int(pid_file.read_text())
@@ -167,9 +168,7 @@ def test_processes_an_action_detached_into_their_own_session_end_with_it(
     assert is_gone(detached)
 
 
-def test_heartbeat_returning_false_kills(
-    runner: Runner, make_ctx: MakeContext
-) -> None:
+def test_heartbeat_returning_false_kills(runner: Runner, make_ctx: MakeContext) -> None:
     beats: list[int] = []
 
     def heartbeat() -> bool:
@@ -177,8 +176,12 @@ def test_heartbeat_returning_false_kills(
         return len(beats) < 2
 
     result = runner.run(
-        "test.sleep", {"seconds": 600}, make_ctx(), timeout_s=600,
-        heartbeat=heartbeat, heartbeat_every_s=0.05,
+        "test.sleep",
+        {"seconds": 600},
+        make_ctx(),
+        timeout_s=600,
+        heartbeat=heartbeat,
+        heartbeat_every_s=0.05,
     )
     assert result.status == "killed"
     assert result.exit_code == -signal.SIGKILL
@@ -251,9 +254,7 @@ def test_large_params_and_output_stream_through_pipes(
     assert result.output == {"value": value}
 
 
-def test_log_keeps_the_last_4000_characters(
-    runner: Runner, make_ctx: MakeContext
-) -> None:
+def test_log_keeps_the_last_4000_characters(runner: Runner, make_ctx: MakeContext) -> None:
     text = "".join(f"line {n}\n" for n in range(20_000)) + "THE END"
     ctx = make_ctx(secrets={"TEST_TOKEN": SECRET})
     result = runner.run("test.echo_secret", {"text": text}, ctx, timeout_s=30)
@@ -298,8 +299,11 @@ def test_zygote_death_mid_run_crashes_the_step_and_kills_the_child(
         zygote = runner.zygote_pid
         assert zygote is not None
         thread, results = run_in_thread(
-            runner, "test.sleep", {"seconds": 600, "ledger": str(ledger)},
-            make_ctx(), timeout_s=600,
+            runner,
+            "test.sleep",
+            {"seconds": 600, "ledger": str(ledger)},
+            make_ctx(),
+            timeout_s=600,
         )
         assert wait_until(lambda: ledger_has(ledger, "start"))
         children = descendants(zygote)
@@ -330,8 +334,11 @@ def test_zygote_death_before_it_reports_the_child_leaves_nothing_running(
         zygote = runner.zygote_pid
         assert zygote is not None
         thread, results = run_in_thread(
-            runner, "test.spawn_and_hang", {"pid_file": str(pid_file), "detach": detach},
-            make_ctx(), timeout_s=600,
+            runner,
+            "test.spawn_and_hang",
+            {"pid_file": str(pid_file), "detach": detach},
+            make_ctx(),
+            timeout_s=600,
         )
         assert wait_until(pid_file.exists)
         grandchild = int(pid_file.read_text())
@@ -366,9 +373,7 @@ def test_parent_death_kills_the_zygote_and_the_action(tmp_path: Path) -> None:
     script.write_text(PARENT_SCRIPT.format(modules=TEST_MODULES, path=PYTHON_PATH))
     ledger = tmp_path / "ledger.txt"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(PYTHON_PATH)}
-    parent = subprocess.Popen(
-        [sys.executable, str(script), str(ledger), str(tmp_path)], env=env
-    )
+    parent = subprocess.Popen([sys.executable, str(script), str(ledger), str(tmp_path)], env=env)
     try:
         assert wait_until(lambda: ledger_has(ledger, "start parent-death"), 30)
         family = descendants(parent.pid)

@@ -33,7 +33,8 @@ def _needs_action_user() -> Sandbox:
     sandbox = actions.sandbox().resolve()
     assert sandbox.drops, (
         f"the action user {settings.AGENTOS_ACTION_USER!r} is missing: run "
-        "scripts/setup.sh as root to create it")
+        "scripts/setup.sh as root to create it"
+    )
     return sandbox
 
 
@@ -47,7 +48,8 @@ def engine_runner() -> Iterator[Runner]:
 
 @pytest.mark.django_db
 def test_an_action_cannot_read_the_workers_environment_database_or_secret_key(
-        engine_runner: Runner, make_ctx: MakeContext, root: Path) -> None:
+    engine_runner: Runner, make_ctx: MakeContext, root: Path
+) -> None:
     sandbox = _needs_action_user()
     # A worker's environment holds every secret and DJANGO_SECRET_KEY.
     environ = f"/proc/{os.getpid()}/environ"
@@ -58,13 +60,13 @@ def test_an_action_cannot_read_the_workers_environment_database_or_secret_key(
     paths = [environ, key_file]
     if connection.vendor == "sqlite":
         paths.append(connection.settings_dict["NAME"])
-    result = engine_runner.run("test.snoop", {"read": paths, "write": [str(root)]},
-                               make_ctx(), timeout_s=60)
+    result = engine_runner.run(
+        "test.snoop", {"read": paths, "write": [str(root)]}, make_ctx(), timeout_s=60
+    )
     assert result.status == "succeeded", (result.error, result.log)
     output = result.output or {}
     assert output["read"] == dict.fromkeys(paths, "PermissionError")
-    assert (output["uid"], output["gid"], output["groups"]) == (
-        sandbox.uid, sandbox.gid, [])
+    assert (output["uid"], output["gid"], output["groups"]) == (sandbox.uid, sandbox.gid, [])
     # What actions must write, they still can: the file root, the step's
     # evidence folder and their own TMPDIR.
     assert set(output["wrote"].values()) == {"ok"}, output["wrote"]
@@ -73,24 +75,30 @@ def test_an_action_cannot_read_the_workers_environment_database_or_secret_key(
 
 @pytest.mark.django_db
 def test_files_the_worker_adds_to_a_root_later_stay_writable_for_actions(
-        engine_runner: Runner, make_ctx: MakeContext, root: Path) -> None:
+    engine_runner: Runner, make_ctx: MakeContext, root: Path
+) -> None:
     _needs_action_user()
     first = engine_runner.run("test.snoop", {"write": [str(root)]}, make_ctx(), timeout_s=60)
     assert first.status == "succeeded", first.error
     # Added by the worker after the root was shared (umask 007, setgid folder).
     (root / "later").mkdir()
     (root / "later" / "snoop.txt").write_text("the worker's\n")
-    again = engine_runner.run("test.snoop", {"write": [str(root / "later")]}, make_ctx(),
-                              timeout_s=60)
+    again = engine_runner.run(
+        "test.snoop", {"write": [str(root / "later")]}, make_ctx(), timeout_s=60
+    )
     assert again.status == "succeeded", again.error
     assert again.output and again.output["wrote"][str(root / "later")] == "ok"
     assert (root / "later" / "snoop.txt").read_text() == "written by the action\n"
 
 
-def test_action_processes_run_within_the_configured_limits(
-        make_ctx: MakeContext) -> None:
-    sandbox = Sandbox(user=settings.AGENTOS_ACTION_USER, max_processes=3000,
-                      max_file_mb=64, max_cpu_s=120, browser_memory_mb=1500)
+def test_action_processes_run_within_the_configured_limits(make_ctx: MakeContext) -> None:
+    sandbox = Sandbox(
+        user=settings.AGENTOS_ACTION_USER,
+        max_processes=3000,
+        max_file_mb=64,
+        max_cpu_s=120,
+        browser_memory_mb=1500,
+    )
     runner = Runner(MODULES, python_path=PYTHON_PATH, sandbox=sandbox)
     try:
         plain = runner.run("test.snoop", {}, make_ctx(), timeout_s=60)
@@ -113,8 +121,11 @@ def test_action_processes_run_within_the_configured_limits(
 
 
 def test_a_file_over_the_size_limit_fails_the_action(make_ctx: MakeContext) -> None:
-    runner = Runner(MODULES, python_path=PYTHON_PATH,
-                    sandbox=Sandbox(user=settings.AGENTOS_ACTION_USER, max_file_mb=2))
+    runner = Runner(
+        MODULES,
+        python_path=PYTHON_PATH,
+        sandbox=Sandbox(user=settings.AGENTOS_ACTION_USER, max_file_mb=2),
+    )
     try:
         small = runner.run("test.write_file", {"mb": 1}, make_ctx(), timeout_s=60)
         big = runner.run("test.write_file", {"mb": 3}, make_ctx(), timeout_s=60)
@@ -126,20 +137,25 @@ def test_a_file_over_the_size_limit_fails_the_action(make_ctx: MakeContext) -> N
 
 
 def test_a_result_over_the_limit_fails_naming_it(
-        engine_runner: Runner, make_ctx: MakeContext) -> None:
+    engine_runner: Runner, make_ctx: MakeContext
+) -> None:
     result = engine_runner.run("test.flood_result", {"mb": 12}, make_ctx(), timeout_s=120)
     assert result.status == "failed"
-    assert result.error == ("the action's result is larger than the 8 MiB limit; "
-                            "its processes were killed")
+    assert result.error == (
+        "the action's result is larger than the 8 MiB limit; its processes were killed"
+    )
     assert result.output is None
 
 
 def test_a_log_without_end_fails_naming_the_limit(
-        engine_runner: Runner, make_ctx: MakeContext) -> None:
+    engine_runner: Runner, make_ctx: MakeContext
+) -> None:
     result = engine_runner.run("test.flood_log", {}, make_ctx(), timeout_s=300)
     assert result.status == "failed"
-    assert result.error == ("the action wrote more than the 64 MiB limit to its log "
-                            "(stdout and stderr); its processes were killed")
+    assert result.error == (
+        "the action wrote more than the 64 MiB limit to its log "
+        "(stdout and stderr); its processes were killed"
+    )
     # Only the tail is kept: the worker's memory did not grow with the flood.
     assert 0 < len(result.log) <= 4000
 
@@ -174,10 +190,19 @@ def test_a_database_left_readable_by_an_earlier_version_is_closed(tmp_path: Path
     old = var / "agentos.sqlite3"
     old.write_bytes(b"")
     old.chmod(0o644)
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("DJANGO_", "AGENTOS_"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "AGENTOS_"))
+    }
     env.update(DJANGO_SETTINGS_MODULE="agentos_site.settings", AGENTOS_VAR_DIR=str(var))
-    subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert old.stat().st_mode & 0o777 == 0o640
     assert (var / "secret_key").stat().st_mode & 0o777 == 0o600

@@ -32,19 +32,25 @@ def field_boxes(base_url: str) -> dict[str, dict[str, float]]:
                 page.click("#login")
             # The refused page shows the user name again: what must not leak.
             assert page.input_value("#id_username") == USER
-            boxes = {name: page.locator(f"#id_{name}").bounding_box()
-                     for name in ("username", "password")}
+            boxes = {
+                name: page.locator(f"#id_{name}").bounding_box()
+                for name in ("username", "password")
+            }
         finally:
             browser.close()
     assert all(boxes.values())
     return boxes  # type: ignore[return-value]
 
 
-def test_a_refused_logins_screenshot_masks_the_user_name(run_action, portals,  # noqa: F811
-                                                         tmp_path: Path) -> None:
+def test_a_refused_logins_screenshot_masks_the_user_name(
+    run_action,
+    portals,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     wrong = {"HR_PORTAL_USER": USER, "HR_PORTAL_PASSWORD": "not-the-password"}
-    result = run_action("hr.create_employee", {"name": "Ada", "department": "Engineering"},
-                        secrets=wrong)
+    result = run_action(
+        "hr.create_employee", {"name": "Ada", "department": "Engineering"}, secrets=wrong
+    )
     assert result.status == "failed" and "refused the login" in (result.error or "")
     [shot] = tmp_path.glob("evidence-*/hr-login-refused.png")
     width, height, rows = read_png(shot.read_bytes())

@@ -26,5 +26,7 @@ def test_project_and_home_paths_become_placeholders() -> None:
 def test_output_secrets_are_masked_but_paths_kept() -> None:
     data = {"path": f"{PROJECT_DIR}/x", "items": ["a-hunter2", 3, None], "hunter2": True}
     assert scrub_secrets_in(data, ["hunter2"]) == {
-        "path": f"{PROJECT_DIR}/x", "items": ["a-***", 3, None], "***": True,
+        "path": f"{PROJECT_DIR}/x",
+        "items": ["a-***", 3, None],
+        "***": True,
     }

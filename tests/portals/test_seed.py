@@ -17,7 +17,10 @@ def test_seed_demo_is_idempotent_with_portal_accounts_and_catalog(operator) -> N
     call_command("seed_demo", verbosity=0)
     call_command("seed_demo", verbosity=0)
     assert sorted(PortalAccount.objects.values_list("portal", "username")) == [
-        ("hr", "hr-agent"), ("it", "it-agent"), ("procurement", "buyer-agent")]
+        ("hr", "hr-agent"),
+        ("it", "it-agent"),
+        ("procurement", "buyer-agent"),
+    ]
     assert LaptopModel.objects.count() == 3
     onboarding = Workflow.objects.get(slug="employee-onboarding")
     assert onboarding.version == 1
@@ -26,7 +29,14 @@ def test_seed_demo_is_idempotent_with_portal_accounts_and_catalog(operator) -> N
     assert settings.AGENTOS_SECRETS["HR_PORTAL_PASSWORD"] not in account.password
 
     # Inputs left out take their schema defaults, so procurement itself asks.
-    run = run_create(workflow=onboarding, requester=operator,
-                     context={"employee_name": "Ada", "department": "Sales"})
-    assert run.context == {"employee_name": "Ada", "department": "Sales", "manager": "",
-                           "laptop_model": ""}
+    run = run_create(
+        workflow=onboarding,
+        requester=operator,
+        context={"employee_name": "Ada", "department": "Sales"},
+    )
+    assert run.context == {
+        "employee_name": "Ada",
+        "department": "Sales",
+        "manager": "",
+        "laptop_model": "",
+    }

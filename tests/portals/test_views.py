@@ -10,9 +10,14 @@ from portals.models import Employee, HardwareOrder
 
 pytestmark = pytest.mark.django_db
 
-SECRETS = {"HR_PORTAL_USER": "hr-agent", "HR_PORTAL_PASSWORD": "pw-hr",
-           "IT_PORTAL_USER": "it-agent", "IT_PORTAL_PASSWORD": "pw-it",
-           "PROCUREMENT_PORTAL_USER": "buyer", "PROCUREMENT_PORTAL_PASSWORD": "pw-p"}
+SECRETS = {
+    "HR_PORTAL_USER": "hr-agent",
+    "HR_PORTAL_PASSWORD": "pw-hr",
+    "IT_PORTAL_USER": "it-agent",
+    "IT_PORTAL_PASSWORD": "pw-it",
+    "PROCUREMENT_PORTAL_USER": "buyer",
+    "PROCUREMENT_PORTAL_PASSWORD": "pw-p",
+}
 
 
 @pytest.fixture
@@ -22,9 +27,13 @@ def client_for() -> object:
     def make(portal: str) -> Client:
         client = Client()
         prefix = portal.upper()
-        response = client.post(f"/portals/{portal}/login/", {
-            "username": SECRETS[f"{prefix}_PORTAL_USER"],
-            "password": SECRETS[f"{prefix}_PORTAL_PASSWORD"]})
+        response = client.post(
+            f"/portals/{portal}/login/",
+            {
+                "username": SECRETS[f"{prefix}_PORTAL_USER"],
+                "password": SECRETS[f"{prefix}_PORTAL_PASSWORD"],
+            },
+        )
         assert response.status_code == 302
         return client
 
@@ -61,9 +70,15 @@ def test_forms_are_csrf_protected() -> None:
 
 def test_create_list_and_detail_an_employee(client_for) -> None:
     hr = client_for("hr")
-    response = hr.post("/portals/hr/employees/new/", {
-        "name": "Ada Lovelace", "department": "Engineering", "start_date": "2026-03-02",
-        "external_ref": "ref-1"})
+    response = hr.post(
+        "/portals/hr/employees/new/",
+        {
+            "name": "Ada Lovelace",
+            "department": "Engineering",
+            "start_date": "2026-03-02",
+            "external_ref": "ref-1",
+        },
+    )
     assert response.status_code == 302
     employee = Employee.objects.get()
     assert response["Location"] == f"/portals/hr/employees/{employee.employee_id}/"
@@ -77,8 +92,10 @@ def test_create_list_and_detail_an_employee(client_for) -> None:
 
 def test_an_invalid_form_is_a_400_naming_the_field_and_saves_nothing(client_for) -> None:
     procurement = client_for("procurement")
-    response = procurement.post("/portals/procurement/orders/new/", {
-        "email": "nobody@corp.example", "laptop_model": "Banana"})
+    response = procurement.post(
+        "/portals/procurement/orders/new/",
+        {"email": "nobody@corp.example", "laptop_model": "Banana"},
+    )
     assert response.status_code == 400
     page = response.content.decode()
     assert "No IT account has the email nobody@corp.example." in page

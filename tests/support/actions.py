@@ -298,6 +298,16 @@ class LedgerStep(Action):
 
 
 ACTIONS: list[type[Action]] = [
-    Noop, LedgerAppend, LedgerAppendOnce, Sleep, SpawnAndHang, Fail, Crash,
-    Ask, Echo, Allocate, Exit, LedgerStep,
+    Noop,
+    LedgerAppend,
+    LedgerAppendOnce,
+    Sleep,
+    SpawnAndHang,
+    Fail,
+    Crash,
+    Ask,
+    Echo,
+    Allocate,
+    Exit,
+    LedgerStep,
 ]

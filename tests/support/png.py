@@ -14,8 +14,8 @@ def read_png(data: bytes) -> tuple[int, int, list[list[tuple[int, int, int]]]]:
     pos, idat = 8, b""
     width = height = channels = 0
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
         pos += 12 + length
         if kind == b"IHDR":
             width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", body)
@@ -29,7 +29,7 @@ def read_png(data: bytes) -> tuple[int, int, list[list[tuple[int, int, int]]]]:
     previous = bytearray(stride)
     for y in range(height):
         start = y * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
         for i in range(stride):
             left = line[i - channels] if i >= channels else 0
             up = previous[i]
@@ -45,6 +45,6 @@ def read_png(data: bytes) -> tuple[int, int, list[list[tuple[int, int, int]]]]:
                 pa, pb, pc = abs(guess - left), abs(guess - up), abs(guess - corner)
                 best = left if pa <= pb and pa <= pc else up if pb <= pc else corner
                 line[i] = (line[i] + best) & 0xFF
-        rows.append([tuple(line[x:x + 3]) for x in range(0, stride, channels)])  # type: ignore[misc]
+        rows.append([tuple(line[x : x + 3]) for x in range(0, stride, channels)])  # type: ignore[misc]
         previous = line
     return width, height, rows

@@ -17,8 +17,7 @@ import pytest
 from executors.base import ActionContext
 from executors.runner import ActionResult, Runner
 
-__all__ = ["chromium_family", "portals", "run_action", "spare_children",
-           "spare_chromium"]
+__all__ = ["chromium_family", "portals", "run_action", "spare_children", "spare_chromium"]
 
 
 @pytest.fixture
@@ -39,22 +38,41 @@ def run_action(portals: str, tmp_path: Path) -> Callable[..., ActionResult]:
 
     from workflows import actions
 
-    def run(name: str, params: dict[str, Any], *, key: str = "run1-node-0",
-            secrets: dict[str, str] | None = None, timeout_s: float = 60,
-            heartbeat: Callable[[], bool] | None = None, heartbeat_every_s: float = 5.0,
-            runner: Runner | None = None, **ctx_fields: Any) -> ActionResult:
+    def run(
+        name: str,
+        params: dict[str, Any],
+        *,
+        key: str = "run1-node-0",
+        secrets: dict[str, str] | None = None,
+        timeout_s: float = 60,
+        heartbeat: Callable[[], bool] | None = None,
+        heartbeat_every_s: float = 5.0,
+        runner: Runner | None = None,
+        **ctx_fields: Any,
+    ) -> ActionResult:
         evidence = tmp_path / f"evidence-{len(list(tmp_path.glob('evidence-*')))}"
         evidence.mkdir()
         ctx = ActionContext(
-            run_id=1, step_id=1, node_id="node", attempt=1, idempotency_key=key,
-            evidence_dir=str(evidence), allowed_origins=[portals],
-            portal_base_url=portals, browser_executable=settings.AGENTOS_BROWSER_EXECUTABLE,
+            run_id=1,
+            step_id=1,
+            node_id="node",
+            attempt=1,
+            idempotency_key=key,
+            evidence_dir=str(evidence),
+            allowed_origins=[portals],
+            portal_base_url=portals,
+            browser_executable=settings.AGENTOS_BROWSER_EXECUTABLE,
             secrets=actions.secrets_for(name) if secrets is None else secrets,
             **ctx_fields,
         )
         return (runner or actions.runner()).run(
-            name, params, ctx, timeout_s=timeout_s, heartbeat=heartbeat,
-            heartbeat_every_s=heartbeat_every_s)
+            name,
+            params,
+            ctx,
+            timeout_s=timeout_s,
+            heartbeat=heartbeat,
+            heartbeat_every_s=heartbeat_every_s,
+        )
 
     return run
 
@@ -67,14 +85,20 @@ def chromium_family(zygote_pid: int | None) -> dict[int, str]:
     browser a spare child started ahead of its request belongs to no action
     yet and is left out (see ``spare_chromium``).
     """
-    return {pid: cmd for pid, cmd in _chromium_under(zygote_pid).items()
-            if not _is_spare(_child_of(pid, zygote_pid))}
+    return {
+        pid: cmd
+        for pid, cmd in _chromium_under(zygote_pid).items()
+        if not _is_spare(_child_of(pid, zygote_pid))
+    }
 
 
 def spare_chromium(zygote_pid: int | None) -> dict[int, str]:
     """Return live Chromium processes that spares started ahead of a request."""
-    return {pid: cmd for pid, cmd in _chromium_under(zygote_pid).items()
-            if _is_spare(_child_of(pid, zygote_pid))}
+    return {
+        pid: cmd
+        for pid, cmd in _chromium_under(zygote_pid).items()
+        if _is_spare(_child_of(pid, zygote_pid))
+    }
 
 
 def spare_children(zygote_pid: int | None) -> list[int]:
@@ -135,7 +159,9 @@ def _chromium_under(zygote_pid: int | None) -> dict[int, str]:
         # The whole command line: helpers the browser execs (zygotes, GPU and
         # network processes) carry their --type= as separate arguments.
         cmdline = " ".join(arg.decode(errors="replace") for arg in argv)
-        if "chrom" not in argv[0].decode(errors="replace") or stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+        if "chrom" not in argv[0].decode(errors="replace") or stat.rsplit(")", 1)[1].split()[
+            0
+        ] in ("Z", "X"):
             continue
         if _has_ancestor(pid, zygote_pid):
             found[pid] = cmdline

@@ -19,11 +19,21 @@ def create(count: int, ledger: str, pause_s: float, max_attempts: int) -> None:
     from tests.support.scale import start_ledger_runs
 
     roles = ensure_roles()
-    operator, _ = get_user_model().objects.get_or_create(username="operator",
-                                                          defaults={"is_staff": True})
+    operator, _ = get_user_model().objects.get_or_create(
+        username="operator", defaults={"is_staff": True}
+    )
     operator.groups.add(roles["Operators"])
-    print(json.dumps(start_ledger_runs(count, requester=operator, ledger=ledger,
-                                       pause_s=pause_s, max_attempts=max_attempts)))
+    print(
+        json.dumps(
+            start_ledger_runs(
+                count,
+                requester=operator,
+                ledger=ledger,
+                pause_s=pause_s,
+                max_attempts=max_attempts,
+            )
+        )
+    )
 
 
 def finished(ids_file: str) -> None:

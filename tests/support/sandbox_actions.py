@@ -58,8 +58,14 @@ class Snoop(Action):
                 wrote[folder] = "ok"
             except OSError as exc:
                 wrote[folder] = type(exc).__name__
-        return self.Output(uid=os.getuid(), gid=os.getgid(), groups=os.getgroups(),
-                           read=read, wrote=wrote, limits=_limits())
+        return self.Output(
+            uid=os.getuid(),
+            gid=os.getgid(),
+            groups=os.getgroups(),
+            read=read,
+            wrote=wrote,
+            limits=_limits(),
+        )
 
 
 class SnoopBrowser(Snoop):

@@ -16,28 +16,45 @@ from django.db import connection
 ON_POSTGRES = connection.vendor == "postgresql"
 
 
-def ledger_plan(ledger: Path | str, tag: str, *, steps: int = 5, pause_s: float = 0.0,
-                max_attempts: int = 1) -> dict:
+def ledger_plan(
+    ledger: Path | str, tag: str, *, steps: int = 5, pause_s: float = 0.0, max_attempts: int = 1
+) -> dict:
     """Return a plan of `steps` ledger steps writing `<tag>-s<i> <attempt>`."""
     node: dict[str, Any] = {"action": "test.ledger_step"}
     if max_attempts > 1:
         node["retry"] = {"max_attempts": max_attempts, "backoff_s": 0.1}
-    return {"nodes": [
-        {**node, "id": f"s{i}",
-         "params": {"ledger": str(ledger), "line": f"{tag}-s{i}", "pause_s": pause_s}}
-        for i in range(steps)
-    ]}
+    return {
+        "nodes": [
+            {
+                **node,
+                "id": f"s{i}",
+                "params": {"ledger": str(ledger), "line": f"{tag}-s{i}", "pause_s": pause_s},
+            }
+            for i in range(steps)
+        ]
+    }
 
 
-def start_ledger_runs(count: int, *, requester: Any, ledger: Path | str, steps: int = 5,
-                      pause_s: float = 0.0, max_attempts: int = 1) -> list[int]:
+def start_ledger_runs(
+    count: int,
+    *,
+    requester: Any,
+    ledger: Path | str,
+    steps: int = 5,
+    pause_s: float = 0.0,
+    max_attempts: int = 1,
+) -> list[int]:
     """Create `count` autonomous runs of a ledger plan; return their ids."""
     from workflows.services import run_create
 
     return [
-        run_create(plan=ledger_plan(ledger, f"r{number}", steps=steps, pause_s=pause_s,
-                                    max_attempts=max_attempts),
-                   mode="autonomous", requester=requester).pk
+        run_create(
+            plan=ledger_plan(
+                ledger, f"r{number}", steps=steps, pause_s=pause_s, max_attempts=max_attempts
+            ),
+            mode="autonomous",
+            requester=requester,
+        ).pk
         for number in range(count)
     ]
 
@@ -77,20 +94,28 @@ def audit_runs(run_ids: list[int], ledger: Path | str, *, steps: int = 5) -> dic
             problems.append(f"run {run_id} is {run.status}: {run.error[:200]}")
         tags[run_id] = run.plan["nodes"][0]["params"]["line"].rsplit("-", 1)[0]
 
-    step_rows = list(Step.objects.filter(run_id__in=run_ids)
-                     .values_list("run_id", "node_id", "attempt", "status", "pk"))
+    step_rows = list(
+        Step.objects.filter(run_id__in=run_ids).values_list(
+            "run_id", "node_id", "attempt", "status", "pk"
+        )
+    )
     succeeded = Counter((r, n) for r, n, _, s, _ in step_rows if s == StepStatus.SUCCEEDED)
     for run_id in run_ids:
         for i in range(steps):
             if succeeded[(run_id, f"s{i}")] != 1:
-                problems.append(f"run {run_id} s{i}: {succeeded[(run_id, f's{i}')]} "
-                                "succeeded steps")
-    started = Counter(Event.objects.filter(run_id__in=run_ids, type="step.started")
-                      .values_list("data__step", flat=True))
+                problems.append(
+                    f"run {run_id} s{i}: {succeeded[(run_id, f's{i}')]} succeeded steps"
+                )
+    started = Counter(
+        Event.objects.filter(run_id__in=run_ids, type="step.started").values_list(
+            "data__step", flat=True
+        )
+    )
     for run_id, node, attempt, _, pk in step_rows:
         if started[pk] != 1:
-            problems.append(f"run {run_id} {node} attempt {attempt}: {started[pk]} "
-                            "step.started events")
+            problems.append(
+                f"run {run_id} {node} attempt {attempt}: {started[pk]} step.started events"
+            )
     counts = Counter(Event.objects.filter(run_id__in=run_ids).values_list("run_id", flat=True))
     for run_id, run in runs.items():
         if counts[run_id] != run.last_seq:
@@ -113,5 +138,9 @@ def audit_runs(run_ids: list[int], ledger: Path | str, *, steps: int = 5) -> dic
 
     problems += [f"chain: {problem}" for problem in verify_all()]
     retried = sum(1 for _, _, attempt, _, _ in step_rows if attempt > 1)
-    return {"problems": problems, "steps": len(step_rows), "ledger_lines": len(lines),
-            "retried_attempts": retried}
+    return {
+        "problems": problems,
+        "steps": len(step_rows),
+        "ledger_lines": len(lines),
+        "retried_attempts": retried,
+    }

@@ -31,12 +31,16 @@ def test_group_membership_changes_are_events(roles, operator) -> None:
     roles["Reviewers"].user_set.add(operator)
     operator.groups.remove(roles["Auditors"])
     operator.groups.clear()
-    changes = [(e.type, e.data["groups"]) for e in
-               Event.objects.filter(type__startswith="group.").order_by("id")]
-    assert changes[-4:] == [("group.member_added", ["Auditors"]),
-                            ("group.member_added", ["Reviewers"]),
-                            ("group.member_removed", ["Auditors"]),
-                            ("group.member_removed", ["Operators", "Reviewers"])]
+    changes = [
+        (e.type, e.data["groups"])
+        for e in Event.objects.filter(type__startswith="group.").order_by("id")
+    ]
+    assert changes[-4:] == [
+        ("group.member_added", ["Auditors"]),
+        ("group.member_added", ["Reviewers"]),
+        ("group.member_removed", ["Auditors"]),
+        ("group.member_removed", ["Operators", "Reviewers"]),
+    ]
 
 
 def test_export_for_a_time_range_in_jsonl_and_csv(auditor) -> None:
@@ -49,13 +53,19 @@ def test_export_for_a_time_range_in_jsonl_and_csv(auditor) -> None:
 
     lines = b"".join(api.get(f"/audit/export?format=jsonl&{query}").streaming_content)
     records = [json.loads(line) for line in lines.decode().splitlines()]
-    assert [r["id"] for r in records if r["type"].startswith("test.")] == [
-        e.pk for e in inside]
+    assert [r["id"] for r in records if r["type"].startswith("test.")] == [e.pk for e in inside]
     assert before.pk not in [r["id"] for r in records]
     first = records[0]
     assert first["hash"] == event_hash(
-        run_id=None, seq=first["seq"], type=first["type"], actor_label=first["actor"],
-        data=first["data"], at=inside[0].at, correlation_id="", prev_hash=first["prev_hash"])
+        run_id=None,
+        seq=first["seq"],
+        type=first["type"],
+        actor_label=first["actor"],
+        data=first["data"],
+        at=inside[0].at,
+        correlation_id="",
+        prev_hash=first["prev_hash"],
+    )
 
     text = b"".join(api.get(f"/audit/export?format=csv&{query}").streaming_content).decode()
     rows = list(csv.DictReader(io.StringIO(text)))

@@ -15,13 +15,23 @@ SETUP = "import django; django.setup()"
 
 def settings_process(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     """Load the project's own settings in a fresh interpreter with this environment."""
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("AGENTOS_", "DJANGO_"))}
-    base.update({"DJANGO_SETTINGS_MODULE": "agentos_site.settings",
-                 "AGENTOS_VAR_DIR": str(tmp_path / "var"),
-                 "DJANGO_SECRET_KEY": "a-secret-key-for-this-test-only-0123456789"}, **env)
-    return subprocess.run([sys.executable, "-c", SETUP], cwd=ROOT, env=base,
-                          capture_output=True, text=True, timeout=120)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTOS_", "DJANGO_"))}
+    base.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "agentos_site.settings",
+            "AGENTOS_VAR_DIR": str(tmp_path / "var"),
+            "DJANGO_SECRET_KEY": "a-secret-key-for-this-test-only-0123456789",
+        },
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, "-c", SETUP],
+        cwd=ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_key_is_required_when_debug_is_off(tmp_path: Path) -> None:

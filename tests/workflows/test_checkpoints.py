@@ -74,8 +74,7 @@ def test_truncating_the_system_chain_is_named(operator) -> None:
     head = SystemChain.objects.get(pk=1)
     before = Event.objects.get(run=None, seq=head.last_seq - 1)
     sql(f"DELETE FROM {TABLE} WHERE run_id IS NULL AND seq = %s", head.last_seq)
-    sql("UPDATE workflows_systemchain SET last_seq = %s, last_hash = %s",
-        before.seq, before.hash)
+    sql("UPDATE workflows_systemchain SET last_seq = %s, last_hash = %s", before.seq, before.hash)
 
     assert f"system chain: 1 events missing after seq {before.seq}" in verify()
 
@@ -87,11 +86,25 @@ def test_a_rewrite_below_a_checkpoint_is_named_even_when_signed_with_the_key(log
     prev = GENESIS
     for e in Event.objects.filter(run=logged).order_by("seq"):
         label = "mallory" if e.seq == 1 else e.actor_label
-        digest = keys.sign(_hashed_body(run_id=logged.pk, seq=e.seq, type=e.type,
-                                        actor_label=label, data=e.data, at=e.at,
-                                        correlation_id=e.correlation_id, prev_hash=prev))
-        sql(f"UPDATE {TABLE} SET actor_label = %s, prev_hash = %s, hash = %s WHERE id = %s",
-            label, prev, digest, e.pk)
+        digest = keys.sign(
+            _hashed_body(
+                run_id=logged.pk,
+                seq=e.seq,
+                type=e.type,
+                actor_label=label,
+                data=e.data,
+                at=e.at,
+                correlation_id=e.correlation_id,
+                prev_hash=prev,
+            )
+        )
+        sql(
+            f"UPDATE {TABLE} SET actor_label = %s, prev_hash = %s, hash = %s WHERE id = %s",
+            label,
+            prev,
+            digest,
+            e.pk,
+        )
         prev = digest
     sql(f"UPDATE {RUNS} SET last_hash = %s WHERE id = %s", prev, logged.pk)
 
@@ -138,15 +151,17 @@ def test_a_line_signed_with_another_key_is_named(logged, settings) -> None:
 def test_the_writer_records_moved_chains_only_and_nothing_when_idle(logged, operator) -> None:
     other = run_create(plan=PLAN, context={}, requester=operator)
     assert checkpoint_write() == 1
-    assert set(lines()[0]["heads"]) == {str(pk) for pk in Run.objects.values_list("pk", flat=True)
-                                        } | {"system"}
+    assert set(lines()[0]["heads"]) == {
+        str(pk) for pk in Run.objects.values_list("pk", flat=True)
+    } | {"system"}
     assert checkpoint_write() is None
 
     note(other, 1)
     assert checkpoint_write() == 2
     second = lines()[1]
-    assert second["heads"] == {str(other.pk): [other.last_seq + 1,
-                                               Run.objects.get(pk=other.pk).last_hash]}
+    assert second["heads"] == {
+        str(other.pk): [other.last_seq + 1, Run.objects.get(pk=other.pk).last_hash]
+    }
     assert second["prev"] == lines()[0]["mac"] and second["n"] == 2
     assert checkpoint_write() is None
     assert "2 checkpoint lines" in out("verify_events")
@@ -174,11 +189,24 @@ def _make_legacy(run_id: int | None) -> None:
     """Rewrite a chain as it was before the log was keyed: plain SHA-256, no key id."""
     prev = GENESIS
     for e in Event.objects.filter(run_id=run_id).order_by("seq"):
-        digest = hashlib.sha256(_hashed_body(
-            run_id=run_id, seq=e.seq, type=e.type, actor_label=e.actor_label, data=e.data,
-            at=e.at, correlation_id=e.correlation_id, prev_hash=prev)).hexdigest()
-        sql(f"UPDATE {TABLE} SET prev_hash = %s, hash = %s, key_id = '' WHERE id = %s",
-            prev, digest, e.pk)
+        digest = hashlib.sha256(
+            _hashed_body(
+                run_id=run_id,
+                seq=e.seq,
+                type=e.type,
+                actor_label=e.actor_label,
+                data=e.data,
+                at=e.at,
+                correlation_id=e.correlation_id,
+                prev_hash=prev,
+            )
+        ).hexdigest()
+        sql(
+            f"UPDATE {TABLE} SET prev_hash = %s, hash = %s, key_id = '' WHERE id = %s",
+            prev,
+            digest,
+            e.pk,
+        )
         prev = digest
     if run_id is None:
         sql("UPDATE workflows_systemchain SET last_hash = %s", prev)
@@ -200,13 +228,27 @@ def test_events_from_before_the_key_verify_only_below_the_first_checkpoint(logge
 
     # A forger appends an unkeyed event and moves the head: beyond the seal.
     last = event(logged, 4)
-    body = _hashed_body(run_id=logged.pk, seq=5, type="run.succeeded", actor_label="mallory",
-                        data={}, at=last.at, correlation_id=last.correlation_id,
-                        prev_hash=last.hash)
+    body = _hashed_body(
+        run_id=logged.pk,
+        seq=5,
+        type="run.succeeded",
+        actor_label="mallory",
+        data={},
+        at=last.at,
+        correlation_id=last.correlation_id,
+        prev_hash=last.hash,
+    )
     digest = hashlib.sha256(body).hexdigest()
-    sql(f"INSERT INTO {TABLE} (run_id, seq, type, actor_label, data, at, correlation_id, "
+    sql(
+        f"INSERT INTO {TABLE} (run_id, seq, type, actor_label, data, at, correlation_id, "
         f"prev_hash, hash, key_id) VALUES (%s, 5, 'run.succeeded', 'mallory', '{{}}', %s, %s, "
-        f"%s, %s, '')", logged.pk, last.at, last.correlation_id, last.hash, digest)
+        f"%s, %s, '')",
+        logged.pk,
+        last.at,
+        last.correlation_id,
+        last.hash,
+        digest,
+    )
     sql(f"UPDATE {RUNS} SET last_seq = 5, last_hash = %s WHERE id = %s", digest, logged.pk)
     message = verify()
     assert f"run {logged.pk}" in message and "(seq 5)" in message and "no key id" in message
@@ -243,7 +285,8 @@ def test_a_retired_key_cannot_extend_a_chain_past_the_checkpoints(logged, settin
 
 
 def test_the_checkpoint_folder_is_outside_the_database_and_configurable(
-        audit_checkpoints: Path) -> None:
+    audit_checkpoints: Path,
+) -> None:
     assert checkpoint_path() == audit_checkpoints / "checkpoints.jsonl"
 
 
@@ -251,12 +294,27 @@ def test_an_unkeyed_event_appended_to_a_sealed_legacy_chain_is_named(logged) -> 
     _make_legacy(logged.pk)
     checkpoint_write()  # seals seq 1..3 of the run as legacy
     last = event(logged, 3)
-    digest = hashlib.sha256(_hashed_body(
-        run_id=logged.pk, seq=4, type="run.succeeded", actor_label="mallory", data={},
-        at=last.at, correlation_id=last.correlation_id, prev_hash=last.hash)).hexdigest()
-    sql(f"INSERT INTO {TABLE} (run_id, seq, type, actor_label, data, at, correlation_id, "
+    digest = hashlib.sha256(
+        _hashed_body(
+            run_id=logged.pk,
+            seq=4,
+            type="run.succeeded",
+            actor_label="mallory",
+            data={},
+            at=last.at,
+            correlation_id=last.correlation_id,
+            prev_hash=last.hash,
+        )
+    ).hexdigest()
+    sql(
+        f"INSERT INTO {TABLE} (run_id, seq, type, actor_label, data, at, correlation_id, "
         f"prev_hash, hash) VALUES (%s, 4, 'run.succeeded', 'mallory', '{{}}', %s, %s, %s, %s)",
-        logged.pk, last.at, last.correlation_id, last.hash, digest)
+        logged.pk,
+        last.at,
+        last.correlation_id,
+        last.hash,
+        digest,
+    )
     sql(f"UPDATE {RUNS} SET last_seq = 4, last_hash = %s WHERE id = %s", digest, logged.pk)
 
     message = verify()

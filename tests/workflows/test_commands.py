@@ -27,18 +27,31 @@ def out(*args: str) -> str:
 
 @pytest.fixture
 def filing(operator):  # type: ignore[no-untyped-def]
-    return workflow_create(actor=operator, raw_spec={
-        "slug": "file-landed", "title": "File what lands", "mode": "autonomous",
-        "inputs": {"type": "object", "required": ["path"],
-                   "properties": {"path": {"type": "string"}, "tag": {"type": "string"}}},
-        "plan": {"nodes": [{"id": "hash", "action": "files.sha256",
-                            "params": {"path": "{{ path }}"}}]}})
+    return workflow_create(
+        actor=operator,
+        raw_spec={
+            "slug": "file-landed",
+            "title": "File what lands",
+            "mode": "autonomous",
+            "inputs": {
+                "type": "object",
+                "required": ["path"],
+                "properties": {"path": {"type": "string"}, "tag": {"type": "string"}},
+            },
+            "plan": {
+                "nodes": [
+                    {"id": "hash", "action": "files.sha256", "params": {"path": "{{ path }}"}}
+                ]
+            },
+        },
+    )
 
 
 def test_plan_prints_the_validated_plan_and_writes_a_file(tmp_path: Path) -> None:
     target = tmp_path / "plan.json"
-    text = out("plan", "check that http://127.0.0.1:8000/api/v1/health returns 200",
-               "-o", str(target))
+    text = out(
+        "plan", "check that http://127.0.0.1:8000/api/v1/health returns 200", "-o", str(target)
+    )
     assert "1 | check | api.request | medium |" in text
     assert "valid plan (builtin planner)" in text
     assert json.loads(target.read_text())["nodes"][0]["params"]["expect_status"] == 200
@@ -48,13 +61,21 @@ def test_plan_prints_the_validated_plan_and_writes_a_file(tmp_path: Path) -> Non
 
 @pytest.mark.django_db
 def test_start_run_from_a_plan_file_then_review_and_decide(
-        tmp_path: Path, workspace: Path, operator, reviewer) -> None:
+    tmp_path: Path, workspace: Path, operator, reviewer
+) -> None:
     (workspace / "Downloads").mkdir()
     (workspace / "Downloads" / "a.pdf").write_text("a")
     plan_file = tmp_path / "plan.json"
     out("plan", "organize Downloads by type", "-o", str(plan_file))
-    assert "queued (assisted)" in out("start_run", "--plan-file", str(plan_file),
-                                      "--as", "operator", "--set", "note=from the CLI")
+    assert "queued (assisted)" in out(
+        "start_run",
+        "--plan-file",
+        str(plan_file),
+        "--as",
+        "operator",
+        "--set",
+        "note=from the CLI",
+    )
     run = Run.objects.get()
     assert run.context == {"note": "from the CLI"} and run.requester == operator
     run_advance(run_id=run.pk)
@@ -66,11 +87,28 @@ def test_start_run_from_a_plan_file_then_review_and_decide(
     with pytest.raises(CommandError, match="operator may not do this"):
         out("approvals", "decide", str(request.pk), "approve", "--as", "operator")
     with pytest.raises(CommandError, match="apply.by: 'kind' is not one of"):
-        out("approvals", "decide", str(request.pk), "approve", "--as", "reviewer",
-            "--set", "apply.by=kind")
-    assert "approved" in out("approvals", "decide", str(request.pk), "approve",
-                             "--as", "reviewer", "--set", "apply.by=date",
-                             "--set", "preview.by=date")
+        out(
+            "approvals",
+            "decide",
+            str(request.pk),
+            "approve",
+            "--as",
+            "reviewer",
+            "--set",
+            "apply.by=kind",
+        )
+    assert "approved" in out(
+        "approvals",
+        "decide",
+        str(request.pk),
+        "approve",
+        "--as",
+        "reviewer",
+        "--set",
+        "apply.by=date",
+        "--set",
+        "preview.by=date",
+    )
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
     assert run.plan["nodes"][2]["params"]["by"] == "date"
@@ -89,23 +127,48 @@ def test_start_run_checks_the_user_and_the_inputs(filing, operator, reviewer) ->
 
 
 @pytest.mark.django_db(transaction=True)
-def test_watch_folder_starts_a_run_when_a_file_lands(filing, operator, workspace: Path,
-                                                     tmp_path: Path) -> None:
+def test_watch_folder_starts_a_run_when_a_file_lands(
+    filing, operator, workspace: Path, tmp_path: Path
+) -> None:
     log = open(tmp_path / "watch.log", "w+b")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "watch_folder", "incoming", "--workflow",
-         "file-landed", "--as", "operator", "--pattern", "*.pdf", "--set", "tag=scan",
-         "--settle", "0.2"], cwd=ROOT, env=worker_env(), stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "watch_folder",
+            "incoming",
+            "--workflow",
+            "file-landed",
+            "--as",
+            "operator",
+            "--pattern",
+            "*.pdf",
+            "--set",
+            "tag=scan",
+            "--settle",
+            "0.2",
+        ],
+        cwd=ROOT,
+        env=worker_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
-        wait_for(lambda: b"watching" in (tmp_path / "watch.log").read_bytes(), timeout=30,
-                 message="the watcher to start")
+        wait_for(
+            lambda: b"watching" in (tmp_path / "watch.log").read_bytes(),
+            timeout=30,
+            message="the watcher to start",
+        )
         (workspace / "incoming" / "skip.txt").write_text("not a pdf")
         (workspace / "incoming" / "scan-1.pdf").write_bytes(b"%PDF-1.4 scan")
         run = wait_for(lambda: Run.objects.first(), timeout=30, message="a run to start")
         assert run.context == {"path": "incoming/scan-1.pdf", "tag": "scan"}
         assert run.workflow == filing and run.requester == operator
-        wait_for(lambda: b"run " in (tmp_path / "watch.log").read_bytes(), timeout=10,
-                 message="the watcher's report")
+        wait_for(
+            lambda: b"run " in (tmp_path / "watch.log").read_bytes(),
+            timeout=10,
+            message="the watcher's report",
+        )
         assert Run.objects.count() == 1
     finally:
         proc.terminate()

@@ -29,15 +29,18 @@ def test_sales_report_pivots_and_charts_into_new_files(seeded: Path) -> None:
     from django.contrib.auth import get_user_model
 
     source = (seeded / "sales.xlsx").read_bytes()
-    run = run_create(workflow=Workflow.objects.get(slug="sales-report"),
-                     context={"workbook": "demo/sales.xlsx"},
-                     requester=get_user_model().objects.get(username="operator"))
+    run = run_create(
+        workflow=Workflow.objects.get(slug="sales-report"),
+        context={"workbook": "demo/sales.xlsx"},
+        requester=get_user_model().objects.get(username="operator"),
+    )
     run_advance(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.context["formula_cells"] == 1
-    rows = list(load_workbook(seeded / "out" / "sales-by-region.xlsx")["Pivot"].iter_rows(
-        values_only=True))
+    rows = list(
+        load_workbook(seeded / "out" / "sales-by-region.xlsx")["Pivot"].iter_rows(values_only=True)
+    )
     assert [r[0] for r in rows] == ["region", "East", "North", "South", "West"]
     assert (seeded / "out" / "sales-chart.xlsx").exists()
     assert (seeded / "sales.xlsx").read_bytes() == source
@@ -49,27 +52,42 @@ def test_organize_downloads_previews_then_asks(seeded: Path) -> None:
     from django.contrib.auth import get_user_model
 
     users = get_user_model().objects
-    run = run_create(workflow=Workflow.objects.get(slug="organize-downloads"),
-                     context={"folder": "demo/downloads", "by": "type"},
-                     requester=users.get(username="operator"))
+    run = run_create(
+        workflow=Workflow.objects.get(slug="organize-downloads"),
+        context={"folder": "demo/downloads", "by": "type"},
+        requester=users.get(username="operator"),
+    )
     run_advance(run_id=run.pk)
     run.refresh_from_db()
     request = ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
     assert request.title == "Move 5 files in demo/downloads into folders by type?"
     assert sorted(p.name for p in (seeded / "downloads").iterdir()) == [
-        "budget.xlsx", "draft.tmp", "notes.txt", "quote.pdf", "team.png"]
-    approval_decide(request_id=request.pk, actor=users.get(username="reviewer"),
-                    decision="approve")
+        "budget.xlsx",
+        "draft.tmp",
+        "notes.txt",
+        "quote.pdf",
+        "team.png",
+    ]
+    approval_decide(
+        request_id=request.pk, actor=users.get(username="reviewer"), decision="approve"
+    )
     # files.cleanup is high risk: the assisted mode asks once more before it.
     run_advance(run_id=run.pk)
     request = ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
     assert request.state["purpose"] == "mode_gate"
-    approval_decide(request_id=request.pk, actor=users.get(username="reviewer"),
-                    decision="approve")
+    approval_decide(
+        request_id=request.pk, actor=users.get(username="reviewer"), decision="approve"
+    )
     run_advance(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
-    assert sorted(p.relative_to(seeded / "downloads").as_posix()
-                  for p in (seeded / "downloads").rglob("*") if p.is_file()) == [
-        "Documents/notes.txt", "Documents/quote.pdf", "Images/team.png",
-        "Spreadsheets/budget.xlsx"]
+    assert sorted(
+        p.relative_to(seeded / "downloads").as_posix()
+        for p in (seeded / "downloads").rglob("*")
+        if p.is_file()
+    ) == [
+        "Documents/notes.txt",
+        "Documents/quote.pdf",
+        "Images/team.png",
+        "Spreadsheets/budget.xlsx",
+    ]

@@ -34,12 +34,14 @@ def recover(run_ids: list[int], *, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while finished(run_ids) < len(run_ids):
         assert time.monotonic() < deadline, (
-            f"{len(run_ids) - finished(run_ids)} of {len(run_ids)} runs never finished")
+            f"{len(run_ids) - finished(run_ids)} of {len(run_ids)} runs never finished"
+        )
         fire_requeue_schedule()
         done = finished(run_ids)
         try:
-            wait_for(lambda: finished(run_ids) > done or done == len(run_ids), timeout=3,
-                     every=0.2)
+            wait_for(
+                lambda: finished(run_ids) > done or done == len(run_ids), timeout=3, every=0.2
+            )
         except pytest.fail.Exception:
             pass  # no progress for a while: fire the schedule again
 
@@ -62,20 +64,25 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def test_sigkilled_workers_and_clusters_lose_nothing(cluster, operator, tmp_path,
-                                                     monkeypatch) -> None:
+def test_sigkilled_workers_and_clusters_lose_nothing(
+    cluster, operator, tmp_path, monkeypatch
+) -> None:
     """200 runs, three clusters; workers and whole clusters are SIGKILLed again and again."""
     monkeypatch.setenv("AGENTOS_REQUEUE_AFTER_S", "3")
     ledger = tmp_path / "ledger"
     clusters = [cluster() for _ in range(3)]
-    run_ids = start_ledger_runs(200, requester=operator, ledger=ledger, pause_s=0.05,
-                                max_attempts=10)
+    run_ids = start_ledger_runs(
+        200, requester=operator, ledger=ledger, pause_s=0.05, max_attempts=10
+    )
     rng = random.Random(20261101)
     kills = {"worker": 0, "cluster": 0}
     for round_ in range(14):
         seen = lines(ledger)
-        wait_for(lambda: lines(ledger) >= seen + 25 or finished(run_ids) == len(run_ids),
-                 timeout=60, message="the runs to make progress between kills")
+        wait_for(
+            lambda: lines(ledger) >= seen + 25 or finished(run_ids) == len(run_ids),
+            timeout=60,
+            message="the runs to make progress between kills",
+        )
         if finished(run_ids) == len(run_ids):
             break
         if round_ % 4 == 3:
@@ -98,8 +105,7 @@ def test_sigkilled_workers_and_clusters_lose_nothing(cluster, operator, tmp_path
 
 @pytest.mark.postgres
 @pytest.mark.skipif(not ON_POSTGRES, reason="runs in the PostgreSQL + Redis pass")
-def test_a_redis_restart_mid_run_loses_nothing(cluster, operator, tmp_path,
-                                               monkeypatch) -> None:
+def test_a_redis_restart_mid_run_loses_nothing(cluster, operator, tmp_path, monkeypatch) -> None:
     """The broker's queue is lost with Redis; leases and the schedule recover every run."""
     from django_q.conf import Conf
 
@@ -113,14 +119,18 @@ def test_a_redis_restart_mid_run_loses_nothing(cluster, operator, tmp_path,
         monkeypatch.setattr(Conf, "REDIS", redis.url)  # this process enqueues there too
         ledger = tmp_path / "ledger"
         clusters += [cluster(), cluster()]
-        run_ids = start_ledger_runs(100, requester=operator, ledger=ledger, pause_s=0.05,
-                                    max_attempts=5)
+        run_ids = start_ledger_runs(
+            100, requester=operator, ledger=ledger, pause_s=0.05, max_attempts=5
+        )
         wait_for(lambda: lines(ledger) >= 100, timeout=120, message="the runs to get going")
         redis.kill()
         at_restart = lines(ledger)
         redis.start()
-        wait_for(lambda: lines(ledger) > at_restart + 50, timeout=120,
-                 message="the workers to carry on after Redis came back")
+        wait_for(
+            lambda: lines(ledger) > at_restart + 50,
+            timeout=120,
+            message="the workers to carry on after Redis came back",
+        )
         recover(run_ids)
         audit = audit_runs(run_ids, ledger, steps=STEPS)
         assert audit["problems"] == []
@@ -157,8 +167,9 @@ class LiveClients:
         self.inbox: list[dict] = []
         self.stopping = False
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_until_complete,
-                                       args=(self._main(run_ids),), daemon=True)
+        self.thread = threading.Thread(
+            target=self.loop.run_until_complete, args=(self._main(run_ids),), daemon=True
+        )
         self.thread.start()
 
     async def _main(self, run_ids: list[int]) -> None:
@@ -169,8 +180,9 @@ class LiveClients:
     async def _session(self, path: str):  # type: ignore[no-untyped-def]
         from websockets.asyncio.client import connect
 
-        return connect(self.base + path, additional_headers=self.headers, open_timeout=3,
-                       close_timeout=1)
+        return connect(
+            self.base + path, additional_headers=self.headers, open_timeout=3, close_timeout=1
+        )
 
     async def _follow(self, run_id: int) -> None:
         import asyncio
@@ -189,8 +201,10 @@ class LiveClients:
                             self.seqs[run_id].append(message["event"]["seq"])
                             ended = message["event"]["type"] == "run.succeeded"
                         else:
-                            ended = (message["type"] == "caught_up"
-                                     and message["run"]["status"] == "succeeded")
+                            ended = (
+                                message["type"] == "caught_up"
+                                and message["run"]["status"] == "succeeded"
+                            )
                         if ended:
                             self.done.add(run_id)
                             return
@@ -219,8 +233,9 @@ class LiveClients:
         self.thread.join(timeout=15)
 
 
-def test_websocket_clients_catch_up_after_daphne_is_killed(cluster, operator, auditor,
-                                                          tmp_path) -> None:
+def test_websocket_clients_catch_up_after_daphne_is_killed(
+    cluster, operator, auditor, tmp_path
+) -> None:
     """Every client ends with every event of its run exactly once, in order.
 
     The clients watch as an auditor: the ledger runs have no approval request,
@@ -242,20 +257,38 @@ def test_websocket_clients_catch_up_after_daphne_is_killed(cluster, operator, au
         browser = Client()
         browser.force_login(auditor)
         clients = LiveClients(server.port, browser.cookies["sessionid"].value, run_ids)
-        wait_for(lambda: all(clients.connects.values()) and lines(ledger) >= 4, timeout=60,
-                 message="every client to connect and the runs to start")
+        wait_for(
+            lambda: all(clients.connects.values()) and lines(ledger) >= 4,
+            timeout=60,
+            message="every client to connect and the runs to start",
+        )
         assert finished(run_ids) < len(run_ids), "the runs must still be going"
 
         server.restart()  # SIGKILL, then a new daphne on the same listening socket
-        wait_for(lambda: clients.connects["inbox"] >= 2, timeout=60,
-                 message="the inbox client to reconnect")
-        gated = run_create(plan=gate_plan(str(ledger)), mode="autonomous",
-                           context={"line": "x"}, requester=operator)
-        wait_for(lambda: any(m.get("event_type") == "run.paused" and m.get("run") == gated.pk
-                             for m in clients.inbox), timeout=60,
-                 message="the inbox to hear of a request opened after the restart")
-        wait_for(lambda: clients.done == set(run_ids), timeout=120,
-                 message="every client to see its run finish")
+        wait_for(
+            lambda: clients.connects["inbox"] >= 2,
+            timeout=60,
+            message="the inbox client to reconnect",
+        )
+        gated = run_create(
+            plan=gate_plan(str(ledger)),
+            mode="autonomous",
+            context={"line": "x"},
+            requester=operator,
+        )
+        wait_for(
+            lambda: any(
+                m.get("event_type") == "run.paused" and m.get("run") == gated.pk
+                for m in clients.inbox
+            ),
+            timeout=60,
+            message="the inbox to hear of a request opened after the restart",
+        )
+        wait_for(
+            lambda: clients.done == set(run_ids),
+            timeout=120,
+            message="every client to see its run finish",
+        )
     finally:
         if clients is not None:
             clients.stop()
@@ -282,9 +315,19 @@ def probe(env: dict[str, str], call: str) -> object:
     from tests.conftest import ROOT
 
     done = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "shell", "-c",
-         f"from tests.support.probe import *; {call}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "shell",
+            "-c",
+            f"from tests.support.probe import *; {call}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -306,10 +349,18 @@ def test_a_postgres_restart_mid_run_loses_nothing(tmp_path) -> None:
     try:
         pg.start().create_database()
         redis.start()
-        env = worker_env() | {"DATABASE_URL": pg.url, "REDIS_URL": redis.url,
-                              "AGENTOS_REQUEUE_AFTER_S": "3"}
-        subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput",
-                        "-v0"], cwd=ROOT, env=env, check=True, timeout=300)
+        env = worker_env() | {
+            "DATABASE_URL": pg.url,
+            "REDIS_URL": redis.url,
+            "AGENTOS_REQUEUE_AFTER_S": "3",
+        }
+        subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=300,
+        )
         ledger, ids_file = tmp_path / "ledger", tmp_path / "runs.json"
         run_ids = probe(env, f"create(100, {str(ledger)!r}, 0.05, 5)")
         assert isinstance(run_ids, list) and len(run_ids) == 100
@@ -320,8 +371,11 @@ def test_a_postgres_restart_mid_run_loses_nothing(tmp_path) -> None:
         pg.stop("fast")  # every session is cut, as in a restart
         at_restart = lines(ledger)
         pg.start()
-        wait_for(lambda: lines(ledger) > at_restart + 50, timeout=120,
-                 message="the workers to carry on after PostgreSQL came back")
+        wait_for(
+            lambda: lines(ledger) > at_restart + 50,
+            timeout=120,
+            message="the workers to carry on after PostgreSQL came back",
+        )
         deadline = time.monotonic() + 180
         while probe(env, f"finished({str(ids_file)!r})") < len(run_ids):
             assert time.monotonic() < deadline, "runs never finished after the restart"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from accounts.services import token_create
 from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide
 from tests.api.conftest import Api
-from accounts.services import token_create
 from workflows.engine import run_advance
 from workflows.events import verify_all
 from workflows.forks import run_fork
@@ -24,33 +24,49 @@ pytestmark = pytest.mark.django_db
 
 def plan(ledger: Path) -> dict:
     def append(node_id: str, line: str, key: str) -> dict:
-        return {"id": node_id, "action": "test.ledger_append",
-                "params": {"ledger": str(ledger), "line": line}, "outputs": {key: "line"}}
+        return {
+            "id": node_id,
+            "action": "test.ledger_append",
+            "params": {"ledger": str(ledger), "line": line},
+            "outputs": {key: "line"},
+        }
 
-    return {"nodes": [
-        append("one", "{{ who }} one", "first"),
-        {"id": "gate", "type": "approval", "title": "Go on for {{ who }}?"},
-        {"id": "ask", "type": "input", "title": "Where?",
-         "fields": {"place": {"type": "string"}}},
-        append("two", "{{ who }} two at {{ place }}", "second"),
-    ]}
+    return {
+        "nodes": [
+            append("one", "{{ who }} one", "first"),
+            {"id": "gate", "type": "approval", "title": "Go on for {{ who }}?"},
+            {
+                "id": "ask",
+                "type": "input",
+                "title": "Where?",
+                "fields": {"place": {"type": "string"}},
+            },
+            append("two", "{{ who }} two at {{ place }}", "second"),
+        ]
+    }
 
 
 def seq_of(run: Run, type_: str, nth: int = 0) -> int:
-    return list(Event.objects.filter(run=run, type=type_).order_by("seq")
-                .values_list("seq", flat=True))[nth]
+    return list(
+        Event.objects.filter(run=run, type=type_).order_by("seq").values_list("seq", flat=True)
+    )[nth]
 
 
 def finished_run(tmp_path: Path, operator, reviewer) -> Run:  # type: ignore[no-untyped-def]
-    run = run_create(plan=plan(tmp_path / "ledger"), context={"who": "ada"}, mode="autonomous",
-                     requester=operator)
+    run = run_create(
+        plan=plan(tmp_path / "ledger"),
+        context={"who": "ada"},
+        mode="autonomous",
+        requester=operator,
+    )
     run_advance(run_id=run.pk)
     gate = ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
     approval_decide(request_id=gate.pk, actor=reviewer, decision="approve")
     run_advance(run_id=run.pk)
     ask = ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
-    approval_decide(request_id=ask.pk, actor=reviewer, decision="approve",
-                    values={"place": "paris"})
+    approval_decide(
+        request_id=ask.pk, actor=reviewer, decision="approve", values={"place": "paris"}
+    )
     run_advance(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
@@ -64,44 +80,50 @@ def test_replay_ends_where_the_projection_is(tmp_path: Path, operator, reviewer)
 
     assert [s.seq for s in states] == list(range(1, run.last_seq + 1))
     last = states[-1]
-    assert (last.status, last.context, last.position) == (run.status, run.context,
-                                                          run.position)
+    assert (last.status, last.context, last.position) == (run.status, run.context, run.position)
     at_gate = state_at(run, seq_of(run, "run.paused", 0))
     assert at_gate.status == RunStatus.WAITING and at_gate.current_node == "gate"
     assert at_gate.context == {"who": "ada", "first": "ada one"}
 
 
 def test_fork_mid_approval_reruns_nothing_done_and_pauses_again(
-        tmp_path: Path, operator, reviewer) -> None:
+    tmp_path: Path, operator, reviewer
+) -> None:
     run = finished_run(tmp_path, operator, reviewer)
     ledger = tmp_path / "ledger"
     assert ledger.read_text().splitlines() == ["ada one", "ada two at paris"]
 
-    child = run_fork(run_id=run.pk, at_seq=seq_of(run, "run.paused", 0),
-                     context={"who": "bob"}, actor=operator)
+    child = run_fork(
+        run_id=run.pk, at_seq=seq_of(run, "run.paused", 0), context={"who": "bob"}, actor=operator
+    )
 
     assert child.parent_id == run.pk and child.position == 1
     assert child.context == {"who": "bob", "first": "ada one"}
     carried = child.steps.get()
     assert (carried.node_id, carried.status, carried.output["line"]) == (
-        "one", StepStatus.SUCCEEDED, "ada one")
+        "one",
+        StepStatus.SUCCEEDED,
+        "ada one",
+    )
     run_advance(run_id=child.pk)
     child.refresh_from_db()
     assert child.status == RunStatus.WAITING and child.current_node == "gate"
     assert ledger.read_text().splitlines() == ["ada one", "ada two at paris"]  # no re-run
     assert Event.objects.filter(run=run, type="run.forked").get().data["child"] == child.pk
     assert Event.objects.get(run=child, seq=1).data["forked_from"] == {
-        "run": run.pk, "seq": seq_of(run, "run.paused", 0)}
+        "run": run.pk,
+        "seq": seq_of(run, "run.paused", 0),
+    }
     assert verify_all() == []
 
 
 def test_fork_after_an_input_keeps_the_values_and_finishes(
-        tmp_path: Path, operator, reviewer) -> None:
+    tmp_path: Path, operator, reviewer
+) -> None:
     run = finished_run(tmp_path, operator, reviewer)
     resumed = seq_of(run, "run.resumed", 1)
 
-    child = run_fork(run_id=run.pk, at_seq=resumed, context={"place": "rome"},
-                     actor=operator)
+    child = run_fork(run_id=run.pk, at_seq=resumed, context={"place": "rome"}, actor=operator)
     run_advance(run_id=child.pk)
     child.refresh_from_db()
 
@@ -123,12 +145,10 @@ def test_fork_at_the_start_runs_everything_again(tmp_path: Path, operator, revie
     assert child.steps.count() == 1 and child.steps.get().evidence.get("carried_from") is None
 
 
-def test_a_fork_of_a_fork_replays_from_its_own_start(tmp_path: Path, operator,
-                                                      reviewer) -> None:
+def test_a_fork_of_a_fork_replays_from_its_own_start(tmp_path: Path, operator, reviewer) -> None:
     run = finished_run(tmp_path, operator, reviewer)
     child = run_fork(run_id=run.pk, at_seq=seq_of(run, "run.paused", 1), actor=operator)
-    grandchild = run_fork(run_id=child.pk, at_seq=1, context={"place": "oslo"},
-                          actor=operator)
+    grandchild = run_fork(run_id=child.pk, at_seq=1, context={"place": "oslo"}, actor=operator)
 
     assert grandchild.position == child.position == 2
     assert grandchild.context == {"who": "ada", "first": "ada one", "place": "oslo"}

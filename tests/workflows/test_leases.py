@@ -16,8 +16,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _run() -> Run:
-    run = run_create(mode="autonomous", plan={"nodes": [
-        {"id": "gate", "type": "approval", "title": "?"}]})
+    run = run_create(
+        mode="autonomous", plan={"nodes": [{"id": "gate", "type": "approval", "title": "?"}]}
+    )
     Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
     return run
 

@@ -17,7 +17,11 @@ from approvals.services import approval_decide
 from portals.models import Employee, HardwareOrder, ITAccount
 from tests.executors._procs import is_gone
 from tests.support.portal_fixtures import (  # noqa: F401
-    chromium_family, portals, run_action, spare_children)
+    chromium_family,
+    portals,
+    run_action,
+    spare_children,
+)
 from tests.support.review import approve_plan_review
 from workflows import actions
 from workflows.engine import run_advance
@@ -44,13 +48,16 @@ def pending(run: Run) -> ApprovalRequest:
 def onboarding(operator, **context: str) -> Run:  # type: ignore[no-untyped-def]
     source = SPEC.read_text()
     workflow = workflow_create(raw_spec=parse_spec_text(source), source=source, actor=operator)
-    return run_create(workflow=workflow, requester=operator,
-                      context={"employee_name": "Ada Lovelace", "department": "Engineering",
-                               **context})
+    return run_create(
+        workflow=workflow,
+        requester=operator,
+        context={"employee_name": "Ada Lovelace", "department": "Engineering", **context},
+    )
 
 
 def test_onboarding_pauses_for_the_manager_and_the_laptop_then_finishes(
-        portals, run_action, operator, reviewer) -> None:
+    portals, run_action, operator, reviewer
+) -> None:
     run = advance(onboarding(operator))
 
     assert run.status == RunStatus.WAITING and run.current_node == "manager_approval"
@@ -66,9 +73,14 @@ def test_onboarding_pauses_for_the_manager_and_the_laptop_then_finishes(
     offered = asked.fields["properties"]["laptop_model"]["enum"]
     assert offered == ["Dell Latitude 7450", "MacBook Pro 14", "ThinkPad X1 Carbon"]
     assert asked.state["url"] == (
-        f"{portals}/portals/procurement/orders/new/?email=ada.lovelace%40corp.example")
-    approval_decide(request_id=asked.pk, actor=reviewer, decision="approve",
-                    values={"laptop_model": "MacBook Pro 14"})
+        f"{portals}/portals/procurement/orders/new/?email=ada.lovelace%40corp.example"
+    )
+    approval_decide(
+        request_id=asked.pk,
+        actor=reviewer,
+        decision="approve",
+        values={"laptop_model": "MacBook Pro 14"},
+    )
 
     run = advance(run)
     assert run.status == RunStatus.SUCCEEDED, run.error
@@ -76,29 +88,49 @@ def test_onboarding_pauses_for_the_manager_and_the_laptop_then_finishes(
     assert (Employee.objects.count(), ITAccount.objects.count()) == (1, 1)
     assert (order.email, order.laptop.name) == ("ada.lovelace@corp.example", "MacBook Pro 14")
     assert run.context["order_id"] == order.order_id
-    assert order.external_ref == run.steps.get(node_id="laptop",
-                                               status=StepStatus.SUCCEEDED).idempotency_key
+    assert (
+        order.external_ref
+        == run.steps.get(node_id="laptop", status=StepStatus.SUCCEEDED).idempotency_key
+    )
 
     steps = list(run.steps.order_by("id"))
     assert [(s.node_id, s.status) for s in steps] == [
-        ("hr", StepStatus.SUCCEEDED), ("it", StepStatus.SUCCEEDED),
-        ("laptop", StepStatus.NEEDS_INPUT), ("laptop", StepStatus.SUCCEEDED)]
+        ("hr", StepStatus.SUCCEEDED),
+        ("it", StepStatus.SUCCEEDED),
+        ("laptop", StepStatus.NEEDS_INPUT),
+        ("laptop", StepStatus.SUCCEEDED),
+    ]
     shots = [f["name"] for s in steps for f in s.evidence["files"]]
-    assert shots == ["hr-created.png", "it-created.png", "procurement-needs-model.png",
-                     "procurement-created.png"]
-    assert all((Path(settings.MEDIA_ROOT) / f["path"]).is_file()
-               for s in steps for f in s.evidence["files"])
+    assert shots == [
+        "hr-created.png",
+        "it-created.png",
+        "procurement-needs-model.png",
+        "procurement-created.png",
+    ]
+    assert all(
+        (Path(settings.MEDIA_ROOT) / f["path"]).is_file()
+        for s in steps
+        for f in s.evidence["files"]
+    )
 
     # Secrets never reach the log, the plan or the context.
-    stored = json.dumps([list(Event.objects.filter(run=run).values("data")), run.plan,
-                         run.context, [s.evidence for s in steps]])
+    stored = json.dumps(
+        [
+            list(Event.objects.filter(run=run).values("data")),
+            run.plan,
+            run.context,
+            [s.evidence for s in steps],
+        ]
+    )
     for name in ("HR_PORTAL_PASSWORD", "IT_PORTAL_PASSWORD", "PROCUREMENT_PORTAL_PASSWORD"):
         assert settings.AGENTOS_SECRETS[name] not in stored
 
     # The same step again, with its key, finds the order instead of placing another.
-    again = run_action("procurement.order_laptop",
-                       {"email": order.email, "model": "MacBook Pro 14"},
-                       key=order.external_ref)
+    again = run_action(
+        "procurement.order_laptop",
+        {"email": order.email, "model": "MacBook Pro 14"},
+        key=order.external_ref,
+    )
     assert again.output == {"order_id": order.order_id, "laptop_model": "MacBook Pro 14"}
     assert HardwareOrder.objects.count() == 1
 
@@ -122,7 +154,8 @@ def _action_process(zygote: int | None) -> int | None:
 
 
 def test_a_step_killed_after_the_portal_saved_is_retried_without_a_duplicate(
-        portals, operator, reviewer) -> None:
+    portals, operator, reviewer
+) -> None:
     """SIGKILL the action while the browser waits for the new employee's page."""
     killed: list[int] = []
 
@@ -134,11 +167,24 @@ def test_a_step_killed_after_the_portal_saved_is_retried_without_a_duplicate(
             killed.append(pid)
 
     # A bare plan with a medium-risk action is reviewed before it runs.
-    run = approve_plan_review(run_create(mode="autonomous", requester=operator, plan={
-        "nodes": [{"id": "hr", "action": "hr.create_employee",
-                   "params": {"name": "Ada Lovelace", "department": "Engineering"},
-                   "outputs": {"employee_id": "employee_id"},
-                   "retry": {"max_attempts": 2, "backoff_s": 0.1}}]}), reviewer)
+    run = approve_plan_review(
+        run_create(
+            mode="autonomous",
+            requester=operator,
+            plan={
+                "nodes": [
+                    {
+                        "id": "hr",
+                        "action": "hr.create_employee",
+                        "params": {"name": "Ada Lovelace", "department": "Engineering"},
+                        "outputs": {"employee_id": "employee_id"},
+                        "retry": {"max_attempts": 2, "backoff_s": 0.1},
+                    }
+                ]
+            },
+        ),
+        reviewer,
+    )
     request_started.connect(kill_on_detail_page)
     try:
         run = advance(run)
@@ -149,7 +195,9 @@ def test_a_step_killed_after_the_portal_saved_is_retried_without_a_duplicate(
     assert run.status == RunStatus.SUCCEEDED, run.error
     first, second = run.steps.order_by("attempt")
     assert (first.status, first.error) == (
-        StepStatus.CRASHED, "the action process was killed by SIGKILL")
+        StepStatus.CRASHED,
+        "the action process was killed by SIGKILL",
+    )
     assert second.status == StepStatus.SUCCEEDED
     assert Employee.objects.count() == 1
     assert run.context["employee_id"] == Employee.objects.get().employee_id
@@ -158,16 +206,24 @@ def test_a_step_killed_after_the_portal_saved_is_retried_without_a_duplicate(
 
 
 def test_wrong_credentials_fail_the_run_with_a_clear_step_error(
-        portals, operator, settings) -> None:
+    portals, operator, settings
+) -> None:
     settings.AGENTOS_SECRETS = {**settings.AGENTOS_SECRETS, "HR_PORTAL_PASSWORD": "wrong-pw"}
     source = SPEC.read_text().replace("retry: {max_attempts: 3, backoff_s: 1}", "")
     workflow = workflow_create(raw_spec=parse_spec_text(source), source=source, actor=operator)
-    run = advance(run_create(workflow=workflow, requester=operator, context={
-        "employee_name": "Ada Lovelace", "department": "Engineering"}))
+    run = advance(
+        run_create(
+            workflow=workflow,
+            requester=operator,
+            context={"employee_name": "Ada Lovelace", "department": "Engineering"},
+        )
+    )
     assert run.status == RunStatus.FAILED
-    assert run.error == ("hr: the HR portal refused the login: invalid username or password "
-                         "(check the secrets HR_PORTAL_USER and HR_PORTAL_PASSWORD) "
-                         "(after 1 attempt)")
+    assert run.error == (
+        "hr: the HR portal refused the login: invalid username or password "
+        "(check the secrets HR_PORTAL_USER and HR_PORTAL_PASSWORD) "
+        "(after 1 attempt)"
+    )
     step = run.steps.get()
     assert step.status == StepStatus.FAILED
     assert [f["name"] for f in step.evidence["files"]] == ["hr-login-refused.png"]
@@ -175,10 +231,23 @@ def test_wrong_credentials_fail_the_run_with_a_clear_step_error(
 
 
 def test_a_page_that_never_loads_times_out_retries_and_leaves_no_chromium(
-        portals, operator) -> None:
-    run = run_create(mode="autonomous", requester=operator, plan={"nodes": [
-        {"id": "visit", "action": "test.portal_visit", "params": {"path": "/portals/test/hang/"},
-         "timeout_s": 3, "retry": {"max_attempts": 2, "backoff_s": 0.1}}]})
+    portals, operator
+) -> None:
+    run = run_create(
+        mode="autonomous",
+        requester=operator,
+        plan={
+            "nodes": [
+                {
+                    "id": "visit",
+                    "action": "test.portal_visit",
+                    "params": {"path": "/portals/test/hang/"},
+                    "timeout_s": 3,
+                    "retry": {"max_attempts": 2, "backoff_s": 0.1},
+                }
+            ]
+        },
+    )
     seen: dict[int, str] = {}
     done = threading.Event()
 
@@ -196,8 +265,9 @@ def test_a_page_that_never_loads_times_out_retries_and_leaves_no_chromium(
         watcher.join()
 
     assert run.status == RunStatus.FAILED
-    assert run.error == ("visit: timed out after 3 s; the action's processes were killed "
-                         "(after 2 attempts)")
+    assert run.error == (
+        "visit: timed out after 3 s; the action's processes were killed (after 2 attempts)"
+    )
     assert list(run.steps.values_list("status", flat=True)) == [StepStatus.TIMED_OUT] * 2
     assert seen, "Chromium was never seen running"
     assert [pid for pid in seen if not is_gone(pid)] == []

@@ -43,7 +43,8 @@ def reviewed_run(operator, mode: str = "assisted") -> Run:
 
 
 def test_review_shows_table_json_and_digest_before_the_first_step(
-        workspace: Path, operator) -> None:
+    workspace: Path, operator
+) -> None:
     folders(workspace)
     run = advance(reviewed_run(operator))
 
@@ -58,18 +59,23 @@ def test_review_shows_table_json_and_digest_before_the_first_step(
     assert request.fields["properties"]["apply.path"]["default"] == "Downloads"
     assert request.fields["properties"]["apply.by"]["enum"] == ["type", "date"]
     assert sorted(p.name for p in (workspace / "Downloads").iterdir()) == [
-        "photo.png", "report.pdf"]
+        "photo.png",
+        "report.pdf",
+    ]
 
 
-def test_approving_unchanged_runs_the_reviewed_plan(workspace: Path, operator,
-                                                    reviewer) -> None:
+def test_approving_unchanged_runs_the_reviewed_plan(workspace: Path, operator, reviewer) -> None:
     folders(workspace)
     run = advance(reviewed_run(operator))
     digest = plan_digest(run.plan)
     request = pending(run)
     # A form resubmits every default: unchanged values edit nothing.
-    approval_decide(request_id=request.pk, actor=reviewer, decision="approve",
-                    values={"apply.path": "Downloads", "apply.overwrite": False})
+    approval_decide(
+        request_id=request.pk,
+        actor=reviewer,
+        decision="approve",
+        values={"apply.path": "Downloads", "apply.overwrite": False},
+    )
     run = advance(run)
     assert run.status == RunStatus.WAITING and run.current_node == "confirm"
     assert run.steps.get(node_id="preview").output["count"] == 2
@@ -83,28 +89,40 @@ def test_approving_unchanged_runs_the_reviewed_plan(workspace: Path, operator,
 
 
 def test_edited_parameters_are_revalidated_and_the_edited_plan_runs(
-        workspace: Path, operator, reviewer) -> None:
+    workspace: Path, operator, reviewer
+) -> None:
     folders(workspace)
     run = advance(reviewed_run(operator))
     before = plan_digest(run.plan)
     request = pending(run)
 
     with pytest.raises(PlanInvalid) as bad:
-        approval_decide(request_id=request.pk, actor=reviewer, decision="approve",
-                        values={"preview.path": "Inbox", "apply.path": "../outside"})
+        approval_decide(
+            request_id=request.pk,
+            actor=reviewer,
+            decision="approve",
+            values={"preview.path": "Inbox", "apply.path": "../outside"},
+        )
     assert [(e.field, e.message) for e in bad.value.errors] == [
-        ("apply.path", "'../outside' contains '..', which is not allowed")]
+        ("apply.path", "'../outside' contains '..', which is not allowed")
+    ]
     run.refresh_from_db()
     assert plan_digest(run.plan) == before and pending(run).pk == request.pk
 
-    approval_decide(request_id=request.pk, actor=reviewer, decision="approve",
-                    values={"preview.path": "Inbox", "apply.path": "Inbox", "apply.by": "type"})
+    approval_decide(
+        request_id=request.pk,
+        actor=reviewer,
+        decision="approve",
+        values={"preview.path": "Inbox", "apply.path": "Inbox", "apply.by": "type"},
+    )
     run.refresh_from_db()
     edited = Event.objects.get(run=run, type="run.plan_edited")
     assert edited.data["before"] == before
     assert edited.data["after"] == plan_digest(run.plan) != before
-    assert edited.data["changes"] == {"preview.path": {"before": "Downloads", "after": "Inbox"},
-                                      "apply.path": {"before": "Downloads", "after": "Inbox"}}
+    assert edited.data["changes"] == {
+        "preview.path": {"before": "Downloads", "after": "Inbox"},
+        "apply.path": {"before": "Downloads", "after": "Inbox"},
+    }
     assert run.clearance["plan_digest"] == plan_digest(run.plan)
 
     run = advance(run)
@@ -115,20 +133,21 @@ def test_edited_parameters_are_revalidated_and_the_edited_plan_runs(
     assert (workspace / "Downloads" / "report.pdf").exists()  # the original target untouched
 
 
-def test_rejecting_the_plan_fails_the_run_and_runs_nothing(workspace: Path, operator,
-                                                           reviewer) -> None:
+def test_rejecting_the_plan_fails_the_run_and_runs_nothing(
+    workspace: Path, operator, reviewer
+) -> None:
     folders(workspace)
     run = advance(reviewed_run(operator))
-    approval_decide(request_id=pending(run).pk, actor=reviewer, decision="reject",
-                    comment="wrong folder")
+    approval_decide(
+        request_id=pending(run).pk, actor=reviewer, decision="reject", comment="wrong folder"
+    )
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and "wrong folder" in run.error
     assert not run.steps.exists()
     assert (workspace / "Downloads" / "report.pdf").exists()
 
 
-def test_the_approval_covers_only_the_reviewed_plan(workspace: Path, operator,
-                                                    reviewer) -> None:
+def test_the_approval_covers_only_the_reviewed_plan(workspace: Path, operator, reviewer) -> None:
     folders(workspace)
     run = advance(reviewed_run(operator))
     request = pending(run)
@@ -151,13 +170,21 @@ def test_autonomous_runs_of_a_risky_plan_are_reviewed_too(workspace: Path, opera
     assert not run.steps.exists()
 
 
-def test_autonomous_runs_of_a_low_risk_plan_skip_the_review(workspace: Path,
-                                                           operator) -> None:
+def test_autonomous_runs_of_a_low_risk_plan_skip_the_review(workspace: Path, operator) -> None:
     (workspace / "Downloads").mkdir()
-    run = advance(run_create(plan={"nodes": [
-        {"id": "look", "action": "files.list", "params": {"path": "Downloads"}},
-        {"id": "confirm", "type": "approval", "title": "Go on?"}]},
-        mode="autonomous", requester=operator, review_plan=True))
+    run = advance(
+        run_create(
+            plan={
+                "nodes": [
+                    {"id": "look", "action": "files.list", "params": {"path": "Downloads"}},
+                    {"id": "confirm", "type": "approval", "title": "Go on?"},
+                ]
+            },
+            mode="autonomous",
+            requester=operator,
+            review_plan=True,
+        )
+    )
     assert run.status == RunStatus.WAITING and run.current_node == "confirm"
     assert pending(run).state["purpose"] == "approval_node"
     assert run.steps.get().node_id == "look"

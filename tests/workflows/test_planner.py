@@ -16,9 +16,15 @@ from workflows.planner import draft
 from workflows.planner.builtin import PHRASINGS
 
 API_KEY = "sk-local-test-key-do-not-log"
-GOOD_PLAN = {"nodes": [{"id": "check", "action": "api.request",
-                        "params": {"url": "http://127.0.0.1:8000/api/v1/health",
-                                   "expect_status": 200}}]}
+GOOD_PLAN = {
+    "nodes": [
+        {
+            "id": "check",
+            "action": "api.request",
+            "params": {"url": "http://127.0.0.1:8000/api/v1/health", "expect_status": 200},
+        }
+    ]
+}
 
 
 # -- the built-in provider ----------------------------------------------------
@@ -32,8 +38,10 @@ def test_every_documented_phrasing_drafts_a_plan(phrasing) -> None:  # type: ign
         # The portal actions come with the browser executor; until they are
         # registered the plan is drafted but honestly reported invalid.
         assert {e["message"].split(";")[0] for e in result["errors"]} <= {
-            "unknown action 'hr.create_employee'", "unknown action 'it.create_account'",
-            "unknown action 'procurement.order_laptop'"}
+            "unknown action 'hr.create_employee'",
+            "unknown action 'it.create_account'",
+            "unknown action 'procurement.order_laptop'",
+        }
     else:
         assert result["valid"], result["errors"]
 
@@ -41,15 +49,30 @@ def test_every_documented_phrasing_drafts_a_plan(phrasing) -> None:  # type: ign
 def test_builtin_examples_from_the_issue() -> None:
     move = draft("move the PDFs in Downloads to Reports")["plan"]["nodes"]
     assert [n["id"] for n in move] == ["preview", "confirm", "apply"]
-    assert move[2]["params"] == {"source_dir": "Downloads", "destination_dir": "Reports",
-                                 "pattern": "*.pdf", "dry_run": False}
+    assert move[2]["params"] == {
+        "source_dir": "Downloads",
+        "destination_dir": "Reports",
+        "pattern": "*.pdf",
+        "dry_run": False,
+    }
     pivot = draft("Pivot sales.xlsx by region summing amount.")["plan"]["nodes"][1]
-    assert pivot["params"] == {"path": "sales.xlsx", "index": ["region"], "values": "amount",
-                               "agg": "sum", "output": "sales-pivot.xlsx"}
+    assert pivot["params"] == {
+        "path": "sales.xlsx",
+        "index": ["region"],
+        "values": "amount",
+        "agg": "sum",
+        "output": "sales-pivot.xlsx",
+    }
     check = draft("check that http://127.0.0.1:8000/api/v1/health returns 200")
-    assert check["plan"] == GOOD_PLAN | {"nodes": [GOOD_PLAN["nodes"][0] | {
-        "params": {"method": "GET", **GOOD_PLAN["nodes"][0]["params"]},
-        "outputs": {"status": "status"}}]}
+    assert check["plan"] == GOOD_PLAN | {
+        "nodes": [
+            GOOD_PLAN["nodes"][0]
+            | {
+                "params": {"method": "GET", **GOOD_PLAN["nodes"][0]["params"]},
+                "outputs": {"status": "status"},
+            }
+        ]
+    }
     onboard = draft("onboard Jane Roe in Engineering")["plan"]["nodes"]
     assert onboard[0]["params"] == {"name": "Jane Roe", "department": "Engineering"}
 
@@ -70,7 +93,8 @@ def test_builtin_output_still_meets_the_red_lines() -> None:
     assert result["errors"][0]["field"] == "params.url"
     assert draft("")["errors"][0]["field"] == "text"
     assert draft("x" * 5000)["errors"] == [
-        {"node": "", "field": "text", "message": "at most 4000 characters"}]
+        {"node": "", "field": "text", "message": "at most 4000 characters"}
+    ]
 
 
 # -- the OpenAI-compatible provider -------------------------------------------
@@ -90,8 +114,9 @@ class ChatServer:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append({"path": self.path, "auth": self.headers.get(
-                    "Authorization"), "body": body})
+                outer.requests.append(
+                    {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
+                )
                 reply = outer.script.pop(0) if outer.script else {"content": "{}"}
                 if "sleep" in reply:
                     time.sleep(reply["sleep"])
@@ -102,10 +127,14 @@ class ChatServer:
                     message = {"role": "assistant", "content": reply.get("content")}
                     if "refusal" in reply:
                         message["refusal"] = reply["refusal"]
-                    data = json.dumps({"id": "c1", "object": "chat.completion",
-                                       "model": body["model"],
-                                       "choices": [{"index": 0, "message": message,
-                                                    "finish_reason": "stop"}]}).encode()
+                    data = json.dumps(
+                        {
+                            "id": "c1",
+                            "object": "chat.completion",
+                            "model": body["model"],
+                            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                        }
+                    ).encode()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -151,10 +180,19 @@ def test_llm_is_given_the_catalog_and_its_plan_is_validated(llm: ChatServer) -> 
 
 
 def test_one_repair_round_fixes_an_invalid_plan(llm: ChatServer) -> None:
-    bad = {"nodes": [{"id": "check", "action": "api.request",
-                      "params": {"url": "http://127.0.0.1:8000/", "expect": 200}}]}
-    llm.script = [{"content": json.dumps(bad)}, {"content": "```json\n"
-                                                 + json.dumps(GOOD_PLAN) + "\n```"}]
+    bad = {
+        "nodes": [
+            {
+                "id": "check",
+                "action": "api.request",
+                "params": {"url": "http://127.0.0.1:8000/", "expect": 200},
+            }
+        ]
+    }
+    llm.script = [
+        {"content": json.dumps(bad)},
+        {"content": "```json\n" + json.dumps(GOOD_PLAN) + "\n```"},
+    ]
     result = draft("is the portal up?")
     assert result["valid"] and result["plan"] == GOOD_PLAN
     repair = llm.requests[1]["body"]["messages"]
@@ -170,22 +208,41 @@ def test_a_plan_still_invalid_after_repair_is_reported_never_valid(llm: ChatServ
     assert result["errors"][0]["message"].startswith("unknown action 'shell.exec'")
 
 
-@pytest.mark.parametrize("script,message", [
-    ([{"content": "Sure! Here is your plan: nodes..."}, {"content": "{not json"}],
-     "the planner model's answer is not valid JSON"),
-    ([{"content": None, "refusal": "I can't help with that."}],
-     "the planner model refused: I can't help with that."),
-    ([{"content": json.dumps({"refusal": "no action can order pizza"})}],
-     "the planner model refused: no action can order pizza"),
-    ([{"status": 500, "raw": json.dumps({"error": f"bad key {API_KEY}"})}],
-     "the planner model answered HTTP 500"),
-    ([{"raw": "<html>gateway</html>"}], "the planner model's answer is not a chat completion"),
-    ([{"content": json.dumps([1, 2])}, {"content": json.dumps({"steps": []})}],
-     "the planner model's answer is not a plan"),
-], ids=["malformed", "refusal-field", "refusal-json", "http-error", "not-a-completion",
-        "not-a-plan"])
-def test_failures_give_a_clear_error_and_no_plan(llm: ChatServer, caplog, script,
-                                                 message) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "script,message",
+    [
+        (
+            [{"content": "Sure! Here is your plan: nodes..."}, {"content": "{not json"}],
+            "the planner model's answer is not valid JSON",
+        ),
+        (
+            [{"content": None, "refusal": "I can't help with that."}],
+            "the planner model refused: I can't help with that.",
+        ),
+        (
+            [{"content": json.dumps({"refusal": "no action can order pizza"})}],
+            "the planner model refused: no action can order pizza",
+        ),
+        (
+            [{"status": 500, "raw": json.dumps({"error": f"bad key {API_KEY}"})}],
+            "the planner model answered HTTP 500",
+        ),
+        ([{"raw": "<html>gateway</html>"}], "the planner model's answer is not a chat completion"),
+        (
+            [{"content": json.dumps([1, 2])}, {"content": json.dumps({"steps": []})}],
+            "the planner model's answer is not a plan",
+        ),
+    ],
+    ids=[
+        "malformed",
+        "refusal-field",
+        "refusal-json",
+        "http-error",
+        "not-a-completion",
+        "not-a-plan",
+    ],
+)
+def test_failures_give_a_clear_error_and_no_plan(llm: ChatServer, caplog, script, message) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.DEBUG)
     llm.script = list(script)
     result = draft("do the thing")
@@ -212,4 +269,5 @@ def test_an_unreachable_or_unconfigured_model_is_a_clear_error(settings) -> None
     server.httpd.server_close()
     settings.AGENTOS_LLM_BASE_URL, settings.AGENTOS_LLM_MODEL = url, "m"
     assert draft("x")["errors"][0]["message"].startswith(
-        "the planner model could not be reached: ConnectError")
+        "the planner model could not be reached: ConnectError"
+    )

@@ -86,9 +86,15 @@ def test_a_deleted_system_event_is_named(logged) -> None:
 
 def test_an_inserted_row_is_named(logged) -> None:
     last = event(logged, 3)
-    sql(f"INSERT INTO {TABLE} (run_id, seq, type, actor_label, data, at, correlation_id, "
+    sql(
+        f"INSERT INTO {TABLE} (run_id, seq, type, actor_label, data, at, correlation_id, "
         f"prev_hash, hash) VALUES (%s, 4, 'run.succeeded', 'mallory', '{{}}', %s, %s, %s, %s)",
-        logged.pk, last.at, last.correlation_id, last.hash, "f" * 64)
+        logged.pk,
+        last.at,
+        last.correlation_id,
+        last.hash,
+        "f" * 64,
+    )
     inserted = Event.objects.get(run=logged, seq=4)
     message = verify()
     assert f"event id {inserted.pk} (seq 4)" in message
@@ -99,13 +105,27 @@ def test_an_inserted_row_with_a_correct_hash_still_breaks_the_head(logged) -> No
     from workflows.events import event_hash
 
     last = event(logged, 3)
-    digest = event_hash(run_id=logged.pk, seq=4, type="run.succeeded", actor_label="mallory",
-                        data={}, at=last.at, correlation_id=last.correlation_id,
-                        prev_hash=last.hash)
-    sql(f"INSERT INTO {TABLE} (run_id, seq, type, actor_label, data, at, correlation_id, "
+    digest = event_hash(
+        run_id=logged.pk,
+        seq=4,
+        type="run.succeeded",
+        actor_label="mallory",
+        data={},
+        at=last.at,
+        correlation_id=last.correlation_id,
+        prev_hash=last.hash,
+    )
+    sql(
+        f"INSERT INTO {TABLE} (run_id, seq, type, actor_label, data, at, correlation_id, "
         f"prev_hash, hash, key_id) VALUES (%s, 4, 'run.succeeded', 'mallory', '{{}}', %s, %s, "
         f"%s, %s, %s)",
-        logged.pk, last.at, last.correlation_id, last.hash, digest, last.key_id)
+        logged.pk,
+        last.at,
+        last.correlation_id,
+        last.hash,
+        digest,
+        last.key_id,
+    )
     message = verify()
     assert f"run {logged.pk}" in message and "head" in message
 
@@ -143,9 +163,14 @@ def test_no_path_changes_or_deletes_an_event(logged) -> None:
 # Keyed chains (issue 10, item 9): a writer without AGENTOS_AUDIT_KEY cannot
 # rewrite history and recompute the chain so that it verifies.
 
-GATED = {"slug": "gated-history", "title": "Gated", "mode": "assisted",
-         "plan": {"nodes": [{"id": "gate", "type": "approval", "title": "Go?",
-                             "assign_to": "Reviewers"}]}}
+GATED = {
+    "slug": "gated-history",
+    "title": "Gated",
+    "mode": "assisted",
+    "plan": {
+        "nodes": [{"id": "gate", "type": "approval", "title": "Go?", "assign_to": "Reviewers"}]
+    },
+}
 
 
 @pytest.fixture
@@ -159,8 +184,9 @@ def decided(operator, reviewer) -> Run:  # type: ignore[no-untyped-def]
     workflow = workflow_create(actor=operator, raw_spec=GATED)
     run = run_create(workflow=workflow, context={}, requester=operator)
     run_advance(run_id=run.pk)
-    approval_decide(request_id=ApprovalRequest.objects.get(run=run).pk, actor=reviewer,
-                    decision="approve")
+    approval_decide(
+        request_id=ApprovalRequest.objects.get(run=run).pk, actor=reviewer, decision="approve"
+    )
     run.refresh_from_db()
     assert Event.objects.get(run=run, type="approval.decided").actor_label == "reviewer"
     return run
@@ -172,9 +198,18 @@ def rechain(run: Run, *, sign, key_id: str | None = None) -> None:  # type: igno
 
     prev = GENESIS
     for e in Event.objects.filter(run=run).order_by("seq"):
-        digest = sign(_hashed_body(run_id=run.pk, seq=e.seq, type=e.type,
-                                   actor_label=e.actor_label, data=e.data, at=e.at,
-                                   correlation_id=e.correlation_id, prev_hash=prev))
+        digest = sign(
+            _hashed_body(
+                run_id=run.pk,
+                seq=e.seq,
+                type=e.type,
+                actor_label=e.actor_label,
+                data=e.data,
+                at=e.at,
+                correlation_id=e.correlation_id,
+                prev_hash=prev,
+            )
+        )
         sql(f"UPDATE {TABLE} SET prev_hash = %s, hash = %s WHERE id = %s", prev, digest, e.pk)
         if key_id is not None:
             sql(f"UPDATE {TABLE} SET key_id = %s WHERE id = %s", key_id, e.pk)
@@ -213,8 +248,9 @@ def test_a_chain_recomputed_with_a_wrong_key_is_named(decided) -> None:
 
     decision = Event.objects.get(run=decided, type="approval.decided")
     sql(f"UPDATE {TABLE} SET actor_label = 'operator' WHERE id = %s", decision.pk)
-    rechain(decided, sign=lambda body: hmac.new(b"guessed-key-" * 4, body,
-                                                hashlib.sha256).hexdigest())
+    rechain(
+        decided, sign=lambda body: hmac.new(b"guessed-key-" * 4, body, hashlib.sha256).hexdigest()
+    )
     message = verify()
     assert f"run {decided.pk}" in message and "(seq 1)" in message
     assert "signed with another key" in message
@@ -248,8 +284,9 @@ def test_updates_through_every_manager_and_bulk_path_are_refused(logged) -> None
     with pytest.raises(EventImmutable), transaction.atomic():
         copy.save_base(raw=True)  # the path loaddata takes
     with pytest.raises(EventImmutable):
-        Event.objects.bulk_create([copy], update_conflicts=True, unique_fields=["id"],
-                                  update_fields=["actor_label"])
+        Event.objects.bulk_create(
+            [copy], update_conflicts=True, unique_fields=["id"], update_fields=["actor_label"]
+        )
     assert Event.objects.get(pk=first.pk).actor_label == "operator"
     call_command("verify_events")
 

@@ -8,5 +8,4 @@ from workflows.admin.runs import RunAdmin
 from workflows.admin.volume import RunBatchAdmin, WorkflowScheduleAdmin
 from workflows.admin.workflow import WorkflowAdmin
 
-__all__ = ["EventAdmin", "RunAdmin", "RunBatchAdmin", "WorkflowAdmin",
-           "WorkflowScheduleAdmin"]
+__all__ = ["EventAdmin", "RunAdmin", "RunBatchAdmin", "WorkflowAdmin", "WorkflowScheduleAdmin"]

@@ -63,35 +63,45 @@ def plan_rows(plan: dict[str, Any] | None) -> list[dict[str, Any]]:
         outputs = node.get("outputs") or {}
         if kind == "input":
             outputs = {name: "(asked)" for name in node.get("fields") or {}}
-        rows.append({
-            "position": index,
-            "id": node.get("id", ""),
-            "type": kind,
-            "what": what,
-            "assign_to": node.get("assign_to") or "",
-            "params": compact_json(node.get("params")),
-            "outputs": ", ".join(f"{key} ← {field}" for key, field in outputs.items()),
-            "limits": _retry_text(node),
-        })
+        rows.append(
+            {
+                "position": index,
+                "id": node.get("id", ""),
+                "type": kind,
+                "what": what,
+                "assign_to": node.get("assign_to") or "",
+                "params": compact_json(node.get("params")),
+                "outputs": ", ".join(f"{key} ← {field}" for key, field in outputs.items()),
+                "limits": _retry_text(node),
+            }
+        )
     return rows
 
 
 def render_plan(plan: dict[str, Any] | None, *, position: int | None = None) -> SafeString:
     """Return the plan as an HTML table; `position` marks the run's current node."""
-    return render_to_string("admin/agentos/plan_table.html",
-                            {"rows": plan_rows(plan), "current": position})
+    return render_to_string(
+        "admin/agentos/plan_table.html", {"rows": plan_rows(plan), "current": position}
+    )
 
 
 def progress_html(position: int, total: int) -> SafeString:
     """Return a progress bar with the `position/total` fraction."""
     done = min(position, total)
-    return format_html('<progress value="{}" max="{}"></progress> {}/{}', done,
-                       max(total, 1), done, total)
+    return format_html(
+        '<progress value="{}" max="{}"></progress> {}/{}', done, max(total, 1), done, total
+    )
 
 
 STATUS_COLOURS = {
-    "queued": "#777", "running": "#205493", "waiting": "#b35c00", "succeeded": "#2e7d32",
-    "failed": "#ba2121", "cancelled": "#555", "pending": "#b35c00", "approved": "#2e7d32",
+    "queued": "#777",
+    "running": "#205493",
+    "waiting": "#b35c00",
+    "succeeded": "#2e7d32",
+    "failed": "#ba2121",
+    "cancelled": "#555",
+    "pending": "#b35c00",
+    "approved": "#2e7d32",
     "rejected": "#ba2121",
 }
 

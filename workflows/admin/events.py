@@ -22,11 +22,18 @@ from workflows.selectors import redact
 
 
 class ExportForm(forms.Form):
-    since = forms.DateTimeField(required=False, help_text="From (inclusive), UTC.",
-                                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    until = forms.DateTimeField(required=False, help_text="Up to (exclusive), UTC.",
-                                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    since = forms.DateTimeField(
+        required=False,
+        help_text="From (inclusive), UTC.",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    until = forms.DateTimeField(
+        required=False,
+        help_text="Up to (exclusive), UTC.",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
     format = forms.ChoiceField(choices=[("jsonl", "JSON Lines"), ("csv", "CSV")])
+
 
 MIN_HASH_SEARCH = 8
 
@@ -44,8 +51,17 @@ class EventAdmin(admin.ModelAdmin):
     ordering = ("-id",)
     list_per_page = 100
     show_full_result_count = False
-    fields = ("run_link", "seq", "type", "actor_label", "at", "correlation_id", "data_json",
-              "prev_hash", "hash")
+    fields = (
+        "run_link",
+        "seq",
+        "type",
+        "actor_label",
+        "at",
+        "correlation_id",
+        "data_json",
+        "prev_hash",
+        "hash",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -70,12 +86,20 @@ class EventAdmin(admin.ModelAdmin):
         return actions
 
     def get_urls(self) -> list:
-        return [path("export/", self.admin_site.admin_view(self.export_view),
-                     name="workflows_event_export"), *super().get_urls()]
+        return [
+            path(
+                "export/",
+                self.admin_site.admin_view(self.export_view),
+                name="workflows_event_export",
+            ),
+            *super().get_urls(),
+        ]
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        extra_context = {**(extra_context or {}),
-                         "can_export": policy.allows(request.user, policy.AUDIT_EXPORT)}
+        extra_context = {
+            **(extra_context or {}),
+            "can_export": policy.allows(request.user, policy.AUDIT_EXPORT),
+        }
         return super().changelist_view(request, extra_context)
 
     def export_view(self, request: HttpRequest) -> HttpResponse:
@@ -86,20 +110,30 @@ class EventAdmin(admin.ModelAdmin):
         if request.GET and form.is_valid():
             data = form.cleaned_data
             events = audit_events(since=data["since"], until=data["until"])
-            audit_exported(actor=request.user, since=data["since"], until=data["until"],
-                           format=data["format"])
-            stream, kind = ((export_csv(events), "text/csv") if data["format"] == "csv"
-                            else (export_jsonl(events), "application/x-ndjson"))
+            audit_exported(
+                actor=request.user, since=data["since"], until=data["until"], format=data["format"]
+            )
+            stream, kind = (
+                (export_csv(events), "text/csv")
+                if data["format"] == "csv"
+                else (export_jsonl(events), "application/x-ndjson")
+            )
             response = StreamingHttpResponse(stream, content_type=kind)
             response["Content-Disposition"] = (
-                f'attachment; filename="agentos-audit.{data["format"]}"')
+                f'attachment; filename="agentos-audit.{data["format"]}"'
+            )
             return response
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form,
-                   "title": "Export the audit log"}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "form": form,
+            "title": "Export the audit log",
+        }
         return TemplateResponse(request, "admin/workflows/event/export.html", context)
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet,
-                           search_term: str) -> tuple[QuerySet, bool]:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
         found, duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip().lower()
         if len(term) >= MIN_HASH_SEARCH and all(c in "0123456789abcdef" for c in term):

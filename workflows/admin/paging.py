@@ -20,7 +20,7 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return min(self.object_list[:self.cap + 1].count(), self.cap + 1)
+        return min(self.object_list[: self.cap + 1].count(), self.cap + 1)
 
     @property
     def capped(self) -> bool:

@@ -9,8 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import (
     FileResponse,
@@ -26,6 +26,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 
+from agentos_site import policy
 from workflows.admin.display import (
     HASH_PREFIX,
     compact_json,
@@ -34,7 +35,6 @@ from workflows.admin.display import (
     render_plan,
     status_badge,
 )
-from agentos_site import policy
 from workflows.admin.paging import CappedCountPaginator
 from workflows.admin.timemachine import TimeMachineMixin
 from workflows.models import Run, Step, Workflow
@@ -52,14 +52,20 @@ INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", 
 class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
     """Runs are started from a workflow and changed only by services."""
 
-    list_display = ("id", "workflow_label", "status_label", "current_node", "progress",
-                    "requester", "age")
+    list_display = (
+        "id",
+        "workflow_label",
+        "status_label",
+        "current_node",
+        "progress",
+        "requester",
+        "age",
+    )
     list_display_links = ("id",)
     list_filter = ("status", "mode", "workflow", "batch")
     # Searched by get_search_results through indexes, never a LIKE over runs.
     search_fields = ("id__exact", "workflow__slug", "requester__username", "current_node__exact")
-    search_help_text = ("A run id, part of a workflow slug or a requester's name, "
-                        "or a node id.")
+    search_help_text = "A run id, part of a workflow slug or a requester's name, or a node id."
     list_select_related = ("workflow", "requester")
     list_per_page = 50
     paginator = CappedCountPaginator
@@ -67,19 +73,60 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
     actions = ["cancel_runs"]
     change_form_template = "admin/workflows/run/change_form.html"
     fieldsets = [
-        (None, {"fields": ["workflow_label", "status_label", "mode", "current_node",
-                           "progress", "requester_label", "error_text"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "workflow_label",
+                    "status_label",
+                    "mode",
+                    "current_node",
+                    "progress",
+                    "requester_label",
+                    "error_text",
+                ]
+            },
+        ),
         ("Timing", {"fields": ["created_at", "started_at", "finished_at", "updated_at"]}),
-        ("Lineage", {"fields": ["parent_link", "forked_at_seq", "forks_list", "batch",
-                                "schedule", "idempotency_key", "correlation_id",
-                                "last_seq"]}),
+        (
+            "Lineage",
+            {
+                "fields": [
+                    "parent_link",
+                    "forked_at_seq",
+                    "forks_list",
+                    "batch",
+                    "schedule",
+                    "idempotency_key",
+                    "correlation_id",
+                    "last_seq",
+                ]
+            },
+        ),
         ("Context", {"fields": ["context_json"]}),
     ]
-    readonly_fields = ("workflow_label", "status_label", "mode", "current_node", "progress",
-                       "requester_label", "error_text", "created_at", "started_at", "finished_at",
-                       "updated_at", "parent_link", "forked_at_seq", "forks_list", "batch",
-                       "schedule", "idempotency_key", "correlation_id",
-                       "last_seq", "context_json")
+    readonly_fields = (
+        "workflow_label",
+        "status_label",
+        "mode",
+        "current_node",
+        "progress",
+        "requester_label",
+        "error_text",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "updated_at",
+        "parent_link",
+        "forked_at_seq",
+        "forks_list",
+        "batch",
+        "schedule",
+        "idempotency_key",
+        "correlation_id",
+        "last_seq",
+        "context_json",
+    )
 
     # --- permissions: nobody adds, changes or deletes a run here -------------
 
@@ -106,17 +153,23 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
             return runs
         return policy.visible_runs(request.user, runs)
 
-    def get_object(self, request: HttpRequest, object_id: str,
-                   from_field: str | None = None) -> Run | None:
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Run | None:
         try:
             pk = int(object_id)
         except (TypeError, ValueError):
             return None
-        return (self.get_queryset(request).select_related("workflow", "requester")
-                .filter(pk=pk).first())
+        return (
+            self.get_queryset(request)
+            .select_related("workflow", "requester")
+            .filter(pk=pk)
+            .first()
+        )
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet,
-                           search_term: str) -> tuple[QuerySet, bool]:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
         """Match the run id, workflow slug, requester or node through indexes.
 
         Slugs and user names are looked up in their own (small) tables first,
@@ -128,10 +181,16 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
         match = Q(current_node=term[:100])
         if term.isdigit() and int(term) < 2**63:
             match |= Q(pk=int(term))
-        workflows = list(Workflow.objects.filter(slug__icontains=term)
-                         .values_list("pk", flat=True)[:SEARCH_MATCHES])
-        users = list(get_user_model().objects.filter(username__icontains=term)
-                     .values_list("pk", flat=True)[:SEARCH_MATCHES])
+        workflows = list(
+            Workflow.objects.filter(slug__icontains=term).values_list("pk", flat=True)[
+                :SEARCH_MATCHES
+            ]
+        )
+        users = list(
+            get_user_model()
+            .objects.filter(username__icontains=term)
+            .values_list("pk", flat=True)[:SEARCH_MATCHES]
+        )
         if workflows:
             match |= Q(workflow_id__in=workflows)
         if users:
@@ -172,8 +231,13 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
             return "—"
         url = reverse("admin:workflows_run_change", args=[run.parent_id])
         state = reverse("admin:workflows_run_state", args=[run.parent_id, run.forked_at_seq])
-        return format_html('<a href="{}">Run {}</a> (<a href="{}">its state at event {}</a>)',
-                           url, run.parent_id, state, run.forked_at_seq)
+        return format_html(
+            '<a href="{}">Run {}</a> (<a href="{}">its state at event {}</a>)',
+            url,
+            run.parent_id,
+            state,
+            run.forked_at_seq,
+        )
 
     @admin.display(description="Forks")
     def forks_list(self, run: Run) -> SafeString | str:
@@ -185,16 +249,23 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
 
     # --- the detail page -----------------------------------------------------
 
-    def render_change_form(self, request: HttpRequest, context: dict[str, Any], add: bool = False,
-                           change: bool = False, form_url: str = "",
-                           obj: Run | None = None) -> HttpResponse:
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Run | None = None,
+    ) -> HttpResponse:
         if obj is not None:
             context.update(self._detail_context(request, obj))
-        return super().render_change_form(request, context, add=add, change=change,
-                                          form_url=form_url, obj=obj)
+        return super().render_change_form(
+            request, context, add=add, change=change, form_url=form_url, obj=obj
+        )
 
     def _detail_context(self, request: HttpRequest, run: Run) -> dict[str, Any]:
-        steps = list(Step.objects.filter(run=run).order_by("id")[:MAX_STEPS_SHOWN + 1])
+        steps = list(Step.objects.filter(run=run).order_by("id")[: MAX_STEPS_SHOWN + 1])
         # Events by page, newest page first, through the (run, seq) index:
         # `last_seq` says how many there are without counting them.
         last = run.last_seq
@@ -204,15 +275,22 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
             upto = last
         first = max(upto - EVENTS_PER_PAGE, 0)
         events = list(run.events.filter(seq__gt=first, seq__lte=upto).order_by("seq"))
-        requests = list(run.approval_requests.select_related("assigned_group", "decided_by")
-                        .order_by("created_at", "id"))
+        requests = list(
+            run.approval_requests.select_related("assigned_group", "decided_by").order_by(
+                "created_at", "id"
+            )
+        )
         return {
             "run": run,
             "steps": [self._step_row(run, step) for step in steps[:MAX_STEPS_SHOWN]],
             "steps_truncated": len(steps) > MAX_STEPS_SHOWN,
-            "events": [{"event": e, "data": compact_json(redact(e.data)),
-                        "hash": e.hash[:HASH_PREFIX]} for e in events],
-            "events_from": first + 1, "events_upto": upto, "events_total": last,
+            "events": [
+                {"event": e, "data": compact_json(redact(e.data)), "hash": e.hash[:HASH_PREFIX]}
+                for e in events
+            ],
+            "events_from": first + 1,
+            "events_upto": upto,
+            "events_total": last,
             "events_older": first if first > 0 else None,
             "events_newer": min(upto + EVENTS_PER_PAGE, last) if upto < last else None,
             "approval_requests": requests,
@@ -228,27 +306,40 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
         files = []
         for index, entry in enumerate((step.evidence or {}).get("files") or []):
             if isinstance(entry, dict) and entry.get("path"):
-                files.append({
-                    "name": entry.get("name") or Path(entry["path"]).name,
-                    "sha256": str(entry.get("sha256", ""))[:HASH_PREFIX],
-                    "bytes": entry.get("bytes"),
-                    "url": reverse("admin:workflows_run_evidence",
-                                   args=[run.pk, step.pk, index]),
-                })
+                files.append(
+                    {
+                        "name": entry.get("name") or Path(entry["path"]).name,
+                        "sha256": str(entry.get("sha256", ""))[:HASH_PREFIX],
+                        "bytes": entry.get("bytes"),
+                        "url": reverse(
+                            "admin:workflows_run_evidence", args=[run.pk, step.pk, index]
+                        ),
+                    }
+                )
         evidence = redact({k: v for k, v in (step.evidence or {}).items() if k != "files"})
-        return {"step": step, "files": files, "evidence": evidence, "error": redact(step.error),
-                "params": compact_json(redact(step.params)),
-                "output": compact_json(redact(step.output))}
+        return {
+            "step": step,
+            "files": files,
+            "evidence": evidence,
+            "error": redact(step.error),
+            "params": compact_json(redact(step.params)),
+            "output": compact_json(redact(step.output)),
+        }
 
     # --- cancel and evidence -------------------------------------------------
 
     def get_urls(self) -> list:
         extra = [
-            path("<path:object_id>/cancel/", self.admin_site.admin_view(self.cancel_view),
-                 name="workflows_run_cancel"),
-            path("<path:object_id>/evidence/<int:step_id>/<int:index>/",
-                 self.admin_site.admin_view(self.evidence_view),
-                 name="workflows_run_evidence"),
+            path(
+                "<path:object_id>/cancel/",
+                self.admin_site.admin_view(self.cancel_view),
+                name="workflows_run_cancel",
+            ),
+            path(
+                "<path:object_id>/evidence/<int:step_id>/<int:index>/",
+                self.admin_site.admin_view(self.evidence_view),
+                name="workflows_run_evidence",
+            ),
             *self.time_machine_urls(),
         ]
         return extra + super().get_urls()
@@ -272,8 +363,7 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
         try:
             run_cancel(run_id=run.pk, actor=request.user, reason=reason)
         except TransitionNotAllowed as exc:
-            self.message_user(request, f"Run {run.pk} was not cancelled: {exc}.",
-                              messages.ERROR)
+            self.message_user(request, f"Run {run.pk} was not cancelled: {exc}.", messages.ERROR)
         except RunNotFound:
             raise Http404("No such run.") from None
         else:
@@ -291,14 +381,17 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
             else:
                 cancelled.append(str(run_id))
         if cancelled:
-            self.message_user(request, f"Cancelled run(s) {', '.join(cancelled)}.",
-                              messages.SUCCESS)
+            self.message_user(
+                request, f"Cancelled run(s) {', '.join(cancelled)}.", messages.SUCCESS
+            )
         if refused:
-            self.message_user(request, "Not cancelled: " + "; ".join(refused) + ".",
-                              messages.ERROR)
+            self.message_user(
+                request, "Not cancelled: " + "; ".join(refused) + ".", messages.ERROR
+            )
 
-    def evidence_view(self, request: HttpRequest, object_id: str, step_id: int,
-                      index: int) -> FileResponse:
+    def evidence_view(
+        self, request: HttpRequest, object_id: str, step_id: int, index: int
+    ) -> FileResponse:
         """Serve one evidence file of a run's step to a user who may view the run."""
         run = self._viewable_run(request, object_id)
         step = Step.objects.filter(pk=step_id, run=run).only("evidence").first()
@@ -312,8 +405,12 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
             raise Http404("The evidence file is not on this server.")
         name = Path(str(entry.get("name") or target.name)).name
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        response = FileResponse(target.open("rb"), as_attachment=content_type not in INLINE_TYPES,
-                                filename=name, content_type=content_type)
+        response = FileResponse(
+            target.open("rb"),
+            as_attachment=content_type not in INLINE_TYPES,
+            filename=name,
+            content_type=content_type,
+        )
         response["Content-Security-Policy"] = "sandbox; default-src 'none'"
         response["X-Content-Type-Options"] = "nosniff"
         return response

@@ -28,10 +28,16 @@ class TimeMachineMixin:
     def time_machine_urls(self) -> list:
         site = self.admin_site  # type: ignore[attr-defined]
         return [
-            path("<path:object_id>/state/<int:seq>/", site.admin_view(self.state_view),
-                 name="workflows_run_state"),
-            path("<path:object_id>/fork/", site.admin_view(self.fork_view),
-                 name="workflows_run_fork"),
+            path(
+                "<path:object_id>/state/<int:seq>/",
+                site.admin_view(self.state_view),
+                name="workflows_run_state",
+            ),
+            path(
+                "<path:object_id>/fork/",
+                site.admin_view(self.fork_view),
+                name="workflows_run_fork",
+            ),
         ]
 
     def has_fork_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -42,9 +48,11 @@ class TimeMachineMixin:
         children = list(run.forks.order_by("id").values_list("id", "forked_at_seq"))
         if not children:
             return "—"
-        return format_html_join(", ", '<a href="{}">Run {}</a> (at event {})', (
-            (reverse("admin:workflows_run_change", args=[pk]), pk, seq)
-            for pk, seq in children))
+        return format_html_join(
+            ", ",
+            '<a href="{}">Run {}</a> (at event {})',
+            ((reverse("admin:workflows_run_change", args=[pk]), pk, seq) for pk, seq in children),
+        )
 
     def state_view(self, request: HttpRequest, object_id: str, seq: int) -> HttpResponse:
         """Show the run as it was right after event `seq`, replayed from the events."""
@@ -58,7 +66,9 @@ class TimeMachineMixin:
             **self.admin_site.each_context(request),  # type: ignore[attr-defined]
             "opts": self.opts,  # type: ignore[attr-defined]
             "title": f"Run {run.pk} after event {seq} ({event.type})",
-            "run": run, "state": state, "event": event,
+            "run": run,
+            "state": state,
+            "event": event,
             "context_json": json_block(redact(state.context)),
             "completed_json": json_block(redact(state.completed)),
             "plan_table": render_plan(run.plan, position=state.position),
@@ -79,15 +89,19 @@ class TimeMachineMixin:
         try:
             at_seq = int(request.POST.get("at_seq", ""))
             overrides = limits.loads(request.POST.get("context") or "{}")
-            child = run_fork(run_id=run.pk, at_seq=at_seq, context=overrides,
-                             actor=request.user)
+            child = run_fork(run_id=run.pk, at_seq=at_seq, context=overrides, actor=request.user)
         except ValueError:
-            self.message_user(request, "at_seq must be a number and context a JSON object.",
-                              messages.ERROR)  # type: ignore[attr-defined]
+            self.message_user(
+                request, "at_seq must be a number and context a JSON object.", messages.ERROR
+            )  # type: ignore[attr-defined]
             return HttpResponseRedirect(back)
         except PlanInvalid as exc:
             self.message_user(request, f"Not forked: {exc}", messages.ERROR)  # type: ignore
             return HttpResponseRedirect(back)
-        self.message_user(request, f"Run {child.pk} forked from run {run.pk} at event "  # type: ignore
-                          f"{at_seq}.", messages.SUCCESS)
+        self.message_user(
+            request,
+            f"Run {child.pk} forked from run {run.pk} at event "  # type: ignore
+            f"{at_seq}.",
+            messages.SUCCESS,
+        )
         return HttpResponseRedirect(reverse("admin:workflows_run_change", args=[child.pk]))

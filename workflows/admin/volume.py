@@ -30,22 +30,33 @@ from workflows.volume import (
 
 
 class BatchForm(forms.Form):
-    csv_file = forms.FileField(required=False, label="CSV file",
-                               help_text="A header line naming the inputs, one run per row.")
-    rows_json = forms.CharField(required=False, label="Or a JSON list",
-                                widget=forms.Textarea(attrs={"rows": 8, "cols": 80}),
-                                help_text='e.g. [{"name": "Ada"}, {"name": "Bob"}]')
-    mode = forms.ChoiceField(choices=[("", "the workflow's mode"), *RunMode.choices],
-                             required=False)
+    csv_file = forms.FileField(
+        required=False,
+        label="CSV file",
+        help_text="A header line naming the inputs, one run per row.",
+    )
+    rows_json = forms.CharField(
+        required=False,
+        label="Or a JSON list",
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 80}),
+        help_text='e.g. [{"name": "Ada"}, {"name": "Bob"}]',
+    )
+    mode = forms.ChoiceField(
+        choices=[("", "the workflow's mode"), *RunMode.choices], required=False
+    )
 
 
 class BatchStartMixin:
     """Adds `<workflow>/batch/` to the workflow admin."""
 
     def batch_urls(self) -> list:
-        return [path("<path:object_id>/batch/",
-                     self.admin_site.admin_view(self.batch_view),  # type: ignore[attr-defined]
-                     name="workflows_workflow_batch")]
+        return [
+            path(
+                "<path:object_id>/batch/",
+                self.admin_site.admin_view(self.batch_view),  # type: ignore[attr-defined]
+                name="workflows_workflow_batch",
+            )
+        ]
 
     def batch_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Start up to 100 runs from a CSV upload or a JSON list: all or none."""
@@ -59,8 +70,13 @@ class BatchStartMixin:
         if request.method == "POST" and form.is_valid():
             try:
                 rows, source = self._rows(form, workflow)
-                batch = runs_start_batch(workflow=workflow, rows=rows, actor=request.user,
-                                         source=source, mode=form.cleaned_data["mode"] or None)
+                batch = runs_start_batch(
+                    workflow=workflow,
+                    rows=rows,
+                    actor=request.user,
+                    source=source,
+                    mode=form.cleaned_data["mode"] or None,
+                )
             except BatchInvalid as exc:
                 row_errors = [e.as_dict() for e in exc.errors]
                 for error in exc.errors:
@@ -68,14 +84,22 @@ class BatchStartMixin:
                         form.add_error("mode", error.message)
                 form.add_error(None, f"No run was started: {len(row_errors)} problem(s).")
             else:
-                self.message_user(request, f"Batch {batch.pk}: {batch.size} runs of "  # type: ignore
-                                  f"{workflow.slug} queued.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    f"Batch {batch.pk}: {batch.size} runs of "  # type: ignore
+                    f"{workflow.slug} queued.",
+                    messages.SUCCESS,
+                )
                 return HttpResponseRedirect(
-                    reverse("admin:workflows_run_changelist") + f"?batch__id__exact={batch.pk}")
+                    reverse("admin:workflows_run_changelist") + f"?batch__id__exact={batch.pk}"
+                )
         context = {
             **self.admin_site.each_context(request),  # type: ignore[attr-defined]
-            "opts": self.opts, "workflow": workflow, "form": form,  # type: ignore
-            "row_errors": row_errors, "max_batch": MAX_BATCH,
+            "opts": self.opts,
+            "workflow": workflow,
+            "form": form,  # type: ignore
+            "row_errors": row_errors,
+            "max_batch": MAX_BATCH,
             "inputs": list(workflow.inputs_schema.get("properties", {})),
             "title": f"Start a batch of {workflow.title}",
         }
@@ -137,8 +161,11 @@ class ScheduleForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         if not policy.allows(self.actor, policy.RUNS_START):
-            self.add_error(None, "Only a person who may start runs can save a schedule: "
-                                 "its runs are started in their name.")
+            self.add_error(
+                None,
+                "Only a person who may start runs can save a schedule: "
+                "its runs are started in their name.",
+            )
         if not self.errors:
             candidate = WorkflowSchedule(**{f: cleaned.get(f) for f in self.Meta.fields})
             candidate.mode = candidate.mode or ""
@@ -163,13 +190,15 @@ class WorkflowScheduleAdmin(admin.ModelAdmin):
         actions.pop("delete_selected", None)
         return actions
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False,
-                 **kwargs: Any) -> type[forms.ModelForm]:
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
         form = super().get_form(request, obj, change=change, **kwargs)
         return type(form.__name__, (form,), {"actor": request.user})
 
-    def save_model(self, request: HttpRequest, obj: WorkflowSchedule, form: Any,
-                   change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: WorkflowSchedule, form: Any, change: bool
+    ) -> None:
         """Save through the service, which makes the saver the schedule's owner."""
         obj.mode = obj.mode or ""
         schedule_save(schedule=obj, actor=request.user)

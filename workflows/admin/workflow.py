@@ -18,8 +18,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from agentos_site import policy
-from workflows.admin.volume import BatchStartMixin
 from workflows.admin.display import json_block, plan_error_text, render_fields, render_plan
+from workflows.admin.volume import BatchStartMixin
 from workflows.forms import cleaned_values, schema_form_class
 from workflows.models import Workflow
 from workflows.plans import PlanError, PlanInvalid, parse_spec_text
@@ -52,12 +52,12 @@ class WorkflowSpecForm(forms.ModelForm):
     """
 
     source = forms.CharField(
-        label="Spec (YAML or JSON)", strip=False,
-        widget=forms.Textarea(attrs={"rows": 30, "class": "agentos-code",
-                                     "spellcheck": "false"}),
+        label="Spec (YAML or JSON)",
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 30, "class": "agentos-code", "spellcheck": "false"}),
         help_text="slug, title, description, mode, allow_self_approval, inputs (a JSON "
-                  "Schema object) and plan.nodes. Saving a change stores a new version; "
-                  "runs already started keep the plan they froze.",
+        "Schema object) and plan.nodes. Saving a change stores a new version; "
+        "runs already started keep the plan they froze.",
     )
     actor: Any = None  # the request's user, set by WorkflowAdmin.get_form
     saved: Workflow | None = None
@@ -69,8 +69,9 @@ class WorkflowSpecForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk and not self.initial.get("source"):
-            self.initial["source"] = yaml.safe_dump(self.instance.spec, sort_keys=False,
-                                                    allow_unicode=True)
+            self.initial["source"] = yaml.safe_dump(
+                self.instance.spec, sort_keys=False, allow_unicode=True
+            )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -80,8 +81,9 @@ class WorkflowSpecForm(forms.ModelForm):
         try:
             raw = parse_spec_text(text)
             if self.instance.pk:
-                self.saved = workflow_update(workflow=self.instance, raw_spec=raw, source=text,
-                                             actor=self.actor)
+                self.saved = workflow_update(
+                    workflow=self.instance, raw_spec=raw, source=text, actor=self.actor
+                )
             else:
                 self.saved = workflow_create(raw_spec=raw, source=text, actor=self.actor)
         except PlanInvalid as exc:
@@ -97,9 +99,11 @@ class StartOptionsForm(forms.Form):
     offered nor accepted (run_create refuses it too).
     """
 
-    mode = forms.ChoiceField(choices=RunMode.choices, widget=forms.RadioSelect,
-                             help_text="Which actions need a person's approval: the "
-                                       "workflow's mode or a stricter one.")
+    mode = forms.ChoiceField(
+        choices=RunMode.choices,
+        widget=forms.RadioSelect,
+        help_text="Which actions need a person's approval: the workflow's mode or a stricter one.",
+    )
 
     def __init__(self, *args: Any, floor: str = RunMode.AUTONOMOUS, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -107,8 +111,9 @@ class StartOptionsForm(forms.Form):
         allowed = modes_allowed(floor)
         # Only the widget narrows: a forged weaker mode then meets clean_mode's
         # message instead of a bare "not one of the available choices".
-        self.fields["mode"].widget.choices = [(value, label) for value, label
-                                              in RunMode.choices if value in allowed]
+        self.fields["mode"].widget.choices = [
+            (value, label) for value, label in RunMode.choices if value in allowed
+        ]
 
     def clean_mode(self) -> str:
         mode = self.cleaned_data["mode"]
@@ -126,9 +131,19 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
     list_display = ("slug", "title", "version", "mode_label", "node_count", "updated_at")
     list_display_links = ("slug", "title")
     search_fields = ("slug", "title", "description")
-    readonly_fields = ("slug", "title", "version", "mode_label", "created_by", "created_at",
-                       "updated_at", "source_text", "inputs_json", "plan_table",
-                       "versions_table")
+    readonly_fields = (
+        "slug",
+        "title",
+        "version",
+        "mode_label",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "source_text",
+        "inputs_json",
+        "plan_table",
+        "versions_table",
+    )
     actions = ["start_run_action"]
     save_as = False
     change_form_template = "admin/workflows/workflow/change_form.html"
@@ -161,15 +176,20 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
     def start_link(self, obj: Workflow) -> SafeString:
         url = reverse("admin:workflows_workflow_start", args=[obj.pk])
         batch = reverse("admin:workflows_workflow_batch", args=[obj.pk])
-        return format_html('<a class="button" href="{}">Start a run</a> '
-                           '<a class="button" href="{}">Start a batch</a>', url, batch)
+        return format_html(
+            '<a class="button" href="{}">Start a run</a> '
+            '<a class="button" href="{}">Start a batch</a>',
+            url,
+            batch,
+        )
 
     @admin.action(description="Start a run of the selected workflow", permissions=["start_run"])
     def start_run_action(self, request: HttpRequest, queryset: QuerySet) -> Any:
         chosen = list(queryset.values_list("pk", flat=True)[:2])
         if len(chosen) != 1:
-            self.message_user(request, "Select exactly one workflow to start a run.",
-                              messages.WARNING)
+            self.message_user(
+                request, "Select exactly one workflow to start a run.", messages.WARNING
+            )
             return None
         return HttpResponseRedirect(reverse("admin:workflows_workflow_start", args=chosen))
 
@@ -180,8 +200,20 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
             return [(None, {"fields": ["source"]})]
         source = "source" if self.has_change_permission(request, obj) else "source_text"
         return [
-            (None, {"fields": ["slug", "title", "version", "mode_label", "created_by",
-                               "created_at", "updated_at"]}),
+            (
+                None,
+                {
+                    "fields": [
+                        "slug",
+                        "title",
+                        "version",
+                        "mode_label",
+                        "created_by",
+                        "created_at",
+                        "updated_at",
+                    ]
+                },
+            ),
             ("Spec", {"fields": [source]}),
             ("Plan", {"fields": ["plan_table", "inputs_json"]}),
             ("Versions", {"fields": ["versions_table"], "classes": ["collapse"]}),
@@ -193,8 +225,9 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         return {"source": STARTER_SPEC}
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False,
-                 **kwargs: Any) -> type[forms.ModelForm]:
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
         form = super().get_form(request, obj, change=change, **kwargs)
         return type(form.__name__, (form,), {"actor": request.user})
 
@@ -205,8 +238,7 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         """Do nothing: the service called from the form's clean() saved it."""
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any,
-                     change: bool) -> None:
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         """Do nothing: a workflow has no related rows to save here."""
 
     @admin.display(description="Spec (YAML or JSON)")
@@ -225,15 +257,20 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
     @admin.display(description="Versions")
     def versions_table(self, obj: Workflow) -> SafeString:
         versions = obj.versions.select_related("created_by").order_by("-version")
-        return render_to_string("admin/workflows/workflow/versions_table.html",
-                                {"versions": versions, "current": obj.version})
+        return render_to_string(
+            "admin/workflows/workflow/versions_table.html",
+            {"versions": versions, "current": obj.version},
+        )
 
     # --- starting a run ------------------------------------------------------
 
     def get_urls(self) -> list:
         extra = [
-            path("<path:object_id>/start/", self.admin_site.admin_view(self.start_run_view),
-                 name="workflows_workflow_start"),
+            path(
+                "<path:object_id>/start/",
+                self.admin_site.admin_view(self.start_run_view),
+                name="workflows_workflow_start",
+            ),
             *self.batch_urls(),
         ]
         return extra + super().get_urls()
@@ -243,30 +280,38 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
         workflow = self.get_object(request, unquote(object_id))
         if workflow is None:
             raise Http404("No such workflow.")
-        if not (self.has_view_permission(request, workflow)
-                and self.has_start_run_permission(request)):
+        if not (
+            self.has_view_permission(request, workflow) and self.has_start_run_permission(request)
+        ):
             raise PermissionDenied
-        inputs_class = schema_form_class(workflow.inputs_schema, prefix_errors="context.",
-                                         name="RunInputsForm")
+        inputs_class = schema_form_class(
+            workflow.inputs_schema, prefix_errors="context.", name="RunInputsForm"
+        )
         if request.method == "POST":
             inputs = inputs_class(request.POST)
             options = StartOptionsForm(request.POST, prefix="run", floor=workflow.mode)
             if inputs.is_valid() and options.is_valid():
                 try:
-                    run = run_create(workflow=workflow, context=cleaned_values(inputs),
-                                     mode=options.cleaned_data["mode"],
-                                     requester=request.user)
+                    run = run_create(
+                        workflow=workflow,
+                        context=cleaned_values(inputs),
+                        mode=options.cleaned_data["mode"],
+                        requester=request.user,
+                    )
                 except PlanInvalid as exc:
                     self._show_run_errors(exc.errors, inputs, options)
                 else:
-                    self.message_user(request, f"Run {run.pk} of {workflow.slug} is queued.",
-                                      messages.SUCCESS)
+                    self.message_user(
+                        request, f"Run {run.pk} of {workflow.slug} is queued.", messages.SUCCESS
+                    )
                     return HttpResponseRedirect(
-                        reverse("admin:workflows_run_change", args=[run.pk]))
+                        reverse("admin:workflows_run_change", args=[run.pk])
+                    )
         else:
             inputs = inputs_class()
-            options = StartOptionsForm(prefix="run", initial={"mode": workflow.mode},
-                                       floor=workflow.mode)
+            options = StartOptionsForm(
+                prefix="run", initial={"mode": workflow.mode}, floor=workflow.mode
+            )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,

@@ -1,6 +1,5 @@
 """Health, the action registry, plan validation and workflows."""
 
-
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -10,14 +9,13 @@ from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 from ninja.pagination import paginate
 
-from agentos_site.api_pagination import Page
-
 from agentos_site import policy
 from agentos_site.api_errors import ERRORS
+from agentos_site.api_pagination import Page
 from workflows import actions
 from workflows.models import Workflow
-from workflows.plans import PlanError, PlanInvalid, parse_spec_text, validate_plan
 from workflows.planner import draft
+from workflows.plans import PlanError, PlanInvalid, parse_spec_text, validate_plan
 from workflows.schemas import (
     ActionOut,
     DraftIn,
@@ -56,8 +54,12 @@ def health(request: HttpRequest) -> dict:
         workers = sum(len(stat.workers) for stat in Stat.get_all())
     except Exception:  # noqa: BLE001 - a broker without stats reports none
         workers = 0
-    return {"status": "ok" if database else "degraded", "database": database,
-            "workers": workers, "version": "1"}
+    return {
+        "status": "ok" if database else "degraded",
+        "database": database,
+        "workers": workers,
+        "version": "1",
+    }
 
 
 @router.get("/actions", response={200: list[ActionOut], **ERRORS}, tags=["catalog"])
@@ -84,10 +86,16 @@ def plans_draft(request: HttpRequest, payload: DraftIn) -> dict:
 
 
 def _workflow_out(workflow: Workflow) -> dict:
-    return {"slug": workflow.slug, "title": workflow.title,
-            "description": workflow.description, "version": workflow.version,
-            "mode": workflow.mode, "spec": workflow.spec, "created_at": workflow.created_at,
-            "updated_at": workflow.updated_at}
+    return {
+        "slug": workflow.slug,
+        "title": workflow.title,
+        "description": workflow.description,
+        "version": workflow.version,
+        "mode": workflow.mode,
+        "spec": workflow.spec,
+        "created_at": workflow.created_at,
+        "updated_at": workflow.updated_at,
+    }
 
 
 def _raw_spec(payload: WorkflowIn) -> tuple[Any, str]:
@@ -127,5 +135,6 @@ def update_workflow(request: HttpRequest, slug: str, payload: WorkflowIn) -> dic
     user = require(request, policy.WORKFLOWS_CHANGE)
     workflow = get_object_or_404(Workflow, slug=slug)
     raw, source = _raw_spec(payload)
-    return _workflow_out(workflow_update(workflow=workflow, raw_spec=raw, source=source,
-                                         actor=user))
+    return _workflow_out(
+        workflow_update(workflow=workflow, raw_spec=raw, source=source, actor=user)
+    )

@@ -1,18 +1,16 @@
 """Runs: start (idempotent), list, read, events, cancel, fork, batch."""
 
+from typing import Annotated
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from typing import Annotated
-
 from ninja import Header, Path, Query, Router, Schema, Status
 from ninja.pagination import paginate
-
-from agentos_site.api_pagination import MAX_ID, Mapped, Page
 from pydantic import Field
 
 from agentos_site import policy
 from agentos_site.api_errors import ERRORS
+from agentos_site.api_pagination import MAX_ID, Mapped, Page
 from workflows.api.catalog import require
 from workflows.forks import run_create_idempotent, run_fork
 from workflows.models import Event, Run, Workflow
@@ -25,8 +23,8 @@ from workflows.schemas import (
     ForkIn,
     RunIn,
     RunOut,
-    RunSummaryOut,
     RunStatusName,
+    RunSummaryOut,
 )
 from workflows.selectors import event_out, run_detail, run_summary, runs_list
 from workflows.services import run_cancel
@@ -48,14 +46,17 @@ class EventFilter(Schema):
 def _run(request: HttpRequest, run_id: int) -> Run:
     user = require(request, policy.RUNS_VIEW)
     # A run the caller may not see answers 404, as if it did not exist.
-    return get_object_or_404(policy.visible_runs(
-        user, Run.objects.select_related("workflow", "requester")), pk=run_id)
+    return get_object_or_404(
+        policy.visible_runs(user, Run.objects.select_related("workflow", "requester")), pk=run_id
+    )
 
 
 @router.post("", response={200: RunOut, 201: RunOut, **ERRORS})
-def start_run(request: HttpRequest, payload: RunIn,
-              idempotency_key: str = Header("", alias="Idempotency-Key", max_length=200)
-              ) -> Status:
+def start_run(
+    request: HttpRequest,
+    payload: RunIn,
+    idempotency_key: str = Header("", alias="Idempotency-Key", max_length=200),
+) -> Status:
     """Start a run of a workflow or a bare plan; the same Idempotency-Key returns
     the same run (200) instead of starting another."""
     user = require(request, policy.RUNS_START)
@@ -68,9 +69,14 @@ def start_run(request: HttpRequest, payload: RunIn,
     # workflow: a person reviews it first (in every mode when it holds an
     # action that is not low-risk; see run_create).
     run, created = run_create_idempotent(
-        idempotency_key=idempotency_key, requester=user, workflow=workflow,
-        plan=payload.plan, context=payload.context, mode=payload.mode,
-        review_plan=payload.plan is not None)
+        idempotency_key=idempotency_key,
+        requester=user,
+        workflow=workflow,
+        plan=payload.plan,
+        context=payload.context,
+        mode=payload.mode,
+        review_plan=payload.plan is not None,
+    )
     return Status(201 if created else 200, run_detail(run))
 
 
@@ -92,12 +98,27 @@ def start_batch(request: HttpRequest, payload: BatchIn) -> Status:
         raise PlanInvalid([PlanError("", "workflow", f"no workflow {payload.workflow!r}")])
     if (payload.rows is None) == (payload.csv is None):
         raise BatchInvalid([RowError(0, "rows", "give either rows or csv")])
-    rows = payload.rows if payload.rows is not None else rows_from_csv(
-        payload.csv or "", workflow.inputs_schema)
-    batch = runs_start_batch(workflow=workflow, rows=rows, actor=user, mode=payload.mode,
-                             source="json" if payload.rows is not None else "csv")
-    return Status(201, {"id": batch.pk, "workflow": workflow.slug, "size": batch.size,
-                        "runs": list(batch.runs.order_by("id").values_list("id", flat=True))})
+    rows = (
+        payload.rows
+        if payload.rows is not None
+        else rows_from_csv(payload.csv or "", workflow.inputs_schema)
+    )
+    batch = runs_start_batch(
+        workflow=workflow,
+        rows=rows,
+        actor=user,
+        mode=payload.mode,
+        source="json" if payload.rows is not None else "csv",
+    )
+    return Status(
+        201,
+        {
+            "id": batch.pk,
+            "workflow": workflow.slug,
+            "size": batch.size,
+            "runs": list(batch.runs.order_by("id").values_list("id", flat=True)),
+        },
+    )
 
 
 @router.get("/{int:run_id}", response={200: RunOut, **ERRORS})
@@ -108,18 +129,15 @@ def get_run(request: HttpRequest, run_id: RunId) -> dict:
 
 @router.get("/{int:run_id}/events", response={200: list[EventOut], **ERRORS})
 @paginate(Page)
-def run_events(request: HttpRequest, run_id: RunId,
-               filters: Query[EventFilter]) -> Mapped:
+def run_events(request: HttpRequest, run_id: RunId, filters: Query[EventFilter]) -> Mapped:
     """The run's events after seq `after`, oldest first."""
     run = _run(request, run_id)
     require(request, policy.EVENTS_VIEW)
-    return Mapped(Event.objects.filter(run=run, seq__gt=filters.after).order_by("seq"),
-                  event_out)
+    return Mapped(Event.objects.filter(run=run, seq__gt=filters.after).order_by("seq"), event_out)
 
 
 @router.post("/{int:run_id}/cancel", response={200: RunOut, **ERRORS})
-def cancel_run(request: HttpRequest, run_id: RunId,
-               payload: CancelIn | None = None) -> dict:
+def cancel_run(request: HttpRequest, run_id: RunId, payload: CancelIn | None = None) -> dict:
     """Cancel a run that has not ended (409 when it has)."""
     run = _run(request, run_id)
     user = require(request, policy.RUNS_CANCEL)

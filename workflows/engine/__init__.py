@@ -67,8 +67,9 @@ def run_advance(*, run_id: int, owner: str | None = None) -> None:
                 outcome = None
             elif isinstance(outcome, Launch):
                 result = execute(outcome, owner)
-                outcome = retrying(record, held, outcome, result,
-                                   go_on=time.monotonic() <= deadline)
+                outcome = retrying(
+                    record, held, outcome, result, go_on=time.monotonic() <= deadline
+                )
             if outcome is None:
                 if time.monotonic() > deadline:
                     retrying(_requeue, run_id, owner)
@@ -131,10 +132,12 @@ def runs_requeue_stale() -> int:
             run = lock_run(run_id)
             if run.status not in ACTIVE:
                 continue
-            if run.lease_owner and run.lease_expires_at and \
-                    run.lease_expires_at < timezone.now():
-                append_event(run, type="run.lease_expired",
-                             data={"worker": run.lease_owner, "node": run.current_node})
+            if run.lease_owner and run.lease_expires_at and run.lease_expires_at < timezone.now():
+                append_event(
+                    run,
+                    type="run.lease_expired",
+                    data={"worker": run.lease_owner, "node": run.current_node},
+                )
                 run.lease_owner, run.lease_expires_at = "", None
                 run.save_state()
             elif run.lease_owner:

@@ -9,8 +9,9 @@ from workflows.models import Run, Step
 from workflows.services import RunNotFound, lock_run
 from workflows.states import RunStatus, StepStatus
 
-FAILED_ATTEMPT = frozenset({StepStatus.FAILED, StepStatus.CRASHED, StepStatus.TIMED_OUT,
-                            StepStatus.INTERRUPTED})
+FAILED_ATTEMPT = frozenset(
+    {StepStatus.FAILED, StepStatus.CRASHED, StepStatus.TIMED_OUT, StepStatus.INTERRUPTED}
+)
 RESULT_STATUS = {
     "succeeded": StepStatus.SUCCEEDED,
     "failed": StepStatus.FAILED,
@@ -66,8 +67,9 @@ class Held:
             self.plan = run.plan
             return run
         try:
-            run = (Run.objects.select_for_update().defer("plan", "inputs_schema")
-                   .get(pk=self.run_id))
+            run = (
+                Run.objects.select_for_update().defer("plan", "inputs_schema").get(pk=self.run_id)
+            )
         except Run.DoesNotExist:
             raise RunNotFound(f"no run {self.run_id}") from None
         run.plan = self.plan

@@ -47,16 +47,30 @@ def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
         return STOP
     kind = node.get("type", "action")
     if kind == "approval":
-        pause(run, purpose="approval_node", kind="approval",
-               title=_text(node["title"], run.context), description=node.get("description", ""),
-               fields={"type": "object", "properties": {}}, assign_to=node.get("assign_to"),
-               guards=guards_after(nodes, run.position, run.context), options=_ask_options(node))
+        pause(
+            run,
+            purpose="approval_node",
+            kind="approval",
+            title=_text(node["title"], run.context),
+            description=node.get("description", ""),
+            fields={"type": "object", "properties": {}},
+            assign_to=node.get("assign_to"),
+            guards=guards_after(nodes, run.position, run.context),
+            options=_ask_options(node),
+        )
         return STOP
     if kind == "input":
         schema = node_fields_schema(InputNode.model_validate(node))
-        pause(run, purpose="input_node", kind="input",
-               title=_text(node["title"], run.context), description=node.get("description", ""),
-               fields=schema, assign_to=node.get("assign_to"), options=_ask_options(node))
+        pause(
+            run,
+            purpose="input_node",
+            kind="input",
+            title=_text(node["title"], run.context),
+            description=node.get("description", ""),
+            fields=schema,
+            assign_to=node.get("assign_to"),
+            options=_ask_options(node),
+        )
         return STOP
     return _decide_action(run, node, owner, new_position=new_position)
 
@@ -71,12 +85,19 @@ def _plan_review_pending(run: Run) -> bool:
     clear = run.clearance or {}
     if clear.get("plan_review") == plan_review.PENDING:
         digest = plan_review.plan_digest(run.plan)
-        pause(run, purpose="plan_review", kind="approval",
-               title=f"Review the plan ({len(run.nodes)} steps) before it runs",
-               description=plan_review.review_table(run.plan, actions.registry()),
-               fields=plan_review.review_fields(run.plan, actions.registry()),
-               state={"digest": digest, "plan": run.plan,
-                      "rows": plan_review.review_rows(run.plan, actions.registry())})
+        pause(
+            run,
+            purpose="plan_review",
+            kind="approval",
+            title=f"Review the plan ({len(run.nodes)} steps) before it runs",
+            description=plan_review.review_table(run.plan, actions.registry()),
+            fields=plan_review.review_fields(run.plan, actions.registry()),
+            state={
+                "digest": digest,
+                "plan": run.plan,
+                "rows": plan_review.review_rows(run.plan, actions.registry()),
+            },
+        )
         return True
     approved = clear.get("plan_digest")
     if approved and approved != plan_review.plan_digest(run.plan):
@@ -96,60 +117,91 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
     params = render(node.get("params", {}), run.context, missing)
     if missing:
         fields = _missing_fields(run, node, action, sorted(missing))
-        pause(run, purpose="missing", kind="input",
-               title=f"{_text(label, run.context)}: a value is missing",
-               description="Supply " + ", ".join(sorted(missing)) + " to continue.",
-               fields=fields)
+        pause(
+            run,
+            purpose="missing",
+            kind="input",
+            title=f"{_text(label, run.context)}: a value is missing",
+            description="Supply " + ", ".join(sorted(missing)) + " to continue.",
+            fields=fields,
+        )
         return STOP
     clear = _clearance(run)
     # A step behind a gate runs only on an approval of that gate in this very
     # run (a fork that starts past its parent's gate has none of its own).
     gate = governing_gate(run.nodes, run.position)
     gate_node = run.nodes[gate] if gate is not None else None
-    if gate_node is not None and hooks.approved_guard(
-            run=run, node_id=node["id"], position=run.position,
-            gate=gate_node["id"]) is None:
+    if (
+        gate_node is not None
+        and hooks.approved_guard(
+            run=run, node_id=node["id"], position=run.position, gate=gate_node["id"]
+        )
+        is None
+    ):
         _ask_gate_again(run, gate_node, node, reason="no approval of this gate in this run")
         return STOP
     if _needs_review(run.mode, action.risk) and not clear.get("approved"):
-        pause(run, purpose="mode_gate", kind="approval",
-               title=f"Run {node['action']} ({node['id']})?",
-               description=action.description, fields={"type": "object", "properties": {}},
-               state={"action": node["action"], "params": params, "risk": action.risk},
-               guards=[guard_entry(node=node, position=run.position, params=params,
-                                   unresolved=[])])
+        pause(
+            run,
+            purpose="mode_gate",
+            kind="approval",
+            title=f"Run {node['action']} ({node['id']})?",
+            description=action.description,
+            fields={"type": "object", "properties": {}},
+            state={"action": node["action"], "params": params, "risk": action.risk},
+            guards=[guard_entry(node=node, position=run.position, params=params, unresolved=[])],
+        )
         return STOP
     # What was approved is what runs: a guarded step whose resolved parameters
     # no longer match the digest a person approved does not run; ask again.
-    approved = (hooks.approved_guard(run=run, node_id=node["id"], position=run.position)
-                if _may_be_guarded(run, clear) else None)
+    approved = (
+        hooks.approved_guard(run=run, node_id=node["id"], position=run.position)
+        if _may_be_guarded(run, clear)
+        else None
+    )
     answered = tuple(clear.get("values") or ()) if clear.get("resume") else ()
-    matches, current = (still_approved(approved, node, run.context, answered=answered)
-                        if approved is not None else (True, ""))
+    matches, current = (
+        still_approved(approved, node, run.context, answered=answered)
+        if approved is not None
+        else (True, "")
+    )
     if not matches:
-        append_event(run, type="approval.digest_mismatch", data={
-            "node": node["id"], "approved": approved["digest"], "current": current})
+        append_event(
+            run,
+            type="approval.digest_mismatch",
+            data={"node": node["id"], "approved": approved["digest"], "current": current},
+        )
         if gate_node is not None:
             # Asked of the gate's own group, with its quorum: a change behind
             # a gate is not for any reviewer to wave through.
-            _ask_gate_again(run, gate_node, node,
-                            reason="the parameters changed since the gate was approved")
+            _ask_gate_again(
+                run, gate_node, node, reason="the parameters changed since the gate was approved"
+            )
             return STOP
-        pause(run, purpose="mode_gate", kind="approval",
-               title=f"Parameters changed since approval: run {node['action']} ({node['id']})?",
-               description="The parameters this step would run with differ from the ones "
-                           "approved. Review them again.",
-               fields={"type": "object", "properties": {}},
-               state={"action": node["action"], "params": params, "risk": action.risk},
-               guards=[guard_entry(node=node, position=run.position, params=params,
-                                   unresolved=[])])
+        pause(
+            run,
+            purpose="mode_gate",
+            kind="approval",
+            title=f"Parameters changed since approval: run {node['action']} ({node['id']})?",
+            description="The parameters this step would run with differ from the ones "
+            "approved. Review them again.",
+            fields={"type": "object", "properties": {}},
+            state={"action": node["action"], "params": params, "risk": action.risk},
+            guards=[guard_entry(node=node, position=run.position, params=params, unresolved=[])],
+        )
         return STOP
 
     # A position the run has only just moved to (in this transaction) has no
     # attempts yet: positions only grow, and forks carry only earlier steps.
-    steps = [] if new_position else list(
-        Step.objects.filter(run=run, node_id=node["id"], position=run.position)
-        .order_by("attempt"))
+    steps = (
+        []
+        if new_position
+        else list(
+            Step.objects.filter(run=run, node_id=node["id"], position=run.position).order_by(
+                "attempt"
+            )
+        )
+    )
     last = steps[-1] if steps else None
     granted = False
     if last is not None and last.status in (StepStatus.RUNNING, StepStatus.UNKNOWN):
@@ -160,16 +212,25 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
         elif not action.idempotent:
             outcome_unknown(run, node, last)
             return STOP
-        _step_close(run, last, StepStatus.INTERRUPTED,
-                    last.error or "the worker stopped while the step ran", "step.interrupted")
+        _step_close(
+            run,
+            last,
+            StepStatus.INTERRUPTED,
+            last.error or "the worker stopped while the step ran",
+            "step.interrupted",
+        )
     failures = sum(1 for s in steps if s.status in FAILED_ATTEMPT)
     retry = node.get("retry") or {}
     if last is not None and last.status in FAILED_ATTEMPT and not granted:
         max_attempts = int(retry.get("max_attempts", 1))
         if failures >= max_attempts:
-            run_fail(run=run, actor=None, node=node["id"],
-                     error=f"{node['id']}: {last.error or last.status} "
-                           f"(after {failures} attempt{'s' if failures > 1 else ''})")
+            run_fail(
+                run=run,
+                actor=None,
+                node=node["id"],
+                error=f"{node['id']}: {last.error or last.status} "
+                f"(after {failures} attempt{'s' if failures > 1 else ''})",
+            )
             return STOP
         backoff = float(retry.get("backoff_s", 1.0)) * (2 ** (failures - 1))
         due = (last.finished_at or timezone.now()) + timedelta(seconds=backoff)
@@ -179,18 +240,41 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
     attempt = (last.attempt + 1) if last is not None else 1
     key = f"run{run.pk}-{node['id']}-{run.position}"
     step = Step.objects.create(
-        run=run, node_id=node["id"], position=run.position, attempt=attempt,
-        action=node["action"], params=params, status=StepStatus.RUNNING, idempotency_key=key,
-        worker=owner, started_at=timezone.now(),
+        run=run,
+        node_id=node["id"],
+        position=run.position,
+        attempt=attempt,
+        action=node["action"],
+        params=params,
+        status=StepStatus.RUNNING,
+        idempotency_key=key,
+        worker=owner,
+        started_at=timezone.now(),
     )
-    append_event(run, type="step.started", data={
-        "step": step.pk, "node": node["id"], "attempt": attempt, "action": node["action"],
-        "params": params,
-    })
+    append_event(
+        run,
+        type="step.started",
+        data={
+            "step": step.pk,
+            "node": node["id"],
+            "attempt": attempt,
+            "action": node["action"],
+            "params": params,
+        },
+    )
     timeout = float(node.get("timeout_s") or action.default_timeout_s)
-    return Launch(run_id=run.pk, step_id=step.pk, node=node, action=node["action"],
-                  params=params, attempt=attempt, idempotency_key=key, timeout_s=timeout,
-                  clearance=clear, step=step)
+    return Launch(
+        run_id=run.pk,
+        step_id=step.pk,
+        node=node,
+        action=node["action"],
+        params=params,
+        attempt=attempt,
+        idempotency_key=key,
+        timeout_s=timeout,
+        clearance=clear,
+        step=step,
+    )
 
 
 def _ask_gate_again(run: Run, gate: dict, node: dict, *, reason: str) -> None:
@@ -205,17 +289,33 @@ def _ask_gate_again(run: Run, gate: dict, node: dict, *, reason: str) -> None:
     four-eyes holds against this run's requester.
     """
     guards = guards_from(run.nodes, run.position, run.context)
-    append_event(run, type="approval.asked_again", data={
-        "gate": gate["id"], "node": node["id"], "forked_from": run.parent_id,
-        "reason": reason})
+    append_event(
+        run,
+        type="approval.asked_again",
+        data={
+            "gate": gate["id"],
+            "node": node["id"],
+            "forked_from": run.parent_id,
+            "reason": reason,
+        },
+    )
     forked = f" (this run was forked from run {run.parent_id})" if run.parent_id else ""
-    pause(run, purpose="gate_again", kind="approval",
-           title=_text(gate["title"], run.context),
-           description=(f"Asked again before {node['id']} ({node['action']}): {reason}"
-                        f"{forked}. Review the parameters below."
-                        + (f"\n\n{gate['description']}" if gate.get("description") else "")),
-           fields={"type": "object", "properties": {}}, state={"gate": gate["id"]},
-           assign_to=gate.get("assign_to"), guards=guards, options=_ask_options(gate))
+    pause(
+        run,
+        purpose="gate_again",
+        kind="approval",
+        title=_text(gate["title"], run.context),
+        description=(
+            f"Asked again before {node['id']} ({node['action']}): {reason}"
+            f"{forked}. Review the parameters below."
+            + (f"\n\n{gate['description']}" if gate.get("description") else "")
+        ),
+        fields={"type": "object", "properties": {}},
+        state={"gate": gate["id"]},
+        assign_to=gate.get("assign_to"),
+        guards=guards,
+        options=_ask_options(gate),
+    )
 
 
 def _may_be_guarded(run: Run, clear: dict) -> bool:
@@ -228,7 +328,7 @@ def _may_be_guarded(run: Run, clear: dict) -> bool:
     """
     if clear.get("approved"):
         return True
-    return any(node.get("type") == "approval" for node in run.nodes[:run.position])
+    return any(node.get("type") == "approval" for node in run.nodes[: run.position])
 
 
 def _missing_fields(run: Run, node: dict, action: Any, missing: list[str]) -> dict:
@@ -259,36 +359,83 @@ def _plain_schema(schema: dict) -> dict:
         options = [s for s in schema["anyOf"] if s.get("type") != "null"]
         if len(options) == 1:
             schema = {**{k: v for k, v in schema.items() if k != "anyOf"}, **options[0]}
-    keep = ("type", "enum", "format", "title", "description", "minimum", "maximum",
-            "minLength", "maxLength", "pattern", "items")
+    keep = (
+        "type",
+        "enum",
+        "format",
+        "title",
+        "description",
+        "minimum",
+        "maximum",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "items",
+    )
     return {k: v for k, v in schema.items() if k in keep} or {"type": "string"}
 
 
-def pause(run: Run, *, purpose: str, kind: str, title: str, fields: dict,
-           description: str = "", state: dict | None = None, step: Step | None = None,
-           assign_to: str | None = None, guards: list[dict] | None = None,
-           options: dict | None = None) -> None:
+def pause(
+    run: Run,
+    *,
+    purpose: str,
+    kind: str,
+    title: str,
+    fields: dict,
+    description: str = "",
+    state: dict | None = None,
+    step: Step | None = None,
+    assign_to: str | None = None,
+    guards: list[dict] | None = None,
+    options: dict | None = None,
+) -> None:
     set_status(run, RunStatus.WAITING)
     request = hooks.open_request(
-        run=run, step=step, node_id=run.current_node, position=run.position, kind=kind,
-        purpose=purpose, title=title[:300], description=description, fields=fields,
-        state=state or {}, assign_to=assign_to, guards=guards or [], options=options or {},
+        run=run,
+        step=step,
+        node_id=run.current_node,
+        position=run.position,
+        kind=kind,
+        purpose=purpose,
+        title=title[:300],
+        description=description,
+        fields=fields,
+        state=state or {},
+        assign_to=assign_to,
+        guards=guards or [],
+        options=options or {},
     )
-    append_event(run, type="run.paused", data={
-        "request": request.pk, "kind": kind, "purpose": purpose, "node": run.current_node,
-        "title": title, "fields": fields, "step": step.pk if step else None,
-        "digest": getattr(request, "digest", ""),
-    })
+    append_event(
+        run,
+        type="run.paused",
+        data={
+            "request": request.pk,
+            "kind": kind,
+            "purpose": purpose,
+            "node": run.current_node,
+            "title": title,
+            "fields": fields,
+            "step": step.pk if step else None,
+            "digest": getattr(request, "digest", ""),
+        },
+    )
 
 
 def _step_close(run: Run, step: Step, status: str, error: str, event_type: str) -> None:
     step.status, step.error = status, error
     step.finished_at = step.finished_at or timezone.now()
     step.save()
-    append_event(run, type=event_type, data={
-        "step": step.pk, "node": step.node_id, "attempt": step.attempt, "status": status,
-        "error": error,
-    })
+    append_event(
+        run,
+        type=event_type,
+        data={
+            "step": step.pk,
+            "node": step.node_id,
+            "attempt": step.attempt,
+            "status": status,
+            "error": error,
+        },
+    )
 
 
 def outcome_unknown(run: Run, node: dict, step: Step) -> None:
@@ -296,20 +443,33 @@ def outcome_unknown(run: Run, node: dict, step: Step) -> None:
         step.status = StepStatus.UNKNOWN
         step.error = step.error or "the worker stopped while this step ran"
         step.save()
-        append_event(run, type="step.outcome_unknown", data={
-            "step": step.pk, "node": step.node_id, "attempt": step.attempt,
-            "evidence": step.evidence, "error": step.error,
-        })
+        append_event(
+            run,
+            type="step.outcome_unknown",
+            data={
+                "step": step.pk,
+                "node": step.node_id,
+                "attempt": step.attempt,
+                "evidence": step.evidence,
+                "error": step.error,
+            },
+        )
     action = actions.registry().get(node["action"])
     outputs = {
-        field: _plain_schema(action.Output.model_json_schema().get("properties", {})
-                             .get(field, {"type": "string"}))
+        field: _plain_schema(
+            action.Output.model_json_schema().get("properties", {}).get(field, {"type": "string"})
+        )
         for field in node.get("outputs", {}).values()
     }
-    pause(run, purpose="unknown_outcome", kind="unknown_outcome", step=step,
-           title=f"Did {node['action']} ({node['id']}) happen?",
-           description=f"{node['action']} is not idempotent and its attempt {step.attempt} "
-                       "was interrupted. Check the system, then retry the step, mark it done "
-                       "(giving its outputs) or fail the run.",
-           fields={"type": "object", "properties": outputs, "required": []},
-           state={"evidence": step.evidence, "params": step.params, "error": step.error})
+    pause(
+        run,
+        purpose="unknown_outcome",
+        kind="unknown_outcome",
+        step=step,
+        title=f"Did {node['action']} ({node['id']}) happen?",
+        description=f"{node['action']} is not idempotent and its attempt {step.attempt} "
+        "was interrupted. Check the system, then retry the step, mark it done "
+        "(giving its outputs) or fail the run.",
+        fields={"type": "object", "properties": outputs, "required": []},
+        state={"evidence": step.evidence, "params": step.params, "error": step.error},
+    )

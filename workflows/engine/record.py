@@ -51,14 +51,18 @@ def _evidence_dir(run_id: int, step_id: int) -> Path:
 def execute(launch: Launch, owner: str) -> ActionResult:
     clear = launch.clearance
     ctx = ActionContext(
-        run_id=launch.run_id, step_id=launch.step_id, node_id=launch.node["id"],
-        attempt=launch.attempt, idempotency_key=launch.idempotency_key,
+        run_id=launch.run_id,
+        step_id=launch.step_id,
+        node_id=launch.node["id"],
+        attempt=launch.attempt,
+        idempotency_key=launch.idempotency_key,
         evidence_dir=str(_evidence_dir(launch.run_id, launch.step_id)),
         files_roots=list(settings.AGENTOS_FILES_ROOTS),
         allowed_hosts=list(settings.AGENTOS_API_ALLOWED_HOSTS),
         allowed_origins=[settings.AGENTOS_PORTAL_BASE_URL.rstrip("/")],
-        secret_hosts={name: list(origins)
-                      for name, origins in settings.AGENTOS_SECRET_HOSTS.items()},
+        secret_hosts={
+            name: list(origins) for name, origins in settings.AGENTOS_SECRET_HOSTS.items()
+        },
         portal_base_url=settings.AGENTOS_PORTAL_BASE_URL,
         browser_executable=settings.AGENTOS_BROWSER_EXECUTABLE,
         secrets=actions.secrets_for(launch.action, launch.params),
@@ -67,9 +71,13 @@ def execute(launch: Launch, owner: str) -> ActionResult:
     )
     every = max(0.2, min(5.0, settings.AGENTOS_LEASE_SECONDS / 3))
     return actions.runner().run(
-        launch.action, launch.params, ctx, timeout_s=launch.timeout_s,
-        heartbeat=lease_heartbeat(lambda: lease_renew(launch.run_id, owner),
-                                  settings.AGENTOS_LEASE_SECONDS),
+        launch.action,
+        launch.params,
+        ctx,
+        timeout_s=launch.timeout_s,
+        heartbeat=lease_heartbeat(
+            lambda: lease_renew(launch.run_id, owner), settings.AGENTOS_LEASE_SECONDS
+        ),
         heartbeat_every_s=every,
     )
 
@@ -84,14 +92,23 @@ def _collect_evidence(run_id: int, step_id: int, result: ActionResult) -> dict:
     if produced:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            files.append({"name": str(path.relative_to(folder)), "sha256": digest,
-                          "bytes": path.stat().st_size,
-                          "path": str(path.relative_to(settings.MEDIA_ROOT))})
+            files.append(
+                {
+                    "name": str(path.relative_to(folder)),
+                    "sha256": digest,
+                    "bytes": path.stat().st_size,
+                    "path": str(path.relative_to(settings.MEDIA_ROOT)),
+                }
+            )
     if not files:
         folder.rmdir()
     secrets = actions.all_secret_values()
-    return {"exit_code": result.exit_code, "duration_ms": round(result.duration_ms, 2),
-            "files": files, "log": scrub(result.log or "", secrets)[-4000:]}
+    return {
+        "exit_code": result.exit_code,
+        "duration_ms": round(result.duration_ms, 2),
+        "files": files,
+        "log": scrub(result.log or "", secrets)[-4000:],
+    }
 
 
 def record(held: Held, launch: Launch, result: ActionResult, *, go_on: bool) -> Any:
@@ -113,41 +130,74 @@ def record(held: Held, launch: Launch, result: ActionResult, *, go_on: bool) -> 
         status = RESULT_STATUS[result.status]
         if stopped and status != StepStatus.SUCCEEDED:
             status = StepStatus.CANCELLED
-        step = _step_finish(launch, owner, status=status, evidence=evidence,
-                            duration_ms=result.duration_ms,
-                            error=scrub(result.error or "", secrets)[:4000],
-                            output=(scrub_secrets_in(result.output or {}, secrets)
-                                    if status == StepStatus.SUCCEEDED else None))
-        base = {"step": step.pk, "node": step.node_id, "attempt": step.attempt,
-                "status": status, "duration_ms": round(result.duration_ms, 2)}
+        step = _step_finish(
+            launch,
+            owner,
+            status=status,
+            evidence=evidence,
+            duration_ms=result.duration_ms,
+            error=scrub(result.error or "", secrets)[:4000],
+            output=(
+                scrub_secrets_in(result.output or {}, secrets)
+                if status == StepStatus.SUCCEEDED
+                else None
+            ),
+        )
+        base = {
+            "step": step.pk,
+            "node": step.node_id,
+            "attempt": step.attempt,
+            "status": status,
+            "duration_ms": round(result.duration_ms, 2),
+        }
         if status == StepStatus.SUCCEEDED:
             changed = {} if stopped else apply_outputs(run, launch.node, step.output)
-            append_event(run, type="step.succeeded", data={
-                **base, "output": step.output, "context": changed,
-                "evidence": [f["name"] for f in evidence["files"]],
-            })
+            append_event(
+                run,
+                type="step.succeeded",
+                data={
+                    **base,
+                    "output": step.output,
+                    "context": changed,
+                    "evidence": [f["name"] for f in evidence["files"]],
+                },
+            )
             if stopped:
                 save_run(run)
                 return STOP
             run.position += 1
             run.clearance = {}
-            run.current_node = (run.nodes[run.position]["id"]
-                                if run.position < len(run.nodes) else "")
+            run.current_node = (
+                run.nodes[run.position]["id"] if run.position < len(run.nodes) else ""
+            )
             return _go_on(run, owner, go_on, new_position=True)
         if status == StepStatus.NEEDS_INPUT and not stopped:
             asked = result.needs_input or {}
-            append_event(run, type="step.needs_input", data={**base,
-                    "message": asked.get("message", "")})
+            append_event(
+                run, type="step.needs_input", data={**base, "message": asked.get("message", "")}
+            )
             properties = asked.get("fields") or {}
-            fields = {"type": "object", "properties": properties,
-                      "required": asked.get("required") or list(properties)}
-            pause(run, purpose="action_input", kind="input", step=step,
-                   title=asked.get("message") or f"{launch.action} needs a value",
-                   fields=fields, state=asked.get("state") or {})
+            fields = {
+                "type": "object",
+                "properties": properties,
+                "required": asked.get("required") or list(properties),
+            }
+            pause(
+                run,
+                purpose="action_input",
+                kind="input",
+                step=step,
+                title=asked.get("message") or f"{launch.action} needs a value",
+                fields=fields,
+                state=asked.get("state") or {},
+            )
             save_run(run)
             return STOP
-        append_event(run, type="step.cancelled" if stopped else "step.failed",
-                data={**base, "error": step.error})
+        append_event(
+            run,
+            type="step.cancelled" if stopped else "step.failed",
+            data={**base, "error": step.error},
+        )
         if stopped:
             save_run(run)
             return STOP
@@ -163,26 +213,43 @@ def record(held: Held, launch: Launch, result: ActionResult, *, go_on: bool) -> 
 def _go_on(run: Run, owner: str, go_on: bool, *, new_position: bool = False) -> Any:
     """Extend the lease, decide the next node in the same transaction, save."""
     lease_extend_on(run)
-    outcome = (decide(run, owner, new_position=new_position)
-               if go_on and run.status == RunStatus.RUNNING else None)
+    outcome = (
+        decide(run, owner, new_position=new_position)
+        if go_on and run.status == RunStatus.RUNNING
+        else None
+    )
     save_run(run)
     return outcome
 
 
-def _step_finish(launch: Launch, owner: str, *, status: str, evidence: dict,
-                 duration_ms: float, error: str, output: dict | None) -> Step:
+def _step_finish(
+    launch: Launch,
+    owner: str,
+    *,
+    status: str,
+    evidence: dict,
+    duration_ms: float,
+    error: str,
+    output: dict | None,
+) -> Step:
     """Write a step's result, only while it is still ours and running.
 
     The condition is the check: a step another worker closed (its lease
     expired and the run moved on) is not overwritten, and this worker stops.
     """
     now = timezone.now()
-    changes: dict[str, Any] = {"status": status, "finished_at": now, "evidence": evidence,
-                               "duration_ms": duration_ms, "error": error}
+    changes: dict[str, Any] = {
+        "status": status,
+        "finished_at": now,
+        "evidence": evidence,
+        "duration_ms": duration_ms,
+        "error": error,
+    }
     if output is not None:
         changes["output"] = output
-    written = Step.objects.filter(pk=launch.step_id, status=StepStatus.RUNNING,
-                                  worker=owner).update(**changes)
+    written = Step.objects.filter(
+        pk=launch.step_id, status=StepStatus.RUNNING, worker=owner
+    ).update(**changes)
     if written != 1:
         raise LeaseLost
     step = launch.step if launch.step is not None else Step.objects.get(pk=launch.step_id)

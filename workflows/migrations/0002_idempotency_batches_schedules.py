@@ -6,73 +6,175 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workflows', '0001_initial'),
+        ("workflows", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='event',
-            options={'ordering': ['id'], 'permissions': [('export_event', 'Can export the audit log')]},
+            name="event",
+            options={
+                "ordering": ["id"],
+                "permissions": [("export_event", "Can export the audit log")],
+            },
         ),
         migrations.AddField(
-            model_name='run',
-            name='idempotency_key',
+            model_name="run",
+            name="idempotency_key",
             field=models.CharField(blank=True, max_length=200),
         ),
         migrations.CreateModel(
-            name='RunBatch',
+            name="RunBatch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('size', models.PositiveIntegerField()),
-                ('source', models.CharField(help_text='csv or json', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='batches', to='workflows.workflow')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("size", models.PositiveIntegerField()),
+                ("source", models.CharField(help_text="csv or json", max_length=16)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="batches",
+                        to="workflows.workflow",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'run batches',
-                'ordering': ['-created_at', '-id'],
+                "verbose_name_plural": "run batches",
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='run',
-            name='batch',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='workflows.runbatch'),
+            model_name="run",
+            name="batch",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="runs",
+                to="workflows.runbatch",
+            ),
         ),
         migrations.CreateModel(
-            name='WorkflowSchedule',
+            name="WorkflowSchedule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('kind', models.CharField(choices=[('cron', 'Cron expression'), ('interval', 'Every N minutes')], default='interval', max_length=16)),
-                ('cron', models.CharField(blank=True, help_text='e.g. 0 7 * * 1-5', max_length=100)),
-                ('minutes', models.PositiveIntegerField(blank=True, help_text='Interval in minutes.', null=True)),
-                ('context', models.JSONField(blank=True, default=dict, help_text='The starting context of every run.')),
-                ('mode', models.CharField(blank=True, choices=[('autonomous', "Autonomous: only the plan's own gates"), ('assisted', "Assisted: the plan's gates and risky actions"), ('interactive', 'Interactive: every action needs approval')], max_length=16)),
-                ('enabled', models.BooleanField(default=True)),
-                ('q_schedule_id', models.PositiveIntegerField(blank=True, editable=False, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('owner', models.ForeignKey(blank=True, help_text='Recorded as the requester of every scheduled run.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='schedules', to='workflows.workflow')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("cron", "Cron expression"), ("interval", "Every N minutes")],
+                        default="interval",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "cron",
+                    models.CharField(blank=True, help_text="e.g. 0 7 * * 1-5", max_length=100),
+                ),
+                (
+                    "minutes",
+                    models.PositiveIntegerField(
+                        blank=True, help_text="Interval in minutes.", null=True
+                    ),
+                ),
+                (
+                    "context",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="The starting context of every run."
+                    ),
+                ),
+                (
+                    "mode",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("autonomous", "Autonomous: only the plan's own gates"),
+                            ("assisted", "Assisted: the plan's gates and risky actions"),
+                            ("interactive", "Interactive: every action needs approval"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "q_schedule_id",
+                    models.PositiveIntegerField(blank=True, editable=False, null=True),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Recorded as the requester of every scheduled run.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="schedules",
+                        to="workflows.workflow",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='run',
-            name='schedule',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='runs', to='workflows.workflowschedule'),
+            model_name="run",
+            name="schedule",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="runs",
+                to="workflows.workflowschedule",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='run',
-            constraint=models.UniqueConstraint(condition=models.Q(('idempotency_key', ''), _negated=True), fields=('requester', 'idempotency_key'), name='run_idempotency_key_unique'),
+            model_name="run",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("idempotency_key", ""), _negated=True),
+                fields=("requester", "idempotency_key"),
+                name="run_idempotency_key_unique",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='workflowschedule',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'cron'), models.Q(('cron', ''), _negated=True)), models.Q(('kind', 'interval'), ('minutes__gte', 1)), _connector='OR'), name='schedule_has_its_timing'),
+            model_name="workflowschedule",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("kind", "cron"), models.Q(("cron", ""), _negated=True)),
+                    models.Q(("kind", "interval"), ("minutes__gte", 1)),
+                    _connector="OR",
+                ),
+                name="schedule_has_its_timing",
+            ),
         ),
     ]

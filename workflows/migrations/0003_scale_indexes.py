@@ -5,31 +5,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workflows', '0002_idempotency_batches_schedules'),
+        ("workflows", "0002_idempotency_batches_schedules"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['-created_at', '-id'], name='run_created_id'),
+            model_name="run",
+            index=models.Index(fields=["-created_at", "-id"], name="run_created_id"),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['status', '-created_at', '-id'], name='run_status_created'),
+            model_name="run",
+            index=models.Index(fields=["status", "-created_at", "-id"], name="run_status_created"),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['mode', '-created_at', '-id'], name='run_mode_created'),
+            model_name="run",
+            index=models.Index(fields=["mode", "-created_at", "-id"], name="run_mode_created"),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['requester', '-created_at'], name='run_requester_created'),
+            model_name="run",
+            index=models.Index(fields=["requester", "-created_at"], name="run_requester_created"),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['current_node', '-created_at'], name='run_node_created'),
+            model_name="run",
+            index=models.Index(fields=["current_node", "-created_at"], name="run_node_created"),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workflows', '0003_scale_indexes'),
+        ("workflows", "0003_scale_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='run',
-            name='request_digest',
-            field=models.CharField(blank=True, default='', max_length=64),
+            model_name="run",
+            name="request_digest",
+            field=models.CharField(blank=True, default="", max_length=64),
         ),
     ]

@@ -7,19 +7,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workflows', '0004_run_request_digest'),
+        ("workflows", "0004_run_request_digest"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='event',
-            options={'base_manager_name': 'objects', 'ordering': ['id'], 'permissions': [('export_event', 'Can export the audit log')]},
+            name="event",
+            options={
+                "base_manager_name": "objects",
+                "ordering": ["id"],
+                "permissions": [("export_event", "Can export the audit log")],
+            },
         ),
         migrations.AddField(
-            model_name='event',
-            name='key_id',
-            field=models.CharField(blank=True, db_default='', default='', max_length=16),
+            model_name="event",
+            name="key_id",
+            field=models.CharField(blank=True, db_default="", default="", max_length=16),
         ),
     ]

@@ -4,14 +4,19 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workflows', '0005_audit_key'),
+        ("workflows", "0005_audit_key"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='workflow',
-            options={'ordering': ['slug'], 'permissions': [('start_run', 'Can start a run of a workflow'), ('set_self_approval', "Can let a workflow's requesters decide their own runs")]},
+            name="workflow",
+            options={
+                "ordering": ["slug"],
+                "permissions": [
+                    ("start_run", "Can start a run of a workflow"),
+                    ("set_self_approval", "Can let a workflow's requesters decide their own runs"),
+                ],
+            },
         ),
     ]

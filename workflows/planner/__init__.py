@@ -39,8 +39,11 @@ def draft(text: str, *, provider: str | None = None) -> dict[str, Any]:
     if name not in PROVIDERS:
         return _failed(name, "planner", f"unknown planner {name!r}; use builtin or openai")
     if not isinstance(text, str) or not text.strip():
-        return _failed(name, "text", "describe what should be done, e.g. "
-                       "'move the PDFs in Downloads to Reports'")
+        return _failed(
+            name,
+            "text",
+            "describe what should be done, e.g. 'move the PDFs in Downloads to Reports'",
+        )
     if len(text) > MAX_TEXT_CHARS:
         return _failed(name, "text", f"at most {MAX_TEXT_CHARS} characters")
     registry, policy = actions.registry(), actions.policy()
@@ -56,10 +59,18 @@ def draft(text: str, *, provider: str | None = None) -> dict[str, Any]:
             plan, errors = LLMPlanner.from_settings().draft(text.strip(), registry, policy)
     except PlannerError as exc:
         return _failed(name, exc.field, str(exc))
-    return {"plan": plan, "valid": not errors, "errors": [e.as_dict() for e in errors],
-            "provider": name}
+    return {
+        "plan": plan,
+        "valid": not errors,
+        "errors": [e.as_dict() for e in errors],
+        "provider": name,
+    }
 
 
 def _failed(provider: str, field: str, message: str) -> dict[str, Any]:
-    return {"plan": None, "valid": False,
-            "errors": [{"node": "", "field": field, "message": message}], "provider": provider}
+    return {
+        "plan": None,
+        "valid": False,
+        "errors": [{"node": "", "field": field, "message": message}],
+        "provider": provider,
+    }

@@ -52,21 +52,38 @@ def _glob(kind: str | None) -> str:
 
 def _preview_apply(action: str, params: dict[str, Any], what: str) -> dict[str, Any]:
     """Preview (dry run), a gate that shows the count, then the real change."""
-    return {"nodes": [
-        {"id": "preview", "title": f"Preview: {what}", "action": action,
-         "params": {**params, "dry_run": True},
-         "outputs": {"preview_changes": "changes", "preview_count": "count"}},
-        {"id": "confirm", "type": "approval",
-         "title": f"{what}: apply {{{{ preview_count }}}} change(s)?",
-         "description": "The preview step's output lists every change."},
-        {"id": "apply", "title": what, "action": action, "params": {**params, "dry_run": False},
-         "outputs": {"changes": "changes", "changed_count": "count"}},
-    ]}
+    return {
+        "nodes": [
+            {
+                "id": "preview",
+                "title": f"Preview: {what}",
+                "action": action,
+                "params": {**params, "dry_run": True},
+                "outputs": {"preview_changes": "changes", "preview_count": "count"},
+            },
+            {
+                "id": "confirm",
+                "type": "approval",
+                "title": f"{what}: apply {{{{ preview_count }}}} change(s)?",
+                "description": "The preview step's output lists every change.",
+            },
+            {
+                "id": "apply",
+                "title": what,
+                "action": action,
+                "params": {**params, "dry_run": False},
+                "outputs": {"changes": "changes", "changed_count": "count"},
+            },
+        ]
+    }
 
 
 def _move(m: dict[str, str]) -> dict[str, Any]:
-    params: dict[str, Any] = {"source_dir": _path(m["src"]), "destination_dir": _path(m["dst"]),
-                              "pattern": _glob(m.get("kind"))}
+    params: dict[str, Any] = {
+        "source_dir": _path(m["src"]),
+        "destination_dir": _path(m["dst"]),
+        "pattern": _glob(m.get("kind")),
+    }
     if m.get("days"):
         params["older_than_days"] = float(m["days"])
     what = f"move {params['pattern']} from {params['source_dir']} to {params['destination_dir']}"
@@ -75,8 +92,11 @@ def _move(m: dict[str, str]) -> dict[str, Any]:
 
 def _organize(m: dict[str, str]) -> dict[str, Any]:
     path = _path(m["path"])
-    return _preview_apply("files.organize", {"path": path, "by": m["by"].lower()},
-                          f"organize {path} by {m['by'].lower()}")
+    return _preview_apply(
+        "files.organize",
+        {"path": path, "by": m["by"].lower()},
+        f"organize {path} by {m['by'].lower()}",
+    )
 
 
 def _rename(m: dict[str, str]) -> dict[str, Any]:
@@ -87,23 +107,36 @@ def _rename(m: dict[str, str]) -> dict[str, Any]:
 
 def _cleanup(m: dict[str, str]) -> dict[str, Any]:
     path = _path(m["path"])
-    return _preview_apply("files.cleanup", {"path": path},
-                          f"delete temporary files and empty folders in {path}")
+    return _preview_apply(
+        "files.cleanup", {"path": path}, f"delete temporary files and empty folders in {path}"
+    )
 
 
 def _onboard(m: dict[str, str]) -> dict[str, Any]:
     name, department = m["name"].strip(), m["dept"].strip()
-    return {"nodes": [
-        {"id": "hr", "action": "hr.create_employee",
-         "params": {"name": name, "department": department},
-         "outputs": {"employee_id": "employee_id"}},
-        {"id": "it", "action": "it.create_account", "params": {"employee_id": "{{ employee_id }}"},
-         "outputs": {"it_email": "email"}},
-        {"id": "manager", "type": "approval", "title": f"Order a laptop for {name}?"},
-        {"id": "laptop", "action": "procurement.order_laptop",
-         "params": {"email": "{{ it_email }}", "model": "{{ laptop_model }}"},
-         "outputs": {"order_id": "order_id"}},
-    ]}
+    return {
+        "nodes": [
+            {
+                "id": "hr",
+                "action": "hr.create_employee",
+                "params": {"name": name, "department": department},
+                "outputs": {"employee_id": "employee_id"},
+            },
+            {
+                "id": "it",
+                "action": "it.create_account",
+                "params": {"employee_id": "{{ employee_id }}"},
+                "outputs": {"it_email": "email"},
+            },
+            {"id": "manager", "type": "approval", "title": f"Order a laptop for {name}?"},
+            {
+                "id": "laptop",
+                "action": "procurement.order_laptop",
+                "params": {"email": "{{ it_email }}", "model": "{{ laptop_model }}"},
+                "outputs": {"order_id": "order_id"},
+            },
+        ]
+    }
 
 
 def _output_name(path: str, suffix: str) -> str:
@@ -111,53 +144,109 @@ def _output_name(path: str, suffix: str) -> str:
     return str(pure.with_name(f"{pure.stem}-{suffix}{pure.suffix}"))
 
 
-AGG = {"summing": "sum", "averaging": "mean", "counting": "count", "totalling": "sum",
-       "totaling": "sum"}
+AGG = {
+    "summing": "sum",
+    "averaging": "mean",
+    "counting": "count",
+    "totalling": "sum",
+    "totaling": "sum",
+}
 
 
 def _pivot(m: dict[str, str]) -> dict[str, Any]:
     path = _path(m["path"])
     index = [part.strip() for part in re.split(r",|\band\b", m["index"]) if part.strip()]
-    return {"nodes": [
-        {"id": "check", "action": "excel.health", "params": {"path": path}},
-        {"id": "pivot", "action": "excel.pivot",
-         "params": {"path": path, "index": index, "values": m["values"].strip(),
-                    "agg": AGG[m["agg"].lower()], "output": _output_name(path, "pivot")},
-         "outputs": {"pivot_file": "output", "pivot_sha256": "sha256_output"}},
-    ]}
+    return {
+        "nodes": [
+            {"id": "check", "action": "excel.health", "params": {"path": path}},
+            {
+                "id": "pivot",
+                "action": "excel.pivot",
+                "params": {
+                    "path": path,
+                    "index": index,
+                    "values": m["values"].strip(),
+                    "agg": AGG[m["agg"].lower()],
+                    "output": _output_name(path, "pivot"),
+                },
+                "outputs": {"pivot_file": "output", "pivot_sha256": "sha256_output"},
+            },
+        ]
+    }
 
 
 def _health(m: dict[str, str]) -> dict[str, Any]:
-    return {"nodes": [{"id": "check", "action": "excel.health",
-                       "params": {"path": _path(m["path"])},
-                       "outputs": {"formulas": "formulas", "issues": "issues"}}]}
+    return {
+        "nodes": [
+            {
+                "id": "check",
+                "action": "excel.health",
+                "params": {"path": _path(m["path"])},
+                "outputs": {"formulas": "formulas", "issues": "issues"},
+            }
+        ]
+    }
 
 
 def _chart(m: dict[str, str]) -> dict[str, Any]:
     path = _path(m["path"])
-    params: dict[str, Any] = {"path": path, "data_range": m["range"].upper(),
-                              "kind": (m.get("kind") or "bar").lower(),
-                              "output": _output_name(path, "chart")}
+    params: dict[str, Any] = {
+        "path": path,
+        "data_range": m["range"].upper(),
+        "kind": (m.get("kind") or "bar").lower(),
+        "output": _output_name(path, "chart"),
+    }
     if m.get("sheet"):
         params["sheet"] = _path(m["sheet"])
-    return {"nodes": [{"id": "chart", "action": "excel.chart", "params": params,
-                       "outputs": {"chart_file": "output"}}]}
+    return {
+        "nodes": [
+            {
+                "id": "chart",
+                "action": "excel.chart",
+                "params": params,
+                "outputs": {"chart_file": "output"},
+            }
+        ]
+    }
 
 
 def _lookup(m: dict[str, str]) -> dict[str, Any]:
     path = _path(m["path"])
     columns = [c.strip() for c in re.split(r",|\band\b", m["cols"]) if c.strip()]
-    return {"nodes": [{"id": "lookup", "action": "excel.lookup", "params": {
-        "path": path, "sheet": _path(m["sheet"]), "lookup_sheet": _path(m["lsheet"]),
-        "key": m["key"].strip(), "columns": columns, "output": _output_name(path, "merged"),
-    }, "outputs": {"merged_file": "output", "unmatched": "unmatched"}}]}
+    return {
+        "nodes": [
+            {
+                "id": "lookup",
+                "action": "excel.lookup",
+                "params": {
+                    "path": path,
+                    "sheet": _path(m["sheet"]),
+                    "lookup_sheet": _path(m["lsheet"]),
+                    "key": m["key"].strip(),
+                    "columns": columns,
+                    "output": _output_name(path, "merged"),
+                },
+                "outputs": {"merged_file": "output", "unmatched": "unmatched"},
+            }
+        ]
+    }
 
 
 def _http_check(m: dict[str, str]) -> dict[str, Any]:
-    return {"nodes": [{"id": "check", "action": "api.request", "params": {
-        "method": (m.get("method") or "GET").upper(), "url": m["url"].rstrip(".,;"),
-        "expect_status": int(m["status"]),
-    }, "outputs": {"status": "status"}}]}
+    return {
+        "nodes": [
+            {
+                "id": "check",
+                "action": "api.request",
+                "params": {
+                    "method": (m.get("method") or "GET").upper(),
+                    "url": m["url"].rstrip(".,;"),
+                    "expect_status": int(m["status"]),
+                },
+                "outputs": {"status": "status"},
+            }
+        ]
+    }
 
 
 def _p(regex: str) -> re.Pattern[str]:
@@ -165,38 +254,84 @@ def _p(regex: str) -> re.Pattern[str]:
 
 
 PHRASINGS: tuple[Phrasing, ...] = (
-    Phrasing("files", "move the PDFs in Downloads to Reports", _p(
-        rf"move\s+(?:the\s+|all\s+)?(?:(?P<kind>[\w.*]+)\s+)?(?:files\s+)?(?:in|from)\s+"
-        rf"(?P<src>{PATH})\s+(?:to|into)\s+(?P<dst>{PATH})"
-        r"(?:\s+(?:if|when)?\s*older\s+than\s+(?P<days>\d+)\s+days?)?"), _move),
-    Phrasing("files", "organize Downloads by type   (or: by date)", _p(
-        rf"organi[sz]e\s+(?P<path>{PATH})\s+by\s+(?P<by>type|date)"), _organize),
-    Phrasing("files", "rename the txt files in Notes to note-{n:03d}{ext}", _p(
-        rf"rename\s+(?:the\s+|all\s+)?(?:(?P<kind>[\w.*]+)\s+)?(?:files\s+)?in\s+"
-        rf"(?P<path>{PATH})\s+(?:to|as)\s+(?P<template>{PATH})"), _rename),
-    Phrasing("files", "clean up Downloads", _p(
-        rf"clean\s*up\s+(?P<path>{PATH})"), _cleanup),
-    Phrasing("portals", "onboard Jane Roe in Engineering", _p(
-        r"onboard\s+(?P<name>[A-Za-z][\w'-]*(?:\s+[A-Za-z][\w'-]*){0,3})\s+(?:in|to|into)\s+"
-        r"(?:the\s+)?(?P<dept>[A-Za-z]+)(?:\s+department)?"), _onboard),
-    Phrasing("excel", "pivot sales.xlsx by region summing amount", _p(
-        rf"pivot\s+(?P<path>{PATH}\.xlsx)\s+by\s+(?P<index>[\w ,]+?)\s+"
-        r"(?P<agg>summing|averaging|counting|totall?ing)\s+(?P<values>\w+)"), _pivot),
-    Phrasing("excel", "check the workbook sales.xlsx", _p(
-        rf"(?:health[-\s]?)?check\s+(?:the\s+)?(?:workbook\s+)?(?P<path>{PATH}\.xlsx)"), _health),
-    Phrasing("excel", "chart A1:B13 of sales.xlsx as a line chart", _p(
-        rf"chart\s+(?P<range>[A-Za-z]+\d+:[A-Za-z]+\d+)\s+(?:of|in|from)\s+"
-        rf"(?:sheet\s+(?P<sheet>{PATH})\s+(?:of|in)\s+)?(?P<path>{PATH}\.xlsx)"
-        r"(?:\s+as\s+an?\s+(?P<kind>bar|line|pie)\s+chart)?"), _chart),
-    Phrasing("excel", "look up email, phone from Customers into Orders by customer_id in "
-             "book.xlsx", _p(
-                 rf"look\s*up\s+(?P<cols>[\w ,]+?)\s+from\s+(?P<lsheet>{PATH})\s+into\s+"
-                 rf"(?P<sheet>{PATH})\s+by\s+(?P<key>\w+)\s+in\s+(?P<path>{PATH}\.xlsx)"),
-             _lookup),
-    Phrasing("api", "check that http://127.0.0.1:8000/api/v1/health returns 200", _p(
-        r"check\s+that\s+(?:(?P<method>GET|POST|PUT|PATCH|DELETE|HEAD)\s+)?"
-        r"(?P<url>https?://\S+)\s+(?:returns|gives|answers)\s+(?:status\s+)?(?P<status>\d{3})"),
-             _http_check),
+    Phrasing(
+        "files",
+        "move the PDFs in Downloads to Reports",
+        _p(
+            rf"move\s+(?:the\s+|all\s+)?(?:(?P<kind>[\w.*]+)\s+)?(?:files\s+)?(?:in|from)\s+"
+            rf"(?P<src>{PATH})\s+(?:to|into)\s+(?P<dst>{PATH})"
+            r"(?:\s+(?:if|when)?\s*older\s+than\s+(?P<days>\d+)\s+days?)?"
+        ),
+        _move,
+    ),
+    Phrasing(
+        "files",
+        "organize Downloads by type   (or: by date)",
+        _p(rf"organi[sz]e\s+(?P<path>{PATH})\s+by\s+(?P<by>type|date)"),
+        _organize,
+    ),
+    Phrasing(
+        "files",
+        "rename the txt files in Notes to note-{n:03d}{ext}",
+        _p(
+            rf"rename\s+(?:the\s+|all\s+)?(?:(?P<kind>[\w.*]+)\s+)?(?:files\s+)?in\s+"
+            rf"(?P<path>{PATH})\s+(?:to|as)\s+(?P<template>{PATH})"
+        ),
+        _rename,
+    ),
+    Phrasing("files", "clean up Downloads", _p(rf"clean\s*up\s+(?P<path>{PATH})"), _cleanup),
+    Phrasing(
+        "portals",
+        "onboard Jane Roe in Engineering",
+        _p(
+            r"onboard\s+(?P<name>[A-Za-z][\w'-]*(?:\s+[A-Za-z][\w'-]*){0,3})\s+(?:in|to|into)\s+"
+            r"(?:the\s+)?(?P<dept>[A-Za-z]+)(?:\s+department)?"
+        ),
+        _onboard,
+    ),
+    Phrasing(
+        "excel",
+        "pivot sales.xlsx by region summing amount",
+        _p(
+            rf"pivot\s+(?P<path>{PATH}\.xlsx)\s+by\s+(?P<index>[\w ,]+?)\s+"
+            r"(?P<agg>summing|averaging|counting|totall?ing)\s+(?P<values>\w+)"
+        ),
+        _pivot,
+    ),
+    Phrasing(
+        "excel",
+        "check the workbook sales.xlsx",
+        _p(rf"(?:health[-\s]?)?check\s+(?:the\s+)?(?:workbook\s+)?(?P<path>{PATH}\.xlsx)"),
+        _health,
+    ),
+    Phrasing(
+        "excel",
+        "chart A1:B13 of sales.xlsx as a line chart",
+        _p(
+            rf"chart\s+(?P<range>[A-Za-z]+\d+:[A-Za-z]+\d+)\s+(?:of|in|from)\s+"
+            rf"(?:sheet\s+(?P<sheet>{PATH})\s+(?:of|in)\s+)?(?P<path>{PATH}\.xlsx)"
+            r"(?:\s+as\s+an?\s+(?P<kind>bar|line|pie)\s+chart)?"
+        ),
+        _chart,
+    ),
+    Phrasing(
+        "excel",
+        "look up email, phone from Customers into Orders by customer_id in book.xlsx",
+        _p(
+            rf"look\s*up\s+(?P<cols>[\w ,]+?)\s+from\s+(?P<lsheet>{PATH})\s+into\s+"
+            rf"(?P<sheet>{PATH})\s+by\s+(?P<key>\w+)\s+in\s+(?P<path>{PATH}\.xlsx)"
+        ),
+        _lookup,
+    ),
+    Phrasing(
+        "api",
+        "check that http://127.0.0.1:8000/api/v1/health returns 200",
+        _p(
+            r"check\s+that\s+(?:(?P<method>GET|POST|PUT|PATCH|DELETE|HEAD)\s+)?"
+            r"(?P<url>https?://\S+)\s+(?:returns|gives|answers)\s+(?:status\s+)?(?P<status>\d{3})"
+        ),
+        _http_check,
+    ),
 )
 
 
@@ -213,5 +348,7 @@ def plan_for(text: str) -> dict[str, Any]:
             return phrasing.build({k: v for k, v in match.groupdict().items() if v})
     raise PlannerError(
         "the built-in planner did not recognise this request and does not guess. "
-        "It understands: " + "; ".join(f'"{example}"' for example in known_phrasings())
-        + ". (Configure AGENTOS_PLANNER=openai for free-form requests.)")
+        "It understands: "
+        + "; ".join(f'"{example}"' for example in known_phrasings())
+        + ". (Configure AGENTOS_PLANNER=openai for free-form requests.)"
+    )

@@ -58,10 +58,15 @@ Rules:
 def system_prompt(registry: Registry) -> str:
     """Return the instructions and the catalog the model is given."""
     catalog = [
-        {"name": a["name"], "description": a["description"], "risk": a["risk"],
-         "params_schema": a["params_schema"],
-         "outputs": sorted(a["output_schema"].get("properties", {}))}
-        for a in registry.catalog() if not a["name"].startswith("test.")
+        {
+            "name": a["name"],
+            "description": a["description"],
+            "risk": a["risk"],
+            "params_schema": a["params_schema"],
+            "outputs": sorted(a["output_schema"].get("properties", {})),
+        }
+        for a in registry.catalog()
+        if not a["name"].startswith("test.")
     ]
     return PLAN_RULES + "\nCatalog of actions (JSON):\n" + json.dumps(catalog, sort_keys=True)
 
@@ -79,17 +84,25 @@ class LLMPlanner:
     def from_settings(cls) -> LLMPlanner:
         """Build from AGENTOS_LLM_*; fail clearly when they are not set."""
         if not settings.AGENTOS_LLM_BASE_URL or not settings.AGENTOS_LLM_MODEL:
-            raise PlannerError("the OpenAI-compatible planner needs AGENTOS_LLM_BASE_URL and "
-                               "AGENTOS_LLM_MODEL", field="planner")
-        return cls(base_url=settings.AGENTOS_LLM_BASE_URL.rstrip("/"),
-                   model=settings.AGENTOS_LLM_MODEL, api_key=settings.AGENTOS_LLM_API_KEY,
-                   timeout_s=settings.AGENTOS_LLM_TIMEOUT_S)
+            raise PlannerError(
+                "the OpenAI-compatible planner needs AGENTOS_LLM_BASE_URL and AGENTOS_LLM_MODEL",
+                field="planner",
+            )
+        return cls(
+            base_url=settings.AGENTOS_LLM_BASE_URL.rstrip("/"),
+            model=settings.AGENTOS_LLM_MODEL,
+            api_key=settings.AGENTOS_LLM_API_KEY,
+            timeout_s=settings.AGENTOS_LLM_TIMEOUT_S,
+        )
 
-    def draft(self, text: str, registry: Registry,
-              policy: Policy) -> tuple[dict[str, Any], list[PlanError]]:
+    def draft(
+        self, text: str, registry: Registry, policy: Policy
+    ) -> tuple[dict[str, Any], list[PlanError]]:
         """Return (plan, errors) after at most one repair round."""
-        messages = [{"role": "system", "content": system_prompt(registry)},
-                    {"role": "user", "content": text}]
+        messages = [
+            {"role": "system", "content": system_prompt(registry)},
+            {"role": "user", "content": text},
+        ]
         for round_number in (1, 2):
             answer = self._complete(messages)
             try:
@@ -103,12 +116,16 @@ class LLMPlanner:
                 if not errors or round_number == 2:
                     return plan, errors
                 problem = "The plan failed validation:\n" + "\n".join(
-                    f"- node {e.node or '-'}, field {e.field or '-'}: {e.message}"
-                    for e in errors)
+                    f"- node {e.node or '-'}, field {e.field or '-'}: {e.message}" for e in errors
+                )
             logger.info("planner: repair round after: %s", problem[:300])
-            messages += [{"role": "assistant", "content": answer},
-                         {"role": "user", "content": problem + "\nAnswer again with the "
-                          "corrected JSON object only."}]
+            messages += [
+                {"role": "assistant", "content": answer},
+                {
+                    "role": "user",
+                    "content": problem + "\nAnswer again with the corrected JSON object only.",
+                },
+            ]
         raise AssertionError("unreachable")
 
     def _complete(self, messages: list[dict[str, str]]) -> str:
@@ -116,36 +133,48 @@ class LLMPlanner:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        body = {"model": self.model, "messages": messages, "temperature": 0,
-                "response_format": {"type": "json_object"}}
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": 0,
+            "response_format": {"type": "json_object"},
+        }
         try:
             with httpx.Client(timeout=self.timeout_s, follow_redirects=False) as client:
-                response = client.post(f"{self.base_url}/chat/completions", json=body,
-                                       headers=headers)
+                response = client.post(
+                    f"{self.base_url}/chat/completions", json=body, headers=headers
+                )
         except httpx.TimeoutException:
-            raise PlannerError(f"the planner model did not answer within {self.timeout_s:g}s",
-                               field="planner") from None
+            raise PlannerError(
+                f"the planner model did not answer within {self.timeout_s:g}s", field="planner"
+            ) from None
         except httpx.HTTPError as exc:
-            raise PlannerError("the planner model could not be reached: "
-                               f"{type(exc).__name__}: {self._clean(str(exc))}",
-                               field="planner") from None
+            raise PlannerError(
+                "the planner model could not be reached: "
+                f"{type(exc).__name__}: {self._clean(str(exc))}",
+                field="planner",
+            ) from None
         if response.status_code != 200:
-            raise PlannerError(f"the planner model answered HTTP {response.status_code}: "
-                               f"{self._clean(response.text[:300])}", field="planner")
+            raise PlannerError(
+                f"the planner model answered HTTP {response.status_code}: "
+                f"{self._clean(response.text[:300])}",
+                field="planner",
+            )
         if len(response.content) > MAX_RESPONSE_BYTES:
             raise PlannerError("the planner model's answer is too large", field="planner")
         try:
             message = response.json()["choices"][0]["message"]
         except (ValueError, KeyError, IndexError, TypeError):
-            raise PlannerError("the planner model's answer is not a chat completion",
-                               field="planner") from None
+            raise PlannerError(
+                "the planner model's answer is not a chat completion", field="planner"
+            ) from None
         if not isinstance(message, dict):
-            raise PlannerError("the planner model's answer is not a chat completion",
-                               field="planner")
+            raise PlannerError(
+                "the planner model's answer is not a chat completion", field="planner"
+            )
         refusal = message.get("refusal")
         if refusal:
-            raise PlannerError(f"the planner model refused: {str(refusal)[:300]}",
-                               field="planner")
+            raise PlannerError(f"the planner model refused: {str(refusal)[:300]}", field="planner")
         content = message.get("content")
         if not isinstance(content, str) or not content.strip():
             raise PlannerError("the planner model gave an empty answer", field="planner")
@@ -163,14 +192,19 @@ def _parse_plan(answer: str) -> dict[str, Any]:
     try:
         data = json.loads(answer)
     except ValueError as exc:
-        raise PlannerError(f"the planner model's answer is not valid JSON ({exc.msg} at "
-                           f"line {exc.lineno}, column {exc.colno})", field="planner") from None
+        raise PlannerError(
+            f"the planner model's answer is not valid JSON ({exc.msg} at "
+            f"line {exc.lineno}, column {exc.colno})",
+            field="planner",
+        ) from None
     if isinstance(data, dict) and data.get("refusal"):
-        raise PlannerError(f"the planner model refused: {str(data['refusal'])[:300]}",
-                           field="planner", final=True)
+        raise PlannerError(
+            f"the planner model refused: {str(data['refusal'])[:300]}", field="planner", final=True
+        )
     if isinstance(data, dict) and isinstance(data.get("plan"), dict):
         data = data["plan"]
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
-        raise PlannerError('the planner model\'s answer is not a plan ({"nodes": [...]})',
-                           field="planner")
+        raise PlannerError(
+            'the planner model\'s answer is not a plan ({"nodes": [...]})', field="planner"
+        )
     return data

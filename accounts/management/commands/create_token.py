@@ -15,8 +15,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("user", help="username the token acts as")
-        parser.add_argument("--expires-days", type=int, default=None,
-                            help="days until the token expires (default: never)")
+        parser.add_argument(
+            "--expires-days",
+            type=int,
+            default=None,
+            help="days until the token expires (default: never)",
+        )
         parser.add_argument("--name", default="created with manage.py create_token")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -27,6 +31,5 @@ class Command(BaseCommand):
             raise CommandError(f"no user {options['user']!r}") from None
         if options["expires_days"] is not None and options["expires_days"] < 1:
             raise CommandError("--expires-days must be at least 1")
-        new = token_create(user=user, name=options["name"],
-                           expires_days=options["expires_days"])
+        new = token_create(user=user, name=options["name"], expires_days=options["expires_days"])
         self.stdout.write(new.plain)

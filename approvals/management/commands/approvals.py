@@ -25,8 +25,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="verb", required=True)
         listing = sub.add_parser("list", help="list requests (pending by default)")
-        listing.add_argument("--status", default="pending",
-                             choices=[*RequestStatus.values, "all"])
+        listing.add_argument("--status", default="pending", choices=[*RequestStatus.values, "all"])
         listing.add_argument("--run", type=int)
         show = sub.add_parser("show", help="show what a request asks")
         show.add_argument("id", type=int)
@@ -36,8 +35,7 @@ class Command(BaseCommand):
         decide.add_argument("--as", dest="username", required=True)
         decide.add_argument("--set", action="append", dest="sets", metavar="FIELD=VALUE")
         decide.add_argument("--comment", default="")
-        decide.add_argument("--resolution", default="", choices=["", "retry", "mark_done",
-                                                                 "fail"])
+        decide.add_argument("--resolution", default="", choices=["", "retry", "mark_done", "fail"])
 
     def handle(self, *args: Any, verb: str, **options: Any) -> None:
         getattr(self, f"_{verb}")(**options)
@@ -50,8 +48,10 @@ class Command(BaseCommand):
             requests = requests.filter(run_id=run)
         for request in requests:
             group = request.assigned_group.name if request.assigned_group else "-"
-            self.stdout.write(f"{request.pk}\trun {request.run_id}\t{request.node_id}\t"
-                              f"{request.kind}\t{request.status}\t{group}\t{request.title}")
+            self.stdout.write(
+                f"{request.pk}\trun {request.run_id}\t{request.node_id}\t"
+                f"{request.kind}\t{request.status}\t{group}\t{request.title}"
+            )
 
     def _show(self, *, id: int, **options: Any) -> None:  # noqa: A002
         request = self._get(id)
@@ -61,16 +61,32 @@ class Command(BaseCommand):
         if state:
             self.stdout.write("state: " + json.dumps(state, indent=2))
 
-    def _decide(self, *, id: int, decision: str, username: str, sets: list[str] | None,  # noqa: A002
-                comment: str, resolution: str, **options: Any) -> None:
+    def _decide(
+        self,
+        *,
+        id: int,
+        decision: str,
+        username: str,
+        sets: list[str] | None,  # noqa: A002
+        comment: str,
+        resolution: str,
+        **options: Any,
+    ) -> None:
         self._get(id)
         user = user_named(username, perm="approvals.decide_approvalrequest")
         try:
-            approval_decide(request_id=id, actor=user, decision=decision,
-                            values=parse_sets(sets), comment=comment, resolution=resolution)
+            approval_decide(
+                request_id=id,
+                actor=user,
+                decision=decision,
+                values=parse_sets(sets),
+                comment=comment,
+                resolution=resolution,
+            )
         except DecisionInvalid as exc:
-            raise CommandError("refused:\n" + "\n".join(
-                f"  {k}: {v}" for k, v in exc.errors.items())) from None
+            raise CommandError(
+                "refused:\n" + "\n".join(f"  {k}: {v}" for k, v in exc.errors.items())
+            ) from None
         except PlanInvalid as exc:
             raise plan_errors(exc) from None
         except (AlreadyDecided, DecisionRefused, TransitionNotAllowed) as exc:

@@ -11,8 +11,10 @@ from approvals.seeding import Seeder
 
 
 class Command(BaseCommand):
-    help = ("Bulk-insert runs with valid event hash chains and approval requests "
-            "(for benchmarks: never seed a database people use).")
+    help = (
+        "Bulk-insert runs with valid event hash chains and approval requests "
+        "(for benchmarks: never seed a database people use)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--runs", type=int, default=100_000)
@@ -29,12 +31,20 @@ class Command(BaseCommand):
         if options["batch"] < 1:
             raise CommandError("--batch: give at least 1")
         started = time.perf_counter()
-        seeder = Seeder(runs=runs, events=events, batch=options["batch"], seed=options["seed"],
-                        progress=lambda msg: self.stderr.write(f"  {msg}", ending="\r"))
+        seeder = Seeder(
+            runs=runs,
+            events=events,
+            batch=options["batch"],
+            seed=options["seed"],
+            progress=lambda msg: self.stderr.write(f"  {msg}", ending="\r"),
+        )
         report = seeder.run()
         self.stderr.write("")
-        self.stdout.write(self.style.SUCCESS(
-            f"seeded {report.runs} runs, {report.events} events, "
-            f"{report.pending_requests} pending and {report.decided_requests} decided "
-            f"requests in {time.perf_counter() - started:.1f} s; runs with many events: "
-            f"{', '.join(map(str, report.long_run_ids)) or 'none'}"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"seeded {report.runs} runs, {report.events} events, "
+                f"{report.pending_requests} pending and {report.decided_requests} decided "
+                f"requests in {time.perf_counter() - started:.1f} s; runs with many events: "
+                f"{', '.join(map(str, report.long_run_ids)) or 'none'}"
+            )
+        )

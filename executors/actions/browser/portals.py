@@ -49,8 +49,11 @@ class PortalAction(Action):
         (``?next=`` the page): a page opened first would only redirect there.
         """
         prefix = self.portal.upper()
-        login_as = {"portal": self.title, "user_secret": f"{prefix}_PORTAL_USER",
-                    "password_secret": f"{prefix}_PORTAL_PASSWORD"}
+        login_as = {
+            "portal": self.title,
+            "user_secret": f"{prefix}_PORTAL_USER",
+            "password_secret": f"{prefix}_PORTAL_PASSWORD",
+        }
         base = self.base_url(session.ctx)
         if session.logged_in or not url.startswith(base):
             session.goto(url)
@@ -73,8 +76,9 @@ class PortalAction(Action):
             session.screenshot(f"{self.portal}-existing")
         return found
 
-    def create_or_find(self, session: BrowserSession, ctx: ActionContext,
-                       fields: dict[str, str], what: str) -> str:
+    def create_or_find(
+        self, session: BrowserSession, ctx: ActionContext, fields: dict[str, str], what: str
+    ) -> str:
         """Submit the open form with the step's key as external reference.
 
         When the portal already holds a record with that reference (an
@@ -84,8 +88,10 @@ class PortalAction(Action):
         unoffered = session.fill(values)
         if unoffered:
             name, offered = next(iter(unoffered.items()))
-            raise ActionFailed(f"the {self.title} portal has no {name} {values[name]!r}; "
-                               f"it offers {', '.join(offered)}")
+            raise ActionFailed(
+                f"the {self.title} portal has no {name} {values[name]!r}; "
+                f"it offers {', '.join(offered)}"
+            )
         session.submit("#submit")
         # A saved record redirects to its detail page; only a refused form stays.
         refused = session.page.locator("#record-form").count() > 0
@@ -100,8 +106,9 @@ class PortalAction(Action):
             raise ActionFailed(f"the {self.title} portal refused {what}: {detail}")
         record_id = session.text(f"dd[data-field='{self.id_field}']")
         if not record_id:
-            raise ActionFailed(f"the {self.title} portal showed no {self.id_field} "
-                               f"after creating {what}")
+            raise ActionFailed(
+                f"the {self.title} portal showed no {self.id_field} after creating {what}"
+            )
         session.screenshot(f"{self.portal}-created")
         return record_id
 
@@ -117,8 +124,9 @@ class CreateEmployee(PortalAction):
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
         name: str = Field(min_length=2, max_length=200, description="Full name.")
-        department: str = Field(min_length=1, max_length=50,
-                                description="Engineering, Sales, Finance or People.")
+        department: str = Field(
+            min_length=1, max_length=50, description="Engineering, Sales, Finance or People."
+        )
         start_date: date | None = Field(default=None, description="First day; today if empty.")
         manager: str = Field(default="", max_length=200)
 
@@ -128,11 +136,17 @@ class CreateEmployee(PortalAction):
     def run(self, params: Any, ctx: ActionContext) -> BaseModel:
         with open_browser(ctx) as session:
             self.open(session, f"{self.base_url(ctx)}employees/new/")
-            employee_id = self.create_or_find(session, ctx, {
-                "name": params.name, "department": params.department,
-                "start_date": (params.start_date or date.today()).isoformat(),
-                "manager": params.manager,
-            }, f"the employee {params.name!r}")
+            employee_id = self.create_or_find(
+                session,
+                ctx,
+                {
+                    "name": params.name,
+                    "department": params.department,
+                    "start_date": (params.start_date or date.today()).isoformat(),
+                    "manager": params.manager,
+                },
+                f"the employee {params.name!r}",
+            )
         return self.Output(employee_id=employee_id)
 
 
@@ -154,8 +168,12 @@ class CreateITAccount(PortalAction):
     def run(self, params: Any, ctx: ActionContext) -> BaseModel:
         with open_browser(ctx) as session:
             self.open(session, f"{self.base_url(ctx)}accounts/new/")
-            email = self.create_or_find(session, ctx, {"employee_id": params.employee_id},
-                                        f"an account for {params.employee_id}")
+            email = self.create_or_find(
+                session,
+                ctx,
+                {"employee_id": params.employee_id},
+                f"an account for {params.employee_id}",
+            )
         return self.Output(email=email)
 
 
@@ -168,16 +186,21 @@ class OrderLaptop(PortalAction):
     """
 
     name = "procurement.order_laptop"
-    description = ("Order a laptop for an IT email in the procurement portal; asks for the "
-                   "model when the catalog lacks it. Returns the order_id.")
+    description = (
+        "Order a laptop for an IT email in the procurement portal; asks for the "
+        "model when the catalog lacks it. Returns the order_id."
+    )
     portal, title, id_field = "procurement", "procurement", "order_id"
     secrets = ("PROCUREMENT_PORTAL_USER", "PROCUREMENT_PORTAL_PASSWORD")
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
         email: str = Field(pattern=EMAIL, max_length=254, description="The IT account email.")
-        model: str = Field(default="", max_length=100,
-                           description="Catalog laptop model; asked for when empty or unknown.")
+        model: str = Field(
+            default="",
+            max_length=100,
+            description="Catalog laptop model; asked for when empty or unknown.",
+        )
 
     class Output(BaseModel):
         order_id: str
@@ -186,20 +209,35 @@ class OrderLaptop(PortalAction):
     def run(self, params: Any, ctx: ActionContext) -> BaseModel:
         chosen = str((ctx.resume_values or {}).get("laptop_model") or params.model).strip()
         with open_browser(ctx) as session:
-            form_url = str((ctx.resume_state or {}).get("url") or
-                           f"{self.base_url(ctx)}orders/new/?email={quote(params.email)}")
+            form_url = str(
+                (ctx.resume_state or {}).get("url")
+                or f"{self.base_url(ctx)}orders/new/?email={quote(params.email)}"
+            )
             self.open(session, form_url)
             if not chosen:
-                self.ask(session, form_url, "No laptop model was given; choose one the "
-                                            "procurement portal offers.")
+                self.ask(
+                    session,
+                    form_url,
+                    "No laptop model was given; choose one the procurement portal offers.",
+                )
             try:
-                order_id = self.create_or_find(session, ctx, {
-                    "email": params.email, "laptop_model": chosen,
-                }, f"a {chosen!r} laptop for {params.email}")
+                order_id = self.create_or_find(
+                    session,
+                    ctx,
+                    {
+                        "email": params.email,
+                        "laptop_model": chosen,
+                    },
+                    f"a {chosen!r} laptop for {params.email}",
+                )
             except ActionFailed:
                 if session.form_errors().get("laptop_model"):
-                    self.ask(session, form_url, f"The procurement portal has no laptop model "
-                                                f"{chosen!r}; choose one it offers.")
+                    self.ask(
+                        session,
+                        form_url,
+                        f"The procurement portal has no laptop model "
+                        f"{chosen!r}; choose one it offers.",
+                    )
                 raise
             if session.page.locator("#record").count():
                 chosen = session.text("dd[data-field='laptop.name']") or chosen
@@ -211,9 +249,11 @@ class OrderLaptop(PortalAction):
         if not offered:
             raise ActionFailed("the procurement portal offers no laptop models")
         session.screenshot("procurement-needs-model")
-        raise NeedsInput(message, fields={"laptop_model": {
-            "type": "string", "title": "Laptop model", "enum": offered}},
-            state={"url": form_url})
+        raise NeedsInput(
+            message,
+            fields={"laptop_model": {"type": "string", "title": "Laptop model", "enum": offered}},
+            state={"url": form_url},
+        )
 
 
 ACTIONS = [CreateEmployee, CreateITAccount, OrderLaptop]

@@ -32,8 +32,14 @@ from executors.attempt import killpg
 from executors.base import ActionContext, ActionFailed
 from executors.family import children_of
 
-__all__ = ["MASK_COLOR", "BrowserSession", "open_browser", "origin_of", "resolve_executable",
-           "warm_up"]
+__all__ = [
+    "MASK_COLOR",
+    "BrowserSession",
+    "open_browser",
+    "origin_of",
+    "resolve_executable",
+    "warm_up",
+]
 
 DEFAULT_EXECUTABLE = "/usr/bin/chromium"
 # Debian's /usr/bin/chromium is a shell wrapper around this binary.
@@ -42,8 +48,7 @@ PAGE_TIMEOUT_MS = 20_000
 DEFAULT_PORTS = {"http": 80, "https": 443}
 LAUNCH_ARGS = ["--disable-gpu", "--no-first-run", "--disable-extensions"]
 # What screenshots paint over: every field a value could be typed into.
-MASKED_FIELDS = ("input:not([type=hidden]):not([type=submit]):not([type=button]), "
-                 "textarea, select")
+MASKED_FIELDS = "input:not([type=hidden]):not([type=submit]):not([type=button]), textarea, select"
 MASK_COLOR = "#FF00FF"
 
 
@@ -68,7 +73,8 @@ def resolve_executable(configured: str) -> str:
     if not os.access(path, os.X_OK):
         raise ActionFailed(
             f"no Chromium at {path}: install it (scripts/setup.sh does) or set "
-            "AGENTOS_BROWSER_EXECUTABLE")
+            "AGENTOS_BROWSER_EXECUTABLE"
+        )
     return path
 
 
@@ -120,14 +126,19 @@ class BrowserSession:
         """Log in if the current page is the portal's login form; say if it was."""
         if not self.page.locator("#login-form").count():
             return False
-        self.fill({"username": self.ctx.secret(user_secret),
-                   "password": self.ctx.secret(password_secret)})
+        self.fill(
+            {
+                "username": self.ctx.secret(user_secret),
+                "password": self.ctx.secret(password_secret),
+            }
+        )
         self.submit("#login")
         if self.page.locator("#login-form").count():
             self.screenshot(f"{portal.lower()}-login-refused")
             raise ActionFailed(
                 f"the {portal} portal refused the login: invalid username or password "
-                f"(check the secrets {user_secret} and {password_secret})")
+                f"(check the secrets {user_secret} and {password_secret})"
+            )
         self.logged_in = True
         return True
 
@@ -176,9 +187,12 @@ class BrowserSession:
         path = Path(self.ctx.evidence_dir) / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         with self.timed("screenshot " + name):
-            self.page.screenshot(path=str(path), full_page=True,
-                                 mask=[self.page.locator(MASKED_FIELDS)],
-                                 mask_color=MASK_COLOR)
+            self.page.screenshot(
+                path=str(path),
+                full_page=True,
+                mask=[self.page.locator(MASKED_FIELDS)],
+                mask_color=MASK_COLOR,
+            )
         return str(path)
 
     def _check(self, url: str) -> None:
@@ -191,7 +205,8 @@ class BrowserSession:
             allowed = ", ".join(self.ctx.allowed_origins) or "none"
             raise ActionFailed(
                 f"navigation to {self.blocked[0]} was blocked: it is outside the allowed "
-                f"portal origins ({allowed})")
+                f"portal origins ({allowed})"
+            )
 
 
 # Check every field first, then fill them all: a refused select leaves the
@@ -266,8 +281,10 @@ def _guard_origins(cdp: CDPSession, prepared: _Page) -> None:
         # naming where the browser was being sent.
         if session is not None and event.get("resourceType") == "Document":
             session.blocked.append(url)
-        cdp.send("Fetch.failRequest", {"requestId": event["requestId"],
-                                       "errorReason": "BlockedByClient"})
+        cdp.send(
+            "Fetch.failRequest",
+            {"requestId": event["requestId"], "errorReason": "BlockedByClient"},
+        )
 
     cdp.on("Fetch.requestPaused", paused)
     cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*", "requestStage": "Request"}]})
@@ -301,8 +318,12 @@ class _Started:
         driver goes with this process's group when it exits; the zygote
         kills anything else left over.
         """
-        browsers = [pid for driver in children_of(os.getpid()) for pid in children_of(driver)
-                    if _is_chromium(pid)]
+        browsers = [
+            pid
+            for driver in children_of(os.getpid())
+            for pid in children_of(driver)
+            if _is_chromium(pid)
+        ]
         if not browsers:
             self.stop()  # not where Playwright puts it: close it the slow way
             return
@@ -332,8 +353,9 @@ def _start(executable: str) -> _Started:
         playwright.stop()
         raise
     launched = time.perf_counter()
-    return _Started(playwright, browser, executable,
-                    (driver - started) * 1000, (launched - driver) * 1000)
+    return _Started(
+        playwright, browser, executable, (driver - started) * 1000, (launched - driver) * 1000
+    )
 
 
 def warm_up() -> None:
@@ -381,13 +403,17 @@ def open_browser(ctx: ActionContext) -> Iterator[BrowserSession]:
         try:
             own = _start(executable)
         except PlaywrightError as exc:
-            raise ActionFailed(f"cannot start Chromium ({executable}): "
-                               f"{_first_line(exc)}") from None
+            raise ActionFailed(
+                f"cannot start Chromium ({executable}): {_first_line(exc)}"
+            ) from None
     ready = (time.perf_counter() - started) * 1000
     # Kept in the step's log (its evidence): where a slow step's time went.
-    print(f"browser started in {ready:.0f} ms "
-          f"({'pre-started ahead of the request: ' if ahead else ''}"
-          f"driver {own.driver_ms:.0f} ms, chromium {own.chromium_ms:.0f} ms)", flush=True)
+    print(
+        f"browser started in {ready:.0f} ms "
+        f"({'pre-started ahead of the request: ' if ahead else ''}"
+        f"driver {own.driver_ms:.0f} ms, chromium {own.chromium_ms:.0f} ms)",
+        flush=True,
+    )
     session = None
     try:
         opening = time.perf_counter()
@@ -400,9 +426,10 @@ def open_browser(ctx: ActionContext) -> Iterator[BrowserSession]:
         yield session
     finally:
         if session is not None:
-            print("page work: " + "; ".join(f"{what} {ms:.0f} ms"
-                                            for what, ms in session.timings), flush=True)
+            print(
+                "page work: " + "; ".join(f"{what} {ms:.0f} ms" for what, ms in session.timings),
+                flush=True,
+            )
         closing = time.perf_counter()
         own.kill()
-        print(f"browser closed in {(time.perf_counter() - closing) * 1000:.0f} ms",
-              flush=True)
+        print(f"browser closed in {(time.perf_counter() - closing) * 1000:.0f} ms", flush=True)

@@ -19,16 +19,16 @@ DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 # The demo specs name the default site; seeded, they name this one, which
 # is the origin AGENTOS_API_ALLOWED_HOSTS allows by default.
 DEMO_SITE = "http://127.0.0.1:8000"
-USERS = [("operator", OPERATORS), ("reviewer", REVIEWERS), ("auditor", AUDITORS),
-         ("admin", None)]
+USERS = [("operator", OPERATORS), ("reviewer", REVIEWERS), ("auditor", AUDITORS), ("admin", None)]
 
 
 class Command(BaseCommand):
     help = "Create roles, demo users (operator, reviewer, auditor, admin) and demo workflows."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--password", default="agentos",
-                            help="password for every demo user (default: agentos)")
+        parser.add_argument(
+            "--password", default="agentos", help="password for every demo user (default: agentos)"
+        )
 
     def handle(self, *args: Any, password: str, **options: Any) -> None:
         groups = ensure_roles()
@@ -47,7 +47,8 @@ class Command(BaseCommand):
                 admin = user
         for path in sorted(DEMO_DIR.glob("*.yaml")):
             source = path.read_text().replace(
-                DEMO_SITE, settings.AGENTOS_PORTAL_BASE_URL.rstrip("/"))
+                DEMO_SITE, settings.AGENTOS_PORTAL_BASE_URL.rstrip("/")
+            )
             raw = parse_spec_text(source)
             existing = Workflow.objects.filter(slug=raw["slug"]).first()
             if existing is None:
@@ -56,10 +57,13 @@ class Command(BaseCommand):
                 workflow_update(workflow=existing, raw_spec=raw, source=source, actor=admin)
         self._demo_files()
         portals = ensure_demo_data(settings.AGENTOS_SECRETS)
-        self.stdout.write(self.style.SUCCESS(
-            "Demo ready: users operator, reviewer, auditor, admin; "
-            f"workflows {', '.join(p.stem for p in sorted(DEMO_DIR.glob('*.yaml')))}; "
-            f"portal accounts for {', '.join(portals) or 'no portal (set the secrets)'}."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                "Demo ready: users operator, reviewer, auditor, admin; "
+                f"workflows {', '.join(p.stem for p in sorted(DEMO_DIR.glob('*.yaml')))}; "
+                f"portal accounts for {', '.join(portals) or 'no portal (set the secrets)'}."
+            )
+        )
 
     def _demo_files(self) -> None:
         root = Path(settings.AGENTOS_FILES_ROOTS[0]) / "demo"

@@ -11,8 +11,10 @@ from workflows.events import verify_log
 
 
 class Command(BaseCommand):
-    help = ("Check every run's event chain and the system chain (HMAC under the audit keys), "
-            "and every chain against the signed checkpoints outside the database.")
+    help = (
+        "Check every run's event chain and the system chain (HMAC under the audit keys), "
+        "and every chain against the signed checkpoints outside the database."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         report = verify_log()
@@ -22,10 +24,15 @@ class Command(BaseCommand):
             raise CommandError(f"event log verification failed: {report.problems[0]}")
         marks = report.checkpoints
         if marks.lines:
-            pinned = (f"{len(marks.heads)} chains match {marks.lines} checkpoint lines "
-                      f"(newest {marks.newest_at})")
+            pinned = (
+                f"{len(marks.heads)} chains match {marks.lines} checkpoint lines "
+                f"(newest {marks.newest_at})"
+            )
         else:
-            pinned = (f"no checkpoints yet in {checkpoint_path()}: deleted newest events "
-                      "or runs cannot be detected until `manage.py audit_checkpoint` runs")
-        self.stdout.write(self.style.SUCCESS(
-            f"event log intact: {report.events} events verified; {pinned}"))
+            pinned = (
+                f"no checkpoints yet in {checkpoint_path()}: deleted newest events "
+                "or runs cannot be detected until `manage.py audit_checkpoint` runs"
+            )
+        self.stdout.write(
+            self.style.SUCCESS(f"event log intact: {report.events} events verified; {pinned}")
+        )

@@ -38,26 +38,51 @@ class _Landed(FileSystemEventHandler):
 
 
 class Command(BaseCommand):
-    help = ("Watch a folder inside AGENTOS_FILES_ROOTS and start a run of a workflow for each "
-            "file that lands in it, with the file's path (relative to the first root) in the "
-            "context under --key.")
+    help = (
+        "Watch a folder inside AGENTOS_FILES_ROOTS and start a run of a workflow for each "
+        "file that lands in it, with the file's path (relative to the first root) in the "
+        "context under --key."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("folder", help="folder to watch (inside the file roots)")
         parser.add_argument("--workflow", required=True, help="slug of the workflow to start")
-        parser.add_argument("--as", dest="username", required=True,
-                            help="the user the runs are started as (needs workflows.start_run)")
+        parser.add_argument(
+            "--as",
+            dest="username",
+            required=True,
+            help="the user the runs are started as (needs workflows.start_run)",
+        )
         parser.add_argument("--key", default="path", help="context key for the file's path")
         parser.add_argument("--pattern", default="*", help="only files matching this glob")
-        parser.add_argument("--set", action="append", dest="sets", metavar="KEY=VALUE",
-                            help="more context values for every run")
-        parser.add_argument("--settle", type=float, default=0.5,
-                            help="seconds a file's size must stay still before it counts")
+        parser.add_argument(
+            "--set",
+            action="append",
+            dest="sets",
+            metavar="KEY=VALUE",
+            help="more context values for every run",
+        )
+        parser.add_argument(
+            "--settle",
+            type=float,
+            default=0.5,
+            help="seconds a file's size must stay still before it counts",
+        )
         parser.add_argument("--recursive", action="store_true", help="watch sub-folders too")
 
-    def handle(self, *args: Any, folder: str, workflow: str, username: str, key: str,
-               pattern: str, sets: list[str] | None, settle: float, recursive: bool,
-               **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        folder: str,
+        workflow: str,
+        username: str,
+        key: str,
+        pattern: str,
+        sets: list[str] | None,
+        settle: float,
+        recursive: bool,
+        **options: Any,
+    ) -> None:
         user = user_named(username, perm="workflows.start_run")
         found = Workflow.objects.filter(slug=workflow).first()
         if found is None:
@@ -104,8 +129,9 @@ class Command(BaseCommand):
             observer.join(timeout=5)
 
     @staticmethod
-    def _settled(path: Path, size: int, since: float, settle: float,
-                 waiting: dict[Path, tuple[int, float]]) -> bool | None:
+    def _settled(
+        path: Path, size: int, since: float, settle: float, waiting: dict[Path, tuple[int, float]]
+    ) -> bool | None:
         """Return True once the size stayed still for `settle` s, False if gone."""
         try:
             now_size = path.stat().st_size
@@ -116,8 +142,16 @@ class Command(BaseCommand):
             return None
         return True if time.monotonic() - since >= settle else None
 
-    def _start(self, path: Path, workflow: Workflow, user: Any, key: str, extra: dict,
-               roots: list[str], seen: set[tuple[str, int, int]]) -> None:
+    def _start(
+        self,
+        path: Path,
+        workflow: Workflow,
+        user: Any,
+        key: str,
+        extra: dict,
+        roots: list[str],
+        seen: set[tuple[str, int, int]],
+    ) -> None:
         try:
             real = confine(str(path), roots)
         except ActionFailed as exc:
