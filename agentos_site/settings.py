@@ -410,3 +410,9 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     },
 }
+
+# Integrations (issue 14; docs/integrations.md, docs/actions.md).
+# Actions from other packages: the entry points of the group `agentos.actions`
+# are loaded after AGENTOS_ACTION_MODULES; a broken package is left out and
+# reported by the system check agentos.W020.
+AGENTOS_ACTION_PLUGINS = env_bool("AGENTOS_ACTION_PLUGINS", True)

@@ -8,11 +8,15 @@ what the child runs.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.metadata
 import inspect
 import re
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -21,7 +25,10 @@ from executors.base import Action
 
 __all__ = [
     "BUILTIN_MODULES",
+    "BUILTIN_PACKAGE",
     "NAME_PATTERN",
+    "PLUGIN_GROUP",
+    "PluginProblem",
     "RegistrationError",
     "Registry",
     "RegistryClosed",
@@ -39,7 +46,27 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "executors.actions.verify",
 )
 
+# Actions from other packages: each entry point of this group names a module
+# (its ACTIONS) or one action class (docs/actions.md, "Actions from other
+# packages").
+PLUGIN_GROUP = "agentos.actions"
+# What GET /actions shows as the package of the modules named in settings.
+BUILTIN_PACKAGE = "agentos"
+
 A = TypeVar("A", bound=type[Action])
+
+
+@dataclass(frozen=True)
+class PluginProblem:
+    """Say why one installed package's actions were left out of the registry."""
+
+    package: str
+    version: str
+    entry_point: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.package} {self.version} ({self.entry_point}): {self.message}"
 
 
 class UnknownAction(KeyError):
@@ -63,15 +90,22 @@ class Registry:
 
     def __init__(self) -> None:
         self._actions: dict[str, type[Action]] = {}
+        # Action name -> (package, version) that provided it.
+        self._origins: dict[str, tuple[str, str]] = {}
         self._closed = False
+        self.plugin_problems: list[PluginProblem] = []
 
     @property
     def closed(self) -> bool:
         """Return whether the registry still accepts registrations."""
         return self._closed
 
-    def register(self, action_cls: A) -> A:
-        """Validate and add an action class; usable as a class decorator."""
+    def register(self, action_cls: A, *, package: str = "", version: str = "") -> A:
+        """Validate and add an action class; usable as a class decorator.
+
+        ``package`` and ``version`` name the distribution that provided it
+        (by default this project's own).
+        """
         if self._closed:
             raise RegistryClosed(
                 f"cannot register {getattr(action_cls, 'name', action_cls)!r}:"
@@ -84,6 +118,10 @@ class Registry:
             label = getattr(action_cls, "__qualname__", repr(action_cls))
             raise RegistrationError(f"{label}: " + "; ".join(problems))
         self._actions[action_cls.name] = action_cls
+        self._origins[action_cls.name] = (
+            package or BUILTIN_PACKAGE,
+            version or _builtin_version(),
+        )
         return action_cls
 
     def close(self) -> None:
@@ -106,6 +144,11 @@ class Registry:
     def __len__(self) -> int:
         return len(self._actions)
 
+    def origin(self, name: str) -> tuple[str, str]:
+        """Return the (package, version) that provided the action ``name``."""
+        self.get(name)
+        return self._origins[name]
+
     def names(self) -> list[str]:
         """Return the registered names, sorted."""
         return sorted(self._actions)
@@ -115,6 +158,8 @@ class Registry:
         return [
             {
                 "name": cls.name,
+                "package": self._origins[cls.name][0],
+                "version": self._origins[cls.name][1],
                 "description": cls.description,
                 "category": cls.category,
                 "risk": cls.risk,
@@ -126,6 +171,19 @@ class Registry:
                 "output_schema": cls.Output.model_json_schema(),
             }
             for cls in self
+        ]
+
+    def search(self, text: str) -> list[dict[str, Any]]:
+        """Return the catalog entries whose name, description or category
+        contain every word of ``text`` (case-insensitive)."""
+        words = text.casefold().split()
+        return [
+            entry
+            for entry in self.catalog()
+            if all(
+                word in f"{entry['name']} {entry['description']} {entry['category']}".casefold()
+                for word in words
+            )
         ]
 
 
@@ -170,29 +228,87 @@ def _contract_problems(cls: object) -> list[str]:
     return problems
 
 
-_cache: dict[tuple[str, ...], Registry] = {}
+_cache: dict[tuple[tuple[str, ...], str | None], Registry] = {}
 _cache_lock = threading.Lock()
 
 
-def build_registry(modules: Sequence[str] = BUILTIN_MODULES) -> Registry:
+def build_registry(
+    modules: Sequence[str] = BUILTIN_MODULES, *, plugin_group: str | None = None
+) -> Registry:
     """Import ``modules``, register each one's ``ACTIONS`` and close.
 
-    The result is cached per tuple of module names, so the web process, the
-    validator and the runner share one registry.
+    With ``plugin_group``, the actions of every installed package's entry
+    points in that group are added after them (``add_plugins``). The result
+    is cached per module names and group, so the web process, the validator
+    and the runner share one registry.
     """
-    key = tuple(modules)
+    key = (tuple(modules), plugin_group)
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None:
             return cached
         registry = Registry()
-        for module_name in key:
+        for module_name in key[0]:
             module = importlib.import_module(module_name)
-            actions = getattr(module, "ACTIONS", None)
-            if not isinstance(actions, (list, tuple)):
-                raise RegistrationError(f"module {module_name!r} must define ACTIONS as a list")
-            for action_cls in actions:
+            for action_cls in _module_actions(module, repr(module_name)):
                 registry.register(action_cls)
+        if plugin_group:
+            add_plugins(registry, plugin_group)
         registry.close()
         _cache[key] = registry
         return registry
+
+
+def add_plugins(registry: Registry, group: str = PLUGIN_GROUP) -> None:
+    """Register the actions of every entry point in ``group``.
+
+    A package whose entry point fails to import, names something that is not
+    an action module or class, or whose actions break the contract (or clash
+    with a name already taken) is left out whole and recorded in
+    ``registry.plugin_problems``: one broken package must not take the
+    built-ins or the other packages down with it.
+    """
+    for entry_point in sorted(
+        importlib.metadata.entry_points(group=group), key=lambda ep: (ep.name, ep.value)
+    ):
+        dist = entry_point.dist
+        package = dist.name if dist is not None else entry_point.value.split(".")[0]
+        version = dist.version if dist is not None else "unknown"
+        try:
+            loaded = entry_point.load()
+            if isinstance(loaded, ModuleType):
+                found = _module_actions(loaded, f"entry point {entry_point.name!r}")
+            else:
+                found = [loaded]
+            staged = Registry()
+            for action_cls in found:
+                if getattr(action_cls, "name", None) in registry:
+                    raise RegistrationError(f"name {action_cls.name!r} is already registered")
+                staged.register(action_cls, package=package, version=version)
+        except Exception as exc:  # noqa: BLE001 - any failure leaves this package out
+            registry.plugin_problems.append(
+                PluginProblem(
+                    package=package,
+                    version=version,
+                    entry_point=f"{entry_point.name} = {entry_point.value}",
+                    message=f"{type(exc).__name__}: {exc}"[:500],
+                )
+            )
+            continue
+        for action_cls in staged:
+            registry.register(action_cls, package=package, version=version)
+
+
+def _module_actions(module: ModuleType, label: str) -> list[type[Action]]:
+    actions = getattr(module, "ACTIONS", None)
+    if not isinstance(actions, (list, tuple)):
+        raise RegistrationError(f"module {label} must define ACTIONS as a list")
+    return list(actions)
+
+
+@functools.cache
+def _builtin_version() -> str:
+    try:
+        return importlib.metadata.version(BUILTIN_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        return "0"

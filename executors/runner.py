@@ -75,8 +75,12 @@ class Runner:
         python_path: Sequence[str] = (),
         warm_spares: int = 1,
         sandbox: Sandbox | None = None,
+        plugin_group: str | None = None,
     ) -> None:
         self.modules = tuple(modules)
+        # The entry-point group whose packages' actions the zygote adds to
+        # ``modules`` (executors.registry.add_plugins); None: modules only.
+        self.plugin_group = plugin_group
         # Whom actions run as and their limits; without one, actions run as
         # this process's user with the default limits (executors.sandbox).
         self.sandbox = (sandbox or Sandbox(user="")).resolve()
@@ -177,6 +181,7 @@ class Runner:
                     "executors.zygote",
                     f"--warm-spares={self.warm_spares}",
                     f"--sandbox={self.sandbox.to_arg()}",
+                    *([f"--plugins={self.plugin_group}"] if self.plugin_group else []),
                     *self.modules,
                 ],
                 stdin=zygote_sock.fileno(),
@@ -244,7 +249,9 @@ class Runner:
 # -- one runner per OS process ------------------------------------------------
 
 _live_runners: weakref.WeakSet[Runner] = weakref.WeakSet()
-_shared: dict[tuple[tuple[str, ...], tuple[str, ...], int, Sandbox | None], Runner] = {}
+_shared: dict[
+    tuple[tuple[str, ...], tuple[str, ...], int, Sandbox | None, str | None], Runner
+] = {}
 _shared_pid = os.getpid()
 _shared_lock = threading.Lock()
 
@@ -255,6 +262,7 @@ def get_runner(
     python_path: Sequence[str] = (),
     warm_spares: int = 1,
     sandbox: Sandbox | None = None,
+    plugin_group: str | None = None,
 ) -> Runner:
     """Return this process's runner for ``modules``, creating it once.
 
@@ -262,7 +270,13 @@ def get_runner(
     two processes sharing one socket would read each other's replies.
     """
     global _shared_pid
-    key = (tuple(modules), tuple(os.fspath(p) for p in python_path), warm_spares, sandbox)
+    key = (
+        tuple(modules),
+        tuple(os.fspath(p) for p in python_path),
+        warm_spares,
+        sandbox,
+        plugin_group,
+    )
     with _shared_lock:
         if _shared_pid != os.getpid():
             _shared.clear()
@@ -270,7 +284,11 @@ def get_runner(
         runner = _shared.get(key)
         if runner is None:
             runner = _shared[key] = Runner(
-                key[0], python_path=key[1], warm_spares=warm_spares, sandbox=sandbox
+                key[0],
+                python_path=key[1],
+                warm_spares=warm_spares,
+                sandbox=sandbox,
+                plugin_group=plugin_group,
             )
         return runner
 

@@ -7,15 +7,21 @@ from functools import cache
 from django.conf import settings
 
 from executors.base import Policy
-from executors.registry import Registry, build_registry
+from executors.registry import PLUGIN_GROUP, Registry, build_registry
 from executors.runner import Runner, get_runner
 from executors.sandbox import Sandbox
 
 
 @cache
 def registry() -> Registry:
-    """Return the closed registry of the modules named in settings."""
-    return build_registry(tuple(settings.AGENTOS_ACTION_MODULES))
+    """Return the closed registry of the modules named in settings, plus the
+    installed packages' actions unless AGENTOS_ACTION_PLUGINS is off."""
+    return build_registry(tuple(settings.AGENTOS_ACTION_MODULES), plugin_group=plugin_group())
+
+
+def plugin_group() -> str | None:
+    """Return the entry-point group actions are loaded from, or None."""
+    return PLUGIN_GROUP if settings.AGENTOS_ACTION_PLUGINS else None
 
 
 def policy() -> Policy:
@@ -38,6 +44,7 @@ def runner() -> Runner:
         python_path=(str(settings.BASE_DIR),),
         warm_spares=settings.AGENTOS_BROWSER_SPARES,
         sandbox=sandbox(),
+        plugin_group=plugin_group(),
     )
 
 

@@ -46,7 +46,16 @@ def check_actions(app_configs: Any, **kwargs: Any) -> list:
         actions.registry()
     except Exception as exc:  # noqa: BLE001 - reported as a check failure
         return [Error(f"the action registry failed to load: {exc}", id="agentos.E004")]
-    return []
+    return [
+        Warning(
+            f"the actions of the package {problem.package} {problem.version} were not "
+            f"loaded: {problem.message}",
+            hint=f"entry point {problem.entry_point} (group agentos.actions); fix or "
+            "uninstall the package, the other actions work without it",
+            id="agentos.W020",
+        )
+        for problem in actions.registry().plugin_problems
+    ]
 
 
 @register()

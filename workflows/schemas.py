@@ -33,6 +33,8 @@ class HealthOut(Schema):
 
 class ActionOut(Schema):
     name: str
+    package: str
+    version: str
     description: str
     category: str
     risk: str

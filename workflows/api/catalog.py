@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import Router, Status
+from ninja import Query, Router, Status
 from ninja.pagination import paginate
 
 from agentos_site import policy
@@ -64,10 +64,12 @@ def health(request: HttpRequest) -> dict:
 
 @router.get("/actions", response={200: list[ActionOut], **ERRORS}, tags=["catalog"])
 @paginate(Page)
-def list_actions(request: HttpRequest) -> list[dict]:
-    """List the registered actions with their parameter and output JSON Schemas."""
+def list_actions(request: HttpRequest, q: str = Query("", max_length=200)) -> list[dict]:
+    """List the registered actions with their package and version, parameter and
+    output JSON Schemas; ``q`` keeps those whose name, description or category
+    contain every one of its words."""
     require(request, policy.WORKFLOWS_VIEW)
-    return actions.registry().catalog()
+    return actions.registry().search(q)
 
 
 @router.post("/plans/validate", response={200: PlanValidationOut, **ERRORS}, tags=["catalog"])

@@ -60,7 +60,10 @@ def system_prompt(registry: Registry) -> str:
     catalog = [
         {
             "name": a["name"],
+            "package": a["package"],
+            "version": a["version"],
             "description": a["description"],
+            "category": a["category"],
             "risk": a["risk"],
             "params_schema": a["params_schema"],
             "outputs": sorted(a["output_schema"].get("properties", {})),

@@ -1,0 +1,1 @@
+"""Example actions another package adds to AgentOS (docs/actions.md)."""

@@ -1,0 +1,48 @@
+"""Install the example plugin package into this virtualenv, as a user would."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "agentos-example-actions"
+EXAMPLE_PACKAGE = "agentos-example-actions"
+
+
+def install_example() -> str:
+    """``pip install`` the example package into the running interpreter's
+    environment (once per session) and return its installed version.
+
+    The registries built before are dropped, so the web process's registry
+    and the zygotes started from now on see the new entry points.
+    """
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            str(EXAMPLE),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    importlib.invalidate_caches()
+    from executors import registry as registry_module
+    from executors import runner as runner_module
+    from workflows import actions
+
+    registry_module._cache.clear()
+    actions.registry.cache_clear()
+    # A zygote started before loaded the registry without the package; the
+    # next run starts a fresh one.
+    for runner in list(runner_module._live_runners):
+        runner.close()
+    return importlib.metadata.version(EXAMPLE_PACKAGE)
