@@ -416,3 +416,10 @@ CONTENT_SECURITY_POLICY = {
 # are loaded after AGENTOS_ACTION_MODULES; a broken package is left out and
 # reported by the system check agentos.W020.
 AGENTOS_ACTION_PLUGINS = env_bool("AGENTOS_ACTION_PLUGINS", True)
+# Slack approvals (docs/integrations.md). Without the bot token Slack is off:
+# nothing is posted and /integrations/slack/interactions answers 404.
+AGENTOS_SLACK_BOT_TOKEN = env_str("AGENTOS_SLACK_BOT_TOKEN")
+AGENTOS_SLACK_SIGNING_SECRET = env_str("AGENTOS_SLACK_SIGNING_SECRET")
+AGENTOS_SLACK_API_URL = env_str("AGENTOS_SLACK_API_URL", "https://slack.com/api")
+# How often a failed Slack call (an error, a 429) is tried before giving up.
+AGENTOS_SLACK_MAX_ATTEMPTS = env_int("AGENTOS_SLACK_MAX_ATTEMPTS", 8, 1, 50)

@@ -199,3 +199,44 @@ class WorkflowWebhook(models.Model):
         problems = webhook_problems(self.url or "", self.secret_name or "")
         if problems:
             raise ValidationError(problems)
+
+
+class SlackMessage(models.Model):
+    """The Slack message that shows one request, and the state of its delivery.
+
+    Written when the request opens in a workflow or gate with a
+    ``slack_channel``; a worker task posts it and updates it after every
+    change (approvals.slack.tasks). ``ts`` is Slack's id of the message.
+    """
+
+    request = models.OneToOneField(
+        ApprovalRequest, on_delete=models.CASCADE, related_name="slack_message"
+    )
+    channel = models.CharField(max_length=80)
+    ts = models.CharField(max_length=40, blank=True)
+    # Where the request was decided, for the message ("in Slack").
+    decided_via = models.CharField(max_length=20, blank=True)
+    # What the message showed when last posted or updated (a digest of its
+    # blocks): a change is sent, a repeat is not.
+    shown = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    failed = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.ts or '(not posted)'}"
+
+
+class SlackDelivery(models.Model):
+    """A signed Slack request seen in the last minutes: the replay store.
+
+    The signature is unique, so the same delivery is accepted once even
+    when several web processes receive it.
+    """
+
+    signature = models.CharField(max_length=80, unique=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.signature

@@ -63,8 +63,12 @@ def deciders(request: Any) -> list[Any]:
 
 
 def request_opened(request_id: int, *, resend: bool = False) -> None:
-    """Email the people who may decide a new (or reassigned) request; fire the webhook."""
+    """Email the people who may decide a new (or reassigned) request; fire the
+    webhook; post (or update) its Slack message."""
     from approvals.models import ApprovalRequest
+    from approvals.slack.services import message_changed
+
+    message_changed(request_id, post=not resend)
 
     request = (
         ApprovalRequest.objects.select_related("run__workflow", "assigned_group", "assigned_user")
@@ -90,8 +94,11 @@ def request_opened(request_id: int, *, resend: bool = False) -> None:
 
 
 def request_decided(request_id: int) -> None:
-    """Fire the workflow's webhook for a decided request."""
+    """Fire the workflow's webhook for a decided request; update its Slack message."""
     from approvals.models import ApprovalRequest
+    from approvals.slack.services import message_changed
+
+    message_changed(request_id)
 
     request = (
         ApprovalRequest.objects.select_related("run__workflow", "decided_by")

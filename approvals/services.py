@@ -21,6 +21,7 @@ from approvals.models import (
     Resolution,
 )
 from approvals.permissions import decide_refusal, may_decide_at_all, self_approval_allowed
+from approvals.slack.services import message_changed, slack_message_open
 from executors.scrubbing import NUL_MESSAGE, first_nul
 from workflows.events import event_append
 from workflows.guards import guards_digest
@@ -91,13 +92,17 @@ def request_open(
         on_timeout=options.get("on_timeout") or "",
         escalate_to=options.get("escalate_to") or "",
     )
+    slack_message_open(request=request, options=options)
     transaction.on_commit(lambda: notifications.request_opened(request.pk))
     return request
 
 
 def requests_close(*, run: Run, actor: Any, reason: str) -> None:
     """Cancel a run's pending requests when the run ends some other way."""
-    ApprovalRequest.objects.filter(run=run, status=RequestStatus.PENDING).update(
+    closing = ApprovalRequest.objects.filter(run=run, status=RequestStatus.PENDING)
+    for request_id in closing.filter(slack_message__isnull=False).values_list("pk", flat=True):
+        transaction.on_commit(lambda pk=request_id: message_changed(pk))
+    closing.update(
         status=RequestStatus.CANCELLED,
         decided_at=timezone.now(),
         comment=reason[:1000],

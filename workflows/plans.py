@@ -32,6 +32,8 @@ from workflows.states import RunMode
 
 NODE_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 CONTEXT_KEY = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+# A Slack channel id (C0123ABCD) or name (#approvals).
+SLACK_CHANNEL = r"^#?[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
 MAX_PLAN_BYTES = 256 * 1024
 MAX_NODES = 200
 MAX_NODE_TIMEOUT_S = 900
@@ -108,6 +110,9 @@ class _AskNode(_Node):
     due_in_s: int | None = Field(None, gt=0, le=90 * 24 * 3600)
     escalate_to: str | None = Field(None, max_length=150)
     on_timeout: Literal["reject", "approve", "escalate"] | None = None
+    # Post this request to Slack too (docs/integrations.md); overrides the
+    # workflow's slack_channel.
+    slack_channel: str | None = Field(None, pattern=SLACK_CHANNEL)
 
     @field_validator("on_timeout")
     @classmethod
@@ -148,6 +153,8 @@ class WorkflowSpec(BaseModel):
     description: str = Field("", max_length=4000)
     mode: RunMode = RunMode.ASSISTED
     allow_self_approval: bool = False
+    # Post this workflow's requests to Slack too (docs/integrations.md).
+    slack_channel: str | None = Field(None, pattern=SLACK_CHANNEL)
     inputs: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     plan: dict[str, Any]
 

@@ -76,7 +76,7 @@ def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
 
 
 def _ask_options(node: dict) -> dict:
-    keys = ("quorum", "due_in_s", "on_timeout", "escalate_to")
+    keys = ("quorum", "due_in_s", "on_timeout", "escalate_to", "slack_channel")
     return {key: node[key] for key in keys if node.get(key) is not None}
 
 
