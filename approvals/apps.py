@@ -10,7 +10,7 @@ class ApprovalsConfig(AppConfig):
         # The engine (workflows) knows nothing of approvals; it asks a person
         # through the pause handler this app installs, and checks approved
         # digests through the lookup.
-        from approvals import live
+        from approvals import checks, live  # noqa: F401 - checks register themselves
         from approvals.services import approved_guard, request_open, requests_close
         from approvals.tasks import ensure_schedules
         from workflows import hooks

@@ -548,3 +548,13 @@ def test_the_token_never_reaches_a_message_or_the_log(slack, operator, caplog) -
     assert all(TOKEN not in json.dumps(c["body"]) for c in slack.calls)
     assert TOKEN not in SlackMessage.objects.get(request=request).last_error
     assert Group.objects.filter(name="Reviewers").exists()
+
+
+def test_a_token_without_a_signing_secret_is_a_warning(settings) -> None:  # type: ignore[no-untyped-def]
+    from approvals.checks import check_slack
+
+    settings.AGENTOS_SLACK_BOT_TOKEN = TOKEN
+    settings.AGENTOS_SLACK_SIGNING_SECRET = ""
+    assert [w.id for w in check_slack(None)] == ["agentos.W021"]
+    settings.AGENTOS_SLACK_SIGNING_SECRET = SECRET
+    assert check_slack(None) == []
