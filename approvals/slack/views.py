@@ -83,9 +83,9 @@ def _block_actions(payload: dict[str, Any]) -> HttpResponse:
         _ephemeral(client, channel, user_id, problem)
         return HttpResponse(status=200)
     if action_id == "approve":
-        problem = _decide(person, request_id, "approve", digest, {}, "").get("", "")
-        if problem:
-            _ephemeral(client, channel, user_id, problem)
+        problems = _decide(person, request_id, "approve", digest, {}, "")
+        if problems:
+            _ephemeral(client, channel, user_id, " ".join(problems.values()))
         return HttpResponse(status=200)
     refusal = services.refusal_before_modal(person, request_id)
     request = ApprovalRequest.objects.filter(pk=request_id).first()

@@ -558,3 +558,34 @@ def test_a_token_without_a_signing_secret_is_a_warning(settings) -> None:  # typ
     assert [w.id for w in check_slack(None)] == ["agentos.W021"]
     settings.AGENTOS_SLACK_SIGNING_SECRET = SECRET
     assert check_slack(None) == []
+
+
+def test_two_people_sharing_an_email_are_never_guessed(slack, operator, alice, roles) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.auth import get_user_model
+
+    twin = get_user_model().objects.create_user("alice2", "alice@example.com", "pw")
+    twin.groups.add(roles["Reviewers"])
+    _, request = waiting_run(operator)
+    message = posted(slack, request)
+    slack.users["alice@example.com"] = "UALICE"
+    signed_post(Client(), SECRET, click(message, "approve", user="UALICE"))
+    assert "does not know you" in slack.of("chat.postEphemeral")[-1]["text"]
+    request.refresh_from_db()
+    assert request.status == RequestStatus.PENDING
+
+
+def test_a_known_clicker_costs_no_lookup(slack, operator, alice, reviewer) -> None:  # type: ignore[no-untyped-def]
+    spec = copy.deepcopy(SPEC)
+    spec["plan"]["nodes"][0]["quorum"] = 2
+    _, request = waiting_run(operator, spec)
+    message = posted(slack, request)
+    slack.users.update({"alice@example.com": "UALICE", "reviewer@example.com": "UREV"})
+    signed_post(Client(), SECRET, click(message, "approve", user="UALICE"))
+    lookups = len(slack.of("users.lookupByEmail"))
+    # A second delivery (another timestamp, so not a replay).
+    again = signed_post(
+        Client(), SECRET, click(message, "approve", user="UALICE"), at=time.time() - 2
+    )
+    assert again.status_code == 200
+    assert len(slack.of("users.lookupByEmail")) == lookups
+    assert "already approved" in slack.of("chat.postEphemeral")[-1]["text"]
