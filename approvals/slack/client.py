@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from typing import Any
 
 import httpx
@@ -48,17 +50,14 @@ class SlackClient:
     def call(self, method: str, **body: Any) -> dict[str, Any]:
         """POST ``body`` (JSON, or form fields) to ``method``; return Slack's
         answer or raise ``SlackError``."""
+        encoded = {"data": body} if method in FORM_METHODS else {"json": body}
         try:
-            # No proxies from the environment and no redirects: either
-            # could carry the token somewhere the setting does not name.
-            with httpx.Client(follow_redirects=False, trust_env=False) as client:
-                encoded = {"data": body} if method in FORM_METHODS else {"json": body}
-                response = client.post(
-                    f"{self.api_url}/{method}",
-                    headers={"Authorization": f"Bearer {self.token}"},
-                    timeout=self.timeout_s,
-                    **encoded,
-                )
+            response = _http().post(
+                f"{self.api_url}/{method}",
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=self.timeout_s,
+                **encoded,
+            )
         except httpx.HTTPError as exc:
             raise SlackError(f"{method}: {type(exc).__name__}", retriable=True) from None
         if response.status_code == 429:
@@ -79,6 +78,28 @@ class SlackClient:
             error = str(data.get("error") or "unknown_error")[:100]
             raise SlackError(f"{method}: {error}", retriable=error in RETRIABLE_ERRORS)
         return data
+
+
+_clients: dict[int, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _http() -> httpx.Client:
+    """Return this process's HTTP client (its connections are kept).
+
+    Making one costs 70-200 ms here (the TLS context), too much for the
+    three seconds Slack gives an interaction. One per process: a forked
+    worker must not share its parent's sockets. No proxies from the
+    environment and no redirects: either could carry the token somewhere
+    the setting does not name.
+    """
+    pid = os.getpid()
+    with _clients_lock:
+        client = _clients.get(pid)
+        if client is None:
+            _clients.clear()
+            client = _clients[pid] = httpx.Client(follow_redirects=False, trust_env=False)
+        return client
 
 
 def _seconds(value: str | None) -> float | None:

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from approvals import slack
@@ -171,11 +172,19 @@ def person_for(client: SlackClient, slack_user_id: str) -> Any:
     was is asked first next time, so a known clicker costs no lookup. Two
     people sharing an email never match: the click cannot say which it was.
     """
-    people = [
-        user
-        for user in get_user_model().objects.filter(is_active=True).exclude(email="")
-        if may_decide_at_all(user)
-    ]
+    codename = "decide_approvalrequest"
+    people = list(
+        get_user_model()
+        .objects.filter(is_active=True)
+        .exclude(email="")
+        .filter(
+            Q(is_superuser=True)
+            | Q(user_permissions__codename=codename)
+            | Q(groups__permissions__codename=codename)
+        )
+        .distinct()
+        .only("pk", "email")
+    )
     known = cache.get("agentos-slack-id:" + slack_user_id)
     people.sort(key=lambda user: user.pk != known)
     for user in people:
@@ -186,7 +195,9 @@ def person_for(client: SlackClient, slack_user_id: str) -> Any:
         if sum(1 for other in people if other.email.strip().lower() == email) > 1:
             return None
         cache.set("agentos-slack-id:" + slack_user_id, user.pk, IDENTITY_CACHE_S)
-        return user
+        # The whole rule (an app label, a backend) decides, not the query.
+        user = get_user_model().objects.get(pk=user.pk)
+        return user if may_decide_at_all(user) else None
     return None
 
 
