@@ -154,7 +154,7 @@ def _retry_later(msg: SlackMessage, request_id: int, exc: SlackError) -> str:
         not msg.ts,
         name=f"slack-{request_id}-{attempts}-{timezone.now().timestamp():.0f}",
         schedule_type=Schedule.ONCE,
-        repeats=1,
+        repeats=-1,  # deleted once it has run
         next_run=timezone.now() + timedelta(seconds=max(delay, 1.0)),
     )
     logger.info("request %s: Slack said %s; retry %s in %.0fs", request_id, exc, attempts, delay)

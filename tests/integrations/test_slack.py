@@ -395,7 +395,7 @@ def test_a_429_is_retried_after_retry_after_by_a_scheduled_task(slack, operator)
     assert (msg.attempts, msg.ts, msg.failed) == (1, "", False)
     assert "rate limited" in msg.last_error
     retry = Schedule.objects.get(func="approvals.slack.tasks.message_sync")
-    assert retry.schedule_type == Schedule.ONCE
+    assert (retry.schedule_type, retry.repeats) == (Schedule.ONCE, -1)
     assert timedelta(seconds=6) < retry.next_run - before < timedelta(seconds=9)
     assert retry.args == repr((request.pk, True))
 

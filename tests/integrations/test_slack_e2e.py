@@ -69,3 +69,50 @@ def test_a_click_in_slack_resumes_the_run_and_updates_the_message(
         assert slack.problems == []
     finally:
         slack.stop()
+
+
+@pytest.mark.worker
+def test_a_rate_limited_post_is_retried_by_the_workers_scheduler(
+    cluster, operator, settings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Slack answers 429 first: the worker schedules the retry, which posts."""
+    slack = FakeSlack(TOKEN).start()
+    try:
+        for name, value in {
+            "AGENTOS_SLACK_BOT_TOKEN": TOKEN,
+            "AGENTOS_SLACK_SIGNING_SECRET": SECRET,
+            "AGENTOS_SLACK_API_URL": slack.url,
+        }.items():
+            monkeypatch.setenv(name, value)
+            setattr(settings, name, value)
+        slack.fail_next("chat.postMessage", 429, retry_after=1)
+        cluster()
+        workflow = workflow_create(raw_spec=SPEC, actor=operator)
+        run = run_create(workflow=workflow, requester=operator, context={"name": "Ada"})
+        wait_for(
+            lambda: Run.objects.get(pk=run.pk).status == "waiting",
+            timeout=60,
+            message="the run waiting at its gate",
+        )
+        # The django-q2 scheduler looks at schedules every ~15 s.
+        wait_for(
+            lambda: slack.of("chat.postMessage"),
+            timeout=90,
+            every=0.5,
+            message="the retried post",
+        )
+        refused = [c for c in slack.calls if c["method"] == "chat.postMessage" and not c["ok"]]
+        assert len(refused) == 1
+        wait_for(
+            lambda: (
+                SlackMessage.objects.filter(request__run_id=run.pk, attempts=0)
+                .exclude(ts="")
+                .exists()
+            ),
+            message="the message's state after the retry",
+        )
+        from django_q.models import Schedule
+
+        assert not Schedule.objects.filter(func="approvals.slack.tasks.message_sync").exists()
+    finally:
+        slack.stop()
