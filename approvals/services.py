@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from approvals import notifications
+from approvals import notifications, slack
 from approvals.models import (
     ApprovalRequest,
     Decision,
@@ -100,8 +100,10 @@ def request_open(
 def requests_close(*, run: Run, actor: Any, reason: str) -> None:
     """Cancel a run's pending requests when the run ends some other way."""
     closing = ApprovalRequest.objects.filter(run=run, status=RequestStatus.PENDING)
-    for request_id in closing.filter(slack_message__isnull=False).values_list("pk", flat=True):
-        transaction.on_commit(lambda pk=request_id: message_changed(pk))
+    if slack.enabled():
+        shown = closing.filter(slack_message__isnull=False).values_list("pk", flat=True)
+        for request_id in shown:
+            transaction.on_commit(lambda pk=request_id: message_changed(pk))
     closing.update(
         status=RequestStatus.CANCELLED,
         decided_at=timezone.now(),

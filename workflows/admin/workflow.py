@@ -55,8 +55,8 @@ class WorkflowSpecForm(forms.ModelForm):
         label="Spec (YAML or JSON)",
         strip=False,
         widget=forms.Textarea(attrs={"rows": 30, "class": "agentos-code", "spellcheck": "false"}),
-        help_text="slug, title, description, mode, allow_self_approval, inputs (a JSON "
-        "Schema object) and plan.nodes. Saving a change stores a new version; "
+        help_text="slug, title, description, mode, allow_self_approval, slack_channel, "
+        "inputs (a JSON Schema object) and plan.nodes. Saving a change stores a new version; "
         "runs already started keep the plan they froze.",
     )
     actor: Any = None  # the request's user, set by WorkflowAdmin.get_form
