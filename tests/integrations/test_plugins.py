@@ -43,6 +43,7 @@ def write_broken_packages(site: Path) -> None:
         "broken-import", "boom = broken_import_mod", {"broken_import_mod": "import no_such_mod\n"}
     )
     dist("not-actions", "thing = not_actions_mod:VALUE", {"not_actions_mod": "VALUE = 42\n"})
+    dist("exits", "bye = exits_mod", {"exits_mod": "import sys\nsys.exit(3)\n"})
     dist(
         "clashing-name",
         "copy = clashing_mod",
@@ -81,7 +82,8 @@ def test_a_broken_package_is_left_out_and_named_not_fatal(
     add_plugins(registry, PLUGIN_GROUP)
 
     problems = {p.package: p.message for p in registry.plugin_problems}
-    assert set(problems) == {"broken-import", "not-actions", "clashing-name"}
+    assert set(problems) == {"broken-import", "not-actions", "clashing-name", "exits"}
+    assert problems["exits"] == "SystemExit: 3"
     assert "No module named 'no_such_mod'" in problems["broken-import"]
     assert "not an Action subclass" in problems["not-actions"]
     assert "'files.copy' is already registered" in problems["clashing-name"]
