@@ -112,7 +112,9 @@ def _decision_buttons(request: ApprovalRequest) -> list[dict[str, Any]]:
 
 def _outcome(request: ApprovalRequest, slack: SlackMessage) -> str:
     who = request.decided_by.get_username() if request.decided_by_id else "AgentOS"
-    where = f" in {slack.decided_via}" if slack.decided_via else ""
+    # A person decided in Slack or in AgentOS (inbox, admin, API); the
+    # system (a timeout) only in AgentOS.
+    where = f" in {slack.decided_via or 'AgentOS'}" if request.decided_by_id else ""
     when = f"{request.decided_at:%Y-%m-%d %H:%M} UTC" if request.decided_at else ""
     if request.status == RequestStatus.APPROVED:
         return f":white_check_mark: *Approved* by {_escape(who)}{where} at {when}"

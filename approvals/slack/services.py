@@ -161,6 +161,63 @@ def _retry_later(msg: SlackMessage, request_id: int, exc: SlackError) -> str:
     return "retry"
 
 
+# --- a decision from Slack ----------------------------------------------------
+
+
+def slack_decide(
+    *,
+    request_id: int,
+    person: Any,
+    slack_user: str,
+    decision: str,
+    digest: str,
+    values: dict[str, Any],
+    comment: str,
+) -> ApprovalRequest:
+    """Decide through ``approval_decide`` as ``person``, noting it came from Slack.
+
+    The ``approval.slack`` event (which Slack user, which button) is written
+    first, in the same transaction: a refused decision leaves no trace but
+    the refusal Slack shows, and an accepted one says where it came from.
+    """
+    from approvals.services import DecisionInvalid, approval_decide
+    from workflows.events import event_append
+    from workflows.services import lock_run
+
+    with transaction.atomic():
+        run_id = (
+            ApprovalRequest.objects.filter(pk=request_id).values_list("run_id", flat=True).first()
+        )
+        if run_id is None:
+            raise DecisionInvalid({"request": f"no request {request_id}"})
+        node = ApprovalRequest.objects.values_list("node_id", flat=True).get(pk=request_id)
+        event_append(
+            run=lock_run(run_id),
+            type="approval.slack",
+            actor=person,
+            data={
+                "request": request_id,
+                "node": node,
+                "decision": decision,
+                "slack_user": slack_user,
+            },
+        )
+        decided = approval_decide(
+            request_id=request_id,
+            actor=person,
+            decision=decision,
+            values=values,
+            comment=comment,
+            digest=digest,
+        )
+        if not decided.is_pending:
+            # Read by the message update queued when this commits.
+            SlackMessage.objects.filter(request_id=request_id).update(decided_via="Slack")
+        else:  # a vote towards a quorum: show it on the message
+            transaction.on_commit(lambda: message_changed(request_id))
+    return decided
+
+
 # --- who clicked -------------------------------------------------------------
 
 

@@ -13,14 +13,13 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from approvals import slack
-from approvals.models import ApprovalRequest, SlackMessage
-from approvals.services import AlreadyDecided, DecisionInvalid, DecisionRefused, approval_decide
+from approvals.models import ApprovalRequest
+from approvals.services import AlreadyDecided, DecisionInvalid, DecisionRefused
 from approvals.slack import blocks, services, signing
 from approvals.slack.client import SlackClient, SlackError
 
@@ -83,7 +82,7 @@ def _block_actions(payload: dict[str, Any]) -> HttpResponse:
         _ephemeral(client, channel, user_id, problem)
         return HttpResponse(status=200)
     if action_id == "approve":
-        problems = _decide(person, request_id, "approve", digest, {}, "")
+        problems = _decide(person, user_id, request_id, "approve", digest, {}, "")
         if problems:
             _ephemeral(client, channel, user_id, " ".join(problems.values()))
         return HttpResponse(status=200)
@@ -129,7 +128,7 @@ def _view_submission(payload: dict[str, Any]) -> HttpResponse:
     values, comment = blocks.submitted_values(request, state)
     if decision == "reject":
         values = {}
-    errors = _decide(person, request_id, decision, digest, values, comment)
+    errors = _decide(person, user_id, request_id, decision, digest, values, comment)
     if errors:
         fields = _fields(request)
         return _form_errors(
@@ -142,22 +141,25 @@ def _view_submission(payload: dict[str, Any]) -> HttpResponse:
 
 
 def _decide(
-    person: Any, request_id: int, decision: str, digest: str, values: dict, comment: str
+    person: Any,
+    slack_user: str,
+    request_id: int,
+    decision: str,
+    digest: str,
+    values: dict,
+    comment: str,
 ) -> dict[str, str]:
     """Decide through the service; return field -> problem ("" for a note)."""
     try:
-        with transaction.atomic():
-            decided = approval_decide(
-                request_id=request_id,
-                actor=person,
-                decision=decision,
-                values=values,
-                comment=comment,
-                digest=digest,
-            )
-            if not decided.is_pending:
-                # Read by the message update queued when this commits.
-                SlackMessage.objects.filter(request_id=request_id).update(decided_via="Slack")
+        services.slack_decide(
+            request_id=request_id,
+            person=person,
+            slack_user=slack_user,
+            decision=decision,
+            digest=digest,
+            values=values,
+            comment=comment,
+        )
     except AlreadyDecided as exc:
         return {"": f"This request was already decided by {exc.decided_by}."}
     except DecisionRefused as exc:
@@ -166,8 +168,6 @@ def _decide(
         if set(exc.errors) <= {"digest", "decision", "request"}:
             return {"": _sentence(" ".join(exc.errors.values()))}
         return dict(exc.errors)
-    if decided.is_pending:  # a vote towards a quorum: show it on the message
-        transaction.on_commit(lambda: services.message_changed(request_id))
     return {}
 
 

@@ -134,6 +134,21 @@ def test_a_signed_click_approves_and_the_message_says_who_where_when(
     request.refresh_from_db()
     assert request.status == RequestStatus.APPROVED
     assert request.decided_by == alice
+    from workflows.models import Event
+
+    noted = Event.objects.get(run=run, type="approval.slack")
+    assert noted.data == {
+        "request": request.pk,
+        "node": "gate",
+        "decision": "approve",
+        "slack_user": "UALICE",
+    }
+    assert noted.actor == alice
+    decided = Event.objects.get(run=run, type="approval.decided")
+    assert noted.seq < decided.seq
+    from workflows.events import verify_all
+
+    assert verify_all() == []
     lookups = slack.of("users.lookupByEmail")
     assert {"email": "alice@example.com"} in lookups
     run_advance(run_id=run.pk)
@@ -198,6 +213,9 @@ def test_an_unknown_slack_user_is_told_so_and_nothing_changes(slack, operator, a
     assert note["user"] == "USTRANGER" and "does not know you" in note["text"]
     request.refresh_from_db()
     assert request.status == RequestStatus.PENDING
+    from workflows.models import Event
+
+    assert not Event.objects.filter(type="approval.slack").exists()
 
 
 def test_four_eyes_binds_in_slack(slack, roles, alice) -> None:  # type: ignore[no-untyped-def]
@@ -210,6 +228,12 @@ def test_four_eyes_binds_in_slack(slack, roles, alice) -> None:  # type: ignore[
     assert "four-eyes" in slack.of("chat.postEphemeral")[-1]["text"]
     request.refresh_from_db()
     assert request.status == RequestStatus.PENDING
+    from workflows.events import verify_all
+    from workflows.models import Event
+
+    # The refused click left no event, and the chain is whole.
+    assert not Event.objects.filter(type="approval.slack").exists()
+    assert verify_all() == []
 
 
 def test_a_person_outside_the_assigned_group_is_refused(slack, operator, roles) -> None:  # type: ignore[no-untyped-def]
@@ -242,7 +266,7 @@ def test_a_click_after_a_decision_elsewhere_says_who_decided(
     request.refresh_from_db()
     assert request.decided_by == reviewer
     assert message_sync(request_id=request.pk) == "synced"
-    assert "*Approved* by reviewer at" in texts(slack.of("chat.update")[-1])
+    assert "*Approved* by reviewer in AgentOS at" in texts(slack.of("chat.update")[-1])
 
 
 def test_a_button_whose_digest_is_stale_is_refused(slack, operator, alice) -> None:  # type: ignore[no-untyped-def]
