@@ -214,8 +214,9 @@ def submitted_values(request: ApprovalRequest, state: dict[str, Any]) -> tuple[d
     """
     values: dict[str, Any] = {}
     properties = (request.fields or {}).get("properties", {})
-    for block_id, actions in (state or {}).items():
-        element = (actions or {}).get("value") or {}
+    for block_id, actions in state.items():
+        element = actions.get("value") if isinstance(actions, dict) else None
+        element = element if isinstance(element, dict) else {}
         if block_id == COMMENT_BLOCK:
             continue
         if (
@@ -228,17 +229,21 @@ def submitted_values(request: ApprovalRequest, state: dict[str, Any]) -> tuple[d
         if raw is None or raw == "":
             continue
         values[name] = _typed(raw, properties[name])
-    comment = ((state or {}).get(COMMENT_BLOCK, {}).get("value") or {}).get("value") or ""
-    return values, str(comment)
+    block = state.get(COMMENT_BLOCK)
+    element = block.get("value") if isinstance(block, dict) else None
+    comment = element.get("value") if isinstance(element, dict) else None
+    return values, str(comment or "")
 
 
 def _element_value(element: dict[str, Any]) -> Any:
     kind = element.get("type")
     if kind == "static_select":
-        option = element.get("selected_option") or {}
+        option = element.get("selected_option")
+        if not isinstance(option, dict):
+            return None
         try:
             return json.loads(option.get("value", "null"))
-        except ValueError:
+        except (ValueError, TypeError):
             return option.get("value")
     if kind == "datepicker":
         return element.get("selected_date")

@@ -242,7 +242,7 @@ def person_for(client: SlackClient, slack_user_id: str) -> Any:
         .distinct()
         .only("pk", "email")
     )
-    known = cache.get("agentos-slack-id:" + slack_user_id)
+    known = cache.get(_identity_key("slack-id", slack_user_id))
     people.sort(key=lambda user: user.pk != known)
     for user in people:
         email = user.email.strip().lower()
@@ -251,15 +251,26 @@ def person_for(client: SlackClient, slack_user_id: str) -> Any:
         # Slack has one account per email: only a shared email is ambiguous.
         if sum(1 for other in people if other.email.strip().lower() == email) > 1:
             return None
-        cache.set("agentos-slack-id:" + slack_user_id, user.pk, IDENTITY_CACHE_S)
+        cache.set(_identity_key("slack-id", slack_user_id), user.pk, IDENTITY_CACHE_S)
         # The whole rule (an app label, a backend) decides, not the query.
         user = get_user_model().objects.get(pk=user.pk)
         return user if may_decide_at_all(user) else None
     return None
 
 
+def _identity_key(kind: str, value: str) -> str:
+    """Return a cache key for an identity in this Slack workspace.
+
+    The workspace is the API and the token: another one (a new app, a test's
+    stand-in) starts with nothing remembered.
+    """
+    workspace = f"{settings.AGENTOS_SLACK_API_URL}\0{settings.AGENTOS_SLACK_BOT_TOKEN}"
+    digest = hashlib.sha256(f"{workspace}\0{kind}\0{value}".encode()).hexdigest()
+    return f"agentos-slack-{kind}:{digest}"
+
+
 def _slack_id(client: SlackClient, email: str) -> str:
-    key = "agentos-slack-user:" + hashlib.sha256(email.encode()).hexdigest()
+    key = _identity_key("email", email)
     found = cache.get(key)
     if found is None:
         try:

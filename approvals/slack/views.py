@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 # Slack waits three seconds for an answer; its calls made while answering
 # (who clicked, a modal, an ephemeral note) must leave room for the rest.
 CALL_TIMEOUT_S = 2.0
+MAX_ID = 2**63  # a larger id is no row, and no database takes it
 UNKNOWN_PERSON = (
     "AgentOS does not know you: no person who may decide requests has the email of your "
     "Slack account. Decide in AgentOS, or ask an admin to set your email there."
@@ -108,13 +109,15 @@ def _block_actions(payload: dict[str, Any]) -> HttpResponse:
 
 
 def _view_submission(payload: dict[str, Any]) -> HttpResponse:
-    view = payload.get("view") if isinstance(payload.get("view"), dict) else {}
+    view = _dict(payload.get("view"))
     if view.get("callback_id") != blocks.CALLBACK_ID:
         return HttpResponse(status=200)
     try:
         meta = json.loads(view.get("private_metadata") or "")
         request_id, digest, decision = int(meta["request"]), str(meta["digest"]), meta["decision"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError):
+        request_id = 0
+    if not 0 < request_id < MAX_ID:
         return _bad("view.private_metadata", "is not a form AgentOS opened")
     user_id = _str(payload.get("user"), "id")
     request = ApprovalRequest.objects.filter(pk=request_id).first()
@@ -124,7 +127,7 @@ def _view_submission(payload: dict[str, Any]) -> HttpResponse:
     person, problem = _person(client, user_id)
     if person is None:
         return _form_errors({blocks.COMMENT_BLOCK: problem})
-    state = (view.get("state") or {}).get("values") or {}
+    state = _dict(_dict(view.get("state")).get("values"))
     values, comment = blocks.submitted_values(request, state)
     if decision == "reject":
         values = {}
@@ -193,9 +196,14 @@ def _ephemeral(client: SlackClient, channel: str, user_id: str, text: str) -> No
 def _reference(value: Any) -> tuple[int, str] | None:
     try:
         data = json.loads(value)
-        return int(data["request"]), str(data["digest"])
-    except (ValueError, KeyError, TypeError):
+        request_id, digest = int(data["request"]), str(data["digest"])
+    except (ValueError, KeyError, TypeError, OverflowError):
         return None
+    return (request_id, digest) if 0 < request_id < MAX_ID else None
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _fields(request: ApprovalRequest) -> dict:

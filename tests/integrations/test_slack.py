@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
-from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 from django_q.models import Schedule
@@ -65,7 +64,6 @@ def slack(settings) -> Iterator[FakeSlack]:  # type: ignore[no-untyped-def]
     settings.AGENTOS_SLACK_BOT_TOKEN = TOKEN
     settings.AGENTOS_SLACK_SIGNING_SECRET = SECRET
     settings.AGENTOS_SLACK_API_URL = fake.url
-    cache.clear()  # the email -> Slack user cache
     yield fake
     fake.stop()
     assert fake.problems == [], "calls Slack would refuse"
@@ -613,3 +611,58 @@ def test_a_known_clicker_costs_no_lookup(slack, operator, alice, reviewer) -> No
     assert again.status_code == 200
     assert len(slack.of("users.lookupByEmail")) == lookups
     assert "already approved" in slack.of("chat.postEphemeral")[-1]["text"]
+
+
+def test_signed_payloads_of_any_shape_are_never_a_500(slack, operator, alice) -> None:  # type: ignore[no-untyped-def]
+    """Slack's payload is data: odd shapes are 200 (ignored) or 400, nothing decided."""
+    _, request = waiting_run(operator)
+    message = posted(slack, request)
+    slack.users["alice@example.com"] = "UALICE"
+    good = click(message, "approve", user="UALICE")
+    view = {"callback_id": "agentos_decision"}
+    meta = json.dumps({"request": request.pk, "digest": request.digest, "decision": "approve"})
+    shapes: list[Any] = [
+        {},
+        {"type": None},
+        {"type": "block_actions"},
+        {"type": "block_actions", "actions": "x"},
+        {"type": "block_actions", "actions": [None]},
+        {**good, "user": "UALICE"},
+        {**good, "user": {"id": ["UALICE"]}},
+        {**good, "actions": [{"action_id": "approve", "value": '{"request": 1e400}'}]},
+        {**good, "actions": [{"action_id": "approve", "value": f'{{"request": {10**30}}}'}]},
+        {**good, "actions": [{"action_id": "approve", "value": '{"request": -1, "digest": ""}'}]},
+        {"type": "view_submission", "user": {"id": "UALICE"}, "view": "x"},
+        {"type": "view_submission", "user": {"id": "UALICE"}, "view": view},
+        {
+            "type": "view_submission",
+            "user": {"id": "UALICE"},
+            "view": {**view, "private_metadata": json.dumps({"request": 10**30})},
+        },
+        {
+            "type": "view_submission",
+            "user": {"id": "UALICE"},
+            "view": {**view, "private_metadata": meta, "state": "x"},
+        },
+        {
+            "type": "view_submission",
+            "user": {"id": "UALICE"},
+            "view": {**view, "private_metadata": meta, "state": {"values": {"comment": []}}},
+        },
+        {
+            "type": "view_submission",
+            "user": {"id": "UALICE"},
+            "view": {
+                **view,
+                "private_metadata": meta,
+                "state": {"values": {"field:x": {"value": {"type": "static_select"}}}},
+            },
+        },
+    ]
+    for i, shape in enumerate(shapes):
+        response = signed_post(Client(), SECRET, shape, at=time.time() - i)
+        assert response.status_code in (200, 400), (shape, response.content)
+    request.refresh_from_db()
+    # A form of AgentOS's whose state is not an object carries no values,
+    # and this gate asks for none: that one approval is the only change.
+    assert (request.status, request.decided_by) == (RequestStatus.APPROVED, alice)
