@@ -13,7 +13,7 @@ from django.test import Client
 
 from approvals.models import ApprovalRequest, RequestStatus, SlackMessage
 from tests.conftest import wait_for
-from tests.integrations.test_slack import SECRET, SPEC, TOKEN
+from tests.integrations.slack_flows import SECRET, SPEC, TOKEN
 from tests.support.slack import FakeSlack, click, signed_post
 from workflows.models import Run
 from workflows.services import run_create, workflow_create
