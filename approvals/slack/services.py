@@ -148,15 +148,18 @@ def _retry_later(msg: SlackMessage, request_id: int, exc: SlackError) -> str:
     from django_q.models import Schedule
     from django_q.tasks import schedule
 
-    schedule(
-        SYNC_TASK,
-        request_id,
-        not msg.ts,
-        name=f"slack-{request_id}-{attempts}-{timezone.now().timestamp():.0f}",
-        schedule_type=Schedule.ONCE,
-        repeats=-1,  # deleted once it has run
-        next_run=timezone.now() + timedelta(seconds=max(delay, 1.0)),
-    )
+    try:
+        schedule(
+            SYNC_TASK,
+            request_id,
+            not msg.ts,
+            name=f"slack-{request_id}-{attempts}-{timezone.now().timestamp():.0f}",
+            schedule_type=Schedule.ONCE,
+            repeats=-1,  # deleted once it has run
+            next_run=timezone.now() + timedelta(seconds=max(delay, 1.0)),
+        )
+    except IntegrityError:  # the same retry is already scheduled
+        pass
     logger.info("request %s: Slack said %s; retry %s in %.0fs", request_id, exc, attempts, delay)
     return "retry"
 
