@@ -410,3 +410,7 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     },
 }
+
+# Operating it (docs/deployment.md): how long a stopping worker (`manage.py
+# worker`) lets a step in flight run before it cuts it and hands the run on.
+AGENTOS_WORKER_DRAIN_S = env_float("AGENTOS_WORKER_DRAIN_S", 60)
