@@ -204,3 +204,24 @@ def worker_env_with(**extra: str) -> dict[str, str]:
     from tests.conftest import worker_env
 
     return {**worker_env(), **extra}
+
+
+def test_django_q2_signals_fire_in_the_worker_as_under_qcluster(
+    cluster, operator, tmp_path
+) -> None:
+    """post_spawn, pre_execute, post_execute: what heartbeats and metrics hook into."""
+    from tests.conftest import worker_env
+
+    log = tmp_path / "signals"
+    env = worker_env()
+    env["DJANGO_SETTINGS_MODULE"] = "tests.support.q2_signals.settings"
+    env["AGENTOS_TEST_SIGNAL_LOG"] = str(log)
+    cluster(env=env)
+    run = run_create(mode="autonomous", requester=operator, plan=one_step_plan(tmp_path / "l"))
+    wait_for(lambda: status(run) == RunStatus.SUCCEEDED, message="the run to finish")
+    wait_for(lambda: any(x.startswith("post_execute") for x in lines(log)), message="signals")
+    names = [line.split()[0] for line in lines(log)]
+    from django.conf import settings
+
+    assert names.count("post_spawn") == settings.Q_CLUSTER["workers"]  # one per process
+    assert "pre_execute" in names and "post_execute" in names
