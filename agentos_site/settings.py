@@ -423,3 +423,6 @@ AGENTOS_SLACK_SIGNING_SECRET = env_str("AGENTOS_SLACK_SIGNING_SECRET")
 AGENTOS_SLACK_API_URL = env_str("AGENTOS_SLACK_API_URL", "https://slack.com/api")
 # How often a failed Slack call (an error, a 429) is tried before giving up.
 AGENTOS_SLACK_MAX_ATTEMPTS = env_int("AGENTOS_SLACK_MAX_ATTEMPTS", 8, 1, 50)
+# Operating it (docs/deployment.md): how long a stopping worker (`manage.py
+# worker`) lets a step in flight run before it cuts it and hands the run on.
+AGENTOS_WORKER_DRAIN_S = env_float("AGENTOS_WORKER_DRAIN_S", 60)

@@ -43,6 +43,7 @@ __all__ = [
     "ExecutorUnavailable",
     "Runner",
     "Status",
+    "close_runners",
     "get_runner",
     "scrub",
 ]
@@ -301,11 +302,18 @@ def _after_fork_in_child() -> None:
         runner._after_fork_in_child()
 
 
-def _close_at_exit() -> None:
+def close_runners() -> None:
+    """Stop this process's zygotes: their actions, browsers and home folders.
+
+    Runs at exit; a process that ends without running atexit handlers (a
+    forked multiprocessing child, as django-q2's workers are) must call it
+    itself, or each zygote's home folder stays behind in the temp folder.
+    """
     for runner in list(_live_runners):
         if runner._owner_pid == os.getpid():
-            runner._stop_zygote()
+            with runner._lock:
+                runner._stop_zygote()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(_close_at_exit)
+atexit.register(close_runners)

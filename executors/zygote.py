@@ -407,6 +407,8 @@ def _die_with(zygote: int) -> None:
     later is found through the zygote's HOME (``executors.family``).
     """
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    # The zygote ignores SIGTERM (main); an action and its browser do not.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if os.getppid() != zygote:
         os._exit(0)
 
@@ -435,6 +437,11 @@ def main(argv: list[str]) -> int:
     # Ctrl-C in a terminal reaches the whole foreground group; the parent
     # decides when the zygote ends (by closing the socket), not the tty.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Likewise SIGTERM, which a service manager may send to every process
+    # of the service (systemd's KillMode=control-group): the runner then
+    # closes the socket in order, and shutdown() kills what actions started
+    # and the runner removes the home folder. Children get the default back.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _become_subreaper()
     sock = socket.socket(fileno=os.dup(0))
     # Nothing in the zygote should read the socket as stdin by accident.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set everything up and start the portal: daphne (web) and a qcluster (worker)
+# Set everything up and start the portal: daphne (web) and a worker cluster
 # on the embedded default (SQLite + django-q2's ORM broker). Ctrl-C or SIGTERM
 # (to this script or its whole process group) stops both.
 set -euo pipefail
@@ -19,14 +19,14 @@ export AGENTOS_PORTAL_BASE_URL=${AGENTOS_PORTAL_BASE_URL:-http://$HOST:$PORT}
 "$PY" manage.py collectstatic --noinput -v0
 "$PY" manage.py check --deploy --fail-level ERROR >/dev/null 2>&1 || "$PY" manage.py check
 
-"$PY" -m daphne -b "$HOST" -p "$PORT" agentos_site.asgi:application &
+# The same commands as deploy/ (docs/deployment.md): daphne that closes
+# websockets with "service restart", and the worker that drains on SIGTERM.
+"$PY" -m agentos_site.web -b "$HOST" -p "$PORT" &
 web=$!
-# The worker in a session of its own: a SIGTERM sent to this script's whole
-# process group (systemd, a container runtime) would otherwise also reach
-# django-q2's sentinel and workers directly, and the cluster then hangs in
-# its shutdown. Its one parent process gets the signal from stop() below
-# and stops its workers itself, as it does on Ctrl-C.
-setsid "$PY" manage.py qcluster &
+# The worker in a session of its own, so that it hears one SIGTERM (from
+# stop() below) and drains: a second one, from a signal to this script's
+# whole group, would cut its steps short. It stops cleanly either way.
+setsid "$PY" manage.py worker &
 worker=$!
 
 stop() {

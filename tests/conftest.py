@@ -112,17 +112,20 @@ def worker_env() -> dict[str, str]:
 
 
 class Cluster:
-    """A real `manage.py qcluster` process in its own process group."""
+    """A real `manage.py worker` process (the deployed command) in its own process group."""
 
-    def __init__(self, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, log: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.log_path = log
         self.env = env  # default: worker_env(), the test database
+        self.args = args  # e.g. ("--drain-s", "1")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Cluster:
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+            [sys.executable, str(ROOT / "manage.py"), "worker", *self.args],
             cwd=ROOT,
             env=self.env or worker_env(),
             stdout=self.log,
@@ -154,17 +157,25 @@ class Cluster:
         self.proc.wait(timeout=10)
         self.log.close()
 
+    def signal(self, signum: int, *, group: bool = False) -> None:
+        """Send ``signum`` to the main process, or to its whole process group."""
+        assert self.proc is not None
+        if group:
+            os.killpg(self.proc.pid, signum)
+        else:
+            self.proc.send_signal(signum)
+
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture
 def cluster(transactional_db, tmp_path) -> Iterator[Callable[[], Cluster]]:  # type: ignore[no-untyped-def]
-    """Start qcluster processes on demand; all are stopped after the test."""
+    """Start worker processes on demand; all are stopped after the test."""
     started: list[Cluster] = []
 
-    def start() -> Cluster:
-        c = Cluster(tmp_path / f"qcluster-{len(started)}.log").start()
+    def start(*args: str, env: dict[str, str] | None = None) -> Cluster:
+        c = Cluster(tmp_path / f"qcluster-{len(started)}.log", env, args).start()
         started.append(c)
         return c
 

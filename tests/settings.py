@@ -14,6 +14,8 @@ os.environ.setdefault(
     "tests.support.actions,tests.support.engine_actions,tests.support.browser_actions",
 )
 os.environ.setdefault("AGENTOS_LEASE_SECONDS", "3")
+# A stopping worker lets a step run this long (the helper waits 15 s).
+os.environ.setdefault("AGENTOS_WORKER_DRAIN_S", "8")
 os.environ.setdefault("AGENTOS_SECRET_TEST_TOKEN", "s3cr3t-test-token-value")
 os.environ.setdefault("AGENTOS_SECRET_API_TEST_TOKEN", "api-s3cr3t-bearer-value")
 # HTTP actions reach origins, not hosts: the portal's (the api-health demo,

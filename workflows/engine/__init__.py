@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from workflows import actions
+from workflows import actions, drain
 from workflows.engine.base import STOP, Held, Launch, LeaseLost, Wait, append_event, save_run
 from workflows.engine.decide import decide
 from workflows.engine.record import execute, record
@@ -47,6 +47,11 @@ logger = logging.getLogger(__name__)
 def run_advance(*, run_id: int, owner: str | None = None) -> None:
     """Advance a run while this worker holds its lease."""
     owner = owner or worker_id()
+    if drain.draining():
+        # This worker is stopping: hand the task on untouched, so another
+        # worker starts the run now rather than after a lease or a retry.
+        enqueue_advance(run_id)
+        return
     # A first zygote start can take seconds on a busy machine: not on the
     # lease's clock, or the lease could lapse before the first heartbeat.
     actions.runner().start()
@@ -62,17 +67,28 @@ def run_advance(*, run_id: int, owner: str | None = None) -> None:
             if outcome is STOP:
                 return
             if isinstance(outcome, Wait):
+                if drain.draining():
+                    retrying(_requeue, run_id, owner, DRAINING)
+                    return
                 if not _sleep_renewing(run_id, owner, outcome.seconds):
                     return
                 outcome = None
             elif isinstance(outcome, Launch):
                 result = execute(outcome, owner)
-                outcome = retrying(
-                    record, held, outcome, result, go_on=time.monotonic() <= deadline
-                )
+                if result.status == "killed" and drain.past_bound():
+                    # Cut at the drain bound: nothing of it is recorded. The
+                    # next worker finds the step running and treats it as
+                    # interrupted, exactly as after a crash (decide).
+                    retrying(_requeue, run_id, owner, CUT_AT_DRAIN_BOUND)
+                    return
+                go_on = time.monotonic() <= deadline and not drain.draining()
+                outcome = retrying(record, held, outcome, result, go_on=go_on)
             if outcome is None:
+                if drain.draining():
+                    retrying(_requeue, run_id, owner, DRAINING)
+                    return
                 if time.monotonic() > deadline:
-                    retrying(_requeue, run_id, owner)
+                    retrying(_requeue, run_id, owner, BUDGET_USED)
                     return
                 outcome = retrying(_next, held)
     except LeaseLost:
@@ -92,13 +108,19 @@ def _sleep_renewing(run_id: int, owner: str, seconds: float) -> bool:
     return True
 
 
-def _requeue(run_id: int, owner: str) -> None:
+BUDGET_USED = "task time budget used"
+DRAINING = "worker draining"
+CUT_AT_DRAIN_BOUND = "worker stopped: the step was cut at the drain bound"
+
+
+def _requeue(run_id: int, owner: str, reason: str) -> None:
+    """Queue the run again for any worker, giving our lease back in the same commit."""
     with transaction.atomic():
         run = lock_run(run_id)
         if not lease_holds(run, owner) or run.status != RunStatus.RUNNING:
             return
         set_status(run, RunStatus.QUEUED)
-        append_event(run, type="run.requeued", data={"reason": "task time budget used"})
+        append_event(run, type="run.requeued", data={"reason": reason, "worker": owner})
         save_run(run)
         transaction.on_commit(lambda: enqueue_advance(run_id))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.utils import timezone
 from executors.base import ActionContext
 from executors.runner import ActionResult, scrub
 from executors.scrubbing import scrub_secrets_in
-from workflows import actions
+from workflows import actions, drain
 from workflows.engine.base import (
     RESULT_STATUS,
     STOP,
@@ -75,11 +76,18 @@ def execute(launch: Launch, owner: str) -> ActionResult:
         launch.params,
         ctx,
         timeout_s=launch.timeout_s,
-        heartbeat=lease_heartbeat(
-            lambda: lease_renew(launch.run_id, owner), settings.AGENTOS_LEASE_SECONDS
+        heartbeat=_unless_cut(
+            lease_heartbeat(
+                lambda: lease_renew(launch.run_id, owner), settings.AGENTOS_LEASE_SECONDS
+            )
         ),
         heartbeat_every_s=every,
     )
+
+
+def _unless_cut(beat: Callable[[], bool]) -> Callable[[], bool]:
+    """Stop the action once a draining worker's bound has passed (workflows.drain)."""
+    return lambda: not drain.past_bound() and beat()
 
 
 def _collect_evidence(run_id: int, step_id: int, result: ActionResult) -> dict:
