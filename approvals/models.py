@@ -49,6 +49,8 @@ class ApprovalRequest(models.Model):
         Step, null=True, blank=True, on_delete=models.PROTECT, related_name="approval_requests"
     )
     node_id = models.CharField(max_length=100)
+    # Where the node sits in the plan (`setup/1/badge`); the id at the top.
+    node_path = models.CharField(max_length=300, blank=True, default="")
     position = models.PositiveIntegerField()
     kind = models.CharField(max_length=16, choices=RequestKind.choices)
     title = models.CharField(max_length=300)

@@ -22,10 +22,17 @@ from approvals.models import (
 )
 from approvals.permissions import decide_refusal, may_decide_at_all, self_approval_allowed
 from executors.scrubbing import NUL_MESSAGE, first_nul
+from workflows import graph
 from workflows.events import event_append
 from workflows.guards import guards_digest
 from workflows.models import Run, Step
-from workflows.services import lock_run, missing_required, run_continue, run_fail
+from workflows.services import (
+    lock_run,
+    missing_required,
+    run_continue,
+    run_fail,
+    run_reroute,
+)
 
 DEFAULT_GROUP = "Reviewers"
 
@@ -60,6 +67,7 @@ def request_open(
     position: int,
     kind: str,
     purpose: str,
+    node_path: str = "",
     title: str,
     description: str,
     fields: dict,
@@ -77,6 +85,7 @@ def request_open(
         run=run,
         step=step,
         node_id=node_id,
+        node_path=node_path or node_id,
         position=position,
         kind=kind,
         title=title,
@@ -279,6 +288,18 @@ def _apply(
     approvers = list(
         request.decisions.filter(decision="approve").values_list("actor_label", flat=True)
     )
+    decided = None
+    if purpose == "approval_node":
+        # Readable later as decisions.<node> (conditions, references).
+        run.graph = dict(run.graph or {})
+        decided = graph.decision_record(
+            run.graph,
+            node_id=request.node_id,
+            decision=decision,
+            comment=comment,
+            decided_by=who,
+            at=timezone.now().isoformat(),
+        )
     if decision == "reject":
         _close(request, RequestStatus.REJECTED, actor, comment, values={})
         event_append(
@@ -291,9 +312,26 @@ def _apply(
                 "decision": "reject",
                 "comment": comment,
                 "digest": request.digest,
+                **({"decided": decided} if decided else {}),
             },
         )
-        run_fail(run=run, actor=actor, node=request.node_id, error=f"rejected by {who}: {comment}")
+        target = (
+            graph.reject_target(run.nodes, request.position)
+            if purpose == "approval_node"
+            else None
+        )
+        if target is not None:
+            run_reroute(
+                run=run,
+                actor=actor,
+                node_id=request.node_id,
+                position=request.position,
+                target=target,
+            )
+        else:
+            run_fail(
+                run=run, actor=actor, node=request.node_id, error=f"rejected by {who}: {comment}"
+            )
         transaction.on_commit(lambda: notifications.request_decided(request.pk))
         return
     _close(request, RequestStatus.APPROVED, actor, comment, values=values, resolution=resolution)
@@ -310,6 +348,7 @@ def _apply(
             "resolution": resolution,
             "digest": request.digest,
             "approvers": approvers,
+            **({"decided": decided} if decided else {}),
         },
     )
     transaction.on_commit(lambda: notifications.request_decided(request.pk))

@@ -145,6 +145,11 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
             position=position,
             current_node=nodes[position]["id"] if position < len(nodes) else "",
             clearance=clearance,
+            graph={
+                key: value
+                for key, value in (("visits", state.visits), ("decisions", state.decisions))
+                if value
+            },
         )
         carried = _carry_steps(parent, run, state.completed, state.completed_steps, position)
         in_flight = _carry_in_flight(parent, run, at_seq, position)
@@ -163,6 +168,7 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
                 "overrides": overrides,
                 "completed": {node: state.completed[node] for node in carried},
                 "completed_steps": carried,
+                **({"graph": run.graph} if run.graph else {}),
                 **(
                     {"review_plan": True, "plan_digest": plan_review.plan_digest(run.plan)}
                     if review
@@ -251,15 +257,19 @@ def _carry_in_flight(parent: Run, run: Run, at_seq: int, position: int) -> dict:
     ):
         return {}
     original = Step.objects.filter(pk=started.data.get("step"), run=parent).first()
+    visit = int((run.graph or {}).get("visits", {}).get(node["id"], 1))
     step = Step.objects.create(
         run=run,
         node_id=node["id"],
+        node_path=node["id"],
         position=position,
+        visit=visit,
         attempt=1,
         action=node["action"],
         params=original.params if original else started.data.get("params") or {},
         status=StepStatus.UNKNOWN,
-        idempotency_key=f"run{run.pk}-{node['id']}-{position}",
+        idempotency_key=f"run{run.pk}-{node['id']}-{position}"
+        + (f"-v{visit}" if visit > 1 else ""),
         evidence={"carried_from": {"run": parent.pk, "step": started.data.get("step")}},
         error=f"in flight in run {parent.pk} when it was forked: it may have happened",
         started_at=timezone.now(),
@@ -281,12 +291,15 @@ def _carry_steps(
     now = timezone.now()
     for node_id, output in completed.items():
         pos = index.get(node_id)
-        if pos is None or pos >= position:
+        # With jumps a completed node may sit later in the list than the
+        # fork point; the node at the fork point itself is never complete.
+        if pos is None or pos == position:
             continue
         original = originals.get(step_ids.get(node_id, 0))
         step = Step.objects.create(
             run=run,
             node_id=node_id,
+            node_path=node_id,
             position=pos,
             attempt=1,
             action=original.action if original else parent.nodes[pos].get("action", ""),

@@ -16,6 +16,7 @@ from executors.base import ActionContext
 from executors.runner import ActionResult, scrub
 from executors.scrubbing import scrub_secrets_in
 from workflows import actions
+from workflows.engine import flow
 from workflows.engine.base import (
     RESULT_STATUS,
     STOP,
@@ -165,11 +166,7 @@ def record(held: Held, launch: Launch, result: ActionResult, *, go_on: bool) -> 
             if stopped:
                 save_run(run)
                 return STOP
-            run.position += 1
-            run.clearance = {}
-            run.current_node = (
-                run.nodes[run.position]["id"] if run.position < len(run.nodes) else ""
-            )
+            flow.move_on(run)
             return _go_on(run, owner, go_on, new_position=True)
         if status == StepStatus.NEEDS_INPUT and not stopped:
             asked = result.needs_input or {}
