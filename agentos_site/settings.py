@@ -410,3 +410,7 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     },
 }
+
+# Plans as graphs (issue 11): how many actions of one run's parallel block or
+# map may run at once in one worker (each on a runner of its own).
+AGENTOS_RUN_PARALLELISM = env_int("AGENTOS_RUN_PARALLELISM", 4, 1, 16)

@@ -23,6 +23,7 @@ from approvals.models import (
 from approvals.permissions import decide_refusal, may_decide_at_all, self_approval_allowed
 from executors.scrubbing import NUL_MESSAGE, first_nul
 from workflows import graph
+from workflows.engine.blocks import lane_resume
 from workflows.events import event_append
 from workflows.guards import guards_digest
 from workflows.models import Run, Step
@@ -114,7 +115,7 @@ def requests_close(*, run: Run, actor: Any, reason: str) -> None:
 
 
 def approved_guard(
-    *, run: Run, node_id: str, position: int, gate: str | None = None
+    *, run: Run, node_id: str, position: int, gate: str | None = None, node_path: str = ""
 ) -> dict | None:
     """Return what was last approved for a run's step (digest, unresolved), or None.
 
@@ -132,6 +133,9 @@ def approved_guard(
             continue
         for guard in request.guards:
             if guard.get("node") == node_id and guard.get("position") == position:
+                # Inside a block, node ids repeat (a map's items): the path decides.
+                if node_path and guard.get("path", node_id) != node_path:
+                    continue
                 return dict(guard)
     return None
 
@@ -300,6 +304,7 @@ def _apply(
             decided_by=who,
             at=timezone.now().isoformat(),
         )
+    in_lane = request.state.get("lane") is not None
     if decision == "reject":
         _close(request, RequestStatus.REJECTED, actor, comment, values={})
         event_append(
@@ -317,10 +322,20 @@ def _apply(
         )
         target = (
             graph.reject_target(run.nodes, request.position)
-            if purpose == "approval_node"
+            if purpose == "approval_node" and not in_lane
             else None
         )
-        if target is not None:
+        if in_lane:
+            lane_resume(
+                run=run,
+                actor=actor,
+                request=request,
+                decision="reject",
+                values={},
+                comment=comment,
+                resolution="",
+            )
+        elif target is not None:
             run_reroute(
                 run=run,
                 actor=actor,
@@ -358,6 +373,17 @@ def _apply(
             actor=actor,
             node=request.node_id,
             error=f"failed by {who} after an unknown outcome: {comment or 'no comment'}",
+        )
+        return
+    if in_lane:
+        lane_resume(
+            run=run,
+            actor=actor,
+            request=request,
+            decision="approve",
+            values=values,
+            comment=comment,
+            resolution=resolution,
         )
         return
     state = {k: v for k, v in request.state.items() if k != "purpose"}

@@ -299,7 +299,7 @@ class Step(models.Model):
         ordering = ["run", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["run", "node_id", "position", "visit", "attempt"],
+                fields=["run", "node_path", "position", "visit", "attempt"],
                 name="step_attempt_unique",
             ),
             models.CheckConstraint(
@@ -311,6 +311,11 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node_id} #{self.attempt} ({self.status})"
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # A step at the top of the plan is where its id says.
+        self.node_path = self.node_path or self.node_id
+        super().save(*args, **kwargs)
 
 
 class EventQuerySet(models.QuerySet):

@@ -161,12 +161,38 @@ class FailNode(_Node):
     message: str = Field(min_length=1, max_length=2000)
 
 
+class Lane(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    nodes: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_NODES)
+
+
+class ParallelNode(_Node):
+    """Run every branch at once; the node ends when all have ended."""
+
+    type: Literal["parallel"]
+    branches: list[Lane] = Field(min_length=1, max_length=20)
+
+
+class MapNode(_Node):
+    """Run `nodes` once per item of a context list, `max_concurrency` at a time."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    type: Literal["map"]
+    items: str = Field(max_length=200)
+    as_: str = Field(alias="as", pattern=CONTEXT_KEY)
+    max_concurrency: int = Field(4, ge=1, le=50)
+    results: str | None = Field(None, pattern=CONTEXT_KEY)
+    nodes: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_NODES)
+
+
 NODE_MODELS: dict[str, type[_Node]] = {
     "action": ActionNode,
     "approval": ApprovalNode,
     "input": InputNode,
     "branch": BranchNode,
     "fail": FailNode,
+    "parallel": ParallelNode,
+    "map": MapNode,
 }
 
 
@@ -250,48 +276,119 @@ def validate_plan(
         return errors + [PlanError("", "nodes", f"at most {MAX_NODES} nodes")]
 
     available = set((inputs_schema or {}).get("properties", {}))
-    seen: set[str] = set()
-    parsed: list[_Node] = []
-    for index, raw in enumerate(raw_nodes):
-        label = f"#{index + 1}"
-        if not isinstance(raw, dict):
-            errors.append(PlanError(label, "", "a node must be an object"))
-            continue
-        if isinstance(raw.get("id"), str) and raw["id"]:
-            label = raw["id"]
-        kind = raw.get("type", "action")
-        model = NODE_MODELS.get(kind) if isinstance(kind, str) else None
-        if model is None:
-            errors.append(PlanError(label, "type", "must be one of " + ", ".join(NODE_MODELS)))
-            continue
-        try:
-            node = model.model_validate(raw)
-        except ValidationError as exc:
-            errors.extend(_pydantic_errors(label, "", exc))
-            continue
-        if node.id in seen:
+    check = _ListCheck(registry=registry, policy=policy, stored=stored, seen=set())
+    return errors + check.nodes(raw_nodes, available, inside=False)
+
+
+@dataclass
+class _ListCheck:
+    """Validate one list of nodes, and the lists inside its blocks."""
+
+    registry: Registry
+    policy: Policy
+    stored: bool
+    seen: set[str]
+
+    def nodes(self, raw_nodes: list[Any], available: set[str], *, inside: bool) -> list[PlanError]:
+        """Return the problems of a list; `available` grows with what it writes."""
+        errors: list[PlanError] = []
+        parsed: list[_Node] = []
+        for index, raw in enumerate(raw_nodes):
+            label = f"#{index + 1}"
+            if not isinstance(raw, dict):
+                errors.append(PlanError(label, "", "a node must be an object"))
+                continue
+            if isinstance(raw.get("id"), str) and raw["id"]:
+                label = raw["id"]
+            kind = raw.get("type", "action")
+            model = NODE_MODELS.get(kind) if isinstance(kind, str) else None
+            if model is None:
+                errors.append(PlanError(label, "type", "must be one of " + ", ".join(NODE_MODELS)))
+                continue
+            try:
+                node = model.model_validate(raw)
+            except ValidationError as exc:
+                errors.extend(_pydantic_errors(label, "", exc))
+                continue
+            errors.extend(self.node(node, available, inside=inside))
+            parsed.append(node)
+        if len(parsed) == len(raw_nodes):
+            errors.extend(_flow_errors(parsed))
+        return errors
+
+    def node(self, node: _Node, available: set[str], *, inside: bool) -> list[PlanError]:
+        errors: list[PlanError] = []
+        if node.id in self.seen:
             errors.append(PlanError(node.id, "id", f"duplicate node id {node.id!r}"))
         if node.id == graph.END:
             errors.append(PlanError(node.id, "id", f"{graph.END!r} names the end of a list"))
-        seen.add(node.id)
+        self.seen.add(node.id)
         errors.extend(_template_errors(node))
-        if stored:
+        if self.stored:
             errors.extend(_reference_errors(node, available))
         if isinstance(node, ActionNode):
             size_errors = _size_errors(node)
             errors.extend(size_errors)
             if not size_errors:
-                errors.extend(_action_errors(node, registry, policy))
+                errors.extend(_action_errors(node, self.registry, self.policy))
             available.update(node.outputs)
         elif isinstance(node, InputNode):
             errors.extend(_input_node_errors(node))
             available.update(node.fields)
         elif isinstance(node, BranchNode):
-            errors.extend(_condition_errors(node, available if stored else None))
-        parsed.append(node)
-    if len(parsed) == len(raw_nodes):
-        errors.extend(_flow_errors(parsed))
-    return errors
+            errors.extend(_condition_errors(node, available if self.stored else None))
+        elif isinstance(node, ParallelNode | MapNode):
+            if inside:
+                errors.append(
+                    PlanError(node.id, "type", "a block inside a block is not supported yet")
+                )
+                return errors
+            errors.extend(self.block(node, available))
+        return errors
+
+    def block(self, node: ParallelNode | MapNode, available: set[str]) -> list[PlanError]:
+        """Check a block's lists as plans of their own; record what it writes."""
+        errors: list[PlanError] = []
+        if isinstance(node, MapNode):
+            ref = templating.is_exact_reference(node.items)
+            if not ref:
+                errors.append(
+                    PlanError(node.id, "items", "must be one reference, like {{ employees }}")
+                )
+            elif self.stored and templating.root_key(ref) not in available:
+                errors.append(
+                    PlanError(node.id, "items", f"{{{{ {ref} }}}} is not a declared key")
+                )
+            inner = set(available) | {node.as_}
+            found = self.nodes(node.nodes, inner, inside=True)
+            errors.extend(_inside(node.id, found))
+            if node.results:
+                available.add(node.results)
+            return errors
+        writers: dict[str, int] = {}
+        for index, branch in enumerate(node.branches):
+            inner = set(available)
+            found = self.nodes(branch.nodes, inner, inside=True)
+            errors.extend(_inside(f"{node.id}/{index}", found))
+            for key in sorted(inner - available):
+                if key in writers:
+                    errors.append(
+                        PlanError(
+                            node.id,
+                            f"branches.{index}",
+                            f"writes {key!r}, as branch {writers[key]} does: two branches "
+                            "may not write the same context key",
+                        )
+                    )
+                writers.setdefault(key, index)
+        available.update(writers)
+        return errors
+
+
+def _inside(prefix: str, errors: list[PlanError]) -> list[PlanError]:
+    return [
+        PlanError(f"{prefix}/{e.node}" if e.node else prefix, e.field, e.message) for e in errors
+    ]
 
 
 def _condition_errors(node: BranchNode, available: set[str] | None) -> list[PlanError]:
@@ -351,8 +448,7 @@ def _flow_errors(nodes: list[_Node]) -> list[PlanError]:
                     PlanError(
                         node.id,
                         field,
-                        f"goes back to {target!r}, an unbounded cycle: give {target!r} "
-                        "max_visits",
+                        f"goes back to {target!r}, an unbounded cycle: give {target!r} max_visits",
                     )
                 )
     if bad:

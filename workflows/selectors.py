@@ -84,9 +84,11 @@ def run_detail(run: Run) -> dict[str, Any]:
 
 def active_nodes(run: Run) -> list[str]:
     """Return the node paths in flight or waiting (none when the run is not active)."""
-    if run.status in ("running", "waiting", "queued") and run.current_node:
-        return [run.current_node]
-    return []
+    if run.status not in ("running", "waiting", "queued") or not run.current_node:
+        return []
+    from workflows.engine.blocks import active_paths
+
+    return active_paths(run) or [run.current_node]
 
 
 def node_states(run: Run, steps: list[dict] | None = None) -> dict[str, str]:
@@ -112,8 +114,19 @@ def node_states(run: Run, steps: list[dict] | None = None) -> dict[str, str]:
     taken = Event.objects.filter(run=run, type="branch.taken").values_list("data", flat=True)
     for data in taken:
         states[data.get("node_path") or data.get("node", "")] = "done"
+    from workflows.engine.blocks import active_paths
+
+    waiting = set(
+        ApprovalRequest.objects.filter(run=run, status="pending").values_list(
+            "node_path", flat=True
+        )
+    )
+    for path in active_paths(run) if not run.is_terminal else []:
+        states[path] = "waiting" if path in waiting else "running"
     current = run.current_node
-    if current:
+    if current and (run.graph or {}).get("block"):
+        states.setdefault(current, "running" if run.status != "waiting" else "waiting")
+    elif current:
         if run.status == "waiting":
             states[current] = "waiting"
         elif run.status in ("running", "queued"):

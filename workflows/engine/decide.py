@@ -66,6 +66,14 @@ def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
         if kind == "fail":
             flow.fail_node(run, node)
             return STOP
+        if kind in ("parallel", "map"):
+            from workflows.engine import blocks
+
+            outcome = blocks.decide_block(run, node, owner)
+            if outcome is not blocks.NEXT:
+                return outcome
+            new_position = True
+            continue
         if kind != "branch":
             return _decide_node(run, node, owner, new_position=new_position)
         try:

@@ -34,12 +34,12 @@ class Migration(migrations.Migration):
             name="visit",
             field=models.PositiveIntegerField(default=1),
         ),
+        migrations.RunPython(steps_at_the_top, migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name="step",
             constraint=models.UniqueConstraint(
-                fields=("run", "node_id", "position", "visit", "attempt"),
+                fields=("run", "node_path", "position", "visit", "attempt"),
                 name="step_attempt_unique",
             ),
         ),
-        migrations.RunPython(steps_at_the_top, migrations.RunPython.noop),
     ]

@@ -1,0 +1,265 @@
+"""Blocks: parallel branches and maps, with gates inside them.
+
+Driven in-process by the real engine; every action runs in a real
+subprocess (several at once, each on a runner of its own), and the ledger
+they write shows what ran and in which order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from approvals.models import ApprovalRequest, RequestStatus
+from approvals.services import approval_decide
+from workflows.engine import run_advance
+from workflows.events import verify_all
+from workflows.models import Event, Run
+from workflows.services import run_create
+from workflows.states import RunStatus, StepStatus
+
+pytestmark = pytest.mark.django_db
+
+
+def advance(run: Run) -> Run:
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def pending(run: Run) -> list[ApprovalRequest]:
+    return list(ApprovalRequest.objects.filter(run=run, status=RequestStatus.PENDING))
+
+
+def sleep(node_id: str, ledger: Path, seconds: float = 0.5, **extra: object) -> dict:
+    return {
+        "id": node_id,
+        "action": "test.sleep",
+        "params": {"seconds": seconds, "ledger": str(ledger)},
+        **extra,
+    }
+
+
+def write(node_id: str, ledger: Path, line: str | None = None, **extra: object) -> dict:
+    return {
+        "id": node_id,
+        "action": "test.ledger_append",
+        "params": {"ledger": str(ledger), "line": line or node_id},
+        **extra,
+    }
+
+
+def lines(ledger: Path) -> list[str]:
+    return ledger.read_text().splitlines() if ledger.exists() else []
+
+
+def start(plan: dict, operator, context: dict | None = None) -> Run:  # type: ignore[no-untyped-def]
+    return run_create(mode="autonomous", requester=operator, plan=plan, context=context or {})
+
+
+def test_parallel_branches_really_run_at_the_same_time(tmp_path: Path, operator) -> None:
+    """Every branch's action starts before any of them ends."""
+    ledger = tmp_path / "ledger"
+    plan = {
+        "nodes": [
+            {
+                "id": "setup",
+                "type": "parallel",
+                "branches": [{"nodes": [sleep(f"s{i}", ledger)]} for i in range(3)],
+            },
+            write("after", ledger),
+        ]
+    }
+    run = advance(start(plan, operator))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    seen = lines(ledger)
+    starts = [i for i, line in enumerate(seen) if line.startswith("start")]
+    ends = [i for i, line in enumerate(seen) if line.startswith("end")]
+    assert len(starts) == 3 and len(ends) == 3
+    assert max(starts) < min(ends), seen
+    assert seen[-1] == "after"
+    paths = sorted(run.steps.exclude(node_id="after").values_list("node_path", flat=True))
+    assert paths == ["setup/0/s0", "setup/1/s1", "setup/2/s2"]
+    assert verify_all() == []
+
+
+def test_a_gate_inside_a_branch_pauses_that_branch_only(
+    tmp_path: Path, operator, reviewer
+) -> None:
+    ledger = tmp_path / "ledger"
+    plan = {
+        "nodes": [
+            {
+                "id": "setup",
+                "type": "parallel",
+                "branches": [
+                    {
+                        "nodes": [
+                            {"id": "gate", "type": "approval", "title": "Badge?"},
+                            write("badge", ledger),
+                        ]
+                    },
+                    {"nodes": [write("hr", ledger), write("it", ledger)]},
+                ],
+            },
+            write("laptop", ledger),
+        ]
+    }
+    run = advance(start(plan, operator))
+    # The other branch ran to its end; only then is the run waiting.
+    assert run.status == RunStatus.WAITING
+    assert lines(ledger) == ["hr", "it"]
+    (request,) = pending(run)
+    assert request.node_path == "setup/0/gate"
+    assert [g["path"] for g in request.guards] == ["setup/0/badge"]
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED
+    run = advance(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert lines(ledger) == ["hr", "it", "badge", "laptop"]
+    assert verify_all() == []
+
+
+def test_a_gate_in_a_branch_while_another_runs_keeps_the_run_running(
+    tmp_path: Path, operator
+) -> None:
+    """A branch waiting for a person does not make the run wait while another works."""
+    ledger = tmp_path / "ledger"
+    plan = {
+        "nodes": [
+            {
+                "id": "setup",
+                "type": "parallel",
+                "branches": [
+                    {"nodes": [{"id": "gate", "type": "approval", "title": "Go?"}]},
+                    {"nodes": [sleep("slow", ledger, 0.5)]},
+                ],
+            }
+        ]
+    }
+    run = advance(start(plan, operator))
+    assert run.status == RunStatus.WAITING
+    waiting = Event.objects.filter(run=run, type="node.waiting").first()
+    paused = Event.objects.get(run=run, type="run.paused")
+    # The branch's request came first; the run paused only after the sleep ended.
+    assert waiting.seq < paused.seq
+    ended = Event.objects.get(run=run, type="step.succeeded")
+    assert ended.seq < paused.seq
+    assert paused.data["waiting"] == ["setup/0/gate"]
+
+
+def test_a_failing_branch_cancels_the_others(tmp_path: Path, operator) -> None:
+    ledger = tmp_path / "ledger"
+    plan = {
+        "nodes": [
+            {
+                "id": "setup",
+                "type": "parallel",
+                "branches": [
+                    {"nodes": [sleep("long", ledger, 60)]},
+                    {
+                        "nodes": [
+                            sleep("short", ledger, 0.3),
+                            {
+                                "id": "boom",
+                                "action": "test.fail",
+                                "params": {"message": "the portal said no"},
+                            },
+                        ]
+                    },
+                ],
+            },
+            write("never", ledger),
+        ]
+    }
+    run = advance(start(plan, operator))
+    assert run.status == RunStatus.FAILED
+    assert "setup/1/boom" in run.error and "the portal said no" in run.error
+    long = run.steps.get(node_id="long")
+    assert long.status == StepStatus.CANCELLED
+    assert "end" not in " ".join(line for line in lines(ledger) if "long" in line)
+    assert "never" not in lines(ledger)
+
+
+def test_a_map_runs_each_item_and_collects_results_in_order(tmp_path: Path, operator) -> None:
+    ledger = tmp_path / "ledger"
+    plan = {
+        "nodes": [
+            {
+                "id": "orders",
+                "type": "map",
+                "items": "{{ people }}",
+                "as": "person",
+                "max_concurrency": 2,
+                "results": "placed",
+                "nodes": [
+                    write("order", ledger, "{{ person.name }}", outputs={"ordered": "line"}),
+                    write("confirm", ledger, "ok {{ ordered }}", outputs={"confirmed": "line"}),
+                ],
+            },
+            write("after", ledger, "placed: {{ placed }}"),
+        ]
+    }
+    people = [{"name": name} for name in ("ada", "bob", "cy", "dee", "eve")]
+    run = advance(start(plan, operator, {"people": people}))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.context["placed"] == [
+        {"ordered": p["name"], "confirmed": f"ok {p['name']}"} for p in people
+    ]
+    # A map item's outputs stay in its item: none leak into the context.
+    assert "ordered" not in run.context
+    assert sorted(run.steps.filter(node_id="order").values_list("node_path", flat=True)) == [
+        f"orders[{i}]/order" for i in range(5)
+    ]
+    assert verify_all() == []
+
+
+def test_a_gate_inside_a_map_asks_per_item(tmp_path: Path, operator, reviewer) -> None:
+    ledger = tmp_path / "ledger"
+    plan = {
+        "nodes": [
+            {
+                "id": "orders",
+                "type": "map",
+                "items": "{{ people }}",
+                "as": "person",
+                "nodes": [
+                    {"id": "ok", "type": "approval", "title": "Order for {{ person }}?"},
+                    write("order", ledger, "{{ person }}"),
+                ],
+            }
+        ]
+    }
+    run = advance(start(plan, operator, {"people": ["ada", "bob"]}))
+    assert run.status == RunStatus.WAITING
+    requests = sorted(pending(run), key=lambda r: r.node_path)
+    assert [r.node_path for r in requests] == ["orders[0]/ok", "orders[1]/ok"]
+    assert [r.title for r in requests] == ["Order for ada?", "Order for bob?"]
+    assert [g["params"]["line"] for r in requests for g in r.guards] == ["ada", "bob"]
+    approval_decide(request_id=requests[1].pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    assert lines(ledger) == ["bob"]
+    assert run.status == RunStatus.WAITING
+    approval_decide(request_id=requests[0].pk, actor=reviewer, decision="reject", comment="no")
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert lines(ledger) == ["bob"]
+
+
+def test_a_map_refuses_more_than_the_item_cap(tmp_path: Path, operator) -> None:
+    plan = {
+        "nodes": [
+            {
+                "id": "each",
+                "type": "map",
+                "items": "{{ things }}",
+                "as": "thing",
+                "nodes": [write("w", tmp_path / "ledger")],
+            }
+        ]
+    }
+    run = advance(start(plan, operator, {"things": list(range(1001))}))
+    assert run.status == RunStatus.FAILED
+    assert run.error == "each: 1001 items, more than 1000"
