@@ -108,6 +108,13 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
         raise RunNotFound(f"no run {run_id}")
     try:
         state = state_at(parent, at_seq)
+        if state.block:
+            # Its lanes' progress is not carried into a fork yet: starting the
+            # block again could repeat actions that are not idempotent.
+            raise ReplayError(
+                f"event {at_seq} is inside the block {state.block!r}; fork from before "
+                "it started or after it finished"
+            )
     except ReplayError as exc:
         raise PlanInvalid([PlanError("", "at_seq", str(exc))]) from None
     new_context = state.context

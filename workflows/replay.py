@@ -45,6 +45,10 @@ class ReplayState:
     visits: dict[str, int] = field(default_factory=dict)
     # node id -> a gate's decision, readable as decisions.<node>.
     decisions: dict[str, dict] = field(default_factory=dict)
+    # Inside a parallel block or map: its node id, and its node paths in
+    # flight or waiting (which branches were active at this event).
+    block: str = ""
+    active: list[str] = field(default_factory=list)
 
     def enter(self, nodes: list[dict], position: int) -> None:
         """Move to `position`, counting the entry as the engine does."""
@@ -105,6 +109,9 @@ def _apply(state: ReplayState, event: Event, nodes: list[dict]) -> None:
     kind = event.type
     if kind in ("run.running", "step.started"):
         state.status = RunStatus.RUNNING
+    if state.block and kind in _LANE_EVENTS:
+        _lane_event(state, kind, data)
+        return
     if kind == "step.started":
         state.current_node = data.get("node", state.current_node)
         state.position = _index(nodes, state.current_node)
@@ -130,6 +137,14 @@ def _apply(state: ReplayState, event: Event, nodes: list[dict]) -> None:
             state.enter(nodes, position)
         else:
             state.current_node, state.position = target, position
+    elif kind == "block.started":
+        state.block, state.active = data.get("node", ""), []
+    elif kind == "block.finished":
+        state.context.update(data.get("context") or {})
+        state.block, state.active = "", []
+        state.enter(nodes, graph.successor(nodes, _index(nodes, data.get("node"))))
+    elif kind == "branch.taken" and "/" in (data.get("node_path") or ""):
+        pass  # a lane's branch: the run stays at its block
     elif kind == "branch.taken":
         state.enter(nodes, _index(nodes, data.get("next")))
     elif kind == "approval.decided" and data.get("decided"):
@@ -140,6 +155,39 @@ def _apply(state: ReplayState, event: Event, nodes: list[dict]) -> None:
             state.position, state.current_node = len(nodes), ""
     elif kind in ("run.lease_expired", "run.requeued"):
         state.status = RunStatus.QUEUED
+
+
+_LANE_EVENTS = frozenset(
+    {
+        "step.started",
+        "step.succeeded",
+        "step.failed",
+        "step.interrupted",
+        "step.cancelled",
+        "step.needs_input",
+        "step.outcome_unknown",
+        "step.marked_done",
+        "node.waiting",
+        "node.resumed",
+        "lane.finished",
+    }
+)
+
+
+def _lane_event(state: ReplayState, kind: str, data: dict) -> None:
+    """Fold an event of a block's lane: which node paths are active."""
+    path = data.get("node_path") or ""
+    if kind in ("step.started", "node.waiting", "step.outcome_unknown"):
+        if path and path not in state.active:
+            state.active.append(path)
+        if kind == "step.started":
+            state.status = RunStatus.RUNNING
+    elif kind in ("step.succeeded", "step.marked_done", "node.resumed", "step.cancelled"):
+        if path in state.active:
+            state.active.remove(path)
+        state.context.update(data.get("context") or {})
+    elif kind == "lane.finished":
+        state.active = [p for p in state.active if not p.startswith(path + "/")]
 
 
 def state_at(run: Run, seq: int) -> ReplayState:

@@ -263,3 +263,48 @@ def test_a_map_refuses_more_than_the_item_cap(tmp_path: Path, operator) -> None:
     run = advance(start(plan, operator, {"things": list(range(1001))}))
     assert run.status == RunStatus.FAILED
     assert run.error == "each: 1001 items, more than 1000"
+
+
+def test_the_time_machine_shows_active_branches_and_forks_around_blocks(
+    tmp_path: Path, operator, reviewer
+) -> None:
+    from workflows.forks import run_fork
+    from workflows.plans import PlanInvalid
+    from workflows.replay import state_at
+
+    ledger = tmp_path / "ledger"
+    plan = {
+        "nodes": [
+            write("before", ledger),
+            {
+                "id": "setup",
+                "type": "parallel",
+                "branches": [
+                    {"nodes": [{"id": "gate", "type": "approval", "title": "Go?"}]},
+                    {"nodes": [write("hr", ledger, outputs={"hr_line": "line"})]},
+                ],
+            },
+            write("after", ledger),
+        ]
+    }
+    run = advance(start(plan, operator))
+    (request,) = pending(run)
+    waiting = Event.objects.get(run=run, type="node.waiting")
+    inside = state_at(run, waiting.seq)
+    assert inside.block == "setup" and inside.current_node == "setup"
+    assert "setup/0/gate" in inside.active
+    paused = state_at(run, Event.objects.get(run=run, type="run.paused").seq)
+    assert paused.active == ["setup/0/gate"] and paused.context["hr_line"] == "hr"
+    with pytest.raises(PlanInvalid) as refused:
+        run_fork(run_id=run.pk, at_seq=waiting.seq, actor=operator)
+    assert refused.value.errors[0].field == "at_seq"
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    finished = Event.objects.get(run=run, type="block.finished")
+    after = state_at(run, finished.seq)
+    assert after.block == "" and after.current_node == "after"
+    fork = run_fork(run_id=run.pk, at_seq=finished.seq, actor=operator)
+    fork = advance(fork)
+    assert fork.status == RunStatus.SUCCEEDED, fork.error
+    assert lines(ledger) == ["before", "hr", "after", "after"]

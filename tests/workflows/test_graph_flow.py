@@ -338,3 +338,35 @@ def test_replay_and_fork_follow_the_graph(tmp_path: Path, operator, reviewer) ->
     assert fork.graph["decisions"]["manager"]["decision"] == "reject"
     fork = advance(fork)
     assert fork.status == RunStatus.FAILED and fork.error == "Rejected: no"
+
+
+def test_the_purchase_approval_demo_routes_by_amount(
+    workspace: Path, operator, reviewer, settings
+) -> None:
+    """seed_demo's purchase approval: Finance above 5,000; a rejection ends it."""
+    from django.core.management import call_command
+
+    from workflows.models import Workflow
+
+    call_command("seed_demo", "--password", "x", verbosity=0)
+    workflow = Workflow.objects.get(slug="purchase-approval")
+    big = advance(
+        run_create(
+            workflow=workflow, requester=operator, context={"item": "Server", "amount": 9000}
+        )
+    )
+    assert pending(big).node_id == "finance"
+    small = advance(
+        run_create(workflow=workflow, requester=operator, context={"item": "Desk", "amount": 300})
+    )
+    assert pending(small).node_id == "manager"
+    approval_decide(
+        request_id=pending(big).pk, actor=reviewer, decision="reject", comment="over budget"
+    )
+    big = advance(big)
+    assert big.status == RunStatus.FAILED
+    assert big.error == "Finance rejected the purchase: over budget"
+    approval_decide(request_id=pending(small).pk, actor=reviewer, decision="approve")
+    small = advance(small)
+    assert small.status == RunStatus.SUCCEEDED, small.error
+    assert (workspace / "demo" / "purchases" / "ordered" / "Desk.txt").exists()
