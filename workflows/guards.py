@@ -47,8 +47,17 @@ def guards_after(nodes: list[dict], position: int, context: dict) -> list[dict]:
     return guards_from(nodes, graph.successor(nodes, position), context)
 
 
-def _guarded_positions(nodes: list[dict], start: int) -> list[int]:
-    """Return the action positions reachable from `start` through actions and branches."""
+BLOCK_TYPES = ("parallel", "map")
+
+
+def _guarded_positions(
+    nodes: list[dict], start: int, blocks: list[int] | None = None
+) -> list[int]:
+    """Return the action positions reachable from `start` through actions and branches.
+
+    With `blocks`, also collect the parallel blocks and maps reached that way:
+    a gate before a block guards the first actions of each of its lanes.
+    """
     found: list[int] = []
     seen: set[int] = set()
     todo = [start]
@@ -63,7 +72,60 @@ def _guarded_positions(nodes: list[dict], start: int) -> list[int]:
             todo.append(graph.successor(nodes, position))
         elif kind == "branch":
             todo.extend(graph.edges(nodes, position))
+        elif kind in BLOCK_TYPES and blocks is not None:
+            blocks.append(position)
     return found
+
+
+def lane_entries(block: dict, context: dict) -> list[dict]:
+    """Return the guard entries of a block's lanes' first actions, by node path.
+
+    A map's items are resolved from the context; an item list not known yet
+    guards nothing here (each item's actions are then asked again).
+    """
+    lanes: list[tuple[str, list[dict], dict]] = []
+    if block["type"] == "parallel":
+        for index, branch in enumerate(block["branches"]):
+            lanes.append((f"{block['id']}/{index}", branch["nodes"], context))
+    else:
+        items = render(block["items"], context, set())
+        if isinstance(items, list):
+            for index, item in enumerate(items[:1000]):
+                scope = {**context, block["as"]: item}
+                lanes.append((f"{block['id']}[{index}]", block["nodes"], scope))
+    entries = []
+    for prefix, nodes, scope in lanes:
+        for index in _guarded_positions(nodes, 0):
+            node = nodes[index]
+            missing: set[str] = set()
+            params = render(node.get("params", {}), scope, missing)
+            entry = guard_entry(
+                node=node, position=index, params=params, unresolved=sorted(missing)
+            )
+            entry["path"] = f"{prefix}/{node['id']}"
+            entries.append(entry)
+    return entries
+
+
+def gates_before_lane(
+    nodes: list[dict], block_position: int, lane_nodes: list[dict], position: int
+) -> list[int]:
+    """Return the top-level gates that guard an action at the start of a lane.
+
+    That is an action reached from the lane's start through actions and
+    branches only, in a block a gate leads to (as `governing_gates`).
+    """
+    if position not in _guarded_positions(lane_nodes, 0):
+        return []
+    gates = []
+    for index, node in enumerate(nodes):
+        if node.get("type") != "approval":
+            continue
+        reached: list[int] = []
+        _guarded_positions(nodes, graph.successor(nodes, index), reached)
+        if block_position in reached:
+            gates.append(index)
+    return sorted(gates, key=lambda index: (index > block_position, abs(block_position - index)))
 
 
 def governing_gate(nodes: list[dict], position: int) -> int | None:
@@ -101,15 +163,21 @@ def governing_gates(nodes: list[dict], position: int) -> list[int]:
 
 
 def guards_from(nodes: list[dict], start: int, context: dict) -> list[dict]:
-    """Return the guard entries of the actions from `start` up to the next gate or input."""
+    """Return the guard entries of the actions from `start` up to the next gate or input.
+
+    A parallel block or map reached on the way adds its lanes' first actions.
+    """
     guarded = []
-    for index in _guarded_positions(nodes, start):
+    blocks: list[int] = []
+    for index in _guarded_positions(nodes, start, blocks):
         node = nodes[index]
         missing: set[str] = set()
         params = render(node.get("params", {}), context, missing)
         guarded.append(
             guard_entry(node=node, position=index, params=params, unresolved=sorted(missing))
         )
+    for index in blocks:
+        guarded.extend(lane_entries(nodes[index], context))
     return guarded
 
 

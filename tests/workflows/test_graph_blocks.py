@@ -308,3 +308,42 @@ def test_the_time_machine_shows_active_branches_and_forks_around_blocks(
     fork = advance(fork)
     assert fork.status == RunStatus.SUCCEEDED, fork.error
     assert lines(ledger) == ["before", "hr", "after", "after"]
+
+
+def test_a_gate_before_a_block_binds_each_lanes_first_actions(
+    tmp_path: Path, operator, reviewer
+) -> None:
+    """The request lists every lane's action with its path; a changed value asks again."""
+    ledger = tmp_path / "ledger"
+    plan = {
+        "nodes": [
+            {"id": "gate", "type": "approval", "title": "Go?"},
+            {
+                "id": "each",
+                "type": "map",
+                "items": "{{ people }}",
+                "as": "person",
+                "nodes": [write("hello", ledger, "hello {{ person }} from {{ team }}")],
+            },
+        ]
+    }
+    run = advance(start(plan, operator, {"people": ["ada", "bob"], "team": "red"}))
+    (request,) = pending(run)
+    assert [(g["path"], g["params"]["line"]) for g in request.guards] == [
+        ("each[0]/hello", "hello ada from red"),
+        ("each[1]/hello", "hello bob from red"),
+    ]
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    # The value changes after the approval: what runs is no longer what was approved.
+    Run.objects.filter(pk=run.pk).update(context={"people": ["ada", "bob"], "team": "blue"})
+    run = advance(run)
+    assert lines(ledger) == []
+    assert Event.objects.filter(run=run, type="approval.digest_mismatch").count() == 2
+    again = sorted(pending(run), key=lambda r: r.node_path)
+    assert [r.node_path for r in again] == ["each[0]/hello", "each[1]/hello"]
+    assert {r.state["gate"] for r in again} == {"gate"}
+    for asked in again:
+        approval_decide(request_id=asked.pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert sorted(lines(ledger)) == ["hello ada from blue", "hello bob from blue"]

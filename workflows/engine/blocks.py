@@ -491,9 +491,15 @@ def _lane_action(
     clear = lane["clearance"]
     if (clear.get("position"), clear.get("node")) != (lane["position"], node["id"]):
         clear = {}
-    from workflows.guards import governing_gates
+    from workflows.guards import gates_before_lane, governing_gates
 
     gates = [nodes[i] for i in governing_gates(nodes, lane["position"])]
+    if not gates:
+        # At the start of its lane: guarded by a gate before the block.
+        gates = [
+            run.nodes[i]
+            for i in gates_before_lane(run.nodes, run.position, nodes, lane["position"])
+        ]
     approved = None
     for gate in gates:
         approved = hooks.approved_guard(
