@@ -90,6 +90,7 @@ def test_kill_9_mid_parallel_and_mid_map_loses_nothing(cluster, operator, tmp_pa
     )
     first.kill()
     second = cluster()
+
     def map_in_flight() -> bool:
         fire_requeue_schedule()  # as the minute's schedule would, after the lease expires
         return counts(ledger)["start work 1"] == 3
