@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +117,20 @@ def compile_condition(text: str) -> Condition:
 
 
 # --- moving along a list ------------------------------------------------------
+
+
+def walk(nodes: list[dict]) -> Iterator[dict]:
+    """Yield every node of a list and of the blocks inside it (ids are unique)."""
+    for node in nodes:
+        yield node
+        if not isinstance(node, dict):
+            continue
+        if node.get("type") == "parallel":
+            for branch in node.get("branches") or []:
+                if isinstance(branch, dict):
+                    yield from walk(branch.get("nodes") or [])
+        elif node.get("type") == "map":
+            yield from walk(node.get("nodes") or [])
 
 
 def index_of(nodes: list[dict], node_id: str) -> int:

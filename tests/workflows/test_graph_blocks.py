@@ -347,3 +347,35 @@ def test_a_gate_before_a_block_binds_each_lanes_first_actions(
     run = advance(run)
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert sorted(lines(ledger)) == ["hello ada from blue", "hello bob from blue"]
+
+
+def test_a_risky_action_inside_a_block_still_needs_the_plans_review(
+    tmp_path: Path, operator, reviewer
+) -> None:
+    """A bare plan is reviewed unless every action, in every block, is low-risk."""
+    plan = {
+        "nodes": [
+            {
+                "id": "setup",
+                "type": "parallel",
+                "branches": [
+                    {"nodes": [write("a", tmp_path / "ledger")]},
+                    {
+                        "nodes": [
+                            {
+                                "id": "copy",
+                                "action": "files.copy",
+                                "params": {"source": "in.txt", "destination": "out.txt"},
+                            }
+                        ]
+                    },
+                ],
+            }
+        ]
+    }
+    run = advance(start(plan, operator))
+    assert run.status == RunStatus.WAITING
+    (request,) = pending(run)
+    assert request.state["purpose"] == "plan_review"
+    assert "copy.destination" in request.fields["properties"]
+    assert not (tmp_path / "ledger").exists()
