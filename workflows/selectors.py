@@ -106,12 +106,14 @@ def node_states(run: Run, steps: list[dict] | None = None) -> dict[str, str]:
         if step["status"] == "succeeded":
             states[step["node_path"]] = "done"
     decided = ApprovalRequest.objects.filter(run=run, status="approved").values_list(
-        "node_id", "state"
+        "node_path", "node_id", "state"
     )
-    for node_id, state in decided:
+    for node_path, node_id, state in decided:
         if (state or {}).get("purpose") in ("approval_node", "input_node"):
-            states[node_id] = "done"
-    taken = Event.objects.filter(run=run, type="branch.taken").values_list("data", flat=True)
+            states[node_path or node_id] = "done"
+    taken = Event.objects.filter(run=run, type__in=("branch.taken", "block.finished")).values_list(
+        "data", flat=True
+    )
     for data in taken:
         states[data.get("node_path") or data.get("node", "")] = "done"
     from workflows.engine.blocks import active_paths

@@ -379,3 +379,47 @@ def test_a_risky_action_inside_a_block_still_needs_the_plans_review(
     assert request.state["purpose"] == "plan_review"
     assert "copy.destination" in request.fields["properties"]
     assert not (tmp_path / "ledger").exists()
+
+
+def test_node_states_and_active_nodes_name_each_branch(tmp_path: Path, operator, reviewer) -> None:
+    """What a picture of the graph reads: each lane's nodes by path, live."""
+    from workflows.selectors import run_detail
+
+    ledger = tmp_path / "ledger"
+    plan = {
+        "nodes": [
+            {
+                "id": "setup",
+                "type": "parallel",
+                "branches": [
+                    {
+                        "nodes": [
+                            {"id": "gate", "type": "approval", "title": "Go?"},
+                            write("badge", ledger),
+                        ]
+                    },
+                    {"nodes": [write("hr", ledger)]},
+                ],
+            },
+            write("after", ledger),
+        ]
+    }
+    run = advance(start(plan, operator))
+    detail = run_detail(run)
+    assert detail["active_nodes"] == ["setup/0/gate"]
+    states = detail["node_states"]
+    assert states["setup/1/hr"] == "done"
+    assert states["setup/0/gate"] == "waiting"
+    assert states["setup"] == "waiting" and states["after"] == "pending"
+    approval_decide(request_id=pending(run)[0].pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    states = run_detail(run)["node_states"]
+    keys = ("setup", "setup/0/gate", "setup/0/badge", "setup/1/hr", "after")
+    assert {k: states[k] for k in keys} == {
+        "setup": "done",
+        "setup/0/gate": "done",
+        "setup/0/badge": "done",
+        "setup/1/hr": "done",
+        "after": "done",
+    }
+    assert run_detail(run)["active_nodes"] == []
