@@ -426,3 +426,6 @@ AGENTOS_SLACK_MAX_ATTEMPTS = env_int("AGENTOS_SLACK_MAX_ATTEMPTS", 8, 1, 50)
 # Operating it (docs/deployment.md): how long a stopping worker (`manage.py
 # worker`) lets a step in flight run before it cuts it and hands the run on.
 AGENTOS_WORKER_DRAIN_S = env_float("AGENTOS_WORKER_DRAIN_S", 60)
+# Plans as graphs (issue 11): how many actions of one run's parallel block or
+# map may run at once in one worker (each on a runner of its own).
+AGENTOS_RUN_PARALLELISM = env_int("AGENTOS_RUN_PARALLELISM", 4, 1, 16)

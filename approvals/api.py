@@ -48,6 +48,7 @@ def approval_out(request: ApprovalRequest) -> dict[str, Any]:
         "id": request.pk,
         "run": request.run_id,
         "node": request.node_id,
+        "node_path": request.node_path or request.node_id,
         "kind": request.kind,
         "title": request.title,
         "description": redact(request.description),

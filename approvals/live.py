@@ -32,6 +32,10 @@ RUNS_GROUP = "runs"  # every run's status changes, for run lists
 INBOX_TYPES = frozenset(
     {
         "run.paused",
+        # A branch of a parallel block or a map item waits (or goes on) while
+        # the run itself keeps running (plans as graphs).
+        "node.waiting",
+        "node.resumed",
         "approval.decided",
         "approval.vote",
         "approval.delegated",

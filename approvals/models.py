@@ -49,6 +49,8 @@ class ApprovalRequest(models.Model):
         Step, null=True, blank=True, on_delete=models.PROTECT, related_name="approval_requests"
     )
     node_id = models.CharField(max_length=100)
+    # Where the node sits in the plan (`setup/1/badge`); the id at the top.
+    node_path = models.CharField(max_length=300, blank=True, default="")
     position = models.PositiveIntegerField()
     kind = models.CharField(max_length=16, choices=RequestKind.choices)
     title = models.CharField(max_length=300)
@@ -115,10 +117,12 @@ class ApprovalRequest(models.Model):
             models.Index(fields=["assigned_user", "status"], name="request_user_status"),
         ]
         constraints = [
+            # One question at a time per node: a run's parallel branches and
+            # map items may each wait for a person at once.
             models.UniqueConstraint(
-                fields=["run"],
+                fields=["run", "node_path"],
                 condition=Q(status="pending"),
-                name="one_pending_request_per_run",
+                name="one_pending_request_per_node",
             ),
             models.CheckConstraint(
                 condition=Q(status="pending", decided_at__isnull=True)
@@ -129,6 +133,11 @@ class ApprovalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.title}"
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # A request at the top of the plan is where its node id says.
+        self.node_path = self.node_path or self.node_id
+        super().save(*args, **kwargs)
 
     @property
     def is_pending(self) -> bool:

@@ -13,6 +13,7 @@ class ApprovalOut(Schema):
     id: int
     run: int
     node: str
+    node_path: str
     kind: str
     title: str
     description: str

@@ -23,10 +23,18 @@ from approvals.models import (
 from approvals.permissions import decide_refusal, may_decide_at_all, self_approval_allowed
 from approvals.slack.services import message_changed, slack_message_open
 from executors.scrubbing import NUL_MESSAGE, first_nul
+from workflows import graph
+from workflows.engine.blocks import lane_resume
 from workflows.events import event_append
 from workflows.guards import guards_digest
 from workflows.models import Run, Step
-from workflows.services import lock_run, missing_required, run_continue, run_fail
+from workflows.services import (
+    lock_run,
+    missing_required,
+    run_continue,
+    run_fail,
+    run_reroute,
+)
 
 DEFAULT_GROUP = "Reviewers"
 
@@ -61,6 +69,7 @@ def request_open(
     position: int,
     kind: str,
     purpose: str,
+    node_path: str = "",
     title: str,
     description: str,
     fields: dict,
@@ -78,6 +87,7 @@ def request_open(
         run=run,
         step=step,
         node_id=node_id,
+        node_path=node_path or node_id,
         position=position,
         kind=kind,
         title=title,
@@ -112,7 +122,7 @@ def requests_close(*, run: Run, actor: Any, reason: str) -> None:
 
 
 def approved_guard(
-    *, run: Run, node_id: str, position: int, gate: str | None = None
+    *, run: Run, node_id: str, position: int, gate: str | None = None, node_path: str = ""
 ) -> dict | None:
     """Return what was last approved for a run's step (digest, unresolved), or None.
 
@@ -130,6 +140,9 @@ def approved_guard(
             continue
         for guard in request.guards:
             if guard.get("node") == node_id and guard.get("position") == position:
+                # Inside a block, node ids repeat (a map's items): the path decides.
+                if node_path and guard.get("path", node_id) != node_path:
+                    continue
                 return dict(guard)
     return None
 
@@ -286,6 +299,19 @@ def _apply(
     approvers = list(
         request.decisions.filter(decision="approve").values_list("actor_label", flat=True)
     )
+    decided = None
+    if purpose == "approval_node":
+        # Readable later as decisions.<node> (conditions, references).
+        run.graph = dict(run.graph or {})
+        decided = graph.decision_record(
+            run.graph,
+            node_id=request.node_id,
+            decision=decision,
+            comment=comment,
+            decided_by=who,
+            at=timezone.now().isoformat(),
+        )
+    in_lane = request.state.get("lane") is not None
     if decision == "reject":
         _close(request, RequestStatus.REJECTED, actor, comment, values={})
         event_append(
@@ -298,9 +324,36 @@ def _apply(
                 "decision": "reject",
                 "comment": comment,
                 "digest": request.digest,
+                **({"decided": decided} if decided else {}),
             },
         )
-        run_fail(run=run, actor=actor, node=request.node_id, error=f"rejected by {who}: {comment}")
+        target = (
+            graph.reject_target(run.nodes, request.position)
+            if purpose == "approval_node" and not in_lane
+            else None
+        )
+        if in_lane:
+            lane_resume(
+                run=run,
+                actor=actor,
+                request=request,
+                decision="reject",
+                values={},
+                comment=comment,
+                resolution="",
+            )
+        elif target is not None:
+            run_reroute(
+                run=run,
+                actor=actor,
+                node_id=request.node_id,
+                position=request.position,
+                target=target,
+            )
+        else:
+            run_fail(
+                run=run, actor=actor, node=request.node_id, error=f"rejected by {who}: {comment}"
+            )
         transaction.on_commit(lambda: notifications.request_decided(request.pk))
         return
     _close(request, RequestStatus.APPROVED, actor, comment, values=values, resolution=resolution)
@@ -317,6 +370,7 @@ def _apply(
             "resolution": resolution,
             "digest": request.digest,
             "approvers": approvers,
+            **({"decided": decided} if decided else {}),
         },
     )
     transaction.on_commit(lambda: notifications.request_decided(request.pk))
@@ -326,6 +380,17 @@ def _apply(
             actor=actor,
             node=request.node_id,
             error=f"failed by {who} after an unknown outcome: {comment or 'no comment'}",
+        )
+        return
+    if in_lane:
+        lane_resume(
+            run=run,
+            actor=actor,
+            request=request,
+            decision="approve",
+            values=values,
+            comment=comment,
+            resolution=resolution,
         )
         return
     state = {k: v for k, v in request.state.items() if k != "purpose"}

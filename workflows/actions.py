@@ -48,6 +48,32 @@ def runner() -> Runner:
     )
 
 
+_extra_runners: dict[int, list[Runner]] = {}
+
+
+def runners(count: int) -> list[Runner]:
+    """Return `count` runners of this process: its own, then extra ones.
+
+    A runner runs one action at a time (one zygote, one socket); a parallel
+    block runs several at once, each on a runner of its own. The extras keep
+    no warm browsers: their zygotes cost tens of ms and a few MB each, and
+    they live as long as the process.
+    """
+    import os
+
+    extra = _extra_runners.setdefault(os.getpid(), [])
+    while len(extra) < count - 1:
+        extra.append(
+            Runner(
+                tuple(settings.AGENTOS_ACTION_MODULES),
+                python_path=(str(settings.BASE_DIR),),
+                warm_spares=0,
+                sandbox=sandbox(),
+            )
+        )
+    return [runner(), *extra[: count - 1]]
+
+
 def sandbox() -> Sandbox:
     """Return whom actions run as and their limits."""
     return Sandbox(

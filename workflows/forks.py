@@ -108,6 +108,13 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
         raise RunNotFound(f"no run {run_id}")
     try:
         state = state_at(parent, at_seq)
+        if state.block:
+            # Its lanes' progress is not carried into a fork yet: starting the
+            # block again could repeat actions that are not idempotent.
+            raise ReplayError(
+                f"event {at_seq} is inside the block {state.block!r}; fork from before "
+                "it started or after it finished"
+            )
     except ReplayError as exc:
         raise PlanInvalid([PlanError("", "at_seq", str(exc))]) from None
     new_context = state.context
@@ -145,6 +152,11 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
             position=position,
             current_node=nodes[position]["id"] if position < len(nodes) else "",
             clearance=clearance,
+            graph={
+                key: value
+                for key, value in (("visits", state.visits), ("decisions", state.decisions))
+                if value
+            },
         )
         carried = _carry_steps(parent, run, state.completed, state.completed_steps, position)
         in_flight = _carry_in_flight(parent, run, at_seq, position)
@@ -163,6 +175,7 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
                 "overrides": overrides,
                 "completed": {node: state.completed[node] for node in carried},
                 "completed_steps": carried,
+                **({"graph": run.graph} if run.graph else {}),
                 **(
                     {"review_plan": True, "plan_digest": plan_review.plan_digest(run.plan)}
                     if review
@@ -251,15 +264,19 @@ def _carry_in_flight(parent: Run, run: Run, at_seq: int, position: int) -> dict:
     ):
         return {}
     original = Step.objects.filter(pk=started.data.get("step"), run=parent).first()
+    visit = int((run.graph or {}).get("visits", {}).get(node["id"], 1))
     step = Step.objects.create(
         run=run,
         node_id=node["id"],
+        node_path=node["id"],
         position=position,
+        visit=visit,
         attempt=1,
         action=node["action"],
         params=original.params if original else started.data.get("params") or {},
         status=StepStatus.UNKNOWN,
-        idempotency_key=f"run{run.pk}-{node['id']}-{position}",
+        idempotency_key=f"run{run.pk}-{node['id']}-{position}"
+        + (f"-v{visit}" if visit > 1 else ""),
         evidence={"carried_from": {"run": parent.pk, "step": started.data.get("step")}},
         error=f"in flight in run {parent.pk} when it was forked: it may have happened",
         started_at=timezone.now(),
@@ -281,12 +298,15 @@ def _carry_steps(
     now = timezone.now()
     for node_id, output in completed.items():
         pos = index.get(node_id)
-        if pos is None or pos >= position:
+        # With jumps a completed node may sit later in the list than the
+        # fork point; the node at the fork point itself is never complete.
+        if pos is None or pos == position:
             continue
         original = originals.get(step_ids.get(node_id, 0))
         step = Step.objects.create(
             run=run,
             node_id=node_id,
+            node_path=node_id,
             position=pos,
             attempt=1,
             action=original.action if original else parent.nodes[pos].get("action", ""),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from workflows import actions
+from workflows import actions, graph
 from workflows.events import canonical_json
 from workflows.templating import references, render, root_key
 
@@ -41,38 +41,143 @@ def guard_entry(*, node: dict, position: int, params: Any, unresolved: list[str]
 def guards_after(nodes: list[dict], position: int, context: dict) -> list[dict]:
     """Return the action nodes a gate at `position` guards, resolved from the context.
 
-    A gate guards the actions that follow it up to the next gate or input
-    node (or the end of the plan).
+    A gate guards the actions that follow it, along every path (its `next`,
+    each case of a branch), up to the next gate or input node (or the end).
     """
-    return guards_from(nodes, position + 1, context)
+    return guards_from(nodes, graph.successor(nodes, position), context)
+
+
+BLOCK_TYPES = ("parallel", "map")
+
+
+def _guarded_positions(
+    nodes: list[dict], start: int, blocks: list[int] | None = None
+) -> list[int]:
+    """Return the action positions reachable from `start` through actions and branches.
+
+    With `blocks`, also collect the parallel blocks and maps reached that way:
+    a gate before a block guards the first actions of each of its lanes.
+    """
+    found: list[int] = []
+    seen: set[int] = set()
+    todo = [start]
+    while todo:
+        position = todo.pop(0)
+        if position >= len(nodes) or position in seen:
+            continue
+        seen.add(position)
+        kind = nodes[position].get("type", "action")
+        if kind == "action":
+            found.append(position)
+            todo.append(graph.successor(nodes, position))
+        elif kind == "branch":
+            todo.extend(graph.edges(nodes, position))
+        elif kind in BLOCK_TYPES and blocks is not None:
+            blocks.append(position)
+    return found
+
+
+def lane_entries(block: dict, context: dict) -> list[dict]:
+    """Return the guard entries of a block's lanes' first actions, by node path.
+
+    A map's items are resolved from the context; an item list not known yet
+    guards nothing here (each item's actions are then asked again).
+    """
+    lanes: list[tuple[str, list[dict], dict]] = []
+    if block["type"] == "parallel":
+        for index, branch in enumerate(block["branches"]):
+            lanes.append((f"{block['id']}/{index}", branch["nodes"], context))
+    else:
+        items = render(block["items"], context, set())
+        if isinstance(items, list):
+            for index, item in enumerate(items[:1000]):
+                scope = {**context, block["as"]: item}
+                lanes.append((f"{block['id']}[{index}]", block["nodes"], scope))
+    entries = []
+    for prefix, nodes, scope in lanes:
+        for index in _guarded_positions(nodes, 0):
+            node = nodes[index]
+            missing: set[str] = set()
+            params = render(node.get("params", {}), scope, missing)
+            entry = guard_entry(
+                node=node, position=index, params=params, unresolved=sorted(missing)
+            )
+            entry["path"] = f"{prefix}/{node['id']}"
+            entries.append(entry)
+    return entries
+
+
+def gates_before_lane(
+    nodes: list[dict], block_position: int, lane_nodes: list[dict], position: int
+) -> list[int]:
+    """Return the top-level gates that guard an action at the start of a lane.
+
+    That is an action reached from the lane's start through actions and
+    branches only, in a block a gate leads to (as `governing_gates`).
+    """
+    if position not in _guarded_positions(lane_nodes, 0):
+        return []
+    gates = []
+    for index, node in enumerate(nodes):
+        if node.get("type") != "approval":
+            continue
+        reached: list[int] = []
+        _guarded_positions(nodes, graph.successor(nodes, index), reached)
+        if block_position in reached:
+            gates.append(index)
+    return sorted(gates, key=lambda index: (index > block_position, abs(block_position - index)))
 
 
 def governing_gate(nodes: list[dict], position: int) -> int | None:
     """Return the index of the approval node that guards the action at `position`.
 
-    That is the nearest node before it that is not an action, when it is an
-    approval gate; None when an input node (or the start) comes first.
+    In a straight line that is the nearest node before it that is not an
+    action, when it is an approval gate; None when an input node (or the
+    start) comes first. In a graph, see `governing_gates`.
     """
-    for index in range(position - 1, -1, -1):
-        kind = nodes[index].get("type", "action")
-        if kind == "action":
-            continue
-        return index if kind == "approval" else None
-    return None
+    gates = governing_gates(nodes, position)
+    return gates[0] if gates else None
+
+
+def governing_gates(nodes: list[dict], position: int) -> list[int]:
+    """Return the gates from which a path of actions (and branches) leads to `position`.
+
+    Nearest first. In a straight line there is at most one; where paths
+    join (a branch's cases meeting again), an approval of any of them lets
+    the step run, for the parameters that gate's request showed.
+    """
+    if not any(node.get("next") or node.get("type") == "branch" for node in nodes):
+        for index in range(position - 1, -1, -1):
+            kind = nodes[index].get("type", "action")
+            if kind == "action":
+                continue
+            return [index] if kind == "approval" else []
+        return []
+    gates = [
+        index
+        for index, node in enumerate(nodes)
+        if node.get("type") == "approval"
+        and position in _guarded_positions(nodes, graph.successor(nodes, index))
+    ]
+    return sorted(gates, key=lambda index: (index > position, abs(position - index)))
 
 
 def guards_from(nodes: list[dict], start: int, context: dict) -> list[dict]:
-    """Return the guard entries of the actions from `start` up to the next non-action."""
+    """Return the guard entries of the actions from `start` up to the next gate or input.
+
+    A parallel block or map reached on the way adds its lanes' first actions.
+    """
     guarded = []
-    for index in range(start, len(nodes)):
+    blocks: list[int] = []
+    for index in _guarded_positions(nodes, start, blocks):
         node = nodes[index]
-        if node.get("type", "action") != "action":
-            break
         missing: set[str] = set()
         params = render(node.get("params", {}), context, missing)
         guarded.append(
             guard_entry(node=node, position=index, params=params, unresolved=sorted(missing))
         )
+    for index in blocks:
+        guarded.extend(lane_entries(nodes[index], context))
     return guarded
 
 

@@ -100,6 +100,8 @@ class Run(models.Model):
     # What a person decided about the current node that the engine must honour
     # once: {"node", "position", "how": approved|retry|resume, "state", "values"}.
     clearance = models.JSONField(default=dict, blank=True)
+    # The graph's own state: {"visits": {node id: times entered}}.
+    graph = models.JSONField(default=dict, blank=True)
     requester = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -179,6 +181,7 @@ class Run(models.Model):
         "position",
         "current_node",
         "clearance",
+        "graph",
         "lease_owner",
         "lease_expires_at",
         "error",
@@ -272,7 +275,11 @@ class Step(models.Model):
 
     run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="steps")
     node_id = models.CharField(max_length=100)
+    # Where the node sits in the plan (`setup/1/badge`); the id at the top.
+    node_path = models.CharField(max_length=300, blank=True, default="")
     position = models.PositiveIntegerField()
+    # Which entry into the node this is: a loop enters a node again.
+    visit = models.PositiveIntegerField(default=1)
     attempt = models.PositiveIntegerField(default=1)
     action = models.CharField(max_length=100)
     params = models.JSONField(default=dict, help_text="Resolved parameters (no secrets).")
@@ -292,7 +299,8 @@ class Step(models.Model):
         ordering = ["run", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["run", "node_id", "position", "attempt"], name="step_attempt_unique"
+                fields=["run", "node_path", "position", "visit", "attempt"],
+                name="step_attempt_unique",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=[StepStatus.RUNNING, StepStatus.UNKNOWN])
@@ -303,6 +311,11 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node_id} #{self.attempt} ({self.status})"
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # A step at the top of the plan is where its id says.
+        self.node_path = self.node_path or self.node_id
+        super().save(*args, **kwargs)
 
 
 class EventQuerySet(models.QuerySet):

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic_core import PydanticUndefined
 
 from executors.registry import Registry, UnknownAction
+from workflows import graph
 from workflows.plans import PlanError, PlanInvalid
 
 __all__ = [
@@ -48,7 +49,7 @@ def needs_person(plan: dict[str, Any], registry: Registry) -> bool:
     Only a plan whose every action is low-risk may run unreviewed; an action
     the registry does not know counts as risky.
     """
-    for node in plan.get("nodes", []):
+    for node in graph.walk(plan.get("nodes", [])):
         if node.get("type", "action") != "action":
             continue
         try:
@@ -62,7 +63,7 @@ def needs_person(plan: dict[str, Any], registry: Registry) -> bool:
 def review_rows(plan: dict[str, Any], registry: Registry) -> list[dict[str, Any]]:
     """Return one row per node: position, id, kind, action, risk, what."""
     rows = []
-    for index, node in enumerate(plan.get("nodes", []), start=1):
+    for index, node in enumerate(graph.walk(plan.get("nodes", [])), start=1):
         kind = node.get("type", "action")
         row = {
             "step": index,
@@ -116,7 +117,7 @@ def review_fields(plan: dict[str, Any], registry: Registry) -> dict[str, Any]:
     value (or the action's default); submitting them unchanged edits nothing.
     """
     properties: dict[str, Any] = {}
-    for node in plan.get("nodes", []):
+    for node in graph.walk(plan.get("nodes", [])):
         if node.get("type", "action") != "action":
             continue
         try:
@@ -139,7 +140,7 @@ def apply_edits(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (edited plan, {field: {"before", "after"}}) for values that differ."""
     edited = copy.deepcopy(plan)
-    nodes = {node["id"]: node for node in edited.get("nodes", [])}
+    nodes = {node["id"]: node for node in graph.walk(edited.get("nodes", []))}
     changes: dict[str, Any] = {}
     errors = []
     for key, value in values.items():

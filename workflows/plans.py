@@ -27,10 +27,12 @@ from pydantic import (
 from executors.base import Policy
 from executors.registry import Registry, UnknownAction
 from executors.scrubbing import NUL_MESSAGE, first_nul
-from workflows import limits, templating
+from workflows import graph, limits, templating
 from workflows.states import RunMode
 
 NODE_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+# A successor: a node id of the same list, or `end`.
+TARGET = r"^(?:[A-Za-z0-9][A-Za-z0-9_-]{0,63})$"
 CONTEXT_KEY = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 # A Slack channel id (C0123ABCD) or name (#approvals).
 SLACK_CHANNEL = r"^#?[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
@@ -92,6 +94,10 @@ class _Node(BaseModel):
     id: str = Field(pattern=NODE_ID)
     title: str | None = Field(None, max_length=300)
     description: str = Field("", max_length=4000)
+    # The successor when it is not the next node of the list (graph.END ends it).
+    next: str | None = Field(None, pattern=TARGET)
+    # Required on the target of a jump back: how often the node may be entered.
+    max_visits: int | None = Field(None, ge=1, le=graph.MAX_VISITS)
 
 
 class ActionNode(_Node):
@@ -128,6 +134,8 @@ class ApprovalNode(_AskNode):
     type: Literal["approval"]
     title: str = Field(max_length=300)
     quorum: int = Field(1, ge=1, le=10)
+    # Where a rejection leads; without it a rejection fails the run.
+    on_reject: str | None = Field(None, pattern=TARGET)
 
 
 class InputNode(_AskNode):
@@ -137,10 +145,59 @@ class InputNode(_AskNode):
     required: list[str] | None = None
 
 
+class Case(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    when: str = Field(min_length=1, max_length=graph.MAX_EXPRESSION_CHARS)
+    next: str = Field(pattern=TARGET)
+
+
+class BranchNode(_Node):
+    """Go to the first case whose CEL `when` holds, else `default` (or on)."""
+
+    type: Literal["branch"]
+    cases: list[Case] = Field(min_length=1, max_length=50)
+    default: str | None = Field(None, pattern=TARGET)
+
+
+class FailNode(_Node):
+    """End the run as failed with `message` (references allowed)."""
+
+    type: Literal["fail"]
+    message: str = Field(min_length=1, max_length=2000)
+
+
+class Lane(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    nodes: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_NODES)
+
+
+class ParallelNode(_Node):
+    """Run every branch at once; the node ends when all have ended."""
+
+    type: Literal["parallel"]
+    branches: list[Lane] = Field(min_length=1, max_length=20)
+
+
+class MapNode(_Node):
+    """Run `nodes` once per item of a context list, `max_concurrency` at a time."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    type: Literal["map"]
+    items: str = Field(max_length=200)
+    as_: str = Field(alias="as", pattern=CONTEXT_KEY)
+    max_concurrency: int = Field(4, ge=1, le=50)
+    results: str | None = Field(None, pattern=CONTEXT_KEY)
+    nodes: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_NODES)
+
+
 NODE_MODELS: dict[str, type[_Node]] = {
     "action": ActionNode,
     "approval": ApprovalNode,
     "input": InputNode,
+    "branch": BranchNode,
+    "fail": FailNode,
+    "parallel": ParallelNode,
+    "map": MapNode,
 }
 
 
@@ -226,39 +283,194 @@ def validate_plan(
         return errors + [PlanError("", "nodes", f"at most {MAX_NODES} nodes")]
 
     available = set((inputs_schema or {}).get("properties", {}))
-    seen: set[str] = set()
-    for index, raw in enumerate(raw_nodes):
-        label = f"#{index + 1}"
-        if not isinstance(raw, dict):
-            errors.append(PlanError(label, "", "a node must be an object"))
-            continue
-        if isinstance(raw.get("id"), str) and raw["id"]:
-            label = raw["id"]
-        kind = raw.get("type", "action")
-        model = NODE_MODELS.get(kind) if isinstance(kind, str) else None
-        if model is None:
-            errors.append(PlanError(label, "type", "must be one of action, approval, input"))
-            continue
-        try:
-            node = model.model_validate(raw)
-        except ValidationError as exc:
-            errors.extend(_pydantic_errors(label, "", exc))
-            continue
-        if node.id in seen:
+    check = _ListCheck(registry=registry, policy=policy, stored=stored, seen=set())
+    return errors + check.nodes(raw_nodes, available, inside=False)
+
+
+@dataclass
+class _ListCheck:
+    """Validate one list of nodes, and the lists inside its blocks."""
+
+    registry: Registry
+    policy: Policy
+    stored: bool
+    seen: set[str]
+
+    def nodes(self, raw_nodes: list[Any], available: set[str], *, inside: bool) -> list[PlanError]:
+        """Return the problems of a list; `available` grows with what it writes."""
+        errors: list[PlanError] = []
+        parsed: list[_Node] = []
+        for index, raw in enumerate(raw_nodes):
+            label = f"#{index + 1}"
+            if not isinstance(raw, dict):
+                errors.append(PlanError(label, "", "a node must be an object"))
+                continue
+            if isinstance(raw.get("id"), str) and raw["id"]:
+                label = raw["id"]
+            kind = raw.get("type", "action")
+            model = NODE_MODELS.get(kind) if isinstance(kind, str) else None
+            if model is None:
+                errors.append(PlanError(label, "type", "must be one of " + ", ".join(NODE_MODELS)))
+                continue
+            try:
+                node = model.model_validate(raw)
+            except ValidationError as exc:
+                errors.extend(_pydantic_errors(label, "", exc))
+                continue
+            errors.extend(self.node(node, available, inside=inside))
+            parsed.append(node)
+        if len(parsed) == len(raw_nodes):
+            errors.extend(_flow_errors(parsed))
+        return errors
+
+    def node(self, node: _Node, available: set[str], *, inside: bool) -> list[PlanError]:
+        errors: list[PlanError] = []
+        if node.id in self.seen:
             errors.append(PlanError(node.id, "id", f"duplicate node id {node.id!r}"))
-        seen.add(node.id)
+        if node.id == graph.END:
+            errors.append(PlanError(node.id, "id", f"{graph.END!r} names the end of a list"))
+        self.seen.add(node.id)
         errors.extend(_template_errors(node))
-        if stored:
+        if self.stored:
             errors.extend(_reference_errors(node, available))
         if isinstance(node, ActionNode):
             size_errors = _size_errors(node)
             errors.extend(size_errors)
             if not size_errors:
-                errors.extend(_action_errors(node, registry, policy))
+                errors.extend(_action_errors(node, self.registry, self.policy))
             available.update(node.outputs)
         elif isinstance(node, InputNode):
             errors.extend(_input_node_errors(node))
             available.update(node.fields)
+        elif isinstance(node, BranchNode):
+            errors.extend(_condition_errors(node, available if self.stored else None))
+        elif isinstance(node, ParallelNode | MapNode):
+            if inside:
+                errors.append(
+                    PlanError(node.id, "type", "a block inside a block is not supported yet")
+                )
+                return errors
+            errors.extend(self.block(node, available))
+        return errors
+
+    def block(self, node: ParallelNode | MapNode, available: set[str]) -> list[PlanError]:
+        """Check a block's lists as plans of their own; record what it writes."""
+        errors: list[PlanError] = []
+        if isinstance(node, MapNode):
+            ref = templating.is_exact_reference(node.items)
+            if not ref:
+                errors.append(
+                    PlanError(node.id, "items", "must be one reference, like {{ employees }}")
+                )
+            elif self.stored and templating.root_key(ref) not in available:
+                errors.append(
+                    PlanError(node.id, "items", f"{{{{ {ref} }}}} is not a declared key")
+                )
+            inner = set(available) | {node.as_}
+            found = self.nodes(node.nodes, inner, inside=True)
+            errors.extend(_inside(node.id, found))
+            if node.results:
+                available.add(node.results)
+            return errors
+        writers: dict[str, int] = {}
+        for index, branch in enumerate(node.branches):
+            inner = set(available)
+            found = self.nodes(branch.nodes, inner, inside=True)
+            errors.extend(_inside(f"{node.id}/{index}", found))
+            for key in sorted(inner - available):
+                if key in writers:
+                    errors.append(
+                        PlanError(
+                            node.id,
+                            f"branches.{index}",
+                            f"writes {key!r}, as branch {writers[key]} does: two branches "
+                            "may not write the same context key",
+                        )
+                    )
+                writers.setdefault(key, index)
+        available.update(writers)
+        return errors
+
+
+def _inside(prefix: str, errors: list[PlanError]) -> list[PlanError]:
+    return [
+        PlanError(f"{prefix}/{e.node}" if e.node else prefix, e.field, e.message) for e in errors
+    ]
+
+
+def _condition_errors(node: BranchNode, available: set[str] | None) -> list[PlanError]:
+    """Compile every case's condition; in a stored workflow, check what it reads."""
+    errors = []
+    for index, case in enumerate(node.cases):
+        field = f"cases.{index}.when"
+        try:
+            condition = graph.compile_condition(case.when)
+        except graph.ConditionError as exc:
+            errors.append(PlanError(node.id, field, str(exc)))
+            continue
+        for name in condition.variables:
+            if name in RESERVED_ROOTS or name.startswith("_"):
+                errors.append(PlanError(node.id, field, f"{name} does not name a context value"))
+            elif available is not None and name not in available and name != graph.DECISIONS:
+                errors.append(
+                    PlanError(
+                        node.id,
+                        field,
+                        f"reads {name}, which is neither a declared input nor an output or "
+                        "field of an earlier node",
+                    )
+                )
+    return errors
+
+
+def _flow_errors(nodes: list[_Node]) -> list[PlanError]:
+    """Check the list's successors: known targets, bounded cycles, reachability."""
+    ids = [node.id for node in nodes]
+    errors: list[PlanError] = []
+    targets: list[tuple[_Node, str, str]] = []
+    for node in nodes:
+        if node.next is not None:
+            targets.append((node, "next", node.next))
+        if isinstance(node, ApprovalNode) and node.on_reject:
+            targets.append((node, "on_reject", node.on_reject))
+        if isinstance(node, BranchNode):
+            targets += [(node, f"cases.{i}.next", c.next) for i, c in enumerate(node.cases)]
+            if node.default:
+                targets.append((node, "default", node.default))
+        if isinstance(node, FailNode) and node.next is not None:
+            errors.append(PlanError(node.id, "next", "a fail node ends the run; it has no next"))
+    bad = False
+    for node, field, target in targets:
+        if target == graph.END:
+            continue
+        if target not in ids:
+            bad = True
+            errors.append(
+                PlanError(node.id, field, f"{target!r} is not a node of this list (or end)")
+            )
+            continue
+        if target == node.id or ids.index(target) < ids.index(node.id):
+            if nodes[ids.index(target)].max_visits is None:
+                errors.append(
+                    PlanError(
+                        node.id,
+                        field,
+                        f"goes back to {target!r}, an unbounded cycle: give {target!r} max_visits",
+                    )
+                )
+    if bad:
+        return errors
+    plain = [node.model_dump(exclude_none=True) for node in nodes]
+    seen = {0}
+    todo = [0]
+    while todo:
+        for nxt in graph.edges(plain, todo.pop()):
+            if nxt < len(plain) and nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    for index, node in enumerate(nodes):
+        if index not in seen:
+            errors.append(PlanError(node.id, "id", "unreachable: no path leads to this node"))
     return errors
 
 
@@ -266,6 +478,8 @@ def _template_texts(node: _Node) -> dict[str, Any]:
     texts: dict[str, Any] = {"title": node.title, "description": node.description}
     if isinstance(node, ActionNode):
         texts.update({f"params.{k}": v for k, v in node.params.items()})
+    elif isinstance(node, FailNode):
+        texts["message"] = node.message
     return texts
 
 
@@ -319,7 +533,7 @@ def _reference_errors(node: _Node, available: set[str]) -> list[PlanError]:
     errors = []
     for field, value in _template_texts(node).items():
         for ref in templating.references(value):
-            if templating.root_key(ref) not in available:
+            if templating.root_key(ref) not in available | {graph.DECISIONS}:
                 errors.append(
                     PlanError(
                         node.id,

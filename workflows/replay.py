@@ -13,11 +13,14 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflows import graph
 from workflows.models import Event, Run
 from workflows.services import merge_values
 from workflows.states import RunStatus
 
 RESUMED_WITH_VALUES = frozenset({"approval_node", "input_node", "missing", "action_input"})
+# A resume for these moves the run on to another node (an entry, for loops).
+MOVED_ON = frozenset({"approval_node", "input_node", "on_reject"})
 ENDINGS = {
     "run.succeeded": RunStatus.SUCCEEDED,
     "run.failed": RunStatus.FAILED,
@@ -38,6 +41,22 @@ class ReplayState:
     # node id -> the output of its completed step, in plan order.
     completed: dict[str, dict] = field(default_factory=dict)
     completed_steps: dict[str, int] = field(default_factory=dict)
+    # node id -> how often the run entered it (loops), as in run.graph.
+    visits: dict[str, int] = field(default_factory=dict)
+    # node id -> a gate's decision, readable as decisions.<node>.
+    decisions: dict[str, dict] = field(default_factory=dict)
+    # Inside a parallel block or map: its node id, and its node paths in
+    # flight or waiting (which branches were active at this event).
+    block: str = ""
+    active: list[str] = field(default_factory=list)
+
+    def enter(self, nodes: list[dict], position: int) -> None:
+        """Move to `position`, counting the entry as the engine does."""
+        self.position = position
+        self.current_node = nodes[position]["id"] if position < len(nodes) else ""
+        if self.current_node:
+            first = 1 if position == 0 else 0
+            self.visits[self.current_node] = self.visits.get(self.current_node, first) + 1
 
 
 class ReplayError(Exception):
@@ -74,6 +93,8 @@ def replay(run: Run, *, until_seq: int | None = None) -> list[ReplayState]:
                 context=copy.deepcopy(data.get("context") or {}),
                 completed=copy.deepcopy(data.get("completed") or {}),
                 completed_steps=dict(data.get("completed_steps") or {}),
+                visits=dict((data.get("graph") or {}).get("visits") or {}),
+                decisions=dict((data.get("graph") or {}).get("decisions") or {}),
             )
         else:
             state = copy.deepcopy(state)
@@ -88,6 +109,9 @@ def _apply(state: ReplayState, event: Event, nodes: list[dict]) -> None:
     kind = event.type
     if kind in ("run.running", "step.started"):
         state.status = RunStatus.RUNNING
+    if state.block and kind in _LANE_EVENTS:
+        _lane_event(state, kind, data)
+        return
     if kind == "step.started":
         state.current_node = data.get("node", state.current_node)
         state.position = _index(nodes, state.current_node)
@@ -98,8 +122,7 @@ def _apply(state: ReplayState, event: Event, nodes: list[dict]) -> None:
         if data.get("step"):
             state.completed_steps[node] = data["step"]
         if kind == "step.succeeded":
-            state.position = _index(nodes, node) + 1
-            state.current_node = nodes[state.position]["id"] if state.position < len(nodes) else ""
+            state.enter(nodes, graph.successor(nodes, _index(nodes, node)))
     elif kind == "run.paused":
         state.status = RunStatus.WAITING
         state.current_node = data.get("node", state.current_node)
@@ -108,14 +131,63 @@ def _apply(state: ReplayState, event: Event, nodes: list[dict]) -> None:
         state.status = RunStatus.QUEUED
         if data.get("purpose") in RESUMED_WITH_VALUES:
             merge_values(state.context, data.get("values") or {})
-        state.current_node = data.get("next_node") or ""
-        state.position = _index(nodes, state.current_node) if state.current_node else len(nodes)
+        target = data.get("next_node") or ""
+        position = _index(nodes, target) if target else len(nodes)
+        if data.get("purpose") in MOVED_ON or data.get("resolution") == "mark_done":
+            state.enter(nodes, position)
+        else:
+            state.current_node, state.position = target, position
+    elif kind == "block.started":
+        state.block, state.active = data.get("node", ""), []
+    elif kind == "block.finished":
+        state.context.update(data.get("context") or {})
+        state.block, state.active = "", []
+        state.enter(nodes, graph.successor(nodes, _index(nodes, data.get("node"))))
+    elif kind == "branch.taken" and "/" in (data.get("node_path") or ""):
+        pass  # a lane's branch: the run stays at its block
+    elif kind == "branch.taken":
+        state.enter(nodes, _index(nodes, data.get("next")))
+    elif kind == "approval.decided" and data.get("decided"):
+        state.decisions[data["node"]] = data["decided"]
     elif kind in ENDINGS:
         state.status = ENDINGS[kind]
         if kind == "run.succeeded":
             state.position, state.current_node = len(nodes), ""
     elif kind in ("run.lease_expired", "run.requeued"):
         state.status = RunStatus.QUEUED
+
+
+_LANE_EVENTS = frozenset(
+    {
+        "step.started",
+        "step.succeeded",
+        "step.failed",
+        "step.interrupted",
+        "step.cancelled",
+        "step.needs_input",
+        "step.outcome_unknown",
+        "step.marked_done",
+        "node.waiting",
+        "node.resumed",
+        "lane.finished",
+    }
+)
+
+
+def _lane_event(state: ReplayState, kind: str, data: dict) -> None:
+    """Fold an event of a block's lane: which node paths are active."""
+    path = data.get("node_path") or ""
+    if kind in ("step.started", "node.waiting", "step.outcome_unknown"):
+        if path and path not in state.active:
+            state.active.append(path)
+        if kind == "step.started":
+            state.status = RunStatus.RUNNING
+    elif kind in ("step.succeeded", "step.marked_done", "node.resumed", "step.cancelled"):
+        if path in state.active:
+            state.active.remove(path)
+        state.context.update(data.get("context") or {})
+    elif kind == "lane.finished":
+        state.active = [p for p in state.active if not p.startswith(path + "/")]
 
 
 def state_at(run: Run, seq: int) -> ReplayState:

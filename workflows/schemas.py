@@ -126,7 +126,9 @@ class RunIn(In):
 class StepOut(Schema):
     id: int
     node_id: str
+    node_path: str
     position: int
+    visit: int
     attempt: int
     action: str
     status: str
@@ -162,6 +164,11 @@ class RunOut(RunSummaryOut):
     plan: dict[str, Any]
     steps: list[StepOut]
     forks: list[int]
+    active_nodes: list[str]
+    # node path -> done | running | waiting | failed | skipped | pending
+    node_states: dict[str, str]
+    decisions: dict[str, dict[str, Any]]
+    visits: dict[str, int]
 
 
 class EventOut(Schema):

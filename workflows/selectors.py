@@ -53,7 +53,9 @@ def run_detail(run: Run) -> dict[str, Any]:
         {
             "id": s.pk,
             "node_id": s.node_id,
+            "node_path": s.node_path or s.node_id,
             "position": s.position,
+            "visit": s.visit,
             "attempt": s.attempt,
             "action": s.action,
             "status": s.status,
@@ -73,7 +75,70 @@ def run_detail(run: Run) -> dict[str, Any]:
         "plan": run.plan,
         "steps": steps,
         "forks": list(run.forks.order_by("id").values_list("id", flat=True)),
+        "active_nodes": active_nodes(run),
+        "node_states": node_states(run, steps),
+        "decisions": redact((run.graph or {}).get("decisions") or {}),
+        "visits": (run.graph or {}).get("visits") or {},
     }
+
+
+def active_nodes(run: Run) -> list[str]:
+    """Return the node paths in flight or waiting (none when the run is not active)."""
+    if run.status not in ("running", "waiting", "queued") or not run.current_node:
+        return []
+    from workflows.engine.blocks import active_paths
+
+    return active_paths(run) or [run.current_node]
+
+
+def node_states(run: Run, steps: list[dict] | None = None) -> dict[str, str]:
+    """Return each node path's state: done, running, waiting, failed, skipped or pending.
+
+    What a picture of the plan colours its boxes by. A node is done when a
+    step of it succeeded or a person approved it (or the run moved past a
+    branch it took); the current node is running or waiting; a failed run's
+    current node failed; a finished run's untouched nodes were skipped.
+    """
+    from approvals.models import ApprovalRequest  # the app above this one
+
+    states: dict[str, str] = {}
+    for step in steps if steps is not None else run_detail(run)["steps"]:
+        if step["status"] == "succeeded":
+            states[step["node_path"]] = "done"
+    decided = ApprovalRequest.objects.filter(run=run, status="approved").values_list(
+        "node_path", "node_id", "state"
+    )
+    for node_path, node_id, state in decided:
+        if (state or {}).get("purpose") in ("approval_node", "input_node"):
+            states[node_path or node_id] = "done"
+    taken = Event.objects.filter(run=run, type__in=("branch.taken", "block.finished")).values_list(
+        "data", flat=True
+    )
+    for data in taken:
+        states[data.get("node_path") or data.get("node", "")] = "done"
+    from workflows.engine.blocks import active_paths
+
+    waiting = set(
+        ApprovalRequest.objects.filter(run=run, status="pending").values_list(
+            "node_path", flat=True
+        )
+    )
+    for path in active_paths(run) if not run.is_terminal else []:
+        states[path] = "waiting" if path in waiting else "running"
+    current = run.current_node
+    if current and (run.graph or {}).get("block"):
+        states.setdefault(current, "running" if run.status != "waiting" else "waiting")
+    elif current:
+        if run.status == "waiting":
+            states[current] = "waiting"
+        elif run.status in ("running", "queued"):
+            states[current] = "running" if run.status == "running" else "pending"
+        elif run.status == "failed":
+            states[current] = "failed"
+    for node in run.nodes:
+        if node["id"] not in states:
+            states[node["id"]] = "skipped" if run.is_terminal else "pending"
+    return states
 
 
 def event_out(event: Event) -> dict[str, Any]:

@@ -337,6 +337,32 @@ def run_fail(*, run: Run, actor: Any, error: str, node: str = "") -> None:
     run.save_state()
 
 
+def run_reroute(*, run: Run, actor: Any, node_id: str, position: int, target: int) -> None:
+    """Send a waiting run from a rejected gate along its `on_reject` (caller's transaction)."""
+    from workflows.engine import flow
+
+    if run.position != position or run.current_node != node_id:
+        raise PlanInvalid([PlanError(node_id, "node", "the run is no longer at this node")])
+    source = set_status(run, RunStatus.QUEUED)
+    flow.move_to(run, target)
+    event_append(
+        run=run,
+        type="run.resumed",
+        actor=actor,
+        data={
+            "from": source,
+            "node": node_id,
+            "purpose": "on_reject",
+            "resolution": "",
+            "values": {},
+            "next_node": run.current_node,
+        },
+        save_head=False,
+    )
+    run.save_state()
+    transaction.on_commit(lambda: enqueue_advance(run.pk))
+
+
 def run_continue(
     *,
     run: Run,
@@ -369,7 +395,9 @@ def run_continue(
         else {"node": node_id, "position": position}
     )
     if purpose in ("approval_node", "input_node"):
-        run.position += 1
+        from workflows.engine import flow
+
+        flow.move_on(run)
         clear = {}
     elif purpose == "mode_gate":
         clear = {**clear, "approved": True}
@@ -509,5 +537,6 @@ def step_mark_done(*, run: Run, step: Step, output: dict, actor: Any) -> None:
             "context": changed,
         },
     )
-    run.position += 1
-    run.clearance = {}
+    from workflows.engine import flow
+
+    flow.move_on(run)

@@ -124,3 +124,51 @@ async def test_the_inbox_hears_of_a_new_request_only_when_the_user_may_see_it(
     assert events == run.last_seq
     for communicator in sockets.values():
         await communicator.disconnect()
+
+
+async def test_the_inbox_hears_of_a_request_inside_a_parallel_branch(
+    reviewer, operator, tmp_path
+) -> None:
+    """A branch's gate reaches the inbox live while the run itself still works."""
+
+    def start_block():  # type: ignore[no-untyped-def]
+        from workflows.engine import run_advance
+        from workflows.services import run_create
+
+        run = run_create(
+            mode="autonomous",
+            requester=operator,
+            plan={
+                "nodes": [
+                    {
+                        "id": "setup",
+                        "type": "parallel",
+                        "branches": [
+                            {"nodes": [{"id": "gate", "type": "approval", "title": "Badge?"}]},
+                            {
+                                "nodes": [
+                                    {
+                                        "id": "hr",
+                                        "action": "test.ledger_append",
+                                        "params": {"ledger": str(tmp_path / "l"), "line": "hr"},
+                                    }
+                                ]
+                            },
+                        ],
+                    }
+                ]
+            },
+        )
+        run_advance(run_id=run.pk)
+        return run
+
+    communicator, connected, _ = await connect("/ws/inbox/", reviewer)
+    assert connected
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+    run = await database_sync_to_async(start_block)()
+    seen = []
+    for _ in range(2):
+        message = await communicator.receive_json_from(timeout=5)
+        seen.append((message["event_type"], message["run"]))
+    assert seen == [("node.waiting", run.pk), ("run.paused", run.pk)]
+    await communicator.disconnect()

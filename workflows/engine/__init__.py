@@ -16,7 +16,9 @@ recovery of stale runs are here.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from django.conf import settings
@@ -61,9 +63,26 @@ def run_advance(*, run_id: int, owner: str | None = None) -> None:
         return
     deadline = time.monotonic() + settings.AGENTOS_TASK_BUDGET_S
     held = Held(run_id=run_id, owner=owner)
+    lanes = _Lanes(run_id, owner)
     try:
         outcome = retrying(_next, held)
         while True:
+            if isinstance(outcome, list):
+                # A block's actions: each on a runner of its own, at once.
+                lanes.submit(outcome)
+                outcome = None
+                if not lanes.busy:
+                    outcome = retrying(_next, held)
+                    continue
+            if lanes.busy:
+                if outcome is STOP:
+                    lanes.stop.set()
+                outcome = lanes.collect(held, go_on=lambda: time.monotonic() <= deadline)
+                ended = lanes.stop.is_set()
+                if outcome is None and lanes.busy and not ended and time.monotonic() <= deadline:
+                    # A person may have let a waiting branch go on meanwhile.
+                    outcome = retrying(_next, held)
+                continue
             if outcome is STOP:
                 return
             if isinstance(outcome, Wait):
@@ -94,8 +113,81 @@ def run_advance(*, run_id: int, owner: str | None = None) -> None:
     except LeaseLost:
         logger.warning("run %s: lease lost by %s; stopping", run_id, owner)
     finally:
+        lanes.close()
         # Unreleased, the lease simply expires.
         quietly(lease_release, run_id, owner, default=None)
+
+
+class _Lanes:
+    """A block's actions in flight in this worker, each in a thread on its own runner.
+
+    The threads only wait for their child process; every database write
+    (heartbeats included) stays in this thread, which renews the lease while
+    it waits and tells the threads to kill their children when it is lost.
+    """
+
+    def __init__(self, run_id: int, owner: str) -> None:
+        self.run_id, self.owner = run_id, owner
+        self.flying: dict[Future, tuple[Launch, Any]] = {}
+        self.pool: ThreadPoolExecutor | None = None
+        self.free: list[Any] = []
+        self.stop = threading.Event()
+        self.pending: list[Launch] = []
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.flying)
+
+    def submit(self, launches: list[Launch]) -> None:
+        size = settings.AGENTOS_RUN_PARALLELISM
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="lane")
+            self.free = actions.runners(size)
+        for launch in launches:
+            if not self.free:
+                # More lanes ready than runners: the step waits its turn, in
+                # this worker, as RUNNING (it is ours; nobody else takes it).
+                self.pending.append(launch)
+                continue
+            runner = self.free.pop()
+            future = self.pool.submit(
+                execute, launch, self.owner, runner=runner, heartbeat=self._beat
+            )
+            self.flying[future] = (launch, runner)
+
+    def _beat(self) -> bool:
+        return not self.stop.is_set()
+
+    def collect(self, held: Held, *, go_on: Any) -> Any:
+        """Wait for an action to end (renewing the lease); record it; return what next."""
+        every = max(0.2, min(1.0, settings.AGENTOS_LEASE_SECONDS / 3))
+        done, _ = wait(list(self.flying), timeout=every, return_when=FIRST_COMPLETED)
+        if not quietly(lease_renew, self.run_id, self.owner, default=True):
+            self.stop.set()  # cancelled, failed or taken: kill what runs
+        outcome: Any = None
+        for future in done:
+            launch, runner = self.flying.pop(future)
+            self.free.append(runner)
+            result = future.result()
+            got = retrying(record, held, launch, result, go_on=go_on())
+            if isinstance(got, list):
+                self.submit(got)
+            elif got is not None:
+                # STOP, or past the block: its next node's Launch or Wait.
+                outcome = got
+        while self.pending and self.free:
+            self.submit([self.pending.pop(0)])
+        if outcome is STOP and self.flying:
+            # The run ended (a lane failed it, or it was cancelled): what
+            # still runs is killed now and recorded as cancelled.
+            self.stop.set()
+            return None
+        return outcome
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
 
 def _sleep_renewing(run_id: int, owner: str, seconds: float) -> bool:

@@ -50,6 +50,9 @@ class Launch:
     timeout_s: float
     clearance: dict = field(default_factory=dict)
     step: Step | None = None
+    # Inside a block: the node's path and its lane's path.
+    node_path: str = ""
+    lane: str | None = None
 
 
 @dataclass

@@ -7,10 +7,11 @@ from typing import Any
 
 from django.utils import timezone
 
-from workflows import actions, hooks, plan_review
+from workflows import actions, graph, hooks, plan_review
+from workflows.engine import flow
 from workflows.engine.base import FAILED_ATTEMPT, STOP, Launch, Wait, append_event
 from workflows.guards import (
-    governing_gate,
+    governing_gates,
     guard_entry,
     guards_after,
     guards_from,
@@ -34,28 +35,83 @@ def _needs_review(mode: str, risk: str) -> bool:
     return mode == RunMode.INTERACTIVE or (mode == RunMode.ASSISTED and risk == "high")
 
 
+# A run hops through routing nodes (branches) within one decision; a bound
+# on the hops keeps a plan's loops of branches from spinning in one commit.
+MAX_HOPS = 1000
+
+
 def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
+    """Decide the run's next move at its position; route through branches."""
+    for _ in range(MAX_HOPS):
+        nodes = run.nodes
+        if run.position >= len(nodes):
+            run.current_node = ""
+            set_status(run, RunStatus.SUCCEEDED)
+            append_event(run, type="run.succeeded", data={"context": run.context})
+            return STOP
+        node = nodes[run.position]
+        run.current_node = node["id"]
+        if _plan_review_pending(run):
+            return STOP
+        limit = node.get("max_visits")
+        if limit is not None and flow.visit_of(run, node["id"]) > limit:
+            run_fail(
+                run=run,
+                actor=None,
+                node=node["id"],
+                error=f"{node['id']}: entered more than max_visits ({limit}) times",
+            )
+            return STOP
+        kind = node.get("type", "action")
+        if kind == "fail":
+            flow.fail_node(run, node)
+            return STOP
+        if kind in ("parallel", "map"):
+            from workflows.engine import blocks
+
+            outcome = blocks.decide_block(run, node, owner)
+            if outcome is not blocks.NEXT:
+                return outcome
+            new_position = True
+            continue
+        if kind != "branch":
+            return _decide_node(run, node, owner, new_position=new_position)
+        try:
+            chosen = flow.branch_choose(run, node)
+        except graph.ConditionError as exc:
+            run_fail(run=run, actor=None, node=node["id"], error=f"{node['id']}: {exc}")
+            return STOP
+        if isinstance(chosen, list):
+            pause(
+                run,
+                purpose="missing",
+                kind="input",
+                title=f"{node.get('title') or node['id']}: a value is missing",
+                description="Supply " + ", ".join(chosen) + " to decide the branch.",
+                fields=_missing_fields(run, node, None, chosen),
+            )
+            return STOP
+        target, case = chosen
+        flow.branch_taken(run, node, target, case)
+        flow.move_to(run, target)
+        new_position = True
+    run_fail(run=run, actor=None, error=f"more than {MAX_HOPS} branches in one move")
+    return STOP
+
+
+def _decide_node(run: Run, node: dict, owner: str, *, new_position: bool) -> Any:
     nodes = run.nodes
-    if run.position >= len(nodes):
-        run.current_node = ""
-        set_status(run, RunStatus.SUCCEEDED)
-        append_event(run, type="run.succeeded", data={"context": run.context})
-        return STOP
-    node = nodes[run.position]
-    run.current_node = node["id"]
-    if _plan_review_pending(run):
-        return STOP
     kind = node.get("type", "action")
     if kind == "approval":
         pause(
             run,
             purpose="approval_node",
             kind="approval",
-            title=_text(node["title"], run.context),
+            title=_text(node["title"], flow.scope(run)),
             description=node.get("description", ""),
             fields={"type": "object", "properties": {}},
             assign_to=node.get("assign_to"),
-            guards=guards_after(nodes, run.position, run.context),
+            guards=guards_after(nodes, run.position, flow.scope(run)),
             options=_ask_options(node),
         )
         return STOP
@@ -65,7 +121,7 @@ def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
             run,
             purpose="input_node",
             kind="input",
-            title=_text(node["title"], run.context),
+            title=_text(node["title"], flow.scope(run)),
             description=node.get("description", ""),
             fields=schema,
             assign_to=node.get("assign_to"),
@@ -114,14 +170,14 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
     action = actions.registry().get(node["action"])
     label = node.get("title") or f"{node['id']} ({node['action']})"
     missing: set[str] = set()
-    params = render(node.get("params", {}), run.context, missing)
+    params = render(node.get("params", {}), flow.scope(run), missing)
     if missing:
         fields = _missing_fields(run, node, action, sorted(missing))
         pause(
             run,
             purpose="missing",
             kind="input",
-            title=f"{_text(label, run.context)}: a value is missing",
+            title=f"{_text(label, flow.scope(run))}: a value is missing",
             description="Supply " + ", ".join(sorted(missing)) + " to continue.",
             fields=fields,
         )
@@ -129,17 +185,18 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
     clear = _clearance(run)
     # A step behind a gate runs only on an approval of that gate in this very
     # run (a fork that starts past its parent's gate has none of its own).
-    gate = governing_gate(run.nodes, run.position)
-    gate_node = run.nodes[gate] if gate is not None else None
-    if (
-        gate_node is not None
-        and hooks.approved_guard(
-            run=run, node_id=node["id"], position=run.position, gate=gate_node["id"]
-        )
-        is None
-    ):
-        _ask_gate_again(run, gate_node, node, reason="no approval of this gate in this run")
-        return STOP
+    gates = [run.nodes[index] for index in governing_gates(run.nodes, run.position)]
+    gate_node = gates[0] if gates else None
+    for candidate in gates:
+        if hooks.approved_guard(
+            run=run, node_id=node["id"], position=run.position, gate=candidate["id"]
+        ):
+            gate_node = candidate
+            break
+    else:
+        if gate_node is not None:
+            _ask_gate_again(run, gate_node, node, reason="no approval of this gate in this run")
+            return STOP
     if _needs_review(run.mode, action.risk) and not clear.get("approved"):
         pause(
             run,
@@ -161,7 +218,7 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
     )
     answered = tuple(clear.get("values") or ()) if clear.get("resume") else ()
     matches, current = (
-        still_approved(approved, node, run.context, answered=answered)
+        still_approved(approved, node, flow.scope(run), answered=answered)
         if approved is not None
         else (True, "")
     )
@@ -193,13 +250,14 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
 
     # A position the run has only just moved to (in this transaction) has no
     # attempts yet: positions only grow, and forks carry only earlier steps.
+    visit = flow.visit_of(run, node["id"])
     steps = (
         []
         if new_position
         else list(
-            Step.objects.filter(run=run, node_id=node["id"], position=run.position).order_by(
-                "attempt"
-            )
+            Step.objects.filter(
+                run=run, node_id=node["id"], position=run.position, visit=visit
+            ).order_by("attempt")
         )
     )
     last = steps[-1] if steps else None
@@ -238,11 +296,13 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
         if wait > 0:
             return Wait(wait)
     attempt = (last.attempt + 1) if last is not None else 1
-    key = f"run{run.pk}-{node['id']}-{run.position}"
+    key = f"run{run.pk}-{node['id']}-{run.position}" + (f"-v{visit}" if visit > 1 else "")
     step = Step.objects.create(
         run=run,
         node_id=node["id"],
+        node_path=node["id"],
         position=run.position,
+        visit=visit,
         attempt=attempt,
         action=node["action"],
         params=params,
@@ -257,6 +317,8 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
         data={
             "step": step.pk,
             "node": node["id"],
+            "node_path": node["id"],
+            "visit": visit,
             "attempt": attempt,
             "action": node["action"],
             "params": params,
@@ -288,7 +350,7 @@ def _ask_gate_again(run: Run, gate: dict, node: dict, *, reason: str) -> None:
     step and the rest of the gate's steps with this run's parameters;
     four-eyes holds against this run's requester.
     """
-    guards = guards_from(run.nodes, run.position, run.context)
+    guards = guards_from(run.nodes, run.position, flow.scope(run))
     append_event(
         run,
         type="approval.asked_again",
@@ -304,7 +366,7 @@ def _ask_gate_again(run: Run, gate: dict, node: dict, *, reason: str) -> None:
         run,
         purpose="gate_again",
         kind="approval",
-        title=_text(gate["title"], run.context),
+        title=_text(gate["title"], flow.scope(run)),
         description=(
             f"Asked again before {node['id']} ({node['action']}): {reason}"
             f"{forked}. Review the parameters below."
@@ -328,13 +390,20 @@ def _may_be_guarded(run: Run, clear: dict) -> bool:
     """
     if clear.get("approved"):
         return True
-    return any(node.get("type") == "approval" for node in run.nodes[: run.position])
+    nodes = run.nodes
+    # With jumps, a gate later in the list may lead back here.
+    jumps = any(node.get("next") or node.get("type") == "branch" for node in nodes)
+    return any(
+        node.get("type") == "approval" for node in (nodes if jumps else nodes[: run.position])
+    )
 
 
 def _missing_fields(run: Run, node: dict, action: Any, missing: list[str]) -> dict:
     """Type each missing reference from the inputs schema or the parameter schema."""
     inputs = (run.inputs_schema or {}).get("properties", {})
-    param_schema = action.Params.model_json_schema().get("properties", {})
+    param_schema = (
+        action.Params.model_json_schema().get("properties", {}) if action is not None else {}
+    )
     by_reference = {}
     for name, value in node.get("params", {}).items():
         ref = is_exact_reference(value)

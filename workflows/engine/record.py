@@ -17,6 +17,7 @@ from executors.base import ActionContext
 from executors.runner import ActionResult, scrub
 from executors.scrubbing import scrub_secrets_in
 from workflows import actions, drain
+from workflows.engine import blocks, flow
 from workflows.engine.base import (
     RESULT_STATUS,
     STOP,
@@ -49,7 +50,14 @@ def _evidence_dir(run_id: int, step_id: int) -> Path:
     return path
 
 
-def execute(launch: Launch, owner: str) -> ActionResult:
+def execute(
+    launch: Launch,
+    owner: str,
+    *,
+    runner: Any = None,
+    heartbeat: Any = None,
+) -> ActionResult:
+    """Run a launch's action on `runner` (this process's own by default)."""
     clear = launch.clearance
     ctx = ActionContext(
         run_id=launch.run_id,
@@ -71,17 +79,18 @@ def execute(launch: Launch, owner: str) -> ActionResult:
         resume_values=clear.get("values") if clear.get("resume") else None,
     )
     every = max(0.2, min(5.0, settings.AGENTOS_LEASE_SECONDS / 3))
-    return actions.runner().run(
+    return (runner or actions.runner()).run(
         launch.action,
         launch.params,
         ctx,
         timeout_s=launch.timeout_s,
         heartbeat=_unless_cut(
-            lease_heartbeat(
+            heartbeat
+            or lease_heartbeat(
                 lambda: lease_renew(launch.run_id, owner), settings.AGENTOS_LEASE_SECONDS
             )
         ),
-        heartbeat_every_s=every,
+        heartbeat_every_s=min(every, 0.5) if heartbeat else every,
     )
 
 
@@ -158,6 +167,9 @@ def record(held: Held, launch: Launch, result: ActionResult, *, go_on: bool) -> 
             "status": status,
             "duration_ms": round(result.duration_ms, 2),
         }
+        if launch.lane is not None:
+            base["node_path"] = launch.node_path
+            return _lane_recorded(run, owner, launch, step, result, base, status, stopped, go_on)
         if status == StepStatus.SUCCEEDED:
             changed = {} if stopped else apply_outputs(run, launch.node, step.output)
             append_event(
@@ -173,11 +185,7 @@ def record(held: Held, launch: Launch, result: ActionResult, *, go_on: bool) -> 
             if stopped:
                 save_run(run)
                 return STOP
-            run.position += 1
-            run.clearance = {}
-            run.current_node = (
-                run.nodes[run.position]["id"] if run.position < len(run.nodes) else ""
-            )
+            flow.move_on(run)
             return _go_on(run, owner, go_on, new_position=True)
         if status == StepStatus.NEEDS_INPUT and not stopped:
             asked = result.needs_input or {}
@@ -216,6 +224,69 @@ def record(held: Held, launch: Launch, result: ActionResult, *, go_on: bool) -> 
             save_run(run)
             return STOP
         return _go_on(run, owner, go_on)
+
+
+def _lane_recorded(
+    run: Run,
+    owner: str,
+    launch: Launch,
+    step: Step,
+    result: ActionResult,
+    base: dict,
+    status: str,
+    stopped: bool,
+    go_on: bool,
+) -> Any:
+    """Record a lane's step: its lane moves, pauses or retries; the others go on."""
+    if stopped:
+        append_event(
+            run,
+            type="step.succeeded" if status == StepStatus.SUCCEEDED else "step.cancelled",
+            data={**base, "output": step.output} if status == StepStatus.SUCCEEDED else base,
+        )
+        save_run(run)
+        return STOP
+    if status == StepStatus.SUCCEEDED:
+        changed = blocks.lane_recorded(run, launch, step)
+        # A map item's outputs stay in its lane until the map ends.
+        key = "lane_context" if run.nodes[run.position]["type"] == "map" else "context"
+        append_event(
+            run,
+            type="step.succeeded",
+            data={
+                **base,
+                "output": step.output,
+                key: changed,
+                "evidence": [f["name"] for f in step.evidence.get("files", [])],
+            },
+        )
+        return _go_on(run, owner, go_on)
+    if status == StepStatus.NEEDS_INPUT:
+        asked = result.needs_input or {}
+        append_event(
+            run, type="step.needs_input", data={**base, "message": asked.get("message", "")}
+        )
+        properties = asked.get("fields") or {}
+        blocks.lane_paused(
+            run,
+            launch,
+            step,
+            purpose="action_input",
+            kind="input",
+            title=asked.get("message") or f"{launch.action} needs a value",
+            fields={
+                "type": "object",
+                "properties": properties,
+                "required": asked.get("required") or list(properties),
+            },
+            state=asked.get("state") or {},
+        )
+        return _go_on(run, owner, go_on)
+    append_event(run, type="step.failed", data={**base, "error": step.error})
+    action = actions.registry().get(launch.action)
+    if not action.idempotent and status in (StepStatus.CRASHED, StepStatus.TIMED_OUT):
+        blocks.lane_paused(run, launch, step, unknown=True)
+    return _go_on(run, owner, go_on)
 
 
 def _go_on(run: Run, owner: str, go_on: bool, *, new_position: bool = False) -> Any:

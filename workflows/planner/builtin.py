@@ -139,6 +139,64 @@ def _onboard(m: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _onboard_many(m: dict[str, str]) -> dict[str, Any]:
+    """Several hires at once: a parallel block with a branch per hire."""
+    names = [n.strip() for n in re.split(r"\s*,\s*|\s+and\s+", m["names"]) if n.strip()]
+    department = m["dept"].strip()
+
+    def branch(index: int, name: str) -> dict[str, Any]:
+        return {
+            "nodes": [
+                {
+                    "id": f"hr{index}",
+                    "action": "hr.create_employee",
+                    "params": {"name": name, "department": department},
+                    "outputs": {f"employee_id_{index}": "employee_id"},
+                },
+                {
+                    "id": f"it{index}",
+                    "action": "it.create_account",
+                    "params": {"employee_id": f"{{{{ employee_id_{index} }}}}"},
+                    "outputs": {f"it_email_{index}": "email"},
+                },
+            ]
+        }
+
+    return {
+        "nodes": [
+            {
+                "id": "accounts",
+                "type": "parallel",
+                "branches": [branch(i, name) for i, name in enumerate(names)],
+            },
+            {
+                "id": "manager",
+                "type": "approval",
+                "title": f"Order laptops for {', '.join(names)}?",
+            },
+            {
+                "id": "laptops",
+                "type": "parallel",
+                "branches": [
+                    {
+                        "nodes": [
+                            {
+                                "id": f"laptop{i}",
+                                "action": "procurement.order_laptop",
+                                "params": {
+                                    "email": f"{{{{ it_email_{i} }}}}",
+                                    "model": "{{ laptop_model }}",
+                                },
+                            }
+                        ]
+                    }
+                    for i in range(len(names))
+                ],
+            },
+        ]
+    }
+
+
 def _output_name(path: str, suffix: str) -> str:
     pure = PurePosixPath(path)
     return str(pure.with_name(f"{pure.stem}-{suffix}{pure.suffix}"))
@@ -280,6 +338,16 @@ PHRASINGS: tuple[Phrasing, ...] = (
         _rename,
     ),
     Phrasing("files", "clean up Downloads", _p(rf"clean\s*up\s+(?P<path>{PATH})"), _cleanup),
+    Phrasing(
+        "portals",
+        "onboard Ada Byron, Alan Kay and Grace Hopper in Engineering",
+        _p(
+            r"onboard\s+(?P<names>[A-Za-z][\w' -]*(?:\s*,\s*[A-Za-z][\w' -]*)*\s+and\s+"
+            r"[A-Za-z][\w' -]*?)\s+(?:in|to|into)\s+(?:the\s+)?(?P<dept>[A-Za-z]+)"
+            r"(?:\s+department)?"
+        ),
+        _onboard_many,
+    ),
     Phrasing(
         "portals",
         "onboard Jane Roe in Engineering",

@@ -42,6 +42,15 @@ A node is one of:
    "outputs": {"context_key": "output_field"}}           (an action)
   {"id": "short-id", "type": "approval", "title": "Question for a reviewer?"}
   {"id": "short-id", "type": "input", "title": "...", "fields": {"name": {"type": "string"}}}
+  {"id": "short-id", "type": "branch", "cases": [{"when": "<CEL over the context>",
+   "next": "<id>"}], "default": "<id>"}                  (choose a path)
+  {"id": "short-id", "type": "fail", "message": "..."}   (end the run as failed)
+  {"id": "short-id", "type": "parallel", "branches": [{"nodes": [...]}, ...]}
+  {"id": "short-id", "type": "map", "items": "{{ key }}", "as": "item",
+   "max_concurrency": 4, "results": "key", "nodes": [...]}  (once per item)
+Any node may have "next": "<id of the same list>" or "end"; an approval may have
+"on_reject": "<id>". Jumping back needs "max_visits": N on the target. Branches of a
+parallel may not write the same context key; no block inside a block.
 Rules:
 - ids match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ and are unique.
 - "action" is exactly one of the names in the catalog; "params" has only the fields of that

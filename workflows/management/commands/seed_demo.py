@@ -74,6 +74,9 @@ class Command(BaseCommand):
             if not invoice.exists():
                 invoice.write_bytes(b"%PDF-1.4\n% demo invoice " + str(number).encode() + b"\n")
         (inbox / "notes.txt").write_text("Not an invoice; stays in the inbox.\n")
+        purchases = root / "purchases"
+        purchases.mkdir(parents=True, exist_ok=True)
+        (purchases / "order-form.txt").write_text("Purchase order form (demo)\n")
         reports = root / "reports"
         reports.mkdir(parents=True, exist_ok=True)
         (reports / "weekly.txt").write_text("Weekly report\n\nEverything is on track.\n")
