@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("approvals", "0003_scale_indexes"),
+        ("approvals", "0004_request_node_path"),
     ]
 
     operations = [
