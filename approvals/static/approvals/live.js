@@ -175,6 +175,8 @@
           ["pending", "mine", "overdue"].forEach(function (k) {
             var el = document.getElementById("count-" + k); if (el) { el.textContent = fresh.dataset[k]; }
           });
+          var bulk = document.getElementById("bulk-row");
+          if (bulk) { bulk.hidden = !fresh.dataset.bulk; }
         }
         box.dataset.refreshed = String(Date.now());
       }).finally(function () {
