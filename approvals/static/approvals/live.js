@@ -41,6 +41,12 @@
     succeeded: "Succeeded", failed: "Failed", cancelled: "Cancelled"
   };
 
+  /* The same colours as workflows/admin/display.py STATUS_COLOURS. */
+  var BADGE_COLOURS = {
+    queued: "#555", running: "#1d4f91", waiting: "#8a4600",
+    succeeded: "#1b5e20", failed: "#a31515", cancelled: "#555"
+  };
+
   function applyRun(root, run) {
     if (!root || !run) { return; }
     var status = root.querySelector('[data-live="status"]');
@@ -210,7 +216,12 @@
         var row = link ? link.closest("tr") : null;
         if (!row) { return; }
         var set = function (cls, html) { var td = row.querySelector("td." + cls + ", th." + cls); if (td) { td.innerHTML = html; } };
-        set("field-status_label", '<strong class="status-' + msg.run.status + '">' + msg.run.status + "</strong>");
+        var badge = document.createElement("strong");
+        badge.className = "agentos-status status-" + msg.run.status;
+        badge.style.cssText = "color:#fff;padding:1px 8px;border-radius:9px;white-space:nowrap;background:" +
+          (BADGE_COLOURS[msg.run.status] || "#444");
+        badge.textContent = STATUS_LABELS[msg.run.status] || msg.run.status;
+        set("field-status_label", badge.outerHTML);
         set("field-current_node", msg.run.current_node || "-");
         set("field-progress", '<progress value="' + msg.run.position + '" max="' + Math.max(msg.run.total, 1) + '"></progress> ' + msg.run.position + "/" + msg.run.total);
       });
