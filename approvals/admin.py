@@ -29,6 +29,7 @@ from workflows.admin.display import (
     render_fields,
     status_badge,
 )
+from workflows.admin.readable import readable_with_raw
 from workflows.forms import SchemaForm, cleaned_values, schema_form_class
 from workflows.plans import PlanInvalid
 from workflows.selectors import redact
@@ -175,7 +176,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="Values")
     def values_json(self, obj: ApprovalRequest) -> SafeString:
-        return json_block(redact(obj.values))
+        return readable_with_raw(redact(obj.values))
 
     @admin.display(description="Fields (JSON Schema)")
     def fields_json(self, obj: ApprovalRequest) -> SafeString:
@@ -183,7 +184,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="State")
     def state_json(self, obj: ApprovalRequest) -> SafeString:
-        return json_block(redact(obj.state))
+        return readable_with_raw(redact(obj.state))
 
     # --- deciding ------------------------------------------------------------
 
@@ -305,7 +306,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             "has_values": bool(values_form.fields),
             "decision_fields": render_fields(decision_form),
             "general_errors": general_errors or [],
-            "state_json": json_block(redact(state)),
+            "state_json": readable_with_raw(redact(state)),
             "has_state": bool(state),
             "purpose": obj.state.get("purpose", ""),
             "media": self.media + values_form.media + decision_form.media,
