@@ -61,12 +61,14 @@ def make_runs() -> dict[str, int]:
     return {"succeeded": done, "waiting": waiting, "rejected": rejected}
 
 
-def shoot(base: str, runs: dict[str, int], request_id: int) -> list[Path]:
+def shoot(base: str, runs: dict[str, int], request_id: int, decided_id: int) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     pages = [
         ("inbox", "reviewer", "/inbox/"),
         ("request", "reviewer", f"/inbox/requests/{request_id}/"),
+        ("request-decided", "reviewer", f"/inbox/requests/{decided_id}/"),
+        ("admin-request", "admin", f"/admin/approvals/approvalrequest/{request_id}/change/"),
         ("run-waiting", "admin", f"/admin/workflows/run/{runs['waiting']}/change/"),
         ("run-succeeded", "admin", f"/admin/workflows/run/{runs['succeeded']}/change/"),
         ("run-rejected", "admin", f"/admin/workflows/run/{runs['rejected']}/change/"),
@@ -98,7 +100,7 @@ def shoot(base: str, runs: dict[str, int], request_id: int) -> list[Path]:
                     if wide > width:
                         print(f"warning: {path} is {wide} px wide at {width} px", file=sys.stderr)
                     target = OUT / f"{name}-{label}.png"
-                    page.screenshot(path=str(target), full_page=label == "desktop")
+                    page.screenshot(path=str(target), full_page=True)
                     written.append(target)
                 context.close()
         browser.close()
@@ -119,6 +121,7 @@ def main() -> int:
     from approvals.models import ApprovalRequest
 
     request_id = ApprovalRequest.objects.get(run_id=runs["waiting"], status="pending").pk
+    decided_id = ApprovalRequest.objects.filter(run_id=runs["succeeded"]).first().pk
     port = free_port()
     server = subprocess.Popen(
         [
@@ -142,7 +145,7 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.1)
-        for path in shoot(f"http://127.0.0.1:{port}", runs, request_id):
+        for path in shoot(f"http://127.0.0.1:{port}", runs, request_id, decided_id):
             print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
     finally:
         server.terminate()
