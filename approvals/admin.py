@@ -50,6 +50,8 @@ class DecisionForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Required to reject; recorded with the decision.",
     )
+    # The digest of the parameters the page showed; checked by the service.
+    digest = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
 
 class OutcomeDecisionForm(DecisionForm):
@@ -215,7 +217,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     def _blank_forms(self, obj: ApprovalRequest) -> tuple[DecisionForm, SchemaForm]:
         values_class = self._values_form_class(obj)
         return (
-            _decision_form_class(obj)(),
+            _decision_form_class(obj)(initial={"digest": obj.digest}),
             values_class(prefix=VALUES_PREFIX, initial=dict(obj.values or {})),
         )
 
@@ -253,6 +255,9 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
                 values=values,
                 comment=decision_form.cleaned_data["comment"],
                 resolution=resolution if decision == "approve" else "",
+                # The parameters the person saw: a request that now guards
+                # something else refuses the decision.
+                digest=decision_form.cleaned_data.get("digest") or None,
             )
         except (DecisionInvalid, PlanInvalid) as exc:
             pairs = (
@@ -276,7 +281,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         """Put each service error beside its field; return the ones that fit none."""
         general, for_values = [], []
         for field, message in errors:
-            if field in decision_form.fields:
+            if field in decision_form.fields and field != "digest":  # digest is hidden
                 decision_form.add_error(field, message)
             elif values_form is not None and field not in ("", "values", "node"):
                 for_values.append((field, message))
@@ -307,6 +312,12 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             "decision_fields": render_fields(decision_form),
             "general_errors": general_errors or [],
             "state_json": readable_with_raw(redact(state)),
+            "guards": [
+                {**guard, "readable": readable_with_raw(guard.get("params") or {})}
+                for guard in redact(obj.guards or [])
+                if isinstance(guard, dict)
+            ],
+            "inbox_url": reverse("inbox:request", args=[obj.pk]),
             "has_state": bool(state),
             "purpose": obj.state.get("purpose", ""),
             "media": self.media + values_form.media + decision_form.media,
