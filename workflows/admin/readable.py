@@ -18,6 +18,7 @@ from workflows.admin.display import HASH_PREFIX, pretty_json
 
 MAX_DEPTH = 4
 MAX_ROWS = 200
+MAX_RAW_CHARS = 8 * 1024
 HEX_DIGEST = re.compile(r"^[0-9a-f]{40,128}$")
 CHANGE_KEYS = frozenset({"op", "source"})
 
@@ -25,13 +26,11 @@ CHANGE_KEYS = frozenset({"op", "source"})
 def short_hash(value: str) -> SafeString:
     """Return a digest shortened to its prefix, with a button that copies it all."""
     return format_html(
-        '<span class="agentos-hash"><code title="{}">{}…</code>'
+        '<span class="agentos-hash"><code>{}…</code>'
         ' <button type="button" class="agentos-copy" data-copy="{}"'
-        ' aria-label="Copy the full hash {}">copy</button></span>',
-        value,
+        ' title="Copy the full hash">copy</button></span>',
         value[:HASH_PREFIX],
         value,
-        value[:HASH_PREFIX],
     )
 
 
@@ -53,7 +52,7 @@ def _is_change_list(value: list) -> bool:
     )
 
 
-def changes_table(changes: list[dict[str, Any]]) -> SafeString:
+def changes_table(changes: list[dict[str, Any]], limit: int = MAX_ROWS) -> SafeString:
     """Return file changes (`op`, `source`, `target`, hashes) as before → after rows."""
     rows = format_html_join(
         "",
@@ -67,10 +66,10 @@ def changes_table(changes: list[dict[str, Any]]) -> SafeString:
                 else mark_safe('<span class="agentos-none">(removed)</span>'),
                 _hashes(change),
             )
-            for change in changes[:MAX_ROWS]
+            for change in changes[:limit]
         ),
     )
-    more = _more(len(changes))
+    more = _more(len(changes), limit)
     return format_html(
         '<table class="agentos-table agentos-changes"><thead><tr><th>Change</th>'
         "<th>Before</th><th>After</th><th>SHA-256 before → after</th></tr></thead>"
@@ -93,15 +92,15 @@ def _hashes(change: dict[str, Any]) -> SafeString:
     )
 
 
-def _more(total: int) -> SafeString:
-    if total <= MAX_ROWS:
+def _more(total: int, limit: int) -> SafeString:
+    if total <= limit:
         return mark_safe("")
-    return format_html("<p>… and {} more (see raw).</p>", total - MAX_ROWS)
+    return format_html("<p>… and {} more (see the raw JSON).</p>", total - limit)
 
 
-def _records_table(records: list[dict[str, Any]], depth: int) -> SafeString:
+def _records_table(records: list[dict[str, Any]], depth: int, limit: int) -> SafeString:
     columns: list[str] = []
-    for record in records[:MAX_ROWS]:
+    for record in records[:limit]:
         for key in record:
             if key not in columns:
                 columns.append(key)
@@ -114,10 +113,10 @@ def _records_table(records: list[dict[str, Any]], depth: int) -> SafeString:
                 format_html_join(
                     "",
                     "<td>{}</td>",
-                    ((readable(record.get(column), depth + 1),) for column in columns),
+                    ((readable(record.get(column), depth + 1, limit),) for column in columns),
                 ),
             )
-            for record in records[:MAX_ROWS]
+            for record in records[:limit]
         ),
     )
     return format_html(
@@ -125,12 +124,16 @@ def _records_table(records: list[dict[str, Any]], depth: int) -> SafeString:
         "<tbody>{}</tbody></table>{}",
         head,
         body,
-        _more(len(records)),
+        _more(len(records), limit),
     )
 
 
-def readable(value: Any, depth: int = 0) -> SafeString:
-    """Return value as escaped, readable HTML (lists, tables, short hashes)."""
+def readable(value: Any, depth: int = 0, limit: int = MAX_ROWS) -> SafeString:
+    """Return value as escaped, readable HTML (lists, tables, short hashes).
+
+    At most `limit` items of each list or mapping are shown; the raw JSON
+    (`readable_with_raw`) holds the rest.
+    """
     if depth > MAX_DEPTH:
         return format_html("<code>{}</code>", pretty_json(value))
     if isinstance(value, dict):
@@ -140,34 +143,55 @@ def readable(value: Any, depth: int = 0) -> SafeString:
         rows = format_html_join(
             "",
             "<div><dt>{}</dt><dd>{}</dd></div>",
-            ((key, readable(item, depth + 1)) for key, item in items[:MAX_ROWS]),
+            ((key, readable(item, depth + 1, limit)) for key, item in items[:limit]),
         )
-        return format_html('<dl class="agentos-kv">{}</dl>{}', rows, _more(len(items)))
+        return format_html('<dl class="agentos-kv">{}</dl>{}', rows, _more(len(items), limit))
     if isinstance(value, list):
         if not value:
             return mark_safe('<span class="agentos-none">(none)</span>')
         if _is_change_list(value):
-            return changes_table(value)
+            return changes_table(value, limit)
         if all(isinstance(item, dict) for item in value):
-            return _records_table(value, depth)
+            return _records_table(value, depth, limit)
         return format_html(
             '<ul class="agentos-list">{}</ul>{}',
             format_html_join(
-                "", "<li>{}</li>", ((readable(item, depth + 1),) for item in value[:MAX_ROWS])
+                "",
+                "<li>{}</li>",
+                ((readable(item, depth + 1, limit),) for item in value[:limit]),
             ),
-            _more(len(value)),
+            _more(len(value), limit),
         )
     return _scalar(value)
 
 
-def readable_with_raw(value: Any, *, label: str = "raw JSON") -> SafeString:
-    """Return the readable rendering followed by the raw JSON behind a toggle."""
+def readable_with_raw(
+    value: Any,
+    *,
+    label: str = "raw JSON",
+    limit: int = MAX_ROWS,
+    raw_url: str = "",
+) -> SafeString:
+    """Return the readable rendering followed by the raw JSON behind a toggle.
+
+    With `raw_url`, raw JSON longer than MAX_RAW_CHARS is linked, not inlined:
+    a page that is re-fetched on every change stays small.
+    """
     if value in (None, {}, []):
         return mark_safe('<span class="agentos-none">(nothing)</span>')
+    raw = pretty_json(value)
+    if raw_url and len(raw) > MAX_RAW_CHARS:
+        return format_html(
+            '{}<p class="agentos-raw"><a href="{}">{} ({} KiB)</a></p>',
+            readable(value, limit=limit),
+            raw_url,
+            label,
+            len(raw) // 1024,
+        )
     return format_html(
         '{}<details class="agentos-raw"><summary>{}</summary>'
         '<pre class="agentos-json">{}</pre></details>',
-        readable(value),
+        readable(value, limit=limit),
         label,
-        pretty_json(value),
+        raw,
     )

@@ -31,6 +31,9 @@ MAX_STEPS_SHOWN = 200
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 SHOWN_SUFFIXES = frozenset({".json", ".txt", ".log", ".csv", ".md"})
 MAX_SHOWN_BYTES = 64 * 1024
+# Rows of each list a step's parameters, output or an event show on the page
+# (the raw JSON has them all): the panel is re-fetched after every change.
+STEP_ROWS = 20
 
 
 def _ago(then: datetime, now: datetime) -> str:
@@ -102,7 +105,9 @@ def _evidence_files(run: Run, step: Step) -> list[dict[str, Any]]:
                 text = target.read_text(encoding="utf-8", errors="replace")
                 try:
                     item["json"] = (
-                        readable_with_raw(redact(json.loads(text))) if suffix == ".json" else None
+                        readable_with_raw(redact(json.loads(text)), limit=STEP_ROWS)
+                        if suffix == ".json"
+                        else None
                     )
                 except ValueError:
                     item["json"] = None
@@ -118,6 +123,8 @@ def _step_rows(run: Run, steps: list[Step], now: datetime) -> list[dict[str, Any
     t1 = max([s.finished_at or now for s in steps] + [t0])
     span = max((t1 - t0).total_seconds(), 0.001)
     rows = []
+    # Long raw JSON is read from the API's run (steps with params and output).
+    raw_url = f"/api/v1/runs/{run.pk}"
     for step in steps:
         end = step.finished_at or now
         left = (step.started_at - t0).total_seconds() / span * 100
@@ -131,8 +138,8 @@ def _step_rows(run: Run, steps: list[Step], now: datetime) -> list[dict[str, Any
                 "files": _evidence_files(run, step),
                 "evidence": evidence,
                 "error": redact(step.error),
-                "params": readable_with_raw(redact(step.params)),
-                "output": readable_with_raw(redact(step.output)),
+                "params": readable_with_raw(redact(step.params), limit=STEP_ROWS, raw_url=raw_url),
+                "output": readable_with_raw(redact(step.output), limit=STEP_ROWS, raw_url=raw_url),
             }
         )
     return rows
@@ -152,7 +159,7 @@ def _events_page(run: Run, upto_param: str | None) -> dict[str, Any]:
         "events": [
             {
                 "event": e,
-                "data": readable_with_raw(redact(e.data)) if e.data else "",
+                "data": readable_with_raw(redact(e.data), limit=STEP_ROWS) if e.data else "",
                 "hash": e.hash[:HASH_PREFIX],
             }
             for e in events
