@@ -174,6 +174,20 @@ def test_a_linear_plan_is_a_chain_whose_earlier_nodes_are_done() -> None:
     assert html.index('data-node="a"') < html.index('data-node="b"') < html.index('data-node="c"')
 
 
+def test_a_rejected_gate_is_drawn_rejected_not_failed() -> None:
+    plan = {"nodes": [{"id": "gate", "type": "approval"}, {"id": "b", "action": "test.noop"}]}
+    rejected = type("Request", (), {"status": "rejected", "node_id": "gate"})()
+    states = node_states(
+        plan=plan,
+        position=0,
+        run_status="failed",
+        current_node="gate",
+        steps=[],
+        requests=[rejected],
+    )
+    assert states == {"gate": "rejected"}
+
+
 def test_file_changes_read_as_before_and_after_with_short_hashes() -> None:
     digest = "8dc882f0642baac344db2f58bfc57febb19bba2b218c3282a61474ac4ecbe3b4"
     html = readable(

@@ -239,6 +239,14 @@ def node_states(
         )
     ):
         states[current_node] = "current"
-    if current_node and run_status == "failed" and states.get(current_node) != "done":
+    if (
+        current_node
+        and run_status == "failed"
+        and states.get(current_node)
+        not in (
+            "done",
+            "rejected",
+        )
+    ):
         states[current_node] = "failed"
     return states
