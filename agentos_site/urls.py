@@ -6,6 +6,7 @@ from agentos_site.api import api
 admin.site.site_header = "AgentOS"
 admin.site.site_title = "AgentOS"
 admin.site.index_title = "Approval portal"
+admin.site.site_url = "/inbox/"  # "View site" leads reviewers to their inbox
 
 urlpatterns = [
     path("admin/", admin.site.urls),

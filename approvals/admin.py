@@ -29,6 +29,7 @@ from workflows.admin.display import (
     render_fields,
     status_badge,
 )
+from workflows.admin.readable import readable_with_raw
 from workflows.forms import SchemaForm, cleaned_values, schema_form_class
 from workflows.plans import PlanInvalid
 from workflows.selectors import redact
@@ -49,6 +50,8 @@ class DecisionForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Required to reject; recorded with the decision.",
     )
+    # The digest of the parameters the page showed; checked by the service.
+    digest = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
 
 class OutcomeDecisionForm(DecisionForm):
@@ -175,7 +178,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="Values")
     def values_json(self, obj: ApprovalRequest) -> SafeString:
-        return json_block(redact(obj.values))
+        return readable_with_raw(redact(obj.values))
 
     @admin.display(description="Fields (JSON Schema)")
     def fields_json(self, obj: ApprovalRequest) -> SafeString:
@@ -183,7 +186,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="State")
     def state_json(self, obj: ApprovalRequest) -> SafeString:
-        return json_block(redact(obj.state))
+        return readable_with_raw(redact(obj.state))
 
     # --- deciding ------------------------------------------------------------
 
@@ -214,7 +217,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     def _blank_forms(self, obj: ApprovalRequest) -> tuple[DecisionForm, SchemaForm]:
         values_class = self._values_form_class(obj)
         return (
-            _decision_form_class(obj)(),
+            _decision_form_class(obj)(initial={"digest": obj.digest}),
             values_class(prefix=VALUES_PREFIX, initial=dict(obj.values or {})),
         )
 
@@ -252,6 +255,9 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
                 values=values,
                 comment=decision_form.cleaned_data["comment"],
                 resolution=resolution if decision == "approve" else "",
+                # The parameters the person saw: a request that now guards
+                # something else refuses the decision.
+                digest=decision_form.cleaned_data.get("digest") or None,
             )
         except (DecisionInvalid, PlanInvalid) as exc:
             pairs = (
@@ -275,7 +281,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         """Put each service error beside its field; return the ones that fit none."""
         general, for_values = [], []
         for field, message in errors:
-            if field in decision_form.fields:
+            if field in decision_form.fields and field != "digest":  # digest is hidden
                 decision_form.add_error(field, message)
             elif values_form is not None and field not in ("", "values", "node"):
                 for_values.append((field, message))
@@ -305,7 +311,13 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             "has_values": bool(values_form.fields),
             "decision_fields": render_fields(decision_form),
             "general_errors": general_errors or [],
-            "state_json": json_block(redact(state)),
+            "state_json": readable_with_raw(redact(state)),
+            "guards": [
+                {**guard, "readable": readable_with_raw(guard.get("params") or {})}
+                for guard in redact(obj.guards or [])
+                if isinstance(guard, dict)
+            ],
+            "inbox_url": reverse("inbox:request", args=[obj.pk]),
             "has_state": bool(state),
             "purpose": obj.state.get("purpose", ""),
             "media": self.media + values_form.media + decision_form.media,

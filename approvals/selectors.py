@@ -10,9 +10,18 @@ from django.utils import timezone
 from approvals.models import ApprovalRequest, RequestKind, RequestStatus
 from approvals.permissions import decidable_by, may_decide_at_all, visible_requests
 from workflows.admin.display import plan_rows
+from workflows.admin.graph import titled
 from workflows.selectors import redact
 
-__all__ = ["FILTERS", "inbox_counts", "inbox_requests", "plan_progress", "redact"]
+__all__ = [
+    "FILTERS",
+    "inbox_counts",
+    "inbox_requests",
+    "next_request",
+    "plan_progress",
+    "queue_neighbours",
+    "redact",
+]
 
 FILTERS = ("scope", "workflow", "kind", "overdue", "archive")
 
@@ -51,10 +60,17 @@ def inbox_counts(user: Any) -> dict[str, int]:
     }
 
 
-def plan_progress(run: Any, request: ApprovalRequest | None = None) -> list[dict[str, Any]]:
-    """Return the plan's rows, each marked done, current or next."""
+def plan_progress(
+    run: Any, request: ApprovalRequest | None = None, *, context: dict | None = None
+) -> list[dict[str, Any]]:
+    """Return the plan's rows, each marked done, current or next.
+
+    With `context` (already redacted), titles show its values, not `{{ }}`.
+    """
     rows = plan_rows(run.plan)
     for row in rows:
+        if context is not None:
+            row["what"] = titled(row["what"], context)
         if row["position"] < run.position:
             row["state"] = "done"
         elif row["position"] == run.position and not run.is_terminal:
@@ -62,3 +78,52 @@ def plan_progress(run: Any, request: ApprovalRequest | None = None) -> list[dict
         else:
             row["state"] = "done" if run.status == "succeeded" else "next"
     return rows
+
+
+def queue_neighbours(
+    user: Any, obj: ApprovalRequest
+) -> tuple[ApprovalRequest | None, ApprovalRequest | None]:
+    """Return the pending requests listed just above and below obj in the inbox.
+
+    The inbox lists newest first, so "previous" (k) is the next newer one and
+    "next" (j) the next older one; two indexed look-ups, no count.
+    """
+    pending = visible_requests(user).filter(status=RequestStatus.PENDING).exclude(pk=obj.pk)
+    newer = (
+        pending.filter(
+            Q(created_at__gt=obj.created_at) | Q(created_at=obj.created_at, id__gt=obj.pk)
+        )
+        .order_by("created_at", "id")
+        .only("id", "title")
+        .first()
+    )
+    older = (
+        pending.filter(
+            Q(created_at__lt=obj.created_at) | Q(created_at=obj.created_at, id__lt=obj.pk)
+        )
+        .order_by("-created_at", "-id")
+        .only("id", "title")
+        .first()
+    )
+    return newer, older
+
+
+def next_request(user: Any, obj: ApprovalRequest) -> ApprovalRequest | None:
+    """Return what the user could decide next: the same run's first, else the queue's.
+
+    Offered after a decision, so the reviewer goes on without going back to
+    the list. Only requests assigned to the user or their groups count.
+    """
+    if not may_decide_at_all(user):
+        return None
+    mine = (
+        visible_requests(user)
+        .filter(status=RequestStatus.PENDING)
+        .filter(decidable_by(user))
+        .exclude(pk=obj.pk)
+        .only("id", "title", "run_id")
+    )
+    return (
+        mine.filter(run_id=obj.run_id).order_by("created_at", "id").first()
+        or mine.order_by("-created_at", "-id").first()
+    )

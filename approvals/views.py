@@ -23,7 +23,15 @@ from approvals.permissions import (
     may_view_requests,
     visible_requests,
 )
-from approvals.selectors import FILTERS, inbox_counts, inbox_requests, plan_progress, redact
+from approvals.selectors import (
+    FILTERS,
+    inbox_counts,
+    inbox_requests,
+    next_request,
+    plan_progress,
+    queue_neighbours,
+    redact,
+)
 from approvals.services import (
     AlreadyDecided,
     DecisionInvalid,
@@ -31,6 +39,7 @@ from approvals.services import (
     approval_decide,
     approval_delegate,
 )
+from workflows.admin.readable import readable, readable_with_raw
 from workflows.forms import cleaned_values, schema_form_class
 from workflows.models import Step, Workflow
 from workflows.plans import PlanInvalid
@@ -39,6 +48,7 @@ from workflows.states import TransitionNotAllowed
 VALUES_PREFIX = "values"
 PER_PAGE = 50
 MAX_PAGE = 10_000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
 
 def _page_number(request: HttpRequest) -> int:
@@ -69,12 +79,16 @@ def inbox(request: HttpRequest) -> HttpResponse:
     rows = rows[:PER_PAGE]
     for row in rows:
         row.bulk_ok = _bulk_refusal(row) == ""
+        row.risk = _risk(row)
     query = request.GET.copy()
     query.pop("fragment", None)
     query.pop("page", None)
+    filtered = any(params.get(k) for k in ("scope", "workflow", "kind", "overdue"))
     context = {
         **_base(request),
         "rows": rows,
+        "any_bulk": any(row.bulk_ok and row.is_pending for row in rows),
+        "filtered": filtered,
         "params": params,
         "page": page,
         "next_page": page + 1 if has_next else None,
@@ -218,25 +232,35 @@ def _render_request(
                         "name": entry.get("name"),
                         "sha256": entry.get("sha256", ""),
                         "bytes": entry.get("bytes"),
+                        "image": str(entry.get("name", "")).lower().endswith(IMAGE_SUFFIXES),
                         "url": reverse(
                             "admin:workflows_run_evidence", args=[run.pk, step.pk, index]
                         ),
                     }
                 )
+    guards = redact(obj.guards or [])
+    for guard in guards:
+        guard["readable"] = readable(guard.get("params") or {})
+    newer, older = queue_neighbours(request.user, obj)
+    context_values = redact(run.context)
     context = {
         **_base(request),
         "req": obj,
+        "newer": newer,
+        "older": older,
+        "next": None if obj.is_pending else next_request(request.user, obj),
+        "risk": _risk(obj),
+        "context_html": readable_with_raw(context_values),
         "run": run,
         "form": form,
         "values_form": values_form,
         "may_decide": refusal == "",
         "refusal": refusal if refusal != "decided" else "",
         "errors": errors or [],
-        "plan": plan_progress(run, obj),
-        "context_json": redact(run.context),
+        "plan": plan_progress(run, obj, context=context_values),
         "steps": steps,
         "evidence": evidence,
-        "guards": redact(obj.guards or []),
+        "guards": guards,
         "description": redact(obj.description),
         "run_error": redact(run.error),
         "decisions": list(obj.decisions.all()),
@@ -279,6 +303,18 @@ def delegate(request: HttpRequest, request_id: int) -> HttpResponse:
         "Not delegated: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()),
     )
     return HttpResponseRedirect(reverse("inbox:request", args=[obj.pk]))
+
+
+def _risk(obj: ApprovalRequest) -> str:
+    """Return "high" or "medium" when the request guards such an action, else "".
+
+    The actions are in its guards, its state (a mode gate) or, for a plan
+    review, the plan's rows.
+    """
+    rows = obj.state.get("rows") if isinstance(obj.state.get("rows"), list) else []
+    entries = [*obj.guards, *rows]
+    risks = {e.get("risk") for e in entries if isinstance(e, dict)} | {obj.state.get("risk")}
+    return next((level for level in ("high", "medium") if level in risks), "")
 
 
 def _bulk_refusal(obj: ApprovalRequest) -> str:

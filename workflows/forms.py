@@ -60,9 +60,14 @@ def _enum_field(prop: dict[str, Any], common: dict[str, Any]) -> forms.Field:
     options = list(prop["enum"])
     by_text = {str(option): option for option in options}
     choices = [(str(option), str(option)) for option in options]
+    initial = common.get("initial")
+    # No option is chosen for the person unless the schema gives a default: a
+    # required enum starts on an empty "choose" entry, so a careless submit
+    # is refused instead of ordering the first model on the list.
     if not common["required"]:
         choices = [("", "---------"), *choices]
-    initial = common.get("initial")
+    elif initial is None:
+        choices = [("", "Choose…"), *choices]
     if initial is not None:
         common["initial"] = str(initial)
     return forms.TypedChoiceField(

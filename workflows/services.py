@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from executors.scrubbing import NUL_MESSAGE, first_nul
 from workflows import actions, hooks, limits, plan_review
+from workflows.context_policy import context_policy_errors
 from workflows.events import event_append, system_event_append
 from workflows.models import Run, Step, Workflow, WorkflowVersion
 from workflows.plans import PlanError, PlanInvalid, validate_plan, validate_spec
@@ -251,6 +252,11 @@ def run_create(
         inputs = {"type": "object", "properties": {}}
         errors = validate_plan(plan, registry=actions.registry(), policy=actions.policy())
         mode = mode or RunMode.ASSISTED
+    # Parameters built from the starting inputs are checked against the
+    # policy (roots, hosts) now, not when their step runs.
+    errors += context_policy_errors(
+        plan, context, registry=actions.registry(), policy=actions.policy()
+    )
     if errors:
         raise PlanInvalid(errors)
     assert plan is not None

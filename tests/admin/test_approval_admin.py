@@ -232,3 +232,28 @@ def test_rejecting_an_input_request_needs_no_values(reviewer, input_run) -> None
     assert "a reason is required to reject" in page
     assert "This field is required." not in page
     assert 'value="typed"' in page
+
+
+def test_the_admin_decides_what_the_reviewer_saw(reviewer, operator, tmp_path) -> None:
+    """The decide page shows what approving lets run, and carries its digest."""
+    plan = {
+        "nodes": [
+            {"id": "gate", "type": "approval", "title": "Write?"},
+            {
+                "id": "write",
+                "action": "test.ledger_append",
+                "params": {"ledger": str(tmp_path / "l"), "line": "hello"},
+            },
+        ]
+    }
+    run = advance(run_create(mode="autonomous", requester=operator, plan=plan))
+    request = pending_request(run)
+    assert request.digest
+    client = client_for(reviewer)
+    page = client.get(change_url(request)).content.decode()
+    assert "What approving lets run" in page and "<dt>line</dt><dd>hello</dd>" in page
+    assert f'value="{request.digest}"' in page  # the digest travels with the form
+    stale = client.post(change_url(request), {"decision": "approve", "digest": "0" * 64})
+    assert "review it again" in stale.content.decode()
+    request.refresh_from_db()
+    assert request.status == "pending"

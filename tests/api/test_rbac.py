@@ -224,6 +224,7 @@ ADMIN_TABLE: dict[str, tuple[str, set[str], int]] = {
     "workflows_workflow_batch": ("GET", {O, S}, 200),
     **model_rows("workflows_run", view=VIEWERS, add=set(), delete=set()),
     "workflows_run_state": ("GET", VIEWERS, 200),
+    "workflows_run_live": ("GET", VIEWERS, 200),  # the run page's live panel
     "workflows_run_evidence": ("GET", VIEWERS, 404),  # allowed: no such file
     "workflows_run_fork": ("POST", {O, S}, 302),
     "workflows_run_cancel": ("POST", {O, S}, 302),
@@ -311,7 +312,7 @@ def admin_url(name: str, objects: dict[str, Any]) -> str:
     )
     model = app_model.split("_")[0]
     needs_object = name.endswith(
-        ("_change", "_history", "_delete", "_start", "_batch", "_fork", "_cancel")
+        ("_change", "_history", "_delete", "_start", "_batch", "_fork", "_cancel", "_live")
     )
     return reverse(f"admin:{name}", args=[objects[model]] if needs_object else [])
 

@@ -54,6 +54,7 @@ TABLE: dict[str, dict[str, tuple[bool, bool]]] = {
     "admin:workflows_run_history": ALL,
     "admin:workflows_run_state": ALL,
     "admin:workflows_run_evidence": ALL,
+    "admin:workflows_run_live": ALL,  # the run page's live panel
     "admin:approvals_approvalrequest_changelist": ALL,
     "admin:approvals_approvalrequest_change": ALL,
     "admin:approvals_approvalrequest_history": ALL,
@@ -255,6 +256,7 @@ def sees(world: dict, surface: str, role: str, which: str) -> bool:  # noqa: C90
             "workflows_run_history": [run.pk],
             "workflows_run_state": [run.pk, 1],
             "workflows_run_evidence": [run.pk, step.pk, 0],
+            "workflows_run_live": [run.pk],
             "approvals_approvalrequest_change": [request.pk],
             "approvals_approvalrequest_history": [request.pk],
             "workflows_event_change": [event.pk],

@@ -93,23 +93,30 @@ def progress_html(position: int, total: int) -> SafeString:
     )
 
 
+# Dark enough for white text (WCAG AA, 4.5:1) in the light and dark themes.
 STATUS_COLOURS = {
-    "queued": "#777",
-    "running": "#205493",
-    "waiting": "#b35c00",
-    "succeeded": "#2e7d32",
-    "failed": "#ba2121",
+    "queued": "#555",
+    "running": "#1d4f91",
+    "waiting": "#8a4600",
+    "succeeded": "#1b5e20",
+    "failed": "#a31515",
     "cancelled": "#555",
-    "pending": "#b35c00",
-    "approved": "#2e7d32",
-    "rejected": "#ba2121",
+    "pending": "#8a4600",
+    "approved": "#1b5e20",
+    "rejected": "#a31515",
 }
+BADGE_STYLE = "color:#fff;background:{};padding:1px 8px;border-radius:9px;white-space:nowrap"
 
 
 def status_badge(status: str, label: str) -> SafeString:
-    """Return a coloured status label."""
+    """Return a status label as a coloured pill, readable in either theme."""
     colour = STATUS_COLOURS.get(status, "#444")
-    return format_html('<strong style="color:{}">{}</strong>', colour, label)
+    return format_html(
+        '<strong class="agentos-status status-{}" style="{}">{}</strong>',
+        status,
+        BADGE_STYLE.format(colour),
+        label,
+    )
 
 
 def render_fields(*form_list: forms.Form) -> SafeString:

@@ -20,6 +20,7 @@ from django.http import (
     HttpResponseNotAllowed,
     HttpResponseRedirect,
 )
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -28,22 +29,18 @@ from django.utils.timesince import timesince
 
 from agentos_site import policy
 from workflows.admin.display import (
-    HASH_PREFIX,
-    compact_json,
     json_block,
     progress_html,
-    render_plan,
     status_badge,
 )
 from workflows.admin.paging import CappedCountPaginator
+from workflows.admin.runpage import run_panel_context
 from workflows.admin.timemachine import TimeMachineMixin
 from workflows.models import Run, Step, Workflow
 from workflows.selectors import redact
 from workflows.services import RunNotFound, run_cancel
 from workflows.states import TransitionNotAllowed
 
-EVENTS_PER_PAGE = 100
-MAX_STEPS_SHOWN = 200
 SEARCH_MATCHES = 200
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"})
 
@@ -265,66 +262,17 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
         )
 
     def _detail_context(self, request: HttpRequest, run: Run) -> dict[str, Any]:
-        steps = list(Step.objects.filter(run=run).order_by("id")[: MAX_STEPS_SHOWN + 1])
-        # Events by page, newest page first, through the (run, seq) index:
-        # `last_seq` says how many there are without counting them.
-        last = run.last_seq
-        try:
-            upto = min(max(int(request.GET.get("events_upto", last)), 0), last)
-        except ValueError:
-            upto = last
-        first = max(upto - EVENTS_PER_PAGE, 0)
-        events = list(run.events.filter(seq__gt=first, seq__lte=upto).order_by("seq"))
-        requests = list(
-            run.approval_requests.select_related("assigned_group", "decided_by").order_by(
-                "created_at", "id"
-            )
-        )
-        return {
-            "run": run,
-            "steps": [self._step_row(run, step) for step in steps[:MAX_STEPS_SHOWN]],
-            "steps_truncated": len(steps) > MAX_STEPS_SHOWN,
-            "events": [
-                {"event": e, "data": compact_json(redact(e.data)), "hash": e.hash[:HASH_PREFIX]}
-                for e in events
-            ],
-            "events_from": first + 1,
-            "events_upto": upto,
-            "events_total": last,
-            "events_older": first if first > 0 else None,
-            "events_newer": min(upto + EVENTS_PER_PAGE, last) if upto < last else None,
-            "approval_requests": requests,
-            "can_read_log": policy.may_read_system_log(request.user),
-            "plan_table": render_plan(run.plan, position=run.position),
-            "can_cancel": not run.is_terminal and self.has_cancel_permission(request, run),
-            "progress_position": min(run.position, len(run.nodes)),
-            "progress_total": len(run.nodes),
-        }
+        can_cancel = not run.is_terminal and self.has_cancel_permission(request, run)
+        return run_panel_context(request, run, can_cancel=can_cancel, forks=self.forks_links(run))
 
-    @staticmethod
-    def _step_row(run: Run, step: Step) -> dict[str, Any]:
-        files = []
-        for index, entry in enumerate((step.evidence or {}).get("files") or []):
-            if isinstance(entry, dict) and entry.get("path"):
-                files.append(
-                    {
-                        "name": entry.get("name") or Path(entry["path"]).name,
-                        "sha256": str(entry.get("sha256", ""))[:HASH_PREFIX],
-                        "bytes": entry.get("bytes"),
-                        "url": reverse(
-                            "admin:workflows_run_evidence", args=[run.pk, step.pk, index]
-                        ),
-                    }
-                )
-        evidence = redact({k: v for k, v in (step.evidence or {}).items() if k != "files"})
-        return {
-            "step": step,
-            "files": files,
-            "evidence": evidence,
-            "error": redact(step.error),
-            "params": compact_json(redact(step.params)),
-            "output": compact_json(redact(step.output)),
-        }
+    def live_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Return the run page's panel alone, for the page to swap in when it changes."""
+        run = self._viewable_run(request, object_id)
+        response = TemplateResponse(
+            request, "admin/workflows/run/panel.html", self._detail_context(request, run)
+        )
+        response["Cache-Control"] = "no-store"
+        return response
 
     # --- cancel and evidence -------------------------------------------------
 
@@ -334,6 +282,11 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
                 "<path:object_id>/cancel/",
                 self.admin_site.admin_view(self.cancel_view),
                 name="workflows_run_cancel",
+            ),
+            path(
+                "<path:object_id>/live/",
+                self.admin_site.admin_view(self.live_view),
+                name="workflows_run_live",
             ),
             path(
                 "<path:object_id>/evidence/<int:step_id>/<int:index>/",

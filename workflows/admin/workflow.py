@@ -150,6 +150,18 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
 
     # --- permissions ---------------------------------------------------------
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # A workflow is written once and then versioned: "Save and add
+        # another" means nothing here, and its versions are its history.
+        extra_context = {**(extra_context or {}), "show_save_and_add_another": False}
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # runs refer to workflows; their history must stay
 

@@ -7,8 +7,10 @@
   var paused = false;
 
   function setState(text) {
-    var el = document.getElementById("live-state");
-    if (el) { el.textContent = text; el.dataset.state = text; }
+    ["live-state", "run-live-state"].forEach(function (id) {
+      var el = document.getElementById(id);
+      if (el) { el.textContent = text; el.dataset.state = text; }
+    });
   }
 
   /* Open a socket to path() and keep it open; path is re-read on every
@@ -34,10 +36,25 @@
     return entry;
   }
 
+  var STATUS_LABELS = {
+    queued: "Queued", running: "Running", waiting: "Waiting for a person",
+    succeeded: "Succeeded", failed: "Failed", cancelled: "Cancelled"
+  };
+
+  /* The same colours as workflows/admin/display.py STATUS_COLOURS. */
+  var BADGE_COLOURS = {
+    queued: "#555", running: "#1d4f91", waiting: "#8a4600",
+    succeeded: "#1b5e20", failed: "#a31515", cancelled: "#555"
+  };
+
   function applyRun(root, run) {
     if (!root || !run) { return; }
     var status = root.querySelector('[data-live="status"]');
-    if (status) { status.textContent = run.status; status.className = "status-" + run.status; }
+    if (status) {
+      var badge = status.classList.contains("run-badge");
+      status.textContent = badge ? (STATUS_LABELS[run.status] || run.status) : run.status;
+      status.className = (badge ? "run-badge " : "") + "status-" + run.status;
+    }
     var node = root.querySelector('[data-live="current_node"]');
     if (node) { node.textContent = run.current_node || "—"; }
     var bar = root.querySelector('[data-live="progress"]');
@@ -70,10 +87,11 @@
     } else {
       li.textContent = "#" + event.seq + " " + event.type + " (" + event.actor + ")";
     }
-    list.appendChild(li);
+    if (list.dataset.newestFirst) { list.insertBefore(li, list.firstChild); } else { list.appendChild(li); }
   }
 
-  /* Watch one run: `root` holds data-run-live (id) and data-seq (last seen). */
+  /* Watch one run: `root` holds data-run-live (id) and data-seq (last seen).
+   * onChange(seq) is called after a new event and after a catch-up. */
   function watchRun(root, onChange) {
     if (!root) { return null; }
     var runId = root.dataset.runLive;
@@ -89,9 +107,58 @@
       } else if (msg.type === "caught_up") {
         applyRun(root, msg.run);
         root.dataset.caughtUp = msg.seq;
+        if (onChange) { onChange(msg); }
       }
     });
   }
+
+  /* The admin's run page: swap in the whole panel, rendered by the server,
+   * whenever the run changed after what the panel shows; so no section can
+   * go stale. Open <details> (by data-key) stay open. */
+  var panelLoading = null;
+  function refreshPanel(root) {
+    var box = document.getElementById("run-panel");
+    if (!box) { return; }
+    if (panelLoading) { panelLoading.again = true; return; }
+    var shown = box.querySelector("[data-seq]");
+    var seq = parseInt(root.dataset.seq || "0", 10);
+    if (shown && parseInt(shown.dataset.seq, 10) >= seq) { return; }
+    panelLoading = {again: false};
+    fetch(box.dataset.liveUrl, {credentials: "same-origin", headers: {"Accept": "text/html"}})
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.text(); })
+      .then(function (html) {
+        var open = Array.prototype.map.call(
+          box.querySelectorAll("details[data-key][open]"), function (d) { return d.dataset.key; });
+        var closed = Array.prototype.map.call(
+          box.querySelectorAll("details[data-key]:not([open])"), function (d) { return d.dataset.key; });
+        box.innerHTML = html;
+        box.querySelectorAll("details[data-key]").forEach(function (d) {
+          if (open.indexOf(d.dataset.key) >= 0) { d.open = true; }
+          if (closed.indexOf(d.dataset.key) >= 0) { d.open = false; }
+        });
+        var events = box.querySelector("#run-events-table tbody");
+        if (events && !box.dataset.liveUrl.match(/events_upto/)) {
+          events.dataset.live = "events"; events.dataset.newestFirst = "1";
+        }
+        var fresh = box.querySelector("[data-seq]");
+        box.dataset.refreshedSeq = fresh ? fresh.dataset.seq : "";
+        var note = document.getElementById("run-refreshed");
+        if (note) { note.textContent = "updated " + new Date().toLocaleTimeString(); }
+      }).catch(function () { /* the next event or reconnect tries again */ })
+      .finally(function () {
+        var again = panelLoading.again; panelLoading = null; if (again) { refreshPanel(root); }
+      });
+  }
+
+  /* Copy buttons next to shortened hashes. */
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest ? e.target.closest("[data-copy]") : null;
+    if (!button) { return; }
+    var done = function () { button.textContent = "copied"; setTimeout(function () { button.textContent = "copy"; }, 1500); };
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(button.dataset.copy).then(done, function () {});
+    }
+  });
 
   var refreshing = null;
   function refreshInbox() {
@@ -114,6 +181,8 @@
           ["pending", "mine", "overdue"].forEach(function (k) {
             var el = document.getElementById("count-" + k); if (el) { el.textContent = fresh.dataset[k]; }
           });
+          var bulk = document.getElementById("bulk-row");
+          if (bulk) { bulk.hidden = !fresh.dataset.bulk; }
         }
         box.dataset.refreshed = String(Date.now());
       }).finally(function () {
@@ -132,7 +201,14 @@
       watchRun(document.querySelector("[data-run-live]"));
       this.watchInbox();
     },
-    watchAdminRun: function (root) { watchRun(root); },
+    watchAdminRun: function (root) {
+      var timer = null;
+      watchRun(root, function () {
+        /* A burst of events makes one fetch, not one per event. */
+        if (timer) { return; }
+        timer = setTimeout(function () { timer = null; refreshPanel(root); }, 100);
+      });
+    },
     watchAdminRunList: function () {
       keepOpen(function () { return "/ws/runs/"; }, function (msg) {
         if (msg.type !== "run") { return; }
@@ -140,7 +216,12 @@
         var row = link ? link.closest("tr") : null;
         if (!row) { return; }
         var set = function (cls, html) { var td = row.querySelector("td." + cls + ", th." + cls); if (td) { td.innerHTML = html; } };
-        set("field-status_label", '<strong class="status-' + msg.run.status + '">' + msg.run.status + "</strong>");
+        var badge = document.createElement("strong");
+        badge.className = "agentos-status status-" + msg.run.status;
+        badge.style.cssText = "color:#fff;padding:1px 8px;border-radius:9px;white-space:nowrap;background:" +
+          (BADGE_COLOURS[msg.run.status] || "#444");
+        badge.textContent = STATUS_LABELS[msg.run.status] || msg.run.status;
+        set("field-status_label", badge.outerHTML);
         set("field-current_node", msg.run.current_node || "-");
         set("field-progress", '<progress value="' + msg.run.position + '" max="' + Math.max(msg.run.total, 1) + '"></progress> ' + msg.run.position + "/" + msg.run.total);
       });

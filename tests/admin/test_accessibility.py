@@ -1,0 +1,121 @@
+"""axe-core in a real Chromium: no critical or serious violation on the main pages.
+
+axe-core is vendored (tests/support/vendor/axe.min.js, from the npm package
+`axe-core` 4.14.1, MPL-2.0) and injected into each page; the pages are the
+reviewer's inbox and a request, and the admin's run list, a run page and a
+request. The inbox pages are also checked at 390 px: no sideways scrolling.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from approvals.services import approval_decide
+from tests.admin.support import advance, pending_request
+from workflows.services import run_create
+
+pytestmark = [pytest.mark.browser]
+
+AXE = Path(__file__).resolve().parents[1] / "support" / "vendor" / "axe.min.js"
+RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]  # WCAG 2.1 A and AA
+RUN_AXE = """async (tags) => {
+  const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
+  return result.violations.map(v => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 5).map(n => n.target.join(" "))
+  }));
+}"""
+
+
+def violations(page, path: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    page.goto(path)
+    page.wait_for_load_state("networkidle")
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(RUN_AXE, RULES)
+    return [v for v in found if v["impact"] in ("critical", "serious")]
+
+
+@pytest.fixture
+def pages(operator, reviewer, roles, tmp_path, orm):  # type: ignore[no-untyped-def]
+    """Return a waiting run, its request, and a finished run with steps."""
+    from tests.conftest import _user
+
+    def make() -> dict:
+        _user(roles, "root", None, superuser=True)
+        ledger = str(tmp_path / "ledger")
+        plan = {
+            "nodes": [
+                {
+                    "id": "write",
+                    "action": "test.ledger_append",
+                    "params": {"ledger": ledger, "line": "{{ line }}"},
+                },
+                {"id": "gate", "type": "approval", "title": "Append {{ line }} again?"},
+                {
+                    "id": "again",
+                    "action": "test.ledger_append",
+                    "params": {"ledger": ledger, "line": "{{ line }}"},
+                },
+            ]
+        }
+        waiting = advance(
+            run_create(plan=plan, mode="autonomous", context={"line": "a"}, requester=operator)
+        )
+        done = advance(
+            run_create(plan=plan, mode="autonomous", context={"line": "b"}, requester=operator)
+        )
+        approval_decide(request_id=pending_request(done).pk, actor=reviewer, decision="approve")
+        done = advance(done)
+        assert (waiting.status, done.status) == ("waiting", "succeeded")
+        return {"waiting": waiting, "done": done, "request": pending_request(waiting)}
+
+    return orm(make)
+
+
+def test_the_main_pages_have_no_critical_or_serious_axe_violation(daphne, pages, browser) -> None:
+    found: dict[str, list[dict]] = {}
+    for username, paths in [
+        ("reviewer", ["/inbox/", f"/inbox/requests/{pages['request'].pk}/", "/inbox/?archive=1"]),
+        (
+            "root",
+            [
+                "/admin/workflows/run/",
+                f"/admin/workflows/run/{pages['waiting'].pk}/change/",
+                f"/admin/workflows/run/{pages['done'].pk}/change/",
+                f"/admin/approvals/approvalrequest/{pages['request'].pk}/change/",
+                "/admin/",
+            ],
+        ),
+    ]:
+        context = browser.new_context(base_url=daphne.url, bypass_csp=True)
+        page = context.new_page()
+        page.goto("/admin/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", "pw")
+        page.click("input[type=submit]")
+        page.wait_for_load_state()
+        for path in paths:
+            bad = violations(page, path)
+            if bad:
+                found[path] = bad
+        context.close()
+    assert found == {}, json.dumps(found, indent=1)
+
+
+def test_the_inbox_pages_fit_390_px_without_sideways_scrolling(daphne, pages, browser) -> None:
+    context = browser.new_context(base_url=daphne.url, viewport={"width": 390, "height": 800})
+    page = context.new_page()
+    page.goto("/admin/login/?next=/inbox/")
+    page.fill("#id_username", "reviewer")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/inbox/")
+    for path in ["/inbox/", f"/inbox/requests/{pages['request'].pk}/"]:
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} is {width} px wide at 390 px"
+    context.close()
