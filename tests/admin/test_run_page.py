@@ -219,3 +219,54 @@ def test_readable_values_are_escaped_and_the_raw_json_is_behind_a_toggle() -> No
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert '<table class="agentos-table agentos-records">' in html
     assert '<details class="agentos-raw"><summary>raw JSON</summary>' in html
+
+
+def test_a_graph_runs_boxes_follow_the_engines_lanes(tmp_path, operator, reviewer) -> None:  # type: ignore[no-untyped-def]
+    """A gate waiting in one lane, the other lane done: the picture says so, box by box."""
+    ledger = tmp_path / "ledger"
+
+    def write(node_id: str) -> dict:
+        return {
+            "id": node_id,
+            "action": "test.ledger_append",
+            "params": {"ledger": str(ledger), "line": node_id},
+        }
+
+    plan = {
+        "nodes": [
+            {
+                "id": "setup",
+                "type": "parallel",
+                "branches": [
+                    {"nodes": [{"id": "gate", "type": "approval", "title": "Go?"}, write("badge")]},
+                    {"nodes": [write("hr")]},
+                ],
+            },
+            write("after"),
+        ]
+    }
+    run = run_create(mode="autonomous", requester=operator, plan=plan, context={})
+    run = advance(run)
+    html = client_for(operator).get(live_url(run)).content.decode()
+
+    def state_of(node_id: str) -> str:
+        match = re.search(rf'state-(\w+)" data-node="{node_id}"', html)
+        assert match, node_id
+        return match.group(1)
+
+    assert (state_of("gate"), state_of("hr"), state_of("badge")) == ("waiting", "done", "pending")
+    assert state_of("after") == "pending"
+    approval_decide(request_id=pending_request(run).pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    html = client_for(operator).get(live_url(run)).content.decode()
+    assert {state_of(n) for n in ("setup", "gate", "badge", "hr", "after")} == {"done"}
+
+
+def test_map_items_fold_onto_one_box_with_the_state_that_needs_an_eye() -> None:
+    from workflows.admin.graph import states_by_node_id
+
+    folded = states_by_node_id(
+        {"orders": "running", "orders[0]/ok": "done", "orders[1]/ok": "waiting", "orders[2]/ok": "pending",
+         "orders[0]/ship": "done", "orders[1]/ship": "pending", "after": "pending"}
+    )
+    assert folded == {"orders": "running", "ok": "waiting", "ship": "running", "after": "pending"}

@@ -27,6 +27,7 @@ STATE_LABELS = {
     "current": "current",
     "cancelled": "cancelled",
     "pending": "not reached",
+    "skipped": "skipped",
 }
 KIND_LABELS = {
     "action": "action",
@@ -250,3 +251,29 @@ def node_states(
     ):
         states[current_node] = "failed"
     return states
+
+
+# When one node id stands for several node paths (a map's items, a lane's
+# visits), its box shows the state that most needs a person's eye.
+_STATE_WEIGHT = ("failed", "waiting", "running", "pending", "done", "skipped")
+
+
+def states_by_node_id(path_states: dict[str, str]) -> dict[str, str]:
+    """Fold the engine's node-path states (`setup/0/gate`, `orders[1]/ok`) onto node ids.
+
+    The picture draws a node of a map body once for all its items: some items
+    done and others not reached reads as running.
+    """
+    seen: dict[str, set[str]] = {}
+    for path, state in path_states.items():
+        node_id = path.rsplit("/", 1)[-1].split("[", 1)[0]
+        seen.setdefault(node_id, set()).add(state)
+    folded: dict[str, str] = {}
+    for node_id, states in seen.items():
+        if states >= {"done", "pending"} and not states & {"failed", "waiting"}:
+            folded[node_id] = "running"
+            continue
+        folded[node_id] = min(
+            states, key=lambda s: _STATE_WEIGHT.index(s) if s in _STATE_WEIGHT else 0
+        )
+    return folded

@@ -21,7 +21,8 @@ from django.utils.timesince import timesince, timeuntil
 
 from agentos_site import policy
 from workflows.admin.display import HASH_PREFIX, render_plan
-from workflows.admin.graph import node_states, render_graph
+from workflows import selectors
+from workflows.admin.graph import node_states, render_graph, states_by_node_id
 from workflows.admin.readable import readable_with_raw
 from workflows.models import Run, Step
 from workflows.selectors import redact
@@ -192,6 +193,17 @@ def run_panel_context(
         steps=steps,
         requests=requests,
     )
+    linear = all(
+        node.get("type", "action") in ("action", "approval", "input")
+        and not node.get("next")
+        and not node.get("on_reject")
+        for node in run.nodes
+    )
+    if not linear:
+        # A graph run: the engine knows which lanes, items and branches are
+        # where (node paths); the boxes show that, folded onto node ids.
+        path_steps = list(Step.objects.filter(run=run).values("status", "node_path"))
+        states.update(states_by_node_id(selectors.node_states(run, path_steps)))
     finished = run.finished_at
     context = redact(run.context)
     lineage = bool(run.parent_id or run.batch_id or run.schedule_id or forks != "—")
