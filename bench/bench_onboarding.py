@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, configure, pct  # noqa: E402
+from bench.common import ROOT, configure, pct
 
 configure("embedded")
 with socket.socket() as _probe:

@@ -44,7 +44,7 @@ def check_actions(app_configs: Any, **kwargs: Any) -> list:
 
     try:
         actions.registry()
-    except Exception as exc:  # noqa: BLE001 - reported as a check failure
+    except Exception as exc:  # reported as a check failure
         return [Error(f"the action registry failed to load: {exc}", id="agentos.E004")]
     return []
 

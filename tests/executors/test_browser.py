@@ -17,7 +17,7 @@ from executors.base import ActionFailed
 from executors.runner import Runner
 from portals.models import Employee, HardwareOrder, ITAccount
 from tests.executors._procs import is_gone, wait_until
-from tests.support.portal_fixtures import chromium_family, portals, run_action, spare_chromium  # noqa: F401
+from tests.support.portal_fixtures import chromium_family, spare_chromium
 from workflows import actions
 
 pytestmark = pytest.mark.browser
@@ -277,7 +277,7 @@ def test_a_missing_secret_names_it(run_action) -> None:
 class _Recorder(BaseHTTPRequestHandler):
     hits: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         self.hits.append(self.path)
         self.send_response(200)
         self.end_headers()

@@ -182,7 +182,7 @@ def test_a_database_left_readable_by_an_earlier_version_is_closed(tmp_path: Path
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.support.fixtures import ROOT
 
     _needs_action_user()
     var = tmp_path / "var"

@@ -1,7 +1,7 @@
 """Fixtures for tests that drive the portals in a real Chromium.
 
-Import the fixtures into a test module (``from tests.support.portal_fixtures
-import *``); they serve the portals from pytest-django's live server (a real
+Registered for every test through ``pytest_plugins`` in tests/conftest.py;
+they serve the portals from pytest-django's live server (a real
 socket on a free port) and point AGENTOS_PORTAL_BASE_URL at it.
 """
 

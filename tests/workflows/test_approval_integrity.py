@@ -21,7 +21,7 @@ from agentos_site.roles import OPERATORS, REVIEWERS, ROLE_PERMISSIONS
 from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import DecisionRefused, approval_decide
 from tests.api.conftest import api_for
-from tests.conftest import _user
+from tests.support.fixtures import make_user
 from workflows.engine import run_advance
 from workflows.events import verify_all
 from workflows.forks import run_fork
@@ -54,7 +54,7 @@ def seqs(run: Run, type_: str) -> list[int]:
 @pytest.fixture
 def operator_reviewer(roles):  # type: ignore[no-untyped-def]
     """Someone who may both start (and fork) runs and decide requests."""
-    user = _user(roles, "opsrev", OPERATORS)
+    user = make_user(roles, "opsrev", OPERATORS)
     user.groups.add(Group.objects.get(name=REVIEWERS))
     return get_user_model().objects.get(pk=user.pk)
 
@@ -312,7 +312,7 @@ def test_parameters_changed_behind_a_gate_go_back_to_the_gates_own_group(
     operator, reviewer, roles, tmp_path: Path
 ) -> None:
     """An earlier guarded step rewrites a value: the gate's group and quorum decide again."""
-    finance = [_user(roles, f"fin{i}", REVIEWERS) for i in (1, 2)]
+    finance = [make_user(roles, f"fin{i}", REVIEWERS) for i in (1, 2)]
     group = Group.objects.create(name="Finance")
     for user in finance:
         user.groups.add(group)

@@ -112,7 +112,7 @@ def test_allow_list_settings_are_checked_at_start_up(monkeypatch) -> None:
 class Site(BaseHTTPRequestHandler):
     """Stands in for this site on an ephemeral port: every page answers 200."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         body = b'{"status": "ok"}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -16,12 +16,7 @@ from approvals.models import ApprovalRequest, RequestKind, RequestStatus
 from approvals.services import approval_decide
 from portals.models import Employee, HardwareOrder, ITAccount
 from tests.executors._procs import is_gone
-from tests.support.portal_fixtures import (  # noqa: F401
-    chromium_family,
-    portals,
-    run_action,
-    spare_children,
-)
+from tests.support.portal_fixtures import chromium_family, spare_children
 from tests.support.review import approve_plan_review
 from workflows import actions
 from workflows.engine import run_advance
