@@ -11,7 +11,9 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from agentos_common.nul import NUL_MESSAGE, first_nul
 from approvals import notifications
+from approvals.exceptions import AlreadyDecided, DecisionInvalid, DecisionRefused
 from approvals.models import (
     ApprovalRequest,
     Decision,
@@ -21,35 +23,12 @@ from approvals.models import (
     Resolution,
 )
 from approvals.permissions import decide_refusal, may_decide_at_all, self_approval_allowed
-from executors.scrubbing import NUL_MESSAGE, first_nul
 from workflows.events import event_append
 from workflows.guards import guards_digest
 from workflows.models import Run, Step
 from workflows.services import lock_run, missing_required, run_continue, run_fail
 
 DEFAULT_GROUP = "Reviewers"
-
-
-class AlreadyDecided(Exception):
-    """The request was decided before this decision arrived (HTTP 409)."""
-
-    def __init__(self, request: ApprovalRequest) -> None:
-        who = request.decided_by.get_username() if request.decided_by else "the system"
-        super().__init__(f"this request was already {request.status} by {who}")
-        self.request = request
-        self.decided_by = who
-
-
-class DecisionRefused(Exception):
-    """The person may not make this decision (HTTP 403)."""
-
-
-class DecisionInvalid(Exception):
-    """The submitted values or choice are wrong; `errors` maps field to message (HTTP 400)."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
 
 
 def request_open(

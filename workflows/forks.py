@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from agentos_common.canonical import canonical_digest
 from workflows import actions, plan_review
 from workflows.events import event_append
+from workflows.exceptions import IdempotencyKeyReused
 from workflows.models import Event, Run, Step
 from workflows.plans import PlanError, PlanInvalid
 from workflows.replay import ReplayError, state_at
@@ -27,10 +27,6 @@ from workflows.states import StepStatus
 MAX_IDEMPOTENCY_KEY = 200
 
 
-class IdempotencyKeyReused(Exception):
-    """An Idempotency-Key already started a run for another request (HTTP 409)."""
-
-
 def _request_digest(request: dict[str, Any]) -> str:
     """Return the SHA-256 of what a start request asks for."""
     workflow = request.get("workflow")
@@ -41,8 +37,7 @@ def _request_digest(request: dict[str, Any]) -> str:
         "mode": request.get("mode"),
         "review_plan": bool(request.get("review_plan")),
     }
-    canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return canonical_digest(asked, default=str)
 
 
 def _same_request(run: Run, digest: str) -> Run:

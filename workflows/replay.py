@@ -13,6 +13,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflows.exceptions import ReplayError
 from workflows.models import Event, Run
 from workflows.services import merge_values
 from workflows.states import RunStatus
@@ -38,10 +39,6 @@ class ReplayState:
     # node id -> the output of its completed step, in plan order.
     completed: dict[str, dict] = field(default_factory=dict)
     completed_steps: dict[str, int] = field(default_factory=dict)
-
-
-class ReplayError(Exception):
-    """The requested point is not in the run's log (HTTP 400, field at_seq)."""
 
 
 def _index(nodes: list[dict], node_id: str | None) -> int:

@@ -10,9 +10,11 @@ import jsonschema
 from django.db import transaction
 from django.utils import timezone
 
-from executors.scrubbing import NUL_MESSAGE, first_nul
-from workflows import actions, hooks, limits, plan_review
+from agentos_common import limits
+from agentos_common.nul import NUL_MESSAGE, first_nul
+from workflows import actions, hooks, plan_review
 from workflows.events import event_append, system_event_append
+from workflows.exceptions import RunNotFound
 from workflows.models import Run, Step, Workflow, WorkflowVersion
 from workflows.plans import PlanError, PlanInvalid, validate_plan, validate_spec
 from workflows.states import (
@@ -24,10 +26,6 @@ from workflows.states import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-class RunNotFound(Exception):
-    """No run with that id."""
 
 
 def enqueue_advance(run_id: int) -> None:

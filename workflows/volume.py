@@ -10,8 +10,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from workflows import actions, limits
+from agentos_common import limits
+from workflows import actions
 from workflows.events import system_event_append
+from workflows.exceptions import BatchInvalid, ScheduleRefused
 from workflows.models import Run, RunBatch, Workflow, WorkflowSchedule
 from workflows.plans import PlanInvalid, validate_plan
 from workflows.services import _context_errors, run_create
@@ -32,14 +34,6 @@ class RowError:
 
     def as_dict(self) -> dict[str, Any]:
         return {"row": self.row, "column": self.column, "message": self.message}
-
-
-class BatchInvalid(Exception):
-    """A batch failed validation; no run of it was started (HTTP 400)."""
-
-    def __init__(self, errors: list[RowError]) -> None:
-        super().__init__("; ".join(f"row {e.row} {e.column}: {e.message}" for e in errors[:10]))
-        self.errors = errors
 
 
 def _coerce(value: str, schema: dict) -> Any:
@@ -190,10 +184,6 @@ def schedule_problems(schedule: WorkflowSchedule) -> dict[str, str]:
         for error in _context_errors(schedule.workflow.inputs_schema, schedule.context):
             problems.setdefault(error.field, error.message)
     return problems
-
-
-class ScheduleRefused(Exception):
-    """The person may not save this schedule (its runs would be theirs)."""
 
 
 def schedule_save(*, schedule: WorkflowSchedule, actor: Any) -> WorkflowSchedule:

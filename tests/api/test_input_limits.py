@@ -14,8 +14,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
+from agentos_common import limits
 from tests.api.conftest import api_for
-from workflows import limits
 from workflows.models import Run, RunBatch, Workflow
 from workflows.plans import PlanInvalid, parse_spec_text
 from workflows.services import run_create, workflow_create

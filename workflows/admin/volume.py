@@ -12,10 +12,11 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from agentos_common import limits
 from agentos_site import policy
-from workflows import limits
 from workflows.forms import BoundedJSONField
 from workflows.models import RunBatch, WorkflowSchedule
+from workflows.readonly import ReadOnlyAdminMixin
 from workflows.states import RunMode
 from workflows.volume import (
     MAX_BATCH,
@@ -127,18 +128,9 @@ class BatchStartMixin:
 
 
 @admin.register(RunBatch)
-class RunBatchAdmin(admin.ModelAdmin):
+class RunBatchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "workflow", "size", "source", "created_by", "created_at", "runs_link")
     readonly_fields = ("workflow", "size", "source", "created_by", "created_at")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="Runs")
     def runs_link(self, batch: RunBatch) -> Any:

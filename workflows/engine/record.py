@@ -12,9 +12,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from agentos_common.redaction import scrub_secrets_in
 from executors.base import ActionContext
 from executors.runner import ActionResult, scrub
-from executors.scrubbing import scrub_secrets_in
 from workflows import actions
 from workflows.engine.base import (
     RESULT_STATUS,

@@ -1,4 +1,4 @@
-"""Read-only renderings the admin pages share: JSON, plans, progress, forms."""
+"""Read-only renderings the admin and the inbox share: JSON, plans, progress, forms."""
 
 from __future__ import annotations
 
