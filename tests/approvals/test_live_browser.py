@@ -19,7 +19,7 @@ from django.db import connections
 
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
-from tests.admin.support import pending_request
+from tests.support.runs import pending_request
 from tests.support.waiting import wait_for
 from workflows.models import Event, Run
 from workflows.services import run_create

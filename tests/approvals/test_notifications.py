@@ -21,7 +21,7 @@ from approvals.notifications import (
     webhook_problems,
 )
 from approvals.services import approval_decide
-from tests.admin.support import pending_request
+from tests.support.runs import pending_request
 from tests.support.waiting import wait_for
 from workflows.models import Run
 from workflows.plans import parse_spec_text
