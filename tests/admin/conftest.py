@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin.support import GATE_SPEC, INPUT_PLAN, advance
+from tests.admin.support import GATE_SPEC, INPUT_PLAN
+from tests.support.runs import advance
 from workflows.models import Run, Workflow
 from workflows.plans import parse_spec_text
 from workflows.services import run_create, workflow_create

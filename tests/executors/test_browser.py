@@ -16,8 +16,9 @@ from django.conf import settings
 from executors.base import ActionFailed
 from executors.runner import Runner
 from portals.models import Employee, HardwareOrder, ITAccount
-from tests.executors._procs import is_gone, wait_until
+from tests.executors._procs import is_gone
 from tests.support.portal_fixtures import chromium_family, spare_chromium
+from tests.support.waiting import wait_for
 from workflows import actions
 
 pytestmark = pytest.mark.browser
@@ -70,9 +71,11 @@ def test_each_action_gets_its_own_browser_started_ahead_of_its_request(run_actio
     seen: list[dict[int, str]] = []
     for key in ("warm-1", "warm-2"):
         # The spare that will take the request has its browser up by now.
-        assert wait_until(
-            lambda: any(is_browser(cmd) for cmd in spare_chromium(zygote).values()), 60
-        ), "no browser was pre-started"
+        wait_for(
+            lambda: any(is_browser(cmd) for cmd in spare_chromium(zygote).values()),
+            timeout=60,
+            message="a pre-started browser",
+        )
         ahead = set(spare_chromium(zygote))
         mine: dict[int, str] = {}
 
@@ -123,7 +126,7 @@ def test_a_pool_of_browsers_fills_while_idle_and_serves_actions_in_a_row(
         # A family's pool starts with its first request, which had none.
         assert "pre-started ahead of the request" not in first.log
         started, cpu = time.monotonic(), cpu_seconds(pool.zygote_pid)
-        assert wait_until(lambda: len(ready_browsers()) == 3, 90), ready_browsers()
+        wait_for(lambda: len(ready_browsers()) == 3, timeout=90, message=ready_browsers)
         # While spares warm, the zygote waits for their word; it does not spin.
         busy = (cpu_seconds(pool.zygote_pid) - cpu) / (time.monotonic() - started)
         assert busy < 0.1, f"the zygote used {busy:.0%} of a core while the pool filled"
@@ -151,14 +154,17 @@ def test_a_pool_of_browsers_fills_while_idle_and_serves_actions_in_a_row(
             assert not browsers & used, "two actions shared a browser"
             used |= browsers
         # Idle again: refilled to three, none of them a browser an action used.
-        assert wait_until(lambda: len(ready_browsers()) == 3, 90), ready_browsers()
+        wait_for(lambda: len(ready_browsers()) == 3, timeout=90, message=ready_browsers)
         assert not ready_browsers() & used
         assert Employee.objects.count() == 3
         idle = set(spare_chromium(pool.zygote_pid))
     finally:
         pool.close()
-    assert idle and wait_until(lambda: all(is_gone(pid) for pid in idle), 10), (
-        "closing the runner left pre-started browsers behind"
+    assert idle
+    wait_for(
+        lambda: all(is_gone(pid) for pid in idle),
+        timeout=10,
+        message="closing the runner to end the pre-started browsers",
     )
 
 

@@ -18,11 +18,12 @@ from django.core.management import CommandError, call_command
 from django_q.models import Schedule
 
 from agentos_site.roles import OPERATORS, REVIEWERS, ROLE_PERMISSIONS
-from approvals.models import ApprovalRequest, RequestStatus
+from approvals.models import ApprovalRequest
 from approvals.services import DecisionRefused, approval_decide
 from tests.api.conftest import api_for
 from tests.support.fixtures import make_user
-from workflows.engine import run_advance
+from tests.support.runs import advance
+from tests.support.runs import pending_request as pending
 from workflows.events import verify_all
 from workflows.forks import run_fork
 from workflows.models import Event, Run, Workflow, WorkflowSchedule
@@ -33,16 +34,6 @@ from workflows.tasks import start_scheduled_run
 from workflows.volume import ScheduleRefused, schedule_problems, schedule_save
 
 pytestmark = pytest.mark.django_db
-
-
-def advance(run: Run) -> Run:
-    run_advance(run_id=run.pk)
-    run.refresh_from_db()
-    return run
-
-
-def pending(run: Run) -> ApprovalRequest:
-    return ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
 
 
 def seqs(run: Run, type_: str) -> list[int]:

@@ -12,14 +12,15 @@ import pytest
 from django.conf import settings
 from django.core.signals import request_started
 
-from approvals.models import ApprovalRequest, RequestKind, RequestStatus
+from approvals.models import RequestKind
 from approvals.services import approval_decide
 from portals.models import Employee, HardwareOrder, ITAccount
 from tests.executors._procs import is_gone
 from tests.support.portal_fixtures import chromium_family, spare_children
 from tests.support.review import approve_plan_review
+from tests.support.runs import advance
+from tests.support.runs import pending_request as pending
 from workflows import actions
-from workflows.engine import run_advance
 from workflows.models import Event, Run
 from workflows.plans import parse_spec_text
 from workflows.services import run_create, workflow_create
@@ -28,16 +29,6 @@ from workflows.states import RunStatus, StepStatus
 pytestmark = pytest.mark.browser
 
 SPEC = Path(settings.BASE_DIR) / "workflows" / "demo" / "employee-onboarding.yaml"
-
-
-def advance(run: Run) -> Run:
-    run_advance(run_id=run.pk)
-    run.refresh_from_db()
-    return run
-
-
-def pending(run: Run) -> ApprovalRequest:
-    return ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
 
 
 def onboarding(operator, **context: str) -> Run:  # type: ignore[no-untyped-def]
