@@ -61,9 +61,9 @@ def bench_floor(n: int = 30) -> list[float]:
 
 def bench_runner(n: int = 200) -> list[float]:
     from executors.base import ActionContext
-    from workflows import actions
+    from workflows import executor_config
 
-    runner = actions.runner()
+    runner = executor_config.runner()
     ctx = ActionContext(
         run_id=0,
         step_id=0,

@@ -52,7 +52,7 @@ from executors.attempt import killpg
 from executors.child import enter_sandbox, serve_one
 from executors.family import children_of
 from executors.sandbox import Sandbox, runtime_paths, unreachable
-from executors.spares import Pools, Spare, child_tmp, family_of, use_own_tmp, warm_up_spare
+from executors.spares import Pools, Spare, child_tmp, use_own_tmp, warm_up_key, warm_up_spare
 
 __all__ = ["main"]
 
@@ -102,7 +102,7 @@ class _Zygote:
         self.warm_ups: dict[str, Callable[[], None]] = {}
         for action_cls in registry:
             if action_cls.warm_up is not None:
-                self.warm_ups[family_of(action_cls)] = action_cls.warm_up
+                self.warm_ups[warm_up_key(action_cls)] = action_cls.warm_up
         self.pid = os.getpid()
 
     def serve(self) -> None:
@@ -145,7 +145,7 @@ class _Zygote:
     def _start(self, request_id: int, action_name: str, fds: list[int]) -> None:
         action_cls = self.registry.get(action_name)
         memory_limit_mb = action_cls.memory_limit_mb
-        family = family_of(action_cls)
+        family = warm_up_key(action_cls)
         spare = self.pools.take(family)
         if spare is not None and not spare.ready:
             self.selector.unregister(spare.control)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from workflows.batches import RowError
     from workflows.plans import PlanError
-    from workflows.volume import RowError
 
 __all__ = [
     "BatchInvalid",

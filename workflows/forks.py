@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agentos_common.canonical import canonical_digest
-from workflows import actions, plan_review
+from workflows import executor_config, plan_review
 from workflows.events import event_append
 from workflows.exceptions import IdempotencyKeyReused
 from workflows.models import Event, Run, Step
@@ -50,9 +50,7 @@ def _same_request(run: Run, digest: str) -> Run:
     return run
 
 
-def run_create_idempotent(
-    *, idempotency_key: str, requester: Any, **kwargs: Any
-) -> tuple[Run, bool]:
+def run_create_once(*, idempotency_key: str, requester: Any, **kwargs: Any) -> tuple[Run, bool]:
     """Create a run once per (requester, key); return (run, created).
 
     The unique constraint decides races: of two concurrent requests with the
@@ -192,7 +190,7 @@ def _needs_plan_review(parent: Run) -> bool:
     """
     if parent.workflow_id is not None:
         return False
-    if plan_review.needs_person(parent.plan, actions.registry()):
+    if plan_review.needs_person(parent.plan, executor_config.registry()):
         return True
     first = Event.objects.filter(run=parent, seq=1).values_list("data", flat=True).first()
     return bool((first or {}).get("review_plan"))
@@ -223,7 +221,7 @@ def _carry_in_flight(parent: Run, run: Run, at_seq: int, position: int) -> dict:
         return {}
     node = run.nodes[position]
     try:
-        if actions.registry().get(node["action"]).idempotent:
+        if executor_config.registry().get(node["action"]).idempotent:
             return {}
     except Exception:  # an action gone from the registry fails its step anyway
         return {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentos_common.canonical import canonical_digest
-from workflows import actions
+from workflows import executor_config
 from workflows.templating import references, render, root_key
 
 
@@ -22,7 +22,7 @@ def params_digest(*, node_id: str, action: str, params: Any) -> str:
 def guard_entry(*, node: dict, position: int, params: Any, unresolved: list[str]) -> dict:
     """Return what a request shows and records about one guarded action."""
     try:
-        risk = actions.registry().get(node["action"]).risk
+        risk = executor_config.registry().get(node["action"]).risk
     except Exception:  # an unknown action cannot run anyway; show it as high risk
         risk = "high"
     return {

@@ -25,11 +25,12 @@ from accounts.services import token_create
 from agentos_site.api import api
 from approvals.models import ApprovalRequest
 from tests.api.conftest import PEOPLE_SPEC, Api
+from workflows.batches import runs_start_batch
 from workflows.engine import run_advance
 from workflows.events import system_event_append
 from workflows.models import Event, Run, WorkflowSchedule
+from workflows.schedules import schedule_save
 from workflows.services import run_create, workflow_create
-from workflows.volume import runs_start_batch, schedule_save
 
 pytestmark = pytest.mark.django_db
 

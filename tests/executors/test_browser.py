@@ -19,7 +19,7 @@ from portals.models import Employee, HardwareOrder, ITAccount
 from tests.executors._procs import is_gone
 from tests.support.portal_fixtures import chromium_family, spare_chromium
 from tests.support.waiting import wait_for
-from workflows import actions
+from workflows import executor_config
 
 pytestmark = pytest.mark.browser
 
@@ -67,7 +67,7 @@ def test_each_action_gets_its_own_browser_started_ahead_of_its_request(run_actio
     """A spare child starts Chromium before the request; the action uses that
     browser, never one another action used, and it ends with the action."""
     run_action("hr.create_employee", ADA, key="warm-0")  # the family's first spare
-    zygote = actions.runner().zygote_pid
+    zygote = executor_config.runner().zygote_pid
     seen: list[dict[int, str]] = []
     for key in ("warm-1", "warm-2"):
         # The spare that will take the request has its browser up by now.
@@ -170,17 +170,17 @@ def test_a_pool_of_browsers_fills_while_idle_and_serves_actions_in_a_row(
 
 def test_a_step_killed_after_the_portal_saved_finds_its_record_on_retry(run_action) -> None:
     """Kill the action's whole process tree once the portal has the record."""
-    zygote = actions.runner().zygote_pid
+    zygote = executor_config.runner().zygote_pid
     browsers: dict[int, str] = {}
 
     def keep_going() -> bool:
-        browsers.update(chromium_family(actions.runner().zygote_pid))
+        browsers.update(chromium_family(executor_config.runner().zygote_pid))
         return not Employee.objects.exists()
 
     killed = run_action("hr.create_employee", ADA, heartbeat=keep_going, heartbeat_every_s=0.02)
     assert killed.status == "killed", (killed.status, killed.error)
     assert browsers, "Chromium was never seen running"
-    assert chromium_family(zygote or actions.runner().zygote_pid) == {}
+    assert chromium_family(zygote or executor_config.runner().zygote_pid) == {}
     assert Employee.objects.count() == 1
 
     retried = run_action("hr.create_employee", ADA)

@@ -28,10 +28,10 @@ from workflows.events import verify_all
 from workflows.forks import run_fork
 from workflows.models import Event, Run, Workflow, WorkflowSchedule
 from workflows.plans import PlanInvalid
+from workflows.schedules import ScheduleRefused, schedule_problems, schedule_save
 from workflows.services import run_create, workflow_create, workflow_update
 from workflows.states import RunStatus, StepStatus
 from workflows.tasks import start_scheduled_run
-from workflows.volume import ScheduleRefused, schedule_problems, schedule_save
 
 pytestmark = pytest.mark.django_db
 

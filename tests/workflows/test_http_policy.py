@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from agentos_site.env import allowed_origins, origin_of
-from workflows import actions
+from workflows import executor_config
 from workflows.engine import run_advance
 from workflows.models import Run, Workflow
 from workflows.plans import validate_plan
@@ -26,7 +26,9 @@ from workflows.states import RunStatus
 
 def errors_of(*nodes: dict) -> list[tuple[str, str, str]]:
     found = validate_plan(
-        {"nodes": list(nodes)}, registry=actions.registry(), policy=actions.policy()
+        {"nodes": list(nodes)},
+        registry=executor_config.registry(),
+        policy=executor_config.policy(),
     )
     return [(e.node, e.field, e.message) for e in found]
 

@@ -14,20 +14,18 @@ from django.urls import path, reverse
 
 from agentos_common import limits
 from agentos_site import policy
-from workflows.forms import BoundedJSONField
-from workflows.models import RunBatch, WorkflowSchedule
-from workflows.readonly import ReadOnlyAdminMixin
-from workflows.states import RunMode
-from workflows.volume import (
+from workflows.batches import (
     MAX_BATCH,
     MAX_CSV_BYTES,
     BatchInvalid,
     rows_from_csv,
     runs_start_batch,
-    schedule_delete,
-    schedule_problems,
-    schedule_save,
 )
+from workflows.forms import BoundedJSONField
+from workflows.models import RunBatch, WorkflowSchedule
+from workflows.readonly import ReadOnlyAdminMixin
+from workflows.schedules import schedule_delete, schedule_problems, schedule_save
+from workflows.states import RunMode
 
 
 class BatchForm(forms.Form):
@@ -108,7 +106,7 @@ class BatchStartMixin:
 
     @staticmethod
     def _rows(form: BatchForm, workflow: Any) -> tuple[Any, str]:
-        from workflows.volume import RowError
+        from workflows.batches import RowError
 
         upload, text = form.cleaned_data["csv_file"], form.cleaned_data["rows_json"].strip()
         if bool(upload) == bool(text):

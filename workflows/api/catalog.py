@@ -12,7 +12,7 @@ from ninja.pagination import paginate
 from agentos_site import policy
 from agentos_site.api_errors import ERRORS
 from agentos_site.api_pagination import Page
-from workflows import actions
+from workflows import executor_config
 from workflows.models import Workflow
 from workflows.planner import draft
 from workflows.plans import PlanError, PlanInvalid, parse_spec_text, validate_plan
@@ -67,14 +67,16 @@ def health(request: HttpRequest) -> dict:
 def list_actions(request: HttpRequest) -> list[dict]:
     """List the registered actions with their parameter and output JSON Schemas."""
     require(request, policy.WORKFLOWS_VIEW)
-    return actions.registry().catalog()
+    return executor_config.registry().catalog()
 
 
 @router.post("/plans/validate", response={200: PlanValidationOut, **ERRORS}, tags=["catalog"])
 def plans_validate(request: HttpRequest, payload: PlanIn) -> dict:
     """Check a plan against the registry and policy; report every problem at once."""
     require(request, policy.WORKFLOWS_VIEW)
-    errors = validate_plan(payload.plan, registry=actions.registry(), policy=actions.policy())
+    errors = validate_plan(
+        payload.plan, registry=executor_config.registry(), policy=executor_config.policy()
+    )
     return {"valid": not errors, "errors": [e.as_dict() for e in errors]}
 
 
