@@ -62,14 +62,16 @@ def _location(loc: list[Any] | tuple[Any, ...]) -> str:
 
 def install_handlers(api: NinjaAPI) -> None:
     """Map every domain exception to its status and the one error shape."""
-    from approvals.services import AlreadyDecided, DecisionInvalid, DecisionRefused
-    from workflows.forks import IdempotencyKeyReused
-    from workflows.models import EventImmutable
-    from workflows.plans import PlanInvalid
-    from workflows.replay import ReplayError
-    from workflows.services import RunNotFound
-    from workflows.states import TransitionNotAllowed
-    from workflows.volume import BatchInvalid
+    from approvals.exceptions import AlreadyDecided, DecisionInvalid, DecisionRefused
+    from workflows.exceptions import (
+        BatchInvalid,
+        EventImmutable,
+        IdempotencyKeyReused,
+        PlanInvalid,
+        ReplayError,
+        RunNotFound,
+        TransitionNotAllowed,
+    )
 
     def handle(exc_class: type[Exception]) -> Any:
         return api.exception_handler(exc_class)

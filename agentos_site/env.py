@@ -77,7 +77,7 @@ SECRET_HOSTS_PREFIX = "AGENTOS_SECRET_HOSTS_"
 
 def origin_of(url: str) -> str:
     """Return ``scheme://host:port`` of a URL (the port made explicit)."""
-    from executors.actions._hosts import url_origin
+    from executors.actions.hosts import url_origin
 
     return str(url_origin(url))
 
@@ -86,9 +86,9 @@ def allowed_origins(name: str, default: list[str]) -> list[str]:
     """Return a comma-separated list of origins, checking each entry's form.
 
     Entries are ``scheme://host[:port]`` or a bare host (its default ports);
-    see ``executors.actions._hosts.parse_origins``.
+    see ``executors.actions.hosts.parse_origins``.
     """
-    from executors.actions._hosts import parse_origins
+    from executors.actions.hosts import parse_origins
 
     entries = env_list(name, default)
     for entry in entries:

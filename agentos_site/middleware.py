@@ -6,7 +6,7 @@ SQLite). Django's form fields already refuse NUL; this covers what forms do
 not see: the URL path, query parameters, the headers the API reads, and JSON
 bodies. The API gets its one error shape; other pages a plain 400.
 
-JSON nested deeper than ``workflows.limits.MAX_DEPTH`` is refused here too,
+JSON nested deeper than ``agentos_common.limits.MAX_DEPTH`` is refused here too,
 before anything parses it: Python's parser, ``copy.deepcopy`` and the
 validators all recurse, and a body a few hundred levels deep would end in
 ``RecursionError`` (a 500) wherever it first met one of them.
@@ -19,8 +19,8 @@ from http import HTTPStatus
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
-from executors.scrubbing import NUL_MESSAGE, first_nul
-from workflows import limits
+from agentos_common import limits
+from agentos_common.nul import NUL_MESSAGE, first_nul
 
 API_PREFIX = "/api/"
 

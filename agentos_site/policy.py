@@ -15,12 +15,16 @@ interface decides alone:
   included) is for auditors and superusers only.
 
 docs/security.md ("Who sees what") has the rule as a table.
+
+The apps import this module, so it imports none of theirs: it names their
+models by label (``apps.get_model``), as Django's permissions do.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.db.models import Q
 
 # Operations, by the permission that grants them.
@@ -119,27 +123,29 @@ def sees_everything(user: Any) -> bool:
     )
 
 
-def own_requests(user: Any) -> Q:
+def own_requests(user: Any, through: str = "") -> Q:
     """Return a filter for the requests that are the user's groups' or their own:
-    assigned to one of their groups, or delegated to them by name."""
+    assigned to one of their groups, or delegated to them by name.
+
+    ``through`` prefixes the fields, to filter another model by its requests
+    (``"approval_requests__"`` for runs).
+    """
     group_ids = list(user.groups.values_list("pk", flat=True))
-    return Q(assigned_user_id=user.pk) | Q(assigned_group_id__in=group_ids)
+    return Q(**{f"{through}assigned_user_id": user.pk}) | Q(
+        **{f"{through}assigned_group_id__in": group_ids}
+    )
 
 
 def visible_runs(user: Any, queryset: Any = None) -> Any:
     """Narrow runs to those the user may see (see the module docstring)."""
     if queryset is None:
-        from workflows.models import Run
-
-        queryset = Run.objects.all()
+        queryset = apps.get_model("workflows", "Run").objects.all()
     if not allows(user, RUNS_VIEW):
         return queryset.none()
     if sees_everything(user):
         return queryset
-    from approvals.models import ApprovalRequest
-
-    runs = ApprovalRequest.objects.filter(own_requests(user)).values("run_id")
-    return queryset.filter(pk__in=runs)
+    runs = queryset.model.objects.filter(own_requests(user, "approval_requests__"))
+    return queryset.filter(pk__in=runs.values("pk"))
 
 
 def self_approval_allowed(run: Any) -> bool:
@@ -154,8 +160,7 @@ def self_approval_allowed(run: Any) -> bool:
         return False
     cached = getattr(run, "_self_approval_allowed", None)
     if cached is None:
-        from workflows.models import WorkflowVersion
-
+        WorkflowVersion = apps.get_model("workflows", "WorkflowVersion")
         spec = (
             WorkflowVersion.objects.filter(
                 workflow_id=run.workflow_id, version=run.workflow_version
@@ -210,9 +215,7 @@ def visible_requests(user: Any, queryset: Any = None) -> Any:
     may decide.
     """
     if queryset is None:
-        from approvals.models import ApprovalRequest
-
-        queryset = ApprovalRequest.objects.all()
+        queryset = apps.get_model("approvals", "ApprovalRequest").objects.all()
     if not may_view_requests(user):
         return queryset.none()
     if sees_everything(user):

@@ -205,7 +205,7 @@ AGENTOS_BROWSER_EXECUTABLE = env_str(
 )
 # Browsers each worker's runner starts ahead of browser actions (one per
 # action; refilled when idle). Three cover the onboarding's three portals;
-# each idle one holds ~150 MB.
+# each idle one holds ~330 MB (PSS, docs/benchmarks.md).
 AGENTOS_BROWSER_SPARES = env_int("AGENTOS_BROWSER_SPARES", 3, 0, 8)
 # The planner: "builtin" (deterministic phrasings, no network) or "openai" (any
 # OpenAI-compatible chat-completions server). The key is a secret: it is only
@@ -266,9 +266,6 @@ AGENTOS_AUDIT_CHECKPOINT_DIR = Path(
     env_str("AGENTOS_AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit"))
 ).resolve()
 AGENTOS_AUDIT_CHECKPOINT_MINUTES = env_int("AGENTOS_AUDIT_CHECKPOINT_MINUTES", 1, 1, 60)
-# A page that never finishes loading and an open redirect, for tests only.
-PORTALS_TEST_ENDPOINTS = False
-PORTALS_HANG_MAX_S = 120.0
 
 # Live status (Django Channels). With REDIS_URL workers publish to Redis
 # directly; without it the web process relays new events from the database

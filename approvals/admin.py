@@ -24,14 +24,15 @@ from django.utils.safestring import SafeString
 from approvals.models import ApprovalRequest, RequestKind, Resolution, WorkflowWebhook
 from approvals.permissions import decide_refusal, may_decide_at_all, visible_requests
 from approvals.services import AlreadyDecided, DecisionInvalid, DecisionRefused, approval_decide
-from workflows.admin.display import (
+from workflows.admin.readable import readable_with_raw
+from workflows.display import (
     json_block,
     render_fields,
     status_badge,
 )
-from workflows.admin.readable import readable_with_raw
 from workflows.forms import SchemaForm, cleaned_values, schema_form_class
 from workflows.plans import PlanInvalid
+from workflows.readonly import ReadOnlyAdminMixin
 from workflows.selectors import redact
 from workflows.states import TransitionNotAllowed
 
@@ -76,7 +77,7 @@ def _values_asked(request: ApprovalRequest, decision: str, resolution: str) -> b
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(admin.ModelAdmin):
+class ApprovalRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Requests: decided through the service, otherwise read-only for everyone."""
 
     list_display = (
@@ -129,16 +130,8 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         "created_at",
     )
 
-    # --- permissions ---------------------------------------------------------
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # deciding is not editing; see change_view
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    # --- permissions: read-only (the mixin); deciding is not editing, see
+    # change_view ---------------------------------------------------------------
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet:
         """Only the requests the user may see (policy.visible_requests).

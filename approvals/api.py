@@ -1,6 +1,5 @@
 """Approval requests over the API: list those the caller may see, read, decide."""
 
-import hashlib
 from typing import Annotated, Any, Literal
 
 from django.core.exceptions import PermissionDenied
@@ -9,13 +8,13 @@ from ninja import Path, Query, Router, Schema
 from ninja.pagination import paginate
 from pydantic import Field
 
+from agentos_common.canonical import canonical_digest
 from agentos_site import policy
 from agentos_site.api_errors import ERRORS, Conflict
 from agentos_site.api_pagination import MAX_ID, Mapped, Page
 from approvals.models import ApprovalRequest
 from approvals.schemas import ApprovalOut, DecisionIn
 from approvals.services import approval_decide
-from workflows.events import canonical_json
 from workflows.selectors import redact
 
 router = Router(tags=["approvals"])
@@ -40,7 +39,7 @@ def request_digest(request: ApprovalRequest) -> str:
         "title": request.title,
         "fields": request.fields,
     }
-    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+    return canonical_digest(body)
 
 
 def approval_out(request: ApprovalRequest) -> dict[str, Any]:

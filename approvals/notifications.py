@@ -5,7 +5,7 @@ email links to the request page, which never decides anything on GET. The
 webhook (one per workflow, optional) is delivered by a worker task:
 
 - only to an origin on AGENTOS_WEBHOOK_ALLOWED_HOSTS whose addresses pass
-  the same checks as HTTP actions (``executors.actions._hosts``), to the
+  the same checks as HTTP actions (``executors.actions.hosts``), to the
   address that was checked, never following a redirect;
 - signed with a key from its own namespace (secrets named ``WEBHOOK_...``),
   so a webhook can never be pointed at a portal password or an API token;
@@ -31,16 +31,13 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from workflows.events import canonical_json
+from agentos_common.canonical import canonical_json
+from approvals.exceptions import WebhookRefused
 
 logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-AgentOS-Signature"
 WEBHOOK_SECRET_NAME = re.compile(r"^WEBHOOK_[A-Z0-9_]{1,56}$")
 URL_SETTING = "AGENTOS_WEBHOOK_ALLOWED_HOSTS"
-
-
-class WebhookRefused(Exception):
-    """A webhook's URL or key breaks policy; nothing was sent."""
 
 
 def request_url(request_id: int) -> str:
@@ -183,7 +180,7 @@ def verify_signature(
 
 def webhook_problems(url: str, secret_name: str) -> dict[str, str]:
     """Return field -> message for a webhook that breaks policy (no lookup)."""
-    from executors.actions._hosts import check_url
+    from executors.actions.hosts import check_url
     from executors.base import ActionFailed
 
     problems = {}
@@ -201,7 +198,7 @@ def webhook_problems(url: str, secret_name: str) -> dict[str, str]:
 
 def _target(url: str) -> Any:
     """Return the checked, resolved target of a webhook URL, or raise WebhookRefused."""
-    from executors.actions._hosts import check_url, resolve
+    from executors.actions.hosts import check_url, resolve
     from executors.base import ActionFailed
 
     try:
@@ -218,7 +215,7 @@ def webhook_deliver(hook_id: int, payload: dict, *, timeout_s: float = 5.0) -> i
     the URL is not allowed.
     """
     from approvals.models import WorkflowWebhook
-    from executors.actions._hosts import target_request
+    from executors.actions.hosts import target_request
 
     hook = WorkflowWebhook.objects.get(pk=hook_id)
     problems = webhook_problems(hook.url, hook.secret_name)

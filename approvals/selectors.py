@@ -9,8 +9,7 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestKind, RequestStatus
 from approvals.permissions import decidable_by, may_decide_at_all, visible_requests
-from workflows.admin.display import plan_rows
-from workflows.admin.graph import titled
+from workflows.display import plan_rows, titled
 from workflows.selectors import redact
 
 __all__ = [

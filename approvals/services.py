@@ -11,7 +11,9 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from agentos_common.nul import NUL_MESSAGE, first_nul
 from approvals import notifications, slack
+from approvals.exceptions import AlreadyDecided, DecisionInvalid, DecisionRefused
 from approvals.models import (
     ApprovalRequest,
     Decision,
@@ -22,7 +24,6 @@ from approvals.models import (
 )
 from approvals.permissions import decide_refusal, may_decide_at_all, self_approval_allowed
 from approvals.slack.services import message_changed, slack_message_open
-from executors.scrubbing import NUL_MESSAGE, first_nul
 from workflows import graph
 from workflows.engine.blocks import lane_resume
 from workflows.events import event_append
@@ -37,28 +38,6 @@ from workflows.services import (
 )
 
 DEFAULT_GROUP = "Reviewers"
-
-
-class AlreadyDecided(Exception):
-    """The request was decided before this decision arrived (HTTP 409)."""
-
-    def __init__(self, request: ApprovalRequest) -> None:
-        who = request.decided_by.get_username() if request.decided_by else "the system"
-        super().__init__(f"this request was already {request.status} by {who}")
-        self.request = request
-        self.decided_by = who
-
-
-class DecisionRefused(Exception):
-    """The person may not make this decision (HTTP 403)."""
-
-
-class DecisionInvalid(Exception):
-    """The submitted values or choice are wrong; `errors` maps field to message (HTTP 400)."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
 
 
 def request_open(

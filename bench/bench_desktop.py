@@ -43,7 +43,7 @@ from openpyxl import Workbook  # noqa: E402
 
 from executors.base import ActionContext  # noqa: E402
 from executors.runner import Runner  # noqa: E402
-from workflows import actions  # noqa: E402
+from workflows import executor_config  # noqa: E402
 from workflows.planner import draft  # noqa: E402
 from workflows.plans import validate_plan  # noqa: E402
 
@@ -70,7 +70,7 @@ class Health(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         data = json.dumps({"status": "ok"}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -96,7 +96,7 @@ def main() -> None:
     url = f"http://127.0.0.1:{server.server_address[1]}/health"
 
     plan = draft("organize Downloads by type")["plan"]
-    registry, policy = actions.registry(), actions.policy()
+    registry, policy = executor_config.registry(), executor_config.policy()
     measure(
         "planner draft (builtin, parse + validate)",
         lambda: draft("pivot sales.xlsx by region summing amount"),

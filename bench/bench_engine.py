@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, configure, show  # noqa: E402
+from bench.common import ROOT, configure, show
 
 _parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 _parser.add_argument("--steps", type=int, default=200)
@@ -61,9 +61,9 @@ def bench_floor(n: int = 30) -> list[float]:
 
 def bench_runner(n: int = 200) -> list[float]:
     from executors.base import ActionContext
-    from workflows import actions
+    from workflows import executor_config
 
-    runner = actions.runner()
+    runner = executor_config.runner()
     ctx = ActionContext(
         run_id=0,
         step_id=0,
@@ -108,7 +108,7 @@ def bench_steps(steps: int, *, quiet: bool = False) -> list[float]:
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
     started = [s.started_at for s in Step.objects.filter(run=run).order_by("id")]
-    gaps = [(b - a).total_seconds() * 1000 for a, b in zip(started, started[1:])]
+    gaps = [(b - a).total_seconds() * 1000 for a, b in zip(started, started[1:], strict=False)]
     if not quiet:
         print(
             f"engine, one task in-process: {steps} no-op steps in {total:.0f} ms = "
@@ -203,15 +203,15 @@ def bench_approvals(n: int) -> list[float]:
         }
         for _ in range(n + 3):
             run = run_create(plan=plan, mode="autonomous")
-            _wait(lambda: Run.objects.get(pk=run.pk).status == "waiting")
+            _wait(lambda run=run: Run.objects.get(pk=run.pk).status == "waiting")
             request = ApprovalRequest.objects.get(run=run, status="pending")
             time.sleep(0.05)  # let the worker go idle, as a person's click would find it
             t0 = time.time()
             approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
-            _wait(lambda: Event.objects.filter(run=run, type="step.started").exists())
+            _wait(lambda run=run: Event.objects.filter(run=run, type="step.started").exists())
             started = Event.objects.get(run=run, type="step.started").at.timestamp()
             latencies.append((started - t0) * 1000)
-            _wait(lambda: Run.objects.get(pk=run.pk).status == "succeeded")
+            _wait(lambda run=run: Run.objects.get(pk=run.pk).status == "succeeded")
     finally:
         stop_cluster(cluster)
     return latencies[3:]

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, configure, pct  # noqa: E402
+from bench.common import ROOT, configure, pct
 
 configure("embedded")
 with socket.socket() as _probe:
@@ -179,9 +179,9 @@ def main() -> None:
     call_command("seed_demo", verbosity=0)
     daphne = start_daphne()
     try:
-        from workflows import actions
+        from workflows import executor_config
 
-        actions.runner().start()
+        executor_config.runner().start()
         one_run(0)  # warm-up: page caches, first imports
         totals: dict[str, list[float]] = {}
         for index in range(1, args.runs + 1):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import configure, show  # noqa: E402
+from bench.common import configure, show
 
 configure("embedded")
 os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver"

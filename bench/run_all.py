@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, machine, scaled_env, scaled_unavailable  # noqa: E402
+from bench.common import ROOT, machine, scaled_env, scaled_unavailable
 
 BENCH = ROOT / "bench"
 

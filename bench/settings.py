@@ -8,7 +8,10 @@ using the same Redis.
 import os
 
 from agentos_site.settings import *  # noqa: F403
-from agentos_site.settings import Q_CLUSTER, REDIS_URL
+from agentos_site.settings import INSTALLED_APPS, Q_CLUSTER, REDIS_URL
+
+# seed_scale (bench/seeding.py): benchmark tooling, never in the product.
+INSTALLED_APPS = [*INSTALLED_APPS, "bench"]
 
 if REDIS_URL and os.environ.get("AGENTOS_BENCH_QUEUE"):
     Q_CLUSTER["name"] = os.environ["AGENTOS_BENCH_QUEUE"]

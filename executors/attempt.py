@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from executors.scrubbing import NUL_MESSAGE, first_nul, scrub, scrub_secrets_in
+from agentos_common.nul import NUL_MESSAGE, first_nul
+from agentos_common.redaction import scrub_secrets_in
+from executors.scrubbing import scrub
 
 if TYPE_CHECKING:
     from executors.runner import Runner

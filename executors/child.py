@@ -70,10 +70,10 @@ def enter_sandbox(
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # Line-buffered streams on the log pipe; they live until os._exit.
-    sys.stdout = open(  # noqa: SIM115
+    sys.stdout = open(
         1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False
     )
-    sys.stderr = open(  # noqa: SIM115
+    sys.stderr = open(
         2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False
     )
 
@@ -123,7 +123,7 @@ def execute(registry: Registry, action_name: str, raw: bytes) -> dict[str, Any]:
         return _failed(scrub(str(exc), secrets))
     except NeedsInput as exc:
         return {"status": "needs_input", "needs_input": exc.to_dict()}
-    except BaseException as exc:  # noqa: BLE001 - anything else is a crash
+    except BaseException as exc:  # anything else is a crash
         # format_exception never renders local variables, only code lines.
         text = "".join(traceback.format_exception(exc))
         return {

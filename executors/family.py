@@ -14,7 +14,7 @@ import os
 import signal
 import time
 
-__all__ = ["children_of", "family_of", "kill_family"]
+__all__ = ["children_of", "pids_with_home", "kill_family"]
 
 SWEEP_FOR_S = 2.0
 
@@ -28,7 +28,7 @@ def children_of(pid: int) -> list[int]:
         return []
 
 
-def family_of(home: str) -> list[int]:
+def pids_with_home(home: str) -> list[int]:
     """Return the live pids whose environment has ``HOME=<home>`` exactly."""
     marker = b"HOME=" + os.fsencode(home)
     me = os.getpid()
@@ -56,7 +56,7 @@ def kill_family(home: str) -> list[int]:
     """
     killed: list[int] = []
     deadline = time.monotonic() + SWEEP_FOR_S
-    while found := family_of(home):
+    while found := pids_with_home(home):
         for pid in found:
             try:
                 os.kill(pid, signal.SIGKILL)

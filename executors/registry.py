@@ -285,7 +285,7 @@ def add_plugins(registry: Registry, group: str = PLUGIN_GROUP) -> None:
                 if getattr(action_cls, "name", None) in registry:
                     raise RegistrationError(f"name {action_cls.name!r} is already registered")
                 staged.register(action_cls, package=package, version=version)
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - leave this package out
+        except (Exception, SystemExit) as exc:
             registry.plugin_problems.append(
                 PluginProblem(
                     package=package,

@@ -63,6 +63,10 @@ def zygote_environment(home: str, python_path: Sequence[str]) -> dict[str, str]:
     env["HOME"] = home
     paths = list(dict.fromkeys([*python_path, PROJECT_DIR]))
     env["PYTHONPATH"] = os.pathsep.join(paths)
+    # Only while coverage measures the test suite (scripts/test.sh): its
+    # serialized settings, so the action processes are measured too.
+    if "COVERAGE_PROCESS_CONFIG" in os.environ:
+        env["COVERAGE_PROCESS_CONFIG"] = os.environ["COVERAGE_PROCESS_CONFIG"]
     return env
 
 

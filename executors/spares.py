@@ -20,7 +20,7 @@ from typing import Any
 from executors.attempt import killpg
 from executors.child import RESULT_FD
 
-__all__ = ["Pools", "Spare", "child_tmp", "family_of", "use_own_tmp", "warm_up_spare"]
+__all__ = ["Pools", "Spare", "child_tmp", "warm_up_key", "use_own_tmp", "warm_up_spare"]
 
 # A warm-up family's pool is refilled only after it ran nothing this long.
 REFILL_IDLE_S = 0.3
@@ -137,7 +137,7 @@ def child_tmp(pid: int) -> str:
     return os.path.join(os.environ.get("HOME") or tempfile.gettempdir(), "tmp", str(pid))
 
 
-def family_of(action_cls: Any) -> str:
+def warm_up_key(action_cls: Any) -> str:
     """Return the name of an action's warm-up ("" when it has none)."""
     warm_up = action_cls.warm_up
     if warm_up is None:

@@ -52,7 +52,7 @@ from executors.attempt import killpg
 from executors.child import enter_sandbox, serve_one
 from executors.family import children_of
 from executors.sandbox import Sandbox, runtime_paths, unreachable
-from executors.spares import Pools, Spare, child_tmp, family_of, use_own_tmp, warm_up_spare
+from executors.spares import Pools, Spare, child_tmp, use_own_tmp, warm_up_key, warm_up_spare
 
 __all__ = ["main"]
 
@@ -102,7 +102,7 @@ class _Zygote:
         self.warm_ups: dict[str, Callable[[], None]] = {}
         for action_cls in registry:
             if action_cls.warm_up is not None:
-                self.warm_ups[family_of(action_cls)] = action_cls.warm_up
+                self.warm_ups[warm_up_key(action_cls)] = action_cls.warm_up
         self.pid = os.getpid()
 
     def serve(self) -> None:
@@ -132,7 +132,7 @@ class _Zygote:
             if message.get("op") != "run" or len(fds) != REQUEST_FDS:
                 raise ValueError(f"malformed request {message!r}")
             self._start(int(message["id"]), str(message["action"]), fds)
-        except Exception as exc:  # noqa: BLE001 - report and keep serving
+        except Exception as exc:  # report and keep serving
             request_id = message.get("id") if isinstance(message, dict) else None
             return self._send({"op": "rejected", "id": request_id, "error": str(exc)})
         finally:
@@ -145,7 +145,7 @@ class _Zygote:
     def _start(self, request_id: int, action_name: str, fds: list[int]) -> None:
         action_cls = self.registry.get(action_name)
         memory_limit_mb = action_cls.memory_limit_mb
-        family = family_of(action_cls)
+        family = warm_up_key(action_cls)
         spare = self.pools.take(family)
         if spare is not None and not spare.ready:
             self.selector.unregister(spare.control)
@@ -237,7 +237,7 @@ class _Zygote:
             action_name = json.loads(data)["action"]
             memory_limit_mb = self.registry.get(action_name).memory_limit_mb
             control.close()
-        except BaseException:  # noqa: BLE001 - must never return to the loop
+        except BaseException:  # must never return to the loop
             os._exit(70)
         self._become_child(action_name, memory_limit_mb, fds, keep_fds)
 
@@ -262,7 +262,7 @@ class _Zygote:
             self._confine(browser=memory_limit_mb is None)
             serve_one(self.registry, action_name)
             code = 0
-        except BaseException:  # noqa: BLE001 - must never return to the loop
+        except BaseException:  # must never return to the loop
             # The log pipe may be gone; nothing is left to tell then.
             with contextlib.suppress(BaseException):
                 traceback.print_exc()
@@ -310,14 +310,14 @@ class _Zygote:
                 os._exit(code)
         os.close(write_end)
         with os.fdopen(read_end, "rb") as pipe:
-            problems = pipe.read().decode()
+            reported = pipe.read().decode()
         _, status = os.waitpid(pid, 0)
-        if status != 0 and not problems:
-            problems = "the check could not change to the action user"
-        if not problems:
+        if status != 0 and not reported:
+            reported = "the check could not change to the action user"
+        if not reported:
             return None
         return (
-            f"the action user {self.sandbox.user!r} {problems}: run scripts/setup.sh "
+            f"the action user {self.sandbox.user!r} {reported}: run scripts/setup.sh "
             "as root, or give it access (docs/security.md)"
         )
 
@@ -452,7 +452,7 @@ def main(argv: list[str]) -> int:
         from executors.registry import build_registry
 
         registry = build_registry(tuple(argv), plugin_group=plugin_group)
-    except BaseException:  # noqa: BLE001 - report any import failure
+    except BaseException:  # report any import failure
         error = traceback.format_exc()[-8000:]
         try:
             sock.send(json.dumps({"op": "error", "error": error}).encode())

@@ -18,6 +18,4 @@ urlpatterns = [
     path("procurement/orders/new/", views.order_new, name="procurement-new"),
     path("procurement/orders/<str:order_id>/", views.order_detail, name="procurement-detail"),
     path("procurement/catalog/", views.catalog, name="procurement-catalog"),
-    path("test/hang/", views.hang, name="test-hang"),
-    path("test/go/", views.go, name="test-go"),
 ]

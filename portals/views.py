@@ -6,17 +6,15 @@ AgentOS user. Every page but the login checks it.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_lockout_response
-from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -294,31 +292,3 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
 @portal_login_required(Portal.PROCUREMENT)
 def catalog(request: HttpRequest) -> HttpResponse:
     return _page(request, Portal.PROCUREMENT, "catalog.html", laptops=LaptopModel.objects.all())
-
-
-# --- test-only endpoints -----------------------------------------------------
-
-
-def _test_endpoints_enabled() -> None:
-    if not getattr(settings, "PORTALS_TEST_ENDPOINTS", False):
-        raise Http404("Test endpoints are disabled.")
-
-
-def hang(request: HttpRequest) -> StreamingHttpResponse:
-    """Start a page and never finish it (until the browser goes away)."""
-    _test_endpoints_enabled()
-
-    def trickle() -> Iterator[bytes]:
-        yield b"<!doctype html><html><head><title>Loading</title></head><body>Loading"
-        deadline = time.monotonic() + settings.PORTALS_HANG_MAX_S
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            yield b" "  # a write to a browser that was killed ends this loop
-
-    return StreamingHttpResponse(trickle(), content_type="text/html")
-
-
-def go(request: HttpRequest) -> HttpResponse:
-    """Redirect anywhere: lets tests lead a browser off the portal's origin."""
-    _test_endpoints_enabled()
-    return redirect(request.GET.get("to", "/"))

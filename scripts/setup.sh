@@ -27,7 +27,7 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "==> installing AgentOS and its dependencies into .venv"
     "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$PY" -m pip install --quiet --disable-pip-version-check -e ".[test]"
+    "$PY" -m pip install --quiet --disable-pip-version-check -e ".[test,dev]"
     echo "$want" > "$stamp"
 fi
 export PY

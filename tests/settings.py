@@ -38,6 +38,7 @@ os.environ.setdefault("AGENTOS_CHANNEL_PREFIX", f"agentos-{SESSION}")
 from agentos_site.settings import *  # noqa: E402,F403
 from agentos_site.settings import (  # noqa: E402
     DATABASES,
+    INSTALLED_APPS,
     Q_CLUSTER,
     REDIS_URL,
     VAR_DIR,
@@ -55,9 +56,12 @@ else:  # pytest-django creates and drops this database
 if REDIS_URL:
     Q_CLUSTER["name"] = f"agentos-{SESSION}"
 
+# seed_scale (bench/seeding.py) for the scale tests: benchmark tooling,
+# installed here and by bench/settings.py, never in the product.
+INSTALLED_APPS = [*INSTALLED_APPS, "bench"]
+
 # The portals' never-loading page and open redirect exist only here.
-PORTALS_TEST_ENDPOINTS = True
-PORTALS_HANG_MAX_S = 60.0
+ROOT_URLCONF = "tests.urls"
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Many tests log in (and fail on purpose) from 127.0.0.1: throttling stays on,

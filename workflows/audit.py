@@ -11,7 +11,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from workflows.events import _utc, canonical_json, system_event_append
+from agentos_common.canonical import canonical_json
+from workflows.events import _utc, system_event_append
 from workflows.models import Event
 from workflows.selectors import redact
 

@@ -31,8 +31,9 @@ from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
+from agentos_common.canonical import canonical_json
 from workflows.audit_keys import audit_keys
-from workflows.events import _utc, canonical_json
+from workflows.events import _utc
 from workflows.models import Event, Run, SystemChain
 
 FILE_NAME = "checkpoints.jsonl"
@@ -249,7 +250,7 @@ def checkpoint_write() -> int | None:
         }
         record["mac"] = keys.sign(_signed_body(record))
         handle.seek(0, os.SEEK_END)
-        handle.write(json.dumps(record, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+        handle.write(canonical_json(record).encode() + b"\n")
         handle.flush()
         os.fsync(handle.fileno())
     return number

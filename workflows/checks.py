@@ -40,11 +40,11 @@ def check_queue(app_configs: Any, **kwargs: Any) -> list:
 @register()
 def check_actions(app_configs: Any, **kwargs: Any) -> list:
     """Every configured action module must load into the registry."""
-    from workflows import actions
+    from workflows import executor_config
 
     try:
-        actions.registry()
-    except Exception as exc:  # noqa: BLE001 - reported as a check failure
+        executor_config.registry()
+    except Exception as exc:  # reported as a check failure
         return [Error(f"the action registry failed to load: {exc}", id="agentos.E004")]
     return [
         Warning(
@@ -54,7 +54,7 @@ def check_actions(app_configs: Any, **kwargs: Any) -> list:
             "uninstall the package, the other actions work without it",
             id="agentos.W020",
         )
-        for problem in actions.registry().plugin_problems
+        for problem in executor_config.registry().plugin_problems
     ]
 
 
@@ -77,9 +77,9 @@ def check_planner(app_configs: Any, **kwargs: Any) -> list:
 @register(deploy=True)
 def check_action_user(app_configs: Any, **kwargs: Any) -> list:
     """Warn when a root worker would run actions as root (issue 10, item 14)."""
-    from workflows import actions
+    from workflows import executor_config
 
-    sandbox = actions.sandbox()
+    sandbox = executor_config.sandbox()
     if os.geteuid() != 0 or sandbox.user.lower() == "none" or sandbox.resolve().drops:
         return []
     return [

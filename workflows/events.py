@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.utils import timezone
 
+from agentos_common.canonical import canonical_json
 from workflows import hooks
 from workflows.audit_keys import LEGACY, AuditKeys, audit_keys
 from workflows.models import Event, Run, SystemChain
@@ -27,11 +28,6 @@ if TYPE_CHECKING:
 
 GENESIS = "0" * 64
 SYSTEM_ACTOR = "system"
-
-
-def canonical_json(value: Any) -> str:
-    """Return the one JSON encoding the hash covers: sorted keys, no spaces."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _utc(at: datetime) -> str:

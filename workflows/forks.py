@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from workflows import actions, plan_review
+from agentos_common.canonical import canonical_digest
+from workflows import executor_config, plan_review
 from workflows.events import event_append
+from workflows.exceptions import IdempotencyKeyReused
 from workflows.models import Event, Run, Step
 from workflows.plans import PlanError, PlanInvalid
 from workflows.replay import ReplayError, state_at
@@ -27,10 +27,6 @@ from workflows.states import StepStatus
 MAX_IDEMPOTENCY_KEY = 200
 
 
-class IdempotencyKeyReused(Exception):
-    """An Idempotency-Key already started a run for another request (HTTP 409)."""
-
-
 def _request_digest(request: dict[str, Any]) -> str:
     """Return the SHA-256 of what a start request asks for."""
     workflow = request.get("workflow")
@@ -41,8 +37,7 @@ def _request_digest(request: dict[str, Any]) -> str:
         "mode": request.get("mode"),
         "review_plan": bool(request.get("review_plan")),
     }
-    canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return canonical_digest(asked, default=str)
 
 
 def _same_request(run: Run, digest: str) -> Run:
@@ -55,9 +50,7 @@ def _same_request(run: Run, digest: str) -> Run:
     return run
 
 
-def run_create_idempotent(
-    *, idempotency_key: str, requester: Any, **kwargs: Any
-) -> tuple[Run, bool]:
+def run_create_once(*, idempotency_key: str, requester: Any, **kwargs: Any) -> tuple[Run, bool]:
     """Create a run once per (requester, key); return (run, created).
 
     The unique constraint decides races: of two concurrent requests with the
@@ -210,7 +203,7 @@ def _needs_plan_review(parent: Run) -> bool:
     """
     if parent.workflow_id is not None:
         return False
-    if plan_review.needs_person(parent.plan, actions.registry()):
+    if plan_review.needs_person(parent.plan, executor_config.registry()):
         return True
     first = Event.objects.filter(run=parent, seq=1).values_list("data", flat=True).first()
     return bool((first or {}).get("review_plan"))
@@ -241,7 +234,7 @@ def _carry_in_flight(parent: Run, run: Run, at_seq: int, position: int) -> dict:
         return {}
     node = run.nodes[position]
     try:
-        if actions.registry().get(node["action"]).idempotent:
+        if executor_config.registry().get(node["action"]).idempotent:
             return {}
     except Exception:  # an action gone from the registry fails its step anyway
         return {}

@@ -16,7 +16,7 @@ from django import forms
 from django.core.validators import RegexValidator
 from django.forms.fields import InvalidJSONInput
 
-from workflows import limits
+from agentos_common import limits
 
 LONG_TEXT = 300  # strings allowed to be longer than this get a textarea
 

@@ -7,24 +7,22 @@ them again and runs the step only when the digest still matches.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-from workflows import actions, graph
-from workflows.events import canonical_json
+from agentos_common.canonical import canonical_digest
+from workflows import executor_config, graph
 from workflows.templating import references, render, root_key
 
 
 def params_digest(*, node_id: str, action: str, params: Any) -> str:
     """Return the SHA-256 of one action's resolved parameters."""
-    body = canonical_json({"node": node_id, "action": action, "params": params})
-    return hashlib.sha256(body.encode()).hexdigest()
+    return canonical_digest({"node": node_id, "action": action, "params": params})
 
 
 def guard_entry(*, node: dict, position: int, params: Any, unresolved: list[str]) -> dict:
     """Return what a request shows and records about one guarded action."""
     try:
-        risk = actions.registry().get(node["action"]).risk
+        risk = executor_config.registry().get(node["action"]).risk
     except Exception:  # an unknown action cannot run anyway; show it as high risk
         risk = "high"
     return {
@@ -213,5 +211,4 @@ def guards_digest(guards: list[dict]) -> str:
     """Return the digest of everything a request guards ("" when it guards nothing)."""
     if not guards:
         return ""
-    body = canonical_json([[g["node"], g["position"], g["digest"]] for g in guards])
-    return hashlib.sha256(body.encode()).hexdigest()
+    return canonical_digest([[g["node"], g["position"], g["digest"]] for g in guards])

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from workflows.exceptions import EventImmutable
 from workflows.states import TERMINAL, RunMode, RunStatus, StepStatus
 
 
@@ -98,7 +99,10 @@ class Run(models.Model):
     position = models.PositiveIntegerField(default=0, help_text="Index of the current node.")
     current_node = models.CharField(max_length=100, blank=True)
     # What a person decided about the current node that the engine must honour
-    # once: {"node", "position", "how": approved|retry|resume, "state", "values"}.
+    # once: {"node", "position"} and one of "approved": True (a mode gate),
+    # "plan_review": "pending" or the approved plan's digest, "resume": True
+    # with the paused action's "state" and the "values" given, or "retry":
+    # True (an unknown outcome retried). {} when nothing is pending.
     clearance = models.JSONField(default=dict, blank=True)
     # The graph's own state: {"visits": {node id: times entered}}.
     graph = models.JSONField(default=dict, blank=True)
@@ -349,10 +353,6 @@ class EventQuerySet(models.QuerySet):
         raise EventImmutable("events are append-only; they cannot be deleted")
 
     _raw_delete = delete
-
-
-class EventImmutable(Exception):
-    """Something tried to change or delete an event."""
 
 
 class Event(models.Model):

@@ -13,12 +13,12 @@ edits are re-validated before the run goes on with the edited plan.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from typing import Any
 
 from pydantic_core import PydanticUndefined
 
+from agentos_common.canonical import canonical_digest
 from executors.registry import Registry, UnknownAction
 from workflows import graph
 from workflows.plans import PlanError, PlanInvalid
@@ -39,8 +39,7 @@ _KEEP = ("type", "enum", "minimum", "maximum", "minLength", "maxLength", "descri
 
 def plan_digest(plan: dict[str, Any]) -> str:
     """Return the SHA-256 of the plan's canonical JSON."""
-    text = json.dumps(plan, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return canonical_digest(plan)
 
 
 def needs_person(plan: dict[str, Any], registry: Registry) -> bool:

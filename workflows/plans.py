@@ -24,10 +24,12 @@ from pydantic import (
     field_validator,
 )
 
+from agentos_common import limits
+from agentos_common.nul import NUL_MESSAGE, first_nul
 from executors.base import Policy
 from executors.registry import Registry, UnknownAction
-from executors.scrubbing import NUL_MESSAGE, first_nul
-from workflows import graph, limits, templating
+from workflows import graph, templating
+from workflows.exceptions import PlanInvalid
 from workflows.states import RunMode
 
 NODE_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -73,14 +75,6 @@ class PlanError:
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
-
-
-class PlanInvalid(Exception):
-    """A plan or spec failed validation; nothing was run or saved."""
-
-    def __init__(self, errors: list[PlanError]) -> None:
-        super().__init__("; ".join(f"{e.node or '-'}.{e.field}: {e.message}" for e in errors))
-        self.errors = errors
 
 
 class RetryPolicy(BaseModel):
@@ -246,11 +240,6 @@ def node_fields_schema(node: InputNode) -> dict[str, Any]:
     """Return the JSON Schema object an input node asks for."""
     required = node.required if node.required is not None else list(node.fields)
     return {"type": "object", "properties": node.fields, "required": required}
-
-
-def parse_nodes(plan: dict[str, Any]) -> list[_Node]:
-    """Return the plan's nodes as models; the plan must already be valid."""
-    return [NODE_MODELS[n.get("type", "action")].model_validate(n) for n in plan["nodes"]]
 
 
 def validate_plan(
@@ -638,7 +627,7 @@ def parse_spec_text(text: str) -> Any:
     Anchors, aliases and nesting deeper than MAX_DEPTH are refused too.
     """
     try:
-        return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader
+        return yaml.load(text, Loader=_SpecLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workflows import graph
+from workflows.exceptions import ReplayError
 from workflows.models import Event, Run
 from workflows.services import merge_values
 from workflows.states import RunStatus
@@ -57,10 +58,6 @@ class ReplayState:
         if self.current_node:
             first = 1 if position == 0 else 0
             self.visits[self.current_node] = self.visits.get(self.current_node, first) + 1
-
-
-class ReplayError(Exception):
-    """The requested point is not in the run's log (HTTP 400, field at_seq)."""
 
 
 def _index(nodes: list[dict], node_id: str | None) -> int:

@@ -6,15 +6,15 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from executors import scrubbing
-from workflows import actions
+from agentos_common.redaction import redact as redact_secrets
+from workflows import executor_config
 from workflows.models import Event, Run, Step
 
 
 def redact(value: Any) -> Any:
-    """Return stored data as a person may see it: `executors.scrubbing.redact`
+    """Return stored data as a person may see it: `agentos_common.redaction.redact`
     with this deployment's secret values. Every surface shows data through it."""
-    return scrubbing.redact(value, actions.all_secret_values())
+    return redact_secrets(value, executor_config.all_secret_values())
 
 
 def runs_list(*, status: str | None = None, workflow: str | None = None) -> QuerySet[Run]:

@@ -10,10 +10,12 @@ import jsonschema
 from django.db import transaction
 from django.utils import timezone
 
-from executors.scrubbing import NUL_MESSAGE, first_nul
-from workflows import actions, hooks, limits, plan_review
+from agentos_common import limits
+from agentos_common.nul import NUL_MESSAGE, first_nul
+from workflows import executor_config, hooks, plan_review
 from workflows.context_policy import context_policy_errors
 from workflows.events import event_append, system_event_append
+from workflows.exceptions import RunNotFound
 from workflows.models import Run, Step, Workflow, WorkflowVersion
 from workflows.plans import PlanError, PlanInvalid, validate_plan, validate_spec
 from workflows.states import (
@@ -25,10 +27,6 @@ from workflows.states import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-class RunNotFound(Exception):
-    """No run with that id."""
 
 
 def enqueue_advance(run_id: int) -> None:
@@ -102,7 +100,9 @@ def _self_approval_event(*, workflow: Workflow, actor: Any, before: bool, after:
 
 def workflow_create(*, raw_spec: Any, source: str = "", actor: Any = None) -> Workflow:
     """Validate a spec and store it as version 1 of a new workflow."""
-    spec = validate_spec(raw_spec, registry=actions.registry(), policy=actions.policy())
+    spec = validate_spec(
+        raw_spec, registry=executor_config.registry(), policy=executor_config.policy()
+    )
     if Workflow.objects.filter(slug=spec.slug).exists():
         raise PlanInvalid([PlanError("", "slug", f"a workflow {spec.slug!r} already exists")])
     _check_self_approval(actor, False, spec.allow_self_approval)
@@ -135,7 +135,9 @@ def workflow_update(
     *, workflow: Workflow, raw_spec: Any, source: str = "", actor: Any = None
 ) -> Workflow:
     """Store a changed spec as a new version; running runs keep theirs."""
-    spec = validate_spec(raw_spec, registry=actions.registry(), policy=actions.policy())
+    spec = validate_spec(
+        raw_spec, registry=executor_config.registry(), policy=executor_config.policy()
+    )
     if spec.slug != workflow.slug:
         raise PlanInvalid([PlanError("", "slug", "the slug of a workflow cannot change")])
     data = spec.model_dump(mode="json")
@@ -215,7 +217,7 @@ def run_create(
     """Validate and queue a run of a workflow (its current version) or of a bare plan.
 
     A non-empty `idempotency_key` is unique per requester: a second run with
-    the same key fails with IntegrityError (see `run_create_idempotent`).
+    the same key fails with IntegrityError (see `run_create_once`).
     With `review_plan` (a plan from the planner), an assisted or interactive
     run first pauses for a person to review, edit or reject the plan; a bare
     plan with any action that is not low-risk always does, in every mode.
@@ -239,8 +241,8 @@ def run_create(
         errors = _context_errors(inputs, context)
         errors += validate_plan(
             plan,
-            registry=actions.registry(),
-            policy=actions.policy(),
+            registry=executor_config.registry(),
+            policy=executor_config.policy(),
             inputs_schema=inputs,
             stored=True,
         )
@@ -250,12 +252,14 @@ def run_create(
         mode = mode or workflow.mode
     else:
         inputs = {"type": "object", "properties": {}}
-        errors = validate_plan(plan, registry=actions.registry(), policy=actions.policy())
+        errors = validate_plan(
+            plan, registry=executor_config.registry(), policy=executor_config.policy()
+        )
         mode = mode or RunMode.ASSISTED
     # Parameters built from the starting inputs are checked against the
     # policy (roots, hosts) now, not when their step runs.
     errors += context_policy_errors(
-        plan, context, registry=actions.registry(), policy=actions.policy()
+        plan, context, registry=executor_config.registry(), policy=executor_config.policy()
     )
     if errors:
         raise PlanInvalid(errors)
@@ -264,7 +268,7 @@ def run_create(
     # who authored a stored workflow: unless every action is low-risk, a
     # person other than its requester reviews it first, whatever the mode.
     review = (review_plan and mode != RunMode.AUTONOMOUS) or (
-        workflow is None and plan_review.needs_person(plan, actions.registry())
+        workflow is None and plan_review.needs_person(plan, executor_config.registry())
     )
     clearance = (
         {"node": plan["nodes"][0]["id"], "position": 0, "plan_review": plan_review.PENDING}
@@ -450,7 +454,7 @@ def plan_review_apply(*, run: Run, actor: Any, values: dict, state: dict) -> str
     changed since is refused. Edits are re-validated as a whole before the
     plan is replaced, so nothing is half-applied.
     """
-    registry = actions.registry()
+    registry = executor_config.registry()
     if state.get("digest") != plan_review.plan_digest(run.plan):
         raise PlanInvalid(
             [
@@ -467,7 +471,7 @@ def plan_review_apply(*, run: Run, actor: Any, values: dict, state: dict) -> str
     errors = validate_plan(
         edited,
         registry=registry,
-        policy=actions.policy(),
+        policy=executor_config.policy(),
         inputs_schema=run.inputs_schema,
         stored=run.workflow_id is not None,
     )

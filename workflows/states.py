@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from workflows.exceptions import TransitionNotAllowed
+
 
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
@@ -35,15 +37,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     RunStatus.FAILED: frozenset(),
     RunStatus.CANCELLED: frozenset(),
 }
-
-
-class TransitionNotAllowed(Exception):
-    """A service was asked to move a run along an edge the table lacks (HTTP 409)."""
-
-    def __init__(self, source: str, target: str) -> None:
-        super().__init__(f"a {source} run cannot become {target}")
-        self.source = source
-        self.target = target
 
 
 def check_transition(source: str, target: str) -> None:
@@ -93,6 +86,3 @@ class StepStatus(models.TextChoices):
     INTERRUPTED = "interrupted", "Interrupted"
     UNKNOWN = "unknown", "Outcome unknown"
     CANCELLED = "cancelled", "Cancelled"
-
-
-STEP_FINAL = frozenset(StepStatus) - {StepStatus.RUNNING, StepStatus.UNKNOWN}

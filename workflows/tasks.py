@@ -55,7 +55,7 @@ def ensure_schedules(**_: object) -> None:
 
 def start_scheduled_run(schedule_id: int) -> int | None:
     """Start one run of a workflow schedule (django-q2 calls this on time)."""
-    from workflows.volume import scheduled_run_start
+    from workflows.schedules import scheduled_run_start
 
     run = scheduled_run_start(schedule_id)
     return run.pk if run is not None else None

@@ -18,10 +18,6 @@ _ANY_BRACES = re.compile(r"\{\{|\}\}|\{%|%\}")
 MISSING = object()
 
 
-class TemplateError(ValueError):
-    """Text that looks like a template but is not a plain reference."""
-
-
 def references(value: Any) -> Iterator[str]:
     """Yield every dotted reference in a (nested) value."""
     if isinstance(value, str):

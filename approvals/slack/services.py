@@ -81,7 +81,7 @@ def message_changed(request_id: int, *, post: bool = False) -> None:
             group="slack",
             save=False,
         )
-    except Exception:  # noqa: BLE001 - a broker hiccup must not fail the caller
+    except Exception:
         logger.exception("request %s: could not queue the Slack update", request_id)
 
 

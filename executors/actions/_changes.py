@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from executors.actions._paths import confine, sha256_file
+from executors.actions.paths import confine, sha256_file
 from executors.base import ActionContext, ActionFailed
 
 __all__ = ["Batch", "Change", "ChangeOut", "BatchOutput"]

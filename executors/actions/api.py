@@ -2,7 +2,7 @@
 
 Every URL must be http(s) to an origin (scheme, host, port) on the run's
 ``allowed_hosts``, and the host must resolve to allowed addresses (see
-``_hosts``); redirects are not followed (a redirect to another host would
+``hosts``); redirects are not followed (a redirect to another host would
 leave the allow-list). Secrets are named, never written: a plan says
 ``bearer_secret: API_TOKEN`` and the child receives that one secret's value
 from settings. Only secrets whose names start with ``API_`` may be sent
@@ -22,7 +22,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from executors.actions._hosts import (
+from executors.actions.hosts import (
     MISSING,
     Target,
     check_secret_hosts,

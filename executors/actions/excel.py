@@ -23,8 +23,8 @@ from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from executors.actions._paths import confine, regular_file, sha256_file
 from executors.actions.files import ConfinedAction
+from executors.actions.paths import confine, regular_file, sha256_file
 from executors.base import Action, ActionContext, ActionFailed
 
 __all__ = ["ACTIONS", "ExcelChart", "ExcelHealth", "ExcelLookup", "ExcelPivot", "health"]

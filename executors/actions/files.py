@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from executors.actions._paths import (
+from executors.actions.paths import (
     check_glob,
     confine,
     confined_policy_errors,

@@ -19,8 +19,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from executors.actions._changes import Batch, BatchOutput
-from executors.actions._paths import check_glob, confine
 from executors.actions.files import ConfinedAction
+from executors.actions.paths import check_glob, confine
 from executors.base import Action, ActionContext, ActionFailed
 
 __all__ = [

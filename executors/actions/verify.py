@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from executors.actions._paths import confine, regular_file, sha256_file
 from executors.actions.files import ConfinedAction
+from executors.actions.paths import confine, regular_file, sha256_file
 from executors.base import Action, ActionContext, ActionFailed
 
 __all__ = [

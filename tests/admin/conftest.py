@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin.support import GATE_SPEC, INPUT_PLAN, advance
-from tests.approvals.servers import daphne  # noqa: F401 - fixture for the browser tests
+from tests.admin.support import GATE_SPEC, INPUT_PLAN
 from tests.approvals.test_live_browser import browser, orm  # noqa: F401 - fixtures
+from tests.support.runs import advance
 from workflows.models import Run, Workflow
 from workflows.plans import parse_spec_text
 from workflows.services import run_create, workflow_create

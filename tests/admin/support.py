@@ -1,12 +1,8 @@
-"""Helpers for the admin tests: specs, logged-in clients, advancing runs."""
+"""Helpers for the admin tests: specs and logged-in clients."""
 
 from __future__ import annotations
 
 from django.test import Client
-
-from approvals.models import ApprovalRequest, RequestStatus
-from workflows.engine import run_advance
-from workflows.models import Run
 
 GATE_SPEC = """\
 slug: gated
@@ -46,15 +42,3 @@ def client_for(user) -> Client:  # type: ignore[no-untyped-def]
     client = Client()
     client.force_login(user)
     return client
-
-
-def advance(run: Run) -> Run:
-    """Advance the run in-process until it pauses or ends."""
-    run_advance(run_id=run.pk)
-    run.refresh_from_db()
-    return run
-
-
-def pending_request(run: Run) -> ApprovalRequest:
-    """Return the run's one pending request."""
-    return ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)

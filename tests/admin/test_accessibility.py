@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from approvals.services import approval_decide
-from tests.admin.support import advance, pending_request
+from tests.support.runs import advance, pending_request
 from workflows.services import run_create
 
 pytestmark = [pytest.mark.browser]
@@ -41,7 +41,7 @@ def violations(page, path: str) -> list[dict]:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def pages(operator, reviewer, roles, tmp_path, orm):  # type: ignore[no-untyped-def]
     """Return a waiting run, its request, and a finished run with steps."""
-    from tests.conftest import _user
+    from tests.support.fixtures import make_user as _user
 
     def make() -> dict:
         _user(roles, "root", None, superuser=True)

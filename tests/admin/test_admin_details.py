@@ -7,7 +7,8 @@ import pytest
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from tests.admin.support import client_for, pending_request
+from tests.admin.support import client_for
+from tests.support.runs import pending_request
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +44,7 @@ def test_no_history_where_it_means_nothing(superuser, waiting_run, gated_workflo
     assert 'name="_save"' in workflow.content.decode()
     # A decided request's read-only page links the run and the inbox, not History.
     from approvals.services import approval_decide
-    from tests.conftest import _user
+    from tests.support.fixtures import make_user as _user
 
     boss = _user(None, "boss", None, superuser=True)
     approval_decide(request_id=request.pk, actor=boss, decision="approve")

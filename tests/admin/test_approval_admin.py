@@ -7,7 +7,8 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from approvals.models import ApprovalRequest
-from tests.admin.support import advance, client_for, pending_request
+from tests.admin.support import client_for
+from tests.support.runs import advance, pending_request
 from workflows.models import Event, Run
 from workflows.services import run_create
 

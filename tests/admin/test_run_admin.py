@@ -11,7 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.services import approval_decide
-from tests.admin.support import advance, client_for, pending_request
+from tests.admin.support import client_for
+from tests.support.runs import advance, pending_request
 from workflows.models import Event, Run, Step
 from workflows.services import run_create
 

@@ -14,7 +14,8 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from approvals.services import approval_decide
-from tests.admin.support import advance, client_for, pending_request
+from tests.admin.support import client_for
+from tests.support.runs import advance, pending_request
 from workflows.admin.graph import node_states, render_graph
 from workflows.admin.readable import readable, readable_with_raw
 from workflows.services import run_create
@@ -238,7 +239,12 @@ def test_a_graph_runs_boxes_follow_the_engines_lanes(tmp_path, operator, reviewe
                 "id": "setup",
                 "type": "parallel",
                 "branches": [
-                    {"nodes": [{"id": "gate", "type": "approval", "title": "Go?"}, write("badge")]},
+                    {
+                        "nodes": [
+                            {"id": "gate", "type": "approval", "title": "Go?"},
+                            write("badge"),
+                        ]
+                    },
                     {"nodes": [write("hr")]},
                 ],
             },
@@ -266,7 +272,14 @@ def test_map_items_fold_onto_one_box_with_the_state_that_needs_an_eye() -> None:
     from workflows.admin.graph import states_by_node_id
 
     folded = states_by_node_id(
-        {"orders": "running", "orders[0]/ok": "done", "orders[1]/ok": "waiting", "orders[2]/ok": "pending",
-         "orders[0]/ship": "done", "orders[1]/ship": "pending", "after": "pending"}
+        {
+            "orders": "running",
+            "orders[0]/ok": "done",
+            "orders[1]/ok": "waiting",
+            "orders[2]/ok": "pending",
+            "orders[0]/ship": "done",
+            "orders[1]/ship": "pending",
+            "after": "pending",
+        }
     )
     assert folded == {"orders": "running", "ok": "waiting", "ship": "running", "after": "pending"}

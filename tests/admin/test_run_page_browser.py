@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from approvals.services import approval_decide
-from tests.admin.support import pending_request
 from tests.approvals.test_live_browser import logged_in, status
-from tests.conftest import wait_for
+from tests.support.runs import pending_request
+from tests.support.waiting import wait_for
 from workflows.models import Run
 from workflows.services import run_create
 
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.browser]
 def test_the_whole_run_page_follows_the_run_and_catches_up_after_a_drop(
     daphne, cluster, operator, reviewer, roles, tmp_path, orm, browser
 ) -> None:
-    from tests.conftest import _user
+    from tests.support.fixtures import make_user as _user
 
     boss = orm(lambda: _user(roles, "boss", "Reviewers"))
     cluster()

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.approvals.servers import daphne  # noqa: F401 - fixture
-from tests.conftest import ROOT
+from tests.support.fixtures import ROOT
 
 CSP_DIRECTIVES = (
     "default-src 'self'",
@@ -116,7 +115,7 @@ def _violations_recorder(page) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.browser
-def test_the_inbox_and_portals_work_in_chromium_under_the_policy(daphne, reviewer) -> None:  # noqa: F811
+def test_the_inbox_and_portals_work_in_chromium_under_the_policy(daphne, reviewer) -> None:
     from django.conf import settings
     from playwright.sync_api import sync_playwright
 

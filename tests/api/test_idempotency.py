@@ -44,7 +44,7 @@ def test_concurrent_posts_with_one_key_start_exactly_one_run(live_server, operat
 
     for key in ("first-key", "second-key"):
         with ThreadPoolExecutor(CONCURRENT) as pool:
-            results = list(pool.map(lambda _: _post(url, token, key), range(CONCURRENT)))
+            results = list(pool.map(lambda _, key=key: _post(url, token, key), range(CONCURRENT)))
 
         statuses = sorted(status for status, _ in results)
         assert statuses == [200] * (CONCURRENT - 1) + [201], results

@@ -14,8 +14,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
+from agentos_common import limits
 from tests.api.conftest import api_for
-from workflows import limits
 from workflows.models import Run, RunBatch, Workflow
 from workflows.plans import PlanInvalid, parse_spec_text
 from workflows.services import run_create, workflow_create
@@ -30,7 +30,7 @@ LAUGHS = (
     'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
     + "".join(
         f"{b}: &{b} [*{a},*{a},*{a},*{a},*{a},*{a},*{a},*{a},*{a}]\n"
-        for a, b in zip("abcdefgh", "bcdefghi")
+        for a, b in zip("abcdefgh", "bcdefghi", strict=True)
     )
 )
 DEEP = 900  # what gave a 500 (RecursionError in copy.deepcopy)
@@ -125,10 +125,10 @@ def test_json_nested_900_levels_is_a_400_on_every_api_body(operator) -> None:
     workflow_create(raw_spec=SHAPES_SPEC, actor=operator)
     client = Client()
     bodies = {
-        "/runs": '{"workflow": "shapes", "context": {"shape": %s}}' % nested(DEEP),
-        "/workflows": '{"spec": {"slug": "deep", "title": "t", "plan": %s}}' % nested(DEEP),
-        "/runs/batch": '{"workflow": "shapes", "rows": [{"shape": %s}]}' % nested(DEEP),
-        "/plans/validate": '{"plan": {"nodes": %s}}' % nested(DEEP),
+        "/runs": f'{{"workflow": "shapes", "context": {{"shape": {nested(DEEP)}}}}}',
+        "/workflows": f'{{"spec": {{"slug": "deep", "title": "t", "plan": {nested(DEEP)}}}}}',
+        "/runs/batch": f'{{"workflow": "shapes", "rows": [{{"shape": {nested(DEEP)}}}]}}',
+        "/plans/validate": f'{{"plan": {{"nodes": {nested(DEEP)}}}}}',
     }
     for path, text in bodies.items():
         response = raw_post(client, token, path, text)
@@ -177,7 +177,7 @@ def test_admin_json_forms_refuse_deep_json(superuser) -> None:
     client.force_login(superuser)
     response = client.post(
         f"/admin/workflows/workflow/{workflow.pk}/batch/",
-        {"rows_json": '[{"shape": %s}]' % nested(DEEP)},
+        {"rows_json": f'[{{"shape": {nested(DEEP)}}}]'},
         follow=True,
     )
     assert response.status_code == 200
@@ -197,7 +197,7 @@ def test_the_schedule_admin_refuses_deep_json_context(superuser) -> None:
                 "workflow": workflow.pk,
                 "kind": "interval",
                 "minutes": 5,
-                "context": '{"shape": %s}' % nested(depth),
+                "context": f'{{"shape": {nested(depth)}}}',
                 "mode": "",
                 "enabled": "on",
                 "owner": superuser.pk,

@@ -11,11 +11,11 @@ import pytest
 from approvals.models import ApprovalRequest
 from approvals.services import DecisionInvalid, approval_decide
 from tests.api.conftest import PEOPLE_SPEC
+from workflows.batches import BatchInvalid, rows_from_csv, runs_start_batch
 from workflows.engine import run_advance
 from workflows.models import Event, Run, Workflow
 from workflows.plans import PlanInvalid
 from workflows.services import run_create, workflow_create
-from workflows.volume import BatchInvalid, rows_from_csv, runs_start_batch
 
 pytestmark = pytest.mark.django_db
 

@@ -25,37 +25,38 @@ from accounts.services import token_create
 from agentos_site.api import api
 from approvals.models import ApprovalRequest
 from tests.api.conftest import PEOPLE_SPEC, Api
+from workflows.batches import runs_start_batch
 from workflows.engine import run_advance
 from workflows.events import system_event_append
 from workflows.models import Event, Run, WorkflowSchedule
+from workflows.schedules import schedule_save
 from workflows.services import run_create, workflow_create
-from workflows.volume import runs_start_batch, schedule_save
 
 pytestmark = pytest.mark.django_db
 
-O, R, A, S, N = "operator", "reviewer", "auditor", "admin", "nobody"
+OP, R, A, S, N = "operator", "reviewer", "auditor", "admin", "nobody"
 ANON = "anonymous"
-EVERYONE = {O, R, A, S, N, ANON}
-VIEWERS = {O, R, A, S}
-ORDER = [ANON, N, A, O, R, S]  # refused roles go first: allowed ones may change state
+EVERYONE = {OP, R, A, S, N, ANON}
+VIEWERS = {OP, R, A, S}
+ORDER = [ANON, N, A, OP, R, S]  # refused roles go first: allowed ones may change state
 
 # (method, path) -> roles allowed
 API_TABLE: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/health"): EVERYONE,
     ("GET", "/api/v1/actions"): VIEWERS,
     ("POST", "/api/v1/plans/validate"): VIEWERS,
-    ("POST", "/api/v1/plans/draft"): {O, S},
+    ("POST", "/api/v1/plans/draft"): {OP, S},
     ("GET", "/api/v1/workflows"): VIEWERS,
-    ("POST", "/api/v1/workflows"): {O, S},
+    ("POST", "/api/v1/workflows"): {OP, S},
     ("GET", "/api/v1/workflows/{slug}"): VIEWERS,
-    ("PUT", "/api/v1/workflows/{slug}"): {O, S},
-    ("POST", "/api/v1/runs"): {O, S},
+    ("PUT", "/api/v1/workflows/{slug}"): {OP, S},
+    ("POST", "/api/v1/runs"): {OP, S},
     ("GET", "/api/v1/runs"): VIEWERS,
-    ("POST", "/api/v1/runs/batch"): {O, S},
+    ("POST", "/api/v1/runs/batch"): {OP, S},
     ("GET", "/api/v1/runs/{run_id}"): VIEWERS,
     ("GET", "/api/v1/runs/{run_id}/events"): VIEWERS,
-    ("POST", "/api/v1/runs/{run_id}/cancel"): {O, S},
-    ("POST", "/api/v1/runs/{run_id}/fork"): {O, S},
+    ("POST", "/api/v1/runs/{run_id}/cancel"): {OP, S},
+    ("POST", "/api/v1/runs/{run_id}/fork"): {OP, S},
     ("GET", "/api/v1/audit"): {A, S},
     ("GET", "/api/v1/audit/export"): {A, S},
     ("GET", "/api/v1/approvals"): VIEWERS,
@@ -76,7 +77,7 @@ def test_the_api_table_covers_every_operation() -> None:
 @pytest.fixture
 def world(roles, operator, reviewer, auditor, superuser) -> dict[str, Any]:  # type: ignore
     nobody = get_user_model().objects.create_user("nobody", password="pw", is_staff=True)
-    users = {O: operator, R: reviewer, A: auditor, S: superuser, N: nobody}
+    users = {OP: operator, R: reviewer, A: auditor, S: superuser, N: nobody}
     workflow = workflow_create(raw_spec=PEOPLE_SPEC, actor=operator)
     run = run_create(workflow=workflow, context={"name": "Ada"}, requester=operator)
     run_advance(run_id=run.pk)
@@ -148,7 +149,7 @@ def test_forged_requests_are_refused(world) -> None:
     run, request = world["run"], world["request"]
     # A session POST without the CSRF token is refused; with it, it passes.
     browser = Client(enforce_csrf_checks=True)
-    browser.force_login(world["users"][O])
+    browser.force_login(world["users"][OP])
     body = {"workflow": "people", "context": {"name": "Csrf"}}
     forged = browser.post("/api/v1/runs", body, content_type="application/json")
     assert forged.status_code in (401, 403)
@@ -159,7 +160,7 @@ def test_forged_requests_are_refused(world) -> None:
     )
     assert honest.status_code == 201
     # A forged bearer token, or a real one sent as a different scheme.
-    real = world["tokens"][O]
+    real = world["tokens"][OP]
     for header in (f"Bearer {real}x", f"Basic {real}", f"Token {real}", "Bearer "):
         response = Client().get("/api/v1/runs", headers={"Authorization": header})
         assert response.status_code == 401, header
@@ -217,24 +218,24 @@ def model_rows(
 
 # url name -> (method, roles allowed, status when allowed)
 ADMIN_TABLE: dict[str, tuple[str, set[str], int]] = {
-    "index": ("GET", {O, R, A, S, N}, 200),
+    "index": ("GET", {OP, R, A, S, N}, 200),
     "app_list": ("GET", VIEWERS, 200),
-    **model_rows("workflows_workflow", view=VIEWERS, add={O, S}, delete=set()),
-    "workflows_workflow_start": ("GET", {O, S}, 200),
-    "workflows_workflow_batch": ("GET", {O, S}, 200),
+    **model_rows("workflows_workflow", view=VIEWERS, add={OP, S}, delete=set()),
+    "workflows_workflow_start": ("GET", {OP, S}, 200),
+    "workflows_workflow_batch": ("GET", {OP, S}, 200),
     **model_rows("workflows_run", view=VIEWERS, add=set(), delete=set()),
     "workflows_run_state": ("GET", VIEWERS, 200),
     "workflows_run_live": ("GET", VIEWERS, 200),  # the run page's live panel
     "workflows_run_evidence": ("GET", VIEWERS, 404),  # allowed: no such file
-    "workflows_run_fork": ("POST", {O, S}, 302),
-    "workflows_run_cancel": ("POST", {O, S}, 302),
+    "workflows_run_fork": ("POST", {OP, S}, 302),
+    "workflows_run_cancel": ("POST", {OP, S}, 302),
     # The whole log, system events included: auditors and superusers only.
     **model_rows("workflows_event", view={A, S}, add=set(), delete=set()),
     "workflows_event_export": ("GET", {A, S}, 200),
-    **model_rows("workflows_runbatch", view={O, A, S}, add=set(), delete=set()),
-    **model_rows("workflows_workflowschedule", view={O, A, S}, add={O, S}, delete={O, S}),
+    **model_rows("workflows_runbatch", view={OP, A, S}, add=set(), delete=set()),
+    **model_rows("workflows_workflowschedule", view={OP, A, S}, add={OP, S}, delete={OP, S}),
     **model_rows("approvals_approvalrequest", view=VIEWERS, add=set(), delete=set()),
-    **model_rows("approvals_workflowwebhook", view={O, A, S}, add={O, S}, delete={O, S}),
+    **model_rows("approvals_workflowwebhook", view={OP, A, S}, add={OP, S}, delete={OP, S}),
     **model_rows("accounts_apitoken", view=SUPER, add=SUPER, delete=set()),
     **model_rows("auth_user", view=SUPER, add=SUPER, delete=SUPER),
     "auth_user_password_change": ("GET", SUPER, 200),
@@ -284,8 +285,8 @@ def admin_objects(world: dict) -> dict[str, Any]:
         "workflowwebhook": WorkflowWebhook.objects.create(
             workflow=world["workflow"], url="http://127.0.0.1:9/hook", secret_name="HOOK"
         ).pk,
-        "apitoken": world["users"][O].api_tokens.first().pk,
-        "user": world["users"][O].pk,
+        "apitoken": world["users"][OP].api_tokens.first().pk,
+        "user": world["users"][OP].pk,
         "group": world["group"].pk,
         "schedule": Schedule.objects.first().pk,
         "success": "ok1",

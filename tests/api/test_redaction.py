@@ -20,9 +20,9 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from agentos_common.redaction import SECRET_MASK
 from approvals import live
 from approvals.models import ApprovalRequest
-from executors.scrubbing import SECRET_MASK
 from tests.admin.support import client_for
 from tests.api.conftest import api_for
 from tests.approvals.test_consumers import connect
@@ -85,7 +85,7 @@ def assert_masked(where: str, body: str) -> None:
 
 
 def test_the_one_redaction_masks_values_anywhere_and_secret_named_keys() -> None:
-    from executors.scrubbing import redact
+    from agentos_common.redaction import redact
 
     data = {
         "url": "https://x/?k=abc123",

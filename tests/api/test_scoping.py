@@ -32,19 +32,19 @@ from approvals import live
 from approvals.models import ApprovalRequest
 from approvals.routing import websocket_urlpatterns
 from tests.api.conftest import Api
-from tests.conftest import _user
+from tests.support.fixtures import make_user
 from workflows.engine import run_advance
 from workflows.models import Event, Run, Step
 from workflows.services import run_create, workflow_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-O, R, A, S, N = "operator", "reviewer", "auditor", "admin", "nobody"
-ROLES = [N, R, O, A, S]
+OP, R, A, S, N = "operator", "reviewer", "auditor", "admin", "nobody"
+ROLES = [N, R, OP, A, S]
 OWN, OTHER = "own", "other"
 
-ALL = {O: (True, True), R: (True, False), A: (True, True), S: (True, True), N: (False, False)}
-LOG = {O: (False, False), R: (False, False), A: (True, True), S: (True, True), N: (False, False)}
+ALL = {OP: (True, True), R: (True, False), A: (True, True), S: (True, True), N: (False, False)}
+LOG = {OP: (False, False), R: (False, False), A: (True, True), S: (True, True), N: (False, False)}
 
 # surface -> role -> (sees its own group's run, sees another group's run)
 TABLE: dict[str, dict[str, tuple[bool, bool]]] = {
@@ -156,10 +156,10 @@ def team_spec(slug: str, team: str) -> dict:
 def world(roles, operator, auditor, superuser) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     finance = Group.objects.create(name="Finance")
     Group.objects.create(name="HR")
-    reviewer = _user(roles, "rita", "Reviewers")
+    reviewer = make_user(roles, "rita", "Reviewers")
     reviewer.groups.add(finance)
-    nobody = _user(roles, "nobody", None)
-    users = {O: operator, R: reviewer, A: auditor, S: superuser, N: nobody}
+    nobody = make_user(roles, "nobody", None)
+    users = {OP: operator, R: reviewer, A: auditor, S: superuser, N: nobody}
     runs, requests, events, steps = {}, {}, {}, {}
     for which, team in ((OWN, "Finance"), (OTHER, "HR")):
         workflow = workflow_create(
@@ -244,7 +244,7 @@ def _has_run(lines: bytes, run_id: int) -> bool:
     return any(json.loads(line).get("run") == run_id for line in lines.splitlines() if line)
 
 
-def sees(world: dict, surface: str, role: str, which: str) -> bool:  # noqa: C901
+def sees(world: dict, surface: str, role: str, which: str) -> bool:
     run, request = world["runs"][which], world["requests"][which]
     event, step = world["events"][which], world["steps"][which]
     client = _client(world, role)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin.support import advance
-from tests.conftest import _user
+from tests.support.fixtures import make_user
+from tests.support.runs import advance
 from workflows.models import Run
 from workflows.services import run_create
 
 
 @pytest.fixture
 def reviewer2(roles):  # type: ignore[no-untyped-def]
-    return _user(roles, "reviewer2", "Reviewers")
+    return make_user(roles, "reviewer2", "Reviewers")
 
 
 def gate_plan(ledger: str, **gate: object) -> dict:

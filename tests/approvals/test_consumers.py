@@ -9,7 +9,7 @@ from django.test import Client
 
 from agentos_site.asgi import application
 from approvals.services import approval_decide
-from tests.admin.support import pending_request
+from tests.support.runs import pending_request
 from workflows.models import Event
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]

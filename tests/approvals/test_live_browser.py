@@ -19,9 +19,8 @@ from django.db import connections
 
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
-from tests.admin.support import pending_request
-from tests.approvals.servers import daphne  # noqa: F401 - fixture
-from tests.conftest import wait_for
+from tests.support.runs import pending_request
+from tests.support.waiting import wait_for
 from workflows.models import Event, Run
 from workflows.services import run_create
 
@@ -70,7 +69,7 @@ def status(run: Run) -> str:
 
 def test_a_reviewer_watches_a_run_arrive_gets_decided_and_finish_live(
     daphne, cluster, operator, reviewer, auditor, tmp_path, orm, browser
-) -> None:  # noqa: F811
+) -> None:
     cluster()
     ledger = tmp_path / "ledger"
     page = logged_in(browser, daphne.url, "reviewer")
@@ -134,10 +133,10 @@ def test_a_reviewer_watches_a_run_arrive_gets_decided_and_finish_live(
 
 def test_a_page_whose_socket_dropped_catches_up_on_every_missed_event(
     daphne, cluster, operator, reviewer, roles, tmp_path, orm, browser
-) -> None:  # noqa: F811
-    from tests.conftest import _user
+) -> None:
+    from tests.support.fixtures import make_user
 
-    boss = orm(lambda: _user(roles, "boss", "Reviewers"))
+    boss = orm(lambda: make_user(roles, "boss", "Reviewers"))
     cluster()
     run = orm(
         lambda: run_create(

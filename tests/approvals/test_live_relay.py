@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, transaction
 
 from approvals.live import EventRelay, _events_after
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 from workflows.events import event_append
 from workflows.services import lock_run, run_create
 

@@ -21,9 +21,8 @@ from approvals.notifications import (
     webhook_problems,
 )
 from approvals.services import approval_decide
-from tests.admin.support import pending_request
-from tests.approvals.servers import receiver  # noqa: F401 - fixture
-from tests.conftest import wait_for
+from tests.support.runs import pending_request
+from tests.support.waiting import wait_for
 from workflows.models import Run
 from workflows.plans import parse_spec_text
 from workflows.services import run_create, workflow_create
@@ -58,7 +57,7 @@ def origin(url: str) -> str:
 @pytest.mark.worker
 def test_a_workflow_webhook_is_signed_for_requested_and_decided(
     cluster, receiver, operator, reviewer, monkeypatch
-) -> None:  # noqa: F811
+) -> None:
     workflow = workflow_create(raw_spec=parse_spec_text(SPEC), actor=operator)
     WorkflowWebhook.objects.create(workflow=workflow, url=receiver.url, secret_name=KEY)
     # The receiver's ephemeral port is allowed explicitly, for the worker.
@@ -85,7 +84,7 @@ def test_a_workflow_webhook_is_signed_for_requested_and_decided(
 
 
 @pytest.mark.django_db
-def test_a_webhook_whose_secret_is_unset_is_not_sent_unsigned(operator, receiver) -> None:  # noqa: F811
+def test_a_webhook_whose_secret_is_unset_is_not_sent_unsigned(operator, receiver) -> None:
     workflow = workflow_create(raw_spec=parse_spec_text(SPEC), actor=operator)
     hook = WorkflowWebhook.objects.create(
         workflow=workflow, url=receiver.url, secret_name="WEBHOOK_NOT_SET"
@@ -103,7 +102,7 @@ class Redirector:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 outer.posts += 1
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 self.send_response(307)
@@ -121,7 +120,7 @@ class Redirector:
 @pytest.mark.django_db
 def test_webhook_urls_pass_the_host_policy_and_keys_come_from_their_namespace(
     operator, receiver
-) -> None:  # noqa: F811
+) -> None:
     workflow = workflow_create(raw_spec=parse_spec_text(SPEC), actor=operator)
     allowed = origin(receiver.url)
     with override_settings(AGENTOS_WEBHOOK_ALLOWED_HOSTS=[allowed]):
@@ -150,7 +149,7 @@ def test_webhook_urls_pass_the_host_policy_and_keys_come_from_their_namespace(
 @pytest.mark.django_db
 def test_a_webhook_host_resolving_to_an_address_not_allowed_is_not_called(
     operator, receiver
-) -> None:  # noqa: F811
+) -> None:
     workflow = workflow_create(raw_spec=parse_spec_text(SPEC), actor=operator)
     port = origin(receiver.url).rsplit(":", 1)[1]
     # 2130706433 resolves to 127.0.0.1, which this allow-list does not name.
@@ -165,7 +164,7 @@ def test_a_webhook_host_resolving_to_an_address_not_allowed_is_not_called(
 
 
 @pytest.mark.django_db
-def test_a_webhook_redirect_is_not_followed(operator, receiver) -> None:  # noqa: F811
+def test_a_webhook_redirect_is_not_followed(operator, receiver) -> None:
     workflow = workflow_create(raw_spec=parse_spec_text(SPEC), actor=operator)
     redirector = Redirector(receiver.url)
     try:

@@ -15,7 +15,8 @@ from django.urls import reverse
 
 from approvals.selectors import next_request, queue_neighbours
 from approvals.services import approval_decide
-from tests.admin.support import advance, client_for, pending_request
+from tests.admin.support import client_for
+from tests.support.runs import advance, pending_request
 from workflows.forms import schema_field
 from workflows.services import run_create
 

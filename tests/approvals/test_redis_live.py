@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 
 from tests.approvals.test_consumers import connect
-from tests.conftest import ROOT, worker_env
+from tests.support.fixtures import ROOT, worker_env
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

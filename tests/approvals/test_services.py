@@ -19,7 +19,7 @@ from approvals.services import (
     approval_delegate,
     requests_expire,
 )
-from tests.admin.support import advance, pending_request
+from tests.support.runs import advance, pending_request
 from workflows.guards import params_digest
 from workflows.models import Event, Run
 from workflows.services import run_create

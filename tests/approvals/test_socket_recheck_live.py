@@ -10,7 +10,6 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from approvals.consumers import FORBIDDEN
-from tests.approvals.servers import daphne  # noqa: F401 - fixture
 
 
 @pytest.fixture
@@ -21,7 +20,7 @@ def quick_recheck(monkeypatch) -> None:  # type: ignore[no-untyped-def]
 
 def test_daphne_disconnects_a_user_deactivated_mid_feed(
     quick_recheck, daphne, gated_run, reviewer
-) -> None:  # noqa: F811
+) -> None:
     run = gated_run()
     browser = Client()
     browser.force_login(reviewer)

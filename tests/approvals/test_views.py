@@ -7,7 +7,8 @@ from django.core import mail
 from django.urls import reverse
 
 from approvals.models import ApprovalRequest, RequestStatus
-from tests.admin.support import advance, client_for, pending_request
+from tests.admin.support import client_for
+from tests.support.runs import advance, pending_request
 from workflows.services import run_create
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,6 @@ linger as ``<defunct>``; for "is it still running" that counts as gone.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 
 
 def state(pid: int) -> str | None:
@@ -59,17 +57,3 @@ def read_proc(pid: int, name: str) -> bytes:
     """Return the raw bytes of ``/proc/<pid>/<name>``."""
     with open(f"/proc/{pid}/{name}", "rb") as handle:
         return handle.read()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` passes.
-
-    A generous deadline, not a speed assertion: it only bounds how long a
-    failing test hangs.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from executors.actions._hosts import Origin, parse_origins
 from executors.actions.api import ApiRequest
+from executors.actions.hosts import Origin, parse_origins
 from executors.runner import Runner
 
 from .conftest import MakeContext

@@ -16,9 +16,10 @@ from django.conf import settings
 from executors.base import ActionFailed
 from executors.runner import Runner
 from portals.models import Employee, HardwareOrder, ITAccount
-from tests.executors._procs import is_gone, wait_until
-from tests.support.portal_fixtures import chromium_family, portals, run_action, spare_chromium  # noqa: F401
-from workflows import actions
+from tests.executors._procs import is_gone
+from tests.support.portal_fixtures import chromium_family, spare_chromium
+from tests.support.waiting import wait_for
+from workflows import executor_config
 
 pytestmark = pytest.mark.browser
 
@@ -66,13 +67,15 @@ def test_each_action_gets_its_own_browser_started_ahead_of_its_request(run_actio
     """A spare child starts Chromium before the request; the action uses that
     browser, never one another action used, and it ends with the action."""
     run_action("hr.create_employee", ADA, key="warm-0")  # the family's first spare
-    zygote = actions.runner().zygote_pid
+    zygote = executor_config.runner().zygote_pid
     seen: list[dict[int, str]] = []
     for key in ("warm-1", "warm-2"):
         # The spare that will take the request has its browser up by now.
-        assert wait_until(
-            lambda: any(is_browser(cmd) for cmd in spare_chromium(zygote).values()), 60
-        ), "no browser was pre-started"
+        wait_for(
+            lambda: any(is_browser(cmd) for cmd in spare_chromium(zygote).values()),
+            timeout=60,
+            message="a pre-started browser",
+        )
         ahead = set(spare_chromium(zygote))
         mine: dict[int, str] = {}
 
@@ -123,7 +126,7 @@ def test_a_pool_of_browsers_fills_while_idle_and_serves_actions_in_a_row(
         # A family's pool starts with its first request, which had none.
         assert "pre-started ahead of the request" not in first.log
         started, cpu = time.monotonic(), cpu_seconds(pool.zygote_pid)
-        assert wait_until(lambda: len(ready_browsers()) == 3, 90), ready_browsers()
+        wait_for(lambda: len(ready_browsers()) == 3, timeout=90, message=ready_browsers)
         # While spares warm, the zygote waits for their word; it does not spin.
         busy = (cpu_seconds(pool.zygote_pid) - cpu) / (time.monotonic() - started)
         assert busy < 0.1, f"the zygote used {busy:.0%} of a core while the pool filled"
@@ -151,30 +154,33 @@ def test_a_pool_of_browsers_fills_while_idle_and_serves_actions_in_a_row(
             assert not browsers & used, "two actions shared a browser"
             used |= browsers
         # Idle again: refilled to three, none of them a browser an action used.
-        assert wait_until(lambda: len(ready_browsers()) == 3, 90), ready_browsers()
+        wait_for(lambda: len(ready_browsers()) == 3, timeout=90, message=ready_browsers)
         assert not ready_browsers() & used
         assert Employee.objects.count() == 3
         idle = set(spare_chromium(pool.zygote_pid))
     finally:
         pool.close()
-    assert idle and wait_until(lambda: all(is_gone(pid) for pid in idle), 10), (
-        "closing the runner left pre-started browsers behind"
+    assert idle
+    wait_for(
+        lambda: all(is_gone(pid) for pid in idle),
+        timeout=10,
+        message="closing the runner to end the pre-started browsers",
     )
 
 
 def test_a_step_killed_after_the_portal_saved_finds_its_record_on_retry(run_action) -> None:
     """Kill the action's whole process tree once the portal has the record."""
-    zygote = actions.runner().zygote_pid
+    zygote = executor_config.runner().zygote_pid
     browsers: dict[int, str] = {}
 
     def keep_going() -> bool:
-        browsers.update(chromium_family(actions.runner().zygote_pid))
+        browsers.update(chromium_family(executor_config.runner().zygote_pid))
         return not Employee.objects.exists()
 
     killed = run_action("hr.create_employee", ADA, heartbeat=keep_going, heartbeat_every_s=0.02)
     assert killed.status == "killed", (killed.status, killed.error)
     assert browsers, "Chromium was never seen running"
-    assert chromium_family(zygote or actions.runner().zygote_pid) == {}
+    assert chromium_family(zygote or executor_config.runner().zygote_pid) == {}
     assert Employee.objects.count() == 1
 
     retried = run_action("hr.create_employee", ADA)
@@ -277,7 +283,7 @@ def test_a_missing_secret_names_it(run_action) -> None:
 class _Recorder(BaseHTTPRequestHandler):
     hits: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         self.hits.append(self.path)
         self.send_response(200)
         self.end_headers()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from executors.actions.files import FilesCopy, FilesList, FilesMove, FilesSha256
 from executors.base import Action, ActionContext, ActionFailed, Policy
@@ -339,7 +339,23 @@ def test_links_that_stay_inside_are_followed(root: Path, make_ctx: MakeContext) 
     assert run(FilesSha256, {"path": "alias.txt"}, make_ctx()).sha256 == sha(b"ok")
 
 
-def test_outputs_validate_against_their_models(root: Path, make_ctx: MakeContext) -> None:
+def test_outputs_validate_against_their_models(
+    runner: Runner, root: Path, make_ctx: MakeContext
+) -> None:
+    """The action process validates what run() returns against its Output."""
     (root / "a.txt").write_text("a")
-    out = run(FilesSha256, {"path": "a.txt"}, make_ctx())
-    assert isinstance(out, BaseModel) and isinstance(out, FilesSha256.Output)
+    result = runner.run("files.sha256", {"path": "a.txt"}, make_ctx(), timeout_s=60)
+    assert result.status == "succeeded", result.error
+    assert set(result.output) == set(FilesSha256.Output.model_fields)
+    assert FilesSha256.Output.model_validate(result.output).sha256 == sha(b"a")
+
+    for shape in ("model", "dict"):
+        result = runner.run("test.output_shape", {"shape": shape}, make_ctx(), timeout_s=60)
+        assert result.status == "succeeded", result.error
+        assert result.output == {"count": 3, "label": "three"}
+
+    # An output of the wrong shape is an action bug: a crash naming the fields.
+    result = runner.run("test.output_shape", {"shape": "wrong"}, make_ctx(), timeout_s=60)
+    assert result.status == "crashed"
+    assert "validation errors for Output" in (result.error or "")
+    assert "count" in result.error and "label" in result.error

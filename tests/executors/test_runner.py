@@ -18,8 +18,9 @@ from executors.base import ActionContext
 from executors.registry import UnknownAction
 from executors.runner import ActionResult, Runner, get_runner
 from executors.scrubbing import PROJECT_DIR
+from tests.support.waiting import wait_for
 
-from ._procs import descendants, is_gone, read_proc, wait_until
+from ._procs import descendants, is_gone, read_proc
 from .conftest import PYTHON_PATH, TEST_MODULES, MakeContext
 
 SECRET = "s3cr3t-Value-7f1d"
@@ -84,7 +85,7 @@ def test_secret_travels_on_stdin_not_argv_or_environ(
             heartbeat=lambda: not stop.is_set(),
             heartbeat_every_s=0.05,
         )
-        assert wait_until(lambda: ledger_has(ledger, "start"))
+        wait_for(lambda: ledger_has(ledger, "start"), timeout=10, message="the action to start")
         zygote = runner.zygote_pid
         assert zygote is not None
         children = descendants(zygote)
@@ -94,7 +95,10 @@ def test_secret_travels_on_stdin_not_argv_or_environ(
             environ = read_proc(pid, "environ")
             assert SECRET.encode() not in cmdline + environ
             names = {item.split(b"=", 1)[0] for item in environ.split(b"\0") if item}
-            assert names <= {b"PATH", b"LANG", b"LC_ALL", b"TZ", b"HOME", b"PYTHONPATH", b"TMPDIR"}
+            allowed = {b"PATH", b"LANG", b"LC_ALL", b"TZ", b"HOME", b"PYTHONPATH", b"TMPDIR"}
+            if "COVERAGE_PROCESS_CONFIG" in os.environ:  # scripts/test.sh measuring
+                allowed.add(b"COVERAGE_PROCESS_CONFIG")
+            assert names <= allowed
             assert b"parent-value" not in environ
     finally:
         stop.set()
@@ -147,7 +151,7 @@ def test_timeout_kills_the_whole_process_group(
     assert result.exit_code == -signal.SIGKILL
     assert pid_file.exists(), "the action should have started its grandchild"
     grandchild = int(pid_file.read_text())
-    assert wait_until(lambda: is_gone(grandchild))
+    wait_for(lambda: is_gone(grandchild), timeout=10, message="the grandchild to end")
 
 
 @pytest.mark.parametrize("hang", [True, False], ids=["timed-out", "finished"])
@@ -268,7 +272,7 @@ def test_a_killed_zygote_is_restarted(runner: Runner, make_ctx: MakeContext) -> 
     old = runner.zygote_pid
     assert old is not None
     os.kill(old, signal.SIGKILL)
-    assert wait_until(lambda: is_gone(old))
+    wait_for(lambda: is_gone(old), timeout=10, message="the old zygote to end")
     result = runner.run("test.noop", {}, make_ctx(), timeout_s=30)
     assert result.status == "succeeded"
     assert runner.zygote_pid not in (None, old)
@@ -305,12 +309,13 @@ def test_zygote_death_mid_run_crashes_the_step_and_kills_the_child(
             make_ctx(),
             timeout_s=600,
         )
-        assert wait_until(lambda: ledger_has(ledger, "start"))
+        wait_for(lambda: ledger_has(ledger, "start"), timeout=10, message="the action to start")
         children = descendants(zygote)
         os.kill(zygote, signal.SIGKILL)
         thread.join(30)
         assert results[0].status == "crashed"
-        assert all(wait_until(partial(is_gone, pid)) for pid in children)
+        for pid in children:
+            wait_for(partial(is_gone, pid), timeout=10, message=f"pid {pid} to end")
         assert runner.run("test.noop", {}, make_ctx(), timeout_s=30).status == "succeeded"
     finally:
         runner.close()
@@ -340,7 +345,7 @@ def test_zygote_death_before_it_reports_the_child_leaves_nothing_running(
             make_ctx(),
             timeout_s=600,
         )
-        assert wait_until(pid_file.exists)
+        wait_for(pid_file.exists, timeout=10, message="the pid file")
         grandchild = int(pid_file.read_text())
         family = [*descendants(zygote), grandchild]
         assert len(set(family)) >= 3, "expected the spare, the child and its grandchild"
@@ -349,7 +354,7 @@ def test_zygote_death_before_it_reports_the_child_leaves_nothing_running(
         assert results and results[0].status == "crashed"
         assert "runner process died" in (results[0].error or "")
         for pid in family:
-            assert wait_until(partial(is_gone, pid)), f"pid {pid} survived its zygote"
+            wait_for(partial(is_gone, pid), timeout=10, message=f"pid {pid} to end")
     finally:
         runner.close()
 
@@ -375,14 +380,14 @@ def test_parent_death_kills_the_zygote_and_the_action(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(PYTHON_PATH)}
     parent = subprocess.Popen([sys.executable, str(script), str(ledger), str(tmp_path)], env=env)
     try:
-        assert wait_until(lambda: ledger_has(ledger, "start parent-death"), 30)
+        wait_for(lambda: ledger_has(ledger, "start parent-death"), timeout=30, message="the start")
         family = descendants(parent.pid)
         assert len(family) >= 2, "expected the zygote and the action child"
     finally:
         parent.kill()
         parent.wait()
     for pid in family:
-        assert wait_until(partial(is_gone, pid)), f"pid {pid} survived"
+        wait_for(partial(is_gone, pid), timeout=10, message=f"pid {pid} to end")
     assert "end parent-death" not in ledger.read_text()
 
 

@@ -20,7 +20,7 @@ from django.db import connection
 from agentos_site.env import development_secret_key
 from executors.runner import Runner
 from executors.sandbox import Sandbox
-from workflows import actions
+from workflows import executor_config
 
 from .conftest import PYTHON_PATH, TEST_MODULES, MakeContext
 
@@ -30,7 +30,7 @@ MODULES = (*TEST_MODULES, "tests.support.sandbox_actions")
 def _needs_action_user() -> Sandbox:
     if os.geteuid() != 0:
         pytest.skip("changing to the action user needs a root worker (CI runs as root)")
-    sandbox = actions.sandbox().resolve()
+    sandbox = executor_config.sandbox().resolve()
     assert sandbox.drops, (
         f"the action user {settings.AGENTOS_ACTION_USER!r} is missing: run "
         "scripts/setup.sh as root to create it"
@@ -41,7 +41,7 @@ def _needs_action_user() -> Sandbox:
 @pytest.fixture
 def engine_runner() -> Iterator[Runner]:
     """A runner configured like the engine's, that also knows the test actions."""
-    runner = Runner(MODULES, python_path=PYTHON_PATH, sandbox=actions.sandbox())
+    runner = Runner(MODULES, python_path=PYTHON_PATH, sandbox=executor_config.sandbox())
     yield runner
     runner.close()
 
@@ -182,7 +182,7 @@ def test_a_database_left_readable_by_an_earlier_version_is_closed(tmp_path: Path
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.support.fixtures import ROOT
 
     _needs_action_user()
     var = tmp_path / "var"

@@ -8,7 +8,6 @@ import pytest
 from django.conf import settings
 
 from tests.support.png import read_png
-from tests.support.portal_fixtures import portals, run_action  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -44,7 +43,7 @@ def field_boxes(base_url: str) -> dict[str, dict[str, float]]:
 
 def test_a_refused_logins_screenshot_masks_the_user_name(
     run_action,
-    portals,  # noqa: F811
+    portals,
     tmp_path: Path,
 ) -> None:
     wrong = {"HR_PORTAL_USER": USER, "HR_PORTAL_PASSWORD": "not-the-password"}

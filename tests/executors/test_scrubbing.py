@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
+from agentos_common.redaction import scrub_secrets_in
 from executors.runner import scrub
-from executors.scrubbing import PROJECT_DIR, scrub_secrets_in
+from executors.scrubbing import PROJECT_DIR
 
 
 def test_secrets_are_masked_longest_first() -> None:

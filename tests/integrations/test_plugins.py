@@ -17,7 +17,7 @@ from executors.runner import Runner
 from executors.scrubbing import PROJECT_DIR
 from tests.api.conftest import api_for
 from tests.support.review import approve_plan_review
-from workflows import actions
+from workflows import executor_config
 from workflows.checks import check_actions
 from workflows.engine import run_advance
 from workflows.planner.llm import system_prompt
@@ -60,7 +60,7 @@ def test_the_example_package_adds_its_actions_with_package_and_version(
     example_plugin: str,
 ) -> None:
     """After pip install, the settings' registry lists the package's actions."""
-    registry = actions.registry()
+    registry = executor_config.registry()
     assert EXAMPLE_NAMES <= set(registry.names())
     for name in EXAMPLE_NAMES:
         assert registry.origin(name) == ("agentos-example-actions", example_plugin)
@@ -90,7 +90,7 @@ def test_a_broken_package_is_left_out_and_named_not_fatal(
     assert EXAMPLE_NAMES <= set(registry.names())
     assert registry.origin("files.copy")[0] == "agentos"
 
-    monkeypatch.setattr(actions, "registry", lambda: registry)
+    monkeypatch.setattr(executor_config, "registry", lambda: registry)
     warnings = check_actions(None)
     assert {w.id for w in warnings} == {"agentos.W020"}
     assert any("broken-import 0.3" in w.msg for w in warnings)
@@ -217,7 +217,7 @@ def test_get_actions_lists_package_version_and_searches(example_plugin: str, ope
 
 def test_the_planner_prompt_lists_package_version_and_category(example_plugin: str) -> None:
     """The planner sees the registry as GET /actions shows it."""
-    prompt = system_prompt(actions.registry())
+    prompt = system_prompt(executor_config.registry())
     assert '"name": "text.greet"' in prompt
     assert '"package": "agentos-example-actions"' in prompt
     assert '"category": "text"' in prompt

@@ -12,9 +12,9 @@ import pytest
 from django.test import Client
 
 from approvals.models import ApprovalRequest, RequestStatus, SlackMessage
-from tests.conftest import wait_for
 from tests.integrations.slack_flows import SECRET, SPEC, TOKEN
 from tests.support.slack import FakeSlack, click, signed_post
+from tests.support.waiting import wait_for
 from workflows.models import Run
 from workflows.services import run_create, workflow_create
 

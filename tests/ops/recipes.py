@@ -25,8 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import ROOT
 from tests.executors._procs import descendants, is_gone, read_proc
+from tests.support.fixtures import ROOT
 
 DEPLOY = ROOT / "deploy"
 INSTALL_DIR = "/opt/agentos"  # where the systemd units expect the checkout
@@ -95,7 +95,7 @@ class Service:
     def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
         self.argv = argv
         self.log_path = log
-        self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(log, "ab")
         self.proc = subprocess.Popen(
             argv,
             cwd=ROOT,

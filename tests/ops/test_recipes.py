@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.conftest import ROOT, wait_for, worker_env
 from tests.ops.recipes import (
     DEPLOY,
     Service,
@@ -28,7 +27,9 @@ from tests.ops.recipes import (
     seconds,
     unit_argv,
 )
+from tests.support.fixtures import ROOT, worker_env
 from tests.support.servers import free_port, listening
+from tests.support.waiting import wait_for
 from workflows.cluster import KILL_AFTER_BOUND_S
 from workflows.models import Run
 from workflows.services import run_create

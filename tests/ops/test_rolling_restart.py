@@ -25,8 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, wait_for, worker_env
+from tests.support.fixtures import ROOT, worker_env
 from tests.support.scale import ON_POSTGRES, audit_runs, finished, start_ledger_runs
+from tests.support.waiting import wait_for
 from tests.workflows.test_faults import LiveClients
 from workflows.models import Event, Run, Step
 from workflows.states import StepStatus
@@ -51,7 +52,7 @@ class Web:
         self.sock.listen(128)
         self.port = self.sock.getsockname()[1]
         self.log_path = log
-        self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.log = open(log, "ab")
         self.restarts: list[int] = []
         self._spawn()
 

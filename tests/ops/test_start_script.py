@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, wait_for
 from tests.executors._procs import descendants, is_gone, read_proc
+from tests.support.fixtures import ROOT
 from tests.support.servers import free_port, listening
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.worker
 
@@ -53,7 +54,7 @@ def test_start_sh_stops_on_a_group_sigterm_leaving_nothing_behind(tmp_path: Path
     var = Path(tempfile.mkdtemp(prefix="agentos-start-sh-"))
     port = free_port()
     env = own_environment(var, port)
-    log = open(tmp_path / "start.log", "ab")  # noqa: SIM115 - closed below
+    log = open(tmp_path / "start.log", "ab")
     script = subprocess.Popen(
         ["bash", "scripts/start.sh"],
         cwd=ROOT,

@@ -24,8 +24,9 @@ from django.db import connection
 
 from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide
-from tests.conftest import wait_for, worker_env
-from workflows import actions
+from tests.support.fixtures import worker_env
+from tests.support.waiting import wait_for
+from workflows import executor_config
 from workflows.events import verify_all
 from workflows.models import Event, Run, Step
 from workflows.services import run_cancel, run_create, workflow_create, workflow_update
@@ -55,9 +56,9 @@ def release_modules(release: int) -> list[str]:
 def release_1(settings):  # type: ignore[no-untyped-def]
     """This process (which validates plans) knows release 1 of the action."""
     settings.AGENTOS_ACTION_MODULES = release_modules(1)
-    actions.registry.cache_clear()
+    executor_config.registry.cache_clear()
     yield
-    actions.registry.cache_clear()
+    executor_config.registry.cache_clear()
 
 
 def start_worker(cluster, release: int):  # type: ignore[no-untyped-def]

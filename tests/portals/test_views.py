@@ -115,8 +115,8 @@ def test_logout_forgets_the_portal_login(client_for) -> None:
     assert it.get("/portals/it/").status_code == 302
 
 
-def test_test_endpoints_exist_only_when_a_setting_turns_them_on(client, settings) -> None:
+def test_test_endpoints_exist_only_in_the_test_urls(client, settings) -> None:
     assert client.get("/portals/test/go/?to=/portals/").status_code == 302
-    settings.PORTALS_TEST_ENDPOINTS = False
+    settings.ROOT_URLCONF = "agentos_site.urls"
     assert client.get("/portals/test/go/?to=/portals/").status_code == 404
     assert client.get("/portals/test/hang/").status_code == 404

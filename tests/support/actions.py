@@ -297,6 +297,34 @@ class LedgerStep(Action):
         return self.Output(line=params.line)
 
 
+class OutputShape(Action):
+    """Return its output as a model, as a plain dict, or in the wrong shape.
+
+    The child validates what ``run`` returns against ``Output``: a dict of
+    the right shape becomes the model, a wrong one is an action bug (a crash).
+    """
+
+    name = "test.output_shape"
+    description = "Return a model, a dict, or a wrong shape (output validation tests)."
+    category = "test"
+    risk = "low"
+    idempotent = True
+
+    class Params(_Params):
+        shape: str = Field(pattern="^(model|dict|wrong)$")
+
+    class Output(BaseModel):
+        count: int
+        label: str
+
+    def run(self, params: Params, ctx: ActionContext) -> Any:
+        if params.shape == "model":
+            return self.Output(count=3, label="three")
+        if params.shape == "dict":
+            return {"count": 3, "label": "three"}
+        return {"count": "three"}
+
+
 ACTIONS: list[type[Action]] = [
     Noop,
     LedgerAppend,
@@ -310,4 +338,5 @@ ACTIONS: list[type[Action]] = [
     Allocate,
     Exit,
     LedgerStep,
+    OutputShape,
 ]

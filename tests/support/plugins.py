@@ -37,10 +37,10 @@ def install_example() -> str:
     importlib.invalidate_caches()
     from executors import registry as registry_module
     from executors import runner as runner_module
-    from workflows import actions
+    from workflows import executor_config
 
     registry_module._cache.clear()
-    actions.registry.cache_clear()
+    executor_config.registry.cache_clear()
     # A zygote started before loaded the registry without the package; the
     # next run starts a fresh one.
     for runner in list(runner_module._live_runners):

@@ -1,7 +1,7 @@
 """Fixtures for tests that drive the portals in a real Chromium.
 
-Import the fixtures into a test module (``from tests.support.portal_fixtures
-import *``); they serve the portals from pytest-django's live server (a real
+Registered for every test through ``pytest_plugins`` in tests/conftest.py;
+they serve the portals from pytest-django's live server (a real
 socket on a free port) and point AGENTOS_PORTAL_BASE_URL at it.
 """
 
@@ -36,7 +36,7 @@ def run_action(portals: str, tmp_path: Path) -> Callable[..., ActionResult]:
     """Run a browser action in the engine's runner, with a step's context."""
     from django.conf import settings
 
-    from workflows import actions
+    from workflows import executor_config
 
     def run(
         name: str,
@@ -62,10 +62,10 @@ def run_action(portals: str, tmp_path: Path) -> Callable[..., ActionResult]:
             allowed_origins=[portals],
             portal_base_url=portals,
             browser_executable=settings.AGENTOS_BROWSER_EXECUTABLE,
-            secrets=actions.secrets_for(name) if secrets is None else secrets,
+            secrets=executor_config.secrets_for(name) if secrets is None else secrets,
             **ctx_fields,
         )
-        return (runner or actions.runner()).run(
+        return (runner or executor_config.runner()).run(
             name,
             params,
             ctx,

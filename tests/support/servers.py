@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 
 def free_port() -> int:

@@ -18,31 +18,22 @@ from django.core.management import CommandError, call_command
 from django_q.models import Schedule
 
 from agentos_site.roles import OPERATORS, REVIEWERS, ROLE_PERMISSIONS
-from approvals.models import ApprovalRequest, RequestStatus
+from approvals.models import ApprovalRequest
 from approvals.services import DecisionRefused, approval_decide
 from tests.api.conftest import api_for
-from tests.conftest import _user
-from workflows.engine import run_advance
+from tests.support.fixtures import make_user
+from tests.support.runs import advance
+from tests.support.runs import pending_request as pending
 from workflows.events import verify_all
 from workflows.forks import run_fork
 from workflows.models import Event, Run, Workflow, WorkflowSchedule
 from workflows.plans import PlanInvalid
+from workflows.schedules import ScheduleRefused, schedule_problems, schedule_save
 from workflows.services import run_create, workflow_create, workflow_update
 from workflows.states import RunStatus, StepStatus
 from workflows.tasks import start_scheduled_run
-from workflows.volume import ScheduleRefused, schedule_problems, schedule_save
 
 pytestmark = pytest.mark.django_db
-
-
-def advance(run: Run) -> Run:
-    run_advance(run_id=run.pk)
-    run.refresh_from_db()
-    return run
-
-
-def pending(run: Run) -> ApprovalRequest:
-    return ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
 
 
 def seqs(run: Run, type_: str) -> list[int]:
@@ -54,7 +45,7 @@ def seqs(run: Run, type_: str) -> list[int]:
 @pytest.fixture
 def operator_reviewer(roles):  # type: ignore[no-untyped-def]
     """Someone who may both start (and fork) runs and decide requests."""
-    user = _user(roles, "opsrev", OPERATORS)
+    user = make_user(roles, "opsrev", OPERATORS)
     user.groups.add(Group.objects.get(name=REVIEWERS))
     return get_user_model().objects.get(pk=user.pk)
 
@@ -312,7 +303,7 @@ def test_parameters_changed_behind_a_gate_go_back_to_the_gates_own_group(
     operator, reviewer, roles, tmp_path: Path
 ) -> None:
     """An earlier guarded step rewrites a value: the gate's group and quorum decide again."""
-    finance = [_user(roles, f"fin{i}", REVIEWERS) for i in (1, 2)]
+    finance = [make_user(roles, f"fin{i}", REVIEWERS) for i in (1, 2)]
     group = Group.objects.create(name="Finance")
     for user in finance:
         user.groups.add(group)

@@ -12,7 +12,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from approvals.models import ApprovalRequest, RequestStatus
-from tests.conftest import ROOT, wait_for, worker_env
+from tests.support.fixtures import ROOT, worker_env
+from tests.support.waiting import wait_for
 from workflows.engine import run_advance
 from workflows.models import Run
 from workflows.services import workflow_create
@@ -130,7 +131,7 @@ def test_start_run_checks_the_user_and_the_inputs(filing, operator, reviewer) ->
 def test_watch_folder_starts_a_run_when_a_file_lands(
     filing, operator, workspace: Path, tmp_path: Path
 ) -> None:
-    log = open(tmp_path / "watch.log", "w+b")  # noqa: SIM115
+    log = open(tmp_path / "watch.log", "w+b")
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from tests.admin.support import client_for
 from tests.api.conftest import api_for
-from workflows import actions
+from workflows import executor_config
 from workflows.context_policy import context_policy_errors
 from workflows.models import Run, Workflow
 from workflows.plans import PlanInvalid, parse_spec_text
@@ -49,7 +49,7 @@ def tidy(operator) -> Workflow:  # type: ignore[no-untyped-def]
 
 def errors_of(plan: dict, context: dict) -> list[tuple[str, str, str]]:
     found = context_policy_errors(
-        plan, context, registry=actions.registry(), policy=actions.policy()
+        plan, context, registry=executor_config.registry(), policy=executor_config.policy()
     )
     return [(e.node, e.field, e.message) for e in found]
 

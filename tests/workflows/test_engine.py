@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from approvals.models import ApprovalRequest, RequestKind, RequestStatus
+from approvals.models import RequestKind, RequestStatus
 from approvals.services import DecisionInvalid, DecisionRefused, approval_decide
 from tests.support.review import approve_plan_review
-from workflows.engine import run_advance
+from tests.support.runs import advance
+from tests.support.runs import pending_request as pending
 from workflows.events import verify_all
 from workflows.models import Event, Run
 from workflows.services import run_cancel, run_create, workflow_create
@@ -20,18 +21,8 @@ from workflows.states import RunStatus, StepStatus, TransitionNotAllowed
 pytestmark = pytest.mark.django_db
 
 
-def advance(run: Run) -> Run:
-    run_advance(run_id=run.pk)
-    run.refresh_from_db()
-    return run
-
-
 def types(run: Run) -> list[str]:
     return list(Event.objects.filter(run=run).order_by("seq").values_list("type", flat=True))
-
-
-def pending(run: Run) -> ApprovalRequest:
-    return ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
 
 
 def ledger_node(node_id: str, ledger: Path, line: str, **extra: object) -> dict:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cluster, wait_for
+from tests.support.fixtures import Cluster
 from tests.support.scale import ON_POSTGRES, audit_runs, finished, start_ledger_runs
 from tests.support.servers import children
+from tests.support.waiting import wait_for
 from tests.workflows.test_worker import fire_requeue_schedule
 
 pytestmark = [pytest.mark.worker]
@@ -40,7 +41,9 @@ def recover(run_ids: list[int], *, timeout: float = 180) -> None:
         done = finished(run_ids)
         try:
             wait_for(
-                lambda: finished(run_ids) > done or done == len(run_ids), timeout=3, every=0.2
+                lambda done=done: finished(run_ids) > done or done == len(run_ids),
+                timeout=3,
+                every=0.2,
             )
         except pytest.fail.Exception:
             pass  # no progress for a while: fire the schedule again
@@ -79,7 +82,7 @@ def test_sigkilled_workers_and_clusters_lose_nothing(
     for round_ in range(14):
         seen = lines(ledger)
         wait_for(
-            lambda: lines(ledger) >= seen + 25 or finished(run_ids) == len(run_ids),
+            lambda seen=seen: lines(ledger) >= seen + 25 or finished(run_ids) == len(run_ids),
             timeout=60,
             message="the runs to make progress between kills",
         )
@@ -244,7 +247,7 @@ def test_websocket_clients_catch_up_after_daphne_is_killed(
     from django.test import Client
 
     from tests.approvals.conftest import gate_plan
-    from tests.approvals.servers import Daphne
+    from tests.support.live_servers import Daphne
     from workflows.models import Event, Run
     from workflows.services import run_create
 
@@ -312,7 +315,7 @@ def probe(env: dict[str, str], call: str) -> object:
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.support.fixtures import ROOT
 
     done = subprocess.run(
         [
@@ -340,7 +343,7 @@ def test_a_postgres_restart_mid_run_loses_nothing(tmp_path) -> None:
     import subprocess
     import sys
 
-    from tests.conftest import ROOT, worker_env
+    from tests.support.fixtures import ROOT, worker_env
     from tests.support.servers import PostgresServer, RedisServer
 
     pg = PostgresServer()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 from tests.workflows.test_faults import recover
 from tests.workflows.test_worker import fire_requeue_schedule
 from workflows.events import verify_all

@@ -13,7 +13,7 @@ import pytest
 
 from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide
-from workflows import actions
+from workflows import executor_config
 from workflows.engine import run_advance
 from workflows.events import verify_all
 from workflows.models import Event, Run
@@ -52,7 +52,9 @@ def start(plan: dict, operator, context: dict | None = None) -> Run:  # type: ig
 
 
 def errors_of(plan: dict, **kwargs: object) -> list[tuple[str, str, str]]:
-    found = validate_plan(plan, registry=actions.registry(), policy=actions.policy(), **kwargs)
+    found = validate_plan(
+        plan, registry=executor_config.registry(), policy=executor_config.policy(), **kwargs
+    )
     return [(e.node, e.field, e.message) for e in found]
 
 

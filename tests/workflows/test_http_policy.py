@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from agentos_site.env import allowed_origins, origin_of
-from workflows import actions
+from workflows import executor_config
 from workflows.engine import run_advance
 from workflows.models import Run, Workflow
 from workflows.plans import validate_plan
@@ -26,7 +26,9 @@ from workflows.states import RunStatus
 
 def errors_of(*nodes: dict) -> list[tuple[str, str, str]]:
     found = validate_plan(
-        {"nodes": list(nodes)}, registry=actions.registry(), policy=actions.policy()
+        {"nodes": list(nodes)},
+        registry=executor_config.registry(),
+        policy=executor_config.policy(),
     )
     return [(e.node, e.field, e.message) for e in found]
 
@@ -112,7 +114,7 @@ def test_allow_list_settings_are_checked_at_start_up(monkeypatch) -> None:
 class Site(BaseHTTPRequestHandler):
     """Stands in for this site on an ephemeral port: every page answers 200."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         body = b'{"status": "ok"}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

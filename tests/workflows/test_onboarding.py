@@ -12,19 +12,15 @@ import pytest
 from django.conf import settings
 from django.core.signals import request_started
 
-from approvals.models import ApprovalRequest, RequestKind, RequestStatus
+from approvals.models import RequestKind
 from approvals.services import approval_decide
 from portals.models import Employee, HardwareOrder, ITAccount
 from tests.executors._procs import is_gone
-from tests.support.portal_fixtures import (  # noqa: F401
-    chromium_family,
-    portals,
-    run_action,
-    spare_children,
-)
+from tests.support.portal_fixtures import chromium_family, spare_children
 from tests.support.review import approve_plan_review
-from workflows import actions
-from workflows.engine import run_advance
+from tests.support.runs import advance
+from tests.support.runs import pending_request as pending
+from workflows import executor_config
 from workflows.models import Event, Run
 from workflows.plans import parse_spec_text
 from workflows.services import run_create, workflow_create
@@ -33,16 +29,6 @@ from workflows.states import RunStatus, StepStatus
 pytestmark = pytest.mark.browser
 
 SPEC = Path(settings.BASE_DIR) / "workflows" / "demo" / "employee-onboarding.yaml"
-
-
-def advance(run: Run) -> Run:
-    run_advance(run_id=run.pk)
-    run.refresh_from_db()
-    return run
-
-
-def pending(run: Run) -> ApprovalRequest:
-    return ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
 
 
 def onboarding(operator, **context: str) -> Run:  # type: ignore[no-untyped-def]
@@ -161,7 +147,7 @@ def test_a_step_killed_after_the_portal_saved_is_retried_without_a_duplicate(
 
     def kill_on_detail_page(sender: object, environ: dict, **kwargs: object) -> None:
         if environ["PATH_INFO"].startswith("/portals/hr/employees/EMP-") and not killed:
-            pid = _action_process(actions.runner().zygote_pid)
+            pid = _action_process(executor_config.runner().zygote_pid)
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
@@ -202,7 +188,7 @@ def test_a_step_killed_after_the_portal_saved_is_retried_without_a_duplicate(
     assert Employee.objects.count() == 1
     assert run.context["employee_id"] == Employee.objects.get().employee_id
     assert [f["name"] for f in second.evidence["files"]] == ["hr-existing.png"]
-    assert chromium_family(actions.runner().zygote_pid) == {}
+    assert chromium_family(executor_config.runner().zygote_pid) == {}
 
 
 def test_wrong_credentials_fail_the_run_with_a_clear_step_error(
@@ -253,7 +239,7 @@ def test_a_page_that_never_loads_times_out_retries_and_leaves_no_chromium(
 
     def watch() -> None:
         while not done.is_set():
-            seen.update(chromium_family(actions.runner().zygote_pid))
+            seen.update(chromium_family(executor_config.runner().zygote_pid))
             done.wait(0.1)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -271,8 +257,10 @@ def test_a_page_that_never_loads_times_out_retries_and_leaves_no_chromium(
     assert list(run.steps.values_list("status", flat=True)) == [StepStatus.TIMED_OUT] * 2
     assert seen, "Chromium was never seen running"
     assert [pid for pid in seen if not is_gone(pid)] == []
-    assert chromium_family(actions.runner().zygote_pid) == {}
+    assert chromium_family(executor_config.runner().zygote_pid) == {}
     # The killed browsers' profile folders went with them; what is left is
     # the temp folder of the spare that waits, its own browser started.
-    left = {p.name for p in (Path(actions.runner()._home or "/nonexistent") / "tmp").iterdir()}
-    assert left <= {str(pid) for pid in spare_children(actions.runner().zygote_pid)}
+    left = {
+        p.name for p in (Path(executor_config.runner()._home or "/nonexistent") / "tmp").iterdir()
+    }
+    assert left <= {str(pid) for pid in spare_children(executor_config.runner().zygote_pid)}

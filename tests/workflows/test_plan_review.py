@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide
-from workflows.engine import run_advance
+from tests.support.runs import advance
+from tests.support.runs import pending_request as pending
 from workflows.models import Event, Run
 from workflows.plan_review import plan_digest
 from workflows.planner import draft
@@ -17,16 +17,6 @@ from workflows.services import run_create
 from workflows.states import RunStatus
 
 pytestmark = pytest.mark.django_db
-
-
-def advance(run: Run) -> Run:
-    run_advance(run_id=run.pk)
-    run.refresh_from_db()
-    return run
-
-
-def pending(run: Run) -> ApprovalRequest:
-    return ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
 
 
 def folders(workspace: Path) -> None:

@@ -6,14 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from workflows import actions
+from workflows import executor_config
 from workflows.models import Run, Workflow
 from workflows.plans import PlanInvalid, validate_plan
 from workflows.services import run_create, workflow_create, workflow_update
 
 
 def problems(plan: object, **kwargs: object) -> set[tuple[str, str]]:
-    errors = validate_plan(plan, registry=actions.registry(), policy=actions.policy(), **kwargs)
+    errors = validate_plan(
+        plan, registry=executor_config.registry(), policy=executor_config.policy(), **kwargs
+    )
     return {(e.node, e.field) for e in errors}
 
 

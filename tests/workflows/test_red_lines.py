@@ -9,7 +9,7 @@ from django.conf import settings
 
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
-from workflows import actions
+from workflows import executor_config
 from workflows.engine import run_advance
 from workflows.models import Event, Run
 from workflows.plans import PlanInvalid, validate_plan
@@ -190,7 +190,9 @@ def test_adversarial_plans_are_refused_with_no_side_effect(
     workspace: Path,
     operator,
 ) -> None:
-    errors = validate_plan(bad_plan, registry=actions.registry(), policy=actions.policy())
+    errors = validate_plan(
+        bad_plan, registry=executor_config.registry(), policy=executor_config.policy()
+    )
     node_id, field, fragment = expected
     assert any(e.node == node_id and e.field == field and fragment in e.message for e in errors), [
         e.as_dict() for e in errors
@@ -234,13 +236,13 @@ def test_values_from_the_context_meet_the_red_lines_again_in_the_runner(
 
 
 def test_http_steps_receive_only_the_secret_they_name() -> None:
-    named = actions.secrets_for(
+    named = executor_config.secrets_for(
         "api.request", {"url": "http://127.0.0.1/", "bearer_secret": "API_TEST_TOKEN"}
     )
     assert named == {"API_TEST_TOKEN": settings.AGENTOS_SECRETS["API_TEST_TOKEN"]}
-    assert actions.secrets_for("api.request", {"url": "http://127.0.0.1/"}) == {}
+    assert executor_config.secrets_for("api.request", {"url": "http://127.0.0.1/"}) == {}
     assert (
-        actions.secrets_for(
+        executor_config.secrets_for(
             "api.request", {"url": "http://127.0.0.1/", "bearer_secret": "TEST_TOKEN"}
         )
         == {}

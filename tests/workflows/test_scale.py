@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests.conftest import wait_for
 from tests.support.scale import ON_POSTGRES, audit_runs, finished, start_ledger_runs
+from tests.support.waiting import wait_for
 
 pytestmark = [
     pytest.mark.worker,

@@ -6,11 +6,12 @@ import pytest
 from django_q.models import Schedule
 
 from tests.api.conftest import PEOPLE_SPEC, api_for
+from workflows.batches import BatchInvalid, rows_from_csv, runs_start_batch
 from workflows.events import verify_all
 from workflows.models import Event, Run, RunBatch, WorkflowSchedule
+from workflows.schedules import schedule_save
 from workflows.services import workflow_create
 from workflows.tasks import start_scheduled_run
-from workflows.volume import BatchInvalid, rows_from_csv, runs_start_batch, schedule_save
 
 pytestmark = pytest.mark.django_db
 

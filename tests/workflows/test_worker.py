@@ -9,7 +9,7 @@ from django.db import connection
 
 from approvals.models import ApprovalRequest, RequestKind, RequestStatus
 from approvals.services import approval_decide
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 from workflows.events import verify_all
 from workflows.models import Event, Run
 from workflows.services import run_create

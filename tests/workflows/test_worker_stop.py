@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cluster, wait_for
 from tests.executors._procs import descendants, is_gone, read_proc
+from tests.support.fixtures import Cluster
+from tests.support.waiting import wait_for
 from workflows.events import verify_all
 from workflows.models import Event, Run
 from workflows.services import run_create
@@ -57,7 +58,7 @@ def assert_stopped_leaving_nothing(worker: Cluster, pids: list[int], homes: list
     assert worker.proc is not None
     try:
         code = worker.proc.wait(timeout=STOP_BOUND_S)
-    except Exception:  # noqa: BLE001 - report the hang with the worker's log
+    except Exception:
         pytest.fail(f"the worker did not exit within {STOP_BOUND_S} s:\n{worker.output()[-3000:]}")
     assert code == 0, worker.output()[-3000:]
     wait_for(
@@ -201,7 +202,7 @@ def test_a_step_longer_than_the_drain_is_cut_and_retried_elsewhere(
 
 
 def worker_env_with(**extra: str) -> dict[str, str]:
-    from tests.conftest import worker_env
+    from tests.support.fixtures import worker_env
 
     return {**worker_env(), **extra}
 
@@ -210,7 +211,7 @@ def test_django_q2_signals_fire_in_the_worker_as_under_qcluster(
     cluster, operator, tmp_path
 ) -> None:
     """post_spawn, pre_execute, post_execute: what heartbeats and metrics hook into."""
-    from tests.conftest import worker_env
+    from tests.support.fixtures import worker_env
 
     log = tmp_path / "signals"
     env = worker_env()

@@ -15,9 +15,10 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from agentos_site import policy
-from workflows.admin.display import HASH_PREFIX, json_block
 from workflows.audit import audit_events, audit_exported, export_csv, export_jsonl
+from workflows.display import HASH_PREFIX, json_block
 from workflows.models import Event
+from workflows.readonly import ReadOnlyAdminMixin
 from workflows.selectors import redact
 
 
@@ -39,7 +40,7 @@ MIN_HASH_SEARCH = 8
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Events are append-only: no add, change or delete, not even for superusers."""
 
     list_display = ("id", "run_link", "seq", "type", "actor_label", "at", "hash_prefix")
@@ -64,21 +65,12 @@ class EventAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
     def has_module_permission(self, request: HttpRequest) -> bool:
         return policy.may_read_system_log(request.user)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """The whole log, system events included: auditors and superusers only."""
         return policy.may_read_system_log(request.user)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)

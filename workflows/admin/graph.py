@@ -15,8 +15,7 @@ from typing import Any
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from workflows.admin.display import compact_json
-from workflows.templating import render
+from workflows.display import compact_json, titled
 
 STATE_LABELS = {
     "done": "done",
@@ -56,13 +55,6 @@ STEP_STATES = {
     "unknown": "waiting",
     "interrupted": "running",
 }
-
-
-def titled(text: Any, context: dict[str, Any]) -> str:
-    """Return a title with the context's values in it; unknown ones stay as written."""
-    missing: set[str] = set()
-    rendered = render(str(text or ""), context, missing)
-    return str(text or "") if missing else str(rendered)
 
 
 def _what(node: dict[str, Any], context: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from workflows.admin.display import HASH_PREFIX, pretty_json
+from workflows.display import HASH_PREFIX, pretty_json
 
 MAX_DEPTH = 4
 MAX_ROWS = 200

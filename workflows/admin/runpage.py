@@ -20,10 +20,10 @@ from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
 
 from agentos_site import policy
-from workflows.admin.display import HASH_PREFIX, render_plan
 from workflows import selectors
 from workflows.admin.graph import node_states, render_graph, states_by_node_id
 from workflows.admin.readable import readable_with_raw
+from workflows.display import HASH_PREFIX, render_plan
 from workflows.models import Run, Step
 from workflows.selectors import redact
 

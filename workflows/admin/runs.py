@@ -28,15 +28,16 @@ from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 
 from agentos_site import policy
-from workflows.admin.display import (
+from workflows.admin.paging import CappedCountPaginator
+from workflows.admin.runpage import run_panel_context
+from workflows.admin.timemachine import TimeMachineMixin
+from workflows.display import (
     json_block,
     progress_html,
     status_badge,
 )
-from workflows.admin.paging import CappedCountPaginator
-from workflows.admin.runpage import run_panel_context
-from workflows.admin.timemachine import TimeMachineMixin
 from workflows.models import Run, Step, Workflow
+from workflows.readonly import ReadOnlyAdminMixin
 from workflows.selectors import redact
 from workflows.services import RunNotFound, run_cancel
 from workflows.states import TransitionNotAllowed
@@ -46,7 +47,7 @@ INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", 
 
 
 @admin.register(Run)
-class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
+class RunAdmin(ReadOnlyAdminMixin, TimeMachineMixin, admin.ModelAdmin):
     """Runs are started from a workflow and changed only by services."""
 
     list_display = (
@@ -125,16 +126,7 @@ class RunAdmin(TimeMachineMixin, admin.ModelAdmin):
         "context_json",
     )
 
-    # --- permissions: nobody adds, changes or deletes a run here -------------
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    # --- permissions: nobody adds, changes or deletes a run here (the mixin) --
 
     def has_cancel_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return policy.allows(request.user, policy.RUNS_CANCEL)

@@ -12,9 +12,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
+from agentos_common import limits
 from agentos_site import policy
-from workflows import limits
-from workflows.admin.display import json_block, render_plan
+from workflows.display import json_block, render_plan
 from workflows.forks import run_fork
 from workflows.models import Event, Run
 from workflows.plans import PlanInvalid

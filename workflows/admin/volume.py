@@ -12,21 +12,20 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from agentos_common import limits
 from agentos_site import policy
-from workflows import limits
-from workflows.forms import BoundedJSONField
-from workflows.models import RunBatch, WorkflowSchedule
-from workflows.states import RunMode
-from workflows.volume import (
+from workflows.batches import (
     MAX_BATCH,
     MAX_CSV_BYTES,
     BatchInvalid,
     rows_from_csv,
     runs_start_batch,
-    schedule_delete,
-    schedule_problems,
-    schedule_save,
 )
+from workflows.forms import BoundedJSONField
+from workflows.models import RunBatch, WorkflowSchedule
+from workflows.readonly import ReadOnlyAdminMixin
+from workflows.schedules import schedule_delete, schedule_problems, schedule_save
+from workflows.states import RunMode
 
 
 class BatchForm(forms.Form):
@@ -107,7 +106,7 @@ class BatchStartMixin:
 
     @staticmethod
     def _rows(form: BatchForm, workflow: Any) -> tuple[Any, str]:
-        from workflows.volume import RowError
+        from workflows.batches import RowError
 
         upload, text = form.cleaned_data["csv_file"], form.cleaned_data["rows_json"].strip()
         if bool(upload) == bool(text):
@@ -127,18 +126,9 @@ class BatchStartMixin:
 
 
 @admin.register(RunBatch)
-class RunBatchAdmin(admin.ModelAdmin):
+class RunBatchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "workflow", "size", "source", "created_by", "created_at", "runs_link")
     readonly_fields = ("workflow", "size", "source", "created_by", "created_at")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="Runs")
     def runs_link(self, batch: RunBatch) -> Any:

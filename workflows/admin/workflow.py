@@ -18,8 +18,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from agentos_site import policy
-from workflows.admin.display import json_block, plan_error_text, render_fields, render_plan
 from workflows.admin.volume import BatchStartMixin
+from workflows.display import json_block, plan_error_text, render_fields, render_plan
 from workflows.forms import cleaned_values, schema_form_class
 from workflows.models import Workflow
 from workflows.plans import PlanError, PlanInvalid, parse_spec_text

@@ -12,7 +12,7 @@ from ninja.pagination import paginate
 from agentos_site import policy
 from agentos_site.api_errors import ERRORS
 from agentos_site.api_pagination import Page
-from workflows import actions
+from workflows import executor_config
 from workflows.models import Workflow
 from workflows.planner import draft
 from workflows.plans import PlanError, PlanInvalid, parse_spec_text, validate_plan
@@ -46,13 +46,13 @@ def health(request: HttpRequest) -> dict:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         database = True
-    except Exception:  # noqa: BLE001 - any failure means "database down"
+    except Exception:  # any failure means "database down"
         database = False
     try:
         from django_q.status import Stat
 
         workers = sum(len(stat.workers) for stat in Stat.get_all())
-    except Exception:  # noqa: BLE001 - a broker without stats reports none
+    except Exception:  # a broker without stats reports none
         workers = 0
     return {
         "status": "ok" if database else "degraded",
@@ -69,14 +69,16 @@ def list_actions(request: HttpRequest, q: str = Query("", max_length=200)) -> li
     output JSON Schemas; ``q`` keeps those whose name, description or category
     contain every one of its words."""
     require(request, policy.WORKFLOWS_VIEW)
-    return actions.registry().search(q)
+    return executor_config.registry().search(q)
 
 
 @router.post("/plans/validate", response={200: PlanValidationOut, **ERRORS}, tags=["catalog"])
 def plans_validate(request: HttpRequest, payload: PlanIn) -> dict:
     """Check a plan against the registry and policy; report every problem at once."""
     require(request, policy.WORKFLOWS_VIEW)
-    errors = validate_plan(payload.plan, registry=actions.registry(), policy=actions.policy())
+    errors = validate_plan(
+        payload.plan, registry=executor_config.registry(), policy=executor_config.policy()
+    )
     return {"valid": not errors, "errors": [e.as_dict() for e in errors]}
 
 

@@ -12,7 +12,8 @@ from agentos_site import policy
 from agentos_site.api_errors import ERRORS
 from agentos_site.api_pagination import MAX_ID, Mapped, Page
 from workflows.api.catalog import require
-from workflows.forks import run_create_idempotent, run_fork
+from workflows.batches import BatchInvalid, RowError, rows_from_csv, runs_start_batch
+from workflows.forks import run_create_once, run_fork
 from workflows.models import Event, Run, Workflow
 from workflows.plans import PlanError, PlanInvalid
 from workflows.schemas import (
@@ -28,7 +29,6 @@ from workflows.schemas import (
 )
 from workflows.selectors import event_out, run_detail, run_summary, runs_list
 from workflows.services import run_cancel
-from workflows.volume import BatchInvalid, RowError, rows_from_csv, runs_start_batch
 
 router = Router(tags=["runs"])
 RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -68,7 +68,7 @@ def start_run(
     # A bare plan was written by a planner or an integration, not authored in a
     # workflow: a person reviews it first (in every mode when it holds an
     # action that is not low-risk; see run_create).
-    run, created = run_create_idempotent(
+    run, created = run_create_once(
         idempotency_key=idempotency_key,
         requester=user,
         workflow=workflow,

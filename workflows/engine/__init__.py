@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from workflows import actions, drain
+from workflows import drain, executor_config
 from workflows.engine.base import STOP, Held, Launch, LeaseLost, Wait, append_event, save_run
 from workflows.engine.decide import decide
 from workflows.engine.record import execute, record
@@ -56,7 +56,7 @@ def run_advance(*, run_id: int, owner: str | None = None) -> None:
         return
     # A first zygote start can take seconds on a busy machine: not on the
     # lease's clock, or the lease could lapse before the first heartbeat.
-    actions.runner().start()
+    executor_config.runner().start()
     # Each transaction is retried while the database is away (a restart):
     # each one re-checks the lease and the step before it writes.
     if not retrying(lease_acquire, run_id, owner):
@@ -142,7 +142,7 @@ class _Lanes:
         size = settings.AGENTOS_RUN_PARALLELISM
         if self.pool is None:
             self.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="lane")
-            self.free = actions.runners(size)
+            self.free = executor_config.runners(size)
         for launch in launches:
             if not self.free:
                 # More lanes ready than runners: the step waits its turn, in

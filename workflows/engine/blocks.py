@@ -26,7 +26,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from workflows import actions, graph, hooks
+from workflows import executor_config, graph, hooks
 from workflows.engine import flow
 from workflows.engine.base import FAILED_ATTEMPT, STOP, Launch, Wait, append_event
 from workflows.guards import guard_entry, guards_from, still_approved
@@ -469,7 +469,7 @@ def _lane_action(
 ) -> Any:
     if path in running:
         return None  # this worker is waiting for it
-    action = actions.registry().get(node["action"])
+    action = executor_config.registry().get(node["action"])
     missing: set[str] = set()
     params = render(node.get("params", {}), scope, missing)
     if missing:
@@ -701,7 +701,7 @@ def _lane_unknown(run: Run, block: dict, lane: dict, node: dict, path: str, step
                 "error": step.error,
             },
         )
-    action = actions.registry().get(node["action"])
+    action = executor_config.registry().get(node["action"])
     properties = action.Output.model_json_schema().get("properties", {})
     outputs = {
         field: _plain_schema(properties.get(field, {"type": "string"}))

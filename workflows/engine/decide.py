@@ -7,7 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from workflows import actions, graph, hooks, plan_review
+from workflows import executor_config, graph, hooks, plan_review
 from workflows.engine import flow
 from workflows.engine.base import FAILED_ATTEMPT, STOP, Launch, Wait, append_event
 from workflows.guards import (
@@ -146,12 +146,12 @@ def _plan_review_pending(run: Run) -> bool:
             purpose="plan_review",
             kind="approval",
             title=f"Review the plan ({len(run.nodes)} steps) before it runs",
-            description=plan_review.review_table(run.plan, actions.registry()),
-            fields=plan_review.review_fields(run.plan, actions.registry()),
+            description=plan_review.review_table(run.plan, executor_config.registry()),
+            fields=plan_review.review_fields(run.plan, executor_config.registry()),
             state={
                 "digest": digest,
                 "plan": run.plan,
-                "rows": plan_review.review_rows(run.plan, actions.registry()),
+                "rows": plan_review.review_rows(run.plan, executor_config.registry()),
             },
         )
         return True
@@ -167,7 +167,7 @@ def _text(template: str, context: dict) -> str:
 
 
 def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = False) -> Any:
-    action = actions.registry().get(node["action"])
+    action = executor_config.registry().get(node["action"])
     label = node.get("title") or f"{node['id']} ({node['action']})"
     missing: set[str] = set()
     params = render(node.get("params", {}), flow.scope(run), missing)
@@ -523,7 +523,7 @@ def outcome_unknown(run: Run, node: dict, step: Step) -> None:
                 "error": step.error,
             },
         )
-    action = actions.registry().get(node["action"])
+    action = executor_config.registry().get(node["action"])
     outputs = {
         field: _plain_schema(
             action.Output.model_json_schema().get("properties", {}).get(field, {"type": "string"})

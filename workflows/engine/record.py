@@ -13,10 +13,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from agentos_common.redaction import scrub_secrets_in
 from executors.base import ActionContext
 from executors.runner import ActionResult, scrub
-from executors.scrubbing import scrub_secrets_in
-from workflows import actions, drain
+from workflows import drain, executor_config
 from workflows.engine import blocks, flow
 from workflows.engine.base import (
     RESULT_STATUS,
@@ -74,12 +74,12 @@ def execute(
         },
         portal_base_url=settings.AGENTOS_PORTAL_BASE_URL,
         browser_executable=settings.AGENTOS_BROWSER_EXECUTABLE,
-        secrets=actions.secrets_for(launch.action, launch.params),
+        secrets=executor_config.secrets_for(launch.action, launch.params),
         resume_state=clear.get("state") if clear.get("resume") else None,
         resume_values=clear.get("values") if clear.get("resume") else None,
     )
     every = max(0.2, min(5.0, settings.AGENTOS_LEASE_SECONDS / 3))
-    return (runner or actions.runner()).run(
+    return (runner or executor_config.runner()).run(
         launch.action,
         launch.params,
         ctx,
@@ -119,7 +119,7 @@ def _collect_evidence(run_id: int, step_id: int, result: ActionResult) -> dict:
             )
     if not files:
         folder.rmdir()
-    secrets = actions.all_secret_values()
+    secrets = executor_config.all_secret_values()
     return {
         "exit_code": result.exit_code,
         "duration_ms": round(result.duration_ms, 2),
@@ -138,7 +138,7 @@ def record(held: Held, launch: Launch, result: ActionResult, *, go_on: bool) -> 
     """
     owner = held.owner
     evidence = _collect_evidence(launch.run_id, launch.step_id, result)
-    secrets = actions.all_secret_values()
+    secrets = executor_config.all_secret_values()
     with transaction.atomic():
         run = held.lock()
         stopped = run.status in TERMINAL
@@ -217,7 +217,7 @@ def record(held: Held, launch: Launch, result: ActionResult, *, go_on: bool) -> 
         if stopped:
             save_run(run)
             return STOP
-        action = actions.registry().get(launch.action)
+        action = executor_config.registry().get(launch.action)
         if not action.idempotent and status in (StepStatus.CRASHED, StepStatus.TIMED_OUT):
             # It may have done its work before it died: a person must say.
             outcome_unknown(run, launch.node, step)
@@ -283,7 +283,7 @@ def _lane_recorded(
         )
         return _go_on(run, owner, go_on)
     append_event(run, type="step.failed", data={**base, "error": step.error})
-    action = actions.registry().get(launch.action)
+    action = executor_config.registry().get(launch.action)
     if not action.idempotent and status in (StepStatus.CRASHED, StepStatus.TIMED_OUT):
         blocks.lane_paused(run, launch, step, unknown=True)
     return _go_on(run, owner, go_on)

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
-from workflows import limits
+from agentos_common import limits
 from workflows.plans import PlanInvalid
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 
-from workflows import actions
+from workflows import executor_config
 from workflows.planner.base import MAX_TEXT_CHARS, PlannerError
 from workflows.plans import validate_plan
 
@@ -46,7 +46,7 @@ def draft(text: str, *, provider: str | None = None) -> dict[str, Any]:
         )
     if len(text) > MAX_TEXT_CHARS:
         return _failed(name, "text", f"at most {MAX_TEXT_CHARS} characters")
-    registry, policy = actions.registry(), actions.policy()
+    registry, policy = executor_config.registry(), executor_config.policy()
     try:
         if name == "builtin":
             from workflows.planner.builtin import plan_for

@@ -53,7 +53,7 @@ class Command(BaseCommand):
                 f"{request.kind}\t{request.status}\t{group}\t{request.title}"
             )
 
-    def _show(self, *, id: int, **options: Any) -> None:  # noqa: A002
+    def _show(self, *, id: int, **options: Any) -> None:
         request = self._get(id)
         self.stdout.write(f"{request.title}\n\n{request.description}\n")
         self.stdout.write("fields: " + json.dumps(request.fields, indent=2))
@@ -67,7 +67,7 @@ class Command(BaseCommand):
         id: int,
         decision: str,
         username: str,
-        sets: list[str] | None,  # noqa: A002
+        sets: list[str] | None,
         comment: str,
         resolution: str,
         **options: Any,

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from workflows import actions
+from workflows import executor_config
 from workflows.plan_review import review_table
 from workflows.planner import draft
 
@@ -30,7 +30,7 @@ class Command(BaseCommand):
     ) -> None:
         result = draft(text, provider=provider)
         if result["plan"] is not None:
-            self.stdout.write(review_table(result["plan"], actions.registry()))
+            self.stdout.write(review_table(result["plan"], executor_config.registry()))
             self.stdout.write(json.dumps(result["plan"], indent=2))
             if output:
                 with open(output, "w", encoding="utf-8") as handle:

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from executors.actions._paths import confine
+from executors.actions.paths import confine
 from executors.base import ActionFailed
 from workflows.management.cli import parse_sets, user_named
 from workflows.models import Workflow

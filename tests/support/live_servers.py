@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, wait_for, worker_env
+from tests.support.fixtures import ROOT, worker_env
+from tests.support.waiting import wait_for
 
 
 class Daphne:
@@ -30,7 +31,7 @@ class Daphne:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log
-        self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.log = open(log, "ab")
         self._spawn()
 
     def _spawn(self) -> None:
@@ -95,7 +96,7 @@ class Receiver:
         calls = self.calls
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 calls.append(
                     {

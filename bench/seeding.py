@@ -233,7 +233,9 @@ class Seeder:
                 ids, chunk, chosen, times, requesters, reviewers, workflows, groups, report
             )
             if LONG_RUN_EVENTS in chunk:
-                report.long_run_ids += [i for i, n in zip(ids, chunk) if n == LONG_RUN_EVENTS]
+                report.long_run_ids += [
+                    i for i, n in zip(ids, chunk, strict=True) if n == LONG_RUN_EVENTS
+                ]
             self.progress(f"{report.runs} runs, {report.events} events")
         self._reset_sequences()
         # Fresh statistics let the planner walk the ordering indexes instead
@@ -256,7 +258,7 @@ class Seeder:
     ) -> None:
         rng = self.rng
         runs, events, requests = [], [], []
-        for run_id, count, status, created in zip(ids, counts, statuses, times):
+        for run_id, count, status, created in zip(ids, counts, statuses, times, strict=True):
             workflow = rng.choice(workflows)
             requester = rng.choice(requesters)
             correlation = uuid.UUID(int=rng.getrandbits(128), version=4)

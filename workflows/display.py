@@ -1,4 +1,4 @@
-"""Read-only renderings the admin pages share: JSON, plans, progress, forms."""
+"""Read-only renderings the admin and the inbox share: JSON, plans, progress, forms."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from workflows.plans import PlanError
+from workflows.templating import render
 
 HASH_PREFIX = 12
 
@@ -122,3 +123,10 @@ def status_badge(status: str, label: str) -> SafeString:
 def render_fields(*form_list: forms.Form) -> SafeString:
     """Return forms' fields laid out like admin form rows."""
     return render_to_string("admin/agentos/form_rows.html", {"forms": form_list})
+
+
+def titled(text: Any, context: dict[str, Any]) -> str:
+    """Return a title with the context's values in it; unknown ones stay as written."""
+    missing: set[str] = set()
+    rendered = render(str(text or ""), context, missing)
+    return str(text or "") if missing else str(rendered)

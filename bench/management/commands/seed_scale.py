@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from approvals.seeding import Seeder
+from bench.seeding import Seeder
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""The engine's view of the executors: registry, policy and runner from settings."""
+"""The executors as this deployment configures them: registry, policy, runner, secrets."""
 
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def runners(count: int) -> list[Runner]:
                 python_path=(str(settings.BASE_DIR),),
                 warm_spares=0,
                 sandbox=sandbox(),
+                plugin_group=plugin_group(),
             )
         )
     return [runner(), *extra[: count - 1]]

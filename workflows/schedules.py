@@ -1,173 +1,20 @@
-"""Operators at volume: start many runs at once, and runs on a schedule."""
+"""Runs on a schedule: cron or interval, kept with django-q2's Schedule."""
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from workflows import actions, limits
 from workflows.events import system_event_append
-from workflows.models import Run, RunBatch, Workflow, WorkflowSchedule
-from workflows.plans import PlanInvalid, validate_plan
+from workflows.exceptions import ScheduleRefused
+from workflows.models import Run, WorkflowSchedule
+from workflows.plans import PlanInvalid
 from workflows.services import _context_errors, run_create
-from workflows.states import RunMode, mode_refusal
+from workflows.states import mode_refusal
 
-MAX_BATCH = 100
-MAX_CSV_BYTES = 1024 * 1024
 Q_FUNC = "workflows.tasks.start_scheduled_run"
-
-
-@dataclass(frozen=True)
-class RowError:
-    """One problem of a batch: row (1-based; 0 is the CSV header), column, message."""
-
-    row: int
-    column: str
-    message: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "column": self.column, "message": self.message}
-
-
-class BatchInvalid(Exception):
-    """A batch failed validation; no run of it was started (HTTP 400)."""
-
-    def __init__(self, errors: list[RowError]) -> None:
-        super().__init__("; ".join(f"row {e.row} {e.column}: {e.message}" for e in errors[:10]))
-        self.errors = errors
-
-
-def _coerce(value: str, schema: dict) -> Any:
-    """Turn a CSV cell into the type its input declares; leave it when it will not fit."""
-    kind = schema.get("type")
-    try:
-        if kind == "integer":
-            return int(value)
-        if kind == "number":
-            return float(value)
-        if kind == "boolean":
-            lowered = value.strip().lower()
-            if lowered in ("true", "1", "yes"):
-                return True
-            if lowered in ("false", "0", "no"):
-                return False
-        if kind in ("array", "object"):
-            return limits.loads(value)
-    except limits.TooDeep:
-        raise
-    except ValueError:
-        pass
-    return value
-
-
-def rows_from_csv(text: str, inputs_schema: dict) -> list[dict]:
-    """Parse a CSV with a header of input names; empty cells are left out."""
-    if len(text.encode()) > MAX_CSV_BYTES:
-        raise BatchInvalid([RowError(0, "file", f"larger than {MAX_CSV_BYTES // 1024} KiB")])
-    reader = csv.DictReader(io.StringIO(text))
-    properties = inputs_schema.get("properties", {})
-    header = reader.fieldnames or []
-    errors = [
-        RowError(0, name or "(empty)", "not an input of this workflow")
-        for name in header
-        if name not in properties
-    ]
-    if not header:
-        errors.append(RowError(0, "file", "the first line must name the inputs"))
-    if errors:
-        raise BatchInvalid(errors)
-    rows = []
-    for record in reader:
-        if None in record:
-            rows.append({"__extra__": record[None]})
-            continue
-        row = {}
-        for key, value in record.items():
-            if value in ("", None):
-                continue
-            try:
-                row[key] = _coerce(value, properties.get(key, {}))
-            except limits.TooDeep as exc:
-                errors.append(RowError(len(rows) + 1, key, str(exc)))
-        rows.append(row)
-    if errors:
-        raise BatchInvalid(errors)
-    return rows
-
-
-def batch_validate(workflow: Workflow, rows: Any) -> list[RowError]:
-    """Return every problem of every row at once; empty means all may start."""
-    if not isinstance(rows, list) or not rows:
-        return [RowError(0, "rows", "give a non-empty list of contexts")]
-    if len(rows) > MAX_BATCH:
-        return [RowError(0, "rows", f"at most {MAX_BATCH} runs in one batch")]
-    errors = [
-        RowError(0, f"plan.{e.node}.{e.field}", e.message)
-        for e in validate_plan(
-            workflow.plan,
-            registry=actions.registry(),
-            policy=actions.policy(),
-            inputs_schema=workflow.inputs_schema,
-            stored=True,
-        )
-    ]
-    properties = workflow.inputs_schema.get("properties", {})
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict):
-            errors.append(RowError(number, "", "a row must be an object of inputs"))
-            continue
-        if "__extra__" in row:
-            errors.append(RowError(number, "", "more cells than the header names"))
-            continue
-        for key in row:
-            if key not in properties:
-                errors.append(RowError(number, key, "not an input of this workflow"))
-        for error in _context_errors(workflow.inputs_schema, row):
-            column = error.field.removeprefix("context").lstrip(".") or "(row)"
-            errors.append(RowError(number, column, error.message))
-    return errors
-
-
-def runs_start_batch(
-    *, workflow: Workflow, rows: Any, actor: Any, source: str = "json", mode: str | None = None
-) -> RunBatch:
-    """Validate every row, then start all the runs in one transaction, or none."""
-    if mode is not None and mode not in RunMode.values:
-        raise BatchInvalid([RowError(0, "mode", "must be autonomous, assisted or interactive")])
-    refusal = mode_refusal(mode, workflow.mode)
-    if refusal:
-        raise BatchInvalid([RowError(0, "mode", refusal)])
-    errors = batch_validate(workflow, rows)
-    if errors:
-        raise BatchInvalid(errors)
-    with transaction.atomic():
-        batch = RunBatch.objects.create(
-            workflow=workflow, size=len(rows), source=source, created_by=actor
-        )
-        runs = [
-            run_create(workflow=workflow, context=row, mode=mode, requester=actor, batch=batch)
-            for row in rows
-        ]
-        system_event_append(
-            type="batch.started",
-            actor=actor,
-            data={
-                "batch": batch.pk,
-                "workflow": workflow.slug,
-                "size": len(runs),
-                "runs": [run.pk for run in runs],
-                "source": source,
-            },
-        )
-    return batch
-
-
-# --- schedules ---------------------------------------------------------------
 
 
 def schedule_problems(schedule: WorkflowSchedule) -> dict[str, str]:
@@ -190,10 +37,6 @@ def schedule_problems(schedule: WorkflowSchedule) -> dict[str, str]:
         for error in _context_errors(schedule.workflow.inputs_schema, schedule.context):
             problems.setdefault(error.field, error.message)
     return problems
-
-
-class ScheduleRefused(Exception):
-    """The person may not save this schedule (its runs would be theirs)."""
 
 
 def schedule_save(*, schedule: WorkflowSchedule, actor: Any) -> WorkflowSchedule:
