@@ -24,7 +24,6 @@ from django.utils.safestring import SafeString
 from approvals.models import ApprovalRequest, RequestKind, Resolution, WorkflowWebhook
 from approvals.permissions import decide_refusal, may_decide_at_all, visible_requests
 from approvals.services import AlreadyDecided, DecisionInvalid, DecisionRefused, approval_decide
-from workflows.admin.readable import readable_with_raw
 from workflows.display import (
     json_block,
     render_fields,
@@ -32,6 +31,7 @@ from workflows.display import (
 )
 from workflows.forms import SchemaForm, cleaned_values, schema_form_class
 from workflows.plans import PlanInvalid
+from workflows.readable import readable_with_raw
 from workflows.readonly import ReadOnlyAdminMixin
 from workflows.selectors import redact
 from workflows.states import TransitionNotAllowed

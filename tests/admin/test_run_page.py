@@ -17,7 +17,7 @@ from approvals.services import approval_decide
 from tests.admin.support import client_for
 from tests.support.runs import advance, pending_request
 from workflows.admin.graph import node_states, render_graph
-from workflows.admin.readable import readable, readable_with_raw
+from workflows.readable import readable, readable_with_raw
 from workflows.services import run_create
 
 pytestmark = pytest.mark.django_db

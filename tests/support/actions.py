@@ -105,6 +105,43 @@ class Sleep(Action):
         return self.Output(slept=params.seconds)
 
 
+class Meet(Action):
+    """Log a start, then wait until `count` starts are in the ledger: a rendezvous.
+
+    Proves actions run at the same time without timing them: run one after
+    another, the first never meets the others and fails after `wait_s`.
+    """
+
+    name = "test.meet"
+    description = "Wait in the ledger until `count` actions have started."
+    category = "test"
+    risk = "low"
+    idempotent = True
+    default_timeout_s = 600
+
+    class Params(_Params):
+        ledger: str
+        count: int = Field(ge=1)
+        wait_s: float = Field(default=60, gt=0)
+
+    class Output(BaseModel):
+        met: int
+
+    def run(self, params: Params, ctx: ActionContext) -> Output:
+        _append(params.ledger, f"start {ctx.idempotency_key}")
+        deadline = time.monotonic() + params.wait_s
+        while True:
+            lines = Path(params.ledger).read_text(encoding="utf-8").splitlines()
+            met = sum(1 for line in lines if line.startswith("start "))
+            if met >= params.count:
+                break
+            if time.monotonic() > deadline:
+                raise ActionFailed(f"only {met} of {params.count} started within {params.wait_s}s")
+            time.sleep(0.02)
+        _append(params.ledger, f"end {ctx.idempotency_key}")
+        return self.Output(met=met)
+
+
 class SpawnAndHang(Action):
     """Start a ``sleep 1000`` grandchild, record its pid, then hang."""
 
@@ -330,6 +367,7 @@ ACTIONS: list[type[Action]] = [
     LedgerAppend,
     LedgerAppendOnce,
     Sleep,
+    Meet,
     SpawnAndHang,
     Fail,
     Crash,

@@ -41,6 +41,15 @@ def sleep(node_id: str, ledger: Path, seconds: float = 0.5, **extra: object) -> 
     }
 
 
+def meet(node_id: str, ledger: Path, count: int) -> dict:
+    """An action that ends only once `count` such actions have started."""
+    return {
+        "id": node_id,
+        "action": "test.meet",
+        "params": {"ledger": str(ledger), "count": count},
+    }
+
+
 def write(node_id: str, ledger: Path, line: str | None = None, **extra: object) -> dict:
     return {
         "id": node_id,
@@ -59,14 +68,14 @@ def start(plan: dict, operator, context: dict | None = None) -> Run:  # type: ig
 
 
 def test_parallel_branches_really_run_at_the_same_time(tmp_path: Path, operator) -> None:
-    """Every branch's action starts before any of them ends."""
+    """Every branch's action starts before any of them ends (each waits for the others)."""
     ledger = tmp_path / "ledger"
     plan = {
         "nodes": [
             {
                 "id": "setup",
                 "type": "parallel",
-                "branches": [{"nodes": [sleep(f"s{i}", ledger)]} for i in range(3)],
+                "branches": [{"nodes": [meet(f"s{i}", ledger, 3)]} for i in range(3)],
             },
             write("after", ledger),
         ]

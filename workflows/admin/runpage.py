@@ -22,9 +22,9 @@ from django.utils.timesince import timesince, timeuntil
 from agentos_site import policy
 from workflows import selectors
 from workflows.admin.graph import node_states, render_graph, states_by_node_id
-from workflows.admin.readable import readable_with_raw
 from workflows.display import HASH_PREFIX, render_plan
 from workflows.models import Run, Step
+from workflows.readable import readable_with_raw
 from workflows.selectors import redact
 
 EVENTS_PER_PAGE = 100
