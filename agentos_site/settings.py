@@ -410,3 +410,18 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     },
 }
+
+# --- Observability (issue 13; docs/observability.md) --------------------------
+# Heartbeats of worker and web processes, GET /metrics, the operations
+# dashboard, the SLA report and machine-readable logs.
+INSTALLED_APPS.append("observability")
+# Every worker (and daphne) writes a heartbeat row this often; one younger
+# than AGENTOS_HEARTBEAT_LIVE_S counts as live (health, metrics, admin).
+AGENTOS_HEARTBEAT_S = env_float("AGENTOS_HEARTBEAT_S", 10)
+AGENTOS_HEARTBEAT_LIVE_S = env_float("AGENTOS_HEARTBEAT_LIVE_S", 60)
+AGENTOS_WEB_HEARTBEAT = env_bool("AGENTOS_WEB_HEARTBEAT", True)
+# Bearer token for GET /metrics (Prometheus); unset, the page answers 404.
+AGENTOS_METRICS_TOKEN = env_str("AGENTOS_METRICS_TOKEN")
+# "plain" (the default) or "json": one JSON object per line, with the run id,
+# node path and correlation id when a log line has them.
+AGENTOS_LOG_FORMAT = env_str("AGENTOS_LOG_FORMAT", "plain")

@@ -238,6 +238,7 @@ ADMIN_TABLE: dict[str, tuple[str, set[str], int]] = {
     **model_rows("auth_user", view=SUPER, add=SUPER, delete=SUPER),
     "auth_user_password_change": ("GET", SUPER, 200),
     **model_rows("auth_group", view=SUPER, add=SUPER, delete=SUPER),
+    **model_rows("observability_workerheartbeat", view={O, A, S}, add=set(), delete=set()),
     **model_rows("django_q_schedule", view=SUPER, add=SUPER, delete=SUPER),
     **model_rows("django_q_success", view=SUPER, add=set(), delete=SUPER),
     **model_rows("django_q_failure", view=SUPER, add=set(), delete=SUPER),
@@ -265,6 +266,7 @@ def admin_objects(world: dict) -> dict[str, Any]:
     from django_q.models import OrmQ, Schedule, Task
 
     from approvals.models import WorkflowWebhook
+    from observability.models import WorkerHeartbeat
 
     now = timezone.now()
     Task.objects.create(
@@ -289,6 +291,9 @@ def admin_objects(world: dict) -> dict[str, Any]:
         "schedule": Schedule.objects.first().pk,
         "success": "ok1",
         "failure": "bad1",
+        "workerheartbeat": WorkerHeartbeat.objects.create(
+            name="h:1:x", kind="worker", host="h", pid=1, started_at=now, last_seen=now
+        ).pk,
         "ormq": OrmQ.objects.create(key="k", payload="p", lock=None).pk
         if "orm" in settings.Q_CLUSTER
         else None,

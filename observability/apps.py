@@ -1,0 +1,26 @@
+from django.apps import AppConfig
+
+
+class ObservabilityConfig(AppConfig):
+    name = "observability"
+    verbose_name = "Operations"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django_q.signals import post_spawn
+
+        from observability import checks  # noqa: F401  (registers system checks)
+        from observability.heartbeats import on_worker_spawned
+
+        # Every django-q2 worker process sends post_spawn once it is ready,
+        # whoever started its Cluster (`manage.py qcluster` or a command that
+        # builds a Cluster itself): each one beats from then on.
+        post_spawn.connect(on_worker_spawned, dispatch_uid="agentos-worker-heartbeat")
+
+        # The roles grant this app's permissions, which exist only once it
+        # has migrated (after approvals, which sets the roles up first).
+        from django.db.models.signals import post_migrate
+
+        from agentos_site.roles import ensure_roles
+
+        post_migrate.connect(ensure_roles, sender=self)
