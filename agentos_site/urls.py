@@ -12,4 +12,5 @@ urlpatterns = [
     path("inbox/", include("approvals.urls")),
     path("api/v1/", api.urls),
     path("portals/", include("portals.urls")),
+    path("", include("observability.urls")),
 ]
