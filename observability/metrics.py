@@ -114,7 +114,8 @@ def decision_seconds_by_workflow_kind() -> list[dict]:
     for row in rows:
         total = row["wait_sum"]
         seconds = total.total_seconds() if isinstance(total, timedelta) else (total or 0) / 1e6
-        out.append({**row, "total": seconds, "workflow": row["run__workflow__slug"] or NO_WORKFLOW})
+        workflow = row["run__workflow__slug"] or NO_WORKFLOW
+        out.append({**row, "total": seconds, "workflow": workflow})
     return out
 
 
