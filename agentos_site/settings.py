@@ -422,6 +422,9 @@ AGENTOS_HEARTBEAT_LIVE_S = env_float("AGENTOS_HEARTBEAT_LIVE_S", 60)
 AGENTOS_WEB_HEARTBEAT = env_bool("AGENTOS_WEB_HEARTBEAT", True)
 # Bearer token for GET /metrics (Prometheus); unset, the page answers 404.
 AGENTOS_METRICS_TOKEN = env_str("AGENTOS_METRICS_TOKEN")
+# Steps and decisions older than this are folded into the histograms' rollup
+# (observability.rollup); longer than any commit of a step or a decision.
+AGENTOS_METRICS_SETTLE_S = env_float("AGENTOS_METRICS_SETTLE_S", 300)
 # "plain" (the default) or "json": one JSON object per line, with the run id,
 # node path and correlation id when a log line has them.
 AGENTOS_LOG_FORMAT = env_str("AGENTOS_LOG_FORMAT", "plain")

@@ -113,6 +113,8 @@ class ApprovalRequest(models.Model):
             models.Index(fields=["status", "-created_at", "-id"], name="request_status_created"),
             models.Index(fields=["status", "due_at"], name="request_status_due"),
             models.Index(fields=["assigned_user", "status"], name="request_user_status"),
+            # The metrics and the SLA report read decisions by their time.
+            models.Index(fields=["decided_at"], name="request_decided"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -14,9 +14,8 @@ runs and 1,000,000 events.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.db.models import Count
 from django.utils import timezone
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -28,43 +27,14 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from approvals.models import ApprovalRequest, RequestStatus
+from observability import rollup
 from observability.heartbeats import live_processes
 from observability.models import ProcessKind
 from observability.selectors import runs_held_by_dead_workers
-from workflows.models import Event, Run, Step
-from workflows.states import STEP_FINAL, RunStatus
+from workflows.models import Event, Run
+from workflows.states import RunStatus
 
-# Bucket upper bounds, in seconds.
-STEP_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
-DECISION_BUCKETS: tuple[float, ...] = (
-    60,
-    300,
-    900,
-    1800,
-    3600,
-    4 * 3600,
-    8 * 3600,
-    24 * 3600,
-    3 * 86400,
-    7 * 86400,
-)
 UNASSIGNED = "unassigned"
-NO_WORKFLOW = "plan"  # a run of a bare plan has no workflow
-
-
-def _bucket_label(bound: float) -> str:
-    # The same spelling as prometheus_client's own histograms: le="300.0".
-    return floatToGoString(bound)
-
-
-def _histogram_rows(
-    rows: Sequence[dict], bounds: Sequence[float]
-) -> Iterator[tuple[list[tuple[str, float]], float, dict]]:
-    """Turn rows of per-bucket counts (b0, b1, ..., n, total) into cumulative buckets."""
-    for row in rows:
-        buckets = [(_bucket_label(b), float(row[f"b{i}"])) for i, b in enumerate(bounds)]
-        buckets.append(("+Inf", float(row["n"])))
-        yield buckets, row["total"], row
 
 
 def runs_by_status() -> dict[str, int]:
@@ -74,49 +44,27 @@ def runs_by_status() -> dict[str, int]:
     return counts
 
 
-def steps_by_action_status() -> list[dict]:
-    return list(
-        Step.objects.filter(status__in=sorted(STEP_FINAL))
-        .order_by()
-        .values("action", "status")
-        .annotate(n=Count("id"))
-    )
+def steps_by_action_status() -> dict[tuple[str, str], int]:
+    return {(a, st): t.count for (a, st), t in rollup.tallies(rollup.STEPS).items()}
 
 
-def step_seconds_by_action() -> list[dict]:
-    per_bucket = {
-        f"b{i}": Count("id", filter=Q(duration_ms__lte=bound * 1000))
-        for i, bound in enumerate(STEP_BUCKETS)
-    }
-    rows = (
-        Step.objects.filter(status__in=sorted(STEP_FINAL), duration_ms__isnull=False)
-        .order_by()
-        .values("action")
-        .annotate(n=Count("id"), total_ms=Sum("duration_ms"), **per_bucket)
-    )
-    return [{**row, "total": (row["total_ms"] or 0) / 1000} for row in rows]
-
-
-def decision_seconds_by_workflow_kind() -> list[dict]:
-    wait = ExpressionWrapper(F("decided_at") - F("created_at"), output_field=DurationField())
-    per_bucket = {
-        f"b{i}": Count("id", filter=Q(wait__lte=timedelta(seconds=bound)))
-        for i, bound in enumerate(DECISION_BUCKETS)
-    }
-    rows = (
-        ApprovalRequest.objects.filter(status__in=[RequestStatus.APPROVED, RequestStatus.REJECTED])
-        .annotate(wait=wait)
-        .order_by()
-        .values("run__workflow__slug", "kind")
-        .annotate(n=Count("id"), wait_sum=Sum("wait"), **per_bucket)
-    )
-    out = []
-    for row in rows:
-        total = row["wait_sum"]
-        seconds = total.total_seconds() if isinstance(total, timedelta) else (total or 0) / 1e6
-        workflow = row["run__workflow__slug"] or NO_WORKFLOW
-        out.append({**row, "total": seconds, "workflow": workflow})
+def step_seconds_by_action() -> dict[str, rollup.Tally]:
+    """Merge each action's statuses: the histogram's label is the action alone."""
+    out: dict[str, rollup.Tally] = {}
+    for (action, _status), tally in rollup.tallies(rollup.STEPS).items():
+        out.setdefault(action, rollup.Tally()).merge(tally)
     return out
+
+
+def decision_seconds_by_workflow_kind() -> dict[tuple[str, ...], rollup.Tally]:
+    return rollup.tallies(rollup.DECISIONS)
+
+
+def _histogram(tally: rollup.Tally, bounds: Sequence[float]) -> list[tuple[str, float]]:
+    # The same spelling as prometheus_client's own histograms: le="300.0".
+    cumulative = tally.cumulative(bounds)
+    buckets = [(floatToGoString(b), float(n)) for b, n in zip(bounds, cumulative, strict=True)]
+    return [*buckets, ("+Inf", float(tally.timed))]
 
 
 def requests_by_group(*, overdue: bool) -> dict[str, int]:
@@ -143,15 +91,19 @@ class AgentosCollector(Collector):
         steps = CounterMetricFamily(
             "agentos_steps", "Finished steps by action and status.", labels=["action", "status"]
         )
-        for row in steps_by_action_status():
-            steps.add_metric([row["action"], row["status"]], row["n"])
+        step_tallies = rollup.tallies(rollup.STEPS)
+        for (action, status), tally in sorted(step_tallies.items()):
+            steps.add_metric([action, status], tally.count)
         yield steps
 
+        per_action: dict[str, rollup.Tally] = {}
+        for (action, _status), tally in step_tallies.items():
+            per_action.setdefault(action, rollup.Tally()).merge(tally)
         step_seconds = HistogramMetricFamily(
             "agentos_step_seconds", "How long finished steps took.", labels=["action"]
         )
-        for buckets, total, row in _histogram_rows(step_seconds_by_action(), STEP_BUCKETS):
-            step_seconds.add_metric([row["action"]], buckets, total)
+        for action, tally in sorted(per_action.items()):
+            step_seconds.add_metric([action], _histogram(tally, rollup.STEP_BUCKETS), tally.total)
         yield step_seconds
 
         decision = HistogramMetricFamily(
@@ -159,9 +111,10 @@ class AgentosCollector(Collector):
             "Time from a request's opening to its decision.",
             labels=["workflow", "kind"],
         )
-        rows = decision_seconds_by_workflow_kind()
-        for buckets, total, row in _histogram_rows(rows, DECISION_BUCKETS):
-            decision.add_metric([row["workflow"], row["kind"]], buckets, total)
+        for (workflow, kind), tally in sorted(decision_seconds_by_workflow_kind().items()):
+            decision.add_metric(
+                [workflow, kind], _histogram(tally, rollup.DECISION_BUCKETS), tally.total
+            )
         yield decision
 
         for name, doc, overdue in (

@@ -37,3 +37,38 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.name}"
+
+
+class MetricRollup(models.Model):
+    """Counts of finished steps or decided requests up to a family's mark.
+
+    Steps and decisions are facts that do not change once settled, so the
+    histograms keep what settled in these rows and each scrape adds only
+    what finished since (see observability.rollup). `buckets` holds the
+    per-bucket counts (not cumulative) of the family's bounds.
+    """
+
+    family = models.CharField(max_length=32)
+    labels = models.CharField(max_length=400, help_text="The label values, as a JSON list.")
+    count = models.BigIntegerField(default=0)
+    timed = models.BigIntegerField(default=0, help_text="How many had a duration.")
+    total = models.FloatField(default=0, help_text="Sum of the durations, in seconds.")
+    buckets = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["family", "labels"], name="rollup_family_labels"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.family} {self.labels}"
+
+
+class RollupMark(models.Model):
+    """How far a family's rollup reaches: rows that finished before `upto`."""
+
+    family = models.CharField(max_length=32, unique=True)
+    upto = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.family} up to {self.upto:%Y-%m-%d %H:%M:%S}"

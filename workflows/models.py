@@ -290,6 +290,9 @@ class Step(models.Model):
 
     class Meta:
         ordering = ["run", "id"]
+        # The metrics add up steps by the time they finished
+        # (observability.rollup).
+        indexes = [models.Index(fields=["finished_at"], name="step_finished")]
         constraints = [
             models.UniqueConstraint(
                 fields=["run", "node_id", "position", "attempt"], name="step_attempt_unique"

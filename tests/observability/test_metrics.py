@@ -156,3 +156,46 @@ def test_workers_count_live_heartbeats_and_dead_workers_runs(settings, operator)
     assert value(samples, "agentos_runs_held_by_dead_workers") == 1
     health = Client().get("/api/v1/health").json()
     assert health["workers"] == 1
+
+
+def test_settled_steps_are_rolled_up_once_and_later_ones_counted_live(settings, operator) -> None:
+    """The histograms fold settled steps into rollup rows and add the rest per scrape."""
+    from observability.models import MetricRollup, RollupMark
+    from workflows.models import Step
+
+    settings.AGENTOS_METRICS_TOKEN = TOKEN
+    run = Run.objects.create(plan={"nodes": []}, requester=operator)
+    now = timezone.now()
+
+    def step(node: str, age: timedelta, ms: float, status: str = "succeeded") -> None:
+        Step.objects.create(
+            run=run,
+            node_id=node,
+            position=0,
+            action="files.move",
+            status=status,
+            idempotency_key=node,
+            started_at=now - age,
+            finished_at=now - age,
+            duration_ms=ms,
+        )
+
+    step("old-1", timedelta(days=3), 400)
+    step("old-2", timedelta(hours=1), 7000, status="failed")
+    step("new-1", timedelta(seconds=5), 50)
+    step("running", timedelta(seconds=1), 10, status="running")
+    for _ in range(3):  # the same numbers every time: nothing counted twice
+        samples = scrape()
+        action = {"action": "files.move"}
+        assert value(samples, "agentos_step_seconds_count", **action) == 3
+        assert value(samples, "agentos_step_seconds_bucket", le="0.1", **action) == 1
+        assert value(samples, "agentos_step_seconds_bucket", le="0.5", **action) == 2
+        assert value(samples, "agentos_step_seconds_bucket", le="5.0", **action) == 2
+        assert value(samples, "agentos_step_seconds_bucket", le="10.0", **action) == 3
+        assert abs(value(samples, "agentos_step_seconds_sum", **action) - 7.45) < 1e-6
+        assert value(samples, "agentos_steps_total", status="succeeded", **action) == 2
+        assert value(samples, "agentos_steps_total", status="failed", **action) == 1
+    # The two settled steps are in the rollup; the recent one is not yet.
+    mark = RollupMark.objects.get(family="steps")
+    assert now - timedelta(seconds=settings.AGENTOS_METRICS_SETTLE_S + 5) < mark.upto
+    assert sum(r.count for r in MetricRollup.objects.filter(family="steps")) == 2
