@@ -8,6 +8,8 @@ admin.site.site_title = "AgentOS"
 admin.site.index_title = "Approval portal"
 
 urlpatterns = [
+    # Before the admin's own URLs, which would answer 404 for these.
+    path("admin/operations/", include("observability.admin_urls")),
     path("admin/", admin.site.urls),
     path("inbox/", include("approvals.urls")),
     path("api/v1/", api.urls),

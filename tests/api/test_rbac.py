@@ -61,6 +61,7 @@ API_TABLE: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/approvals"): VIEWERS,
     ("GET", "/api/v1/approvals/{request_id}"): VIEWERS,
     ("POST", "/api/v1/approvals/{request_id}/decision"): {R, S},
+    ("GET", "/api/v1/reports/sla"): {O, A, S},
 }
 
 
