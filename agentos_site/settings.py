@@ -428,3 +428,9 @@ AGENTOS_METRICS_SETTLE_S = env_float("AGENTOS_METRICS_SETTLE_S", 300)
 # "plain" (the default) or "json": one JSON object per line, with the run id,
 # node path and correlation id when a log line has them.
 AGENTOS_LOG_FORMAT = env_str("AGENTOS_LOG_FORMAT", "plain")
+if AGENTOS_LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {"()": "observability.logging.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+# Every request gets a correlation id (the caller's X-Correlation-ID when
+# sane, else a new one), bound for its log lines and echoed in the answer.
+MIDDLEWARE.insert(1, "observability.middleware.CorrelationIdMiddleware")

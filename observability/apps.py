@@ -17,6 +17,14 @@ class ObservabilityConfig(AppConfig):
         # builds a Cluster itself): each one beats from then on.
         post_spawn.connect(on_worker_spawned, dispatch_uid="agentos-worker-heartbeat")
 
+        # Log lines of a task advancing a run carry its id and correlation id.
+        from django_q.signals import post_execute_in_worker, pre_execute
+
+        from observability.signals import on_post_execute, on_pre_execute
+
+        pre_execute.connect(on_pre_execute, dispatch_uid="agentos-log-context")
+        post_execute_in_worker.connect(on_post_execute, dispatch_uid="agentos-log-context")
+
         # The roles grant this app's permissions, which exist only once it
         # has migrated (after approvals, which sets the roles up first).
         from django.db.models.signals import post_migrate

@@ -48,6 +48,12 @@ def _evidence_dir(run_id: int, step_id: int) -> Path:
     return path
 
 
+def _correlation_id(run_id: int) -> str:
+    """Return the run's correlation id, which its action processes carry."""
+    value = Run.objects.filter(pk=run_id).values_list("correlation_id", flat=True).first()
+    return str(value) if value else ""
+
+
 def execute(launch: Launch, owner: str) -> ActionResult:
     clear = launch.clearance
     ctx = ActionContext(
@@ -68,6 +74,7 @@ def execute(launch: Launch, owner: str) -> ActionResult:
         secrets=actions.secrets_for(launch.action, launch.params),
         resume_state=clear.get("state") if clear.get("resume") else None,
         resume_values=clear.get("values") if clear.get("resume") else None,
+        correlation_id=_correlation_id(launch.run_id),
     )
     every = max(0.2, min(5.0, settings.AGENTOS_LEASE_SECONDS / 3))
     return actions.runner().run(
