@@ -115,6 +115,7 @@ class ApprovalRequest(models.Model):
             models.Index(fields=["assigned_user", "status"], name="request_user_status"),
             # The metrics and the SLA report read decisions by their time.
             models.Index(fields=["decided_at"], name="request_decided"),
+            models.Index(fields=["status", "assigned_group"], name="request_status_group"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -94,8 +94,9 @@ def measure(n: int, steps_per_run: int) -> None:
     from django.test import Client
 
     from observability import metrics
-    from observability.heartbeats import heartbeat_beat
+    from observability.heartbeats import heartbeat_beat, live_processes
     from observability.models import ProcessKind
+    from observability.selectors import runs_held_by_dead_workers
 
     runs, events = int(os.environ["BENCH_RUNS"]), int(os.environ["BENCH_EVENTS"])
     started = time.perf_counter()
@@ -137,6 +138,8 @@ def measure(n: int, steps_per_run: int) -> None:
         ("agentos_requests_pending", lambda: metrics.requests_by_group(overdue=False)),
         ("agentos_requests_overdue", lambda: metrics.requests_by_group(overdue=True)),
         ("agentos_escalations_total", lambda: metrics.events_of_type("approval.escalated")),
+        ("agentos_workers", lambda: live_processes().count()),
+        ("agentos_runs_held_by_dead_workers", lambda: runs_held_by_dead_workers().count()),
     ]
     for label, query in parts:
         samples = []
