@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Query, Router, Schema
+from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 from agentos_site import policy
 from agentos_site.api_errors import ERRORS, error_response
@@ -17,10 +20,22 @@ from observability.views import sla_csv
 
 router = Router()
 
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _date_text(value: Any) -> Any:
+    # Pydantic alone also reads numbers (end=0) as Unix timestamps.
+    if isinstance(value, date) or (isinstance(value, str) and _DATE.fullmatch(value)):
+        return value
+    raise PydanticCustomError("iso_date", "must be a date as YYYY-MM-DD")
+
+
+IsoDate = Annotated[date, BeforeValidator(_date_text), Field(description="A UTC day, YYYY-MM-DD.")]
+
 
 class SlaQuery(Schema):
-    start: date | None = None
-    end: date | None = None
+    start: IsoDate | None = None
+    end: IsoDate | None = None
     format: Literal["json", "csv"] = "json"
 
 
@@ -42,7 +57,20 @@ class SlaOut(Schema):
     items: list[SlaRowOut]
 
 
-@router.get("/sla", response={200: SlaOut, **ERRORS}, tags=["reports"])
+CSV_CONTENT = {
+    "responses": {
+        "200": {
+            "description": "The report as JSON, or as CSV with format=csv.",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/SlaOut"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        },
+    }
+}
+
+
+@router.get("/sla", response={200: SlaOut, **ERRORS}, tags=["reports"], openapi_extra=CSV_CONTENT)
 def sla(request: HttpRequest, params: Query[SlaQuery]) -> HttpResponse | dict:
     """Per workflow and per group: requests opened in [start, end], decisions, times."""
     if not policy.allows(request.auth, policy.OPERATIONS_VIEW):  # type: ignore[attr-defined]
