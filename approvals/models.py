@@ -116,6 +116,9 @@ class ApprovalRequest(models.Model):
             # The metrics and the SLA report read decisions by their time.
             models.Index(fields=["decided_at"], name="request_decided"),
             models.Index(fields=["status", "assigned_group"], name="request_status_group"),
+            models.Index(
+                fields=["status", "due_at", "assigned_group"], name="request_overdue_group"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

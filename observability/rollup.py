@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestStatus
@@ -133,6 +134,9 @@ def _tally(family: Family, rows: Rows) -> dict[tuple[str, ...], Tally]:
 
 
 def _mark(family: Family) -> RollupMark:
+    mark = RollupMark.objects.filter(family=family.name).first()
+    if mark is not None:
+        return mark
     try:
         with transaction.atomic():
             mark, _ = RollupMark.objects.get_or_create(
@@ -186,16 +190,17 @@ def rollup_advance(family: Family, *, now: datetime | None = None) -> datetime:
 
 def tallies(family: Family) -> dict[tuple[str, ...], Tally]:
     """Return every label set's counts: the rollup plus what finished since its mark."""
-    rollup_advance(family)
+    upto = rollup_advance(family)
     out: dict[tuple[str, ...], Tally] = {}
-    # The mark's row lock keeps another process from moving it between
-    # reading the rollup and reading what came after (no double count).
-    with transaction.atomic():
-        upto = RollupMark.objects.select_for_update().get(family=family.name).upto
-        for row in MetricRollup.objects.filter(family=family.name):
-            out[tuple(json.loads(row.labels))] = Tally(
-                row.count, row.timed, row.total, list(row.buckets)
-            )
+    # The rows and the mark they add up to, in one statement (one snapshot):
+    # a mark moved by another process in between cannot count a row twice.
+    mark = RollupMark.objects.filter(family=family.name).values("upto")[:1]
+    rows = MetricRollup.objects.filter(family=family.name).annotate(upto=Subquery(mark))
+    for row in rows:
+        upto = row.upto
+        out[tuple(json.loads(row.labels))] = Tally(
+            row.count, row.timed, row.total, list(row.buckets)
+        )
     for labels, tally in _tally(family, family.rows(upto, None)).items():
         out.setdefault(labels, Tally()).merge(tally)
     return out

@@ -15,8 +15,10 @@ def runs_held_by_dead_workers() -> QuerySet[Run]:
     The re-queue schedule recovers them once their lease expires; until then
     an operator sees here which runs a dead worker took with it.
     """
+    # A held lease has an expiry (lease_release clears both), so the
+    # (status, lease_expires_at) index finds the few leased runs directly.
     return (
-        Run.objects.filter(status__in=sorted(ACTIVE))
+        Run.objects.filter(status__in=sorted(ACTIVE), lease_expires_at__isnull=False)
         .exclude(lease_owner="")
         .exclude(lease_owner__in=live_worker_names())
     )

@@ -148,7 +148,11 @@ def test_workers_count_live_heartbeats_and_dead_workers_runs(settings, operator)
         last_seen=timezone.now() - timedelta(seconds=61)
     )
     Run.objects.create(
-        plan={"nodes": []}, requester=operator, status="running", lease_owner="w:2:b"
+        plan={"nodes": []},
+        requester=operator,
+        status="running",
+        lease_owner="w:2:b",
+        lease_expires_at=timezone.now() + timedelta(seconds=30),
     )
     samples = scrape()
     assert value(samples, "agentos_workers") == 1
