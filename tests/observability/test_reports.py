@@ -149,3 +149,11 @@ def test_the_dashboard_data_has_every_panel(activity, auditor) -> None:
     page = client.get("/admin/operations/")
     assert b'id="chart-runs"' in page.content and b"vendor/chart.umd.min.js" in page.content
     assert client.get("/admin/operations/data.json").json()["escalations"]["day"] == 1
+
+
+def test_the_admin_index_links_the_dashboard_for_those_who_may_see_it(auditor, reviewer) -> None:
+    for user, shown in [(auditor, True), (reviewer, False)]:
+        client = Client()
+        client.force_login(user)
+        body = client.get("/admin/").content.decode()
+        assert ('href="/admin/operations/"' in body) is shown, user.username
