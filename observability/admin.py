@@ -29,7 +29,6 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
         "version",
         "in_flight",
         "browser_spares",
-        "started_at",
     )
     list_filter = ("kind",)
     readonly_fields = [f.name for f in WorkerHeartbeat._meta.fields]

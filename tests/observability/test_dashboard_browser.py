@@ -92,3 +92,59 @@ def test_the_dashboard_draws_every_panel_and_follows_new_requests_live(
     assert width <= 390 + 1, f"the page scrolls sideways at 390 px ({width} px wide)"
     page.screenshot(path=str(shots / "operations-dashboard-390.png"), full_page=True)
     context.close()
+
+
+def test_the_sla_report_and_the_workers_admin_in_a_browser(
+    gated,
+    reviewer,
+    auditor,
+    daphne,  # noqa: F811
+    orm,  # noqa: F811
+    browser,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from observability.heartbeats import heartbeat_beat
+    from observability.models import ProcessKind, WorkerHeartbeat
+
+    def world() -> None:
+        seed(gated, reviewer)
+        heartbeat_beat(name="host-a:101:aa11", kind=ProcessKind.WORKER)
+        heartbeat_beat(name="host-a:102:bb22", kind=ProcessKind.WORKER)
+        heartbeat_beat(name="host-a:100:web0", kind=ProcessKind.WEB)
+        WorkerHeartbeat.objects.filter(name="host-a:102:bb22").update(
+            last_seen=timezone.now() - timedelta(minutes=5)
+        )
+        Run.objects.filter(pk=Run.objects.order_by("id").first().pk).update(
+            status="running",
+            lease_owner="host-a:102:bb22",
+            lease_expires_at=timezone.now() + timedelta(seconds=20),
+        )
+
+    orm(world)
+    shots = Path(os.environ.get("AGENTOS_SCREENSHOT_DIR") or tmp_path)
+    context = browser.new_context(base_url=daphne.url, viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto("/admin/login/?next=/admin/operations/sla/")
+    page.fill("#id_username", "auditor")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/operations/sla/")
+    rows = page.locator("#sla-table tbody tr")
+    assert rows.count() == 3  # the plan workflow, Finance, Reviewers
+    assert "Reviewers" in page.text_content("#sla-table")
+    with page.expect_download() as download:
+        page.click("#sla-csv")
+    assert download.value.suggested_filename.startswith("agentos-sla-")
+    page.screenshot(path=str(shots / "sla-report.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 391
+    page.screenshot(path=str(shots / "sla-report-390.png"), full_page=True)
+
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto("/admin/observability/workerheartbeat/")
+    assert "held by a dead worker" in page.text_content("#held-by-dead")
+    assert page.locator("#result_list tbody tr").count() == 3
+    page.screenshot(path=str(shots / "workers-admin.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(shots / "workers-admin-390.png"), full_page=True)
+    context.close()
