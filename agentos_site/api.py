@@ -27,5 +27,9 @@ def _mount() -> None:
     api.add_router("", workflows_router)
     api.add_router("/approvals", approvals_router)
 
+    from observability.api import install as install_observability
+
+    install_observability(api)
+
 
 _mount()

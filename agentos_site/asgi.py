@@ -22,3 +22,13 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# This daphne's heartbeat (observability.heartbeats): the admin's Workers
+# list shows web processes too. AGENTOS_WEB_HEARTBEAT=0 turns it off.
+from django.conf import settings  # noqa: E402
+
+if settings.AGENTOS_WEB_HEARTBEAT:
+    from observability.heartbeats import start_heartbeat
+    from observability.models import ProcessKind
+
+    start_heartbeat(kind=ProcessKind.WEB)

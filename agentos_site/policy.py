@@ -46,6 +46,9 @@ APPROVALS_DECIDE = "approvals.decide_approvalrequest"
 TOKENS_VIEW = "accounts.view_apitoken"
 TOKENS_ADD = "accounts.add_apitoken"
 TOKENS_REVOKE = "accounts.revoke_apitoken"
+# The Workers admin, the operations dashboard and the SLA report (operators,
+# auditors): aggregate figures over every run and request.
+OPERATIONS_VIEW = "observability.view_workerheartbeat"
 
 OPERATIONS = frozenset(
     {
@@ -65,6 +68,7 @@ OPERATIONS = frozenset(
         TOKENS_ADD,
         TOKENS_REVOKE,
         WORKFLOWS_SELF_APPROVAL,
+        OPERATIONS_VIEW,
     }
 )
 

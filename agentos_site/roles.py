@@ -18,6 +18,8 @@ _VIEW_ALL = [
     "workflows.view_runbatch",
     "workflows.view_workflowschedule",
     "approvals.view_workflowwebhook",
+    # The Workers admin (heartbeats), the operations dashboard, the SLA report.
+    "observability.view_workerheartbeat",
 ]
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     OPERATORS: _VIEW_ALL

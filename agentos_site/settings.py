@@ -426,3 +426,26 @@ AGENTOS_WORKER_DRAIN_S = env_float("AGENTOS_WORKER_DRAIN_S", 60)
 # Plans as graphs (issue 11): how many actions of one run's parallel block or
 # map may run at once in one worker (each on a runner of its own).
 AGENTOS_RUN_PARALLELISM = env_int("AGENTOS_RUN_PARALLELISM", 4, 1, 16)
+# --- Observability (issue 13; docs/observability.md) --------------------------
+# Heartbeats of worker and web processes, GET /metrics, the operations
+# dashboard, the SLA report and machine-readable logs.
+INSTALLED_APPS.append("observability")
+# Every worker (and daphne) writes a heartbeat row this often; one younger
+# than AGENTOS_HEARTBEAT_LIVE_S counts as live (health, metrics, admin).
+AGENTOS_HEARTBEAT_S = env_float("AGENTOS_HEARTBEAT_S", 10)
+AGENTOS_HEARTBEAT_LIVE_S = env_float("AGENTOS_HEARTBEAT_LIVE_S", 60)
+AGENTOS_WEB_HEARTBEAT = env_bool("AGENTOS_WEB_HEARTBEAT", True)
+# Bearer token for GET /metrics (Prometheus); unset, the page answers 404.
+AGENTOS_METRICS_TOKEN = env_str("AGENTOS_METRICS_TOKEN")
+# Steps and decisions older than this are folded into the histograms' rollup
+# (observability.rollup); longer than any commit of a step or a decision.
+AGENTOS_METRICS_SETTLE_S = env_float("AGENTOS_METRICS_SETTLE_S", 300)
+# "plain" (the default) or "json": one JSON object per line, with the run id,
+# node path and correlation id when a log line has them.
+AGENTOS_LOG_FORMAT = env_str("AGENTOS_LOG_FORMAT", "plain")
+if AGENTOS_LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {"()": "observability.logging.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+# Every request gets a correlation id (the caller's X-Correlation-ID when
+# sane, else a new one), bound for its log lines and echoed in the answer.
+MIDDLEWARE.insert(1, "observability.middleware.CorrelationIdMiddleware")

@@ -115,6 +115,12 @@ class ApprovalRequest(models.Model):
             models.Index(fields=["status", "-created_at", "-id"], name="request_status_created"),
             models.Index(fields=["status", "due_at"], name="request_status_due"),
             models.Index(fields=["assigned_user", "status"], name="request_user_status"),
+            # The metrics and the SLA report read decisions by their time.
+            models.Index(fields=["decided_at"], name="request_decided"),
+            models.Index(fields=["status", "assigned_group"], name="request_status_group"),
+            models.Index(
+                fields=["status", "due_at", "assigned_group"], name="request_overdue_group"
+            ),
         ]
         constraints = [
             # One question at a time per node: a run's parallel branches and

@@ -123,6 +123,7 @@ def webhook_payload(request: Any, event: str) -> dict:
             "url": request_url(request.pk),
         },
         "workflow": request.run.workflow.slug if request.run.workflow_id else None,
+        "correlation_id": str(request.run.correlation_id),
     }
 
 
@@ -214,6 +215,7 @@ def webhook_deliver(hook_id: int, payload: dict, *, timeout_s: float = 5.0) -> i
     0 means nothing was sent: the key is unset or outside its namespace, or
     the URL is not allowed.
     """
+    from agentos_site.correlation import outgoing_headers
     from approvals.models import WorkflowWebhook
     from executors.actions.hosts import target_request
 
@@ -237,6 +239,8 @@ def webhook_deliver(hook_id: int, payload: dict, *, timeout_s: float = 5.0) -> i
         SIGNATURE_HEADER: sign(secret, body, int(time.time())),
         "X-AgentOS-Event": payload.get("event", ""),
         "User-Agent": "AgentOS-webhook",
+        # The run's correlation id: the receiver's logs join ours on it.
+        **outgoing_headers(payload.get("correlation_id")),
     }
     # No redirects and no proxies from the environment: either could carry
     # the signed body somewhere the allow-list does not name.

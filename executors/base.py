@@ -99,6 +99,9 @@ class ActionContext(BaseModel):
     secrets: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
     resume_state: dict[str, Any] | None = None
     resume_values: dict[str, Any] | None = None
+    # The run's correlation id (its events carry it too): for the action's
+    # own logs and the calls it makes (docs/observability.md).
+    correlation_id: str = ""
 
     def secret(self, name: str) -> str:
         """Return the named secret, or fail naming the missing one."""

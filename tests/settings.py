@@ -27,6 +27,9 @@ os.environ.setdefault(
 )
 os.environ.setdefault("AGENTOS_SECRET_HOSTS_API_TEST_TOKEN", "http://127.0.0.1")
 os.environ.setdefault("AGENTOS_SECRET_WEBHOOK_TEST_KEY", "webhook-test-signing-key")
+# Test processes import agentos_site.asgi: no web heartbeat thread writing
+# to the test database behind a test's back (tests/observability turns it on).
+os.environ.setdefault("AGENTOS_WEB_HEARTBEAT", "0")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("AGENTOS_AUDIT_KEY", "test-only-audit-key-0123456789abcdef")
 # Other suites may run at the same time against the same PostgreSQL and Redis:

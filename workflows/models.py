@@ -301,6 +301,9 @@ class Step(models.Model):
 
     class Meta:
         ordering = ["run", "id"]
+        # The metrics add up steps by the time they finished
+        # (observability.rollup).
+        indexes = [models.Index(fields=["finished_at"], name="step_finished")]
         constraints = [
             models.UniqueConstraint(
                 fields=["run", "node_path", "position", "visit", "attempt"],

@@ -219,6 +219,10 @@ def perform(
     secret_headers = _secret_values(spec, ctx)
     secrets = [v for v in ctx.secrets.values() if v]
     plain = {k: v for k, v in spec.headers.items() if k.lower() != "host"}
+    if ctx.correlation_id and not any(k.lower() == "x-correlation-id" for k in plain):
+        # The run's correlation id, so the called system's logs can be joined
+        # with ours (docs/observability.md).
+        plain["X-Correlation-ID"] = ctx.correlation_id
     started = time.perf_counter()
     try:
         response = _send(client, spec, target, {**plain, **secret_headers})

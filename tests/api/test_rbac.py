@@ -62,6 +62,7 @@ API_TABLE: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/approvals"): VIEWERS,
     ("GET", "/api/v1/approvals/{request_id}"): VIEWERS,
     ("POST", "/api/v1/approvals/{request_id}/decision"): {R, S},
+    ("GET", "/api/v1/reports/sla"): {OP, A, S},
 }
 
 
@@ -240,6 +241,7 @@ ADMIN_TABLE: dict[str, tuple[str, set[str], int]] = {
     **model_rows("auth_user", view=SUPER, add=SUPER, delete=SUPER),
     "auth_user_password_change": ("GET", SUPER, 200),
     **model_rows("auth_group", view=SUPER, add=SUPER, delete=SUPER),
+    **model_rows("observability_workerheartbeat", view={OP, A, S}, add=set(), delete=set()),
     **model_rows("django_q_schedule", view=SUPER, add=SUPER, delete=SUPER),
     **model_rows("django_q_success", view=SUPER, add=set(), delete=SUPER),
     **model_rows("django_q_failure", view=SUPER, add=set(), delete=SUPER),
@@ -267,6 +269,7 @@ def admin_objects(world: dict) -> dict[str, Any]:
     from django_q.models import OrmQ, Schedule, Task
 
     from approvals.models import WorkflowWebhook
+    from observability.models import WorkerHeartbeat
 
     now = timezone.now()
     Task.objects.create(
@@ -291,6 +294,9 @@ def admin_objects(world: dict) -> dict[str, Any]:
         "schedule": Schedule.objects.first().pk,
         "success": "ok1",
         "failure": "bad1",
+        "workerheartbeat": WorkerHeartbeat.objects.create(
+            name="h:1:x", kind="worker", host="h", pid=1, started_at=now, last_seen=now
+        ).pk,
         "ormq": OrmQ.objects.create(key="k", payload="p", lock=None).pk
         if "orm" in settings.Q_CLUSTER
         else None,

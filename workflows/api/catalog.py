@@ -48,12 +48,13 @@ def health(request: HttpRequest) -> dict:
         database = True
     except Exception:  # any failure means "database down"
         database = False
-    try:
-        from django_q.status import Stat
+    workers = 0
+    if database:
+        # Heartbeat rows, not django-q2's Stat: its cache does not cross
+        # processes on the ORM broker (docs/observability.md).
+        from observability.heartbeats import live_processes
 
-        workers = sum(len(stat.workers) for stat in Stat.get_all())
-    except Exception:  # a broker without stats reports none
-        workers = 0
+        workers = live_processes().count()
     return {
         "status": "ok" if database else "degraded",
         "database": database,

@@ -53,6 +53,8 @@ class Launch:
     # Inside a block: the node's path and its lane's path.
     node_path: str = ""
     lane: str | None = None
+    # The run's correlation id, which its action processes carry (logs, HTTP).
+    correlation_id: str = ""
 
 
 @dataclass

@@ -680,6 +680,7 @@ def _lane_action(
         step=step,
         node_path=path,
         lane=lane["path"],
+        correlation_id=str(run.correlation_id or ""),
     )
 
 

@@ -336,6 +336,7 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
         timeout_s=timeout,
         clearance=clear,
         step=step,
+        correlation_id=str(run.correlation_id or ""),
     )
 
 

@@ -77,6 +77,7 @@ def execute(
         secrets=executor_config.secrets_for(launch.action, launch.params),
         resume_state=clear.get("state") if clear.get("resume") else None,
         resume_values=clear.get("values") if clear.get("resume") else None,
+        correlation_id=launch.correlation_id,
     )
     every = max(0.2, min(5.0, settings.AGENTOS_LEASE_SECONDS / 3))
     return (runner or executor_config.runner()).run(

@@ -1,0 +1,34 @@
+"""Reads for the Workers admin, the dashboard and the metrics."""
+
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+
+from observability.heartbeats import live_worker_names
+from workflows.models import Run
+from workflows.states import ACTIVE
+
+
+def runs_held_by_dead_workers() -> QuerySet[Run]:
+    """Return the unfinished runs whose lease names a worker that stopped beating.
+
+    The re-queue schedule recovers them once their lease expires; until then
+    an operator sees here which runs a dead worker took with it.
+    """
+    # A held lease has an expiry (lease_release clears both), so the
+    # (status, lease_expires_at) index finds the few leased runs directly.
+    return (
+        Run.objects.filter(status__in=sorted(ACTIVE), lease_expires_at__isnull=False)
+        .exclude(lease_owner="")
+        .exclude(lease_owner__in=live_worker_names())
+    )
+
+
+def runs_in_flight(names: list[str]) -> dict[str, int]:
+    """Return, per worker name, how many unfinished runs it holds the lease of."""
+    rows = (
+        Run.objects.filter(status__in=sorted(ACTIVE), lease_owner__in=names)
+        .values("lease_owner")
+        .annotate(n=Count("id"))
+    )
+    return {row["lease_owner"]: row["n"] for row in rows}

@@ -1,0 +1,56 @@
+"""Bind a run's correlation id while a django-q2 worker advances it.
+
+django-q2 sends `pre_execute` in the worker just before a task's function
+runs and `post_execute_in_worker` right after, so every log line of
+`workflows.tasks.advance_run` (engine, runner) carries the run id and the
+run's correlation id, and the action processes it starts receive the id in
+their ActionContext. Logging context only: the engine does not read it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from agentos_site import correlation
+
+logger = logging.getLogger("agentos.tasks")
+
+RUN_TASKS = {"workflows.tasks.advance_run"}
+_tokens: list[object] = []
+_started: list[float] = []
+
+
+def on_pre_execute(
+    sender: Any = None, func: Any = None, task: dict | None = None, **_: Any
+) -> None:
+    task = task or {}
+    fields: dict[str, object] = {"correlation_id": task.get("id") or None}
+    args = task.get("args") or ()
+    if task.get("func") in RUN_TASKS and args and isinstance(args[0], int):
+        try:
+            from workflows.models import Run
+
+            value = Run.objects.filter(pk=args[0]).values_list("correlation_id", flat=True).first()
+        except Exception:  # logging context must never stop a task
+            value = None
+        fields = {"run_id": args[0], "correlation_id": str(value) if value else None}
+    _tokens.append(correlation.bind(**fields))
+    _started.append(time.perf_counter())
+
+
+def on_post_execute(sender: Any = None, task: dict | None = None, **_: Any) -> None:
+    task = task or {}
+    if _started and task.get("func") in RUN_TASKS:
+        # One line per hop of a run through a worker: which run, how long,
+        # and (JSON logs) its correlation id.
+        logger.info(
+            "advanced run %s in %.0f ms (%s)",
+            correlation.current().get("run_id"),
+            (time.perf_counter() - _started[-1]) * 1000,
+            "ok" if task.get("success") else "failed",
+        )
+    _started.clear()
+    while _tokens:
+        correlation.unbind(_tokens.pop())

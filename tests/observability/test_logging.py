@@ -1,0 +1,121 @@
+"""Logs a machine can read: JSON lines, correlation ids in requests, workers and calls out."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+from django.test import Client
+
+from agentos_site import correlation
+from observability.logging import JsonFormatter
+from tests.approvals.servers import receiver  # noqa: F401 - fixture
+from tests.conftest import Cluster, wait_for, worker_env
+from workflows.models import Run
+from workflows.services import run_create, workflow_create
+
+
+def json_lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def json_log():  # type: ignore[no-untyped-def]
+    """Capture the root logger's lines through the JSON formatter."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield stream
+    root.removeHandler(handler)
+
+
+def test_a_json_line_carries_the_bound_fields_and_the_traceback(json_log) -> None:
+    log = logging.getLogger("agentos.test")
+    with correlation.bound(correlation_id="c-1", run_id=7):
+        log.warning("step %s slow", "hr", extra={"node_path": "setup/0/hr"})
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("failed")
+    log.warning("outside")
+    first, second, third = json_lines(json_log)
+    assert first["message"] == "step hr slow" and first["level"] == "WARNING"
+    assert (first["correlation_id"], first["run_id"], first["node_path"]) == (
+        "c-1",
+        7,
+        "setup/0/hr",
+    )
+    assert first["logger"] == "agentos.test" and first["at"].endswith("+00:00")
+    assert "ValueError: boom" in second["exc"] and second["run_id"] == 7
+    assert "correlation_id" not in third and "run_id" not in third
+
+
+@pytest.mark.django_db
+def test_a_request_gets_a_correlation_id_in_its_answer_and_its_log_lines(json_log) -> None:
+    given = Client().get("/no/such/page", HTTP_X_CORRELATION_ID="abc-123")
+    assert given.status_code == 404 and given["X-Correlation-ID"] == "abc-123"
+    line = next(x for x in json_lines(json_log) if x["logger"] == "django.request")
+    assert line["correlation_id"] == "abc-123"
+    # An id that is not a sane token is replaced, never echoed or logged.
+    forged = Client().get("/no/such/page", HTTP_X_CORRELATION_ID="x\u2028<script>" * 10)
+    assert len(forged["X-Correlation-ID"]) == 32 and "<" not in forged["X-Correlation-ID"]
+    assert Client().get("/api/v1/health")["X-Correlation-ID"]
+
+
+@pytest.mark.worker
+def test_a_worker_logs_json_with_the_run_and_its_actions_send_its_correlation_id(
+    transactional_db,
+    receiver,  # noqa: F811
+    operator,
+    settings,
+    tmp_path,
+) -> None:
+    origin = receiver.url.split("/hook")[0]
+    settings.AGENTOS_API_ALLOWED_HOSTS = [origin]
+    env = worker_env()
+    env.update(
+        AGENTOS_LOG_FORMAT="json", AGENTOS_API_ALLOWED_HOSTS=origin, AGENTOS_LOG_LEVEL="INFO"
+    )
+    cluster = Cluster(tmp_path / "qcluster.log", env=env).start()
+    try:
+        # A stored workflow: a bare plan with a non-low-risk action would
+        # wait for someone to review it first.
+        workflow = workflow_create(
+            raw_spec={
+                "slug": "call-out",
+                "title": "Call out",
+                "mode": "autonomous",
+                "plan": {
+                    "nodes": [
+                        {
+                            "id": "call",
+                            "action": "api.request",
+                            "params": {"method": "POST", "url": receiver.url, "json_body": {}},
+                        }
+                    ]
+                },
+            },
+            actor=operator,
+        )
+        run = run_create(workflow=workflow, requester=operator)
+        wait_for(
+            lambda: Run.objects.get(pk=run.pk).status in ("succeeded", "failed", "waiting"),
+            timeout=60,
+            message="the run to end",
+        )
+        wait_for(lambda: "advanced run" in cluster.output(), message="the task's log line")
+    finally:
+        cluster.stop()
+        print(cluster.output()[-3000:])
+    run.refresh_from_db()
+    assert run.status == "succeeded", (run.error, cluster.output()[-3000:])
+    assert receiver.calls[0]["headers"]["x-correlation-id"] == str(run.correlation_id)
+    lines = [json.loads(x) for x in cluster.output().splitlines() if x.startswith("{")]
+    advanced = [x for x in lines if x["message"].startswith(f"advanced run {run.pk} ")]
+    assert advanced and advanced[0]["run_id"] == run.pk
+    assert advanced[0]["correlation_id"] == str(run.correlation_id)
+    assert all({"at", "level", "logger", "message"} <= set(x) for x in lines)

@@ -1,0 +1,159 @@
+"""The SLA report (admin page, CSV, API) and the dashboard's data and permissions."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from accounts.services import token_create
+from approvals.models import ApprovalRequest, RequestStatus
+from approvals.services import approval_decide, requests_expire
+from observability.reports import dashboard_data, sla_report
+
+pytestmark = pytest.mark.django_db
+
+
+def pending(run) -> ApprovalRequest:  # type: ignore[no-untyped-def]
+    return ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
+
+
+def opened_ago(request: ApprovalRequest, seconds: float) -> None:
+    ApprovalRequest.objects.filter(pk=request.pk).update(
+        created_at=timezone.now() - timedelta(seconds=seconds)
+    )
+
+
+@pytest.fixture
+def activity(gated, reviewer):  # type: ignore[no-untyped-def]
+    """Three Reviewers requests decided after 60 s, 120 s and 600 s; one Finance
+    request escalated to CFO; one Finance request still pending and overdue."""
+    for wait in (60, 120, 600):
+        request = pending(gated())
+        opened_ago(request, wait)
+        approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    late = pending(
+        gated(assign_to="Finance", due_in_s=60, on_timeout="escalate", escalate_to="CFO")
+    )
+    ApprovalRequest.objects.filter(pk=late.pk).update(due_at=timezone.now() - timedelta(seconds=5))
+    assert requests_expire() == 1
+    overdue = pending(gated(assign_to="Finance", due_in_s=60))
+    ApprovalRequest.objects.filter(pk=overdue.pk).update(
+        due_at=timezone.now() - timedelta(seconds=5)
+    )
+
+
+def by_name(rows) -> dict:  # type: ignore[no-untyped-def]
+    return {(r.by, r.name): r for r in rows}
+
+
+def test_the_sla_report_counts_requests_decisions_times_and_escalations(activity) -> None:
+    now = timezone.now()
+    rows = by_name(sla_report(now - timedelta(days=1), now + timedelta(minutes=1)))
+    reviewers = rows[("group", "Reviewers")]
+    assert (reviewers.requests, reviewers.decided, reviewers.overdue) == (3, 3, 0)
+    assert 119 <= reviewers.median_s < 130 and 599 <= reviewers.p95_s < 610
+    assert rows[("group", "CFO")].escalated == 1 and rows[("group", "CFO")].timed_out == 1
+    finance = rows[("group", "Finance")]
+    assert (finance.requests, finance.decided, finance.overdue) == (1, 0, 1)
+    plan = rows[("workflow", "plan")]
+    assert (plan.requests, plan.decided, plan.overdue, plan.escalated) == (5, 3, 2, 1)
+    # A period before any of it is empty.
+    assert sla_report(now - timedelta(days=9), now - timedelta(days=8)) == []
+
+
+def test_the_sla_csv_from_the_admin_and_the_api_agree(activity, auditor, operator) -> None:
+    client = Client()
+    client.force_login(auditor)
+    today = timezone.now().date().isoformat()
+    response = client.get(f"/admin/operations/sla/?start={today}&end={today}&format=csv")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert f"agentos-sla-{today}-{today}.csv" in response["Content-Disposition"]
+    table = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert {(r["by"], r["name"]) for r in table} >= {("group", "Reviewers"), ("workflow", "plan")}
+    reviewers = next(r for r in table if r["name"] == "Reviewers")
+    assert reviewers["requests"] == "3" and reviewers["decided"] == "3"
+
+    secret = token_create(user=operator, name="sla").plain
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    data = api.get(f"/api/v1/reports/sla?start={today}&end={today}").json()
+    assert data["start"] == today and data["end"] == today
+    assert {(r["by"], r["name"]): r["requests"] for r in data["items"]} == {
+        (r["by"], r["name"]): int(r["requests"]) for r in table
+    }
+    as_csv = api.get(f"/api/v1/reports/sla?start={today}&end={today}&format=csv")
+    assert as_csv.status_code == 200 and as_csv.content == response.content
+
+
+def test_a_bad_period_is_a_400_naming_the_field(auditor, operator) -> None:
+    client = Client()
+    client.force_login(auditor)
+    page = client.get("/admin/operations/sla/?start=yesterday")
+    assert page.status_code == 400 and b"start: give a date as YYYY-MM-DD" in page.content
+    csv_bad = client.get("/admin/operations/sla/?end=2026-13-01&format=csv")
+    assert csv_bad.status_code == 400 and csv_bad.json()["errors"] == {
+        "end": "give a date as YYYY-MM-DD"
+    }
+    secret = token_create(user=operator, name="sla").plain
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    for query, field in [
+        ("start=2026-02-30", "start"),
+        ("start=2026-05-02&end=2026-05-01", "start"),
+        ("start=2020-01-01&end=2026-01-01", "start"),
+        ("format=xml", "format"),
+    ]:
+        response = api.get(f"/api/v1/reports/sla?{query}")
+        assert response.status_code in (400, 422), (query, response.status_code)
+        assert field in {e["field"] for e in response.json()["errors"]}, (query, response.json())
+
+
+def test_only_operators_auditors_and_superusers_see_the_operations_pages(
+    reviewer, operator, auditor, superuser, roles
+) -> None:
+    from tests.conftest import _user
+
+    nobody = _user(roles, "nobody", None)
+    for path in ("/admin/operations/", "/admin/operations/data.json", "/admin/operations/sla/"):
+        assert Client().get(path).status_code == 302  # to the login page
+        for user, allowed in [
+            (operator, True),
+            (auditor, True),
+            (superuser, True),
+            (reviewer, False),
+            (nobody, False),
+        ]:
+            client = Client()
+            client.force_login(user)
+            status = client.get(path).status_code
+            assert status == (200 if allowed else 403), (path, user.username, status)
+
+
+def test_the_dashboard_data_has_every_panel(activity, auditor) -> None:
+    data = dashboard_data()
+    assert sum(sum(v) for v in data["runs_over_time"]["series"].values()) == 5
+    assert len(data["steps_per_minute"]["counts"]) == 60
+    groups = {r["group"]: r for r in data["requests_by_group"]}
+    assert groups["Finance"] == {"group": "Finance", "pending": 1, "overdue": 1}
+    assert groups["CFO"]["pending"] == 1
+    assert data["escalations"] == {"day": 1, "week": 1}
+    oldest = data["oldest_waiting"]
+    assert [r["group"] for r in oldest] == ["CFO", "Finance"]
+    assert oldest[0]["url"].startswith("/admin/approvals/approvalrequest/")
+    client = Client()
+    client.force_login(auditor)
+    page = client.get("/admin/operations/")
+    assert b'id="chart-runs"' in page.content and b"vendor/chart.umd.min.js" in page.content
+    assert client.get("/admin/operations/data.json").json()["escalations"]["day"] == 1
+
+
+def test_the_admin_index_links_the_dashboard_for_those_who_may_see_it(auditor, reviewer) -> None:
+    for user, shown in [(auditor, True), (reviewer, False)]:
+        client = Client()
+        client.force_login(user)
+        body = client.get("/admin/").content.decode()
+        assert ('href="/admin/operations/"' in body) is shown, user.username
