@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin.support import advance
 from tests.approvals.conftest import gate_plan
+from tests.support.runs import advance
 from workflows.models import Run
 from workflows.services import run_create
 

@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide
-from tests.approvals.servers import daphne  # noqa: F401 - fixture
 from tests.approvals.test_live_browser import browser, orm  # noqa: F401 - fixtures
 from workflows.models import Run, Step
 
@@ -51,7 +50,7 @@ def test_the_dashboard_draws_every_panel_and_follows_new_requests_live(
     gated,
     reviewer,
     auditor,
-    daphne,  # noqa: F811
+    daphne,
     orm,  # noqa: F811
     browser,  # noqa: F811
     tmp_path: Path,
@@ -98,7 +97,7 @@ def test_the_sla_report_and_the_workers_admin_in_a_browser(
     gated,
     reviewer,
     auditor,
-    daphne,  # noqa: F811
+    daphne,
     orm,  # noqa: F811
     browser,  # noqa: F811
     tmp_path: Path,

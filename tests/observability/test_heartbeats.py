@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from observability.heartbeats import heartbeat_beat, live_processes
 from observability.models import ProcessKind, WorkerHeartbeat
-from tests.conftest import Cluster, wait_for, worker_env
+from tests.support.fixtures import Cluster, worker_env
+from tests.support.waiting import wait_for
 from workflows.models import Run
 from workflows.states import RunStatus
 

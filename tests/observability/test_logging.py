@@ -11,8 +11,8 @@ from django.test import Client
 
 from agentos_site import correlation
 from observability.logging import JsonFormatter
-from tests.approvals.servers import receiver  # noqa: F401 - fixture
-from tests.conftest import Cluster, wait_for, worker_env
+from tests.support.fixtures import Cluster, worker_env
+from tests.support.waiting import wait_for
 from workflows.models import Run
 from workflows.services import run_create, workflow_create
 
@@ -69,7 +69,7 @@ def test_a_request_gets_a_correlation_id_in_its_answer_and_its_log_lines(json_lo
 @pytest.mark.worker
 def test_a_worker_logs_json_with_the_run_and_its_actions_send_its_correlation_id(
     transactional_db,
-    receiver,  # noqa: F811
+    receiver,
     operator,
     settings,
     tmp_path,

@@ -13,7 +13,7 @@ from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide, requests_expire
 from observability.heartbeats import heartbeat_beat
 from observability.models import ProcessKind
-from tests.admin.support import advance
+from tests.support.runs import advance
 from workflows.models import Run
 
 pytestmark = pytest.mark.django_db

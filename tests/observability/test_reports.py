@@ -115,7 +115,7 @@ def test_a_bad_period_is_a_400_naming_the_field(auditor, operator) -> None:
 def test_only_operators_auditors_and_superusers_see_the_operations_pages(
     reviewer, operator, auditor, superuser, roles
 ) -> None:
-    from tests.conftest import _user
+    from tests.support.fixtures import make_user as _user
 
     nobody = _user(roles, "nobody", None)
     for path in ("/admin/operations/", "/admin/operations/data.json", "/admin/operations/sla/"):
