@@ -1,0 +1,185 @@
+"""Child workflows: a `type: workflow` node starts a real child run.
+
+Validation (unknown child, depth, recursion), the version pinned when the
+parent starts, the parent waiting on its child and taking its outputs, a
+failed or cancelled child failing the node, cancelling the parent
+cancelling its children, and the child's requests naming the parent. Every
+action runs in a real subprocess through the real engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workflows import actions
+from workflows.engine import run_advance
+from workflows.models import Run, Workflow
+from workflows.plans import PlanInvalid, validate_plan
+from workflows.services import workflow_create, workflow_update
+
+pytestmark = pytest.mark.django_db
+
+
+def advance(run: Run) -> Run:
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def errors_of(plan: dict, **kwargs: object) -> list[tuple[str, str, str]]:
+    found = validate_plan(plan, registry=actions.registry(), policy=actions.policy(), **kwargs)
+    return [(e.node, e.field, e.message) for e in found]
+
+
+def child_spec(slug: str, ledger: Path, *, line: str = "child", extra: list | None = None) -> dict:
+    """A stored workflow with one input `who` that writes a ledger line and outputs `wrote`."""
+    return {
+        "slug": slug,
+        "title": slug.title(),
+        "mode": "autonomous",
+        "inputs": {
+            "type": "object",
+            "properties": {"who": {"type": "string"}},
+            "required": ["who"],
+        },
+        "plan": {
+            "nodes": [
+                *(extra or []),
+                {
+                    "id": "write",
+                    "action": "test.ledger_append",
+                    "params": {"ledger": str(ledger), "line": line + "-{{ who }}"},
+                    "outputs": {"wrote": "line"},
+                },
+            ]
+        },
+    }
+
+
+def parent_spec(slug: str, child: str, **node: object) -> dict:
+    return {
+        "slug": slug,
+        "title": slug.title(),
+        "mode": "autonomous",
+        "inputs": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "who": {"type": "string"}},
+        },
+        "plan": {
+            "nodes": [
+                {
+                    "id": "sub",
+                    "type": "workflow",
+                    "workflow": child,
+                    "inputs": {"who": "{{ name }}"},
+                    "outputs": {"wrote": "wrote"},
+                    **node,
+                }
+            ]
+        },
+    }
+
+
+# --- validation ---------------------------------------------------------------
+
+
+def test_validation_names_unknown_child_bad_inputs_and_outputs(tmp_path: Path, operator) -> None:  # type: ignore[no-untyped-def]
+    workflow_create(raw_spec=child_spec("kid", tmp_path / "l"), actor=operator)
+    plan = {
+        "nodes": [
+            {"id": "a", "type": "workflow", "workflow": "nobody", "inputs": {}},
+            {
+                "id": "b",
+                "type": "workflow",
+                "workflow": "kid",
+                "version": 7,
+                "inputs": {"who": "x"},
+            },
+            {
+                "id": "c",
+                "type": "workflow",
+                "workflow": "kid",
+                "inputs": {"whom": "x"},
+                "outputs": {"got": "nothing_like_it"},
+            },
+        ]
+    }
+    found = errors_of(plan)
+    assert ("a", "workflow", "no stored workflow 'nobody'") in found
+    assert ("b", "version", "no version 7 of stored workflow 'kid'") in found
+    assert ("c", "inputs.whom", "kid has no input 'whom'") in found
+    assert ("c", "inputs", "kid requires the input 'who'") in found
+    assert any(e[:2] == ("c", "outputs.got") for e in found)
+
+
+def test_validation_refuses_a_child_inside_a_block(tmp_path: Path, operator) -> None:  # type: ignore[no-untyped-def]
+    workflow_create(raw_spec=child_spec("kid", tmp_path / "l"), actor=operator)
+    plan = {
+        "nodes": [
+            {
+                "id": "p",
+                "type": "parallel",
+                "branches": [
+                    {
+                        "nodes": [
+                            {
+                                "id": "s",
+                                "type": "workflow",
+                                "workflow": "kid",
+                                "inputs": {"who": "x"},
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    assert errors_of(plan) == [
+        ("p/0/s", "type", "a child workflow inside a block is not supported yet")
+    ]
+
+
+def test_validation_refuses_recursion_with_its_path(tmp_path: Path, operator) -> None:  # type: ignore[no-untyped-def]
+    workflow_create(raw_spec=child_spec("b-flow", tmp_path / "l"), actor=operator)
+    workflow_create(raw_spec=parent_spec("a-flow", "b-flow"), actor=operator)
+    b = Workflow.objects.get(slug="b-flow")
+    # b-flow now calls a-flow, which calls b-flow: refused, nothing saved.
+    looping = parent_spec("b-flow", "a-flow")
+    with pytest.raises(PlanInvalid) as caught:
+        workflow_update(workflow=b, raw_spec=looping, actor=operator)
+    assert [(e.node, e.field) for e in caught.value.errors] == [("sub", "workflow")]
+    assert "recursion: b-flow → a-flow → b-flow" in caught.value.errors[0].message
+    b.refresh_from_db()
+    assert b.version == 1
+    # A workflow calling itself is refused when it is saved.
+    with pytest.raises(PlanInvalid) as caught:
+        workflow_update(workflow=b, raw_spec={**parent_spec("b-flow", "b-flow")}, actor=operator)
+    assert any("recursion: b-flow → b-flow" in e.message for e in caught.value.errors)
+
+
+def test_validation_refuses_children_deeper_than_five(tmp_path: Path, operator) -> None:  # type: ignore[no-untyped-def]
+    workflow_create(raw_spec=child_spec("level-5", tmp_path / "l"), actor=operator)
+    for level in range(4, 0, -1):
+        workflow_create(
+            raw_spec=parent_spec(f"level-{level}", f"level-{level + 1}"), actor=operator
+        )
+    # A plan calling level-1 nests five levels: allowed.
+    ok = {
+        "nodes": [{"id": "s", "type": "workflow", "workflow": "level-1", "inputs": {"name": "x"}}]
+    }
+    assert errors_of(ok) == []
+    # A stored workflow calling level-1 is the same five levels when it runs.
+    workflow_create(raw_spec=parent_spec("level-0", "level-1"), actor=operator)
+    # One more level is refused, in a plan and in a stored workflow.
+    six = {
+        "nodes": [{"id": "s", "type": "workflow", "workflow": "level-0", "inputs": {"name": "x"}}]
+    }
+    found = errors_of(six)
+    assert [(node, field) for node, field, _ in found] == [("s", "workflow")]
+    assert "children nest deeper than 5 levels" in found[0][2]
+    with pytest.raises(PlanInvalid) as caught:
+        workflow_create(raw_spec=parent_spec("level-x", "level-0"), actor=operator)
+    assert [(e.node, e.field) for e in caught.value.errors] == [("sub", "workflow")]
+    assert not Workflow.objects.filter(slug="level-x").exists()
