@@ -15,9 +15,11 @@ import pytest
 
 from workflows import actions
 from workflows.engine import run_advance
-from workflows.models import Run, Workflow
+from workflows.events import verify_all
+from workflows.models import Event, Run, Workflow
 from workflows.plans import PlanInvalid, validate_plan
-from workflows.services import workflow_create, workflow_update
+from workflows.services import run_create, workflow_create, workflow_update
+from workflows.states import RunStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -183,3 +185,111 @@ def test_validation_refuses_children_deeper_than_five(tmp_path: Path, operator) 
         workflow_create(raw_spec=parent_spec("level-x", "level-0"), actor=operator)
     assert [(e.node, e.field) for e in caught.value.errors] == [("sub", "workflow")]
     assert not Workflow.objects.filter(slug="level-x").exists()
+
+
+# --- running a child ----------------------------------------------------------
+
+
+def child_run(parent: Run) -> Run:
+    return Run.objects.get(parent=parent, parent_node="sub")
+
+
+def test_a_child_runs_as_a_real_run_and_the_parent_takes_its_outputs(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator, django_capture_on_commit_callbacks
+) -> None:
+    ledger = tmp_path / "ledger"
+    workflow_create(raw_spec=child_spec("kid", ledger), actor=operator)
+    boss = parent_spec("boss", "kid")
+    boss["plan"]["nodes"].append(
+        {
+            "id": "after",
+            "action": "test.ledger_append",
+            "params": {"ledger": str(ledger), "line": "after-{{ wrote }}"},
+        }
+    )
+    boss_flow = workflow_create(raw_spec=boss, actor=operator)
+    parent = run_create(workflow=boss_flow, context={"name": "ann"}, requester=operator)
+    parent = advance(parent)
+    assert parent.status == RunStatus.WAITING
+    assert parent.current_node == "sub"
+    child = child_run(parent)
+    assert (child.status, child.workflow.slug, child.workflow_version) == ("queued", "kid", 1)
+    assert child.context == {"who": "ann"}
+    assert child.requester == operator
+    assert not ledger.exists()  # the parent's side ran nothing
+    with django_capture_on_commit_callbacks(execute=True):
+        child = advance(child)
+    assert child.status == RunStatus.SUCCEEDED
+    parent.refresh_from_db()
+    assert parent.status == RunStatus.QUEUED  # woken by its child's end
+    parent = advance(parent)
+    assert parent.status == RunStatus.SUCCEEDED, parent.error
+    assert parent.context["wrote"] == "child-ann"
+    assert ledger.read_text().split() == ["child-ann", "after-child-ann"]
+    types = list(Event.objects.filter(run=parent).values_list("type", flat=True))
+    assert (
+        types.index("child.started") < types.index("child.ended") < types.index("child.finished")
+    )
+    started = Event.objects.get(run=child, seq=1)
+    assert started.data["parent"] == {"run": parent.pk, "node": "sub"}
+    assert verify_all() == []
+
+
+def test_the_child_version_is_pinned_when_the_parent_starts(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator
+) -> None:
+    ledger = tmp_path / "ledger"
+    kid = workflow_create(raw_spec=child_spec("kid", ledger, line="v1"), actor=operator)
+    boss_flow = workflow_create(raw_spec=parent_spec("boss", "kid"), actor=operator)
+    parent = run_create(workflow=boss_flow, context={"name": "ann"}, requester=operator)
+    assert parent.plan["nodes"][0]["version"] == 1
+    # A new version of the child saved after the parent started is not what runs.
+    workflow_update(workflow=kid, raw_spec=child_spec("kid", ledger, line="v2"), actor=operator)
+    parent = advance(parent)
+    child = advance(child_run(parent))
+    assert child.workflow_version == 1
+    assert ledger.read_text().split() == ["v1-ann"]
+    # A parent started now pins version 2.
+    later = run_create(workflow=boss_flow, context={"name": "bo"}, requester=operator)
+    assert later.plan["nodes"][0]["version"] == 2
+
+
+def test_a_failed_child_fails_the_node_and_the_parent(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator, django_capture_on_commit_callbacks
+) -> None:
+    ledger = tmp_path / "ledger"
+    check = {
+        "id": "check",
+        "type": "branch",
+        "cases": [{"when": "who == 'ann'", "next": "boom"}],
+        "default": "write",
+    }
+    failing = {"id": "boom", "type": "fail", "message": "no laptop for {{ who }}"}
+    workflow_create(raw_spec=child_spec("kid", ledger, extra=[check, failing]), actor=operator)
+    boss_flow = workflow_create(raw_spec=parent_spec("boss", "kid"), actor=operator)
+    parent = advance(run_create(workflow=boss_flow, context={"name": "ann"}, requester=operator))
+    with django_capture_on_commit_callbacks(execute=True):
+        child = advance(child_run(parent))
+    assert child.status == RunStatus.FAILED
+    parent = advance(parent)
+    assert parent.status == RunStatus.FAILED
+    assert parent.error == f"sub: child run #{child.pk} (kid) failed: no laptop for ann"
+    assert not ledger.exists()
+
+
+def test_a_lost_wake_up_is_found_by_the_stale_run_sweep(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator
+) -> None:
+    """The child ended but its parent was never woken (a worker died after the commit)."""
+    from workflows.engine import runs_requeue_stale
+
+    workflow_create(raw_spec=child_spec("kid", tmp_path / "l"), actor=operator)
+    boss_flow = workflow_create(raw_spec=parent_spec("boss", "kid"), actor=operator)
+    parent = advance(run_create(workflow=boss_flow, context={"name": "ann"}, requester=operator))
+    advance(child_run(parent))  # on_commit callbacks do not run here: no wake-up
+    parent.refresh_from_db()
+    assert parent.status == RunStatus.WAITING
+    assert runs_requeue_stale() >= 1
+    parent = advance(parent)
+    assert parent.status == RunStatus.SUCCEEDED
+    assert parent.context["wrote"] == "child-ann"

@@ -74,6 +74,14 @@ def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
                 return outcome
             new_position = True
             continue
+        if kind == "workflow":
+            from workflows.engine import children
+
+            outcome = children.decide_child(run, node, owner)
+            if outcome is not children.NEXT:
+                return outcome
+            new_position = True
+            continue
         if kind != "branch":
             return _decide_node(run, node, owner, new_position=new_position)
         try:
