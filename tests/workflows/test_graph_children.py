@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from approvals.models import ApprovalRequest, RequestStatus
+from approvals.services import approval_decide
 from workflows import actions
 from workflows.engine import run_advance
 from workflows.events import verify_all
 from workflows.models import Event, Run, Workflow
 from workflows.plans import PlanInvalid, validate_plan
-from workflows.services import run_create, workflow_create, workflow_update
+from workflows.services import run_cancel, run_create, workflow_create, workflow_update
 from workflows.states import RunStatus
 
 pytestmark = pytest.mark.django_db
@@ -293,3 +295,96 @@ def test_a_lost_wake_up_is_found_by_the_stale_run_sweep(  # type: ignore[no-unty
     parent = advance(parent)
     assert parent.status == RunStatus.SUCCEEDED
     assert parent.context["wrote"] == "child-ann"
+
+
+def pending(run: Run) -> ApprovalRequest:
+    return ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
+
+
+def gated_child_spec(slug: str, ledger: Path) -> dict:
+    """A child that asks Reviewers before it writes."""
+    gate = {"id": "ok", "type": "approval", "title": "Go on for {{ who }}?"}
+    return child_spec(slug, ledger, extra=[gate])
+
+
+# --- cancelling ---------------------------------------------------------------
+
+
+def test_cancelling_the_parent_cancels_children_and_their_requests(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator
+) -> None:
+    ledger = tmp_path / "ledger"
+    workflow_create(raw_spec=gated_child_spec("kid", ledger), actor=operator)
+    middle_spec = parent_spec("middle", "kid", inputs={"who": "{{ who }}"})
+    workflow_create(raw_spec=middle_spec, actor=operator)
+    top_flow = workflow_create(raw_spec=parent_spec("top", "middle"), actor=operator)
+    top = advance(run_create(workflow=top_flow, context={"name": "ann"}, requester=operator))
+    middle = advance(child_run(top))
+    assert middle.status == RunStatus.WAITING, middle.error
+    kid = advance(child_run(middle))
+    assert (top.status, middle.status, kid.status) == ("waiting", "waiting", "waiting")
+    request = pending(kid)
+    assert request.title == "Go on for ann?"
+
+    run_cancel(run_id=top.pk, actor=operator, reason="not needed")
+    for run in (top, middle, kid):
+        run.refresh_from_db()
+        assert run.status == RunStatus.CANCELLED
+    request.refresh_from_db()
+    assert request.status == RequestStatus.CANCELLED
+    cancelled = Event.objects.get(run=kid, type="run.cancelled")
+    assert cancelled.data["parent"] == middle.pk
+    assert "parent run" in cancelled.data["reason"]
+    assert not ledger.exists()
+    assert verify_all() == []
+
+
+def test_cancelling_a_child_fails_its_parent_naming_it(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator, django_capture_on_commit_callbacks
+) -> None:
+    workflow_create(raw_spec=gated_child_spec("kid", tmp_path / "l"), actor=operator)
+    boss_flow = workflow_create(raw_spec=parent_spec("boss", "kid"), actor=operator)
+    parent = advance(run_create(workflow=boss_flow, context={"name": "ann"}, requester=operator))
+    child = advance(child_run(parent))
+    with django_capture_on_commit_callbacks(execute=True):
+        run_cancel(run_id=child.pk, actor=operator, reason="wrong person")
+    parent = advance(parent)
+    assert parent.status == RunStatus.FAILED
+    assert parent.error.startswith(f"sub: child run #{child.pk} (kid) cancelled")
+
+
+# --- a gate before a child ------------------------------------------------------
+
+
+def test_a_gate_before_a_child_shows_and_binds_what_the_child_runs(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator, reviewer
+) -> None:
+    ledger = tmp_path / "ledger"
+    workflow_create(raw_spec=child_spec("kid", ledger), actor=operator)
+    boss = parent_spec("boss", "kid")
+    boss["plan"]["nodes"].insert(0, {"id": "gate", "type": "approval", "title": "Start kid?"})
+    boss_flow = workflow_create(raw_spec=boss, actor=operator)
+    parent = advance(run_create(workflow=boss_flow, context={"name": "ann"}, requester=operator))
+    request = pending(parent)
+    shown = {g["node"]: g for g in request.guards}
+    assert shown["sub"]["action"] == "workflow:kid@1"
+    assert shown["sub"]["params"] == {"who": "ann"}
+    assert shown["sub/write"]["action"] == "test.ledger_append"
+    assert shown["sub/write"]["params"] == {"ledger": str(ledger), "line": "child-ann"}
+    assert request.digest
+
+    # The value changes after the approval: the child does not start; the gate asks again.
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    Run.objects.filter(pk=parent.pk).update(context={"name": "mallory"})
+    parent = advance(parent)
+    assert parent.status == RunStatus.WAITING
+    assert not Run.objects.filter(parent=parent, parent_node="sub").exists()
+    again = pending(parent)
+    assert again.state.get("gate") == "gate"
+    assert {g["node"]: g["params"] for g in again.guards}["sub/write"]["line"] == "child-mallory"
+    assert Event.objects.filter(run=parent, type="approval.digest_mismatch").exists()
+    approval_decide(request_id=again.pk, actor=reviewer, decision="approve")
+    parent = advance(parent)
+    child = advance(child_run(parent))
+    assert child.status == RunStatus.SUCCEEDED
+    assert ledger.read_text().split() == ["child-mallory"]
