@@ -38,6 +38,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "position": run.position,
         "requester": run.requester.get_username() if run.requester_id else None,
         "parent": run.parent_id,
+        "parent_node": run.parent_node,
         "forked_at_seq": run.forked_at_seq,
         "batch": run.batch_id,
         "error": redact(run.error),
@@ -74,7 +75,14 @@ def run_detail(run: Run) -> dict[str, Any]:
         "context": redact(run.context),
         "plan": run.plan,
         "steps": steps,
-        "forks": list(run.forks.order_by("id").values_list("id", flat=True)),
+        "forks": list(
+            run.forks.filter(forked_at_seq__isnull=False)
+            .order_by("id")
+            .values_list("id", flat=True)
+        ),
+        "children": list(
+            run.forks.exclude(parent_node="").order_by("id").values_list("id", flat=True)
+        ),
         "active_nodes": active_nodes(run),
         "node_states": node_states(run, steps),
         "decisions": redact((run.graph or {}).get("decisions") or {}),

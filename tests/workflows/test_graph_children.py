@@ -388,3 +388,32 @@ def test_a_gate_before_a_child_shows_and_binds_what_the_child_runs(  # type: ign
     child = advance(child_run(parent))
     assert child.status == RunStatus.SUCCEEDED
     assert ledger.read_text().split() == ["child-mallory"]
+
+
+# --- the inbox and the API name the parent --------------------------------------
+
+
+def test_the_inbox_and_the_api_name_the_parent(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator, reviewer, client
+) -> None:
+    workflow_create(raw_spec=gated_child_spec("kid", tmp_path / "l"), actor=operator)
+    boss_flow = workflow_create(raw_spec=parent_spec("boss", "kid"), actor=operator)
+    parent = advance(run_create(workflow=boss_flow, context={"name": "ann"}, requester=operator))
+    child = advance(child_run(parent))
+    request = pending(child)
+    client.force_login(reviewer)
+    line = f"part of Boss run #{parent.pk}"
+    inbox = client.get("/inbox/").content.decode()
+    assert line in inbox
+    page = client.get(f"/inbox/requests/{request.pk}/")
+    assert page.status_code == 200
+    assert line in page.content.decode()
+
+    client.force_login(operator)
+    body = client.get(f"/api/v1/runs/{child.pk}").json()
+    assert (body["parent"], body["parent_node"], body["forked_at_seq"]) == (parent.pk, "sub", None)
+    body = client.get(f"/api/v1/runs/{parent.pk}").json()
+    assert body["children"] == [child.pk]
+    assert body["forks"] == []
+    assert body["status"] == "waiting"
+    assert body["parent"] is None
