@@ -417,3 +417,23 @@ def test_the_inbox_and_the_api_name_the_parent(  # type: ignore[no-untyped-def]
     assert body["forks"] == []
     assert body["status"] == "waiting"
     assert body["parent"] is None
+
+
+def test_the_time_machine_folds_a_child_node(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator, django_capture_on_commit_callbacks
+) -> None:
+    from workflows.replay import state_at
+
+    workflow_create(raw_spec=child_spec("kid", tmp_path / "l"), actor=operator)
+    boss_flow = workflow_create(raw_spec=parent_spec("boss", "kid"), actor=operator)
+    parent = advance(run_create(workflow=boss_flow, context={"name": "ann"}, requester=operator))
+    with django_capture_on_commit_callbacks(execute=True):
+        advance(child_run(parent))
+    parent = advance(parent)
+    seqs = dict(Event.objects.filter(run=parent).values_list("type", "seq"))
+    waiting = state_at(parent, seqs["child.started"])
+    assert (waiting.status, waiting.current_node) == ("waiting", "sub")
+    assert "wrote" not in waiting.context
+    after = state_at(parent, seqs["child.finished"])
+    assert after.context["wrote"] == "child-ann"
+    assert state_at(parent, parent.last_seq).status == "succeeded"
