@@ -119,9 +119,9 @@ def node_states(run: Run, steps: list[dict] | None = None) -> dict[str, str]:
     for node_path, node_id, state in decided:
         if (state or {}).get("purpose") in ("approval_node", "input_node"):
             states[node_path or node_id] = "done"
-    taken = Event.objects.filter(run=run, type__in=("branch.taken", "block.finished", "child.finished")).values_list(
-        "data", flat=True
-    )
+    taken = Event.objects.filter(
+        run=run, type__in=("branch.taken", "block.finished", "child.finished")
+    ).values_list("data", flat=True)
     for data in taken:
         states[data.get("node_path") or data.get("node", "")] = "done"
     from workflows.engine.blocks import active_paths
