@@ -437,3 +437,63 @@ def test_the_time_machine_folds_a_child_node(  # type: ignore[no-untyped-def]
     after = state_at(parent, seqs["child.finished"])
     assert after.context["wrote"] == "child-ann"
     assert state_at(parent, parent.last_seq).status == "succeeded"
+
+
+# --- durability: a worker killed while a child runs ------------------------------
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_kill_9_while_a_child_runs_loses_nothing(cluster, operator, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Real qclusters: SIGKILL while the child's slow step is in flight, then recover.
+
+    The child's completed step is never run again, its interrupted one is
+    retried, the parent is woken by the child's end and takes its outputs.
+    """
+    from tests.conftest import wait_for
+    from tests.workflows.test_faults import recover
+    from tests.workflows.test_graph_faults import counts
+
+    ledger = tmp_path / "ledger"
+    slow = {
+        "id": "slow",
+        "action": "test.slow_first",
+        "params": {"ledger": str(ledger), "seconds": 60},
+        "retry": {"max_attempts": 3, "backoff_s": 0},
+        "outputs": {"attempts": "attempt"},
+    }
+    kid = child_spec("kid", ledger)
+    kid["plan"]["nodes"].append(slow)
+    workflow_create(raw_spec=kid, actor=operator)
+    boss = parent_spec("boss", "kid")
+    boss["plan"]["nodes"][0]["outputs"] = {"wrote": "wrote", "attempts": "attempts"}
+    boss["plan"]["nodes"].append(
+        {
+            "id": "after",
+            "action": "test.ledger_append",
+            "params": {"ledger": str(ledger), "line": "after"},
+        }
+    )
+    boss_flow = workflow_create(raw_spec=boss, actor=operator)
+    parent = run_create(workflow=boss_flow, context={"name": "ann"}, requester=operator)
+    first = cluster()
+    wait_for(
+        lambda: counts(ledger)["start slow 1"] == 1,
+        timeout=90,
+        message="the child's slow step in flight",
+    )
+    first.kill()
+    cluster()
+    child = child_run(parent)
+    recover([child.pk, parent.pk], timeout=180)
+    parent.refresh_from_db()
+    child.refresh_from_db()
+    assert child.status == RunStatus.SUCCEEDED, child.error
+    assert parent.status == RunStatus.SUCCEEDED, parent.error
+    seen = counts(ledger)
+    assert seen["child-ann"] == 1, seen  # completed before the kill: never again
+    assert seen["end slow 1"] == 0 and seen["end slow 2"] == 1, seen
+    assert seen["after"] == 1, seen
+    assert parent.context == {"name": "ann", "wrote": "child-ann", "attempts": 2}
+    assert Run.objects.filter(parent=parent).count() == 1  # no second child
+    assert verify_all() == []
