@@ -7,14 +7,20 @@ cancelling its children, and the child's requests naming the parent. Every
 action runs in a real subprocess through the real engine.
 """
 
+# ruff: noqa: F811 - the browser fixtures are imported, then requested by name
+
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide
+from tests.approvals.servers import daphne  # noqa: F401 - fixture
+from tests.approvals.test_live_browser import browser, orm  # noqa: F401 - fixtures
 from workflows import actions
 from workflows.engine import run_advance
 from workflows.events import verify_all
@@ -497,3 +503,49 @@ def test_kill_9_while_a_child_runs_loses_nothing(cluster, operator, tmp_path) ->
     assert parent.context == {"name": "ann", "wrote": "child-ann", "attempts": 2}
     assert Run.objects.filter(parent=parent).count() == 1  # no second child
     assert verify_all() == []
+
+
+# --- in real Chromium -------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_reviewer_sees_the_parent_in_chromium(  # type: ignore[no-untyped-def]
+    daphne,
+    operator,
+    reviewer,
+    tmp_path,
+    orm,
+    browser,
+) -> None:
+    """The inbox card and the request page name the parent, at desktop and phone widths."""
+    from tests.approvals.test_live_browser import logged_in
+
+    def setup() -> tuple[Run, ApprovalRequest]:
+        workflow_create(raw_spec=gated_child_spec("kid", tmp_path / "l"), actor=operator)
+        boss = parent_spec("boss", "kid")
+        boss["title"] = "Purchase approval"
+        boss_flow = workflow_create(raw_spec=boss, actor=operator)
+        parent = advance(
+            run_create(workflow=boss_flow, context={"name": "ann"}, requester=operator)
+        )
+        return parent, pending(advance(child_run(parent)))
+
+    parent, request = orm(setup)
+    line = f"part of Purchase approval run #{parent.pk}"
+    page = logged_in(browser, daphne.url, "reviewer")
+    for width, height in ((1280, 800), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto("/inbox/")
+        card = page.locator(f"tr[data-request='{request.pk}'] .part-of")
+        assert card.text_content() == line
+        assert card.is_visible()
+        page.screenshot(path=str(tmp_path / f"inbox-{width}.png"), full_page=True)
+        page.goto(f"/inbox/requests/{request.pk}/")
+        assert line in (page.text_content("#part-of") or "")
+        assert page.is_visible("#part-of")
+        page.screenshot(path=str(tmp_path / f"request-{width}.png"), full_page=True)
+    keep = os.environ.get("AGENTOS_KEEP_SCREENSHOTS")  # a folder to look at them later
+    if keep:
+        for shot in tmp_path.glob("*.png"):
+            shutil.copy(shot, keep)
