@@ -549,3 +549,27 @@ def test_a_reviewer_sees_the_parent_in_chromium(  # type: ignore[no-untyped-def]
     if keep:
         for shot in tmp_path.glob("*.png"):
             shutil.copy(shot, keep)
+
+
+def test_a_bare_plan_with_a_child_shows_it_in_the_plan_review(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator, reviewer
+) -> None:
+    """A planner's plan naming a stored workflow: the review shows the child and its inputs."""
+    workflow_create(raw_spec=child_spec("kid", tmp_path / "l"), actor=operator)
+    plan = {
+        "nodes": [
+            {"id": "sub", "type": "workflow", "workflow": "kid", "inputs": {"who": "{{ name }}"}}
+        ]
+    }
+    run = run_create(
+        plan=plan, context={"name": "ann"}, requester=operator, mode="assisted", review_plan=True
+    )
+    assert run.plan["nodes"][0]["version"] == 1  # pinned at the start
+    run = advance(run)
+    review = pending(run)
+    assert review.state["purpose"] == "plan_review"
+    assert 'workflow:kid@1 | - | who="{{ name }}"' in review.description
+    approval_decide(request_id=review.pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    assert run.status == RunStatus.WAITING
+    assert advance(child_run(run)).status == RunStatus.SUCCEEDED
