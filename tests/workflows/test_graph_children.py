@@ -573,3 +573,18 @@ def test_a_bare_plan_with_a_child_shows_it_in_the_plan_review(  # type: ignore[n
     run = advance(run)
     assert run.status == RunStatus.WAITING
     assert advance(child_run(run)).status == RunStatus.SUCCEEDED
+
+
+def test_the_admin_run_page_links_a_child_to_its_parent(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator, superuser, client
+) -> None:
+    workflow_create(raw_spec=gated_child_spec("kid", tmp_path / "l"), actor=operator)
+    boss_flow = workflow_create(raw_spec=parent_spec("boss", "kid"), actor=operator)
+    parent = advance(run_create(workflow=boss_flow, context={"name": "ann"}, requester=operator))
+    child = child_run(parent)
+    client.force_login(superuser)
+    page = client.get(f"/admin/workflows/run/{child.pk}/change/")
+    assert page.status_code == 200
+    assert f">Run {parent.pk}</a> (its node sub)" in page.content.decode()
+    page = client.get(f"/admin/workflows/run/{parent.pk}/change/")
+    assert page.status_code == 200
