@@ -28,7 +28,7 @@ FILTERS = ("scope", "workflow", "kind", "overdue", "archive")
 def inbox_requests(user: Any, params: dict[str, str]) -> QuerySet[ApprovalRequest]:
     """Return the requests an inbox lists for the user, newest first."""
     qs = visible_requests(user).select_related(
-        "run__workflow", "assigned_group", "assigned_user", "decided_by"
+        "run__workflow", "run__parent__workflow", "assigned_group", "assigned_user", "decided_by"
     )
     if params.get("archive"):
         qs = qs.exclude(status=RequestStatus.PENDING)

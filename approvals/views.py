@@ -105,7 +105,12 @@ def _visible(request: HttpRequest, request_id: int) -> ApprovalRequest:
     found = (
         visible_requests(request.user)
         .select_related(
-            "run__workflow", "run__requester", "assigned_group", "assigned_user", "decided_by"
+            "run__workflow",
+            "run__requester",
+            "run__parent__workflow",
+            "assigned_group",
+            "assigned_user",
+            "decided_by",
         )
         .filter(pk=request_id)
         .first()

@@ -65,7 +65,9 @@ def _guarded_positions(
             continue
         seen.add(position)
         kind = nodes[position].get("type", "action")
-        if kind == "action":
+        if kind in ("action", "workflow"):
+            # A child workflow is guarded like an action: its inputs, and
+            # through them its first actions, are what the gate lets run.
             found.append(position)
             todo.append(graph.successor(nodes, position))
         elif kind == "branch":
@@ -169,6 +171,9 @@ def guards_from(nodes: list[dict], start: int, context: dict) -> list[dict]:
     blocks: list[int] = []
     for index in _guarded_positions(nodes, start, blocks):
         node = nodes[index]
+        if node.get("type") == "workflow":
+            guarded.extend(child_entries(node, index, context))
+            continue
         missing: set[str] = set()
         params = render(node.get("params", {}), context, missing)
         guarded.append(
@@ -177,6 +182,57 @@ def guards_from(nodes: list[dict], start: int, context: dict) -> list[dict]:
     for index in blocks:
         guarded.extend(lane_entries(nodes[index], context))
     return guarded
+
+
+def child_entry(
+    *, node: dict, position: int, inputs: Any, unresolved: list[str] | None = None
+) -> dict:
+    """Return the guard entry of a child workflow node: the pinned version and its inputs."""
+    action = f"workflow:{node['workflow']}@{node.get('version') or 'current'}"
+    return {
+        "node": node["id"],
+        "position": position,
+        "action": action,
+        "risk": "high",
+        "params": inputs,
+        "unresolved": list(unresolved or []),
+        "digest": params_digest(node_id=node["id"], action=action, params=inputs),
+    }
+
+
+def child_entries(node: dict, position: int, context: dict) -> list[dict]:
+    """Return what a gate before a child shows: its inputs, then the child's first actions.
+
+    The child's first actions (up to its own first gate or input) are
+    resolved from the inputs against the pinned version, each under the
+    path `<node>/<child node>`. The inputs' digest is what binds: the child
+    starts only when they still match, and with the same inputs and the
+    same pinned plan its first actions run with exactly these parameters.
+    """
+    from workflows.engine.children import child_spec
+
+    missing: set[str] = set()
+    inputs = render(node.get("inputs", {}), context, missing)
+    entries = [
+        child_entry(node=node, position=position, inputs=inputs, unresolved=sorted(missing))
+    ]
+    spec = child_spec(node) or {}
+    nodes = (spec.get("plan") or {}).get("nodes") or []
+    scope = dict(inputs) if isinstance(inputs, dict) else {}
+    for key, prop in ((spec.get("inputs") or {}).get("properties") or {}).items():
+        if key not in scope and isinstance(prop, dict) and "default" in prop:
+            scope[key] = prop["default"]
+    for index in _guarded_positions(nodes, 0):
+        inner = nodes[index]
+        if inner.get("type") == "workflow":
+            continue
+        unknown: set[str] = set()
+        params = render(inner.get("params", {}), scope, unknown)
+        entry = guard_entry(node=inner, position=index, params=params, unresolved=sorted(unknown))
+        path = f"{node['id']}/{inner['id']}"
+        entry["node"] = entry["path"] = path
+        entries.append(entry)
+    return entries
 
 
 def still_approved(

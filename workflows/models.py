@@ -120,6 +120,9 @@ class Run(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="forks"
     )
     forked_at_seq = models.PositiveIntegerField(null=True, blank=True)
+    # A child run (a `type: workflow` node): the node of `parent` that started
+    # it. Empty for a fork (which has `forked_at_seq`) and a top-level run.
+    parent_node = models.CharField(max_length=100, blank=True, default="")
     # An integration's Idempotency-Key: the same key of the same requester
     # always names the same run (a unique constraint, so also under races).
     idempotency_key = models.CharField(max_length=200, blank=True)

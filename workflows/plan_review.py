@@ -78,6 +78,9 @@ def review_rows(plan: dict[str, Any], registry: Registry) -> list[dict[str, Any]
                 row["risk"] = registry.get(node["action"]).risk
             except UnknownAction:
                 row["risk"] = "unknown"
+        elif kind == "workflow":  # a child run: which workflow, which version, what inputs
+            row["action"] = f"workflow:{node.get('workflow')}@{node.get('version') or 'current'}"
+            row["params"] = node.get("inputs") or {}
         rows.append(row)
     return rows
 
@@ -86,7 +89,11 @@ def review_table(plan: dict[str, Any], registry: Registry) -> str:
     """Return the plan as a plain-text table a reviewer can read."""
     lines = ["#  | node | what | risk | parameters", "-- | ---- | ---- | ---- | ----------"]
     for row in review_rows(plan, registry):
-        what = row["action"] if row["type"] == "action" else f"{row['type']}: {row['title']}"
+        what = (
+            row["action"]
+            if row["type"] in ("action", "workflow")
+            else f"{row['type']}: {row['title']}"
+        )
         params = ", ".join(
             f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in row["params"].items()
         )

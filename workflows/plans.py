@@ -184,6 +184,21 @@ class MapNode(_Node):
     nodes: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_NODES)
 
 
+class WorkflowNode(_Node):
+    """Start a child run of a stored workflow; go on when it has ended."""
+
+    type: Literal["workflow"]
+    workflow: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,99}$")
+    # Pinned when the parent run starts (the workflow's version then) if not given.
+    version: int | None = Field(None, ge=1)
+    inputs: dict[Annotated[str, Field(pattern=CONTEXT_KEY)], Any] = Field(default_factory=dict)
+    # parent context key: child context key, read when the child succeeded.
+    outputs: dict[Annotated[str, Field(pattern=CONTEXT_KEY)], str] = Field(default_factory=dict)
+
+
+# How deep children may nest: a run's child's child ... at most this many levels.
+MAX_CHILD_DEPTH = 5
+
 NODE_MODELS: dict[str, type[_Node]] = {
     "action": ActionNode,
     "approval": ApprovalNode,
@@ -192,6 +207,7 @@ NODE_MODELS: dict[str, type[_Node]] = {
     "fail": FailNode,
     "parallel": ParallelNode,
     "map": MapNode,
+    "workflow": WorkflowNode,
 }
 
 
@@ -249,6 +265,7 @@ def validate_plan(
     policy: Policy,
     inputs_schema: dict[str, Any] | None = None,
     stored: bool = False,
+    slug: str | None = None,
 ) -> list[PlanError]:
     """Return every problem with a plan; an empty list means it may run.
 
@@ -272,7 +289,7 @@ def validate_plan(
         return errors + [PlanError("", "nodes", f"at most {MAX_NODES} nodes")]
 
     available = set((inputs_schema or {}).get("properties", {}))
-    check = _ListCheck(registry=registry, policy=policy, stored=stored, seen=set())
+    check = _ListCheck(registry=registry, policy=policy, stored=stored, seen=set(), slug=slug)
     return errors + check.nodes(raw_nodes, available, inside=False)
 
 
@@ -284,6 +301,8 @@ class _ListCheck:
     policy: Policy
     stored: bool
     seen: set[str]
+    # The slug of the workflow whose plan this is: a child naming it is recursion.
+    slug: str | None = None
 
     def nodes(self, raw_nodes: list[Any], available: set[str], *, inside: bool) -> list[PlanError]:
         """Return the problems of a list; `available` grows with what it writes."""
@@ -333,6 +352,16 @@ class _ListCheck:
             available.update(node.fields)
         elif isinstance(node, BranchNode):
             errors.extend(_condition_errors(node, available if self.stored else None))
+        elif isinstance(node, WorkflowNode):
+            if inside:
+                errors.append(
+                    PlanError(
+                        node.id, "type", "a child workflow inside a block is not supported yet"
+                    )
+                )
+                return errors
+            errors.extend(_child_errors(node, self.slug))
+            available.update(node.outputs)
         elif isinstance(node, ParallelNode | MapNode):
             if inside:
                 errors.append(
@@ -469,6 +498,8 @@ def _template_texts(node: _Node) -> dict[str, Any]:
         texts.update({f"params.{k}": v for k, v in node.params.items()})
     elif isinstance(node, FailNode):
         texts["message"] = node.message
+    elif isinstance(node, WorkflowNode):
+        texts.update({f"inputs.{k}": v for k, v in node.inputs.items()})
     return texts
 
 
@@ -493,6 +524,85 @@ def _template_errors(node: _Node) -> list[PlanError]:
                     )
                 )
     return errors
+
+
+def _child_spec(slug: str, version: int | None) -> dict | None:
+    """Return a stored workflow's spec (a version of it, or its current one), or None."""
+    from workflows.models import Workflow, WorkflowVersion
+
+    if version is None:
+        workflow = Workflow.objects.filter(slug=slug).only("spec").first()
+        return workflow.spec if workflow is not None else None
+    row = WorkflowVersion.objects.filter(workflow__slug=slug, version=version).first()
+    return row.spec if row is not None else None
+
+
+def child_nodes(spec: dict) -> list[dict]:
+    """Return the `type: workflow` nodes of a spec's plan (top level)."""
+    nodes = (spec.get("plan") or {}).get("nodes") or []
+    return [n for n in nodes if isinstance(n, dict) and n.get("type") == "workflow"]
+
+
+def _child_errors(node: WorkflowNode, root: str | None) -> list[PlanError]:
+    """Check a child: it exists, its inputs and outputs fit, no recursion, depth <= 5."""
+    spec = _child_spec(node.workflow, node.version)
+    if spec is None:
+        which = f"version {node.version} of " if node.version else ""
+        field = "version" if node.version and _child_spec(node.workflow, None) else "workflow"
+        return [PlanError(node.id, field, f"no {which}stored workflow {node.workflow!r}")]
+    errors: list[PlanError] = []
+    inputs = spec.get("inputs") or {}
+    declared = inputs.get("properties") or {}
+    for key in node.inputs:
+        if key not in declared:
+            errors.append(
+                PlanError(node.id, f"inputs.{key}", f"{node.workflow} has no input {key!r}")
+            )
+    for key in inputs.get("required") or []:
+        if key not in node.inputs and "default" not in (declared.get(key) or {}):
+            errors.append(
+                PlanError(node.id, "inputs", f"{node.workflow} requires the input {key!r}")
+            )
+    writes = set(declared)
+    for child in graph.walk((spec.get("plan") or {}).get("nodes") or []):
+        writes.update(child.get("fields") or {})
+        writes.update(child.get("outputs") or {})
+        if child.get("results"):
+            writes.add(child["results"])
+    for key, child_key in node.outputs.items():
+        if child_key not in writes:
+            errors.append(
+                PlanError(
+                    node.id,
+                    f"outputs.{key}",
+                    f"{node.workflow} never writes {child_key!r} (not an input, output or field)",
+                )
+            )
+    problem = _chain_problem(node.workflow, spec, [root] if root else [], depth=1)
+    if problem:
+        errors.append(PlanError(node.id, "workflow", problem))
+    return errors
+
+
+def _chain_problem(slug: str, spec: dict, chain: list[str], *, depth: int) -> str:
+    """Return why a chain of children is refused (recursion, too deep), or "".
+
+    `chain` is the workflows above `slug`; `depth` is `slug`'s level (1 for
+    a child of the plan being checked).
+    """
+    chain = [*chain, slug]
+    if slug in chain[:-1]:
+        return "recursion: " + " → ".join(chain)
+    if depth > MAX_CHILD_DEPTH:
+        return f"children nest deeper than {MAX_CHILD_DEPTH} levels: " + " → ".join(chain)
+    for child in child_nodes(spec):
+        inner = _child_spec(str(child.get("workflow")), child.get("version"))
+        if inner is None:
+            continue  # its own validation reported it when it was saved
+        problem = _chain_problem(str(child.get("workflow")), inner, chain, depth=depth + 1)
+        if problem:
+            return problem
+    return ""
 
 
 def _size_errors(node: ActionNode) -> list[PlanError]:
@@ -659,7 +769,12 @@ def validate_spec(raw: Any, *, registry: Registry, policy: Policy) -> WorkflowSp
         raise PlanInvalid(errors) from None
     errors = input_schema_errors(spec.inputs)
     errors += validate_plan(
-        spec.plan, registry=registry, policy=policy, inputs_schema=spec.inputs, stored=True
+        spec.plan,
+        registry=registry,
+        policy=policy,
+        inputs_schema=spec.inputs,
+        stored=True,
+        slug=spec.slug,
     )
     if errors:
         raise PlanInvalid(errors)

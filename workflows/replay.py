@@ -140,6 +140,15 @@ def _apply(state: ReplayState, event: Event, nodes: list[dict]) -> None:
         state.context.update(data.get("context") or {})
         state.block, state.active = "", []
         state.enter(nodes, graph.successor(nodes, _index(nodes, data.get("node"))))
+    elif kind == "child.started":  # the run waits on its child run
+        state.status = RunStatus.WAITING
+        state.current_node = data.get("node", state.current_node)
+        state.position = _index(nodes, state.current_node)
+    elif kind == "child.ended":
+        state.status = RunStatus.QUEUED
+    elif kind == "child.finished":
+        state.context.update(data.get("context") or {})
+        state.enter(nodes, graph.successor(nodes, _index(nodes, data.get("node"))))
     elif kind == "branch.taken" and "/" in (data.get("node_path") or ""):
         pass  # a lane's branch: the run stays at its block
     elif kind == "branch.taken":

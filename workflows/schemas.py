@@ -151,6 +151,8 @@ class RunSummaryOut(Schema):
     position: int
     requester: str | None
     parent: int | None
+    # The parent's node that started this child run ("" for a fork or a top-level run).
+    parent_node: str
     forked_at_seq: int | None
     batch: int | None
     error: str
@@ -164,6 +166,7 @@ class RunOut(RunSummaryOut):
     plan: dict[str, Any]
     steps: list[StepOut]
     forks: list[int]
+    children: list[int]
     active_nodes: list[str]
     # node path -> done | running | waiting | failed | skipped | pending
     node_states: dict[str, str]

@@ -39,6 +39,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "position": run.position,
         "requester": run.requester.get_username() if run.requester_id else None,
         "parent": run.parent_id,
+        "parent_node": run.parent_node,
         "forked_at_seq": run.forked_at_seq,
         "batch": run.batch_id,
         "error": redact(run.error),
@@ -75,7 +76,14 @@ def run_detail(run: Run) -> dict[str, Any]:
         "context": redact(run.context),
         "plan": run.plan,
         "steps": steps,
-        "forks": list(run.forks.order_by("id").values_list("id", flat=True)),
+        "forks": list(
+            run.forks.filter(forked_at_seq__isnull=False)
+            .order_by("id")
+            .values_list("id", flat=True)
+        ),
+        "children": list(
+            run.forks.exclude(parent_node="").order_by("id").values_list("id", flat=True)
+        ),
         "active_nodes": active_nodes(run),
         "node_states": node_states(run, steps),
         "decisions": redact((run.graph or {}).get("decisions") or {}),
@@ -113,9 +121,9 @@ def node_states(run: Run, steps: list[dict] | None = None) -> dict[str, str]:
     for node_path, node_id, state in decided:
         if (state or {}).get("purpose") in ("approval_node", "input_node"):
             states[node_path or node_id] = "done"
-    taken = Event.objects.filter(run=run, type__in=("branch.taken", "block.finished")).values_list(
-        "data", flat=True
-    )
+    taken = Event.objects.filter(
+        run=run, type__in=("branch.taken", "block.finished", "child.finished")
+    ).values_list("data", flat=True)
     for data in taken:
         states[data.get("node_path") or data.get("node", "")] = "done"
     from workflows.engine.blocks import active_paths

@@ -61,6 +61,10 @@ def set_status(run: Run, target: str) -> str:
     if target in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED):
         run.finished_at = timezone.now()
         run.lease_owner, run.lease_expires_at = "", None
+        if run.parent_node:
+            from workflows.engine.children import child_ended
+
+            child_ended(run)  # its parent waits on it: wake it after this commit
     return source
 
 
@@ -264,6 +268,10 @@ def run_create(
     if errors:
         raise PlanInvalid(errors)
     assert plan is not None
+    # Each child's version is pinned now: the parent runs what was validated.
+    from workflows.engine.children import pin_versions
+
+    plan = pin_versions(plan)
     # A bare plan was written by a planner or an integration, not by someone
     # who authored a stored workflow: unless every action is low-risk, a
     # person other than its requester reviews it first, whatever the mode.
@@ -328,8 +336,16 @@ def run_cancel(*, run_id: int, actor: Any, reason: str = "") -> Run:
             data={"from": source, "reason": reason, "node": run.current_node},
         )
         hooks.close_requests(run=run, actor=actor, reason=f"run cancelled: {reason}".strip())
+        _cancel_children(run, actor=actor, reason=reason or "cancelled")
         run.save_state()
     return run
+
+
+def _cancel_children(run: Run, *, actor: Any, reason: str) -> None:
+    """Cancel a run's child runs (and theirs) in the caller's transaction."""
+    from workflows.engine.children import cancel_children
+
+    cancel_children(run, actor=actor, reason=reason)
 
 
 def run_fail(*, run: Run, actor: Any, error: str, node: str = "") -> None:
@@ -344,6 +360,7 @@ def run_fail(*, run: Run, actor: Any, error: str, node: str = "") -> None:
         data={"from": source, "error": error, "node": node or run.current_node},
     )
     hooks.close_requests(run=run, actor=actor, reason=error)
+    _cancel_children(run, actor=actor, reason=f"failed: {error}"[:500])
     run.save_state()
 
 

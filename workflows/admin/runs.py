@@ -214,11 +214,15 @@ class RunAdmin(ReadOnlyAdminMixin, TimeMachineMixin, admin.ModelAdmin):
     def error_text(self, run: Run) -> str:
         return redact(run.error)
 
-    @admin.display(description="Forked from")
+    @admin.display(description="Forked from / part of")
     def parent_link(self, run: Run) -> SafeString | str:
         if run.parent_id is None:
             return "—"
         url = reverse("admin:workflows_run_change", args=[run.parent_id])
+        if run.forked_at_seq is None:  # a child run of a `type: workflow` node
+            return format_html(
+                '<a href="{}">Run {}</a> (its node {})', url, run.parent_id, run.parent_node
+            )
         state = reverse("admin:workflows_run_state", args=[run.parent_id, run.forked_at_seq])
         return format_html(
             '<a href="{}">Run {}</a> (<a href="{}">its state at event {}</a>)',

@@ -45,7 +45,11 @@ class TimeMachineMixin:
 
     @staticmethod
     def forks_links(run: Run) -> SafeString | str:
-        children = list(run.forks.order_by("id").values_list("id", "forked_at_seq"))
+        children = list(
+            run.forks.filter(forked_at_seq__isnull=False)
+            .order_by("id")
+            .values_list("id", "forked_at_seq")
+        )
         if not children:
             return "—"
         return format_html_join(

@@ -258,4 +258,6 @@ def runs_requeue_stale() -> int:
                 continue
             transaction.on_commit(lambda rid=run_id: enqueue_advance(rid))
             count += 1
-    return count
+    from workflows.engine.children import wake_stale_parents
+
+    return count + quietly(wake_stale_parents, default=0)

@@ -74,6 +74,14 @@ def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
                 return outcome
             new_position = True
             continue
+        if kind == "workflow":
+            from workflows.engine import children
+
+            outcome = children.decide_child(run, node, owner)
+            if outcome is not children.NEXT:
+                return outcome
+            new_position = True
+            continue
         if kind != "branch":
             return _decide_node(run, node, owner, new_position=new_position)
         try:
@@ -358,18 +366,23 @@ def _ask_gate_again(run: Run, gate: dict, node: dict, *, reason: str) -> None:
         data={
             "gate": gate["id"],
             "node": node["id"],
-            "forked_from": run.parent_id,
+            "forked_from": run.parent_id if run.forked_at_seq is not None else None,
             "reason": reason,
         },
     )
-    forked = f" (this run was forked from run {run.parent_id})" if run.parent_id else ""
+    forked = (
+        f" (this run was forked from run {run.parent_id})"
+        if run.parent_id and run.forked_at_seq is not None
+        else ""
+    )
+    what = node.get("action") or f"workflow {node.get('workflow')}"
     pause(
         run,
         purpose="gate_again",
         kind="approval",
         title=_text(gate["title"], flow.scope(run)),
         description=(
-            f"Asked again before {node['id']} ({node['action']}): {reason}"
+            f"Asked again before {node['id']} ({what}): {reason}"
             f"{forked}. Review the parameters below."
             + (f"\n\n{gate['description']}" if gate.get("description") else "")
         ),
