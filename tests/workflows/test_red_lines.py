@@ -213,12 +213,26 @@ def test_values_from_the_context_meet_the_red_lines_again_in_the_runner(
     escape: Path, workspace: Path, operator, reviewer
 ) -> None:
     """A reference is checked once rendered: the context cannot smuggle a path out."""
+    # Given at the start, the path is refused before a run exists, beside its field.
+    with pytest.raises(PlanInvalid) as refused:
+        run_create(
+            mode="autonomous",
+            requester=operator,
+            plan=plan(node("files.cleanup", path="{{ folder }}")),
+            context={"folder": str(escape)},
+        )
+    assert [
+        (e.field, "outside the allowed file roots" in e.message) for e in refused.value.errors
+    ] == [("context.folder", True)]
+    # A value that reaches the context another way (an earlier step's output,
+    # a hand-edited row) still meets the red line in the runner.
     run = run_create(
         mode="autonomous",
         requester=operator,
         plan=plan(node("files.cleanup", path="{{ folder }}")),
-        context={"folder": str(escape)},
+        context={"folder": str(workspace)},
     )
+    Run.objects.filter(pk=run.pk).update(context={"folder": str(escape)})
     # A bare plan with a high-risk action is reviewed first, even autonomous;
     # the reviewer approves it and the runner still refuses the rendered path.
     run_advance(run_id=run.pk)
