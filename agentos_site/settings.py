@@ -267,18 +267,31 @@ AGENTOS_AUDIT_CHECKPOINT_DIR = Path(
 ).resolve()
 AGENTOS_AUDIT_CHECKPOINT_MINUTES = env_int("AGENTOS_AUDIT_CHECKPOINT_MINUTES", 1, 1, 60)
 
+
 # Live status (Django Channels). With REDIS_URL workers publish to Redis
 # directly; without it the web process relays new events from the database
 # to its in-memory layer every AGENTOS_LIVE_POLL_S seconds (no extra server).
+def redis_channel_layer(url: str, prefix: str) -> dict:
+    """The Redis channel layer's settings.
+
+    A consumer waits for its next message with BZPOPMIN for 5 s
+    (channels_redis' brpop_timeout), and redis-py reads every reply within
+    its socket timeout, 5 s by default: on a busy machine the read gave up
+    just before the empty reply came, and the TimeoutError ended the
+    consumer (its websocket went deaf). Reads wait longer than the pop.
+    """
+    return {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [{"address": url, "socket_timeout": 30, "socket_connect_timeout": 5}],
+            "prefix": prefix,
+        },
+    }
+
+
 if REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [REDIS_URL],
-                "prefix": env_str("AGENTOS_CHANNEL_PREFIX", "agentos"),
-            },
-        }
+        "default": redis_channel_layer(REDIS_URL, env_str("AGENTOS_CHANNEL_PREFIX", "agentos"))
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -13,6 +13,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 
+from agentos_site.settings import redis_channel_layer
 from tests.approvals.test_consumers import connect
 from tests.support.fixtures import ROOT, worker_env
 
@@ -39,12 +40,7 @@ def redis_layer(settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """Switch this process to the Redis layer under a prefix of its own."""
     prefix = f"agentos-test-{uuid.uuid4().hex[:12]}"  # other test runs share this Redis
     settings.REDIS_URL = REDIS_URL
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": prefix},
-        }
-    }
+    settings.CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL, prefix)}
     channel_layers.backends.clear()
     yield prefix
     channel_layers.backends.clear()
@@ -72,3 +68,17 @@ async def test_a_worker_process_publishes_through_redis(gated_run, reviewer, red
     assert message["event"]["seq"] == run.last_seq + 1
     assert message["run"]["status"] == "cancelled"
     await communicator.disconnect()
+
+
+async def test_the_layer_reads_longer_than_a_consumer_waits_for_its_next_message() -> None:
+    """A consumer's BZPOPMIN (brpop_timeout) must end before redis-py stops reading.
+
+    With redis-py's default 5 s socket timeout and channels_redis' 5 s pop,
+    an idle consumer on a busy machine met a TimeoutError and went deaf.
+    """
+    from channels_redis.core import RedisChannelLayer
+
+    layer = RedisChannelLayer(**redis_channel_layer(REDIS_URL, "agentos-check")["CONFIG"])
+    pool = layer.create_pool(0)
+    assert pool.connection_kwargs["socket_timeout"] >= 3 * layer.brpop_timeout
+    assert pool.connection_kwargs["socket_connect_timeout"] == 5
