@@ -155,7 +155,7 @@ def run_child(label: str, database_url: str | None, args: argparse.Namespace) ->
     var = Path(tempfile.mkdtemp(prefix="agentos-bench-scale-"))
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "agentos_site.settings",
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
         "AGENTOS_VAR_DIR": str(var),
         "AGENTOS_FILES_ROOTS": str(var / "workspace"),
         "DJANGO_SECRET_KEY": "bench-only",

@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+from agentos_site.correlation import outgoing_headers
+
 logger = logging.getLogger(__name__)
 
 # Errors Slack reports that a later attempt may not meet; the others (a
@@ -47,14 +49,21 @@ class SlackClient:
             timeout_s=timeout_s,
         )
 
-    def call(self, method: str, **body: Any) -> dict[str, Any]:
+    def call(self, method: str, *, correlation_id: str = "", **body: Any) -> dict[str, Any]:
         """POST ``body`` (JSON, or form fields) to ``method``; return Slack's
-        answer or raise ``SlackError``."""
+        answer or raise ``SlackError``.
+
+        The call carries the run's correlation id (X-Correlation-ID), or the
+        one bound to this request or task, as webhooks and actions do.
+        """
         encoded = {"data": body} if method in FORM_METHODS else {"json": body}
         try:
             response = _http().post(
                 f"{self.api_url}/{method}",
-                headers={"Authorization": f"Bearer {self.token}"},
+                headers={
+                    **outgoing_headers(correlation_id or None),
+                    "Authorization": f"Bearer {self.token}",
+                },
                 timeout=self.timeout_s,
                 **encoded,
             )

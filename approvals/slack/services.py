@@ -105,11 +105,25 @@ def message_sync(*, request_id: int, post: bool = False) -> str:
         if msg.ts and shown == msg.shown:
             return outcome
         client = SlackClient.from_settings()
+        run_id = str(request.run.correlation_id)
         try:
             if msg.ts:
-                client.call("chat.update", channel=msg.channel, ts=msg.ts, text=text, blocks=body)
+                client.call(
+                    "chat.update",
+                    channel=msg.channel,
+                    ts=msg.ts,
+                    text=text,
+                    blocks=body,
+                    correlation_id=run_id,
+                )
             else:
-                data = client.call("chat.postMessage", channel=msg.channel, text=text, blocks=body)
+                data = client.call(
+                    "chat.postMessage",
+                    channel=msg.channel,
+                    text=text,
+                    blocks=body,
+                    correlation_id=run_id,
+                )
                 # chat.update needs the channel's id, not the #name posted to.
                 msg.ts, msg.channel = (
                     str(data.get("ts", "")),

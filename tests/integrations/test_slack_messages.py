@@ -55,6 +55,9 @@ def test_a_request_is_posted_with_what_approving_lets_run(slack, operator) -> No
     assert buttons[2]["url"].endswith(f"/inbox/requests/{request.pk}/")
     msg.refresh_from_db()
     assert msg.ts and msg.channel == "CAPPROVALS"  # the channel id Slack answered
+    # The post carries the run's correlation id, as webhooks and actions do.
+    sent = [c for c in slack.calls if c["method"] == "chat.postMessage"]
+    assert [c["correlation_id"] for c in sent] == [str(run.correlation_id)]
     # Nothing changed: no second call.
     assert message_sync(request_id=request.pk) == "unchanged"
 

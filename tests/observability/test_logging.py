@@ -119,3 +119,12 @@ def test_a_worker_logs_json_with_the_run_and_its_actions_send_its_correlation_id
     assert advanced and advanced[0]["run_id"] == run.pk
     assert advanced[0]["correlation_id"] == str(run.correlation_id)
     assert all({"at", "level", "logger", "message"} <= set(x) for x in lines)
+    # The step's own lines name its node path, beside the run and its id.
+    step = [x for x in lines if x.get("node_path") == "call"]
+    assert [x["message"] for x in step] == [
+        f"run {run.pk}: step call (api.request, attempt 1) started",
+        f"run {run.pk}: step call (api.request) succeeded",
+    ]
+    assert {(x["run_id"], x["correlation_id"]) for x in step} == {
+        (run.pk, str(run.correlation_id))
+    }

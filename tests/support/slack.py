@@ -119,7 +119,12 @@ class FakeSlack:
                     else:
                         status, headers, answer = 200, {}, fake.answer(method, body)
                     fake.calls.append(
-                        {"method": method, "body": body, "ok": bool(answer.get("ok"))}
+                        {
+                            "method": method,
+                            "body": body,
+                            "ok": bool(answer.get("ok")),
+                            "correlation_id": self.headers.get("X-Correlation-ID", ""),
+                        }
                     )
                 data = json.dumps(answer).encode()
                 self.send_response(status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agentos_common.redaction import scrub_secrets_in
+from agentos_site import correlation
 from executors.base import ActionContext
 from executors.runner import ActionResult, scrub
 from workflows import drain, executor_config
@@ -33,6 +35,8 @@ from workflows.models import Run, Step
 from workflows.reconnect import lease_heartbeat
 from workflows.services import apply_outputs
 from workflows.states import TERMINAL, RunStatus, StepStatus
+
+logger = logging.getLogger(__name__)
 
 
 def _evidence_path(run_id: int, step_id: int) -> Path:
@@ -57,7 +61,28 @@ def execute(
     runner: Any = None,
     heartbeat: Any = None,
 ) -> ActionResult:
-    """Run a launch's action on `runner` (this process's own by default)."""
+    """Run a launch's action on `runner` (this process's own by default).
+
+    Its log lines carry the run, the node's path and the correlation id
+    (AGENTOS_LOG_FORMAT=json); lanes of a block log from their own threads.
+    """
+    path = launch.node_path or launch.node["id"]
+    with correlation.bound(
+        correlation_id=launch.correlation_id, run_id=launch.run_id, node_path=path
+    ):
+        logger.info(
+            "run %s: step %s (%s, attempt %s) started",
+            launch.run_id,
+            path,
+            launch.action,
+            launch.attempt,
+        )
+        result = _execute(launch, owner, runner=runner, heartbeat=heartbeat)
+        logger.info("run %s: step %s (%s) %s", launch.run_id, path, launch.action, result.status)
+        return result
+
+
+def _execute(launch: Launch, owner: str, *, runner: Any, heartbeat: Any) -> ActionResult:
     clear = launch.clearance
     ctx = ActionContext(
         run_id=launch.run_id,
