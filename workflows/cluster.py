@@ -148,8 +148,12 @@ class WorkerSentinel(Sentinel):
         super().__init__(stop_event, start_event, cluster_id, broker, timeout, start=False)
         # Upstream sets SIGTERM back to its default here; the pusher, the
         # monitor and the workers forked below inherit whatever we choose.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _deaf()
+        # ...and keep them so: a fork-time hook of another library (coverage's
+        # SIGTERM saver, under test) may install its own handler in each
+        # child, which would then act on a signal meant for the main process.
+        # Hooks run in the order they were registered, so this one runs last.
+        os.register_at_fork(after_in_child=_deaf)
         if start:
             self.start()
 
@@ -172,6 +176,12 @@ class WorkerSentinel(Sentinel):
             process.kill()
             process.join(5)
         super().reincarnate(process)
+
+
+def _deaf() -> None:
+    """Ignore SIGTERM and SIGINT: the main process orders the stop."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker(task_queue: Any, result_queue: Any, timer: Any, timeout: int | None) -> None:
