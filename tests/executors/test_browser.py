@@ -17,7 +17,7 @@ from executors.base import ActionFailed
 from executors.runner import Runner
 from portals.models import Employee, HardwareOrder, ITAccount
 from tests.executors._procs import is_gone
-from tests.support.portal_fixtures import chromium_family, spare_chromium
+from tests.support.portal_fixtures import chromium_family, parent_of, spare_chromium
 from tests.support.waiting import wait_for
 from workflows import executor_config
 
@@ -63,6 +63,23 @@ def is_browser(cmd: str) -> bool:
     return "--type=" not in cmd and "crashpad" not in cmd.split(" ", 1)[0]
 
 
+def browsers_in(seen: dict[int, tuple[str, int | None]]) -> set[int]:
+    """The browser processes among ``seen`` (pid -> command line, parent).
+
+    A process Chromium has forked but not yet exec'd still carries the
+    browser's command line; its parent is a Chromium process, while the
+    browser's own parent is Playwright's driver.
+    """
+    return {pid for pid, (cmd, parent) in seen.items() if is_browser(cmd) and parent not in seen}
+
+
+def watch_chromium(zygote: int | None, into: dict[int, tuple[str, int | None]]) -> bool:
+    """Heartbeat: add the Chromium of the zygote's actions to ``into``."""
+    for pid, cmd in chromium_family(zygote).items():
+        into.setdefault(pid, (cmd, parent_of(pid)))
+    return True
+
+
 def test_each_action_gets_its_own_browser_started_ahead_of_its_request(run_action) -> None:
     """A spare child starts Chromium before the request; the action uses that
     browser, never one another action used, and it ends with the action."""
@@ -77,17 +94,12 @@ def test_each_action_gets_its_own_browser_started_ahead_of_its_request(run_actio
             message="a pre-started browser",
         )
         ahead = set(spare_chromium(zygote))
-        mine: dict[int, str] = {}
-
-        def watch(into: dict[int, str] = mine) -> bool:
-            into.update(chromium_family(zygote))
-            return True
-
+        mine: dict[int, tuple[str, int | None]] = {}
         result = run_action(
             "hr.create_employee",
             {**ADA, "name": f"Ada {key}"},
             key=key,
-            heartbeat=watch,
+            heartbeat=lambda into=mine: watch_chromium(zygote, into),
             heartbeat_every_s=0.02,
         )
         assert result.status == "succeeded", (result.error, result.log)
@@ -95,10 +107,10 @@ def test_each_action_gets_its_own_browser_started_ahead_of_its_request(run_actio
         assert mine, "the action's Chromium was never seen"
         # Renderers start with the page; the browser process itself is the
         # one the spare started before the request.
-        browsers = {pid for pid, cmd in mine.items() if is_browser(cmd)}
+        browsers = browsers_in(mine)
         assert browsers and browsers <= ahead, (
             "the action started its own browser",
-            {pid: mine[pid][:200] for pid in browsers},
+            {pid: (mine[pid][0][:200], mine[pid][1]) for pid in browsers},
         )
         assert all(is_gone(pid) for pid in mine), "the action's browser outlived it"
         seen.append(mine)
@@ -118,7 +130,8 @@ def test_a_pool_of_browsers_fills_while_idle_and_serves_actions_in_a_row(
     )
 
     def ready_browsers() -> set[int]:
-        return {pid for pid, cmd in spare_chromium(pool.zygote_pid).items() if is_browser(cmd)}
+        spares = spare_chromium(pool.zygote_pid)
+        return browsers_in({pid: (cmd, parent_of(pid)) for pid, cmd in spares.items()})
 
     try:
         first = run_action("hr.create_employee", ADA, key="pool-0", runner=pool)
@@ -133,23 +146,18 @@ def test_a_pool_of_browsers_fills_while_idle_and_serves_actions_in_a_row(
         ahead = set(spare_chromium(pool.zygote_pid))
         used: set[int] = set()
         for key in ("pool-1", "pool-2"):
-            mine: dict[int, str] = {}
-
-            def watch(into: dict[int, str] = mine) -> bool:
-                into.update(chromium_family(pool.zygote_pid))
-                return True
-
+            mine: dict[int, tuple[str, int | None]] = {}
             result = run_action(
                 "hr.create_employee",
                 {**ADA, "name": f"Ada {key}"},
                 key=key,
                 runner=pool,
-                heartbeat=watch,
+                heartbeat=lambda into=mine: watch_chromium(pool.zygote_pid, into),
                 heartbeat_every_s=0.02,
             )
             assert result.status == "succeeded", (result.error, result.log)
             assert "pre-started ahead of the request" in result.log
-            browsers = {pid for pid, cmd in mine.items() if is_browser(cmd)}
+            browsers = browsers_in(mine)
             assert browsers and browsers <= ahead, "the action started its own browser"
             assert not browsers & used, "two actions shared a browser"
             used |= browsers

@@ -17,7 +17,14 @@ import pytest
 from executors.base import ActionContext
 from executors.runner import ActionResult, Runner
 
-__all__ = ["chromium_family", "portals", "run_action", "spare_children", "spare_chromium"]
+__all__ = [
+    "chromium_family",
+    "parent_of",
+    "portals",
+    "run_action",
+    "spare_children",
+    "spare_chromium",
+]
 
 
 @pytest.fixture
@@ -127,7 +134,7 @@ def _is_spare(pid: int | None) -> bool:
 def _child_of(pid: int, zygote_pid: int | None) -> int | None:
     """Return the zygote's child that ``pid`` descends from."""
     for _ in range(64):
-        ppid = _parent(pid)
+        ppid = parent_of(pid)
         if ppid is None or ppid <= 1:
             return None
         if ppid == zygote_pid:
@@ -136,7 +143,8 @@ def _child_of(pid: int, zygote_pid: int | None) -> int | None:
     return None
 
 
-def _parent(pid: int) -> int | None:
+def parent_of(pid: int) -> int | None:
+    """Return the parent of ``pid``, or None once it is gone."""
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
