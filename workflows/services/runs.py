@@ -1,4 +1,4 @@
-"""Every change to workflows and runs: one function, one transaction, its events."""
+"""Runs: create, cancel, fail, reroute and resume them; their status and lock."""
 
 from __future__ import annotations
 
@@ -6,25 +6,19 @@ import copy
 import logging
 from typing import Any
 
-import jsonschema
 from django.db import transaction
 from django.utils import timezone
 
 from agentos_common import limits
-from agentos_common.nul import NUL_MESSAGE, first_nul
 from workflows import executor_config, hooks, plan_review
 from workflows.context_policy import context_policy_errors
-from workflows.events import event_append, system_event_append
+from workflows.events import event_append
 from workflows.exceptions import RunNotFound
-from workflows.models import Run, Step, Workflow, WorkflowVersion
-from workflows.plans import PlanError, PlanInvalid, validate_plan, validate_spec
-from workflows.states import (
-    RunMode,
-    RunStatus,
-    StepStatus,
-    check_transition,
-    mode_refusal,
-)
+from workflows.models import Run, Step, Workflow
+from workflows.plans import PlanError, PlanInvalid, validate_plan
+from workflows.services.context import _context_errors, merge_values
+from workflows.services.steps import step_mark_done
+from workflows.states import RunMode, RunStatus, check_transition, mode_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -66,143 +60,6 @@ def set_status(run: Run, target: str) -> str:
 
             child_ended(run)  # its parent waits on it: wake it after this commit
     return source
-
-
-# --- workflows ---------------------------------------------------------------
-
-
-def _check_self_approval(actor: Any, before: bool, after: bool) -> None:
-    """Refuse a change of `allow_self_approval` by someone without its permission."""
-    from agentos_site import policy
-
-    if before != after and not policy.allows(actor, policy.WORKFLOWS_SELF_APPROVAL):
-        raise PlanInvalid(
-            [
-                PlanError(
-                    "",
-                    "allow_self_approval",
-                    f"changing allow_self_approval needs the permission "
-                    f"{policy.WORKFLOWS_SELF_APPROVAL}; leave it {str(before).lower()}",
-                )
-            ]
-        )
-
-
-def _self_approval_event(*, workflow: Workflow, actor: Any, before: bool, after: bool) -> None:
-    if before != after:
-        system_event_append(
-            type="workflow.self_approval_changed",
-            actor=actor,
-            data={
-                "workflow": workflow.slug,
-                "version": workflow.version,
-                "before": before,
-                "after": after,
-            },
-        )
-
-
-def workflow_create(*, raw_spec: Any, source: str = "", actor: Any = None) -> Workflow:
-    """Validate a spec and store it as version 1 of a new workflow."""
-    spec = validate_spec(
-        raw_spec, registry=executor_config.registry(), policy=executor_config.policy()
-    )
-    if Workflow.objects.filter(slug=spec.slug).exists():
-        raise PlanInvalid([PlanError("", "slug", f"a workflow {spec.slug!r} already exists")])
-    _check_self_approval(actor, False, spec.allow_self_approval)
-    data = spec.model_dump(mode="json")
-    with transaction.atomic():
-        workflow = Workflow.objects.create(
-            slug=spec.slug,
-            title=spec.title,
-            description=spec.description,
-            spec=data,
-            source=source,
-            version=1,
-            created_by=actor,
-        )
-        WorkflowVersion.objects.create(
-            workflow=workflow, version=1, spec=data, source=source, created_by=actor
-        )
-        system_event_append(
-            type="workflow.created",
-            actor=actor,
-            data={"workflow": workflow.slug, "version": 1, "spec": data},
-        )
-        _self_approval_event(
-            workflow=workflow, actor=actor, before=False, after=spec.allow_self_approval
-        )
-    return workflow
-
-
-def workflow_update(
-    *, workflow: Workflow, raw_spec: Any, source: str = "", actor: Any = None
-) -> Workflow:
-    """Store a changed spec as a new version; running runs keep theirs."""
-    spec = validate_spec(
-        raw_spec, registry=executor_config.registry(), policy=executor_config.policy()
-    )
-    if spec.slug != workflow.slug:
-        raise PlanInvalid([PlanError("", "slug", "the slug of a workflow cannot change")])
-    data = spec.model_dump(mode="json")
-    with transaction.atomic():
-        locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
-        if data == locked.spec:
-            if source and source != locked.source:
-                Workflow.objects.filter(pk=locked.pk).update(source=source)
-            return locked
-        allowed_before = bool(locked.spec.get("allow_self_approval"))
-        _check_self_approval(actor, allowed_before, spec.allow_self_approval)
-        before = locked.version
-        locked.version = before + 1
-        locked.title, locked.description = spec.title, spec.description
-        locked.spec, locked.source = data, source
-        locked.save()
-        WorkflowVersion.objects.create(
-            workflow=locked, version=locked.version, spec=data, source=source, created_by=actor
-        )
-        system_event_append(
-            type="workflow.updated",
-            actor=actor,
-            data={
-                "workflow": locked.slug,
-                "before": {"version": before},
-                "after": {"version": locked.version, "spec": data},
-            },
-        )
-        _self_approval_event(
-            workflow=locked, actor=actor, before=allowed_before, after=spec.allow_self_approval
-        )
-    return locked
-
-
-# --- runs --------------------------------------------------------------------
-
-
-def missing_required(error: jsonschema.ValidationError) -> list[str]:
-    """Return the property names a `required` validation error is about."""
-    instance = error.instance if isinstance(error.instance, dict) else {}
-    return [name for name in error.validator_value if name not in instance]
-
-
-def _context_errors(schema: dict, context: dict) -> list[PlanError]:
-    if limits.value_depth(context) > limits.MAX_DEPTH:
-        return [PlanError("", "context", str(limits.TooDeep()))]
-    nul = first_nul(context)
-    if nul is not None:
-        return [PlanError("", f"context.{nul}" if nul else "context", NUL_MESSAGE)]
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = []
-    for err in sorted(validator.iter_errors(context), key=lambda e: list(e.path)):
-        if err.validator == "required":
-            for name in missing_required(err):
-                error = PlanError("", f"context.{name}", "this input is required")
-                if error not in errors:
-                    errors.append(error)
-        else:
-            path = ".".join(str(p) for p in err.path)
-            errors.append(PlanError("", f"context.{path}" if path else "context", err.message))
-    return errors
 
 
 def run_create(
@@ -515,55 +372,3 @@ def plan_review_apply(*, run: Run, actor: Any, values: dict, state: dict) -> str
     run.plan = edited
     run.save(update_fields=["plan"])
     return digest
-
-
-def merge_values(context: dict, values: dict) -> None:
-    """Merge submitted values into a context; `a.b` keys set nested values."""
-    for key, value in values.items():
-        target = context
-        *parents, last = key.split(".")
-        for part in parents:
-            if not isinstance(target.get(part), dict):
-                target[part] = {}
-            target = target[part]
-        target[last] = value
-
-
-def apply_outputs(run: Run, node: dict, output: dict) -> dict:
-    """Write a node's declared outputs into the context; return what changed."""
-    changed = {key: output.get(field) for key, field in node.get("outputs", {}).items()}
-    run.context.update(changed)
-    return changed
-
-
-def step_mark_done(*, run: Run, step: Step, output: dict, actor: Any) -> None:
-    """Record a step whose outcome a person confirmed, with the outputs they gave."""
-    node = run.nodes[step.position]
-    missing = [f for f in node.get("outputs", {}).values() if f not in output]
-    if missing:
-        raise PlanInvalid(
-            [
-                PlanError(node["id"], f"values.{name}", "this output is required")
-                for name in missing
-            ]
-        )
-    step.status, step.output = StepStatus.SUCCEEDED, output
-    step.finished_at = step.finished_at or timezone.now()
-    step.error = "marked done by a reviewer"
-    step.save()
-    changed = apply_outputs(run, node, output)
-    event_append(
-        run=run,
-        type="step.marked_done",
-        actor=actor,
-        data={
-            "step": step.pk,
-            "node": step.node_id,
-            "attempt": step.attempt,
-            "output": output,
-            "context": changed,
-        },
-    )
-    from workflows.engine import flow
-
-    flow.move_on(run)
