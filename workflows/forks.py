@@ -15,6 +15,7 @@ from workflows.exceptions import IdempotencyKeyReused
 from workflows.models import Event, Run, Step
 from workflows.plans import PlanError, PlanInvalid
 from workflows.replay import ReplayError, state_at
+from workflows.resume import ResumeGrant
 from workflows.services import (
     _context_errors,
     enqueue_advance,
@@ -126,10 +127,10 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
     nodes = parent.nodes
     position = state.position
     review = position < len(nodes) and _needs_plan_review(parent)
-    clearance = (
-        {"node": nodes[position]["id"], "position": position, "plan_review": plan_review.PENDING}
+    grant = (
+        ResumeGrant(node=nodes[position]["id"], position=position, plan_review=plan_review.PENDING)
         if review
-        else {}
+        else ResumeGrant()
     )
     with transaction.atomic():
         run = Run.objects.create(
@@ -144,7 +145,7 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
             forked_at_seq=at_seq,
             position=position,
             current_node=nodes[position]["id"] if position < len(nodes) else "",
-            clearance=clearance,
+            resume_grant=grant.to_json(),
             graph={
                 key: value
                 for key, value in (("visits", state.visits), ("decisions", state.decisions))

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from workflows.exceptions import EventImmutable
+from workflows.resume import ResumeGrant
 from workflows.states import TERMINAL, RunMode, RunStatus, StepStatus
 
 
@@ -98,12 +99,11 @@ class Run(models.Model):
     context = models.JSONField(default=dict, blank=True)
     position = models.PositiveIntegerField(default=0, help_text="Index of the current node.")
     current_node = models.CharField(max_length=100, blank=True)
-    # What a person decided about the current node that the engine must honour
-    # once: {"node", "position"} and one of "approved": True (a mode gate),
-    # "plan_review": "pending" or the approved plan's digest, "resume": True
-    # with the paused action's "state" and the "values" given, or "retry":
-    # True (an unknown outcome retried). {} when nothing is pending.
-    clearance = models.JSONField(default=dict, blank=True)
+    # What a person decided about the current node that the engine honours
+    # once (approved, retry, resume with the action's state and the values
+    # given, the plan's review): a workflows.resume.ResumeGrant as JSON, {}
+    # when nothing is pending. Read and written through `grant`/`set_grant`.
+    resume_grant = models.JSONField(default=dict, blank=True)
     # The graph's own state: {"visits": {node id: times entered}}.
     graph = models.JSONField(default=dict, blank=True)
     requester = models.ForeignKey(
@@ -187,7 +187,7 @@ class Run(models.Model):
         "context",
         "position",
         "current_node",
-        "clearance",
+        "resume_grant",
         "graph",
         "lease_owner",
         "lease_expires_at",
@@ -198,6 +198,14 @@ class Run(models.Model):
         "last_hash",
         "updated_at",
     )
+
+    @property
+    def grant(self) -> ResumeGrant:
+        """Return what a person decided that the run's next move honours."""
+        return ResumeGrant.from_json(self.resume_grant)
+
+    def set_grant(self, grant: ResumeGrant) -> None:
+        self.resume_grant = grant.to_json()
 
     def save_state(self) -> None:
         """Save the projection of the run's events (status, context, position...)."""

@@ -113,7 +113,7 @@ def test_edited_parameters_are_revalidated_and_the_edited_plan_runs(
         "preview.path": {"before": "Downloads", "after": "Inbox"},
         "apply.path": {"before": "Downloads", "after": "Inbox"},
     }
-    assert run.clearance["plan_digest"] == plan_digest(run.plan)
+    assert run.grant.plan_digest == plan_digest(run.plan)
 
     run = advance(run)
     approval_decide(request_id=pending(run).pk, actor=reviewer, decision="approve")

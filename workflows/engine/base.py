@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from workflows.events import event_append
 from workflows.models import Run, Step
+from workflows.resume import ResumeGrant
 from workflows.services import RunNotFound, lock_run
 from workflows.states import RunStatus, StepStatus
 
@@ -48,7 +49,7 @@ class Launch:
     attempt: int
     idempotency_key: str
     timeout_s: float
-    clearance: dict = field(default_factory=dict)
+    grant: ResumeGrant = field(default_factory=ResumeGrant)
     step: Step | None = None
     # Inside a block: the node's path and its lane's path.
     node_path: str = ""

@@ -32,6 +32,7 @@ from workflows.engine.base import FAILED_ATTEMPT, STOP, Launch, Wait, append_eve
 from workflows.guards import guard_entry, guards_from, still_approved
 from workflows.models import Run, Step
 from workflows.plans import InputNode, PlanError, PlanInvalid, node_fields_schema
+from workflows.resume import ResumeGrant
 from workflows.services import apply_outputs, merge_values, run_fail, set_status
 from workflows.states import RunMode, RunStatus, StepStatus
 from workflows.templating import render
@@ -676,7 +677,7 @@ def _lane_action(
         attempt=attempt,
         idempotency_key=key,
         timeout_s=float(node.get("timeout_s") or action.default_timeout_s),
-        clearance=clear,
+        grant=ResumeGrant.from_json(clear),
         step=step,
         node_path=path,
         lane=lane["path"],

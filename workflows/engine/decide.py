@@ -19,16 +19,16 @@ from workflows.guards import (
 )
 from workflows.models import Run, Step
 from workflows.plans import InputNode, node_fields_schema
+from workflows.resume import ResumeGrant
 from workflows.services import run_fail, set_status
 from workflows.states import RunMode, RunStatus, StepStatus
 from workflows.templating import is_exact_reference, render
 
 
-def _clearance(run: Run) -> dict:
-    clear = run.clearance or {}
-    if clear.get("node") == run.current_node and clear.get("position") == run.position:
-        return clear
-    return {}
+def _grant(run: Run) -> ResumeGrant:
+    """Return the run's grant if it is about its current node, else an empty one."""
+    grant = run.grant
+    return grant if grant.at(run.current_node, run.position) else ResumeGrant()
 
 
 def _needs_review(mode: str, risk: str) -> bool:
@@ -146,8 +146,8 @@ def _ask_options(node: dict) -> dict:
 
 def _plan_review_pending(run: Run) -> bool:
     """Pause for the plan's review, or stop a run whose approved plan changed."""
-    clear = run.clearance or {}
-    if clear.get("plan_review") == plan_review.PENDING:
+    grant = run.grant
+    if grant.plan_review == plan_review.PENDING:
         digest = plan_review.plan_digest(run.plan)
         pause(
             run,
@@ -163,7 +163,7 @@ def _plan_review_pending(run: Run) -> bool:
             },
         )
         return True
-    approved = clear.get("plan_digest")
+    approved = grant.plan_digest
     if approved and approved != plan_review.plan_digest(run.plan):
         run_fail(run=run, actor=None, error="the plan differs from the one approved")
         return True
@@ -190,7 +190,7 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
             fields=fields,
         )
         return STOP
-    clear = _clearance(run)
+    clear = _grant(run)
     # A step behind a gate runs only on an approval of that gate in this very
     # run (a fork that starts past its parent's gate has none of its own).
     gates = [run.nodes[index] for index in governing_gates(run.nodes, run.position)]
@@ -205,7 +205,7 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
         if gate_node is not None:
             _ask_gate_again(run, gate_node, node, reason="no approval of this gate in this run")
             return STOP
-    if _needs_review(run.mode, action.risk) and not clear.get("approved"):
+    if _needs_review(run.mode, action.risk) and not clear.approved:
         pause(
             run,
             purpose="mode_gate",
@@ -224,7 +224,7 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
         if _may_be_guarded(run, clear)
         else None
     )
-    answered = tuple(clear.get("values") or ()) if clear.get("resume") else ()
+    answered = tuple(clear.values) if clear.resume else ()
     matches, current = (
         still_approved(approved, node, flow.scope(run), answered=answered)
         if approved is not None
@@ -271,10 +271,10 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
     last = steps[-1] if steps else None
     granted = False
     if last is not None and last.status in (StepStatus.RUNNING, StepStatus.UNKNOWN):
-        if clear.get("retry"):
+        if clear.retry:
             # A person checked the system and asked for another attempt.
             granted = True
-            run.clearance = {**clear, "retry": False}
+            run.set_grant(clear.with_(retry=False))
         elif not action.idempotent:
             outcome_unknown(run, node, last)
             return STOP
@@ -342,7 +342,7 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
         attempt=attempt,
         idempotency_key=key,
         timeout_s=timeout,
-        clearance=clear,
+        grant=clear,
         step=step,
         correlation_id=str(run.correlation_id or ""),
     )
@@ -394,15 +394,15 @@ def _ask_gate_again(run: Run, gate: dict, node: dict, *, reason: str) -> None:
     )
 
 
-def _may_be_guarded(run: Run, clear: dict) -> bool:
+def _may_be_guarded(run: Run, clear: ResumeGrant) -> bool:
     """Return whether a person may have approved this step's parameters.
 
     Only a gate records what it lets run: an approval node earlier in the
     plan, or the mode's review of this very step (which leaves `approved` in
-    the clearance). Without either there is no approval to look up, and a
+    the grant). Without either there is no approval to look up, and a
     plain run's steps skip that query.
     """
-    if clear.get("approved"):
+    if clear.approved:
         return True
     nodes = run.nodes
     # With jumps, a gate later in the list may lead back here.

@@ -13,6 +13,7 @@ from typing import Any
 from workflows import graph
 from workflows.engine.base import append_event
 from workflows.models import Run
+from workflows.resume import ResumeGrant
 from workflows.services import run_fail
 from workflows.templating import render
 
@@ -38,7 +39,7 @@ def move_to(run: Run, position: int, *, actor: Any = None) -> bool:
     """
     nodes = run.nodes
     run.position = position
-    run.clearance = {}
+    run.set_grant(ResumeGrant())
     if position >= len(nodes):
         run.current_node = ""
         return True

@@ -83,7 +83,7 @@ def execute(
 
 
 def _execute(launch: Launch, owner: str, *, runner: Any, heartbeat: Any) -> ActionResult:
-    clear = launch.clearance
+    grant = launch.grant
     ctx = ActionContext(
         run_id=launch.run_id,
         step_id=launch.step_id,
@@ -100,8 +100,8 @@ def _execute(launch: Launch, owner: str, *, runner: Any, heartbeat: Any) -> Acti
         portal_base_url=settings.AGENTOS_PORTAL_BASE_URL,
         browser_executable=settings.AGENTOS_BROWSER_EXECUTABLE,
         secrets=executor_config.secrets_for(launch.action, launch.params),
-        resume_state=clear.get("state") if clear.get("resume") else None,
-        resume_values=clear.get("values") if clear.get("resume") else None,
+        resume_state=grant.state if grant.resume else None,
+        resume_values=grant.values if grant.resume else None,
         correlation_id=launch.correlation_id,
     )
     every = max(0.2, min(5.0, settings.AGENTOS_LEASE_SECONDS / 3))

@@ -16,6 +16,7 @@ from workflows.events import event_append
 from workflows.exceptions import RunNotFound
 from workflows.models import Run, Step, Workflow
 from workflows.plans import PlanError, PlanInvalid, validate_plan
+from workflows.resume import ResumeGrant
 from workflows.services.context import _context_errors, merge_values
 from workflows.services.steps import step_mark_done
 from workflows.states import RunMode, RunStatus, check_transition, mode_refusal
@@ -135,10 +136,10 @@ def run_create(
     review = (review_plan and mode != RunMode.AUTONOMOUS) or (
         workflow is None and plan_review.needs_person(plan, executor_config.registry())
     )
-    clearance = (
-        {"node": plan["nodes"][0]["id"], "position": 0, "plan_review": plan_review.PENDING}
+    grant = (
+        ResumeGrant(node=plan["nodes"][0]["id"], position=0, plan_review=plan_review.PENDING)
         if review
-        else {}
+        else ResumeGrant()
     )
     with transaction.atomic():
         run = Run.objects.create(
@@ -154,7 +155,7 @@ def run_create(
             request_digest=request_digest,
             batch=batch,
             schedule=schedule,
-            clearance=clearance,
+            resume_grant=grant.to_json(),
         )
         event_append(
             run=run,
@@ -272,36 +273,29 @@ def run_continue(
     source = set_status(run, RunStatus.QUEUED)
     if purpose in ("approval_node", "input_node", "missing", "action_input"):
         merge_values(run.context, values)
-    previous = run.clearance or {}
-    clear = (
-        previous
-        if (previous.get("node"), previous.get("position")) == (node_id, position)
-        else {"node": node_id, "position": position}
-    )
+    grant = run.grant.for_node(node_id, position)
     if purpose in ("approval_node", "input_node"):
         from workflows.engine import flow
 
         flow.move_on(run)
-        clear = {}
+        grant = ResumeGrant()
     elif purpose == "mode_gate":
-        clear = {**clear, "approved": True}
+        grant = grant.with_(approved=True)
     elif purpose == "plan_review":
-        clear = {
-            "node": node_id,
-            "position": position,
-            "plan_digest": plan_review_apply(
-                run=run, actor=actor, values=values, state=state or {}
-            ),
-        }
+        grant = ResumeGrant(
+            node=node_id,
+            position=position,
+            plan_digest=plan_review_apply(run=run, actor=actor, values=values, state=state or {}),
+        )
     elif purpose == "action_input":
-        clear = {**clear, "resume": True, "state": state or {}, "values": values}
+        grant = grant.with_(resume=True, state=state or {}, values=values)
     elif purpose == "unknown_outcome" and resolution == "retry":
-        clear = {**clear, "retry": True}
+        grant = grant.with_(retry=True)
     elif purpose == "unknown_outcome" and resolution == "mark_done":
         step = Step.objects.select_for_update().get(pk=step_id, run=run)
         step_mark_done(run=run, step=step, output=values, actor=actor)
-        clear = {}
-    run.clearance = clear
+        grant = ResumeGrant()
+    run.set_grant(grant)
     run.current_node = run.nodes[run.position]["id"] if run.position < len(run.nodes) else ""
     event_append(
         run=run,
