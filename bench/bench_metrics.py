@@ -20,16 +20,14 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_scale import _postgres_database, pct
+from bench.common import on_each_database, pct, seeded_child
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 50.0
@@ -159,42 +157,18 @@ def measure(n: int, steps_per_run: int) -> None:
 
 
 def run_child(label: str, database_url: str | None, args: argparse.Namespace) -> int:
-    var = Path(tempfile.mkdtemp(prefix="agentos-bench-metrics-"))
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "AGENTOS_VAR_DIR": str(var),
-        "AGENTOS_FILES_ROOTS": str(var / "workspace"),
-        "DJANGO_SECRET_KEY": "bench-only",
-        "AGENTOS_AUDIT_KEY": "bench-only-audit-key-0123456789abcdef",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_ALLOWED_HOSTS": "testserver",
-        "AGENTOS_METRICS_TOKEN": TOKEN,
-        "AGENTOS_WEB_HEARTBEAT": "0",
-        "BENCH_RUNS": str(args.runs),
-        "BENCH_EVENTS": str(args.events),
-    }
-    env.pop("REDIS_URL", None)
-    env.pop("DATABASE_URL", None)
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    print(f"{label}: {args.runs} runs, {args.events} events", flush=True)
-    try:
-        return subprocess.call(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                "--n",
-                str(args.n),
-                "--steps",
-                str(args.steps),
-            ],
-            env=env,
-            cwd=ROOT,
-        )
-    finally:
-        subprocess.call(["rm", "-rf", str(var)])
+    return seeded_child(
+        __file__,
+        ["--n", str(args.n), "--steps", str(args.steps)],
+        label=label,
+        database_url=database_url,
+        runs=args.runs,
+        events=args.events,
+        env={
+            "AGENTOS_METRICS_TOKEN": TOKEN,
+            "AGENTOS_WEB_HEARTBEAT": "0",
+        },
+    )
 
 
 def main() -> None:
@@ -209,16 +183,11 @@ def main() -> None:
     if args.child:
         measure(args.n, args.steps)
         return
-    status = run_child("SQLite (embedded default)", None, args)
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith(("postgres://", "postgresql://")) and not args.sqlite_only:
-        name = f"agentos_bench_metrics_{os.getpid()}"
-        try:
-            status |= run_child("PostgreSQL", _postgres_database(url, name, True), args)
-        finally:
-            _postgres_database(url, name, False)
-    else:
-        print("PostgreSQL: skipped (set DATABASE_URL=postgres://... to measure it)")
+    status = on_each_database(
+        lambda label, url: run_child(label, url, args),
+        name="agentos_bench_metrics",
+        sqlite_only=args.sqlite_only,
+    )
     sys.exit(status)
 
 

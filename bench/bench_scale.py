@@ -19,20 +19,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import on_each_database, pct, seeded_child
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 150.0
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def measure(n: int) -> None:
@@ -139,43 +135,16 @@ def measure(n: int) -> None:
     print(f"  {len(pages) - len(missed)} of {len(pages)} pages within {TARGET_MS:.0f} ms (median)")
 
 
-def _postgres_database(url: str, name: str, create: bool) -> str:
-    """Create or drop database `name` on the server of `url`; return its URL."""
-    import psycopg
-
-    parts = urlsplit(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        if create:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
 def run_child(label: str, database_url: str | None, args: argparse.Namespace) -> int:
-    var = Path(tempfile.mkdtemp(prefix="agentos-bench-scale-"))
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "AGENTOS_VAR_DIR": str(var),
-        "AGENTOS_FILES_ROOTS": str(var / "workspace"),
-        "DJANGO_SECRET_KEY": "bench-only",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_ALLOWED_HOSTS": "testserver",
-        "AGENTOS_API_RATE_LIMIT": "0",
-        "BENCH_RUNS": str(args.runs),
-        "BENCH_EVENTS": str(args.events),
-    }
-    env.pop("REDIS_URL", None)
-    env.pop("DATABASE_URL", None)
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    print(f"{label}: {args.runs} runs, {args.events} events", flush=True)
-    try:
-        return subprocess.call(
-            [sys.executable, __file__, "--child", "--n", str(args.n)], env=env, cwd=ROOT
-        )
-    finally:
-        subprocess.call(["rm", "-rf", str(var)])
+    return seeded_child(
+        __file__,
+        ["--n", str(args.n)],
+        label=label,
+        database_url=database_url,
+        runs=args.runs,
+        events=args.events,
+        env={"AGENTOS_API_RATE_LIMIT": "0"},
+    )
 
 
 def main() -> None:
@@ -190,16 +159,11 @@ def main() -> None:
         sys.path.insert(0, str(ROOT))
         measure(args.n)
         return
-    status = run_child("SQLite (embedded default)", None, args)
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith(("postgres://", "postgresql://")) and not args.sqlite_only:
-        name = f"agentos_bench_scale_{os.getpid()}"
-        try:
-            status |= run_child("PostgreSQL", _postgres_database(url, name, True), args)
-        finally:
-            _postgres_database(url, name, False)
-    else:
-        print("PostgreSQL: skipped (set DATABASE_URL=postgres://... to measure it)")
+    status = on_each_database(
+        lambda label, url: run_child(label, url, args),
+        name="agentos_bench_scale",
+        sqlite_only=args.sqlite_only,
+    )
     sys.exit(status)
 
 

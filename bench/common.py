@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,3 +163,83 @@ def machine() -> dict[str, str]:
         "postgresql": _version(["psql", "--version"]),
         "redis": _version(["redis-server", "--version"]),
     }
+
+
+def postgres_database(url: str, name: str, create: bool) -> str:
+    """Create or drop database `name` on the server of `url`; return its URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    parts = urlsplit(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        if create:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def seeded_child(
+    script: str,
+    child_args: list[str],
+    *,
+    label: str,
+    database_url: str | None,
+    runs: int,
+    events: int,
+    env: dict[str, str],
+) -> int:
+    """Run `script --child` on a throwaway installation (bench.settings) that seeds at scale.
+
+    The child migrates and seeds `runs` runs with `events` events (BENCH_RUNS,
+    BENCH_EVENTS) in a var/ of its own, on SQLite or on `database_url`; `env`
+    adds what the benchmark needs. The var/ is removed afterwards.
+    """
+    var = Path(
+        tempfile.mkdtemp(prefix=f"agentos-bench-{Path(script).stem.removeprefix('bench_')}-")
+    )
+    child_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "AGENTOS_VAR_DIR": str(var),
+        "AGENTOS_FILES_ROOTS": str(var / "workspace"),
+        "DJANGO_SECRET_KEY": "bench-only",
+        "AGENTOS_AUDIT_KEY": "bench-only-audit-key-0123456789abcdef",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_ALLOWED_HOSTS": "testserver",
+        "BENCH_RUNS": str(runs),
+        "BENCH_EVENTS": str(events),
+        **env,
+    }
+    child_env.pop("REDIS_URL", None)
+    child_env.pop("DATABASE_URL", None)
+    if database_url:
+        child_env["DATABASE_URL"] = database_url
+    print(f"{label}: {runs} runs, {events} events", flush=True)
+    try:
+        return subprocess.call(
+            [sys.executable, script, "--child", *child_args], env=child_env, cwd=ROOT
+        )
+    finally:
+        subprocess.call(["rm", "-rf", str(var)])
+
+
+def on_each_database(
+    run: Callable[[str, str | None], int], *, name: str, sqlite_only: bool = False
+) -> int:
+    """Call `run(label, database_url)` for SQLite, then for PostgreSQL when DATABASE_URL names one.
+
+    PostgreSQL gets a database of its own (`name` and this process's id),
+    created before and dropped after. Return the children's statuses or'ed.
+    """
+    status = run("SQLite (embedded default)", None)
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")) and not sqlite_only:
+        database = f"{name}_{os.getpid()}"
+        try:
+            status |= run("PostgreSQL", postgres_database(url, database, True))
+        finally:
+            postgres_database(url, database, False)
+    else:
+        print("PostgreSQL: skipped (set DATABASE_URL=postgres://... to measure it)")
+    return status

@@ -11,6 +11,7 @@ from django.conf import settings
 
 pytest_plugins = [
     "tests.support.fixtures",
+    "tests.support.gates",
     "tests.support.live_servers",
     "tests.support.portal_fixtures",
 ]

@@ -1,4 +1,7 @@
-"""Fixtures for the approvals tests: reviewers, gated plans, paused runs."""
+"""Fixtures for the approvals tests: a second reviewer, a run paused at an input.
+
+Runs paused at a gate (`gated_run`, `gate_plan`) are in tests/support/gates.py.
+"""
 
 from __future__ import annotations
 
@@ -13,38 +16,6 @@ from workflows.services import run_create
 @pytest.fixture
 def reviewer2(roles):  # type: ignore[no-untyped-def]
     return make_user(roles, "reviewer2", "Reviewers")
-
-
-def gate_plan(ledger: str, **gate: object) -> dict:
-    """A gate guarding one low-risk ledger append that writes the context's `line`."""
-    return {
-        "nodes": [
-            {"id": "gate", "type": "approval", "title": "Append {{ line }}?", **gate},
-            {
-                "id": "write",
-                "action": "test.ledger_append",
-                "params": {"ledger": ledger, "line": "{{ line }}"},
-            },
-        ]
-    }
-
-
-@pytest.fixture
-def gated_run(operator, tmp_path):  # type: ignore[no-untyped-def]
-    """Return a factory: a run paused at a gate, with extra gate options."""
-
-    def make(**gate: object) -> Run:
-        run = run_create(
-            plan=gate_plan(str(tmp_path / "ledger"), **gate),
-            mode="autonomous",
-            context={"line": "hello"},
-            requester=operator,
-        )
-        run = advance(run)
-        assert run.status == "waiting", run.error
-        return run
-
-    return make
 
 
 @pytest.fixture

@@ -17,16 +17,16 @@ from workflows.models import Run, Step
 pytestmark = [pytest.mark.browser]
 
 
-def seed(gated, reviewer) -> None:  # type: ignore[no-untyped-def]
+def seed(gated_run, reviewer) -> None:  # type: ignore[no-untyped-def]
     """Known activity: decided and waiting requests, finished and failed steps."""
     for wait in (90, 400, 2400):
-        run = gated(assign_to="Reviewers")
+        run = gated_run(assign_to="Reviewers")
         request = ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
         ApprovalRequest.objects.filter(pk=request.pk).update(
             created_at=timezone.now() - timedelta(seconds=wait)
         )
         approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
-    gated(assign_to="Finance", due_in_s=60)
+    gated_run(assign_to="Finance", due_in_s=60)
     ApprovalRequest.objects.filter(status=RequestStatus.PENDING).update(
         due_at=timezone.now() - timedelta(minutes=5)
     )
@@ -47,7 +47,7 @@ def seed(gated, reviewer) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_the_dashboard_draws_every_panel_and_follows_new_requests_live(
-    gated,
+    gated_run,
     reviewer,
     auditor,
     daphne,
@@ -55,7 +55,7 @@ def test_the_dashboard_draws_every_panel_and_follows_new_requests_live(
     browser,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    orm(lambda: seed(gated, reviewer))
+    orm(lambda: seed(gated_run, reviewer))
     shots = Path(os.environ.get("AGENTOS_SCREENSHOT_DIR") or tmp_path)
     context = browser.new_context(base_url=daphne.url, viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -79,7 +79,7 @@ def test_the_dashboard_draws_every_panel_and_follows_new_requests_live(
     page.screenshot(path=str(shots / "operations-dashboard.png"), full_page=True)
 
     # A run pauses elsewhere: the waiting figure moves without a reload.
-    orm(lambda: gated(assign_to="Reviewers"))
+    orm(lambda: gated_run(assign_to="Reviewers"))
     page.wait_for_function(
         "document.getElementById('card-waiting').textContent.trim() === '2'", timeout=15000
     )
@@ -94,7 +94,7 @@ def test_the_dashboard_draws_every_panel_and_follows_new_requests_live(
 
 
 def test_the_sla_report_and_the_workers_admin_in_a_browser(
-    gated,
+    gated_run,
     reviewer,
     auditor,
     daphne,
@@ -106,7 +106,7 @@ def test_the_sla_report_and_the_workers_admin_in_a_browser(
     from observability.models import ProcessKind, WorkerHeartbeat
 
     def world() -> None:
-        seed(gated, reviewer)
+        seed(gated_run, reviewer)
         heartbeat_beat(name="host-a:101:aa11", kind=ProcessKind.WORKER)
         heartbeat_beat(name="host-a:102:bb22", kind=ProcessKind.WORKER)
         heartbeat_beat(name="host-a:100:web0", kind=ProcessKind.WEB)

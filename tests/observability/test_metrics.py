@@ -76,10 +76,10 @@ def test_every_family_is_present_with_its_type_on_an_empty_database(settings) ->
 
 
 def test_runs_steps_and_the_decision_histogram_follow_a_decided_request(
-    settings, gated, reviewer
+    settings, gated_run, reviewer
 ) -> None:
     settings.AGENTOS_METRICS_TOKEN = TOKEN
-    run = gated()
+    run = gated_run()
     before = scrape()
     assert value(before, "agentos_runs", status="waiting") == 1
     assert value(before, "agentos_requests_pending", group="Reviewers") == 1
@@ -112,11 +112,11 @@ def test_runs_steps_and_the_decision_histogram_follow_a_decided_request(
 
 
 def test_an_overdue_request_shows_in_the_overdue_gauge_and_escalation_counts(
-    settings, gated
+    settings, gated_run
 ) -> None:
     settings.AGENTOS_METRICS_TOKEN = TOKEN
-    late = gated(assign_to="Finance", due_in_s=60, on_timeout="escalate", escalate_to="CFO")
-    gated(assign_to="Finance", due_in_s=3600)
+    late = gated_run(assign_to="Finance", due_in_s=60, on_timeout="escalate", escalate_to="CFO")
+    gated_run(assign_to="Finance", due_in_s=3600)
     samples = scrape()
     assert value(samples, "agentos_requests_pending", group="Finance") == 2
     assert value(samples, "agentos_requests_overdue", group="Finance") == 0

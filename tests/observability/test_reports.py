@@ -29,19 +29,19 @@ def opened_ago(request: ApprovalRequest, seconds: float) -> None:
 
 
 @pytest.fixture
-def activity(gated, reviewer):  # type: ignore[no-untyped-def]
+def activity(gated_run, reviewer):  # type: ignore[no-untyped-def]
     """Three Reviewers requests decided after 60 s, 120 s and 600 s; one Finance
     request escalated to CFO; one Finance request still pending and overdue."""
     for wait in (60, 120, 600):
-        request = pending(gated())
+        request = pending(gated_run())
         opened_ago(request, wait)
         approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
     late = pending(
-        gated(assign_to="Finance", due_in_s=60, on_timeout="escalate", escalate_to="CFO")
+        gated_run(assign_to="Finance", due_in_s=60, on_timeout="escalate", escalate_to="CFO")
     )
     ApprovalRequest.objects.filter(pk=late.pk).update(due_at=timezone.now() - timedelta(seconds=5))
     assert requests_expire() == 1
-    overdue = pending(gated(assign_to="Finance", due_in_s=60))
+    overdue = pending(gated_run(assign_to="Finance", due_in_s=60))
     ApprovalRequest.objects.filter(pk=overdue.pk).update(
         due_at=timezone.now() - timedelta(seconds=5)
     )

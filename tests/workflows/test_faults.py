@@ -246,7 +246,7 @@ def test_websocket_clients_catch_up_after_daphne_is_killed(
     """
     from django.test import Client
 
-    from tests.approvals.conftest import gate_plan
+    from tests.support.gates import gate_plan
     from tests.support.live_servers import Daphne
     from workflows.models import Event, Run
     from workflows.services import run_create
