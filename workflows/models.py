@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -330,7 +331,7 @@ class Step(models.Model):
     def __str__(self) -> str:
         return f"{self.node_id} #{self.attempt} ({self.status})"
 
-    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def save(self, *args: Any, **kwargs: Any) -> None:
         # A step at the top of the plan is where its id says.
         self.node_path = self.node_path or self.node_id
         super().save(*args, **kwargs)

@@ -15,6 +15,7 @@ recovery of stale runs are here.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -25,6 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from executors.runner import ActionResult
 from workflows import drain, executor_config
 from workflows.engine.base import STOP, Held, Launch, LeaseLost, Wait, append_event, save_run
 from workflows.engine.decide import decide
@@ -128,7 +130,7 @@ class _Lanes:
 
     def __init__(self, run_id: int, owner: str) -> None:
         self.run_id, self.owner = run_id, owner
-        self.flying: dict[Future, tuple[Launch, Any]] = {}
+        self.flying: dict[Future[ActionResult], tuple[Launch, Any]] = {}
         self.pool: ThreadPoolExecutor | None = None
         self.free: list[Any] = []
         self.stop = threading.Event()
@@ -256,7 +258,7 @@ def runs_requeue_stale() -> int:
                 run.save_state()
             elif run.lease_owner:
                 continue
-            transaction.on_commit(lambda rid=run_id: enqueue_advance(rid))
+            transaction.on_commit(functools.partial(enqueue_advance, run_id))
             count += 1
     from workflows.engine.children import wake_stale_parents
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from workflows.events import event_append
 from workflows.models import Run, Step
@@ -43,9 +44,9 @@ class Wait:
 class Launch:
     run_id: int
     step_id: int
-    node: dict
+    node: dict[str, Any]
     action: str
-    params: dict
+    params: dict[str, Any]
     attempt: int
     idempotency_key: str
     timeout_s: float
@@ -64,7 +65,7 @@ class Held:
 
     run_id: int
     owner: str
-    plan: dict | None = None
+    plan: dict[str, Any] | None = None
 
     def lock(self) -> Run:
         """Lock the run row; after the first time, without the frozen plan."""
@@ -94,6 +95,6 @@ def save_run(run: Run) -> None:
     run.save_state()
 
 
-def append_event(run: Run, type: str, data: dict) -> None:
+def append_event(run: Run, type: str, data: dict[str, Any]) -> None:
     """Append a run event; the engine always saves the locked run afterwards."""
     event_append(run=run, type=type, data=data, save_head=False)

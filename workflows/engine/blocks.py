@@ -640,48 +640,21 @@ def _lane_action(
         if wait > 0:
             return Wait(wait)
     attempt = (last.attempt + 1) if last is not None else 1
-    key = f"run{run.pk}-{path}-v{visit}"
-    step = Step.objects.create(
-        run=run,
-        node_id=node["id"],
-        node_path=path,
+    from workflows.engine.decide import start_step
+
+    return start_step(
+        run,
+        node,
+        owner,
+        action=action,
+        params=params,
         position=lane["position"],
         visit=visit,
         attempt=attempt,
-        action=node["action"],
-        params=params,
-        status=StepStatus.RUNNING,
-        idempotency_key=key,
-        worker=owner,
-        started_at=timezone.now(),
-    )
-    append_event(
-        run,
-        type="step.started",
-        data={
-            "step": step.pk,
-            "node": node["id"],
-            "node_path": path,
-            "visit": visit,
-            "attempt": attempt,
-            "action": node["action"],
-            "params": params,
-        },
-    )
-    return Launch(
-        run_id=run.pk,
-        step_id=step.pk,
-        node=node,
-        action=node["action"],
-        params=params,
-        attempt=attempt,
-        idempotency_key=key,
-        timeout_s=float(node.get("timeout_s") or action.default_timeout_s),
+        key=f"run{run.pk}-{path}-v{visit}",
         grant=ResumeGrant.from_json(clear),
-        step=step,
         node_path=path,
         lane=lane["path"],
-        correlation_id=str(run.correlation_id or ""),
     )
 
 

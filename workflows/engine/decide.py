@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from workflows import executor_config, graph, hooks, plan_review
 from workflows.engine import flow
-from workflows.engine.base import FAILED_ATTEMPT, STOP, Launch, Wait, append_event
+from workflows.engine.base import FAILED_ATTEMPT, STOP, Launch, Wait, _Stop, append_event
 from workflows.guards import (
     governing_gates,
     guard_entry,
@@ -107,7 +107,7 @@ def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
     return STOP
 
 
-def _decide_node(run: Run, node: dict, owner: str, *, new_position: bool) -> Any:
+def _decide_node(run: Run, node: dict[str, Any], owner: str, *, new_position: bool) -> Any:
     nodes = run.nodes
     kind = node.get("type", "action")
     if kind == "approval":
@@ -139,7 +139,7 @@ def _decide_node(run: Run, node: dict, owner: str, *, new_position: bool) -> Any
     return _decide_action(run, node, owner, new_position=new_position)
 
 
-def _ask_options(node: dict) -> dict:
+def _ask_options(node: dict[str, Any]) -> dict[str, Any]:
     keys = ("quorum", "due_in_s", "on_timeout", "escalate_to", "slack_channel")
     return {key: node[key] for key in keys if node.get(key) is not None}
 
@@ -170,95 +170,190 @@ def _plan_review_pending(run: Run) -> bool:
     return False
 
 
-def _text(template: str, context: dict) -> str:
+def _text(template: str, context: dict[str, Any]) -> str:
     return str(render(template, context, set()))
 
 
-def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = False) -> Any:
+def _decide_action(
+    run: Run, node: dict[str, Any], owner: str, *, new_position: bool = False
+) -> Any:
+    """Start an action node's step, or say why not yet (a pause, a wait, the end).
+
+    In order: its parameters resolve, its gate approved it in this run, the
+    mode's review passed, what was approved still matches, and an earlier
+    attempt (interrupted, failed) allows another one now.
+    """
     action = executor_config.registry().get(node["action"])
+    params = _resolve_params(run, node, action)
+    if params is None:
+        return STOP
+    grant = _grant(run)
+    gate, covered = _gate_covering(run, node)
+    if not covered:
+        assert gate is not None
+        _ask_gate_again(run, gate, node, reason="no approval of this gate in this run")
+        return STOP
+    if _review_needed(run, node, action, params, grant):
+        return STOP
+    if not _honour_grant(run, node, action, params, grant, gate):
+        return STOP
+    visit = flow.visit_of(run, node["id"])
+    attempt = _next_attempt(run, node, action, grant, visit=visit, new_position=new_position)
+    if not isinstance(attempt, int):
+        return attempt
+    key = f"run{run.pk}-{node['id']}-{run.position}" + (f"-v{visit}" if visit > 1 else "")
+    return start_step(
+        run,
+        node,
+        owner,
+        action=action,
+        params=params,
+        position=run.position,
+        visit=visit,
+        attempt=attempt,
+        key=key,
+        grant=grant,
+    )
+
+
+def _resolve_params(run: Run, node: dict[str, Any], action: Any) -> dict[str, Any] | None:
+    """Render the node's parameters; pause for what is missing (None then)."""
     label = node.get("title") or f"{node['id']} ({node['action']})"
     missing: set[str] = set()
     params = render(node.get("params", {}), flow.scope(run), missing)
     if missing:
-        fields = _missing_fields(run, node, action, sorted(missing))
         pause(
             run,
             purpose="missing",
             kind="input",
             title=f"{_text(label, flow.scope(run))}: a value is missing",
             description="Supply " + ", ".join(sorted(missing)) + " to continue.",
-            fields=fields,
+            fields=_missing_fields(run, node, action, sorted(missing)),
         )
-        return STOP
-    clear = _grant(run)
-    # A step behind a gate runs only on an approval of that gate in this very
-    # run (a fork that starts past its parent's gate has none of its own).
+        return None
+    return dict(params)
+
+
+def _gate_covering(run: Run, node: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+    """Return the gate this step is behind and whether this run approved it.
+
+    A step behind a gate runs only on an approval of that gate in this very
+    run (a fork that starts past its parent's gate has none of its own).
+    """
     gates = [run.nodes[index] for index in governing_gates(run.nodes, run.position)]
-    gate_node = gates[0] if gates else None
     for candidate in gates:
         if hooks.approved_guard(
             run=run, node_id=node["id"], position=run.position, gate=candidate["id"]
         ):
-            gate_node = candidate
-            break
-    else:
-        if gate_node is not None:
-            _ask_gate_again(run, gate_node, node, reason="no approval of this gate in this run")
-            return STOP
-    if _needs_review(run.mode, action.risk) and not clear.approved:
-        pause(
-            run,
-            purpose="mode_gate",
-            kind="approval",
-            title=f"Run {node['action']} ({node['id']})?",
-            description=action.description,
-            fields={"type": "object", "properties": {}},
-            state={"action": node["action"], "params": params, "risk": action.risk},
-            guards=[guard_entry(node=node, position=run.position, params=params, unresolved=[])],
-        )
-        return STOP
-    # What was approved is what runs: a guarded step whose resolved parameters
-    # no longer match the digest a person approved does not run; ask again.
+            return candidate, True
+    return (gates[0], False) if gates else (None, True)
+
+
+def _review_needed(
+    run: Run, node: dict[str, Any], action: Any, params: dict[str, Any], grant: ResumeGrant
+) -> bool:
+    """Pause for the mode's review of this step unless it passed (True: paused)."""
+    if not _needs_review(run.mode, action.risk) or grant.approved:
+        return False
+    _ask_review(
+        run,
+        node,
+        action,
+        params,
+        title=f"Run {node['action']} ({node['id']})?",
+        description=action.description,
+    )
+    return True
+
+
+def _ask_review(
+    run: Run,
+    node: dict[str, Any],
+    action: Any,
+    params: dict[str, Any],
+    *,
+    title: str,
+    description: str,
+) -> None:
+    """Pause for a reviewer's look at this step with these parameters (the mode's gate)."""
+    pause(
+        run,
+        purpose="mode_gate",
+        kind="approval",
+        title=title,
+        description=description,
+        fields={"type": "object", "properties": {}},
+        state={"action": node["action"], "params": params, "risk": action.risk},
+        guards=[guard_entry(node=node, position=run.position, params=params, unresolved=[])],
+    )
+
+
+def _honour_grant(
+    run: Run,
+    node: dict[str, Any],
+    action: Any,
+    params: dict[str, Any],
+    grant: ResumeGrant,
+    gate: dict[str, Any] | None,
+) -> bool:
+    """Return whether what a person approved is what would run; else ask again.
+
+    A guarded step whose resolved parameters no longer match the digest a
+    person approved does not run: the gate (or the mode's review) is asked
+    again.
+    """
     approved = (
         hooks.approved_guard(run=run, node_id=node["id"], position=run.position)
-        if _may_be_guarded(run, clear)
+        if _may_be_guarded(run, grant)
         else None
     )
-    answered = tuple(clear.values) if clear.resume else ()
-    matches, current = (
-        still_approved(approved, node, flow.scope(run), answered=answered)
-        if approved is not None
-        else (True, "")
+    if approved is None:
+        return True
+    answered = tuple(grant.values) if grant.resume else ()
+    matches, current = still_approved(approved, node, flow.scope(run), answered=answered)
+    if matches:
+        return True
+    append_event(
+        run,
+        type="approval.digest_mismatch",
+        data={"node": node["id"], "approved": approved["digest"], "current": current},
     )
-    if not matches:
-        append_event(
-            run,
-            type="approval.digest_mismatch",
-            data={"node": node["id"], "approved": approved["digest"], "current": current},
+    if gate is not None:
+        # Asked of the gate's own group, with its quorum: a change behind
+        # a gate is not for any reviewer to wave through.
+        _ask_gate_again(
+            run, gate, node, reason="the parameters changed since the gate was approved"
         )
-        if gate_node is not None:
-            # Asked of the gate's own group, with its quorum: a change behind
-            # a gate is not for any reviewer to wave through.
-            _ask_gate_again(
-                run, gate_node, node, reason="the parameters changed since the gate was approved"
-            )
-            return STOP
-        pause(
-            run,
-            purpose="mode_gate",
-            kind="approval",
-            title=f"Parameters changed since approval: run {node['action']} ({node['id']})?",
-            description="The parameters this step would run with differ from the ones "
-            "approved. Review them again.",
-            fields={"type": "object", "properties": {}},
-            state={"action": node["action"], "params": params, "risk": action.risk},
-            guards=[guard_entry(node=node, position=run.position, params=params, unresolved=[])],
-        )
-        return STOP
+        return False
+    _ask_review(
+        run,
+        node,
+        action,
+        params,
+        title=f"Parameters changed since approval: run {node['action']} ({node['id']})?",
+        description="The parameters this step would run with differ from the ones "
+        "approved. Review them again.",
+    )
+    return False
 
+
+def _next_attempt(
+    run: Run,
+    node: dict[str, Any],
+    action: Any,
+    grant: ResumeGrant,
+    *,
+    visit: int,
+    new_position: bool,
+) -> int | Wait | _Stop:
+    """Return the number of the attempt to start now, or a Wait, or STOP.
+
+    An attempt left running by a worker that died is interrupted (retried if
+    the action is idempotent or a person asked to, else its outcome is
+    unknown); failed attempts are retried with backoff up to `max_attempts`.
+    """
     # A position the run has only just moved to (in this transaction) has no
     # attempts yet: positions only grow, and forks carry only earlier steps.
-    visit = flow.visit_of(run, node["id"])
     steps = (
         []
         if new_position
@@ -271,10 +366,10 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
     last = steps[-1] if steps else None
     granted = False
     if last is not None and last.status in (StepStatus.RUNNING, StepStatus.UNKNOWN):
-        if clear.retry:
+        if grant.retry:
             # A person checked the system and asked for another attempt.
             granted = True
-            run.set_grant(clear.with_(retry=False))
+            run.set_grant(grant.with_(retry=False))
         elif not action.idempotent:
             outcome_unknown(run, node, last)
             return STOP
@@ -285,11 +380,12 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
             last.error or "the worker stopped while the step ran",
             "step.interrupted",
         )
-    failures = sum(1 for s in steps if s.status in FAILED_ATTEMPT)
-    retry = node.get("retry") or {}
-    if last is not None and last.status in FAILED_ATTEMPT and not granted:
-        max_attempts = int(retry.get("max_attempts", 1))
-        if failures >= max_attempts:
+    if last is None:
+        return 1
+    if last.status in FAILED_ATTEMPT and not granted:
+        failures = sum(1 for s in steps if s.status in FAILED_ATTEMPT)
+        retry = node.get("retry") or {}
+        if failures >= int(retry.get("max_attempts", 1)):
             run_fail(
                 run=run,
                 actor=None,
@@ -298,18 +394,44 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
                 f"(after {failures} attempt{'s' if failures > 1 else ''})",
             )
             return STOP
-        backoff = float(retry.get("backoff_s", 1.0)) * (2 ** (failures - 1))
-        due = (last.finished_at or timezone.now()) + timedelta(seconds=backoff)
-        wait = (due - timezone.now()).total_seconds()
+        wait = backoff_left(retry, failures, last)
         if wait > 0:
             return Wait(wait)
-    attempt = (last.attempt + 1) if last is not None else 1
-    key = f"run{run.pk}-{node['id']}-{run.position}" + (f"-v{visit}" if visit > 1 else "")
+    return last.attempt + 1
+
+
+def backoff_left(retry: dict[str, Any], failures: int, last: Step) -> float:
+    """Return the seconds left before a failed step's next attempt may start."""
+    backoff = float(retry.get("backoff_s", 1.0)) * (2 ** (failures - 1))
+    due = (last.finished_at or timezone.now()) + timedelta(seconds=backoff)
+    return (due - timezone.now()).total_seconds()
+
+
+def start_step(
+    run: Run,
+    node: dict[str, Any],
+    owner: str,
+    *,
+    action: Any,
+    params: dict[str, Any],
+    position: int,
+    visit: int,
+    attempt: int,
+    key: str,
+    grant: ResumeGrant,
+    node_path: str = "",
+    lane: str | None = None,
+) -> Launch:
+    """Create a step's attempt (running, ours), its event, and what runs it.
+
+    `node_path` and `lane` are a block's: the step's path and its lane's.
+    """
+    path = node_path or node["id"]
     step = Step.objects.create(
         run=run,
         node_id=node["id"],
-        node_path=node["id"],
-        position=run.position,
+        node_path=path,
+        position=position,
         visit=visit,
         attempt=attempt,
         action=node["action"],
@@ -325,14 +447,13 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
         data={
             "step": step.pk,
             "node": node["id"],
-            "node_path": node["id"],
+            "node_path": path,
             "visit": visit,
             "attempt": attempt,
             "action": node["action"],
             "params": params,
         },
     )
-    timeout = float(node.get("timeout_s") or action.default_timeout_s)
     return Launch(
         run_id=run.pk,
         step_id=step.pk,
@@ -341,14 +462,16 @@ def _decide_action(run: Run, node: dict, owner: str, *, new_position: bool = Fal
         params=params,
         attempt=attempt,
         idempotency_key=key,
-        timeout_s=timeout,
-        grant=clear,
+        timeout_s=float(node.get("timeout_s") or action.default_timeout_s),
+        grant=grant,
         step=step,
+        node_path=node_path,
+        lane=lane,
         correlation_id=str(run.correlation_id or ""),
     )
 
 
-def _ask_gate_again(run: Run, gate: dict, node: dict, *, reason: str) -> None:
+def _ask_gate_again(run: Run, gate: dict[str, Any], node: dict[str, Any], *, reason: str) -> None:
     """Ask a gate again for a step that no approval of it in this run covers.
 
     A run that starts past its gate (a fork from a point after the parent's
@@ -412,7 +535,9 @@ def _may_be_guarded(run: Run, clear: ResumeGrant) -> bool:
     )
 
 
-def _missing_fields(run: Run, node: dict, action: Any, missing: list[str]) -> dict:
+def _missing_fields(
+    run: Run, node: dict[str, Any], action: Any, missing: list[str]
+) -> dict[str, Any]:
     """Type each missing reference from the inputs schema or the parameter schema."""
     inputs = (run.inputs_schema or {}).get("properties", {})
     param_schema = (
@@ -436,7 +561,7 @@ def _missing_fields(run: Run, node: dict, action: Any, missing: list[str]) -> di
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 
-def _plain_schema(schema: dict) -> dict:
+def _plain_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """Drop pydantic's nullable wrapper and keep what a form can show."""
     if "anyOf" in schema:
         options = [s for s in schema["anyOf"] if s.get("type") != "null"]
@@ -464,13 +589,13 @@ def pause(
     purpose: str,
     kind: str,
     title: str,
-    fields: dict,
+    fields: dict[str, Any],
     description: str = "",
-    state: dict | None = None,
+    state: dict[str, Any] | None = None,
     step: Step | None = None,
     assign_to: str | None = None,
-    guards: list[dict] | None = None,
-    options: dict | None = None,
+    guards: list[dict[str, Any]] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> None:
     set_status(run, RunStatus.WAITING)
     request = hooks.open_request(
@@ -521,7 +646,7 @@ def _step_close(run: Run, step: Step, status: str, error: str, event_type: str) 
     )
 
 
-def outcome_unknown(run: Run, node: dict, step: Step) -> None:
+def outcome_unknown(run: Run, node: dict[str, Any], step: Step) -> None:
     if step.status != StepStatus.UNKNOWN:
         step.status = StepStatus.UNKNOWN
         step.error = step.error or "the worker stopped while this step ran"

@@ -125,7 +125,7 @@ def _unless_cut(beat: Callable[[], bool]) -> Callable[[], bool]:
     return lambda: not drain.past_bound() and beat()
 
 
-def _collect_evidence(run_id: int, step_id: int, result: ActionResult) -> dict:
+def _collect_evidence(run_id: int, step_id: int, result: ActionResult) -> dict[str, Any]:
     folder = _evidence_path(run_id, step_id)
     files = []
     folder.mkdir(parents=True, exist_ok=True)  # the action may have removed it
@@ -197,7 +197,7 @@ def record(held: Held, launch: Launch, result: ActionResult, *, go_on: bool) -> 
             base["node_path"] = launch.node_path
             return _lane_recorded(run, owner, launch, step, result, base, status, stopped, go_on)
         if status == StepStatus.SUCCEEDED:
-            changed = {} if stopped else apply_outputs(run, launch.node, step.output)
+            changed = {} if stopped else apply_outputs(run, launch.node, step.output or {})
             append_event(
                 run,
                 type="step.succeeded",
@@ -258,7 +258,7 @@ def _lane_recorded(
     launch: Launch,
     step: Step,
     result: ActionResult,
-    base: dict,
+    base: dict[str, Any],
     status: str,
     stopped: bool,
     go_on: bool,
@@ -332,10 +332,10 @@ def _step_finish(
     owner: str,
     *,
     status: str,
-    evidence: dict,
+    evidence: dict[str, Any],
     duration_ms: float,
     error: str,
-    output: dict | None,
+    output: dict[str, Any] | None,
 ) -> Step:
     """Write a step's result, only while it is still ours and running.
 
