@@ -292,7 +292,7 @@ class ApprovalRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         values_form: SchemaForm,
         general_errors: list[str] | None = None,
     ) -> HttpResponse:
-        state = {k: v for k, v in (obj.state or {}).items() if k != "purpose"}
+        state = obj.state or {}
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -312,7 +312,7 @@ class ApprovalRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             ],
             "inbox_url": reverse("inbox:request", args=[obj.pk]),
             "has_state": bool(state),
-            "purpose": obj.state.get("purpose", ""),
+            "purpose": obj.purpose,
             "media": self.media + values_form.media + decision_form.media,
         }
         return TemplateResponse(request, "admin/approvals/approvalrequest/decide.html", context)

@@ -18,6 +18,19 @@ class RequestKind(models.TextChoices):
     UNKNOWN_OUTCOME = "unknown_outcome", "Unknown outcome"
 
 
+class RequestPurpose(models.TextChoices):
+    """What the paused run does with the decision (workflows.services.run_continue)."""
+
+    APPROVAL_NODE = "approval_node", "Approval node"
+    INPUT_NODE = "input_node", "Input node"
+    MODE_GATE = "mode_gate", "The mode's review of a step"
+    GATE_AGAIN = "gate_again", "A gate asked again"
+    PLAN_REVIEW = "plan_review", "Review of the plan"
+    MISSING = "missing", "A missing value"
+    ACTION_INPUT = "action_input", "An action's question"
+    UNKNOWN_OUTCOME = "unknown_outcome", "An unknown outcome"
+
+
 class RequestStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     APPROVED = "approved", "Approved"
@@ -53,6 +66,13 @@ class ApprovalRequest(models.Model):
     node_path = models.CharField(max_length=300, blank=True, default="")
     position = models.PositiveIntegerField()
     kind = models.CharField(max_length=16, choices=RequestKind.choices)
+    purpose = models.CharField(
+        max_length=20,
+        choices=RequestPurpose.choices,
+        blank=True,
+        default="",
+        help_text="What the paused run does with the decision.",
+    )
     title = models.CharField(max_length=300)
     description = models.TextField(blank=True)
     fields = models.JSONField(

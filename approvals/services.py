@@ -69,10 +69,11 @@ def request_open(
         node_path=node_path or node_id,
         position=position,
         kind=kind,
+        purpose=purpose,
         title=title,
         description=description,
         fields=fields,
-        state={**state, "purpose": purpose},
+        state=dict(state),
         assigned_group=group,
         guards=guards,
         digest=guards_digest(guards),
@@ -274,7 +275,7 @@ def _apply(
 ) -> None:
     """Close the request with the decision and move the run on (caller's transaction)."""
     who = actor.get_username() if actor is not None else "the system"
-    purpose = request.state.get("purpose", "")
+    purpose = request.purpose
     approvers = list(
         request.decisions.filter(decision="approve").values_list("actor_label", flat=True)
     )
@@ -372,7 +373,6 @@ def _apply(
             resolution=resolution,
         )
         return
-    state = {k: v for k, v in request.state.items() if k != "purpose"}
     run_continue(
         run=run,
         actor=actor,
@@ -380,7 +380,7 @@ def _apply(
         position=request.position,
         purpose=purpose,
         values=values,
-        state=state,
+        state=dict(request.state),
         step_id=request.step_id,
         resolution=resolution,
     )

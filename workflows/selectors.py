@@ -116,10 +116,10 @@ def node_states(run: Run, steps: list[dict] | None = None) -> dict[str, str]:
         if step["status"] == "succeeded":
             states[step["node_path"]] = "done"
     decided = ApprovalRequest.objects.filter(run=run, status="approved").values_list(
-        "node_path", "node_id", "state"
+        "node_path", "node_id", "purpose"
     )
-    for node_path, node_id, state in decided:
-        if (state or {}).get("purpose") in ("approval_node", "input_node"):
+    for node_path, node_id, purpose in decided:
+        if purpose in ("approval_node", "input_node"):
             states[node_path or node_id] = "done"
     taken = Event.objects.filter(
         run=run, type__in=("branch.taken", "block.finished", "child.finished")

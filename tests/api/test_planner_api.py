@@ -53,7 +53,7 @@ def test_a_bare_plan_from_the_api_is_reviewed_before_it_runs(
     run.refresh_from_db()
     assert run.status == "waiting" and not run.steps.exists()
     review = ApprovalRequest.objects.get(run=run, status="pending")
-    assert review.state["purpose"] == "plan_review" and review.state["digest"]
+    assert review.purpose == "plan_review" and review.state["digest"]
     approval_decide(request_id=review.pk, actor=reviewer, decision="approve")
     run_advance(run_id=run.pk)
     run.refresh_from_db()

@@ -14,7 +14,7 @@ def approve_plan_review(run: Run, reviewer: Any) -> Run:
     """Advance a bare plan's run to its plan review and have `reviewer` approve it."""
     run_advance(run_id=run.pk)
     review = ApprovalRequest.objects.get(
-        run=run, status=RequestStatus.PENDING, state__purpose="plan_review"
+        run=run, status=RequestStatus.PENDING, purpose="plan_review"
     )
     approval_decide(request_id=review.pk, actor=reviewer, decision="approve")
     run.refresh_from_db()

@@ -128,7 +128,7 @@ def test_a_fork_at_any_event_after_the_approval_runs_nothing_unapproved(
         if child.position < len(child.nodes):
             request = pending(child)
             assert child.status == RunStatus.WAITING, where
-            assert request.state["purpose"] in ("approval_node", "gate_again"), where
+            assert request.purpose in ("approval_node", "gate_again"), where
             assert request.digest and request.digest != parent_gate.digest, where
             assert {
                 g["params"].get("destination_dir") for g in request.guards if g["node"] == "move"
@@ -155,7 +155,7 @@ def test_the_gate_asked_again_binds_the_forks_parameters_and_four_eyes(
 
     request = pending(child)
     assert (child.status, child.current_node) == (RunStatus.WAITING, "move")
-    assert request.state == {"purpose": "gate_again", "gate": "gate"}
+    assert (request.purpose, request.state) == ("gate_again", {"gate": "gate"})
     assert request.title == "Move the reports to elsewhere?"
     assert request.assigned_group.name == REVIEWERS
     assert [(g["node"], g["params"].get("destination_dir")) for g in request.guards] == [
@@ -204,7 +204,7 @@ def test_a_fork_without_changes_does_not_repeat_an_approved_step_unasked(
     # The note was in flight in the parent: did it happen? A person answers.
     child = advance(child)
     unknown = pending(child)
-    assert unknown.state["purpose"] == "unknown_outcome"
+    assert unknown.purpose == "unknown_outcome"
     assert ledger.read_text().splitlines() == ["moved to approved"]
     approval_decide(request_id=unknown.pk, actor=reviewer, decision="approve", resolution="retry")
     child = advance(child)
@@ -240,7 +240,7 @@ def test_a_fork_with_a_non_idempotent_step_in_flight_asks_whether_it_happened(
 
     assert child.status == RunStatus.WAITING
     asked = pending(child)
-    assert asked.state["purpose"] == "unknown_outcome"
+    assert asked.purpose == "unknown_outcome"
     assert ledger.read_text().splitlines() == ["paid"]
     carried = child.steps.get()
     assert carried.status == StepStatus.UNKNOWN
@@ -295,7 +295,7 @@ def test_a_fork_of_a_reviewed_bare_plan_is_reviewed_again(
     )
 
     assert child.status == RunStatus.WAITING and not child.steps.exists()
-    assert pending(child).state["purpose"] == "plan_review"
+    assert pending(child).purpose == "plan_review"
     assert Event.objects.get(run=child, seq=1).data["review_plan"] is True
 
 
@@ -344,7 +344,7 @@ def test_parameters_changed_behind_a_gate_go_back_to_the_gates_own_group(
 
     assert (run.status, run.current_node) == (RunStatus.WAITING, "b")
     again = pending(run)
-    assert again.state == {"purpose": "gate_again", "gate": "gate"}
+    assert (again.purpose, again.state) == ("gate_again", {"gate": "gate"})
     assert (again.assigned_group.name, again.quorum) == ("Finance", 2)
     assert again.guards[0]["params"]["line"] == "10-a"
     with pytest.raises(DecisionRefused, match="assigned to Finance"):
@@ -394,7 +394,7 @@ def test_the_api_refuses_a_mode_weaker_than_the_workflows(assisted, operator) ->
     assert default.status_code == 201 and default.json()["mode"] == "assisted"
     # The weaker mode never ran the risky action unasked.
     run = advance(Run.objects.get(pk=default.json()["id"]))
-    assert run.status == RunStatus.WAITING and pending(run).state["purpose"] == "mode_gate"
+    assert run.status == RunStatus.WAITING and pending(run).purpose == "mode_gate"
 
 
 def test_the_admin_start_form_neither_offers_nor_accepts_a_weaker_mode(
@@ -509,7 +509,7 @@ def test_a_risky_bare_plan_waits_for_someone_else_in_every_mode(
         assert response.status_code == 201, (mode, response.content)
         run = advance(Run.objects.get(pk=response.json()["id"]))
         assert run.status == RunStatus.WAITING and not run.steps.exists(), mode
-        assert pending(run).state["purpose"] == "plan_review", mode
+        assert pending(run).purpose == "plan_review", mode
     assert sorted(p.name for p in work.iterdir()) == ["junk.tmp", "keep.pdf"]
     run = Run.objects.get(pk=started["autonomous"].json()["id"])
     review = pending(run)

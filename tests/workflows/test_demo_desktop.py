@@ -74,7 +74,7 @@ def test_organize_downloads_previews_then_asks(seeded: Path) -> None:
     # files.cleanup is high risk: the assisted mode asks once more before it.
     run_advance(run_id=run.pk)
     request = ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
-    assert request.state["purpose"] == "mode_gate"
+    assert request.purpose == "mode_gate"
     approval_decide(
         request_id=request.pk, actor=users.get(username="reviewer"), decision="approve"
     )

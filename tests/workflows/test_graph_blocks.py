@@ -385,7 +385,7 @@ def test_a_risky_action_inside_a_block_still_needs_the_plans_review(
     run = advance(start(plan, operator))
     assert run.status == RunStatus.WAITING
     (request,) = pending(run)
-    assert request.state["purpose"] == "plan_review"
+    assert request.purpose == "plan_review"
     assert "copy.destination" in request.fields["properties"]
     assert not (tmp_path / "ledger").exists()
 

@@ -568,7 +568,7 @@ def test_a_bare_plan_with_a_child_shows_it_in_the_plan_review(  # type: ignore[n
     assert run.plan["nodes"][0]["version"] == 1  # pinned at the start
     run = advance(run)
     review = pending(run)
-    assert review.state["purpose"] == "plan_review"
+    assert review.purpose == "plan_review"
     assert 'workflow:kid@1 | - | who="{{ name }}"' in review.description
     approval_decide(request_id=review.pk, actor=reviewer, decision="approve")
     run = advance(run)

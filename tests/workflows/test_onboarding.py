@@ -55,7 +55,7 @@ def test_onboarding_pauses_for_the_manager_and_the_laptop_then_finishes(
     run = advance(run)
     assert run.status == RunStatus.WAITING and run.current_node == "laptop"
     asked = pending(run)
-    assert asked.kind == RequestKind.INPUT and asked.state["purpose"] == "action_input"
+    assert asked.kind == RequestKind.INPUT and asked.purpose == "action_input"
     offered = asked.fields["properties"]["laptop_model"]["enum"]
     assert offered == ["Dell Latitude 7450", "MacBook Pro 14", "ThinkPad X1 Carbon"]
     assert asked.state["url"] == (

@@ -41,7 +41,7 @@ def test_review_shows_table_json_and_digest_before_the_first_step(
     assert run.status == RunStatus.WAITING and run.position == 0
     assert not run.steps.exists()
     request = pending(run)
-    assert request.state["purpose"] == "plan_review"
+    assert request.purpose == "plan_review"
     assert request.state["digest"] == plan_digest(run.plan)
     assert request.state["plan"] == run.plan
     assert "1 | preview | files.organize | medium" in request.description
@@ -156,7 +156,7 @@ def test_autonomous_runs_of_a_risky_plan_are_reviewed_too(workspace: Path, opera
     folders(workspace)
     run = advance(reviewed_run(operator, mode="autonomous"))
     assert run.status == RunStatus.WAITING and run.current_node == "preview"
-    assert pending(run).state["purpose"] == "plan_review"
+    assert pending(run).purpose == "plan_review"
     assert not run.steps.exists()
 
 
@@ -176,5 +176,5 @@ def test_autonomous_runs_of_a_low_risk_plan_skip_the_review(workspace: Path, ope
         )
     )
     assert run.status == RunStatus.WAITING and run.current_node == "confirm"
-    assert pending(run).state["purpose"] == "approval_node"
+    assert pending(run).purpose == "approval_node"
     assert run.steps.get().node_id == "look"

@@ -236,7 +236,7 @@ def test_values_from_the_context_meet_the_red_lines_again_in_the_runner(
     # A bare plan with a high-risk action is reviewed first, even autonomous;
     # the reviewer approves it and the runner still refuses the rendered path.
     run_advance(run_id=run.pk)
-    review = ApprovalRequest.objects.get(run=run, state__purpose="plan_review")
+    review = ApprovalRequest.objects.get(run=run, purpose="plan_review")
     approval_decide(request_id=review.pk, actor=reviewer, decision="approve")
     run_advance(run_id=run.pk)
     run.refresh_from_db()

@@ -759,7 +759,7 @@ def lane_resume(
     block = run.nodes[run.position]
     nodes = lane_nodes(block, lane)
     node = nodes[lane["position"]]
-    purpose = request.state.get("purpose", "")
+    purpose = request.purpose
     node_path = f"{path}/{node['id']}"
     lane["status"], lane["request"] = "active", None
     if decision == "reject":

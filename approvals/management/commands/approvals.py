@@ -57,7 +57,7 @@ class Command(BaseCommand):
         request = self._get(id)
         self.stdout.write(f"{request.title}\n\n{request.description}\n")
         self.stdout.write("fields: " + json.dumps(request.fields, indent=2))
-        state = {k: v for k, v in request.state.items() if k != "purpose"}
+        state = request.state
         if state:
             self.stdout.write("state: " + json.dumps(state, indent=2))
 
