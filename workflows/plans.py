@@ -363,11 +363,8 @@ class _ListCheck:
             errors.extend(_child_errors(node, self.slug))
             available.update(node.outputs)
         elif isinstance(node, ParallelNode | MapNode):
-            if inside:
-                errors.append(
-                    PlanError(node.id, "type", "a block inside a block is not supported yet")
-                )
-                return errors
+            # Blocks nest: a block's lists are checked as plans of their own,
+            # at any depth (paths like `hires/setup/0/hr`).
             errors.extend(self.block(node, available))
         return errors
 

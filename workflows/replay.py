@@ -106,7 +106,9 @@ def _apply(state: ReplayState, event: Event, nodes: list[dict]) -> None:
     kind = event.type
     if kind in ("run.running", "step.started"):
         state.status = RunStatus.RUNNING
-    if state.block and kind in _LANE_EVENTS:
+    nested = kind in ("block.started", "block.finished") and "/" in (data.get("node_path") or "")
+    if state.block and (kind in _LANE_EVENTS or nested):
+        # A lane's event, or a block's inside a lane (blocks nest).
         _lane_event(state, kind, data)
         return
     if kind == "step.started":
@@ -138,6 +140,7 @@ def _apply(state: ReplayState, event: Event, nodes: list[dict]) -> None:
         state.block, state.active = data.get("node", ""), []
     elif kind == "block.finished":
         state.context.update(data.get("context") or {})
+        state.decisions.update(data.get("decisions") or {})
         state.block, state.active = "", []
         state.enter(nodes, graph.successor(nodes, _index(nodes, data.get("node"))))
     elif kind == "child.started":  # the run waits on its child run
@@ -153,6 +156,8 @@ def _apply(state: ReplayState, event: Event, nodes: list[dict]) -> None:
         pass  # a lane's branch: the run stays at its block
     elif kind == "branch.taken":
         state.enter(nodes, _index(nodes, data.get("next")))
+    elif kind == "approval.decided" and data.get("decided") and "[" in data.get("node_path", ""):
+        pass  # a gate in a map's item: its decision is the item's (block.finished lists them)
     elif kind == "approval.decided" and data.get("decided"):
         state.decisions[data["node"]] = data["decided"]
     elif kind in ENDINGS:
@@ -194,6 +199,10 @@ def _lane_event(state: ReplayState, kind: str, data: dict) -> None:
         state.context.update(data.get("context") or {})
     elif kind == "lane.finished":
         state.active = [p for p in state.active if not p.startswith(path + "/")]
+    elif kind == "block.finished":  # a block inside a lane: its results
+        state.context.update(data.get("context") or {})
+        if "[" not in data.get("node_path", ""):  # not inside a map's item
+            state.decisions.update(data.get("decisions") or {})
 
 
 def state_at(run: Run, seq: int) -> ReplayState:

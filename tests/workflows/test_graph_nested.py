@@ -1,0 +1,481 @@
+"""Blocks inside blocks, and the decisions of gates inside a map.
+
+A `parallel` or `map` may sit in a parallel branch or a map's body, at any
+depth; its lanes' node paths name every level (`hires[1]/setup/0/hr`).
+Driven in-process by the real engine: every action runs in a real
+subprocess, several at once, and the ledger they write shows what ran.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from approvals.models import ApprovalRequest, RequestStatus
+from approvals.services import approval_decide
+from workflows import executor_config
+from workflows.engine import run_advance
+from workflows.events import verify_all
+from workflows.models import Event, Run
+from workflows.plans import validate_plan
+from workflows.services import run_create
+from workflows.states import RunStatus, StepStatus
+
+pytestmark = pytest.mark.django_db
+
+
+def advance(run: Run) -> Run:
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def pending(run: Run) -> list[ApprovalRequest]:
+    return sorted(
+        ApprovalRequest.objects.filter(run=run, status=RequestStatus.PENDING),
+        key=lambda r: r.node_path,
+    )
+
+
+def write(node_id: str, ledger: Path, line: str | None = None, **extra: object) -> dict:
+    return {
+        "id": node_id,
+        "action": "test.ledger_append",
+        "params": {"ledger": str(ledger), "line": line or node_id},
+        **extra,
+    }
+
+
+def meet(node_id: str, ledger: Path, count: int) -> dict:
+    """An action that ends only once `count` such actions have started."""
+    return {
+        "id": node_id,
+        "action": "test.meet",
+        "params": {"ledger": str(ledger), "count": count},
+    }
+
+
+def lines(ledger: Path) -> list[str]:
+    return ledger.read_text().splitlines() if ledger.exists() else []
+
+
+def start(plan: dict, operator, context: dict | None = None) -> Run:  # type: ignore[no-untyped-def]
+    return run_create(mode="autonomous", requester=operator, plan=plan, context=context or {})
+
+
+def errors_of(plan: dict, **kwargs: object) -> list[tuple[str, str, str]]:
+    found = validate_plan(
+        plan, registry=executor_config.registry(), policy=executor_config.policy(), **kwargs
+    )
+    return [(e.node, e.field, e.message) for e in found]
+
+
+def onboarding(ledger: Path, hr: dict, it: dict, **map_extra: object) -> dict:
+    """A map over hires whose body runs HR and IT in a parallel block, then the laptop."""
+    return {
+        "nodes": [
+            {
+                "id": "hires",
+                "type": "map",
+                "items": "{{ people }}",
+                "as": "hire",
+                "results": "onboarded",
+                **map_extra,
+                "nodes": [
+                    {
+                        "id": "setup",
+                        "type": "parallel",
+                        "branches": [{"nodes": [hr]}, {"nodes": [it]}],
+                    },
+                    write(
+                        "laptop",
+                        ledger,
+                        "laptop {{ hr_id }} {{ it_login }}",
+                        outputs={"laptop": "line"},
+                    ),
+                ],
+            },
+            write("after", ledger, "after"),
+        ]
+    }
+
+
+def test_a_parallel_block_inside_a_map_runs_every_lane_at_once(tmp_path: Path, operator) -> None:
+    """Two items, each with two branches: all four actions are in flight together."""
+    ledger = tmp_path / "ledger"
+    hr = {**meet("hr", ledger, 4), "outputs": {"hr_met": "met"}}
+    it = {**meet("it", ledger, 4), "outputs": {"it_met": "met"}}
+    plan = onboarding(ledger, hr, it, max_concurrency=2)
+    plan["nodes"][0]["nodes"][1] = write("laptop", ledger, "laptop {{ hire }}")
+    run = advance(start(plan, operator, {"people": ["ada", "bob"]}))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    seen = lines(ledger)
+    starts = [i for i, line in enumerate(seen) if line.startswith("start")]
+    ends = [i for i, line in enumerate(seen) if line.startswith("end")]
+    assert len(starts) == 4 and max(starts) < min(ends), seen
+    paths = sorted(run.steps.values_list("node_path", flat=True))
+    assert paths == [
+        "after",
+        "hires[0]/laptop",
+        "hires[0]/setup/0/hr",
+        "hires[0]/setup/1/it",
+        "hires[1]/laptop",
+        "hires[1]/setup/0/hr",
+        "hires[1]/setup/1/it",
+    ]
+    # Each idempotency key names the whole path: items never share one.
+    keys = set(run.steps.values_list("idempotency_key", flat=True))
+    assert f"run{run.pk}-hires[1]/setup/0/hr-v1" in keys
+    # The branches' outputs went to their item, and the results in item order.
+    assert run.context["onboarded"] == [
+        {"hr_met": 4, "it_met": 4},
+        {"hr_met": 4, "it_met": 4},
+    ]
+    assert "hr_met" not in run.context
+    started = Event.objects.filter(run=run, type="block.started")
+    assert sorted(e.data["node_path"] for e in started) == [
+        "hires",
+        "hires[0]/setup",
+        "hires[1]/setup",
+    ]
+    assert verify_all() == []
+
+
+def test_branches_outputs_reach_the_items_later_nodes(tmp_path: Path, operator) -> None:
+    ledger = tmp_path / "ledger"
+    hr = write("hr", ledger, "hr-{{ hire }}", outputs={"hr_id": "line"})
+    it = write("it", ledger, "it-{{ hire }}", outputs={"it_login": "line"})
+    run = advance(start(onboarding(ledger, hr, it), operator, {"people": ["ada", "bob", "cy"]}))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert [r["laptop"] for r in run.context["onboarded"]] == [
+        f"laptop hr-{p} it-{p}" for p in ("ada", "bob", "cy")
+    ]
+    assert lines(ledger)[-1] == "after"
+
+
+def test_a_gate_in_a_nested_branch_pauses_only_its_lane(
+    tmp_path: Path, operator, reviewer
+) -> None:
+    ledger = tmp_path / "ledger"
+    hr = write("hr", ledger, "hr {{ hire }}", outputs={"hr_id": "line"})
+    plan = onboarding(ledger, hr, {})
+    plan["nodes"][0]["nodes"][0]["branches"][1] = {
+        "nodes": [
+            {"id": "ok", "type": "approval", "title": "Accounts for {{ hire }}?"},
+            write("it", ledger, "it {{ hire }}", outputs={"it_login": "line"}),
+        ]
+    }
+    run = advance(start(plan, operator, {"people": ["ada", "bob"]}))
+    # Both items' HR branches ran; each item's IT branch waits for its own gate.
+    assert run.status == RunStatus.WAITING
+    assert sorted(lines(ledger)) == ["hr ada", "hr bob"]
+    requests = pending(run)
+    assert [r.node_path for r in requests] == ["hires[0]/setup/1/ok", "hires[1]/setup/1/ok"]
+    assert [r.title for r in requests] == ["Accounts for ada?", "Accounts for bob?"]
+    # Each request binds its own item's action, by its nested path.
+    assert [(g["path"], g["params"]["line"]) for r in requests for g in r.guards] == [
+        ("hires[0]/setup/1/it", "it ada"),
+        ("hires[1]/setup/1/it", "it bob"),
+    ]
+    paused = Event.objects.filter(run=run, type="run.paused").last()
+    assert sorted(paused.data["waiting"]) == ["hires[0]/setup/1/ok", "hires[1]/setup/1/ok"]
+    from workflows.selectors import run_detail
+
+    detail = run_detail(run)
+    assert sorted(detail["active_nodes"]) == ["hires[0]/setup/1/ok", "hires[1]/setup/1/ok"]
+    assert detail["node_states"]["hires[0]/setup/0/hr"] == "done"
+    assert detail["node_states"]["hires[1]/setup/1/ok"] == "waiting"
+
+    approval_decide(request_id=requests[1].pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    assert run.status == RunStatus.WAITING
+    assert lines(ledger)[2:] == ["it bob", "laptop hr bob it bob"]
+    approval_decide(request_id=requests[0].pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert lines(ledger)[4:] == ["it ada", "laptop hr ada it ada", "after"]
+    assert verify_all() == []
+
+
+def test_a_failure_in_a_nested_lane_cancels_the_rest(tmp_path: Path, operator) -> None:
+    ledger = tmp_path / "ledger"
+    hr = {
+        "id": "hr",
+        "action": "test.sleep",
+        "params": {"seconds": 60, "ledger": str(ledger)},
+    }
+    it = {"id": "it", "action": "test.fail", "params": {"message": "no accounts today"}}
+    run = advance(start(onboarding(ledger, hr, it), operator, {"people": ["ada"]}))
+    assert run.status == RunStatus.FAILED
+    assert "hires[0]/setup/1/it" in run.error and "no accounts today" in run.error
+    assert run.steps.get(node_id="hr").status == StepStatus.CANCELLED
+    assert not any(line.startswith("end") for line in lines(ledger))
+    assert "after" not in lines(ledger)
+
+
+def test_a_map_inside_a_parallel_branch_and_a_gate_before_it(
+    tmp_path: Path, operator, reviewer
+) -> None:
+    """A gate before the outer block binds the nested map's items' first actions."""
+    ledger = tmp_path / "ledger"
+    plan = {
+        "nodes": [
+            {"id": "go", "type": "approval", "title": "Go?"},
+            {
+                "id": "work",
+                "type": "parallel",
+                "branches": [
+                    {
+                        "nodes": [
+                            {
+                                "id": "each",
+                                "type": "map",
+                                "items": "{{ things }}",
+                                "as": "thing",
+                                "results": "done_things",
+                                "nodes": [
+                                    write("w", ledger, "w {{ thing }}", outputs={"w": "line"})
+                                ],
+                            }
+                        ]
+                    },
+                    {"nodes": [write("other", ledger)]},
+                ],
+            },
+            write("after", ledger, "after {{ done_things }}"),
+        ]
+    }
+    run = advance(start(plan, operator, {"things": ["a", "b"]}))
+    (request,) = pending(run)
+    assert sorted(g["path"] for g in request.guards) == [
+        "work/0/each[0]/w",
+        "work/0/each[1]/w",
+        "work/1/other",
+    ]
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.context["done_things"] == [{"w": "w a"}, {"w": "w b"}]
+    assert sorted(lines(ledger)[:3]) == ["other", "w a", "w b"]
+    # No gate asked again: the approval covered each nested path.
+    assert not ApprovalRequest.objects.filter(run=run, state__purpose="gate_again").exists()
+    assert verify_all() == []
+
+
+def test_a_changed_value_behind_a_gate_asks_again_for_the_nested_path(
+    tmp_path: Path, operator, reviewer
+) -> None:
+    """What was approved is what runs, at every depth: a change asks the gate again."""
+    ledger = tmp_path / "ledger"
+    plan = {
+        "nodes": [
+            {"id": "go", "type": "approval", "title": "Go?"},
+            {
+                "id": "outer",
+                "type": "parallel",
+                "branches": [
+                    {
+                        "nodes": [
+                            {
+                                "id": "inner",
+                                "type": "parallel",
+                                "branches": [{"nodes": [write("w", ledger, "{{ word }}")]}],
+                            }
+                        ]
+                    }
+                ],
+            },
+        ]
+    }
+    run = advance(start(plan, operator, {"word": "hello"}))
+    (request,) = pending(run)
+    assert [(g["path"], g["params"]["line"]) for g in request.guards] == [
+        ("outer/0/inner/0/w", "hello")
+    ]
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    run.refresh_from_db()
+    Run.objects.filter(pk=run.pk).update(context={"word": "changed"})
+    run = advance(run)
+    assert run.status == RunStatus.WAITING
+    assert lines(ledger) == []
+    (again,) = pending(run)
+    assert again.node_path == "outer/0/inner/0/w" and again.state["purpose"] == "gate_again"
+    assert Event.objects.filter(run=run, type="approval.digest_mismatch").exists()
+    approval_decide(request_id=again.pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert lines(ledger) == ["changed"]
+
+
+def test_validation_checks_every_depth(tmp_path: Path) -> None:
+    """Paths, out-of-block next and conflicting outputs, inside nested blocks."""
+    ledger = tmp_path / "ledger"
+    plan = {
+        "nodes": [
+            {
+                "id": "hires",
+                "type": "map",
+                "items": "{{ people }}",
+                "as": "hire",
+                "nodes": [
+                    {
+                        "id": "setup",
+                        "type": "parallel",
+                        "branches": [
+                            {"nodes": [write("hr", ledger, outputs={"emp": "line"}, next="out")]},
+                            {"nodes": [write("it", ledger, outputs={"emp": "line"})]},
+                        ],
+                    },
+                    write("laptop", ledger, "{{ emp }}"),
+                ],
+            },
+            write("out", ledger),
+        ]
+    }
+    found = errors_of(plan)
+    fields = {(node, field) for node, field, _ in found}
+    assert ("hires/setup/0/hr", "next") in fields  # out of its block, two levels down
+    assert ("hires/setup", "branches.1") in fields  # both branches write `emp`
+    assert errors_of(plan, inputs_schema={"type": "object", "properties": {"people": {}}}) == [
+        e for e in found
+    ]
+    plan["nodes"][0]["nodes"][0]["branches"][1]["nodes"][0]["outputs"] = {"login": "line"}
+    del plan["nodes"][0]["nodes"][0]["branches"][0]["nodes"][0]["next"]
+    assert errors_of(plan) == []
+    # A stored workflow: a later node of the item reads what each branch wrote.
+    schema = {"type": "object", "properties": {"people": {"type": "array"}}}
+    plan["nodes"][0]["nodes"][1] = write("laptop", ledger, "{{ emp }} {{ login }}")
+    assert errors_of(plan, inputs_schema=schema, stored=True) == []
+    plan["nodes"][0]["nodes"][1] = write("laptop", ledger, "{{ nobody }}")
+    assert [e[:2] for e in errors_of(plan, inputs_schema=schema, stored=True)] == [
+        ("hires/laptop", "params.line")
+    ]
+
+
+def test_the_time_machine_shows_nested_active_paths(tmp_path: Path, operator, reviewer) -> None:
+    from workflows.replay import state_at
+
+    ledger = tmp_path / "ledger"
+    hr = write("hr", ledger, "hr {{ hire }}", outputs={"hr_id": "line"})
+    plan = onboarding(ledger, hr, {})
+    plan["nodes"][0]["nodes"][0]["branches"][1] = {
+        "nodes": [{"id": "ok", "type": "approval", "title": "Accounts?"}]
+    }
+    plan["nodes"][0]["nodes"][1] = write("laptop", ledger, "laptop {{ hire }}")
+    run = advance(start(plan, operator, {"people": ["ada"]}))
+    paused = state_at(run, Event.objects.get(run=run, type="run.paused").seq)
+    assert paused.block == "hires" and paused.active == ["hires[0]/setup/1/ok"]
+    (request,) = pending(run)
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    inner = Event.objects.get(run=run, type="block.finished", data__node_path="hires[0]/setup")
+    assert state_at(run, inner.seq).active == []
+    laptop = Event.objects.get(run=run, type="step.started", data__node="laptop")
+    assert state_at(run, laptop.seq).active == ["hires[0]/laptop"]
+    end = state_at(run, run.last_seq)
+    assert end.status == RunStatus.SUCCEEDED and end.block == ""
+
+
+# --- decisions of gates inside a map --------------------------------------------
+
+
+def test_each_item_reads_its_own_decision_and_the_map_lists_them(
+    tmp_path: Path, operator, reviewer
+) -> None:
+    """Inside the item `decisions.ok` is that item's; after the map, a list in item order."""
+    from workflows.replay import state_at
+    from workflows.selectors import run_detail
+
+    ledger = tmp_path / "ledger"
+    plan = {
+        "nodes": [
+            {
+                "id": "orders",
+                "type": "map",
+                "items": "{{ people }}",
+                "as": "person",
+                "nodes": [
+                    {
+                        "id": "ok",
+                        "type": "approval",
+                        "title": "Order for {{ person }}?",
+                        "on_reject": "skip",
+                    },
+                    {
+                        "id": "check",
+                        "type": "branch",
+                        "cases": [
+                            {"when": "decisions.ok.comment == 'ok ' + person", "next": "order"}
+                        ],
+                        "default": "odd",
+                    },
+                    write("order", ledger, "{{ person }}", next="end"),
+                    write("odd", ledger, "odd {{ person }}", next="end"),
+                    write("skip", ledger, "skip {{ person }}"),
+                ],
+            },
+            {
+                "id": "route",
+                "type": "branch",
+                "cases": [{"when": "decisions.ok[0].decision == 'approve'", "next": "yes"}],
+                "default": "no",
+            },
+            write("yes", ledger, next="end"),
+            write("no", ledger),
+        ]
+    }
+    run = advance(start(plan, operator, {"people": ["ada", "bob", "cy"]}))
+    requests = pending(run)
+    assert [r.node_path for r in requests] == ["orders[0]/ok", "orders[1]/ok", "orders[2]/ok"]
+    approval_decide(request_id=requests[2].pk, actor=reviewer, decision="approve", comment="ok cy")
+    approval_decide(
+        request_id=requests[0].pk, actor=reviewer, decision="approve", comment="ok ada"
+    )
+    approval_decide(request_id=requests[1].pk, actor=reviewer, decision="reject", comment="no")
+    run = advance(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    # The last decision (bob's rejection) did not leak into the other items.
+    assert sorted(lines(ledger)[:3]) == ["ada", "cy", "skip bob"]
+    assert lines(ledger)[3:] == ["yes"]
+    decided = run.graph["decisions"]["ok"]
+    assert [d["decision"] for d in decided] == ["approve", "reject", "approve"]
+    assert [d["comment"] for d in decided] == ["ok ada", "no", "ok cy"]
+    assert run_detail(run)["decisions"]["ok"][1]["decided_by"] == reviewer.get_username()
+    # The time machine agrees: no single item's decision at the top before the map ends.
+    finished = Event.objects.get(run=run, type="block.finished")
+    assert "ok" not in state_at(run, finished.seq - 1).decisions
+    assert [d["decision"] for d in state_at(run, finished.seq).decisions["ok"]] == [
+        "approve",
+        "reject",
+        "approve",
+    ]
+    assert verify_all() == []
+
+
+def test_a_gate_in_a_parallel_branch_is_readable_by_the_whole_run(
+    tmp_path: Path, operator, reviewer
+) -> None:
+    """Outside any map a gate decides once: `decisions.<gate>` is its entry, as at the top."""
+    ledger = tmp_path / "ledger"
+    plan = {
+        "nodes": [
+            {
+                "id": "setup",
+                "type": "parallel",
+                "branches": [
+                    {"nodes": [{"id": "ok", "type": "approval", "title": "Go?"}]},
+                    {"nodes": [write("hr", ledger)]},
+                ],
+            },
+            write("after", ledger, "after {{ decisions.ok.comment }}"),
+        ]
+    }
+    run = advance(start(plan, operator))
+    (request,) = pending(run)
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve", comment="fine")
+    run = advance(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert lines(ledger) == ["hr", "after fine"]
+    assert run.graph["decisions"]["ok"]["decision"] == "approve"
