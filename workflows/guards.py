@@ -101,6 +101,12 @@ def lane_entries(block: dict, context: dict, prefix: str = "") -> list[dict]:
         inner: list[int] = []
         for index in _guarded_positions(nodes, 0, inner):
             node = nodes[index]
+            if node.get("type") == "workflow":
+                # A child in the lane: its inputs and first actions, by path.
+                for entry in child_entries(node, index, scope):
+                    entry["path"] = f"{lane_path}/{entry.get('path') or entry['node']}"
+                    entries.append(entry)
+                continue
             missing: set[str] = set()
             params = render(node.get("params", {}), scope, missing)
             entry = guard_entry(

@@ -353,13 +353,6 @@ class _ListCheck:
         elif isinstance(node, BranchNode):
             errors.extend(_condition_errors(node, available if self.stored else None))
         elif isinstance(node, WorkflowNode):
-            if inside:
-                errors.append(
-                    PlanError(
-                        node.id, "type", "a child workflow inside a block is not supported yet"
-                    )
-                )
-                return errors
             errors.extend(_child_errors(node, self.slug))
             available.update(node.outputs)
         elif isinstance(node, ParallelNode | MapNode):
@@ -535,9 +528,9 @@ def _child_spec(slug: str, version: int | None) -> dict | None:
 
 
 def child_nodes(spec: dict) -> list[dict]:
-    """Return the `type: workflow` nodes of a spec's plan (top level)."""
+    """Return the `type: workflow` nodes of a spec's plan, inside blocks too."""
     nodes = (spec.get("plan") or {}).get("nodes") or []
-    return [n for n in nodes if isinstance(n, dict) and n.get("type") == "workflow"]
+    return [n for n in graph.walk(nodes) if isinstance(n, dict) and n.get("type") == "workflow"]
 
 
 def _child_errors(node: WorkflowNode, root: str | None) -> list[PlanError]:

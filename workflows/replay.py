@@ -181,6 +181,8 @@ _LANE_EVENTS = frozenset(
         "node.waiting",
         "node.resumed",
         "lane.finished",
+        "child.started",
+        "child.finished",
     }
 )
 
@@ -188,12 +190,18 @@ _LANE_EVENTS = frozenset(
 def _lane_event(state: ReplayState, kind: str, data: dict) -> None:
     """Fold an event of a block's lane: which node paths are active."""
     path = data.get("node_path") or ""
-    if kind in ("step.started", "node.waiting", "step.outcome_unknown"):
+    if kind in ("step.started", "node.waiting", "step.outcome_unknown", "child.started"):
         if path and path not in state.active:
             state.active.append(path)
         if kind == "step.started":
             state.status = RunStatus.RUNNING
-    elif kind in ("step.succeeded", "step.marked_done", "node.resumed", "step.cancelled"):
+    elif kind in (
+        "step.succeeded",
+        "step.marked_done",
+        "node.resumed",
+        "step.cancelled",
+        "child.finished",
+    ):
         if path in state.active:
             state.active.remove(path)
         state.context.update(data.get("context") or {})

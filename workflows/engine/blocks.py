@@ -21,6 +21,7 @@ top of the plan. Completed steps are never run again: a lane only moves on.
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 from typing import Any
 
@@ -33,7 +34,7 @@ from workflows.guards import guard_entry, guards_from, still_approved
 from workflows.models import Run, Step
 from workflows.plans import InputNode, PlanError, PlanInvalid, node_fields_schema
 from workflows.services import apply_outputs, merge_values, run_fail, set_status
-from workflows.states import RunMode, RunStatus, StepStatus
+from workflows.states import TERMINAL, RunMode, RunStatus, StepStatus
 from workflows.templating import render
 
 BLOCK = "block"
@@ -157,7 +158,11 @@ def _lane_paths(block: dict, state: dict, *, waiting_only: bool) -> list[str]:
         node = nodes[lane["position"]]
         if lane.get("block"):
             paths.extend(_lane_paths(node, lane["block"], waiting_only=waiting_only))
-        elif lane["status"] == "waiting" or (lane["status"] == "active" and not waiting_only):
+        elif (
+            lane["status"] == "waiting"
+            or lane.get("child")
+            or (lane["status"] == "active" and not waiting_only)
+        ):
             paths.append(f"{lane['path']}/{node['id']}")
     return paths
 
@@ -448,6 +453,13 @@ def _lane_decide(run: Run, chain: Chain, work: _Pass) -> Any:
         if kind in ("approval", "input"):
             _lane_ask(run, block, state, lane, nodes, node, path, scope)
             return None
+        if kind == "workflow":
+            moved = _lane_child(run, chain, nodes, node, path, scope)
+            if moved is STOP:
+                return STOP
+            if not moved:
+                return None
+            continue
         outcome = _lane_action(run, chain, nodes, node, path, scope, work.owner, work.running)
         if outcome is STOP:
             return STOP
@@ -882,6 +894,166 @@ def _lane_unknown(run: Run, block: dict, lane: dict, node: dict, path: str, step
         fields={"type": "object", "properties": outputs, "required": []},
         state={"params": step.params, "error": step.error},
     )
+
+
+def _lane_child(
+    run: Run, chain: Chain, nodes: list[dict], node: dict, path: str, scope: dict
+) -> Any:
+    """Start a lane's child run, wait for it, or take its outcome.
+
+    Return True when the lane moved past the node, False while it waits
+    (for its child or a person), STOP when the run failed. The lane waits
+    alone: the other lanes go on, and the run is `waiting` only when no lane
+    can. The child's id is kept in the lane, per visit of the node.
+    """
+    from workflows.engine import children
+    from workflows.guards import child_entry, governing_gates
+
+    block, _state_, lane = chain[-1]
+    key = f"{node['id']}#{_lane_visit(lane, node['id'])}"
+    child_id = (lane.get("children") or {}).get(key)
+    if child_id is None:
+        missing: set[str] = set()
+        inputs = render(node.get("inputs", {}), scope, missing)
+        if missing:
+            from workflows.engine.decide import _missing_fields
+
+            _lane_pause(
+                run,
+                block,
+                lane,
+                node,
+                path,
+                purpose="missing",
+                kind="input",
+                title=f"{node.get('title') or path}: a value is missing",
+                description="Supply " + ", ".join(sorted(missing)) + " to start the child.",
+                fields=_missing_fields(run, node, None, sorted(missing)),
+            )
+            return False
+        gates = [nodes[i] for i in governing_gates(nodes, lane["position"])]
+        if not gates:
+            gates = _gates_above(run, chain, nodes, lane["position"])
+        if gates:
+            # What was approved is what the child gets: its inputs, by path.
+            approved = None
+            for gate in gates:
+                approved = hooks.approved_guard(
+                    run=run,
+                    node_id=node["id"],
+                    position=lane["position"],
+                    gate=gate["id"],
+                    node_path=path,
+                )
+                if approved is not None:
+                    break
+            now = child_entry(node=node, position=lane["position"], inputs=inputs)
+            if approved is None or approved.get("digest") != now["digest"]:
+                if approved is not None:
+                    append_event(
+                        run,
+                        type="approval.digest_mismatch",
+                        data={
+                            "node": node["id"],
+                            "node_path": path,
+                            "approved": approved["digest"],
+                            "current": now["digest"],
+                        },
+                    )
+                reason = (
+                    "the child's inputs changed since the gate was approved"
+                    if approved is not None
+                    else "no approval of this gate covers it"
+                )
+                _lane_pause(
+                    run,
+                    block,
+                    lane,
+                    gates[0],
+                    path,
+                    purpose="gate_again",
+                    kind="approval",
+                    title=str(render(gates[0]["title"], scope, set())),
+                    description=f"Asked again before {path} (workflow {node['workflow']}): "
+                    f"{reason}.",
+                    fields={"type": "object", "properties": {}},
+                    state={"gate": gates[0]["id"]},
+                    assign_to=gates[0].get("assign_to"),
+                    guards=_paths(guards_from(nodes, lane["position"], scope), lane, nodes),
+                )
+                return False
+        problem, child_id = children.create_child(run, node, inputs, node_path=path)
+        if problem:
+            run_fail(run=run, actor=None, node=path, error=f"{path}: {problem}")
+            return STOP
+        lane.setdefault("children", {})[key] = child_id
+        lane["child"] = child_id
+        return False
+    child = Run.objects.filter(pk=child_id).only("status", "context", "error").first()
+    if child is None:
+        run_fail(run=run, actor=None, node=path, error=f"{path}: child run is gone")
+        return STOP
+    if child.status not in TERMINAL:
+        return False
+    if child.status != RunStatus.SUCCEEDED:
+        reason = f": {child.error}" if child.error else ""
+        run_fail(
+            run=run,
+            actor=None,
+            node=path,
+            error=f"{path}: child run #{child.pk} ({node['workflow']}) {child.status}{reason}"[
+                :2000
+            ],
+        )
+        return STOP
+    outputs = node.get("outputs") or {}
+    lacking = [name for name in outputs.values() if name not in child.context]
+    if lacking:
+        run_fail(
+            run=run,
+            actor=None,
+            node=path,
+            error=f"{path}: child run #{child.pk} ended without " + ", ".join(sorted(lacking)),
+        )
+        return STOP
+    changed = {name: copy.deepcopy(child.context[outputs[name]]) for name in outputs}
+    _writes(run, chain).update(changed)
+    append_event(
+        run,
+        type="child.finished",
+        data={
+            "node": node["id"],
+            "node_path": path,
+            "child": child.pk,
+            "lane_context" if _in_item(chain) else "context": changed,
+        },
+    )
+    lane.pop("child", None)
+    _lane_move(lane, nodes, graph.successor(nodes, lane["position"]))
+    return True
+
+
+def child_path(run: Run, child_id: int) -> str | None:
+    """Return the node path of the lane (at any depth) waiting on child `child_id`."""
+    state = _state(run)
+    if not state or run.position >= len(run.nodes):
+        return None
+
+    def search(block: dict, block_state: dict) -> str | None:
+        for lane in block_state["lanes"]:
+            nodes = lane_nodes(block, lane)
+            if lane["position"] >= len(nodes):
+                continue
+            node = nodes[lane["position"]]
+            if lane.get("child") == child_id:
+                return f"{lane['path']}/{node['id']}"
+            if lane.get("block"):
+                found = search(node, lane["block"])
+                if found is not None:
+                    return found
+        return None
+
+    return search(run.nodes[run.position], state)
 
 
 def _gates_above(run: Run, chain: Chain, nodes: list[dict], position: int) -> list[dict]:
