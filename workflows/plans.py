@@ -290,7 +290,7 @@ def validate_plan(
 
     available = set((inputs_schema or {}).get("properties", {}))
     check = _ListCheck(registry=registry, policy=policy, stored=stored, seen=set(), slug=slug)
-    return errors + check.nodes(raw_nodes, available, inside=False)
+    return errors + check.nodes(raw_nodes, available)
 
 
 @dataclass
@@ -304,7 +304,7 @@ class _ListCheck:
     # The slug of the workflow whose plan this is: a child naming it is recursion.
     slug: str | None = None
 
-    def nodes(self, raw_nodes: list[Any], available: set[str], *, inside: bool) -> list[PlanError]:
+    def nodes(self, raw_nodes: list[Any], available: set[str]) -> list[PlanError]:
         """Return the problems of a list; `available` grows with what it writes."""
         errors: list[PlanError] = []
         parsed: list[_Node] = []
@@ -325,13 +325,13 @@ class _ListCheck:
             except ValidationError as exc:
                 errors.extend(_pydantic_errors(label, "", exc))
                 continue
-            errors.extend(self.node(node, available, inside=inside))
+            errors.extend(self.node(node, available))
             parsed.append(node)
         if len(parsed) == len(raw_nodes):
             errors.extend(_flow_errors(parsed))
         return errors
 
-    def node(self, node: _Node, available: set[str], *, inside: bool) -> list[PlanError]:
+    def node(self, node: _Node, available: set[str]) -> list[PlanError]:
         errors: list[PlanError] = []
         if node.id in self.seen:
             errors.append(PlanError(node.id, "id", f"duplicate node id {node.id!r}"))
@@ -375,7 +375,7 @@ class _ListCheck:
                     PlanError(node.id, "items", f"{{{{ {ref} }}}} is not a declared key")
                 )
             inner = set(available) | {node.as_}
-            found = self.nodes(node.nodes, inner, inside=True)
+            found = self.nodes(node.nodes, inner)
             errors.extend(_inside(node.id, found))
             if node.results:
                 available.add(node.results)
@@ -383,7 +383,7 @@ class _ListCheck:
         writers: dict[str, int] = {}
         for index, branch in enumerate(node.branches):
             inner = set(available)
-            found = self.nodes(branch.nodes, inner, inside=True)
+            found = self.nodes(branch.nodes, inner)
             errors.extend(_inside(f"{node.id}/{index}", found))
             for key in sorted(inner - available):
                 if key in writers:
