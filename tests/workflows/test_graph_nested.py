@@ -479,3 +479,111 @@ def test_a_gate_in_a_parallel_branch_is_readable_by_the_whole_run(
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert lines(ledger) == ["hr", "after fine"]
     assert run.graph["decisions"]["ok"]["decision"] == "approve"
+
+
+# --- forks from inside a block ----------------------------------------------------
+
+
+def test_a_fork_from_inside_nested_blocks_goes_on_from_the_lanes(
+    tmp_path: Path, operator, reviewer
+) -> None:
+    """Completed lane steps are not run again; the fork's gates are asked anew."""
+    from workflows.forks import run_fork
+
+    ledger = tmp_path / "ledger"
+    hr = write("hr", ledger, "hr {{ hire }}", outputs={"hr_id": "line"})
+    plan = onboarding(ledger, hr, {})
+    plan["nodes"][0]["nodes"][0]["branches"][1] = {
+        "nodes": [
+            {"id": "ok", "type": "approval", "title": "Accounts for {{ hire }}?"},
+            write("it", ledger, "it {{ hire }}", outputs={"it_login": "line"}),
+        ]
+    }
+    run = advance(start(plan, operator, {"people": ["ada", "bob"]}))
+    assert sorted(lines(ledger)) == ["hr ada", "hr bob"]
+    paused = Event.objects.filter(run=run, type="run.paused").last()
+    fork = run_fork(run_id=run.pk, at_seq=paused.seq, actor=operator)
+    lanes = {lane["path"]: lane for lane in fork.graph["block"]["lanes"]}
+    assert sorted(lanes) == ["hires[0]", "hires[1]"]
+    inner = {lane["path"]: lane for lane in lanes["hires[1]"]["block"]["lanes"]}
+    assert inner["hires[1]/setup/0"]["status"] == "done"
+    assert lanes["hires[1]"]["outputs"] == {"hr_id": "hr bob"}
+    fork = advance(fork)
+    assert fork.status == RunStatus.WAITING
+    asked = pending(fork)
+    assert [r.node_path for r in asked] == ["hires[0]/setup/1/ok", "hires[1]/setup/1/ok"]
+    for request in asked:
+        approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    fork = advance(fork)
+    assert fork.status == RunStatus.SUCCEEDED, fork.error
+    assert sorted(lines(ledger)) == [
+        "after",
+        "hr ada",  # once: the fork's lanes had moved past it
+        "hr bob",
+        "it ada",
+        "it bob",
+        "laptop hr ada it ada",
+        "laptop hr bob it bob",
+    ]
+    assert fork.context["onboarded"][1] == {
+        "hr_id": "hr bob",
+        "it_login": "it bob",
+        "laptop": "laptop hr bob it bob",
+    }
+    # The parent is untouched: its own gates still wait.
+    assert len(pending(run)) == 2
+    # The fork's own time machine starts inside the block.
+    from workflows.replay import state_at
+
+    first = state_at(fork, 1)
+    assert first.block == "hires" and "hires[1]/setup/1" in first.lanes
+    assert verify_all() == []
+
+
+def test_a_fork_asks_about_a_lane_step_that_was_in_flight(
+    tmp_path: Path, operator, reviewer
+) -> None:
+    """A non-idempotent lane step in flight at the fork point goes through fencing."""
+    from workflows.forks import run_fork
+
+    ledger = tmp_path / "ledger"
+    once = {
+        "id": "charge",
+        "action": "test.ledger_append_once",
+        "params": {"ledger": str(ledger), "line": "charged"},
+        "outputs": {"charged": "line"},
+    }
+    plan = {
+        "nodes": [
+            {
+                "id": "setup",
+                "type": "parallel",
+                "branches": [
+                    {"nodes": [once]},
+                    {"nodes": [write("hr", ledger)]},
+                ],
+            },
+            write("after", ledger, "after {{ charged }}"),
+        ]
+    }
+    run = advance(start(plan, operator))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    started = Event.objects.get(run=run, type="step.started", data__node="charge")
+    fork = advance(run_fork(run_id=run.pk, at_seq=started.seq, actor=operator))
+    assert fork.status == RunStatus.WAITING
+    (request,) = pending(fork)
+    assert request.node_path == "setup/0/charge" and request.state["purpose"] == "unknown_outcome"
+    carried = Event.objects.get(run=fork, seq=1).data["in_flight"]["lanes"]
+    assert list(carried) == ["setup/0/charge"]
+    assert lines(ledger).count("charged") == 1  # not run again blindly
+    approval_decide(
+        request_id=request.pk,
+        actor=reviewer,
+        decision="approve",
+        resolution="mark_done",
+        values={"line": "charged"},
+    )
+    fork = advance(fork)
+    assert fork.status == RunStatus.SUCCEEDED, fork.error
+    assert lines(ledger).count("charged") == 1
+    assert lines(ledger)[-1] == "after charged"
