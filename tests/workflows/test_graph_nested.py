@@ -6,14 +6,19 @@ Driven in-process by the real engine: every action runs in a real
 subprocess, several at once, and the ledger they write shows what ran.
 """
 
+# ruff: noqa: F811 - the browser fixtures are imported, then requested by name
+
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide
+from tests.approvals.test_live_browser import browser, orm  # noqa: F401 - fixtures
 from workflows import executor_config
 from workflows.engine import run_advance
 from workflows.events import verify_all
@@ -587,3 +592,57 @@ def test_a_fork_asks_about_a_lane_step_that_was_in_flight(
     assert fork.status == RunStatus.SUCCEEDED, fork.error
     assert lines(ledger).count("charged") == 1
     assert lines(ledger)[-1] == "after charged"
+
+
+# --- in real Chromium -------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_nested_run_and_its_requests_in_chromium(  # type: ignore[no-untyped-def]
+    daphne, operator, reviewer, superuser, tmp_path, orm, browser
+) -> None:
+    """The run page draws the block inside the map with live states; a request shows its item's."""
+    from django.urls import reverse
+
+    from tests.approvals.test_live_browser import logged_in
+
+    ledger = tmp_path / "ledger"
+
+    def setup() -> tuple[Run, list[ApprovalRequest]]:
+        hr = write("hr", ledger, "hr {{ hire }}", outputs={"hr_id": "line"})
+        plan = onboarding(ledger, hr, {})
+        plan["nodes"][0]["nodes"][0]["branches"][1] = {
+            "nodes": [
+                {"id": "ok", "type": "approval", "title": "Accounts for {{ hire }}?"},
+                write("it", ledger, "it {{ hire }}", outputs={"it_login": "line"}),
+            ]
+        }
+        run = advance(start(plan, operator, {"people": ["ada", "bob"]}))
+        return run, pending(run)
+
+    run, requests = orm(setup)
+    page = logged_in(browser, daphne.url, "reviewer")
+    for width, height in ((1280, 800), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"/inbox/requests/{requests[1].pk}/")
+        body = page.text_content("body") or ""
+        # Its own item's action, with that item's parameters.
+        assert "Accounts for bob?" in body and "it bob" in body and "it ada" not in body
+        page.screenshot(path=str(tmp_path / f"nested-request-{width}.png"), full_page=True)
+    admin = logged_in(browser, daphne.url, superuser.get_username())
+    for width, height in ((1280, 800), (390, 844)):
+        admin.set_viewport_size({"width": width, "height": height})
+        admin.goto(reverse("admin:workflows_run_change", args=[run.pk]))
+        setup_box = admin.locator("li.agentos-node[data-node='setup']")
+        assert setup_box.is_visible()
+        # The parallel block is drawn inside the map's body, with its lanes' states.
+        inner = admin.locator("li[data-node='hires'] li[data-node='setup'] li[data-node='hr']")
+        assert "state-done" in (inner.get_attribute("class") or "")
+        gate = admin.locator("li[data-node='setup'] li[data-node='ok']")
+        assert "state-waiting" in (gate.get_attribute("class") or "")
+        admin.screenshot(path=str(tmp_path / f"nested-run-{width}.png"), full_page=True)
+    keep = os.environ.get("AGENTOS_KEEP_SCREENSHOTS")  # a folder to look at them later
+    if keep:
+        for shot in tmp_path.glob("*.png"):
+            shutil.copy(shot, keep)
