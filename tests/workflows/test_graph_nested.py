@@ -191,6 +191,7 @@ def test_a_gate_in_a_nested_branch_pauses_only_its_lane(
     assert sorted(detail["active_nodes"]) == ["hires[0]/setup/1/ok", "hires[1]/setup/1/ok"]
     assert detail["node_states"]["hires[0]/setup/0/hr"] == "done"
     assert detail["node_states"]["hires[1]/setup/1/ok"] == "waiting"
+    assert detail["node_states"]["hires[1]/setup"] == "waiting"  # the nested block itself
 
     approval_decide(request_id=requests[1].pk, actor=reviewer, decision="approve")
     run = advance(run)
@@ -639,6 +640,7 @@ def test_a_nested_run_and_its_requests_in_chromium(  # type: ignore[no-untyped-d
         # The parallel block is drawn inside the map's body, with its lanes' states.
         inner = admin.locator("li[data-node='hires'] li[data-node='setup'] li[data-node='hr']")
         assert "state-done" in (inner.get_attribute("class") or "")
+        assert "state-waiting" in (setup_box.get_attribute("class") or "")
         gate = admin.locator("li[data-node='setup'] li[data-node='ok']")
         assert "state-waiting" in (gate.get_attribute("class") or "")
         admin.screenshot(path=str(tmp_path / f"nested-run-{width}.png"), full_page=True)
