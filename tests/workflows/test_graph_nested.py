@@ -449,6 +449,12 @@ def test_each_item_reads_its_own_decision_and_the_map_lists_them(
     assert [d["decision"] for d in decided] == ["approve", "reject", "approve"]
     assert [d["comment"] for d in decided] == ["ok ada", "no", "ok cy"]
     assert run_detail(run)["decisions"]["ok"][1]["decided_by"] == reviewer.get_username()
+    # The API shows the list too (its schema allows it).
+    from tests.api.conftest import api_for
+
+    response = api_for(operator).get(f"/runs/{run.pk}")
+    assert response.status_code == 200, response.content
+    assert [d["comment"] for d in response.json()["decisions"]["ok"]] == ["ok ada", "no", "ok cy"]
     # The time machine agrees: no single item's decision at the top before the map ends.
     finished = Event.objects.get(run=run, type="block.finished")
     assert "ok" not in state_at(run, finished.seq - 1).decisions
