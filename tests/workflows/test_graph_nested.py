@@ -147,6 +147,32 @@ def test_a_parallel_block_inside_a_map_runs_every_lane_at_once(tmp_path: Path, o
     assert verify_all() == []
 
 
+def test_nested_lanes_share_the_runs_parallelism(tmp_path: Path, operator, settings) -> None:
+    """Four ready actions at two levels, two runners: never more than two at once, all run."""
+    settings.AGENTOS_RUN_PARALLELISM = 2
+    ledger = tmp_path / "ledger"
+
+    def nap(node_id: str) -> dict:
+        return {
+            "id": node_id,
+            "action": "test.sleep",
+            "params": {"seconds": 0.3, "ledger": str(ledger)},
+        }
+
+    plan = onboarding(ledger, nap("hr"), nap("it"), max_concurrency=2)
+    plan["nodes"][0]["nodes"][1] = write("laptop", ledger, "laptop {{ hire }}")
+    run = advance(start(plan, operator, {"people": ["ada", "bob"]}))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    flying, most = 0, 0
+    for line in lines(ledger):
+        flying += 1 if line.startswith("start ") else -1 if line.startswith("end ") else 0
+        most = max(most, flying)
+    # Never more than the run's runners (the first test shows four at once
+    # with the default of 4); the others waited their turn and then ran.
+    assert 1 <= most <= 2, "|".join(lines(ledger))
+    assert sum(1 for line in lines(ledger) if line.startswith("end ")) == 4
+
+
 def test_branches_outputs_reach_the_items_later_nodes(tmp_path: Path, operator) -> None:
     ledger = tmp_path / "ledger"
     hr = write("hr", ledger, "hr-{{ hire }}", outputs={"hr_id": "line"})
