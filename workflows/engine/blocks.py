@@ -299,7 +299,7 @@ def decide_block(run: Run, block: dict, owner: str) -> Any:
             "kind": "block",
             "request": None,
             "waiting": waiting,
-            "title": f"{block['id']}: every branch left waits for a person",
+            "title": f"{block['id']}: every branch left waits for a person or a child run",
         },
     )
     return STOP
