@@ -410,6 +410,59 @@ def test_the_time_machine_shows_nested_active_paths(tmp_path: Path, operator, re
     assert end.status == RunStatus.SUCCEEDED and end.block == ""
 
 
+def test_a_block_entered_again_gives_its_steps_new_visits_and_keys(
+    tmp_path: Path, operator, reviewer
+) -> None:
+    """A rejection jumps back to a block (top level and nested): no step reuses a key."""
+    ledger = tmp_path / "ledger"
+    inner = {
+        "id": "inner",
+        "type": "parallel",
+        "max_visits": 2,
+        "branches": [{"nodes": [write("w", ledger, "w {{ person }}")]}],
+    }
+    gate = {"id": "ok", "type": "approval", "title": "Again?", "on_reject": "inner"}
+    plan = {
+        "nodes": [
+            {
+                "id": "each",
+                "type": "map",
+                "items": "{{ people }}",
+                "as": "person",
+                "nodes": [inner, gate],
+            },
+            {**inner, "id": "top", "branches": [{"nodes": [write("t", ledger, "top")]}]},
+            {**gate, "id": "top_ok", "on_reject": "top"},
+        ]
+    }
+    run = advance(start(plan, operator, {"people": ["ada"]}))
+    (request,) = pending(run)
+    approval_decide(request_id=request.pk, actor=reviewer, decision="reject", comment="again")
+    run = advance(run)
+    (request,) = pending(run)
+    assert request.node_path == "each[0]/ok"
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    (request,) = pending(run)
+    approval_decide(request_id=request.pk, actor=reviewer, decision="reject", comment="again")
+    run = advance(run)
+    (request,) = pending(run)
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert lines(ledger) == ["w ada", "w ada", "top", "top"]
+    steps = list(run.steps.order_by("id").values_list("node_path", "visit", "idempotency_key"))
+    assert [(p, v) for p, v, _ in steps] == [
+        ("each[0]/inner/0/w", 1),
+        ("each[0]/inner/0/w", 2),
+        ("top/0/t", 1),
+        ("top/0/t", 2),
+    ]
+    keys = [k for _, _, k in steps]
+    assert len(set(keys)) == 4, keys
+    assert all(s.attempt == 1 for s in run.steps.all())
+
+
 # --- decisions of gates inside a map --------------------------------------------
 
 

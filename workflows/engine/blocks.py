@@ -113,14 +113,34 @@ def _save(run: Run, state: dict | None) -> None:
     run.graph = graph_state
 
 
-def _new_lane(block: dict, index: int, prefix: str) -> dict:
+def _new_lane(block: dict, index: int, prefix: str, *, run: Run | None = None) -> dict:
+    """Return a new lane; with `run`, its visits go on from the steps already at its paths.
+
+    A block entered again (a jump back to it) has the same lane paths as
+    before: counting on from the last entry's visits keeps each step's
+    (path, visit) and idempotency key its own, so an entry never takes an
+    earlier entry's attempts, or its idempotency key, for its own.
+    """
     path = f"{prefix}/{index}" if block["type"] == "parallel" else f"{prefix}[{index}]"
+    visits: dict[str, int] = {}
+    if run is not None:
+        prefix_len = len(path) + 1
+        done = Step.objects.filter(run=run, node_path__startswith=path + "/").values_list(
+            "node_path", "visit"
+        )
+        for node_path, visit in done:
+            node_id = node_path[prefix_len:]
+            if "/" not in node_id:  # this lane's own nodes, not nested ones
+                visits[node_id] = max(visits.get(node_id, 0), int(visit))
+        first = lane_nodes(block, {"index": index})[0]["id"]
+        if first in visits:
+            visits[first] += 1  # the lane enters its first node now
     return {
         "index": index,
         "path": path,
         "position": 0,
         "status": "active",
-        "visits": {},
+        "visits": visits,
         "outputs": {},
         "clearance": {},
         "request": None,
@@ -182,8 +202,16 @@ def _start(run: Run, block: dict, chain: Chain, path: str) -> dict | None | Any:
     `path` the block's node path.
     """
     state: dict[str, Any] = {"node": block["id"], "path": path, "lanes": [], "results": {}}
+    entry = _lane_visit(chain[-1][2], block["id"]) if chain else flow.visit_of(run, block["id"])
+    if entry > 1:
+        # Entered again (a jump back to it): its lanes' node paths are those
+        # of the last entry; their visits go on from there.
+        state["again"] = True
     if block["type"] == "parallel":
-        state["lanes"] = [_new_lane(block, i, path) for i in range(len(block["branches"]))]
+        state["lanes"] = [
+            _new_lane(block, i, path, run=run if entry > 1 else None)
+            for i in range(len(block["branches"]))
+        ]
         count = len(state["lanes"])
     else:
         missing: set[str] = set()
@@ -313,7 +341,14 @@ def _run_lanes(run: Run, outer: Chain, block: dict, state: dict, work: _Pass) ->
             while busy < block.get("max_concurrency", 4) and state["next_item"] < len(
                 state["items"]
             ):
-                state["lanes"].append(_new_lane(block, state["next_item"], state["path"]))
+                state["lanes"].append(
+                    _new_lane(
+                        block,
+                        state["next_item"],
+                        state["path"],
+                        run=run if state.get("again") else None,
+                    )
+                )
                 state["next_item"] += 1
                 busy += 1
         for lane in state["lanes"]:
