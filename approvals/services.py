@@ -280,18 +280,17 @@ def _apply(
         request.decisions.filter(decision="approve").values_list("actor_label", flat=True)
     )
     decided = None
-    if purpose == "approval_node":
-        # Readable later as decisions.<node> (conditions, references).
-        run.graph = dict(run.graph or {})
-        decided = graph.decision_record(
-            run.graph,
-            node_id=request.node_id,
-            decision=decision,
-            comment=comment,
-            decided_by=who,
-            at=timezone.now().isoformat(),
-        )
     in_lane = request.state.get("lane") is not None
+    if purpose == "approval_node":
+        # Readable later as decisions.<node> (conditions, references). Inside
+        # a block the lane records it (a map's items each keep their own).
+        decided = graph.decision_entry(
+            decision=decision, comment=comment, decided_by=who, at=timezone.now().isoformat()
+        )
+        if not in_lane:
+            run.graph = dict(run.graph or {})
+            run.graph.setdefault(graph.DECISIONS, {})[request.node_id] = decided
+    where = {"node_path": request.node_path} if in_lane else {}
     if decision == "reject":
         _close(request, RequestStatus.REJECTED, actor, comment, values={})
         event_append(
@@ -301,6 +300,7 @@ def _apply(
             data={
                 "request": request.pk,
                 "node": request.node_id,
+                **where,
                 "decision": "reject",
                 "comment": comment,
                 "digest": request.digest,
@@ -321,6 +321,7 @@ def _apply(
                 values={},
                 comment=comment,
                 resolution="",
+                decided=decided,
             )
         elif target is not None:
             run_reroute(
@@ -344,6 +345,7 @@ def _apply(
         data={
             "request": request.pk,
             "node": request.node_id,
+            **where,
             "decision": "approve",
             "values": values,
             "comment": comment,
@@ -371,6 +373,7 @@ def _apply(
             values=values,
             comment=comment,
             resolution=resolution,
+            decided=decided,
         )
         return
     run_continue(

@@ -15,6 +15,7 @@ from workflows.exceptions import IdempotencyKeyReused
 from workflows.models import Event, Run, Step
 from workflows.plans import PlanError, PlanInvalid
 from workflows.replay import ReplayError, state_at
+from workflows.replay_lanes import lane_state
 from workflows.resume import ResumeGrant
 from workflows.services import (
     _context_errors,
@@ -90,7 +91,8 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
     The person who forks is the new run's requester. Nothing approved in the
     parent carries over: a bare plan is reviewed again, and a gate the fork
     starts past is asked again before its steps run (four-eyes against the
-    person who forked).
+    person who forked). Inside a block the lanes' progress is carried
+    (docs/graphs.md, "Time machine and forks").
     """
     overrides = copy.deepcopy(context or {})
     if not isinstance(overrides, dict):
@@ -102,12 +104,10 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
         raise RunNotFound(f"no run {run_id}")
     try:
         state = state_at(parent, at_seq)
-        if state.block:
-            # Its lanes' progress is not carried into a fork yet: starting the
-            # block again could repeat actions that are not idempotent.
+        block = lane_state(state, parent.nodes) if state.block else None
+        if state.block and block is None:
             raise ReplayError(
-                f"event {at_seq} is inside the block {state.block!r}; fork from before "
-                "it started or after it finished"
+                f"event {at_seq} is inside the block {state.block!r}, not in the plan"
             )
     except ReplayError as exc:
         raise PlanInvalid([PlanError("", "at_seq", str(exc))]) from None
@@ -148,12 +148,20 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
             resume_grant=grant.to_json(),
             graph={
                 key: value
-                for key, value in (("visits", state.visits), ("decisions", state.decisions))
+                for key, value in (
+                    ("visits", state.visits),
+                    ("decisions", state.decisions),
+                    ("block", block),
+                )
                 if value
             },
         )
         carried = _carry_steps(parent, run, state.completed, state.completed_steps, position)
-        in_flight = _carry_in_flight(parent, run, at_seq, position)
+        in_flight = (
+            _carry_lanes_in_flight(parent, run, at_seq, state)
+            if block
+            else _carry_in_flight(parent, run, at_seq, position)
+        )
         event_append(
             run=run,
             type="run.created",
@@ -276,6 +284,67 @@ def _carry_in_flight(parent: Run, run: Run, at_seq: int, position: int) -> dict:
         started_at=timezone.now(),
     )
     return {"node": node["id"], "step": step.pk, "parent_step": started.data.get("step")}
+
+
+def _carry_lanes_in_flight(parent: Run, run: Run, at_seq: int, state: Any) -> dict:
+    """Carry the lanes' non-idempotent steps in flight at the fork point as unknown.
+
+    As at the top of a plan: each one's lane is at that node in the fork,
+    and the engine asks a person whether it happened before the lane goes
+    on (retry, mark done or fail). Idempotent ones simply run again; steps
+    the lanes moved past are never run again (the lanes' positions carry
+    past them).
+    """
+    began = (
+        Event.objects.filter(run=parent, seq__lte=at_seq, type="block.started")
+        .filter(data__node_path=state.block)
+        .order_by("-seq")
+        .values_list("seq", flat=True)
+        .first()
+    ) or 0
+    started = Event.objects.filter(
+        run=parent, seq__gt=began, seq__lte=at_seq, type="step.started"
+    ).order_by("seq")
+    ended = set(
+        Event.objects.filter(
+            run=parent, seq__gt=began, seq__lte=at_seq, type__in=STEP_ENDED
+        ).values_list("data__step", flat=True)
+    )
+    registry = executor_config.registry()
+    carried: dict[str, dict] = {}
+    for event in started:
+        data = event.data or {}
+        path = data.get("node_path") or ""
+        if data.get("step") in ended or "/" not in path:
+            continue
+        try:
+            if registry.get(data.get("action", "")).idempotent:
+                continue
+        except Exception:  # an action gone from the registry fails its step anyway
+            continue
+        lane_path, _, node_id = path.rpartition("/")
+        lane = state.lanes.get(lane_path) or {}
+        if lane.get("node") != node_id or lane.get("done"):
+            continue
+        visit = int((lane.get("visits") or {}).get(node_id, 1))
+        original = Step.objects.filter(pk=data.get("step"), run=parent).first()
+        step = Step.objects.create(
+            run=run,
+            node_id=node_id,
+            node_path=path,
+            position=original.position if original else 0,
+            visit=visit,
+            attempt=1,
+            action=data.get("action", ""),
+            params=original.params if original else data.get("params") or {},
+            status=StepStatus.UNKNOWN,
+            idempotency_key=f"run{run.pk}-{path}-v{visit}",
+            evidence={"carried_from": {"run": parent.pk, "step": data.get("step")}},
+            error=f"in flight in run {parent.pk} when it was forked: it may have happened",
+            started_at=timezone.now(),
+        )
+        carried[path] = {"node": node_id, "step": step.pk, "parent_step": data.get("step")}
+    return {"lanes": carried} if carried else {}
 
 
 def _top_keys(values: dict) -> set[str]:

@@ -173,10 +173,6 @@ def reject_target(nodes: list[dict], position: int) -> int | None:
     return index_of(nodes, target) if target else None
 
 
-def decision_record(
-    state: dict, *, node_id: str, decision: str, comment: str, decided_by: str, at: str
-) -> dict:
-    """Write `decisions.<node_id>` into a run's graph state; return the entry."""
-    entry = {"decision": decision, "comment": comment, "decided_by": decided_by, "at": at}
-    state.setdefault(DECISIONS, {})[node_id] = entry
-    return entry
+def decision_entry(*, decision: str, comment: str, decided_by: str, at: str) -> dict:
+    """Return what `decisions.<node id>` holds for one decision of a gate."""
+    return {"decision": decision, "comment": comment, "decided_by": decided_by, "at": at}

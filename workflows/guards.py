@@ -77,34 +77,55 @@ def _guarded_positions(
     return found
 
 
-def lane_entries(block: dict, context: dict) -> list[dict]:
+def lane_entries(block: dict, context: dict, prefix: str = "") -> list[dict]:
     """Return the guard entries of a block's lanes' first actions, by node path.
 
     A map's items are resolved from the context; an item list not known yet
-    guards nothing here (each item's actions are then asked again).
+    guards nothing here (each item's actions are then asked again). A block
+    at the start of a lane adds its own lanes' first actions, nested paths
+    and all (`hires[0]/setup/1/it`).
     """
+    base = f"{prefix}{block['id']}"
     lanes: list[tuple[str, list[dict], dict]] = []
     if block["type"] == "parallel":
         for index, branch in enumerate(block["branches"]):
-            lanes.append((f"{block['id']}/{index}", branch["nodes"], context))
+            lanes.append((f"{base}/{index}", branch["nodes"], context))
     else:
         items = render(block["items"], context, set())
         if isinstance(items, list):
             for index, item in enumerate(items[:1000]):
                 scope = {**context, block["as"]: item}
-                lanes.append((f"{block['id']}[{index}]", block["nodes"], scope))
+                lanes.append((f"{base}[{index}]", block["nodes"], scope))
     entries = []
-    for prefix, nodes, scope in lanes:
-        for index in _guarded_positions(nodes, 0):
+    for lane_path, nodes, scope in lanes:
+        inner: list[int] = []
+        for index in _guarded_positions(nodes, 0, inner):
             node = nodes[index]
+            if node.get("type") == "workflow":
+                # A child in the lane: its inputs and first actions, by path.
+                for entry in child_entries(node, index, scope):
+                    entry["path"] = f"{lane_path}/{entry.get('path') or entry['node']}"
+                    entries.append(entry)
+                continue
             missing: set[str] = set()
             params = render(node.get("params", {}), scope, missing)
             entry = guard_entry(
                 node=node, position=index, params=params, unresolved=sorted(missing)
             )
-            entry["path"] = f"{prefix}/{node['id']}"
+            entry["path"] = f"{lane_path}/{node['id']}"
             entries.append(entry)
+        for index in inner:
+            entries.extend(lane_entries(nodes[index], scope, prefix=f"{lane_path}/"))
     return entries
+
+
+def lane_start_reaches(nodes: list[dict], position: int) -> bool:
+    """Return whether the start of a lane leads to `position` through actions and branches.
+
+    `position` may be an action or a block (a block inside the lane).
+    """
+    blocks: list[int] = []
+    return position in _guarded_positions(nodes, 0, blocks) or position in blocks
 
 
 def gates_before_lane(
@@ -115,7 +136,7 @@ def gates_before_lane(
     That is an action reached from the lane's start through actions and
     branches only, in a block a gate leads to (as `governing_gates`).
     """
-    if position not in _guarded_positions(lane_nodes, 0):
+    if not lane_start_reaches(lane_nodes, position):
         return []
     gates = []
     for index, node in enumerate(nodes):

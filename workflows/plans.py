@@ -290,7 +290,7 @@ def validate_plan(
 
     available = set((inputs_schema or {}).get("properties", {}))
     check = _ListCheck(registry=registry, policy=policy, stored=stored, seen=set(), slug=slug)
-    return errors + check.nodes(raw_nodes, available, inside=False)
+    return errors + check.nodes(raw_nodes, available)
 
 
 @dataclass
@@ -304,7 +304,7 @@ class _ListCheck:
     # The slug of the workflow whose plan this is: a child naming it is recursion.
     slug: str | None = None
 
-    def nodes(self, raw_nodes: list[Any], available: set[str], *, inside: bool) -> list[PlanError]:
+    def nodes(self, raw_nodes: list[Any], available: set[str]) -> list[PlanError]:
         """Return the problems of a list; `available` grows with what it writes."""
         errors: list[PlanError] = []
         parsed: list[_Node] = []
@@ -325,13 +325,13 @@ class _ListCheck:
             except ValidationError as exc:
                 errors.extend(_pydantic_errors(label, "", exc))
                 continue
-            errors.extend(self.node(node, available, inside=inside))
+            errors.extend(self.node(node, available))
             parsed.append(node)
         if len(parsed) == len(raw_nodes):
             errors.extend(_flow_errors(parsed))
         return errors
 
-    def node(self, node: _Node, available: set[str], *, inside: bool) -> list[PlanError]:
+    def node(self, node: _Node, available: set[str]) -> list[PlanError]:
         errors: list[PlanError] = []
         if node.id in self.seen:
             errors.append(PlanError(node.id, "id", f"duplicate node id {node.id!r}"))
@@ -353,21 +353,11 @@ class _ListCheck:
         elif isinstance(node, BranchNode):
             errors.extend(_condition_errors(node, available if self.stored else None))
         elif isinstance(node, WorkflowNode):
-            if inside:
-                errors.append(
-                    PlanError(
-                        node.id, "type", "a child workflow inside a block is not supported yet"
-                    )
-                )
-                return errors
             errors.extend(_child_errors(node, self.slug))
             available.update(node.outputs)
         elif isinstance(node, ParallelNode | MapNode):
-            if inside:
-                errors.append(
-                    PlanError(node.id, "type", "a block inside a block is not supported yet")
-                )
-                return errors
+            # Blocks nest: a block's lists are checked as plans of their own,
+            # at any depth (paths like `hires/setup/0/hr`).
             errors.extend(self.block(node, available))
         return errors
 
@@ -385,7 +375,7 @@ class _ListCheck:
                     PlanError(node.id, "items", f"{{{{ {ref} }}}} is not a declared key")
                 )
             inner = set(available) | {node.as_}
-            found = self.nodes(node.nodes, inner, inside=True)
+            found = self.nodes(node.nodes, inner)
             errors.extend(_inside(node.id, found))
             if node.results:
                 available.add(node.results)
@@ -393,7 +383,7 @@ class _ListCheck:
         writers: dict[str, int] = {}
         for index, branch in enumerate(node.branches):
             inner = set(available)
-            found = self.nodes(branch.nodes, inner, inside=True)
+            found = self.nodes(branch.nodes, inner)
             errors.extend(_inside(f"{node.id}/{index}", found))
             for key in sorted(inner - available):
                 if key in writers:
@@ -538,9 +528,9 @@ def _child_spec(slug: str, version: int | None) -> dict | None:
 
 
 def child_nodes(spec: dict) -> list[dict]:
-    """Return the `type: workflow` nodes of a spec's plan (top level)."""
+    """Return the `type: workflow` nodes of a spec's plan, inside blocks too."""
     nodes = (spec.get("plan") or {}).get("nodes") or []
-    return [n for n in nodes if isinstance(n, dict) and n.get("type") == "workflow"]
+    return [n for n in graph.walk(nodes) if isinstance(n, dict) and n.get("type") == "workflow"]
 
 
 def _child_errors(node: WorkflowNode, root: str | None) -> list[PlanError]:

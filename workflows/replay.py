@@ -16,6 +16,7 @@ from typing import Any
 from workflows import graph
 from workflows.exceptions import ReplayError
 from workflows.models import Event, Run
+from workflows.replay_lanes import LaneFold, fold_from_state
 from workflows.services import merge_values
 from workflows.states import RunStatus
 
@@ -50,6 +51,10 @@ class ReplayState:
     # flight or waiting (which branches were active at this event).
     block: str = ""
     active: list[str] = field(default_factory=list)
+    # Inside a block: each lane's progress, and each block's kind and items,
+    # by path at every depth (workflows.replay_lanes); what a fork carries.
+    lanes: dict[str, dict] = field(default_factory=dict)
+    blocks: dict[str, dict] = field(default_factory=dict)
 
     def enter(self, nodes: list[dict], position: int) -> None:
         """Move to `position`, counting the entry as the engine does."""
@@ -93,6 +98,9 @@ def replay(run: Run, *, until_seq: int | None = None) -> list[ReplayState]:
                 visits=dict((data.get("graph") or {}).get("visits") or {}),
                 decisions=dict((data.get("graph") or {}).get("decisions") or {}),
             )
+            if (data.get("graph") or {}).get("block"):
+                # A fork from inside a block starts with its lanes' progress.
+                fold_from_state(state, nodes, data["graph"]["block"])
         else:
             state = copy.deepcopy(state)
             state.seq, state.type = event.seq, event.type
@@ -106,7 +114,11 @@ def _apply(state: ReplayState, event: Event, nodes: list[dict]) -> None:
     kind = event.type
     if kind in ("run.running", "step.started"):
         state.status = RunStatus.RUNNING
-    if state.block and kind in _LANE_EVENTS:
+    if state.block:
+        LaneFold(state, nodes).apply(kind, data)
+    nested = kind in ("block.started", "block.finished") and "/" in (data.get("node_path") or "")
+    if state.block and (kind in _LANE_EVENTS or nested):
+        # A lane's event, or a block's inside a lane (blocks nest).
         _lane_event(state, kind, data)
         return
     if kind == "step.started":
@@ -136,9 +148,13 @@ def _apply(state: ReplayState, event: Event, nodes: list[dict]) -> None:
             state.current_node, state.position = target, position
     elif kind == "block.started":
         state.block, state.active = data.get("node", ""), []
+        state.lanes, state.blocks = {}, {}
+        LaneFold(state, nodes).started(data.get("node_path") or state.block, data)
     elif kind == "block.finished":
         state.context.update(data.get("context") or {})
+        state.decisions.update(data.get("decisions") or {})
         state.block, state.active = "", []
+        state.lanes, state.blocks = {}, {}
         state.enter(nodes, graph.successor(nodes, _index(nodes, data.get("node"))))
     elif kind == "child.started":  # the run waits on its child run
         state.status = RunStatus.WAITING
@@ -153,6 +169,8 @@ def _apply(state: ReplayState, event: Event, nodes: list[dict]) -> None:
         pass  # a lane's branch: the run stays at its block
     elif kind == "branch.taken":
         state.enter(nodes, _index(nodes, data.get("next")))
+    elif kind == "approval.decided" and data.get("decided") and "[" in data.get("node_path", ""):
+        pass  # a gate in a map's item: its decision is the item's (block.finished lists them)
     elif kind == "approval.decided" and data.get("decided"):
         state.decisions[data["node"]] = data["decided"]
     elif kind in ENDINGS:
@@ -176,6 +194,8 @@ _LANE_EVENTS = frozenset(
         "node.waiting",
         "node.resumed",
         "lane.finished",
+        "child.started",
+        "child.finished",
     }
 )
 
@@ -183,17 +203,27 @@ _LANE_EVENTS = frozenset(
 def _lane_event(state: ReplayState, kind: str, data: dict) -> None:
     """Fold an event of a block's lane: which node paths are active."""
     path = data.get("node_path") or ""
-    if kind in ("step.started", "node.waiting", "step.outcome_unknown"):
+    if kind in ("step.started", "node.waiting", "step.outcome_unknown", "child.started"):
         if path and path not in state.active:
             state.active.append(path)
         if kind == "step.started":
             state.status = RunStatus.RUNNING
-    elif kind in ("step.succeeded", "step.marked_done", "node.resumed", "step.cancelled"):
+    elif kind in (
+        "step.succeeded",
+        "step.marked_done",
+        "node.resumed",
+        "step.cancelled",
+        "child.finished",
+    ):
         if path in state.active:
             state.active.remove(path)
         state.context.update(data.get("context") or {})
     elif kind == "lane.finished":
         state.active = [p for p in state.active if not p.startswith(path + "/")]
+    elif kind == "block.finished":  # a block inside a lane: its results
+        state.context.update(data.get("context") or {})
+        if "[" not in data.get("node_path", ""):  # not inside a map's item
+            state.decisions.update(data.get("decisions") or {})
 
 
 def state_at(run: Run, seq: int) -> ReplayState:

@@ -170,7 +170,9 @@ class RunOut(RunSummaryOut):
     active_nodes: list[str]
     # node path -> done | running | waiting | failed | skipped | pending
     node_states: dict[str, str]
-    decisions: dict[str, dict[str, Any]]
+    # gate id -> its decision; a gate inside a map's body: a list in item order
+    # (null for an item that never reached it).
+    decisions: dict[str, dict[str, Any] | list[dict[str, Any] | None]]
     visits: dict[str, int]
 
 

@@ -134,7 +134,19 @@ def node_states(run: Run, steps: list[dict] | None = None) -> dict[str, str]:
         )
     )
     for path in active_paths(run) if not run.is_terminal else []:
-        states[path] = "waiting" if path in waiting else "running"
+        state = "waiting" if path in waiting else "running"
+        states[path] = state
+        # The blocks nested in lanes that lead to it are in progress too.
+        from workflows.replay_lanes import split_lane
+
+        lane = path.rpartition("/")[0]
+        while "/" in lane or lane.endswith("]"):
+            block = split_lane(lane)[0]
+            if "/" not in block:
+                break  # the run's own block: its current node, below
+            if states.get(block) != "running":
+                states[block] = state
+            lane = block.rpartition("/")[0]
     current = run.current_node
     if current and (run.graph or {}).get("block"):
         states.setdefault(current, "running" if run.status != "waiting" else "waiting")

@@ -125,7 +125,8 @@ def test_validation_names_unknown_child_bad_inputs_and_outputs(tmp_path: Path, o
     assert any(e[:2] == ("c", "outputs.got") for e in found)
 
 
-def test_validation_refuses_a_child_inside_a_block(tmp_path: Path, operator) -> None:  # type: ignore[no-untyped-def]
+def test_validation_checks_a_child_inside_a_block(tmp_path: Path, operator) -> None:  # type: ignore[no-untyped-def]
+    """A child in a branch is checked like one at the top, by its path."""
     workflow_create(raw_spec=child_spec("kid", tmp_path / "l"), actor=operator)
     plan = {
         "nodes": [
@@ -140,16 +141,47 @@ def test_validation_refuses_a_child_inside_a_block(tmp_path: Path, operator) -> 
                                 "type": "workflow",
                                 "workflow": "kid",
                                 "inputs": {"who": "x"},
+                                "outputs": {"wrote": "wrote"},
                             }
                         ]
-                    }
+                    },
+                    {
+                        "nodes": [
+                            {
+                                "id": "t",
+                                "type": "workflow",
+                                "workflow": "kid",
+                                "inputs": {"whom": "x"},
+                                "outputs": {"wrote": "wrote"},
+                            }
+                        ]
+                    },
                 ],
             }
         ]
     }
-    assert errors_of(plan) == [
-        ("p/0/s", "type", "a child workflow inside a block is not supported yet")
-    ]
+    fields = {(node, field) for node, field, _ in errors_of(plan)}
+    assert fields == {("p/1/t", "inputs.whom"), ("p/1/t", "inputs"), ("p", "branches.1")}
+    del plan["nodes"][0]["branches"][1]
+    assert errors_of(plan) == []
+
+
+def test_recursion_through_a_block_is_refused(tmp_path: Path, operator) -> None:  # type: ignore[no-untyped-def]
+    """A child inside a block of the child's plan counts for recursion too."""
+    workflow_create(raw_spec=child_spec("kid", tmp_path / "l"), actor=operator)
+    looping = {
+        "id": "each",
+        "type": "map",
+        "items": "{{ names }}",
+        "as": "who",
+        "nodes": [{"id": "again", "type": "workflow", "workflow": "kid", "inputs": {"who": "x"}}],
+    }
+    spec = child_spec("kid", tmp_path / "l")
+    spec["inputs"]["properties"]["names"] = {"type": "array"}
+    spec["plan"]["nodes"].insert(0, looping)
+    with pytest.raises(PlanInvalid) as refused:
+        workflow_update(workflow=Workflow.objects.get(slug="kid"), raw_spec=spec, actor=operator)
+    assert any("recursion: kid → kid" in e.message for e in refused.value.errors)
 
 
 def test_validation_refuses_recursion_with_its_path(tmp_path: Path, operator) -> None:  # type: ignore[no-untyped-def]
@@ -589,3 +621,207 @@ def test_the_admin_run_page_links_a_child_to_its_parent(  # type: ignore[no-unty
     assert f">Run {parent.pk}</a> (its node sub)" in page.content.decode()
     page = client.get(f"/admin/workflows/run/{parent.pk}/change/")
     assert page.status_code == 200
+
+
+# --- children inside blocks -----------------------------------------------------
+
+
+def mapped_spec(slug: str, child: str, *, before: list | None = None) -> dict:
+    """A parent whose map runs the child once per name; results collect its outputs."""
+    return {
+        "slug": slug,
+        "title": slug.title(),
+        "mode": "autonomous",
+        "inputs": {"type": "object", "properties": {"names": {"type": "array"}}},
+        "plan": {
+            "nodes": [
+                *(before or []),
+                {
+                    "id": "each",
+                    "type": "map",
+                    "items": "{{ names }}",
+                    "as": "name",
+                    "results": "wrote_all",
+                    "nodes": [
+                        {
+                            "id": "sub",
+                            "type": "workflow",
+                            "workflow": child,
+                            "inputs": {"who": "{{ name }}"},
+                            "outputs": {"wrote": "wrote"},
+                        }
+                    ],
+                },
+            ]
+        },
+    }
+
+
+def test_a_child_per_map_item_runs_at_once_and_the_items_wait_for_theirs(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator, django_capture_on_commit_callbacks
+) -> None:
+    ledger = tmp_path / "ledger"
+    workflow_create(raw_spec=child_spec("kid", ledger), actor=operator)
+    boss_flow = workflow_create(raw_spec=mapped_spec("boss", "kid"), actor=operator)
+    parent = run_create(workflow=boss_flow, context={"names": ["ann", "bob"]}, requester=operator)
+    # Pinned when the parent started, inside the map too.
+    assert parent.plan["nodes"][0]["nodes"][0]["version"] == 1
+    workflow_update(
+        workflow=Workflow.objects.get(slug="kid"),
+        raw_spec=child_spec("kid", ledger, line="v2"),
+        actor=operator,
+    )
+    parent = advance(parent)
+    # Both items started their child; nothing else can go on: the parent waits.
+    assert parent.status == RunStatus.WAITING
+    kids = list(Run.objects.filter(parent=parent).exclude(parent_node="").order_by("parent_node"))
+    assert [(k.parent_node, k.context, k.workflow_version) for k in kids] == [
+        ("each[0]/sub", {"who": "ann"}, 1),
+        ("each[1]/sub", {"who": "bob"}, 1),
+    ]
+    started = Event.objects.get(run=kids[1], seq=1).data["parent"]
+    assert started == {"run": parent.pk, "node": "sub", "node_path": "each[1]/sub"}
+    from workflows.selectors import run_detail
+
+    assert sorted(run_detail(parent)["active_nodes"]) == ["each[0]/sub", "each[1]/sub"]
+    paused = Event.objects.filter(run=parent, type="run.paused").last()
+    assert sorted(paused.data["waiting"]) == ["each[0]/sub", "each[1]/sub"]
+    from workflows.replay import state_at
+
+    assert sorted(state_at(parent, paused.seq).active) == ["each[0]/sub", "each[1]/sub"]
+    with django_capture_on_commit_callbacks(execute=True):
+        advance(kids[1])
+    parent.refresh_from_db()
+    assert parent.status == RunStatus.QUEUED  # woken by its item's child
+    ended = Event.objects.get(run=parent, type="child.ended")
+    assert ended.data["node_path"] == "each[1]/sub"
+    parent = advance(parent)
+    assert parent.status == RunStatus.WAITING  # item 0 still waits for its child
+    with django_capture_on_commit_callbacks(execute=True):
+        advance(kids[0])
+    parent = advance(parent)
+    assert parent.status == RunStatus.SUCCEEDED, parent.error
+    finished = Event.objects.filter(run=parent, type="child.finished").last()
+    assert state_at(parent, finished.seq).active == []
+    # The pinned version ran (v1 writes "child-"), each item took its own child's outputs.
+    assert parent.context["wrote_all"] == [{"wrote": "child-ann"}, {"wrote": "child-bob"}]
+    assert "wrote" not in parent.context
+    assert sorted(ledger.read_text().split()) == ["child-ann", "child-bob"]
+    assert verify_all() == []
+
+
+def test_a_lane_child_lost_wake_up_is_found_by_the_sweep(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator
+) -> None:
+    from workflows.engine import runs_requeue_stale
+
+    workflow_create(raw_spec=child_spec("kid", tmp_path / "l"), actor=operator)
+    boss_flow = workflow_create(raw_spec=mapped_spec("boss", "kid"), actor=operator)
+    parent = advance(
+        run_create(workflow=boss_flow, context={"names": ["ann"]}, requester=operator)
+    )
+    advance(Run.objects.get(parent=parent, parent_node="each[0]/sub"))  # no on_commit: no wake-up
+    parent.refresh_from_db()
+    assert parent.status == RunStatus.WAITING
+    assert runs_requeue_stale() >= 1
+    parent = advance(parent)
+    assert parent.status == RunStatus.SUCCEEDED, parent.error
+    assert parent.context["wrote_all"] == [{"wrote": "child-ann"}]
+
+
+def test_a_failed_child_in_a_branch_fails_the_run_and_cancels_the_others(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator, django_capture_on_commit_callbacks
+) -> None:
+    ledger = tmp_path / "ledger"
+    check = {
+        "id": "check",
+        "type": "branch",
+        "cases": [{"when": "who == 'ann'", "next": "boom"}],
+        "default": "write",
+    }
+    failing = {"id": "boom", "type": "fail", "message": "no laptop for {{ who }}"}
+    workflow_create(raw_spec=child_spec("bad", ledger, extra=[check, failing]), actor=operator)
+    workflow_create(raw_spec=gated_child_spec("slow", ledger), actor=operator)
+
+    def sub(node_id: str, slug: str) -> dict:
+        return {"id": node_id, "type": "workflow", "workflow": slug, "inputs": {"who": "ann"}}
+
+    spec = parent_spec("boss", "bad")
+    spec["plan"]["nodes"] = [
+        {
+            "id": "both",
+            "type": "parallel",
+            "branches": [{"nodes": [sub("a", "bad")]}, {"nodes": [sub("b", "slow")]}],
+        }
+    ]
+    parent = advance(
+        run_create(
+            workflow=workflow_create(raw_spec=spec, actor=operator), context={}, requester=operator
+        )
+    )
+    bad = Run.objects.get(parent=parent, parent_node="both/0/a")
+    slow = advance(Run.objects.get(parent=parent, parent_node="both/1/b"))
+    assert slow.status == RunStatus.WAITING
+    request = pending(slow)
+    with django_capture_on_commit_callbacks(execute=True):
+        bad = advance(bad)
+    assert bad.status == RunStatus.FAILED
+    parent = advance(parent)
+    assert parent.status == RunStatus.FAILED
+    assert parent.error == f"both/0/a: child run #{bad.pk} (bad) failed: no laptop for ann"
+    slow.refresh_from_db()
+    request.refresh_from_db()
+    assert slow.status == RunStatus.CANCELLED and request.status == RequestStatus.CANCELLED
+    assert not ledger.exists()
+
+
+def test_cancelling_the_parent_cancels_the_children_of_its_lanes(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator
+) -> None:
+    workflow_create(raw_spec=gated_child_spec("kid", tmp_path / "l"), actor=operator)
+    boss_flow = workflow_create(raw_spec=mapped_spec("boss", "kid"), actor=operator)
+    parent = advance(
+        run_create(workflow=boss_flow, context={"names": ["ann", "bob"]}, requester=operator)
+    )
+    kids = [advance(k) for k in Run.objects.filter(parent=parent).exclude(parent_node="")]
+    assert [k.status for k in kids] == [RunStatus.WAITING, RunStatus.WAITING]
+    run_cancel(run_id=parent.pk, actor=operator, reason="not needed")
+    for kid in kids:
+        kid.refresh_from_db()
+        assert kid.status == RunStatus.CANCELLED
+        assert pending_or_none(kid) is None
+
+
+def pending_or_none(run: Run) -> ApprovalRequest | None:
+    return ApprovalRequest.objects.filter(run=run, status=RequestStatus.PENDING).first()
+
+
+def test_a_gate_before_a_map_binds_each_items_child_by_path(  # type: ignore[no-untyped-def]
+    tmp_path: Path, operator, reviewer
+) -> None:
+    ledger = tmp_path / "ledger"
+    workflow_create(raw_spec=child_spec("kid", ledger), actor=operator)
+    gate = {"id": "gate", "type": "approval", "title": "Start them?"}
+    boss_flow = workflow_create(raw_spec=mapped_spec("boss", "kid", before=[gate]), actor=operator)
+    parent = advance(
+        run_create(workflow=boss_flow, context={"names": ["ann", "bob"]}, requester=operator)
+    )
+    request = pending(parent)
+    shown = {g["path"]: g for g in request.guards}
+    assert shown["each[0]/sub"]["action"] == "workflow:kid@1"
+    assert shown["each[1]/sub"]["params"] == {"who": "bob"}
+    assert shown["each[1]/sub/write"]["params"]["line"] == "child-bob"
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    # Item 1's name changes after the approval: only its child is held back.
+    Run.objects.filter(pk=parent.pk).update(context={"names": ["ann", "mallory"]})
+    parent = advance(parent)
+    started = sorted(Run.objects.filter(parent=parent).values_list("parent_node", flat=True))
+    assert started == ["each[0]/sub"]
+    again = pending(parent)
+    assert again.node_path == "each[1]/sub" and again.state["purpose"] == "gate_again"
+    mismatch = Event.objects.get(run=parent, type="approval.digest_mismatch")
+    assert mismatch.data["node_path"] == "each[1]/sub"
+    approval_decide(request_id=again.pk, actor=reviewer, decision="approve")
+    parent = advance(parent)
+    kids = Run.objects.filter(parent=parent).order_by("parent_node")
+    assert [k.context["who"] for k in kids] == ["ann", "mallory"]

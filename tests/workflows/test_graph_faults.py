@@ -121,3 +121,76 @@ def test_kill_9_mid_parallel_and_mid_map_loses_nothing(cluster, operator, tmp_pa
     assert run.steps.filter(status=StepStatus.INTERRUPTED).count() >= 3
     assert verify_all() == []
     assert Run.objects.get(pk=run.pk).context == {"people": ["ada", "bob", "cy"]}
+
+
+def test_kill_9_mid_nested_block_loses_nothing(cluster, operator, tmp_path) -> None:
+    """A parallel block inside a map's body: the cluster dies while all four lanes run."""
+    ledger = tmp_path / "ledger"
+
+    def once(node_id: str, line: str) -> dict:
+        return {
+            "id": node_id,
+            "action": "test.ledger_append",
+            "params": {"ledger": str(ledger), "line": line},
+        }
+
+    def slow(node_id: str) -> dict:
+        return {
+            "id": node_id,
+            "action": "test.slow_first",
+            "params": {"ledger": str(ledger), "seconds": 60},
+            "retry": {"max_attempts": 3, "backoff_s": 0},
+        }
+
+    plan = {
+        "nodes": [
+            {
+                "id": "hires",
+                "type": "map",
+                "items": "{{ people }}",
+                "as": "person",
+                "max_concurrency": 2,
+                "nodes": [
+                    once("hello", "hello {{ person }}"),
+                    {
+                        "id": "setup",
+                        "type": "parallel",
+                        "branches": [
+                            {"nodes": [slow("hr")]},
+                            {"nodes": [once("pre", "pre {{ person }}"), slow("it")]},
+                        ],
+                    },
+                    once("bye", "bye {{ person }}"),
+                ],
+            },
+        ]
+    }
+    run = run_create(
+        mode="autonomous", requester=operator, plan=plan, context={"people": ["ada", "bob"]}
+    )
+    first = cluster()
+    wait_for(
+        lambda: counts(ledger)["start hr 1"] == 2 and counts(ledger)["start it 1"] == 2,
+        timeout=90,
+        message="every nested lane's slow step in flight",
+    )
+    first.kill()
+    cluster()
+    try:
+        recover([run.pk], timeout=180)
+    finally:
+        print(_story(run, ledger))
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    seen = counts(ledger)
+    for name in ("ada", "bob"):
+        # Completed before the kill: never again; after it: once.
+        assert seen[f"hello {name}"] == 1 and seen[f"pre {name}"] == 1, seen
+        assert seen[f"bye {name}"] == 1, seen
+    for node in ("hr", "it"):
+        assert seen[f"end {node} 1"] == 0 and seen[f"end {node} 2"] == 2, seen
+    interrupted = set(
+        run.steps.filter(status=StepStatus.INTERRUPTED).values_list("node_path", flat=True)
+    )
+    assert interrupted == {f"hires[{i}]/setup/{b}" for i in (0, 1) for b in ("0/hr", "1/it")}
+    assert verify_all() == []

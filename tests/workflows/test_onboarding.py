@@ -264,3 +264,68 @@ def test_a_page_that_never_loads_times_out_retries_and_leaves_no_chromium(
         p.name for p in (Path(executor_config.runner()._home or "/nonexistent") / "tmp").iterdir()
     }
     assert left <= {str(pid) for pid in spare_children(executor_config.runner().zygote_pid)}
+
+
+def test_onboarding_several_hires_runs_hr_and_it_beside_the_laptop_choice(
+    portals, operator, reviewer
+) -> None:
+    """The map's body: HR then IT in one branch, the laptop's choice in the other, at once."""
+    from approvals.models import ApprovalRequest, RequestStatus
+
+    def pending_requests(run: Run) -> list[ApprovalRequest]:
+        return list(ApprovalRequest.objects.filter(run=run, status=RequestStatus.PENDING))
+
+    source = (SPEC.parent / "onboard-new-hires.yaml").read_text()
+    workflow = workflow_create(raw_spec=parse_spec_text(source), source=source, actor=operator)
+    hires = [
+        {"name": "Ada Lovelace", "department": "Engineering"},
+        {"name": "Grace Hopper", "department": "Finance"},
+    ]
+    run = advance(run_create(workflow=workflow, requester=operator, context={"hires": hires}))
+    # Both hires' HR records and IT accounts were made while their laptop choices waited.
+    assert run.status == RunStatus.WAITING
+    assert sorted(ITAccount.objects.values_list("email", flat=True)) == [
+        "ada.lovelace@corp.example",
+        "grace.hopper@corp.example",
+    ]
+    asked = sorted(pending_requests(run), key=lambda r: r.node_path)
+    assert [r.node_path for r in asked] == [
+        "hires[0]/setup/1/pick_laptop",
+        "hires[1]/setup/1/pick_laptop",
+    ]
+    paths = set(run.steps.values_list("node_path", flat=True))
+    assert paths == {
+        f"hires[{i}]/setup/0/{n}" for i in (0, 1) for n in ("hr_record", "it_account")
+    }
+    for request, model in zip(asked, ("MacBook Pro 14", "ThinkPad X1 Carbon"), strict=True):
+        approval_decide(
+            request_id=request.pk,
+            actor=reviewer,
+            decision="approve",
+            values={"laptop_model": model},
+        )
+    run = advance(run)
+    gates = sorted(pending_requests(run), key=lambda r: r.node_path)
+    assert [(r.node_path, r.title) for r in gates] == [
+        (
+            "hires[0]/approve",
+            "Order a MacBook Pro 14 laptop for Ada Lovelace (ada.lovelace@corp.example)?",
+        ),
+        (
+            "hires[1]/approve",
+            "Order a ThinkPad X1 Carbon laptop for Grace Hopper (grace.hopper@corp.example)?",
+        ),
+    ]
+    for request in gates:
+        approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    orders = {o.email: o.laptop.name for o in HardwareOrder.objects.all()}
+    assert orders == {
+        "ada.lovelace@corp.example": "MacBook Pro 14",
+        "grace.hopper@corp.example": "ThinkPad X1 Carbon",
+    }
+    assert [r["laptop_model"] for r in run.context["onboarded"]] == [
+        "MacBook Pro 14",
+        "ThinkPad X1 Carbon",
+    ]

@@ -21,6 +21,7 @@ top of the plan. Completed steps are never run again: a lane only moves on.
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 from typing import Any
 
@@ -34,7 +35,7 @@ from workflows.models import Run, Step
 from workflows.plans import InputNode, PlanError, PlanInvalid, node_fields_schema
 from workflows.resume import ResumeGrant
 from workflows.services import apply_outputs, merge_values, run_fail, set_status
-from workflows.states import RunMode, RunStatus, StepStatus
+from workflows.states import TERMINAL, RunMode, RunStatus, StepStatus
 from workflows.templating import render
 
 BLOCK = "block"
@@ -44,18 +45,60 @@ MAX_HOPS = 1000
 NEXT = object()
 
 
+# A lane and the lanes it is nested in, outermost first: each entry is
+# (block node, block state, lane). A block inside a lane keeps its state in
+# that lane (`lane["block"]`), so a nested lane's path names every level:
+# `hires[1]/setup/0`, and its node `hires[1]/setup/0/hr`.
+Chain = list[tuple[dict, dict, dict]]
+
+
 def lane_nodes(block: dict, lane: dict) -> list[dict]:
     if block.get("type") == "parallel":
         return list(block["branches"][lane["index"]]["nodes"])
     return list(block["nodes"])
 
 
-def lane_scope(run: Run, block: dict, state: dict, lane: dict) -> dict:
-    """Return what a lane's references and conditions read."""
-    base = flow.scope(run)
-    if block.get("type") != "map":
-        return base
-    return {**base, block["as"]: state["items"][lane["index"]], **lane["outputs"]}
+def lane_scope(run: Run, chain: Chain) -> dict:
+    """Return what a lane's references and conditions read.
+
+    The run's context and decisions, and for each map the lane is in (at
+    any depth) its item under `as`, that item's outputs so far and its own
+    decisions (`decisions.<gate>` of a gate in a map's body is this item's).
+    """
+    scope = flow.scope(run)
+    decided: dict | None = None
+    for block, state, lane in chain:
+        if block.get("type") == "map":
+            scope = {**scope, block["as"]: state["items"][lane["index"]], **lane["outputs"]}
+            if lane.get("decisions"):
+                decided = {**(decided or scope.get(graph.DECISIONS) or {}), **lane["decisions"]}
+    if decided is not None:
+        scope = {**scope, graph.DECISIONS: decided}
+    return scope
+
+
+def _writes(run: Run, chain: Chain) -> dict:
+    """Return where a lane's outputs go: its nearest map item's, else the context."""
+    for block, _state, lane in reversed(chain):
+        if block.get("type") == "map":
+            outputs: dict = lane["outputs"]
+            return outputs
+    return run.context
+
+
+def _decisions_of(run: Run, chain: Chain) -> dict:
+    """Return where a lane's gates' decisions go: its nearest map item's, else the run's."""
+    for block, _state, lane in reversed(chain):
+        if block.get("type") == "map":
+            decided: dict = lane.setdefault("decisions", {})
+            return decided
+    run.graph = dict(run.graph or {})
+    top: dict = run.graph.setdefault(graph.DECISIONS, {})
+    return top
+
+
+def _in_item(chain: Chain) -> bool:
+    return any(block.get("type") == "map" for block, _state, _lane in chain)
 
 
 def _state(run: Run) -> dict | None:
@@ -71,78 +114,153 @@ def _save(run: Run, state: dict | None) -> None:
     run.graph = graph_state
 
 
-def _new_lane(block: dict, index: int) -> dict:
-    path = f"{block['id']}/{index}" if block["type"] == "parallel" else f"{block['id']}[{index}]"
+def _new_lane(block: dict, index: int, prefix: str, *, run: Run | None = None) -> dict:
+    """Return a new lane; with `run`, its visits go on from the steps already at its paths.
+
+    A block entered again (a jump back to it) has the same lane paths as
+    before: counting on from the last entry's visits keeps each step's
+    (path, visit) and idempotency key its own, so an entry never takes an
+    earlier entry's attempts, or its idempotency key, for its own.
+    """
+    path = f"{prefix}/{index}" if block["type"] == "parallel" else f"{prefix}[{index}]"
+    visits: dict[str, int] = {}
+    if run is not None:
+        prefix_len = len(path) + 1
+        done = Step.objects.filter(run=run, node_path__startswith=path + "/").values_list(
+            "node_path", "visit"
+        )
+        for node_path, visit in done:
+            node_id = node_path[prefix_len:]
+            if "/" not in node_id:  # this lane's own nodes, not nested ones
+                visits[node_id] = max(visits.get(node_id, 0), int(visit))
+        first = lane_nodes(block, {"index": index})[0]["id"]
+        if first in visits:
+            visits[first] += 1  # the lane enters its first node now
     return {
         "index": index,
         "path": path,
         "position": 0,
         "status": "active",
-        "visits": {},
+        "visits": visits,
         "outputs": {},
         "clearance": {},
         "request": None,
     }
 
 
-def _lane(state: dict, path: str) -> dict:
+def _find(block: dict, state: dict, path: str, outer: Chain | None = None) -> Chain | None:
+    """Return the chain of the lane at `path`, searching nested blocks too."""
     for lane in state["lanes"]:
+        chain = [*(outer or []), (block, state, lane)]
         if lane["path"] == path:
-            return lane
-    raise KeyError(path)
+            return chain
+        nested = lane.get("block")
+        if nested and path.startswith(lane["path"] + "/"):
+            found = _find(lane_nodes(block, lane)[lane["position"]], nested, path, chain)
+            if found is not None:
+                return found
+    return None
 
 
-def active_paths(run: Run) -> list[str]:
-    """Return the node paths of a block's lanes in flight or waiting."""
+def _chain(run: Run, path: str | None) -> Chain | None:
     state = _state(run)
-    if not state:
-        return []
-    block = run.nodes[run.position] if run.position < len(run.nodes) else {}
+    if not state or not path or run.position >= len(run.nodes):
+        return None
+    return _find(run.nodes[run.position], state, path)
+
+
+def _lane_paths(block: dict, state: dict, *, waiting_only: bool) -> list[str]:
+    """Return the node paths of a block's lanes (at every depth) in flight or waiting."""
     paths = []
     for lane in state["lanes"]:
-        if lane["status"] == "done":
-            continue
         nodes = lane_nodes(block, lane)
-        if lane["position"] < len(nodes):
-            paths.append(f"{lane['path']}/{nodes[lane['position']]['id']}")
+        if lane["position"] >= len(nodes):
+            continue
+        node = nodes[lane["position"]]
+        if lane.get("block"):
+            paths.extend(_lane_paths(node, lane["block"], waiting_only=waiting_only))
+        elif (
+            lane["status"] == "waiting"
+            or lane.get("child")
+            or (lane["status"] == "active" and not waiting_only)
+        ):
+            paths.append(f"{lane['path']}/{node['id']}")
     return paths
 
 
-def _start(run: Run, block: dict) -> dict | Any:
-    """Create the block's state; STOP when the run paused or failed instead."""
-    state: dict[str, Any] = {"node": block["id"], "lanes": [], "results": {}}
+def active_paths(run: Run) -> list[str]:
+    """Return the node paths of a block's lanes in flight or waiting, at every depth."""
+    state = _state(run)
+    if not state or run.position >= len(run.nodes):
+        return []
+    return _lane_paths(run.nodes[run.position], state, waiting_only=False)
+
+
+def _start(run: Run, block: dict, chain: Chain, path: str) -> dict | None | Any:
+    """Create a block's state; STOP when the run failed or paused, None when a lane paused.
+
+    `chain` is the lane the block is in (empty at the top of the plan);
+    `path` the block's node path.
+    """
+    state: dict[str, Any] = {"node": block["id"], "path": path, "lanes": [], "results": {}}
+    entry = _lane_visit(chain[-1][2], block["id"]) if chain else flow.visit_of(run, block["id"])
+    if entry > 1:
+        # Entered again (a jump back to it): its lanes' node paths are those
+        # of the last entry; their visits go on from there.
+        state["again"] = True
     if block["type"] == "parallel":
-        state["lanes"] = [_new_lane(block, i) for i in range(len(block["branches"]))]
+        state["lanes"] = [
+            _new_lane(block, i, path, run=run if entry > 1 else None)
+            for i in range(len(block["branches"]))
+        ]
         count = len(state["lanes"])
     else:
         missing: set[str] = set()
-        items = render(block["items"], flow.scope(run), missing)
+        items = render(block["items"], lane_scope(run, chain), missing)
         if missing:
             from workflows.engine.decide import _missing_fields, pause
 
-            pause(
+            title = f"{block.get('title') or path}: a value is missing"
+            description = "Supply " + ", ".join(sorted(missing)) + " to continue."
+            fields = _missing_fields(run, block, None, sorted(missing))
+            if not chain:
+                pause(
+                    run,
+                    purpose="missing",
+                    kind="input",
+                    title=title,
+                    description=description,
+                    fields=fields,
+                )
+                return STOP
+            outer, _state_, lane = chain[-1]
+            _lane_pause(
                 run,
+                outer,
+                lane,
+                block,
+                path,
                 purpose="missing",
                 kind="input",
-                title=f"{block.get('title') or block['id']}: a value is missing",
-                description="Supply " + ", ".join(sorted(missing)) + " to continue.",
-                fields=_missing_fields(run, block, None, sorted(missing)),
+                title=title,
+                description=description,
+                fields=fields,
             )
-            return STOP
+            return None
         if not isinstance(items, list):
             run_fail(
                 run=run,
                 actor=None,
-                node=block["id"],
-                error=f"{block['id']}: items is {type(items).__name__}, not a list",
+                node=path,
+                error=f"{path}: items is {type(items).__name__}, not a list",
             )
             return STOP
         if len(items) > MAX_ITEMS:
             run_fail(
                 run=run,
                 actor=None,
-                node=block["id"],
-                error=f"{block['id']}: {len(items)} items, more than {MAX_ITEMS}",
+                node=path,
+                error=f"{path}: {len(items)} items, more than {MAX_ITEMS}",
             )
             return STOP
         state["items"] = items
@@ -151,18 +269,23 @@ def _start(run: Run, block: dict) -> dict | Any:
     append_event(
         run,
         type="block.started",
-        data={
-            "node": block["id"],
-            "node_path": block["id"],
-            "kind": block["type"],
-            "lanes": count,
-        },
+        data={"node": block["id"], "node_path": path, "kind": block["type"], "lanes": count},
     )
     return state
 
 
+class _Pass:
+    """What one pass over a run's lanes collects: actions to start, waits."""
+
+    def __init__(self, owner: str, running: dict[str, Step]) -> None:
+        self.owner = owner
+        self.running = running
+        self.launches: list[Launch] = []
+        self.waits: list[float] = []
+
+
 def decide_block(run: Run, block: dict, owner: str) -> Any:
-    """Decide every lane of the block the run is at.
+    """Decide every lane of the block the run is at, and of the blocks inside them.
 
     Return a list of Launches (maybe empty, while this worker's actions are
     in flight), a Wait, STOP (paused or failed), or NEXT when the block
@@ -170,8 +293,8 @@ def decide_block(run: Run, block: dict, owner: str) -> Any:
     """
     state = _state(run)
     if not state or state.get("node") != block["id"]:
-        started = _start(run, block)
-        if started is STOP:
+        started = _start(run, block, [], block["id"])
+        if started is STOP or started is None:
             return STOP
         state = started
     running = {
@@ -180,46 +303,21 @@ def decide_block(run: Run, block: dict, owner: str) -> Any:
             "node_path"
         )
     }
-    launches: list[Launch] = []
-    waits: list[float] = []
-    for _ in range(2):
-        if block["type"] == "map":
-            busy = sum(1 for lane in state["lanes"] if lane["status"] != "done")
-            while busy < block.get("max_concurrency", 4) and state["next_item"] < len(
-                state["items"]
-            ):
-                state["lanes"].append(_new_lane(block, state["next_item"]))
-                state["next_item"] += 1
-                busy += 1
-        for lane in state["lanes"]:
-            if lane["status"] != "active":
-                continue
-            outcome = _lane_decide(run, block, state, lane, owner, running)
-            if outcome is STOP:
-                _save(run, state)
-                return STOP
-            if isinstance(outcome, Launch):
-                launches.append(outcome)
-                running[outcome.node_path] = outcome.step
-            elif isinstance(outcome, Wait):
-                waits.append(outcome.seconds)
-        if block["type"] != "map" or state["next_item"] >= len(state["items"]):
-            break
-    done = all(lane["status"] == "done" for lane in state["lanes"])
-    if done and (block["type"] == "parallel" or state["next_item"] >= len(state["items"])):
+    work = _Pass(owner, running)
+    done = _run_lanes(run, [], block, state, work)
+    if done is STOP:
+        _save(run, state)
+        return STOP
+    if done:
         _finish(run, block, state)
         return NEXT
     _save(run, state)
-    if launches or running:
-        return launches
-    if waits:
-        return Wait(min(waits))
+    if work.launches or running:
+        return work.launches
+    if work.waits:
+        return Wait(min(work.waits))
     # Every lane left waits for a person: only now is the run waiting.
-    waiting = [
-        f"{lane['path']}/{lane_nodes(block, lane)[lane['position']]['id']}"
-        for lane in state["lanes"]
-        if lane["status"] == "waiting"
-    ]
+    waiting = _lane_paths(block, state, waiting_only=True)
     set_status(run, RunStatus.WAITING)
     append_event(
         run,
@@ -230,21 +328,103 @@ def decide_block(run: Run, block: dict, owner: str) -> Any:
             "kind": "block",
             "request": None,
             "waiting": waiting,
-            "title": f"{block['id']}: every branch left waits for a person",
+            "title": f"{block['id']}: every branch left waits for a person or a child run",
         },
     )
     return STOP
 
 
+def _run_lanes(run: Run, outer: Chain, block: dict, state: dict, work: _Pass) -> bool | Any:
+    """Decide each active lane of one block; return whether the block ended, or STOP."""
+    for _ in range(2):
+        if block["type"] == "map":
+            busy = sum(1 for lane in state["lanes"] if lane["status"] != "done")
+            while busy < block.get("max_concurrency", 4) and state["next_item"] < len(
+                state["items"]
+            ):
+                state["lanes"].append(
+                    _new_lane(
+                        block,
+                        state["next_item"],
+                        state["path"],
+                        run=run if state.get("again") else None,
+                    )
+                )
+                state["next_item"] += 1
+                busy += 1
+        for lane in state["lanes"]:
+            if lane["status"] != "active":
+                continue
+            if _lane_decide(run, [*outer, (block, state, lane)], work) is STOP:
+                return STOP
+        if block["type"] != "map" or state["next_item"] >= len(state["items"]):
+            break
+    ended = all(lane["status"] == "done" for lane in state["lanes"])
+    return ended and (block["type"] == "parallel" or state["next_item"] >= len(state["items"]))
+
+
+def _results(block: dict, state: dict) -> dict[str, Any]:
+    if block["type"] == "map" and block.get("results"):
+        return {
+            block["results"]: [
+                state["results"].get(str(i), {}) for i in range(len(state["items"]))
+            ]
+        }
+    return {}
+
+
+def _decided(block: dict, state: dict) -> dict[str, list[dict | None]]:
+    """Return a map's gates' decisions: per gate, a list in item order (None: not decided)."""
+    per_item = state.get("decided") or {}
+    if block["type"] != "map" or not per_item:
+        return {}
+    gates = sorted({gate for decided in per_item.values() for gate in decided})
+    count = len(state["items"])
+    return {gate: [per_item.get(str(i), {}).get(gate) for i in range(count)] for gate in gates}
+
+
 def _finish(run: Run, block: dict, state: dict) -> None:
     data: dict[str, Any] = {"node": block["id"], "node_path": block["id"]}
-    if block["type"] == "map" and block.get("results"):
-        results = [state["results"].get(str(i), {}) for i in range(len(state["items"]))]
-        run.context[block["results"]] = results
-        data["context"] = {block["results"]: results}
-    append_event(run, type="block.finished", data=data)
+    results = _results(block, state)
+    if results:
+        run.context.update(results)
+        data["context"] = results
+    decided = _decided(block, state)
     _save(run, None)
+    if decided:
+        _decisions_of(run, []).update(decided)
+        data["decisions"] = decided
+    append_event(run, type="block.finished", data=data)
     flow.move_on(run)
+
+
+def _nested(run: Run, chain: Chain, nodes: list[dict], node: dict, path: str, work: _Pass) -> Any:
+    """Decide a block inside a lane; return whether it ended (the lane moved on), or STOP."""
+    _block, _state_, lane = chain[-1]
+    nested = lane.get("block")
+    if not nested or nested.get("node") != node["id"]:
+        nested = _start(run, node, chain, path)
+        if nested is STOP:
+            return STOP
+        if nested is None:
+            return False  # the lane waits for the items
+        lane["block"] = nested
+    done = _run_lanes(run, chain, node, nested, work)
+    if done is STOP or not done:
+        return done
+    results = _results(node, nested)
+    data: dict[str, Any] = {"node": node["id"], "node_path": path}
+    if results:
+        _writes(run, chain).update(results)
+        data["lane_context" if _in_item(chain) else "context"] = results
+    decided = _decided(node, nested)
+    if decided:
+        _decisions_of(run, chain).update(decided)
+        data["decisions"] = decided
+    append_event(run, type="block.finished", data=data)
+    lane.pop("block", None)
+    _lane_move(lane, nodes, graph.successor(nodes, lane["position"]))
+    return True
 
 
 def _lane_move(lane: dict, nodes: list[dict], target: int) -> None:
@@ -264,10 +444,14 @@ def _lane_done(run: Run, block: dict, state: dict, lane: dict) -> None:
     lane["status"] = "done"
     if block["type"] == "map":
         state["results"][str(lane["index"])] = lane["outputs"]
+        if lane.get("decisions"):
+            state.setdefault("decided", {})[str(lane["index"])] = lane["decisions"]
     append_event(run, type="lane.finished", data={"node": block["id"], "node_path": lane["path"]})
 
 
-def _lane_decide(run: Run, block: dict, state: dict, lane: dict, owner: str, running: dict) -> Any:
+def _lane_decide(run: Run, chain: Chain, work: _Pass) -> Any:
+    """Move one lane as far as it goes; STOP when the run paused or failed."""
+    block, state, lane = chain[-1]
     nodes = lane_nodes(block, lane)
     for _ in range(MAX_HOPS):
         if lane["position"] >= len(nodes):
@@ -285,7 +469,7 @@ def _lane_decide(run: Run, block: dict, state: dict, lane: dict, owner: str, run
             )
             return STOP
         kind = node.get("type", "action")
-        scope = lane_scope(run, block, state, lane)
+        scope = lane_scope(run, chain)
         if kind == "fail":
             message = str(render(node["message"], scope, set()))
             run_fail(run=run, actor=None, node=path, error=message[:2000])
@@ -295,10 +479,32 @@ def _lane_decide(run: Run, block: dict, state: dict, lane: dict, owner: str, run
             if outcome is not None:
                 return outcome
             continue
+        if kind in ("parallel", "map"):
+            ended = _nested(run, chain, nodes, node, path, work)
+            if ended is STOP:
+                return STOP
+            if not ended:
+                return None
+            continue
         if kind in ("approval", "input"):
             _lane_ask(run, block, state, lane, nodes, node, path, scope)
             return None
-        return _lane_action(run, block, state, lane, nodes, node, path, scope, owner, running)
+        if kind == "workflow":
+            moved = _lane_child(run, chain, nodes, node, path, scope)
+            if moved is STOP:
+                return STOP
+            if not moved:
+                return None
+            continue
+        outcome = _lane_action(run, chain, nodes, node, path, scope, work.owner, work.running)
+        if outcome is STOP:
+            return STOP
+        if isinstance(outcome, Launch):
+            work.launches.append(outcome)
+            work.running[outcome.node_path] = outcome.step
+        elif isinstance(outcome, Wait):
+            work.waits.append(outcome.seconds)
+        return None
     run_fail(run=run, actor=None, node=lane["path"], error="too many branches in one move")
     return STOP
 
@@ -397,9 +603,12 @@ def _lane_ask(
 
 
 def _paths(guards: list[dict], lane: dict, nodes: list[dict]) -> list[dict]:
-    """Name each guarded action by its node path: a map's items share node ids."""
+    """Name each guarded action by its node path: a map's items share node ids.
+
+    An entry of a block inside the lane already has its path within the lane.
+    """
     for guard in guards:
-        guard["path"] = f"{lane['path']}/{guard['node']}"
+        guard["path"] = f"{lane['path']}/{guard.get('path') or guard['node']}"
     return guards
 
 
@@ -458,9 +667,7 @@ def _lane_pause(
 
 def _lane_action(
     run: Run,
-    block: dict,
-    state: dict,
-    lane: dict,
+    chain: Chain,
     nodes: list[dict],
     node: dict,
     path: str,
@@ -470,6 +677,7 @@ def _lane_action(
 ) -> Any:
     if path in running:
         return None  # this worker is waiting for it
+    block, _state_, lane = chain[-1]
     action = executor_config.registry().get(node["action"])
     missing: set[str] = set()
     params = render(node.get("params", {}), scope, missing)
@@ -492,15 +700,12 @@ def _lane_action(
     clear = lane["clearance"]
     if (clear.get("position"), clear.get("node")) != (lane["position"], node["id"]):
         clear = {}
-    from workflows.guards import gates_before_lane, governing_gates
+    from workflows.guards import governing_gates
 
     gates = [nodes[i] for i in governing_gates(nodes, lane["position"])]
     if not gates:
         # At the start of its lane: guarded by a gate before the block.
-        gates = [
-            run.nodes[i]
-            for i in gates_before_lane(run.nodes, run.position, nodes, lane["position"])
-        ]
+        gates = _gates_above(run, chain, nodes, lane["position"])
     approved = None
     for gate in gates:
         approved = hooks.approved_guard(
@@ -700,32 +905,227 @@ def _lane_unknown(run: Run, block: dict, lane: dict, node: dict, path: str, step
     )
 
 
+def _lane_child(
+    run: Run, chain: Chain, nodes: list[dict], node: dict, path: str, scope: dict
+) -> Any:
+    """Start a lane's child run, wait for it, or take its outcome.
+
+    Return True when the lane moved past the node, False while it waits
+    (for its child or a person), STOP when the run failed. The lane waits
+    alone: the other lanes go on, and the run is `waiting` only when no lane
+    can. The child's id is kept in the lane, per visit of the node.
+    """
+    from workflows.engine import children
+    from workflows.guards import child_entry, governing_gates
+
+    block, _state_, lane = chain[-1]
+    key = f"{node['id']}#{_lane_visit(lane, node['id'])}"
+    child_id = (lane.get("children") or {}).get(key)
+    if child_id is None:
+        missing: set[str] = set()
+        inputs = render(node.get("inputs", {}), scope, missing)
+        if missing:
+            from workflows.engine.decide import _missing_fields
+
+            _lane_pause(
+                run,
+                block,
+                lane,
+                node,
+                path,
+                purpose="missing",
+                kind="input",
+                title=f"{node.get('title') or path}: a value is missing",
+                description="Supply " + ", ".join(sorted(missing)) + " to start the child.",
+                fields=_missing_fields(run, node, None, sorted(missing)),
+            )
+            return False
+        gates = [nodes[i] for i in governing_gates(nodes, lane["position"])]
+        if not gates:
+            gates = _gates_above(run, chain, nodes, lane["position"])
+        if gates:
+            # What was approved is what the child gets: its inputs, by path.
+            approved = None
+            for gate in gates:
+                approved = hooks.approved_guard(
+                    run=run,
+                    node_id=node["id"],
+                    position=lane["position"],
+                    gate=gate["id"],
+                    node_path=path,
+                )
+                if approved is not None:
+                    break
+            now = child_entry(node=node, position=lane["position"], inputs=inputs)
+            if approved is None or approved.get("digest") != now["digest"]:
+                if approved is not None:
+                    append_event(
+                        run,
+                        type="approval.digest_mismatch",
+                        data={
+                            "node": node["id"],
+                            "node_path": path,
+                            "approved": approved["digest"],
+                            "current": now["digest"],
+                        },
+                    )
+                reason = (
+                    "the child's inputs changed since the gate was approved"
+                    if approved is not None
+                    else "no approval of this gate covers it"
+                )
+                _lane_pause(
+                    run,
+                    block,
+                    lane,
+                    gates[0],
+                    path,
+                    purpose="gate_again",
+                    kind="approval",
+                    title=str(render(gates[0]["title"], scope, set())),
+                    description=f"Asked again before {path} (workflow {node['workflow']}): "
+                    f"{reason}.",
+                    fields={"type": "object", "properties": {}},
+                    state={"gate": gates[0]["id"]},
+                    assign_to=gates[0].get("assign_to"),
+                    guards=_paths(guards_from(nodes, lane["position"], scope), lane, nodes),
+                )
+                return False
+        problem, child_id = children.create_child(run, node, inputs, node_path=path)
+        if problem:
+            run_fail(run=run, actor=None, node=path, error=f"{path}: {problem}")
+            return STOP
+        lane.setdefault("children", {})[key] = child_id
+        lane["child"] = child_id
+        return False
+    child = Run.objects.filter(pk=child_id).only("status", "context", "error").first()
+    if child is None:
+        run_fail(run=run, actor=None, node=path, error=f"{path}: child run is gone")
+        return STOP
+    if child.status not in TERMINAL:
+        return False
+    if child.status != RunStatus.SUCCEEDED:
+        reason = f": {child.error}" if child.error else ""
+        run_fail(
+            run=run,
+            actor=None,
+            node=path,
+            error=f"{path}: child run #{child.pk} ({node['workflow']}) {child.status}{reason}"[
+                :2000
+            ],
+        )
+        return STOP
+    outputs = node.get("outputs") or {}
+    lacking = [name for name in outputs.values() if name not in child.context]
+    if lacking:
+        run_fail(
+            run=run,
+            actor=None,
+            node=path,
+            error=f"{path}: child run #{child.pk} ended without " + ", ".join(sorted(lacking)),
+        )
+        return STOP
+    changed = {name: copy.deepcopy(child.context[outputs[name]]) for name in outputs}
+    _writes(run, chain).update(changed)
+    append_event(
+        run,
+        type="child.finished",
+        data={
+            "node": node["id"],
+            "node_path": path,
+            "child": child.pk,
+            "lane_context" if _in_item(chain) else "context": changed,
+        },
+    )
+    lane.pop("child", None)
+    _lane_move(lane, nodes, graph.successor(nodes, lane["position"]))
+    return True
+
+
+def child_path(run: Run, child_id: int) -> str | None:
+    """Return the node path of the lane (at any depth) waiting on child `child_id`."""
+    state = _state(run)
+    if not state or run.position >= len(run.nodes):
+        return None
+
+    def search(block: dict, block_state: dict) -> str | None:
+        for lane in block_state["lanes"]:
+            nodes = lane_nodes(block, lane)
+            if lane["position"] >= len(nodes):
+                continue
+            node = nodes[lane["position"]]
+            if lane.get("child") == child_id:
+                return f"{lane['path']}/{node['id']}"
+            if lane.get("block"):
+                found = search(node, lane["block"])
+                if found is not None:
+                    return found
+        return None
+
+    return search(run.nodes[run.position], state)
+
+
+def _gates_above(run: Run, chain: Chain, nodes: list[dict], position: int) -> list[dict]:
+    """Return the gates before the blocks a lane's first actions are in, nearest first.
+
+    Level by level outwards: a gate before the lane's block in the list
+    around it, else (when that block too starts its lane) before the block
+    around that, up to the top of the plan.
+    """
+    from workflows.guards import gates_before_lane, lane_start_reaches
+
+    for level in range(len(chain) - 1, -1, -1):
+        if level == 0:
+            around, at = run.nodes, run.position
+        else:
+            outer, _state_, lane = chain[level - 1]
+            around, at = lane_nodes(outer, lane), lane["position"]
+        found = gates_before_lane(around, at, nodes, position)
+        if found:
+            return [around[i] for i in found]
+        if not lane_start_reaches(nodes, position):
+            return []
+        nodes, position = around, at
+    return []
+
+
 # --- results and decisions ----------------------------------------------------
 
 
-def lane_recorded(run: Run, launch: Launch, step: Step) -> dict:
-    """Apply a lane step's outputs and move its lane on; return the context change."""
+def _chain_of(run: Run, path: str | None) -> Chain:
+    chain = _chain(run, path)
+    if chain is None:
+        raise KeyError(path)
+    return chain
+
+
+def lane_recorded(run: Run, launch: Launch, step: Step) -> tuple[dict, bool]:
+    """Apply a lane step's outputs and move its lane on.
+
+    Return the change and whether it went to a map item's outputs (the
+    lane's, or those of the item it is nested in) rather than the context.
+    """
     state = _state(run)
-    block = run.nodes[run.position]
-    lane = _lane(state, launch.lane)
+    chain = _chain_of(run, launch.lane)
+    block, _state_, lane = chain[-1]
     nodes = lane_nodes(block, lane)
-    if block["type"] == "map":
+    in_item = _in_item(chain)
+    if in_item:
         changed = {
             key: (step.output or {}).get(f) for key, f in launch.node.get("outputs", {}).items()
         }
-        lane["outputs"].update(changed)
+        _writes(run, chain).update(changed)
     else:
         changed = apply_outputs(run, launch.node, step.output or {})
     _lane_move(lane, nodes, graph.successor(nodes, lane["position"]))
     _save(run, state)
-    return changed
+    return changed, in_item
 
 
 def lane_paused(run: Run, launch: Launch, step: Step, **kwargs: Any) -> None:
     """Open a request for a lane whose action asked for a value or may have run."""
     state = _state(run)
-    block = run.nodes[run.position]
-    lane = _lane(state, launch.lane)
+    block, _state_, lane = _chain_of(run, launch.lane)[-1]
     if kwargs.pop("unknown", False):
         _lane_unknown(run, block, lane, launch.node, launch.node_path, step)
     else:
@@ -742,26 +1142,34 @@ def lane_resume(
     values: dict,
     comment: str,
     resolution: str,
+    decided: dict | None = None,
 ) -> None:
-    """Move a lane on after a person decided its request (the caller's transaction)."""
+    """Move a lane on after a person decided its request (the caller's transaction).
+
+    `decided` is a gate's decision, readable as `decisions.<gate>`: in a
+    map's item (at any depth) by that item's later nodes only, else by all.
+    """
     state = _state(run)
     path = request.state.get("lane")
-    lane = None
-    if state and run.position < len(run.nodes):
-        try:
-            lane = _lane(state, path)
-        except KeyError:
-            lane = None
-    if lane is None or lane["status"] != "waiting" or lane["request"] != request.pk:
+    chain = _chain(run, path)
+    lane = chain[-1][2] if chain else None
+    if (
+        chain is None
+        or lane is None
+        or lane["status"] != "waiting"
+        or lane["request"] != request.pk
+    ):
         raise PlanInvalid(
             [PlanError(request.node_id, "node", "the run is no longer at this node")]
         )
-    block = run.nodes[run.position]
+    block = chain[-1][0]
     nodes = lane_nodes(block, lane)
     node = nodes[lane["position"]]
     purpose = request.purpose
     node_path = f"{path}/{node['id']}"
     lane["status"], lane["request"] = "active", None
+    if decided is not None:
+        _decisions_of(run, chain)[node["id"]] = decided
     if decision == "reject":
         target = (
             graph.reject_target(nodes, lane["position"]) if purpose == "approval_node" else None
@@ -772,7 +1180,7 @@ def lane_resume(
             return
         _lane_move(lane, nodes, target)
     else:
-        target_values = lane["outputs"] if block["type"] == "map" else run.context
+        target_values = _writes(run, chain)
         clear = lane["clearance"]
         if (clear.get("position"), clear.get("node")) != (lane["position"], node["id"]):
             clear = {"node": node["id"], "position": lane["position"]}

@@ -23,6 +23,7 @@ from typing import Any
 
 from django.db import transaction
 
+from workflows import graph
 from workflows.engine import flow
 from workflows.engine.base import STOP, append_event
 from workflows.events import event_append
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 # run.graph["children"]: "<node id>#<visit>" -> the child run's id.
 CHILDREN = "children"
+# Run.parent_node's size.
+PARENT_NODE_CHARS = 100
 NEXT = object()
 
 
@@ -43,13 +46,14 @@ def pin_versions(plan: dict) -> dict:
     """Return the plan with every child's version pinned (the current one if unset).
 
     Called when a run is created: what the parent's approvers and the
-    engine see is the version that will run, whatever is saved later.
+    engine see is the version that will run, whatever is saved later. The
+    children inside blocks (at any depth) are pinned too.
     """
     nodes = plan.get("nodes") or []
-    if not any(isinstance(n, dict) and n.get("type") == "workflow" for n in nodes):
+    if not any(isinstance(n, dict) and n.get("type") == "workflow" for n in graph.walk(nodes)):
         return plan
     plan = copy.deepcopy(plan)
-    for node in plan["nodes"]:
+    for node in graph.walk(plan["nodes"]):
         if node.get("type") == "workflow" and not node.get("version"):
             current = Workflow.objects.filter(slug=node["workflow"]).values("version").first()
             if current is not None:
@@ -158,11 +162,28 @@ def decide_child(run: Run, node: dict, owner: str) -> Any:
 
 def _start(run: Run, node: dict, inputs: dict) -> str:
     """Create the child run in this transaction; return a problem, or ""."""
+    problem, child_id = create_child(run, node, inputs, node_path=node["id"])
+    if problem:
+        return problem
+    state = dict(run.graph or {})
+    state[CHILDREN] = {**(state.get(CHILDREN) or {}), child_key(run, node): child_id}
+    run.graph = state
+    set_status(run, RunStatus.WAITING)
+    return ""
+
+
+def create_child(run: Run, node: dict, inputs: dict, *, node_path: str) -> tuple[str, int]:
+    """Create a node's child run and its events in this transaction.
+
+    Return a problem (and 0) when it cannot start, else "" and the child's
+    id; the caller records the id where it waits (the run's graph state at
+    the top of the plan, the lane inside a block) in the same commit.
+    """
     spec = child_spec(node)
     if spec is None:
-        return f"version {node.get('version')} of workflow {node['workflow']!r} is not stored"
+        return f"version {node.get('version')} of workflow {node['workflow']!r} is not stored", 0
     if depth_of(run) + 1 > MAX_CHILD_DEPTH:
-        return f"children nest deeper than {MAX_CHILD_DEPTH} levels"
+        return f"children nest deeper than {MAX_CHILD_DEPTH} levels", 0
     from workflows.services import _context_errors
 
     schema = spec.get("inputs") or {"type": "object", "properties": {}}
@@ -174,7 +195,7 @@ def _start(run: Run, node: dict, inputs: dict) -> str:
     if errors:
         return "the child's inputs are not valid: " + "; ".join(
             f"{e.field}: {e.message}" for e in errors
-        )
+        ), 0
     mode = max((run.mode, spec.get("mode") or run.mode), key=lambda m: MODE_STRICTNESS.get(m, 1))
     plan = pin_versions(spec["plan"])
     workflow = Workflow.objects.get(slug=node["workflow"])
@@ -188,8 +209,13 @@ def _start(run: Run, node: dict, inputs: dict) -> str:
         requester=run.requester,
         current_node=plan["nodes"][0]["id"],
         parent=run,
-        parent_node=node["id"],
+        # The node's path inside a block (the field holds 100 characters;
+        # a longer path is named by the node's id, and events carry the path).
+        parent_node=node_path if len(node_path) <= PARENT_NODE_CHARS else node["id"],
     )
+    parent: dict[str, Any] = {"run": run.pk, "node": node["id"]}
+    if node_path != node["id"]:
+        parent["node_path"] = node_path
     event_append(
         run=child,
         type="run.created",
@@ -200,28 +226,25 @@ def _start(run: Run, node: dict, inputs: dict) -> str:
             "mode": mode,
             "context": context,
             "nodes": [n["id"] for n in plan["nodes"]],
-            "parent": {"run": run.pk, "node": node["id"]},
+            "parent": parent,
         },
     )
     child.save(update_fields=["last_seq", "last_hash"])
-    state = dict(run.graph or {})
-    state[CHILDREN] = {**(state.get(CHILDREN) or {}), child_key(run, node): child.pk}
-    run.graph = state
-    set_status(run, RunStatus.WAITING)
     append_event(
         run,
         type="child.started",
         data={
             "node": node["id"],
-            "node_path": node["id"],
+            "node_path": node_path,
             "child": child.pk,
             "workflow": workflow.slug,
             "version": child.workflow_version,
             "inputs": inputs,
         },
     )
-    transaction.on_commit(lambda: enqueue_advance(child.pk))
-    return ""
+    child_id = child.pk
+    transaction.on_commit(lambda: enqueue_advance(child_id))
+    return "", child_id
 
 
 def _gate_mismatch(run: Run, node: dict, inputs: dict) -> bool:
@@ -274,8 +297,14 @@ def wake_parent(parent_id: int, child_id: int) -> bool:
             if parent.status != RunStatus.WAITING:
                 return False
             node = parent.nodes[parent.position] if parent.position < len(parent.nodes) else {}
+            path: str | None = node.get("id", "")
             if node.get("type") != "workflow" or child_of(parent, node) != child_id:
-                return False
+                from workflows.engine.blocks import child_path
+
+                # Or a lane of a block waits on it.
+                path = child_path(parent, child_id)
+                if path is None:
+                    return False
             child = Run.objects.filter(pk=child_id).values("status").first()
             if child is None or child["status"] not in TERMINAL:
                 return False
@@ -285,8 +314,8 @@ def wake_parent(parent_id: int, child_id: int) -> bool:
                 type="child.ended",
                 save_head=False,
                 data={
-                    "node": node["id"],
-                    "node_path": node["id"],
+                    "node": str(path).rsplit("/", 1)[-1],
+                    "node_path": path,
                     "child": child_id,
                     "status": child["status"],
                 },

@@ -273,9 +273,9 @@ def _lane_recorded(
         save_run(run)
         return STOP
     if status == StepStatus.SUCCEEDED:
-        changed = blocks.lane_recorded(run, launch, step)
+        changed, in_item = blocks.lane_recorded(run, launch, step)
         # A map item's outputs stay in its lane until the map ends.
-        key = "lane_context" if run.nodes[run.position]["type"] == "map" else "context"
+        key = "lane_context" if in_item else "context"
         append_event(
             run,
             type="step.succeeded",

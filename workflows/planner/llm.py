@@ -50,7 +50,7 @@ A node is one of:
    "max_concurrency": 4, "results": "key", "nodes": [...]}  (once per item)
 Any node may have "next": "<id of the same list>" or "end"; an approval may have
 "on_reject": "<id>". Jumping back needs "max_visits": N on the target. Branches of a
-parallel may not write the same context key; no block inside a block.
+parallel may not write the same context key; blocks may nest.
 Rules:
 - ids match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ and are unique.
 - "action" is exactly one of the names in the catalog; "params" has only the fields of that
