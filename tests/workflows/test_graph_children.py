@@ -818,7 +818,7 @@ def test_a_gate_before_a_map_binds_each_items_child_by_path(  # type: ignore[no-
     started = sorted(Run.objects.filter(parent=parent).values_list("parent_node", flat=True))
     assert started == ["each[0]/sub"]
     again = pending(parent)
-    assert again.node_path == "each[1]/sub" and again.state["purpose"] == "gate_again"
+    assert again.node_path == "each[1]/sub" and again.purpose == "gate_again"
     mismatch = Event.objects.get(run=parent, type="approval.digest_mismatch")
     assert mismatch.data["node_path"] == "each[1]/sub"
     approval_decide(request_id=again.pk, actor=reviewer, decision="approve")

@@ -332,7 +332,7 @@ def test_a_changed_value_behind_a_gate_asks_again_for_the_nested_path(
     assert run.status == RunStatus.WAITING
     assert lines(ledger) == []
     (again,) = pending(run)
-    assert again.node_path == "outer/0/inner/0/w" and again.state["purpose"] == "gate_again"
+    assert again.node_path == "outer/0/inner/0/w" and again.purpose == "gate_again"
     assert Event.objects.filter(run=run, type="approval.digest_mismatch").exists()
     approval_decide(request_id=again.pk, actor=reviewer, decision="approve")
     run = advance(run)
@@ -663,7 +663,7 @@ def test_a_fork_asks_about_a_lane_step_that_was_in_flight(
     fork = advance(run_fork(run_id=run.pk, at_seq=started.seq, actor=operator))
     assert fork.status == RunStatus.WAITING
     (request,) = pending(fork)
-    assert request.node_path == "setup/0/charge" and request.state["purpose"] == "unknown_outcome"
+    assert request.node_path == "setup/0/charge" and request.purpose == "unknown_outcome"
     carried = Event.objects.get(run=fork, seq=1).data["in_flight"]["lanes"]
     assert list(carried) == ["setup/0/charge"]
     assert lines(ledger).count("charged") == 1  # not run again blindly
