@@ -228,7 +228,7 @@ def _purchase(m: dict[str, str]) -> dict[str, Any]:
             {
                 "id": "large",
                 "type": "approval",
-                "title": f"Buy {{{{ item }}}} for {{{{ amount }}}}? ({group} decides: over {limit})",
+                "title": "Buy {{ item }} for {{ amount }}? " + f"({group} decides: over {limit})",
                 "on_reject": "rejected",
                 "next": "end",
             },

@@ -94,7 +94,7 @@ def system_prompt(registry: Registry) -> str:
         PLAN_RULES
         + "\nCatalog of actions (JSON):\n"
         + json.dumps(catalog, sort_keys=True)
-        + "\nStored workflows a \"workflow\" node may run (JSON):\n"
+        + '\nStored workflows a "workflow" node may run (JSON):\n'
         + json.dumps(stored_workflows(), sort_keys=True)
     )
 
