@@ -424,9 +424,7 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
             return JsonResponse(
                 {"errors": [{"field": "source", "text": f"source: {message}"}]}, status=400
             )
-        response = JsonResponse(spec_picture(text, workflow))
-        response["Cache-Control"] = "no-store"
-        return response
+        return JsonResponse(spec_picture(text, workflow))  # never cached: admin_view
 
     def start_run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Show a form generated from the workflow's inputs; queue a run on submit."""
