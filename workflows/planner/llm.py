@@ -22,9 +22,8 @@ from django.conf import settings
 from executors.base import Policy
 from executors.registry import Registry
 from executors.scrubbing import scrub
-from workflows import graph
 from workflows.planner.base import PlannerError
-from workflows.plans import MAX_PLAN_BYTES, PlanError, validate_plan
+from workflows.plans import MAX_PLAN_BYTES, PlanError, spec_writes, validate_plan
 
 __all__ = ["LLMPlanner", "stored_workflows", "system_prompt"]
 
@@ -113,14 +112,6 @@ def stored_workflows(limit: int = MAX_STORED_WORKFLOWS) -> list[dict[str, Any]]:
         spec = workflow.spec or {}
         inputs = spec.get("inputs") or {}
         declared = inputs.get("properties") or {}
-        writes = set(declared)
-        for node in graph.walk((spec.get("plan") or {}).get("nodes") or []):
-            if not isinstance(node, dict):
-                continue
-            writes.update(node.get("fields") or {})
-            writes.update(node.get("outputs") or {})
-            if node.get("results"):
-                writes.add(node["results"])
         found.append(
             {
                 "slug": workflow.slug,
@@ -133,7 +124,7 @@ def stored_workflows(limit: int = MAX_STORED_WORKFLOWS) -> list[dict[str, Any]]:
                     for key in inputs.get("required") or []
                     if "default" not in (declared.get(key) or {})
                 ),
-                "writes": sorted(writes),
+                "writes": sorted(spec_writes(spec)),
             }
         )
     return found
