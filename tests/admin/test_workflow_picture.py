@@ -197,3 +197,25 @@ plan:
     page = client_for(operator).get(link)
     assert page.status_code == 200
     assert b'id="spec-picture"' in page.content and b'data-path="gate"' in page.content
+
+
+@pytest.mark.django_db
+def test_the_parent_run_page_draws_its_child_node_as_a_link_to_the_child_run(
+    tmp_path, operator, superuser
+) -> None:
+    from tests.workflows.test_graph_children import (
+        advance,
+        child_run,
+        gated_child_spec,
+        parent_spec,
+    )
+    from workflows.services import run_create, workflow_create
+
+    workflow_create(raw_spec=gated_child_spec("kid", tmp_path / "l"), actor=operator)
+    boss_flow = workflow_create(raw_spec=parent_spec("boss", "kid"), actor=operator)
+    parent = advance(run_create(workflow=boss_flow, context={"name": "ann"}, requester=operator))
+    child = child_run(parent)
+    html = client_for(superuser).get(f"/admin/workflows/run/{parent.pk}/change/").content.decode()
+    box = html[html.index('data-path="sub"') :]
+    box = box[: box.index("</li>")]
+    assert f'<a href="/admin/workflows/run/{child.pk}/change/">kid' in box
