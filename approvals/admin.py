@@ -30,8 +30,7 @@ from workflows.display import (
     status_badge,
 )
 from workflows.forms import SchemaForm, cleaned_values, schema_form_class
-from workflows.models import Step
-from workflows.picture import guarded_ids, render_graph, run_states
+from workflows.picture import child_run_links, request_picture
 from workflows.plans import PlanInvalid
 from workflows.readable import readable_with_raw
 from workflows.readonly import ReadOnlyAdminMixin
@@ -137,22 +136,7 @@ class ApprovalRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="Plan")
     def plan_picture(self, obj: ApprovalRequest) -> SafeString:
         """The run's plan with this request's node outlined and each node's state."""
-        run = obj.run
-        steps = list(Step.objects.filter(run=run).order_by("id"))
-        requests = list(run.approval_requests.order_by("created_at", "id"))
-        children = run.forks.exclude(parent_node="").values_list("parent_node", "pk")
-        return render_graph(
-            run.plan,
-            run_states(run, steps, requests),
-            redact(run.context),
-            highlight=obj.node_id,
-            guarded=guarded_ids(obj.guards or []),
-            links={
-                node: reverse("admin:workflows_run_change", args=[child])
-                for node, child in children
-            },
-            label=f"The plan of run {run.pk}; this request is for node {obj.node_id}",
-        )
+        return request_picture(obj, redact(obj.run.context), links=child_run_links(obj.run))
 
     # --- permissions: read-only (the mixin); deciding is not editing, see
     # change_view ---------------------------------------------------------------

@@ -40,7 +40,7 @@ from approvals.services import (
 )
 from workflows.forms import cleaned_values, schema_form_class
 from workflows.models import Step, Workflow
-from workflows.picture import guarded_ids, render_graph, run_states
+from workflows.picture import request_picture as draw_request
 from workflows.plans import PlanInvalid
 from workflows.readable import readable, readable_with_raw
 from workflows.states import TransitionNotAllowed
@@ -120,33 +120,13 @@ def _visible(request: HttpRequest, request_id: int) -> ApprovalRequest:
     return found
 
 
-def _picture(obj: ApprovalRequest, steps: list[Step], context: dict[str, Any]) -> Any:
-    """Return the run's plan drawn with this request's node highlighted.
-
-    Each box shows its node's state; the nodes this approval guards are
-    marked. It shows only what the page already shows: the run's plan,
-    steps and (redacted) context.
-    """
-    run = obj.run
-    requests = list(run.approval_requests.order_by("created_at", "id"))
-    return render_graph(
-        run.plan,
-        run_states(run, steps, requests),
-        context,
-        highlight=obj.node_id,
-        guarded=guarded_ids(obj.guards or []),
-        label=f"The plan of run {run.pk}; this request is for node {obj.node_id}",
-    )
-
-
 @login_required
 @require_http_methods(["GET"])
 def request_picture(request: HttpRequest, request_id: int) -> HttpResponse:
     """The request page's picture alone: the page swaps it in as the run moves."""
     _reader(request)
     obj = _visible(request, request_id)
-    steps = list(Step.objects.filter(run=obj.run).order_by("id"))
-    response = HttpResponse(_picture(obj, steps, redact(obj.run.context)))
+    response = HttpResponse(draw_request(obj, redact(obj.run.context)))
     response["Cache-Control"] = "no-store"
     return response
 
@@ -293,7 +273,8 @@ def _render_request(
         "may_decide": refusal == "",
         "refusal": refusal if refusal != "decided" else "",
         "errors": errors or [],
-        "picture": _picture(obj, steps, context_values),
+        # Only what the page already shows: the run's plan, steps and redacted context.
+        "picture": draw_request(obj, context_values, steps=steps),
         "steps": steps,
         "evidence": evidence,
         "guards": guards,

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
@@ -371,3 +372,37 @@ def guarded_ids(guards: list[dict[str, Any]]) -> frozenset[str]:
         path = str(guard.get("node") or "")
         found.add(path.rsplit("/", 1)[-1].split("[", 1)[0])
     return frozenset(found - {""})
+
+
+def request_picture(
+    request: Any,
+    context: dict[str, Any],
+    *,
+    steps: list[Any] | None = None,
+    links: dict[str, str] | None = None,
+) -> SafeString:
+    """Return a request's run drawn with the request's node outlined.
+
+    Each box shows its node's state; the actions the request's approval
+    guards are marked. `context` is the run's, already redacted; `steps`
+    the run's (read here when not given).
+    """
+    run = request.run
+    if steps is None:
+        steps = list(Step.objects.filter(run=run).order_by("id"))
+    requests = list(run.approval_requests.order_by("created_at", "id"))
+    return render_graph(
+        run.plan,
+        run_states(run, steps, requests),
+        context,
+        highlight=request.node_id,
+        guarded=guarded_ids(request.guards or []),
+        links=links,
+        label=f"The plan of run {run.pk}; this request is for node {request.node_id}",
+    )
+
+
+def child_run_links(run: Any) -> dict[str, str]:
+    """Return node id -> the admin page of the child run that node started."""
+    children = run.forks.exclude(parent_node="").values_list("parent_node", "pk")
+    return {node: reverse("admin:workflows_run_change", args=[child]) for node, child in children}

@@ -22,7 +22,7 @@ from django.utils.timesince import timesince, timeuntil
 from agentos_site import policy
 from workflows.display import HASH_PREFIX, render_plan
 from workflows.models import Run, Step
-from workflows.picture import render_graph, run_states
+from workflows.picture import child_run_links, render_graph, run_states
 from workflows.readable import readable_with_raw
 from workflows.selectors import redact
 
@@ -185,8 +185,6 @@ def run_panel_context(
     )
     total = len(run.nodes)
     states = run_states(run, steps, requests)
-    children = run.forks.exclude(parent_node="").values_list("parent_node", "pk")
-    links = {node: reverse("admin:workflows_run_change", args=[child]) for node, child in children}
     finished = run.finished_at
     context = redact(run.context)
     lineage = bool(run.parent_id or run.batch_id or run.schedule_id or forks != "—")
@@ -201,7 +199,7 @@ def run_panel_context(
         **_events_page(run, request.GET.get("events_upto")),
         "approval_requests": requests,
         "can_read_log": policy.may_read_system_log(request.user),
-        "graph": render_graph(run.plan, states, context, links=links),
+        "graph": render_graph(run.plan, states, context, links=child_run_links(run)),
         "plan_table": render_plan(run.plan, position=run.position),
         "context_html": readable_with_raw(context),
         "error": redact(run.error),
