@@ -30,6 +30,7 @@ from workflows.display import (
     status_badge,
 )
 from workflows.forms import SchemaForm, cleaned_values, schema_form_class
+from workflows.picture import child_run_links, request_picture
 from workflows.plans import PlanInvalid
 from workflows.readable import readable_with_raw
 from workflows.readonly import ReadOnlyAdminMixin
@@ -109,6 +110,7 @@ class ApprovalRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 ]
             },
         ),
+        ("Where in the plan", {"fields": ["plan_picture"]}),
         ("Decision", {"fields": ["decided_by", "decided_at", "comment", "values_json"]}),
         ("What was asked", {"fields": ["fields_json", "state_json", "created_at"]}),
     ]
@@ -128,7 +130,13 @@ class ApprovalRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "fields_json",
         "state_json",
         "created_at",
+        "plan_picture",
     )
+
+    @admin.display(description="Plan")
+    def plan_picture(self, obj: ApprovalRequest) -> SafeString:
+        """The run's plan with this request's node outlined and each node's state."""
+        return request_picture(obj, redact(obj.run.context), links=child_run_links(obj.run))
 
     # --- permissions: read-only (the mixin); deciding is not editing, see
     # change_view ---------------------------------------------------------------

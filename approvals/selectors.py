@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestKind, RequestStatus
 from approvals.permissions import decidable_by, may_decide_at_all, visible_requests
-from workflows.display import plan_rows, titled
 from workflows.selectors import redact
 
 __all__ = [
@@ -17,7 +16,6 @@ __all__ = [
     "inbox_counts",
     "inbox_requests",
     "next_request",
-    "plan_progress",
     "queue_neighbours",
     "redact",
 ]
@@ -57,26 +55,6 @@ def inbox_counts(user: Any) -> dict[str, int]:
         "mine": mine.filter(Q(assigned_user=user)).count(),
         "overdue": pending.filter(due_at__lt=timezone.now()).count(),
     }
-
-
-def plan_progress(
-    run: Any, request: ApprovalRequest | None = None, *, context: dict | None = None
-) -> list[dict[str, Any]]:
-    """Return the plan's rows, each marked done, current or next.
-
-    With `context` (already redacted), titles show its values, not `{{ }}`.
-    """
-    rows = plan_rows(run.plan)
-    for row in rows:
-        if context is not None:
-            row["what"] = titled(row["what"], context)
-        if row["position"] < run.position:
-            row["state"] = "done"
-        elif row["position"] == run.position and not run.is_terminal:
-            row["state"] = "current"
-        else:
-            row["state"] = "done" if run.status == "succeeded" else "next"
-    return rows
 
 
 def queue_neighbours(

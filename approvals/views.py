@@ -28,7 +28,6 @@ from approvals.selectors import (
     inbox_counts,
     inbox_requests,
     next_request,
-    plan_progress,
     queue_neighbours,
     redact,
 )
@@ -41,6 +40,7 @@ from approvals.services import (
 )
 from workflows.forms import cleaned_values, schema_form_class
 from workflows.models import Step, Workflow
+from workflows.picture import request_picture as draw_request
 from workflows.plans import PlanInvalid
 from workflows.readable import readable, readable_with_raw
 from workflows.states import TransitionNotAllowed
@@ -118,6 +118,17 @@ def _visible(request: HttpRequest, request_id: int) -> ApprovalRequest:
     if found is None:
         raise Http404("No such request, or it is not yours to see.")
     return found
+
+
+@login_required
+@require_http_methods(["GET"])
+def request_picture(request: HttpRequest, request_id: int) -> HttpResponse:
+    """The request page's picture alone: the page swaps it in as the run moves."""
+    _reader(request)
+    obj = _visible(request, request_id)
+    response = HttpResponse(draw_request(obj, redact(obj.run.context)))
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _values_form_class(obj: ApprovalRequest) -> type:
@@ -262,7 +273,8 @@ def _render_request(
         "may_decide": refusal == "",
         "refusal": refusal if refusal != "decided" else "",
         "errors": errors or [],
-        "plan": plan_progress(run, obj, context=context_values),
+        # Only what the page already shows: the run's plan, steps and redacted context.
+        "picture": draw_request(obj, context_values, steps=steps),
         "steps": steps,
         "evidence": evidence,
         "guards": guards,

@@ -64,6 +64,10 @@ def make_runs() -> dict[str, int]:
 def shoot(base: str, runs: dict[str, int], request_id: int, decided_id: int) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
+    from workflows.models import Workflow
+
+    editor = Workflow.objects.get(slug="purchase-approval").pk
+
     pages = [
         ("inbox", "reviewer", "/inbox/"),
         ("request", "reviewer", f"/inbox/requests/{request_id}/"),
@@ -73,6 +77,7 @@ def shoot(base: str, runs: dict[str, int], request_id: int, decided_id: int) -> 
         ("run-succeeded", "admin", f"/admin/workflows/run/{runs['succeeded']}/change/"),
         ("run-rejected", "admin", f"/admin/workflows/run/{runs['rejected']}/change/"),
         ("run-list", "admin", "/admin/workflows/run/"),
+        ("workflow-editor", "admin", f"/admin/workflows/workflow/{editor}/change/"),
         ("admin-index", "admin", "/admin/"),
     ]
     executable = os.environ.get("AGENTOS_BROWSER_EXECUTABLE", "/usr/bin/chromium")
@@ -96,6 +101,8 @@ def shoot(base: str, runs: dict[str, int], request_id: int, decided_id: int) -> 
                         continue
                     page.goto(path)
                     page.wait_for_load_state("networkidle")
+                    if name == "workflow-editor":  # the picture redrawn from the editor
+                        page.wait_for_selector("#spec-picture[data-checked]")
                     wide = page.evaluate("document.documentElement.scrollWidth")
                     if wide > width:
                         print(f"warning: {path} is {wide} px wide at {width} px", file=sys.stderr)

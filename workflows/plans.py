@@ -533,6 +533,23 @@ def child_nodes(spec: dict) -> list[dict]:
     return [n for n in graph.walk(nodes) if isinstance(n, dict) and n.get("type") == "workflow"]
 
 
+def spec_writes(spec: dict) -> set[str]:
+    """Return the context keys a stored workflow's run may hold at its end.
+
+    Its declared inputs, and every node's outputs, input fields and map
+    results: what a parent's `outputs` may take from it.
+    """
+    writes = set((spec.get("inputs") or {}).get("properties") or {})
+    for child in graph.walk((spec.get("plan") or {}).get("nodes") or []):
+        if not isinstance(child, dict):
+            continue
+        writes.update(child.get("fields") or {})
+        writes.update(child.get("outputs") or {})
+        if child.get("results"):
+            writes.add(child["results"])
+    return writes
+
+
 def _child_errors(node: WorkflowNode, root: str | None) -> list[PlanError]:
     """Check a child: it exists, its inputs and outputs fit, no recursion, depth <= 5."""
     spec = _child_spec(node.workflow, node.version)
@@ -553,12 +570,7 @@ def _child_errors(node: WorkflowNode, root: str | None) -> list[PlanError]:
             errors.append(
                 PlanError(node.id, "inputs", f"{node.workflow} requires the input {key!r}")
             )
-    writes = set(declared)
-    for child in graph.walk((spec.get("plan") or {}).get("nodes") or []):
-        writes.update(child.get("fields") or {})
-        writes.update(child.get("outputs") or {})
-        if child.get("results"):
-            writes.add(child["results"])
+    writes = spec_writes(spec)
     for key, child_key in node.outputs.items():
         if child_key not in writes:
             errors.append(

@@ -16,7 +16,7 @@ from django.urls import reverse
 from approvals.services import approval_decide
 from tests.admin.support import client_for
 from tests.support.runs import advance, pending_request
-from workflows.admin.graph import node_states, render_graph
+from workflows.picture import node_states, render_graph
 from workflows.readable import readable, readable_with_raw
 from workflows.services import run_create
 
@@ -269,7 +269,7 @@ def test_a_graph_runs_boxes_follow_the_engines_lanes(tmp_path, operator, reviewe
 
 
 def test_map_items_fold_onto_one_box_with_the_state_that_needs_an_eye() -> None:
-    from workflows.admin.graph import states_by_node_id
+    from workflows.picture import states_by_node_id
 
     folded = states_by_node_id(
         {

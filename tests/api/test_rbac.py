@@ -224,6 +224,8 @@ ADMIN_TABLE: dict[str, tuple[str, set[str], int]] = {
     **model_rows("workflows_workflow", view=VIEWERS, add={OP, S}, delete=set()),
     "workflows_workflow_start": ("GET", {OP, S}, 200),
     "workflows_workflow_batch": ("GET", {OP, S}, 200),
+    # The editor's picture: validates a posted spec (400 here: no `source`).
+    "workflows_workflow_picture": ("POST", {OP, S}, 400),
     **model_rows("workflows_run", view=VIEWERS, add=set(), delete=set()),
     "workflows_run_state": ("GET", VIEWERS, 200),
     "workflows_run_live": ("GET", VIEWERS, 200),  # the run page's live panel

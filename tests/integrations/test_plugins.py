@@ -215,6 +215,7 @@ def test_get_actions_lists_package_version_and_searches(example_plugin: str, ope
     assert any("q" in str(e.get("field")) for e in response.json()["errors"])
 
 
+@pytest.mark.django_db
 def test_the_planner_prompt_lists_package_version_and_category(example_plugin: str) -> None:
     """The planner sees the registry as GET /actions shows it."""
     prompt = system_prompt(executor_config.registry())

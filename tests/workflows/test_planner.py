@@ -30,11 +30,21 @@ GOOD_PLAN = {
 # -- the built-in provider ----------------------------------------------------
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize("phrasing", PHRASINGS, ids=[p.example for p in PHRASINGS])
 def test_every_documented_phrasing_drafts_a_plan(phrasing) -> None:  # type: ignore[no-untyped-def]
     result = draft(phrasing.example.split("   ")[0])
     assert result["provider"] == "builtin" and result["plan"] is not None
-    if phrasing.family == "portals":
+    if phrasing.example.startswith("run the workflow"):
+        # Validated like any plan: the child must be a stored workflow.
+        assert result["errors"] == [
+            {
+                "node": "child",
+                "field": "workflow",
+                "message": "no stored workflow 'employee-onboarding'",
+            }
+        ]
+    elif phrasing.family == "portals":
         # The portal actions come with the browser executor; until they are
         # registered the plan is drafted but honestly reported invalid.
         assert {e["message"].split(";")[0] for e in result["errors"]} <= {
@@ -151,7 +161,7 @@ class ChatServer:
 
 
 @pytest.fixture
-def llm(settings) -> Iterator[ChatServer]:  # type: ignore[no-untyped-def]
+def llm(settings, db) -> Iterator[ChatServer]:  # type: ignore[no-untyped-def]
     server = ChatServer()
     thread = threading.Thread(target=server.httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -260,6 +270,7 @@ def test_a_timeout_is_a_clear_error(llm: ChatServer, settings) -> None:  # type:
     assert result["errors"][0]["message"] == "the planner model did not answer within 0.3s"
 
 
+@pytest.mark.django_db
 def test_an_unreachable_or_unconfigured_model_is_a_clear_error(settings) -> None:  # type: ignore[no-untyped-def]
     settings.AGENTOS_PLANNER = "openai"
     settings.AGENTOS_LLM_BASE_URL = ""
@@ -271,3 +282,171 @@ def test_an_unreachable_or_unconfigured_model_is_a_clear_error(settings) -> None
     assert draft("x")["errors"][0]["message"].startswith(
         "the planner model could not be reached: ConnectError"
     )
+
+
+# -- graphs: both providers know the node types; their output is validated ----
+
+CHILD_SPEC = {
+    "slug": "greet",
+    "title": "Greet",
+    "inputs": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {"name": {"type": "string"}},
+    },
+    "plan": {
+        "nodes": [
+            {
+                "id": "check",
+                "action": "api.request",
+                "params": {"url": "http://127.0.0.1:8000/api/v1/health"},
+                "outputs": {"health": "status"},
+            }
+        ]
+    },
+}
+
+
+def test_builtin_purchase_routes_by_amount_and_a_rejection_fails_the_run() -> None:
+    result = draft("route purchases over 5000 to Finance")
+    assert result["valid"], result["errors"]
+    nodes = {n["id"]: n for n in result["plan"]["nodes"]}
+    assert nodes["route"]["type"] == "branch"
+    assert nodes["route"]["cases"] == [{"when": "amount > 5000", "next": "large"}]
+    assert nodes["small"]["on_reject"] == nodes["large"]["on_reject"] == "rejected"
+    assert nodes["rejected"]["type"] == "fail"
+
+
+@pytest.mark.django_db
+def test_builtin_child_workflow_is_validated_against_the_stored_workflows() -> None:
+    from workflows.services import workflow_create
+
+    workflow_create(raw_spec=CHILD_SPEC)
+    good = draft("run the workflow greet with name=Ada Byron")
+    assert good["valid"], good["errors"]
+    assert good["plan"]["nodes"] == [
+        {"id": "child", "type": "workflow", "workflow": "greet", "inputs": {"name": "Ada Byron"}}
+    ]
+    missing = draft("run the workflow greet")
+    assert not missing["valid"]
+    assert missing["errors"] == [
+        {"node": "child", "field": "inputs", "message": "greet requires the input 'name'"}
+    ]
+    unknown = draft("run the workflow greet with nmae=Ada")
+    assert {(e["node"], e["field"]) for e in unknown["errors"]} == {
+        ("child", "inputs.nmae"),
+        ("child", "inputs"),
+    }
+
+
+@pytest.mark.django_db
+def test_llm_is_told_every_node_type_and_the_stored_workflows_it_may_call(
+    llm: ChatServer,
+) -> None:
+    from workflows.services import workflow_create
+
+    workflow_create(raw_spec=CHILD_SPEC)
+    graph_plan = {
+        "nodes": [
+            {
+                "id": "both",
+                "type": "parallel",
+                "branches": [
+                    {"nodes": [_check("a", {"a_status": "status"})]},
+                    {"nodes": [_check("b", {"b_status": "status"})]},
+                ],
+            },
+            {
+                "id": "each",
+                "type": "map",
+                "items": "{{ urls }}",
+                "as": "url",
+                "max_concurrency": 2,
+                "results": "checked",
+                "nodes": [_check("one", {"code": "status"}, url="{{ url }}")],
+            },
+            {"id": "gate", "type": "approval", "title": "Go on?", "on_reject": "stop"},
+            {
+                "id": "route",
+                "type": "branch",
+                "cases": [{"when": "a_status == 200", "next": "greet"}],
+                "default": "stop",
+            },
+            {
+                "id": "greet",
+                "type": "workflow",
+                "workflow": "greet",
+                "inputs": {"name": "Ada"},
+                "outputs": {"greet_health": "health"},
+                "next": "end",
+            },
+            {"id": "stop", "type": "fail", "message": "stopped"},
+        ]
+    }
+    llm.script = [{"content": json.dumps(graph_plan)}]
+    result = draft("check both portals, then each URL, then greet Ada")
+    assert result == {"plan": graph_plan, "valid": True, "errors": [], "provider": "openai"}
+    system = llm.requests[0]["body"]["messages"][0]["content"]
+    for told in (
+        '"type": "workflow"',
+        '"type": "map"',
+        '"type": "parallel"',
+        '"type": "branch"',
+        '"type": "fail"',
+        '"on_reject"',
+        '"max_visits"',
+    ):
+        assert told in system, told
+    stored = json.loads(system.split('Stored workflows a "workflow" node may run (JSON):\n')[1])
+    assert stored == [
+        {
+            "slug": "greet",
+            "title": "Greet",
+            "description": "",
+            "version": 1,
+            "inputs": ["name"],
+            "required_inputs": ["name"],
+            "writes": ["health", "name"],
+        }
+    ]
+
+
+@pytest.mark.django_db
+def test_llm_graph_output_that_is_wrong_is_refused_with_the_field_named(llm: ChatServer) -> None:
+    bad = {
+        "nodes": [
+            {
+                "id": "both",
+                "type": "parallel",
+                "branches": [
+                    {"nodes": [_check("a", {"status_code": "status"})]},
+                    {"nodes": [_check("b", {"status_code": "status"})]},
+                ],
+            },
+            {
+                "id": "route",
+                "type": "branch",
+                "cases": [{"when": "1 +", "next": "a"}],
+                "default": "nowhere",
+            },
+            {"id": "child", "type": "workflow", "workflow": "no-such-workflow"},
+        ]
+    }
+    llm.script = [{"content": json.dumps(bad)}, {"content": json.dumps(bad)}]
+    result = draft("check both portals")
+    assert not result["valid"] and result["plan"] == bad
+    fields = {(e["node"], e["field"]) for e in result["errors"]}
+    assert {
+        ("both", "branches.1"),
+        ("route", "cases.0.when"),
+        ("route", "default"),
+        ("child", "workflow"),
+    } <= fields, fields
+    repair = llm.requests[1]["body"]["messages"][3]["content"]
+    assert "node child, field workflow: no stored workflow 'no-such-workflow'" in repair
+
+
+def _check(
+    node_id: str, outputs: dict[str, str], url: str = "http://127.0.0.1:8000/api/v1/health"
+) -> dict[str, Any]:
+    return {"id": node_id, "action": "api.request", "params": {"url": url}, "outputs": outputs}

@@ -20,10 +20,9 @@ from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
 
 from agentos_site import policy
-from workflows import selectors
-from workflows.admin.graph import node_states, render_graph, states_by_node_id
 from workflows.display import HASH_PREFIX, render_plan
 from workflows.models import Run, Step
+from workflows.picture import child_run_links, render_graph, run_states
 from workflows.readable import readable_with_raw
 from workflows.selectors import redact
 
@@ -185,25 +184,7 @@ def run_panel_context(
         ).order_by("created_at", "id")
     )
     total = len(run.nodes)
-    states = node_states(
-        plan=run.plan,
-        position=run.position,
-        run_status=run.status,
-        current_node=run.current_node,
-        steps=steps,
-        requests=requests,
-    )
-    linear = all(
-        node.get("type", "action") in ("action", "approval", "input")
-        and not node.get("next")
-        and not node.get("on_reject")
-        for node in run.nodes
-    )
-    if not linear:
-        # A graph run: the engine knows which lanes, items and branches are
-        # where (node paths); the boxes show that, folded onto node ids.
-        path_steps = list(Step.objects.filter(run=run).values("status", "node_path"))
-        states.update(states_by_node_id(selectors.node_states(run, path_steps)))
+    states = run_states(run, steps, requests)
     finished = run.finished_at
     context = redact(run.context)
     lineage = bool(run.parent_id or run.batch_id or run.schedule_id or forks != "—")
@@ -218,7 +199,7 @@ def run_panel_context(
         **_events_page(run, request.GET.get("events_upto")),
         "approval_requests": requests,
         "can_read_log": policy.may_read_system_log(request.user),
-        "graph": render_graph(run.plan, states, context),
+        "graph": render_graph(run.plan, states, context, links=child_run_links(run)),
         "plan_table": render_plan(run.plan, position=run.position),
         "context_html": readable_with_raw(context),
         "error": redact(run.error),

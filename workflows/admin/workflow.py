@@ -10,7 +10,13 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -18,11 +24,13 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from agentos_site import policy
+from workflows import executor_config
 from workflows.admin.volume import BatchStartMixin
 from workflows.display import json_block, plan_error_text, render_fields, render_plan
 from workflows.forms import cleaned_values, schema_form_class
 from workflows.models import Workflow
-from workflows.plans import PlanError, PlanInvalid, parse_spec_text
+from workflows.picture import render_graph
+from workflows.plans import PlanError, PlanInvalid, parse_spec_text, validate_spec
 from workflows.services import run_create, workflow_create, workflow_update
 from workflows.states import RunMode, mode_refusal, modes_allowed
 
@@ -92,6 +100,84 @@ class WorkflowSpecForm(forms.ModelForm):
         return cleaned
 
 
+MAX_SOURCE_CHARS = 512 * 1024
+
+
+def spec_problems(text: str, workflow: Workflow | None) -> tuple[Any, list[PlanError]]:
+    """Return the parsed spec (None when it does not parse) and every problem.
+
+    The checks saving makes (workflow_create / workflow_update), without saving.
+    """
+    try:
+        raw = parse_spec_text(text)
+    except PlanInvalid as exc:
+        return None, exc.errors
+    try:
+        spec = validate_spec(
+            raw, registry=executor_config.registry(), policy=executor_config.policy()
+        )
+    except PlanInvalid as exc:
+        return raw, exc.errors
+    if workflow is not None and spec.slug != workflow.slug:
+        return raw, [PlanError("", "slug", "the slug of a workflow cannot change")]
+    if workflow is None and Workflow.objects.filter(slug=spec.slug).exists():
+        return raw, [PlanError("", "slug", f"a workflow {spec.slug!r} already exists")]
+    return raw, []
+
+
+def child_workflow_links(plan: Any) -> dict[str, str]:
+    """Return node id -> the admin page of the stored workflow a `workflow` node runs."""
+    nodes = plan.get("nodes") if isinstance(plan, dict) else None
+    wanted = {
+        str(node.get("id")): node.get("workflow")
+        for node in nodes or []
+        if isinstance(node, dict)
+        and node.get("type") == "workflow"
+        and isinstance(node.get("workflow"), str)
+    }
+    found = dict(Workflow.objects.filter(slug__in=set(wanted.values())).values_list("slug", "pk"))
+    return {
+        node_id: reverse("admin:workflows_workflow_change", args=[found[slug]])
+        for node_id, slug in wanted.items()
+        if slug in found
+    }
+
+
+def spec_picture(text: str, workflow: Workflow | None) -> dict[str, Any]:
+    """Return the spec's plan drawn with its problems on their boxes, and the problems.
+
+    Each problem says whether its box shows it (`on_box`); the others (the
+    slug, the inputs, a node the drawing cannot place) are listed apart.
+    """
+    raw, errors = spec_problems(text, workflow)
+    plan = raw.get("plan") if isinstance(raw, dict) else None
+    by_path: dict[str, list[str]] = {}
+    for error in errors:
+        if error.node:
+            message = f"{error.field}: {error.message}" if error.field else error.message
+            by_path.setdefault(error.node, []).append(message)
+    left = {path: list(messages) for path, messages in by_path.items()}
+    picture = render_graph(
+        plan,
+        {},
+        errors=left,
+        links=child_workflow_links(plan),
+        label="The plan as it stands in the editor",
+    )
+    return {
+        "valid": not errors,
+        "picture": str(picture),
+        "errors": [
+            {
+                **error.as_dict(),
+                "text": plan_error_text(error),
+                "on_box": bool(error.node) and error.node not in left,
+            }
+            for error in errors
+        ],
+    }
+
+
 class StartOptionsForm(forms.Form):
     """What a run needs besides its inputs.
 
@@ -143,6 +229,7 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
         "inputs_json",
         "plan_table",
         "versions_table",
+        "plan_picture",
     )
     actions = ["start_run_action"]
     save_as = False
@@ -209,7 +296,7 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Workflow | None = None) -> list:
         if obj is None:
-            return [(None, {"fields": ["source"]})]
+            return [(None, {"fields": ["source", "plan_picture"]})]
         source = "source" if self.has_change_permission(request, obj) else "source_text"
         return [
             (
@@ -226,13 +313,13 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
                     ]
                 },
             ),
-            ("Spec", {"fields": [source]}),
+            ("Spec", {"fields": [source, "plan_picture"]}),
             ("Plan", {"fields": ["plan_table", "inputs_json"]}),
             ("Versions", {"fields": ["versions_table"], "classes": ["collapse"]}),
         ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        return self.readonly_fields if obj is not None else ()
+        return self.readonly_fields if obj is not None else ("plan_picture",)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         return {"source": STARTER_SPEC}
@@ -258,6 +345,22 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
         text = obj.source or yaml.safe_dump(obj.spec, sort_keys=False, allow_unicode=True)
         return format_html('<pre class="agentos-json">{}</pre>', text)
 
+    @admin.display(description="Plan as drawn")
+    def plan_picture(self, obj: Workflow | None) -> SafeString:
+        """The plan's picture; the editor redraws it as the spec validates."""
+        stored = obj is not None and obj.pk
+        plan = obj.plan if stored else parse_spec_text(STARTER_SPEC)["plan"]
+        return format_html(
+            '<div id="spec-picture" class="spec-picture" data-url="{}" data-workflow="{}">'
+            '<p id="spec-picture-state" class="spec-picture-state" role="status">{}</p>'
+            '<ul id="spec-problems" class="errorlist" hidden></ul>'
+            '<div id="spec-picture-graph">{}</div></div>',
+            reverse("admin:workflows_workflow_picture"),
+            obj.pk if stored else "",
+            "The saved plan." if stored else "The starter plan.",
+            render_graph(plan, {}, links=child_workflow_links(plan)),
+        )
+
     @admin.display(description="Inputs (JSON Schema)")
     def inputs_json(self, obj: Workflow) -> SafeString:
         return json_block(obj.inputs_schema)
@@ -279,6 +382,11 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
     def get_urls(self) -> list:
         extra = [
             path(
+                "picture/",
+                self.admin_site.admin_view(self.picture_view),
+                name="workflows_workflow_picture",
+            ),
+            path(
                 "<path:object_id>/start/",
                 self.admin_site.admin_view(self.start_run_view),
                 name="workflows_workflow_start",
@@ -286,6 +394,37 @@ class WorkflowAdmin(BatchStartMixin, admin.ModelAdmin):
             *self.batch_urls(),
         ]
         return extra + super().get_urls()
+
+    def picture_view(self, request: HttpRequest) -> HttpResponse:
+        """Validate a posted spec without saving it; answer its picture and problems.
+
+        The editor posts here as the person types (debounced). Only those who
+        may add or change workflows may ask: validation reads stored workflows.
+        """
+        if request.method != "POST":
+            return JsonResponse({"errors": [{"field": "method", "text": "POST only"}]}, status=405)
+        workflow = None
+        raw_id = request.POST.get("workflow", "")
+        if raw_id:
+            if not raw_id.isdigit():
+                return JsonResponse(
+                    {"errors": [{"field": "workflow", "text": "workflow: must be an id"}]},
+                    status=400,
+                )
+            workflow = Workflow.objects.filter(pk=int(raw_id)).first()
+            if workflow is None:
+                raise Http404("No such workflow.")
+            if not self.has_change_permission(request, workflow):
+                raise PermissionDenied
+        elif not self.has_add_permission(request):
+            raise PermissionDenied
+        text = request.POST.get("source")
+        if text is None or len(text) > MAX_SOURCE_CHARS:
+            message = "is missing" if text is None else f"over {MAX_SOURCE_CHARS} characters"
+            return JsonResponse(
+                {"errors": [{"field": "source", "text": f"source: {message}"}]}, status=400
+            )
+        return JsonResponse(spec_picture(text, workflow))  # never cached: admin_view
 
     def start_run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Show a form generated from the workflow's inputs; queue a run on submit."""

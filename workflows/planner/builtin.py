@@ -197,6 +197,63 @@ def _onboard_many(m: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _purchase(m: dict[str, str]) -> dict[str, Any]:
+    """A purchase asked for, routed by amount; a rejection ends the run as failed."""
+    limit = int(m["limit"])
+    group = m["group"].strip()
+    return {
+        "nodes": [
+            {
+                "id": "purchase",
+                "type": "input",
+                "title": "What should be bought, and for how much?",
+                "fields": {
+                    "item": {"type": "string", "title": "Item"},
+                    "amount": {"type": "number", "title": "Amount", "minimum": 0},
+                },
+            },
+            {
+                "id": "route",
+                "type": "branch",
+                "cases": [{"when": f"amount > {limit}", "next": "large"}],
+                "default": "small",
+            },
+            {
+                "id": "small",
+                "type": "approval",
+                "title": "Buy {{ item }} for {{ amount }}? (a manager decides)",
+                "on_reject": "rejected",
+                "next": "end",
+            },
+            {
+                "id": "large",
+                "type": "approval",
+                "title": "Buy {{ item }} for {{ amount }}? " + f"({group} decides: over {limit})",
+                "on_reject": "rejected",
+                "next": "end",
+            },
+            {
+                "id": "rejected",
+                "type": "fail",
+                "message": "The purchase of {{ item }} was rejected.",
+            },
+        ]
+    }
+
+
+def _child(m: dict[str, str]) -> dict[str, Any]:
+    """Run a stored workflow as a child, with the inputs named as key=value."""
+    inputs: dict[str, Any] = {}
+    for pair in re.split(r"\s*,\s*|\s+and\s+", m.get("inputs", "")):
+        if "=" in pair:
+            key, value = pair.split("=", 1)
+            inputs[key.strip()] = value.strip().strip("\"'")
+    node: dict[str, Any] = {"id": "child", "type": "workflow", "workflow": m["slug"]}
+    if inputs:
+        node["inputs"] = inputs
+    return {"nodes": [node]}
+
+
 def _output_name(path: str, suffix: str) -> str:
     pure = PurePosixPath(path)
     return str(pure.with_name(f"{pure.stem}-{suffix}{pure.suffix}"))
@@ -356,6 +413,24 @@ PHRASINGS: tuple[Phrasing, ...] = (
             r"(?:the\s+)?(?P<dept>[A-Za-z]+)(?:\s+department)?"
         ),
         _onboard,
+    ),
+    Phrasing(
+        "graphs",
+        "route purchases over 5000 to Finance",
+        _p(
+            r"route\s+(?:a\s+|the\s+)?purchases?\s+(?:over|above)\s+(?P<limit>\d{1,9})\s+"
+            r"to\s+(?P<group>[A-Za-z][\w -]{0,60}?)"
+        ),
+        _purchase,
+    ),
+    Phrasing(
+        "graphs",
+        "run the workflow employee-onboarding with employee_name=Ada Byron",
+        _p(
+            r"run\s+(?:the\s+)?workflow\s+(?P<slug>[a-z0-9][a-z0-9_-]{0,63})"
+            r"(?:\s+with\s+(?P<inputs>\w+\s*=.+))?"
+        ),
+        _child,
     ),
     Phrasing(
         "excel",

@@ -23,12 +23,14 @@ from executors.base import Policy
 from executors.registry import Registry
 from executors.scrubbing import scrub
 from workflows.planner.base import PlannerError
-from workflows.plans import MAX_PLAN_BYTES, PlanError, validate_plan
+from workflows.plans import MAX_PLAN_BYTES, PlanError, spec_writes, validate_plan
 
-__all__ = ["LLMPlanner", "system_prompt"]
+__all__ = ["LLMPlanner", "stored_workflows", "system_prompt"]
 
 logger = logging.getLogger(__name__)
 MAX_RESPONSE_BYTES = 2 * MAX_PLAN_BYTES
+# The prompt lists at most this many stored workflows a plan may call.
+MAX_STORED_WORKFLOWS = 100
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 PLAN_RULES = """\
@@ -48,9 +50,16 @@ A node is one of:
   {"id": "short-id", "type": "parallel", "branches": [{"nodes": [...]}, ...]}
   {"id": "short-id", "type": "map", "items": "{{ key }}", "as": "item",
    "max_concurrency": 4, "results": "key", "nodes": [...]}  (once per item)
+  {"id": "short-id", "type": "workflow", "workflow": "<stored workflow slug>",
+   "inputs": {"its_input": "{{ key }}"}, "outputs": {"context_key": "its_key"}}
+                                                         (run a stored workflow as a child)
 Any node may have "next": "<id of the same list>" or "end"; an approval may have
-"on_reject": "<id>". Jumping back needs "max_visits": N on the target. Branches of a
-parallel may not write the same context key; blocks may nest.
+"on_reject": "<id>" (where a rejection leads; without it a rejection fails the run).
+Jumping back needs "max_visits": N on the target. A condition "when" may read
+decisions.<approval id>.decision ("approve" or "reject") and .comment. The lists inside a
+parallel or a map are plans of their own: no "next" leaves them; blocks may nest. Branches
+of a parallel may not write the same context key. A "workflow" node names one of the stored
+workflows listed below, with the inputs it requires.
 Rules:
 - ids match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ and are unique.
 - "action" is exactly one of the names in the catalog; "params" has only the fields of that
@@ -80,7 +89,45 @@ def system_prompt(registry: Registry) -> str:
         for a in registry.catalog()
         if not a["name"].startswith("test.")
     ]
-    return PLAN_RULES + "\nCatalog of actions (JSON):\n" + json.dumps(catalog, sort_keys=True)
+    return (
+        PLAN_RULES
+        + "\nCatalog of actions (JSON):\n"
+        + json.dumps(catalog, sort_keys=True)
+        + '\nStored workflows a "workflow" node may run (JSON):\n'
+        + json.dumps(stored_workflows(), sort_keys=True)
+    )
+
+
+def stored_workflows(limit: int = MAX_STORED_WORKFLOWS) -> list[dict[str, Any]]:
+    """Return what the model needs to call a stored workflow as a child.
+
+    Each one's slug, title, description, version, inputs (which are required)
+    and the context keys it writes (what a node's `outputs` may take). The
+    spec's parameters are not shown: the child's own gates show those.
+    """
+    from workflows.models import Workflow
+
+    found = []
+    for workflow in Workflow.objects.order_by("slug")[:limit]:
+        spec = workflow.spec or {}
+        inputs = spec.get("inputs") or {}
+        declared = inputs.get("properties") or {}
+        found.append(
+            {
+                "slug": workflow.slug,
+                "title": workflow.title,
+                "description": workflow.description[:300],
+                "version": workflow.version,
+                "inputs": sorted(declared),
+                "required_inputs": sorted(
+                    key
+                    for key in inputs.get("required") or []
+                    if "default" not in (declared.get(key) or {})
+                ),
+                "writes": sorted(spec_writes(spec)),
+            }
+        )
+    return found
 
 
 @dataclass

@@ -63,16 +63,6 @@
     if (text) { text.textContent = run.position + "/" + run.total; }
     var error = root.querySelector('[data-live="error"]');
     if (error) { error.textContent = run.error || ""; }
-    var items = root.querySelectorAll('[data-live="plan"] li');
-    items.forEach(function (li) {
-      var pos = parseInt(li.dataset.position, 10);
-      var done = run.status === "succeeded" || pos < run.position;
-      var current = !done && pos === run.position &&
-        ["succeeded", "failed", "cancelled"].indexOf(run.status) < 0;
-      li.className = done ? "done" : (current ? "current" : "next");
-      var small = li.querySelector("small");
-      if (small) { small.textContent = "(" + li.className + ")"; }
-    });
   }
 
   function addEvent(root, event) {
@@ -150,6 +140,23 @@
       });
   }
 
+  /* A request page's picture of the plan: fetch it again, rendered by the
+   * server with each node's state, after the run moved. */
+  var pictureLoading = null;
+  function refreshPicture() {
+    var box = document.getElementById("request-picture");
+    if (!box) { return; }
+    if (pictureLoading) { pictureLoading.again = true; return; }
+    pictureLoading = {again: false};
+    fetch(box.dataset.url, {credentials: "same-origin", headers: {"Accept": "text/html"}})
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.text(); })
+      .then(function (html) { box.innerHTML = html; box.dataset.refreshed = String(Date.now()); })
+      .catch(function () { /* the next event or reconnect tries again */ })
+      .finally(function () {
+        var again = pictureLoading.again; pictureLoading = null; if (again) { refreshPicture(); }
+      });
+  }
+
   /* Copy buttons next to shortened hashes. */
   document.addEventListener("click", function (e) {
     var button = e.target.closest ? e.target.closest("[data-copy]") : null;
@@ -198,7 +205,12 @@
       }, function () { if (!first) { refreshInbox(); } first = false; });
     },
     watchRunPage: function () {
-      watchRun(document.querySelector("[data-run-live]"));
+      var timer = null;
+      watchRun(document.querySelector("[data-run-live]"), function () {
+        /* A burst of events makes one fetch, not one per event. */
+        if (timer) { return; }
+        timer = setTimeout(function () { timer = null; refreshPicture(); }, 100);
+      });
       this.watchInbox();
     },
     watchAdminRun: function (root) {

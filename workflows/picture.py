@@ -5,17 +5,27 @@ No script and no network: the server renders the plan's format (INTERFACES.md
 plan is a chain of boxes; `branch` lists its cases, `parallel` its branches
 side by side, `map` its body with the items it runs over, `workflow` the
 child workflow, `fail` its message. Jumps (`next`, `on_reject`) are labels.
+Blocks are drawn recursively, so a block inside a block is drawn too.
+
+The same picture serves the admin's run page, the workflow editor (with the
+validation problems on the boxes they concern) and a reviewer's request page
+(with the node the request is for highlighted). Each box carries the node's
+path in validation's form (`id`, `<block>/<branch>/<id>`, `<map>/<id>`) as
+`data-path`, and its id as `data-node`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from workflows import selectors
 from workflows.display import compact_json, titled
+from workflows.models import Step
 
 STATE_LABELS = {
     "done": "done",
@@ -46,6 +56,13 @@ class _View:
     states: dict[str, str]
     context: dict[str, Any]
     budget: int
+    # Validation problems by node path; the boxes drawn take theirs out.
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    # The node a request is for; the nodes its approval guards.
+    highlight: str = ""
+    guarded: frozenset[str] = frozenset()
+    # Node id -> where its box links (a child run, a child workflow).
+    links: dict[str, str] = field(default_factory=dict)
 
 
 STEP_STATES = {
@@ -57,7 +74,8 @@ STEP_STATES = {
 }
 
 
-def _what(node: dict[str, Any], context: dict[str, Any]) -> str:
+def _what(node: dict[str, Any], view: _View) -> SafeString | str:
+    context = view.context
     kind = node.get("type", "action")
     if kind == "action":
         title = f" — {titled(node['title'], context)}" if node.get("title") else ""
@@ -67,7 +85,9 @@ def _what(node: dict[str, Any], context: dict[str, Any]) -> str:
         return f"{titled(node.get('title', ''), context)}{who}"
     if kind == "workflow":
         version = f" v{node['version']}" if node.get("version") else ""
-        return f"{node.get('workflow', '')}{version}"
+        text = f"{node.get('workflow', '')}{version}"
+        url = view.links.get(str(node.get("id", "")))
+        return format_html('<a href="{}">{}</a>', url, text) if url else text
     if kind == "fail":
         return titled(node.get("message", ""), context)
     if kind == "map":
@@ -92,7 +112,7 @@ def _jumps(node: dict[str, Any]) -> SafeString:
     return mark_safe(" ".join(parts))
 
 
-def _inner(node: dict[str, Any], view: _View) -> SafeString:
+def _inner(node: dict[str, Any], view: _View, path: str) -> SafeString:
     kind = node.get("type", "action")
     if kind == "branch":
         cases = format_html_join(
@@ -116,7 +136,7 @@ def _inner(node: dict[str, Any], view: _View) -> SafeString:
                 '<div class="agentos-branch"><span class="agentos-branch-label">branch {}'
                 "</span>{}</div>",
                 (
-                    (index + 1, _chain(branch.get("nodes") or [], view))
+                    (index + 1, _chain(branch.get("nodes") or [], view, f"{path}/{index}/"))
                     for index, branch in enumerate(branches)
                 ),
             ),
@@ -124,7 +144,7 @@ def _inner(node: dict[str, Any], view: _View) -> SafeString:
     if kind == "map":
         return format_html(
             '<div class="agentos-branches"><div class="agentos-branch">{}</div></div>',
-            _chain(node.get("nodes") or [], view),
+            _chain(node.get("nodes") or [], view, f"{path}/"),
         )
     if kind == "workflow" and (node.get("inputs") or node.get("outputs")):
         return format_html(
@@ -135,38 +155,66 @@ def _inner(node: dict[str, Any], view: _View) -> SafeString:
     return mark_safe("")
 
 
-def _box(node: dict[str, Any], view: _View) -> SafeString:
+def _marks(node_id: str, path: str, view: _View) -> SafeString:
+    """Return the notes on a box: this request's node, guarded, its problems."""
+    parts = []
+    if view.highlight and node_id == view.highlight:
+        parts.append(mark_safe('<span class="agentos-here">this request</span>'))
+    if node_id in view.guarded:
+        parts.append(mark_safe('<span class="agentos-guarded">runs as approved here</span>'))
+    problems = view.errors.pop(path, [])
+    if problems:
+        parts.append(
+            format_html(
+                '<ul class="agentos-node-errors" role="list">{}</ul>',
+                format_html_join("", "<li>{}</li>", ((p,) for p in problems)),
+            )
+        )
+    return mark_safe("".join(parts))
+
+
+def _box(node: dict[str, Any], view: _View, path: str) -> SafeString:
     kind = str(node.get("type", "action"))
     node_id = str(node.get("id", ""))
     state = view.states.get(node_id, "pending")
+    classes = f"agentos-node kind-{kind} state-{state}"
+    if view.highlight and node_id == view.highlight:
+        classes += " is-here"
+    if path in view.errors:
+        classes += " has-error"
+    marks = _marks(node_id, path, view)
     return format_html(
-        '<li class="agentos-node kind-{} state-{}" data-node="{}">'
+        '<li class="{}" data-node="{}" data-path="{}"{}>'
         '<div class="agentos-node-head"><span class="agentos-kind">{}</span> '
         "<strong><code>{}</code></strong> "
         '<span class="agentos-node-state">{}</span></div>'
-        '<div class="agentos-node-what">{}</div>{}{}</li>',
-        kind,
-        state,
+        '<div class="agentos-node-what">{}</div>{}{}{}</li>',
+        classes,
         node_id,
+        path,
+        mark_safe(' aria-current="step"') if "is-here" in classes else "",
         KIND_LABELS.get(kind, kind),
         node_id,
         STATE_LABELS.get(state, state),
-        _what(node, view.context),
+        _what(node, view),
+        marks,
         _jumps(node),
-        _inner(node, view),
+        _inner(node, view, path),
     )
 
 
-def _chain(nodes: list[Any], view: _View) -> SafeString:
+def _chain(nodes: list[Any], view: _View, prefix: str = "") -> SafeString:
     boxes = []
-    for node in nodes:
+    for index, node in enumerate(nodes):
         if not isinstance(node, dict):
             continue
         view.budget -= 1
         if view.budget < 0:
             boxes.append(mark_safe('<li class="agentos-node">… more nodes (see the plan)</li>'))
             break
-        boxes.append(_box(node, view))
+        node_id = node.get("id")
+        label = node_id if isinstance(node_id, str) and node_id else f"#{index + 1}"
+        boxes.append(_box(node, view, f"{prefix}{label}"))
     if not boxes:
         return mark_safe('<p class="agentos-none">No nodes.</p>')
     return format_html('<ol class="agentos-chain">{}</ol>', mark_safe("".join(boxes)))
@@ -176,17 +224,35 @@ def render_graph(
     plan: dict[str, Any] | None,
     states: dict[str, str],
     context: dict[str, Any] | None = None,
+    *,
+    errors: dict[str, list[str]] | None = None,
+    highlight: str = "",
+    guarded: frozenset[str] = frozenset(),
+    links: dict[str, str] | None = None,
+    label: str = "The plan, node by node",
 ) -> SafeString:
     """Return the plan's picture; `states` maps node ids to their state.
 
     Titles and messages show the run's context values (`context`, already
-    redacted) where it has them.
+    redacted) where it has them. `errors` (node path -> messages) are drawn
+    on their boxes and taken out of the mapping: what is left in it belongs
+    to no box. `highlight` names the node a request is for, `guarded` the
+    nodes its approval guards, `links` where a node's box links.
     """
-    nodes = (plan or {}).get("nodes") or []
-    view = _View(states=states, context=context or {}, budget=MAX_NODES)
+    nodes = (plan or {}).get("nodes") if isinstance(plan, dict) else None
+    view = _View(
+        states=states,
+        context=context or {},
+        budget=MAX_NODES,
+        errors=errors if errors is not None else {},
+        highlight=highlight,
+        guarded=guarded,
+        links=links or {},
+    )
     return format_html(
-        '<div class="agentos-graph" role="group" aria-label="The plan, node by node">{}</div>',
-        _chain(nodes, view),
+        '<div class="agentos-graph" role="group" aria-label="{}">{}</div>',
+        label,
+        _chain(nodes if isinstance(nodes, list) else [], view),
     )
 
 
@@ -269,3 +335,74 @@ def states_by_node_id(path_states: dict[str, str]) -> dict[str, str]:
             states, key=lambda s: _STATE_WEIGHT.index(s) if s in _STATE_WEIGHT else 0
         )
     return folded
+
+
+def run_states(run: Any, steps: list[Any], requests: list[Any]) -> dict[str, str]:
+    """Return the state of each node id of a run, as its picture colours them.
+
+    `steps` and `requests` are the run's, oldest first. On a graph run the
+    engine's node-path states (lanes, items, branches taken) are folded in.
+    """
+    states = node_states(
+        plan=run.plan,
+        position=run.position,
+        run_status=run.status,
+        current_node=run.current_node,
+        steps=steps,
+        requests=requests,
+    )
+    linear = all(
+        node.get("type", "action") in ("action", "approval", "input")
+        and not node.get("next")
+        and not node.get("on_reject")
+        for node in run.nodes
+    )
+    if not linear:
+        # A graph run: the engine knows which lanes, items and branches are
+        # where (node paths); the boxes show that, folded onto node ids.
+        path_steps = list(Step.objects.filter(run=run).values("status", "node_path"))
+        states.update(states_by_node_id(selectors.node_states(run, path_steps)))
+    return states
+
+
+def guarded_ids(guards: list[dict[str, Any]]) -> frozenset[str]:
+    """Return the node ids of a request's guarded actions (their paths folded)."""
+    found = set()
+    for guard in guards:
+        path = str(guard.get("node") or "")
+        found.add(path.rsplit("/", 1)[-1].split("[", 1)[0])
+    return frozenset(found - {""})
+
+
+def request_picture(
+    request: Any,
+    context: dict[str, Any],
+    *,
+    steps: list[Any] | None = None,
+    links: dict[str, str] | None = None,
+) -> SafeString:
+    """Return a request's run drawn with the request's node outlined.
+
+    Each box shows its node's state; the actions the request's approval
+    guards are marked. `context` is the run's, already redacted; `steps`
+    the run's (read here when not given).
+    """
+    run = request.run
+    if steps is None:
+        steps = list(Step.objects.filter(run=run).order_by("id"))
+    requests = list(run.approval_requests.order_by("created_at", "id"))
+    return render_graph(
+        run.plan,
+        run_states(run, steps, requests),
+        context,
+        highlight=request.node_id,
+        guarded=guarded_ids(request.guards or []),
+        links=links,
+        label=f"The plan of run {run.pk}; this request is for node {request.node_id}",
+    )
+
+
+def child_run_links(run: Any) -> dict[str, str]:
+    """Return node id -> the admin page of the child run that node started."""
+    children = run.forks.exclude(parent_node="").values_list("parent_node", "pk")
+    return {node: reverse("admin:workflows_run_change", args=[child]) for node, child in children}
