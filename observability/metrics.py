@@ -33,15 +33,25 @@ from observability.heartbeats import live_processes
 from observability.models import ProcessKind
 from observability.selectors import runs_held_by_dead_workers
 from workflows.models import Event, Run
-from workflows.states import RunStatus
+from workflows.states import TERMINAL, RunStatus
 
 UNASSIGNED = "unassigned"
 
 
 def runs_by_status() -> dict[str, int]:
+    """Return how many runs are in each status.
+
+    Unfinished runs are counted through the status index (they are the
+    few); ended runs, the bulk, never change again, so they come from a
+    rollup plus the runs that ended since its mark (observability.rollup).
+    """
     counts = dict.fromkeys(RunStatus.values, 0)
-    for row in Run.objects.order_by().values("status").annotate(n=Count("id")):
+    unfinished = Run.objects.filter(status__in=sorted(set(RunStatus.values) - TERMINAL))
+    unfinished = unfinished.order_by()
+    for row in unfinished.values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
+    for (status,), tally in rollup.tallies(rollup.ENDED_RUNS).items():
+        counts[status] = counts.get(status, 0) + tally.count
     return counts
 
 

@@ -31,8 +31,8 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestStatus
 from observability.models import MetricRollup, RollupMark
-from workflows.models import Step
-from workflows.states import StepStatus
+from workflows.models import Run, Step
+from workflows.states import TERMINAL, StepStatus
 
 # A step whose outcome is known: neither in flight nor awaiting a person's word.
 _STEP_SETTLED = frozenset(StepStatus) - {StepStatus.RUNNING, StepStatus.UNKNOWN}
@@ -118,6 +118,16 @@ def _decision_rows(since: datetime, until: datetime | None) -> Rows:
         yield (slug or NO_WORKFLOW, kind), max(0.0, (decided - opened).total_seconds())
 
 
+def _ended_run_rows(since: datetime, until: datetime | None) -> Rows:
+    # An ended run never changes status again (workflows.states.TRANSITIONS),
+    # and a check constraint gives every ended run its finished_at.
+    qs = Run.objects.filter(status__in=sorted(TERMINAL), finished_at__gte=since)
+    if until is not None:
+        qs = qs.filter(finished_at__lt=until)
+    for status in qs.order_by().values_list("status", flat=True):
+        yield (status,), None
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -127,6 +137,7 @@ class Family:
 
 STEPS = Family("steps", STEP_BUCKETS, _step_rows)
 DECISIONS = Family("decisions", DECISION_BUCKETS, _decision_rows)
+ENDED_RUNS = Family("ended_runs", (), _ended_run_rows)  # counts only
 
 
 def _tally(family: Family, rows: Rows) -> dict[tuple[str, ...], Tally]:
