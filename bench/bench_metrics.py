@@ -34,6 +34,7 @@ from bench.bench_scale import _postgres_database, pct
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 50.0
 TOKEN = "bench-metrics-token-0123456789"
+EVENTS = ("approval.escalated", "approval.timed_out")
 ACTIONS = [
     "files.move",
     "files.list",
@@ -110,7 +111,7 @@ def measure(n: int, steps_per_run: int) -> None:
     from django.test import Client
 
     from observability import metrics
-    from observability.heartbeats import heartbeat_beat, live_processes
+    from observability.heartbeats import heartbeat_beat
     from observability.models import ProcessKind
     from observability.selectors import runs_held_by_dead_workers
 
@@ -171,10 +172,9 @@ def measure(n: int, steps_per_run: int) -> None:
         ("agentos_steps_total", metrics.steps_by_action_status),
         ("agentos_step_seconds", metrics.step_seconds_by_action),
         ("agentos_decision_seconds", metrics.decision_seconds_by_workflow_kind),
-        ("agentos_requests_pending", lambda: metrics.requests_by_group(overdue=False)),
-        ("agentos_requests_overdue", lambda: metrics.requests_by_group(overdue=True)),
-        ("agentos_escalations_total", lambda: metrics.events_of_type("approval.escalated")),
-        ("agentos_workers", lambda: live_processes().count()),
+        ("agentos_requests_pending and _overdue", metrics.requests_by_group),
+        ("agentos_escalations_total, _timed_out", lambda: metrics.events_by_type(*EVENTS)),
+        ("agentos_workers, _web_processes", metrics.live_by_kind),
         ("agentos_runs_held_by_dead_workers", lambda: runs_held_by_dead_workers().count()),
     ]
     for label, query in parts:

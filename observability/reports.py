@@ -20,8 +20,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestStatus
-from observability.heartbeats import live_processes
-from observability.metrics import UNASSIGNED, runs_by_status
+from observability import metrics
+from observability.metrics import UNASSIGNED
+from observability.models import ProcessKind
 from observability.rollup import NO_WORKFLOW
 from observability.selectors import runs_held_by_dead_workers
 from workflows.models import Event, Step
@@ -122,23 +123,9 @@ def failures_by_action(since: datetime) -> list[dict[str, Any]]:
 
 
 def requests_by_group(now: datetime) -> list[dict[str, Any]]:
-    pending = ApprovalRequest.objects.filter(status=RequestStatus.PENDING).order_by()
-    totals = pending.values("assigned_group__name").annotate(n=Count("id"))
-    overdue = dict(
-        pending.filter(due_at__lt=now)
-        .values("assigned_group__name")
-        .annotate(n=Count("id"))
-        .values_list("assigned_group__name", "n")
-    )
+    rows = metrics.requests_by_group(now).items()
     return sorted(
-        (
-            {
-                "group": r["assigned_group__name"] or UNASSIGNED,
-                "pending": r["n"],
-                "overdue": overdue.get(r["assigned_group__name"], 0),
-            }
-            for r in totals
-        ),
+        ({"group": group, "pending": n, "overdue": late} for group, (n, late) in rows),
         key=lambda r: (-r["pending"], r["group"]),
     )
 
@@ -263,7 +250,7 @@ def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
     return {
         "at": now.isoformat(),
         "runs_over_time": runs_over_time(now),
-        "runs_now": runs_by_status(),
+        "runs_now": metrics.runs_by_status(),
         "steps_per_minute": steps_per_minute(now),
         "failures_by_action": failures_by_action(day),
         "requests_by_group": requests_by_group(now),
@@ -275,6 +262,6 @@ def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
             ).count(),
         },
         "oldest_waiting": oldest_waiting(),
-        "workers": live_processes().count(),
+        "workers": metrics.live_by_kind()[ProcessKind.WORKER],
         "held_by_dead_workers": runs_held_by_dead_workers().count(),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
-from observability.heartbeats import live_worker_names
+from observability.heartbeats import live_processes
 from workflows.models import Run
 from workflows.states import ACTIVE
 
@@ -20,7 +20,7 @@ def runs_held_by_dead_workers() -> QuerySet[Run]:
     return (
         Run.objects.filter(status__in=sorted(ACTIVE), lease_expires_at__isnull=False)
         .exclude(lease_owner="")
-        .exclude(lease_owner__in=live_worker_names())
+        .exclude(lease_owner__in=live_processes().values("name"))
     )
 
 
