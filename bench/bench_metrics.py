@@ -113,7 +113,7 @@ def measure(n: int, steps_per_run: int) -> None:
     from observability import metrics
     from observability.heartbeats import heartbeat_beat
     from observability.models import ProcessKind
-    from observability.selectors import runs_held_by_dead_workers
+    from observability.selectors import runs_held_by_dead_workers_count
 
     runs, events = int(os.environ["BENCH_RUNS"]), int(os.environ["BENCH_EVENTS"])
     started = time.perf_counter()
@@ -175,7 +175,7 @@ def measure(n: int, steps_per_run: int) -> None:
         ("agentos_requests_pending and _overdue", metrics.requests_by_group),
         ("agentos_escalations_total, _timed_out", lambda: metrics.events_by_type(*EVENTS)),
         ("agentos_workers, _web_processes", metrics.live_by_kind),
-        ("agentos_runs_held_by_dead_workers", lambda: runs_held_by_dead_workers().count()),
+        ("agentos_runs_held_by_dead_workers", runs_held_by_dead_workers_count),
     ]
     for label, query in parts:
         samples = []

@@ -24,7 +24,7 @@ from observability import metrics
 from observability.metrics import UNASSIGNED
 from observability.models import ProcessKind
 from observability.rollup import NO_WORKFLOW
-from observability.selectors import runs_held_by_dead_workers
+from observability.selectors import runs_held_by_dead_workers_count
 from workflows.models import Event, Step
 from workflows.states import RunStatus, StepStatus
 
@@ -263,5 +263,5 @@ def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
         },
         "oldest_waiting": oldest_waiting(),
         "workers": metrics.live_by_kind()[ProcessKind.WORKER],
-        "held_by_dead_workers": runs_held_by_dead_workers().count(),
+        "held_by_dead_workers": runs_held_by_dead_workers_count(),
     }
