@@ -213,3 +213,24 @@ def test_the_admin_index_links_the_dashboard_for_those_who_may_see_it(auditor, r
         client.force_login(user)
         body = client.get("/admin/").content.decode()
         assert ('href="/admin/operations/"' in body) is shown, user.username
+
+
+def test_the_dashboard_keeps_its_decision_times_a_minute_and_says_of_when(gated, reviewer) -> None:
+    from django.core.cache import cache
+
+    from observability.reports import DECISION_TIMES_KEY
+
+    first = dashboard_data()
+    assert first["decision_times"] == [] and first["decision_times_at"] == first["at"]
+    request = pending(gated())
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    again = dashboard_data()
+    assert again["decision_times"] == [] and again["decision_times_at"] == first["at"]
+    assert again["requests_by_group"] == []  # the other panels are live
+    cache.delete(DECISION_TIMES_KEY)  # as the minute passing would
+    later = dashboard_data()
+    assert later["decision_times_at"] == later["at"]
+    assert {(r["by"], r["name"], r["decided"]) for r in later["decision_times"]} == {
+        ("workflow", "plan", 1),
+        ("group", "Reviewers", 1),
+    }
