@@ -108,12 +108,9 @@ def measure(n: int, steps_per_run: int) -> None:
     django.setup()
     from django.core.management import call_command
     from django.db import connection
-    from django.test import Client
 
-    from observability import metrics
     from observability.heartbeats import heartbeat_beat
     from observability.models import ProcessKind
-    from observability.selectors import runs_held_by_dead_workers_count
 
     runs, events = int(os.environ["BENCH_RUNS"]), int(os.environ["BENCH_EVENTS"])
     started = time.perf_counter()
@@ -129,6 +126,16 @@ def measure(n: int, steps_per_run: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
     print(f"  migrate + seed ({steps} steps): {time.perf_counter() - started:.1f} s", flush=True)
+    time_scrapes(n)
+
+
+def time_scrapes(n: int) -> None:
+    """Time `n` scrapes of this process's (seeded) database, then each family."""
+    from django.db import connection
+    from django.test import Client
+
+    from observability import metrics
+    from observability.selectors import runs_held_by_dead_workers_count
 
     client = Client()
     auth = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
