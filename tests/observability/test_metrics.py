@@ -154,10 +154,22 @@ def test_workers_count_live_heartbeats_and_dead_workers_runs(settings, operator)
         lease_owner="w:2:b",
         lease_expires_at=timezone.now() + timedelta(seconds=30),
     )
+    # Held by the live worker, or waiting without a lease: neither counts.
+    for owner, status in [("w:1:a", "running"), ("", "waiting")]:
+        Run.objects.create(
+            plan={"nodes": []},
+            requester=operator,
+            status=status,
+            lease_owner=owner,
+            lease_expires_at=timezone.now() + timedelta(seconds=30) if owner else None,
+        )
     samples = scrape()
     assert value(samples, "agentos_workers") == 1
     assert value(samples, "agentos_web_processes") == 1
     assert value(samples, "agentos_runs_held_by_dead_workers") == 1
+    from observability.selectors import runs_held_by_dead_workers
+
+    assert runs_held_by_dead_workers().count() == 1  # the admin's list agrees
     health = Client().get("/api/v1/health").json()
     assert health["workers"] == 1
 
