@@ -197,8 +197,9 @@ def _events_by_request(types: list[str], since: datetime) -> dict[str, set[int]]
 def sla_report(start: datetime, end: datetime) -> list[SlaRow]:
     """Return per workflow, then per group, the requests opened in [start, end).
 
-    `decided` counts those approved or rejected (by now), with the median and
-    95th percentile of their time to decision; `overdue` those decided after
+    `decided` counts those a person approved or rejected (by now), with the
+    median and 95th percentile of their time to decision (a timeout applied
+    by itself is not a decision); `overdue` those decided after
     their due time or still pending past it; `escalated` and `timed_out`
     those whose due time passed undecided (and, for escalations, went to
     another group). A group is the one a request is assigned to now.
@@ -215,14 +216,18 @@ def sla_report(start: datetime, end: datetime) -> list[SlaRow]:
             "created_at",
             "decided_at",
             "due_at",
+            "decided_by",
         )
     )
     marks = _events_by_request(["approval.escalated", "approval.timed_out"], start)
     waits: dict[tuple[str, str], list[float]] = defaultdict(list)
     rows: dict[tuple[str, str], SlaRow] = {}
-    for pk, slug, group, status, opened, decided_at, due in requests:
+    for pk, slug, group, status, opened, decided_at, due, decider in requests:
         keys = [("workflow", slug or NO_WORKFLOW), ("group", group or UNASSIGNED)]
-        decided = status in DECIDED
+        # A timeout that approved or rejected by itself is nobody's decision:
+        # it counts as timed out (and overdue), not as a time to decision.
+        by_timeout = decider is None and pk in marks["approval.timed_out"]
+        decided = status in DECIDED and not by_timeout
         # Overdue: decided after its due time, still pending past it, or
         # timed out (an escalation clears the due time it missed).
         late = pk in marks["approval.timed_out"] or bool(

@@ -234,3 +234,21 @@ def test_the_dashboard_keeps_its_decision_times_a_minute_and_says_of_when(gated,
         ("workflow", "plan", 1),
         ("group", "Reviewers", 1),
     }
+
+
+def test_a_timeout_that_rejects_by_itself_is_no_decision_in_the_sla(gated, reviewer) -> None:
+    late = pending(gated(due_in_s=60, on_timeout="reject"))
+    opened_ago(late, 600)
+    ApprovalRequest.objects.filter(pk=late.pk).update(due_at=timezone.now() - timedelta(seconds=5))
+    assert requests_expire() == 1
+    late.refresh_from_db()
+    assert late.status == RequestStatus.REJECTED and late.decided_by is None
+    decided = pending(gated())
+    opened_ago(decided, 120)
+    approval_decide(request_id=decided.pk, actor=reviewer, decision="approve")
+
+    now = timezone.now()
+    rows = by_name(sla_report(now - timedelta(days=1), now + timedelta(minutes=1)))
+    for row in (rows[("group", "Reviewers")], rows[("workflow", "plan")]):
+        assert (row.requests, row.decided, row.timed_out, row.overdue) == (2, 1, 1, 1)
+        assert 119 <= row.median_s < 130 and 119 <= row.p95_s < 130
