@@ -83,11 +83,6 @@ def live_processes(kind: str = ProcessKind.WORKER) -> QuerySet[WorkerHeartbeat]:
     return WorkerHeartbeat.objects.filter(kind=kind, last_seen__gte=timezone.now() - live_window())
 
 
-def live_worker_names() -> list[str]:
-    """Return the lease identities of the live workers."""
-    return list(live_processes().values_list("name", flat=True))
-
-
 class HeartbeatThread(threading.Thread):
     """Beat for this process until it exits (a daemon thread: no join needed)."""
 

@@ -14,9 +14,10 @@ runs and 1,000,000 events.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 
 from django.contrib.auth.models import Group
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -29,19 +30,31 @@ from prometheus_client.utils import floatToGoString
 
 from approvals.models import ApprovalRequest, RequestStatus
 from observability import rollup
-from observability.heartbeats import live_processes
-from observability.models import ProcessKind
-from observability.selectors import runs_held_by_dead_workers
+from observability.heartbeats import live_window
+from observability.models import ProcessKind, WorkerHeartbeat
+from observability.selectors import runs_held_by_dead_workers_count
 from workflows.models import Event, Run
-from workflows.states import RunStatus
+from workflows.states import TERMINAL, RunStatus
 
 UNASSIGNED = "unassigned"
 
 
-def runs_by_status() -> dict[str, int]:
+def runs_by_status(ended: dict[tuple[str, ...], rollup.Tally] | None = None) -> dict[str, int]:
+    """Return how many runs are in each status.
+
+    Unfinished runs are counted through the status index (they are the
+    few); ended runs, the bulk, never change again, so they come from a
+    rollup plus the runs that ended since its mark (observability.rollup).
+    `ended` is that family's tallies when the caller has read them already.
+    """
     counts = dict.fromkeys(RunStatus.values, 0)
-    for row in Run.objects.order_by().values("status").annotate(n=Count("id")):
+    unfinished = Run.objects.filter(status__in=sorted(set(RunStatus.values) - TERMINAL))
+    for row in unfinished.order_by().values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
+    if ended is None:
+        ended = rollup.tallies(rollup.ENDED_RUNS)
+    for (status,), tally in ended.items():
+        counts[status] = counts.get(status, 0) + tally.count
     return counts
 
 
@@ -49,10 +62,12 @@ def steps_by_action_status() -> dict[tuple[str, str], int]:
     return {(a, st): t.count for (a, st), t in rollup.tallies(rollup.STEPS).items()}
 
 
-def step_seconds_by_action() -> dict[str, rollup.Tally]:
+def step_seconds_by_action(
+    steps: dict[tuple[str, ...], rollup.Tally] | None = None,
+) -> dict[str, rollup.Tally]:
     """Merge each action's statuses: the histogram's label is the action alone."""
     out: dict[str, rollup.Tally] = {}
-    for (action, _status), tally in rollup.tallies(rollup.STEPS).items():
+    for (action, _status), tally in (steps or rollup.tallies(rollup.STEPS)).items():
         out.setdefault(action, rollup.Tally()).merge(tally)
     return out
 
@@ -68,52 +83,73 @@ def _histogram(tally: rollup.Tally, bounds: Sequence[float]) -> list[tuple[str, 
     return [*buckets, ("+Inf", float(tally.timed))]
 
 
-def requests_by_group(*, overdue: bool) -> dict[str, int]:
-    """Return pending (or overdue) requests per group name.
+def requests_by_group(now: datetime | None = None) -> dict[str, tuple[int, int]]:
+    """Return (pending, overdue) requests per group name.
 
-    Grouped by the group's id through the (status, assigned_group) index,
-    then named with one small query: no join over every pending request.
+    One pass over the pending requests in the (status, due_at,
+    assigned_group) index, grouped by the group's id, then named with one
+    small query: no join over every pending request.
     """
-    pending = ApprovalRequest.objects.filter(status=RequestStatus.PENDING)
-    if overdue:
-        pending = pending.filter(due_at__lt=timezone.now())
-    rows = list(pending.order_by().values_list("assigned_group").annotate(n=Count("id")))
-    names = dict(Group.objects.filter(pk__in=[g for g, _ in rows if g]).values_list("pk", "name"))
-    out: dict[str, int] = {}
-    for group_id, n in rows:
+    late = Q(due_at__lt=now or timezone.now())
+    rows = list(
+        ApprovalRequest.objects.filter(status=RequestStatus.PENDING)
+        .order_by()
+        .values_list("assigned_group")
+        # Counting the indexed columns (not the id) lets PostgreSQL answer
+        # from the index alone; a pending request always has a status.
+        .annotate(n=Count("status"), late=Count("due_at", filter=late))
+    )
+    names = dict(
+        Group.objects.filter(pk__in=[g for g, _, _ in rows if g]).values_list("pk", "name")
+    )
+    out: dict[str, tuple[int, int]] = {}
+    for group_id, n, overdue in rows:
         name = names.get(group_id, UNASSIGNED)
-        out[name] = out.get(name, 0) + n
+        was = out.get(name, (0, 0))
+        out[name] = (was[0] + n, was[1] + overdue)
     return out
 
 
-def events_of_type(event_type: str) -> int:
-    return Event.objects.filter(type=event_type).count()
+def events_by_type(*types: str) -> dict[str, int]:
+    """Return how many events of each type the log holds (the type index)."""
+    counts = dict.fromkeys(types, 0)
+    rows = (
+        Event.objects.filter(type__in=types).order_by().values_list("type").annotate(n=Count("id"))
+    )
+    counts.update(rows)
+    return counts
+
+
+def live_by_kind() -> dict[str, int]:
+    """Return how many processes of each kind beat within the live window."""
+    counts = dict.fromkeys(ProcessKind.values, 0)
+    rows = WorkerHeartbeat.objects.filter(last_seen__gte=timezone.now() - live_window())
+    counts.update(rows.order_by().values_list("kind").annotate(n=Count("id")))
+    return counts
 
 
 class AgentosCollector(Collector):
     """Collect every agentos_ family from the database, once per scrape."""
 
     def collect(self) -> Iterator[Metric]:
+        rolled = rollup.tallies_of(rollup.ENDED_RUNS, rollup.STEPS, rollup.DECISIONS)
         runs = GaugeMetricFamily("agentos_runs", "Runs by status.", labels=["status"])
-        for status, n in runs_by_status().items():
+        for status, n in runs_by_status(rolled[rollup.ENDED_RUNS.name]).items():
             runs.add_metric([status], n)
         yield runs
 
         steps = CounterMetricFamily(
             "agentos_steps", "Finished steps by action and status.", labels=["action", "status"]
         )
-        step_tallies = rollup.tallies(rollup.STEPS)
+        step_tallies = rolled[rollup.STEPS.name]
         for (action, status), tally in sorted(step_tallies.items()):
             steps.add_metric([action, status], tally.count)
         yield steps
 
-        per_action: dict[str, rollup.Tally] = {}
-        for (action, _status), tally in step_tallies.items():
-            per_action.setdefault(action, rollup.Tally()).merge(tally)
         step_seconds = HistogramMetricFamily(
             "agentos_step_seconds", "How long finished steps took.", labels=["action"]
         )
-        for action, tally in sorted(per_action.items()):
+        for action, tally in sorted(step_seconds_by_action(step_tallies).items()):
             step_seconds.add_metric([action], _histogram(tally, rollup.STEP_BUCKETS), tally.total)
         yield step_seconds
 
@@ -122,45 +158,51 @@ class AgentosCollector(Collector):
             "Time from a request's opening to its decision.",
             labels=["workflow", "kind"],
         )
-        for (workflow, kind), tally in sorted(decision_seconds_by_workflow_kind().items()):
+        for (workflow, kind), tally in sorted(rolled[rollup.DECISIONS.name].items()):
             decision.add_metric(
                 [workflow, kind], _histogram(tally, rollup.DECISION_BUCKETS), tally.total
             )
         yield decision
 
-        for name, doc, overdue in (
-            ("agentos_requests_pending", "Pending requests by assigned group.", False),
-            ("agentos_requests_overdue", "Pending requests past their due time.", True),
-        ):
-            family = GaugeMetricFamily(name, doc, labels=["group"])
-            for group, n in sorted(requests_by_group(overdue=overdue).items()):
-                family.add_metric([group], n)
-            yield family
+        by_group = sorted(requests_by_group().items())
+        pending = GaugeMetricFamily(
+            "agentos_requests_pending", "Pending requests by assigned group.", labels=["group"]
+        )
+        overdue = GaugeMetricFamily(
+            "agentos_requests_overdue", "Pending requests past their due time.", labels=["group"]
+        )
+        for group, (n, late) in by_group:
+            pending.add_metric([group], n)
+            overdue.add_metric([group], late)
+        yield pending
+        yield overdue
 
+        events = events_by_type("approval.escalated", "approval.timed_out")
         yield CounterMetricFamily(
             "agentos_escalations",
             "Requests escalated to another group when nobody decided in time.",
-            value=events_of_type("approval.escalated"),
+            value=events["approval.escalated"],
         )
         yield CounterMetricFamily(
             "agentos_requests_timed_out",
             "Requests whose due time passed undecided (on_timeout applied).",
-            value=events_of_type("approval.timed_out"),
+            value=events["approval.timed_out"],
         )
+        live = live_by_kind()
         yield GaugeMetricFamily(
             "agentos_workers",
             "Worker processes with a heartbeat in the last minute.",
-            value=live_processes(ProcessKind.WORKER).count(),
+            value=live[ProcessKind.WORKER],
         )
         yield GaugeMetricFamily(
             "agentos_web_processes",
             "Web processes with a heartbeat in the last minute.",
-            value=live_processes(ProcessKind.WEB).count(),
+            value=live[ProcessKind.WEB],
         )
         yield GaugeMetricFamily(
             "agentos_runs_held_by_dead_workers",
             "Unfinished runs whose lease names a worker that stopped beating.",
-            value=runs_held_by_dead_workers().count(),
+            value=runs_held_by_dead_workers_count(),
         )
 
 

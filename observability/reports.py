@@ -14,17 +14,19 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Count
-from django.db.models.functions import TruncHour, TruncMinute
+from django.db.models.functions import TruncMinute
 from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestStatus
-from observability.heartbeats import live_processes
+from observability import metrics
 from observability.metrics import UNASSIGNED
+from observability.models import ProcessKind
 from observability.rollup import NO_WORKFLOW
-from observability.selectors import runs_held_by_dead_workers
-from workflows.models import Event, Run, Step
+from observability.selectors import runs_held_by_dead_workers_count
+from workflows.models import Event, Step
 from workflows.states import RunStatus, StepStatus
 
 FAILED_STEPS = [StepStatus.FAILED, StepStatus.CRASHED, StepStatus.TIMED_OUT]
@@ -43,23 +45,50 @@ def _iso(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
+# The run events that move a run into each status (as workflows.replay reads
+# them): a run is queued when created, resumed, re-queued or woken by its
+# child; running when a worker takes it; waiting when it pauses for a person
+# or starts a child run.
+STATUS_EVENTS: dict[str, tuple[str, ...]] = {
+    RunStatus.QUEUED: (
+        "run.created",
+        "run.resumed",
+        "run.requeued",
+        "run.lease_expired",
+        "child.ended",
+    ),
+    RunStatus.RUNNING: ("run.running",),
+    RunStatus.WAITING: ("run.paused", "child.started"),
+    RunStatus.SUCCEEDED: ("run.succeeded",),
+    RunStatus.FAILED: ("run.failed",),
+    RunStatus.CANCELLED: ("run.cancelled",),
+}
+
+
 def runs_over_time(now: datetime, hours: int = 24) -> dict[str, Any]:
-    """Runs created in each of the last `hours` hours, by their status now."""
+    """Runs that reached each status in each of the last `hours` hours.
+
+    Read from the event log: a run counts once per status and hour however
+    often it got there (a run taken by workers five times in an hour is one
+    run that ran). Served by the (type, at, run) index on events, so the
+    work grows with the last day's run events, not with the log.
+    """
     start = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
     slots = [start + timedelta(hours=i) for i in range(hours)]
     series = {status: [0] * hours for status in RunStatus.values}
+    by_type = {t: status for status, types in STATUS_EVENTS.items() for t in types}
     rows = (
-        Run.objects.filter(created_at__gte=start)
-        .annotate(hour=TruncHour("created_at"))
+        Event.objects.filter(type__in=sorted(by_type), at__gte=start, run__isnull=False)
         .order_by()
-        .values("hour", "status")
-        .annotate(n=Count("id"))
+        .values_list("type", "at", "run_id")
     )
-    index = {slot: i for i, slot in enumerate(slots)}
-    for row in rows:
-        i = index.get(row["hour"])
-        if i is not None:
-            series[row["status"]][i] = row["n"]
+    seen: set[tuple[int, str, int]] = set()
+    for event_type, at, run_id in rows.iterator(chunk_size=5000):
+        i = int((at - start).total_seconds() // 3600)
+        if 0 <= i < hours:
+            seen.add((i, by_type[event_type], run_id))
+    for i, status, _run in seen:
+        series[status][i] += 1
     return {"labels": [_iso(s)[11:16] for s in slots], "series": series}
 
 
@@ -95,23 +124,9 @@ def failures_by_action(since: datetime) -> list[dict[str, Any]]:
 
 
 def requests_by_group(now: datetime) -> list[dict[str, Any]]:
-    pending = ApprovalRequest.objects.filter(status=RequestStatus.PENDING).order_by()
-    totals = pending.values("assigned_group__name").annotate(n=Count("id"))
-    overdue = dict(
-        pending.filter(due_at__lt=now)
-        .values("assigned_group__name")
-        .annotate(n=Count("id"))
-        .values_list("assigned_group__name", "n")
-    )
+    rows = metrics.requests_by_group(now).items()
     return sorted(
-        (
-            {
-                "group": r["assigned_group__name"] or UNASSIGNED,
-                "pending": r["n"],
-                "overdue": overdue.get(r["assigned_group__name"], 0),
-            }
-            for r in totals
-        ),
+        ({"group": group, "pending": n, "overdue": late} for group, (n, late) in rows),
         key=lambda r: (-r["pending"], r["group"]),
     )
 
@@ -182,8 +197,9 @@ def _events_by_request(types: list[str], since: datetime) -> dict[str, set[int]]
 def sla_report(start: datetime, end: datetime) -> list[SlaRow]:
     """Return per workflow, then per group, the requests opened in [start, end).
 
-    `decided` counts those approved or rejected (by now), with the median and
-    95th percentile of their time to decision; `overdue` those decided after
+    `decided` counts those a person approved or rejected (by now), with the
+    median and 95th percentile of their time to decision (a timeout applied
+    by itself is not a decision); `overdue` those decided after
     their due time or still pending past it; `escalated` and `timed_out`
     those whose due time passed undecided (and, for escalations, went to
     another group). A group is the one a request is assigned to now.
@@ -200,14 +216,18 @@ def sla_report(start: datetime, end: datetime) -> list[SlaRow]:
             "created_at",
             "decided_at",
             "due_at",
+            "decided_by",
         )
     )
     marks = _events_by_request(["approval.escalated", "approval.timed_out"], start)
     waits: dict[tuple[str, str], list[float]] = defaultdict(list)
     rows: dict[tuple[str, str], SlaRow] = {}
-    for pk, slug, group, status, opened, decided_at, due in requests:
+    for pk, slug, group, status, opened, decided_at, due, decider in requests:
         keys = [("workflow", slug or NO_WORKFLOW), ("group", group or UNASSIGNED)]
-        decided = status in DECIDED
+        # A timeout that approved or rejected by itself is nobody's decision:
+        # it counts as timed out (and overdue), not as a time to decision.
+        by_timeout = decider is None and pk in marks["approval.timed_out"]
+        decided = status in DECIDED and not by_timeout
         # Overdue: decided after its due time, still pending past it, or
         # timed out (an escalation clears the due time it missed).
         late = pk in marks["approval.timed_out"] or bool(
@@ -228,24 +248,43 @@ def sla_report(start: datetime, end: datetime) -> list[SlaRow]:
     return sorted(rows.values(), key=lambda r: (r.by != "workflow", r.name))
 
 
+DECISION_TIMES_KEY = "observability:dashboard:decision-times"
+DECISION_TIMES_TTL_S = 60
+
+
+def decision_times(now: datetime) -> dict[str, Any]:
+    """Return the SLA rows of requests opened in the last 30 days, and when
+    they were computed.
+
+    At 100,000 runs that is some 15,000 requests read and sorted: about half
+    a second of work, which a dashboard refreshing on every run change would
+    repeat each second. These slow-moving figures are computed at most once
+    a minute (per cache: shared through Redis when set, else per process),
+    and the panel says how old they are.
+    """
+    cached = cache.get(DECISION_TIMES_KEY)
+    if cached is not None:
+        return cached
+    rows = sla_report(now - timedelta(days=30), now + timedelta(seconds=1))
+    fresh = {"at": now.isoformat(), "rows": [r.as_dict() for r in rows]}
+    cache.set(DECISION_TIMES_KEY, fresh, DECISION_TIMES_TTL_S)
+    return fresh
+
+
 def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
     """Return everything the operations dashboard draws, as JSON-ready data."""
     now = now or timezone.now()
     day = now - timedelta(days=1)
-    sla = sla_report(now - timedelta(days=30), now + timedelta(seconds=1))
+    decisions = decision_times(now)
     return {
         "at": now.isoformat(),
         "runs_over_time": runs_over_time(now),
-        "runs_now": dict(
-            Run.objects.order_by()
-            .values("status")
-            .annotate(n=Count("id"))
-            .values_list("status", "n")
-        ),
+        "runs_now": metrics.runs_by_status(),
         "steps_per_minute": steps_per_minute(now),
         "failures_by_action": failures_by_action(day),
         "requests_by_group": requests_by_group(now),
-        "decision_times": [r.as_dict() for r in sla],
+        "decision_times": decisions["rows"],
+        "decision_times_at": decisions["at"],
         "escalations": {
             "day": Event.objects.filter(type="approval.escalated", at__gte=day).count(),
             "week": Event.objects.filter(
@@ -253,6 +292,6 @@ def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
             ).count(),
         },
         "oldest_waiting": oldest_waiting(),
-        "workers": live_processes().count(),
-        "held_by_dead_workers": runs_held_by_dead_workers().count(),
+        "workers": metrics.live_by_kind()[ProcessKind.WORKER],
+        "held_by_dead_workers": runs_held_by_dead_workers_count(),
     }

@@ -26,13 +26,13 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Subquery
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestStatus
 from observability.models import MetricRollup, RollupMark
-from workflows.models import Step
-from workflows.states import StepStatus
+from workflows.models import Run, Step
+from workflows.states import TERMINAL, StepStatus
 
 # A step whose outcome is known: neither in flight nor awaiting a person's word.
 _STEP_SETTLED = frozenset(StepStatus) - {StepStatus.RUNNING, StepStatus.UNKNOWN}
@@ -118,6 +118,16 @@ def _decision_rows(since: datetime, until: datetime | None) -> Rows:
         yield (slug or NO_WORKFLOW, kind), max(0.0, (decided - opened).total_seconds())
 
 
+def _ended_run_rows(since: datetime, until: datetime | None) -> Rows:
+    # An ended run never changes status again (workflows.states.TRANSITIONS),
+    # and a check constraint gives every ended run its finished_at.
+    qs = Run.objects.filter(status__in=sorted(TERMINAL), finished_at__gte=since)
+    if until is not None:
+        qs = qs.filter(finished_at__lt=until)
+    for status in qs.order_by().values_list("status", flat=True):
+        yield (status,), None
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -127,6 +137,7 @@ class Family:
 
 STEPS = Family("steps", STEP_BUCKETS, _step_rows)
 DECISIONS = Family("decisions", DECISION_BUCKETS, _decision_rows)
+ENDED_RUNS = Family("ended_runs", (), _ended_run_rows)  # counts only
 
 
 def _tally(family: Family, rows: Rows) -> dict[tuple[str, ...], Tally]:
@@ -136,7 +147,9 @@ def _tally(family: Family, rows: Rows) -> dict[tuple[str, ...], Tally]:
     return out
 
 
-def _mark(family: Family) -> RollupMark:
+def _mark(family: Family, known: RollupMark | None = None) -> RollupMark:
+    if known is not None:
+        return known
     mark = RollupMark.objects.filter(family=family.name).first()
     if mark is not None:
         return mark
@@ -150,10 +163,15 @@ def _mark(family: Family) -> RollupMark:
     return mark
 
 
-def rollup_advance(family: Family, *, now: datetime | None = None) -> datetime:
-    """Fold what settled since the family's mark into its rollup rows; return the mark."""
+def rollup_advance(
+    family: Family, *, now: datetime | None = None, mark: RollupMark | None = None
+) -> datetime:
+    """Fold what settled since the family's mark into its rollup rows; return the mark.
+
+    `mark` is the family's mark as just read, to spare a query.
+    """
     settled = (now or timezone.now()) - timedelta(seconds=settings.AGENTOS_METRICS_SETTLE_S)
-    mark = _mark(family)
+    mark = _mark(family, mark)
     if settled - mark.upto < ADVANCE_EVERY:
         return mark.upto
     with transaction.atomic():
@@ -193,17 +211,27 @@ def rollup_advance(family: Family, *, now: datetime | None = None) -> datetime:
 
 def tallies(family: Family) -> dict[tuple[str, ...], Tally]:
     """Return every label set's counts: the rollup plus what finished since its mark."""
-    upto = rollup_advance(family)
-    out: dict[tuple[str, ...], Tally] = {}
+    return tallies_of(family)[family.name]
+
+
+def tallies_of(*families: Family) -> dict[str, dict[tuple[str, ...], Tally]]:
+    """Return `tallies` of several families, with one query for their marks and
+    one for their rollup rows (a scrape reads every family)."""
+    names = [f.name for f in families]
+    marks = {m.family: m for m in RollupMark.objects.filter(family__in=names)}
+    upto = {f.name: rollup_advance(f, mark=marks.get(f.name)) for f in families}
+    out: dict[str, dict[tuple[str, ...], Tally]] = {name: {} for name in names}
     # The rows and the mark they add up to, in one statement (one snapshot):
     # a mark moved by another process in between cannot count a row twice.
-    mark = RollupMark.objects.filter(family=family.name).values("upto")[:1]
-    rows = MetricRollup.objects.filter(family=family.name).annotate(upto=Subquery(mark))
+    mark = RollupMark.objects.filter(family=OuterRef("family")).values("upto")[:1]
+    rows = MetricRollup.objects.filter(family__in=names).annotate(upto=Subquery(mark))
     for row in rows:
-        upto = row.upto
-        out[tuple(json.loads(row.labels))] = Tally(
+        upto[row.family] = row.upto
+        out[row.family][tuple(json.loads(row.labels))] = Tally(
             row.count, row.timed, row.total, list(row.buckets)
         )
-    for labels, tally in _tally(family, family.rows(upto, None)).items():
-        out.setdefault(labels, Tally()).merge(tally)
+    for family in families:
+        counted = out[family.name]
+        for labels, tally in _tally(family, family.rows(upto[family.name], None)).items():
+            counted.setdefault(labels, Tally()).merge(tally)
     return out

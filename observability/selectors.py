@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
-from observability.heartbeats import live_worker_names
+from observability.heartbeats import live_processes
 from workflows.models import Run
 from workflows.states import ACTIVE
 
@@ -20,8 +20,26 @@ def runs_held_by_dead_workers() -> QuerySet[Run]:
     return (
         Run.objects.filter(status__in=sorted(ACTIVE), lease_expires_at__isnull=False)
         .exclude(lease_owner="")
-        .exclude(lease_owner__in=live_worker_names())
+        .exclude(lease_owner__in=live_processes().values("name"))
     )
+
+
+def runs_held_by_dead_workers_count() -> int:
+    """Return how many unfinished runs a dead worker holds (the metric, the dashboard).
+
+    Counted per holder from the partial index of leased runs and the live
+    workers taken off: at 100,000 runs this reads the index alone, where
+    the count of `runs_held_by_dead_workers` reads every leased run's row.
+    """
+    live = set(live_processes().values_list("name", flat=True))
+    held = (
+        Run.objects.filter(status__in=sorted(ACTIVE), lease_expires_at__isnull=False)
+        .exclude(lease_owner="")
+        .order_by()
+        .values_list("lease_owner")
+        .annotate(n=Count("lease_owner"))  # not the id: the index alone answers
+    )
+    return sum(n for owner, n in held if owner not in live)
 
 
 def runs_in_flight(names: list[str]) -> dict[str, int]:

@@ -164,6 +164,15 @@ class Run(models.Model):
             models.Index(fields=["mode", "-created_at", "-id"], name="run_mode_created"),
             models.Index(fields=["requester", "-created_at"], name="run_requester_created"),
             models.Index(fields=["current_node", "-created_at"], name="run_node_created"),
+            # The metrics: ended runs are counted from a rollup plus those that
+            # ended since its mark (observability.rollup), and the runs that
+            # hold a lease, by holder, from this partial index alone.
+            models.Index(fields=["finished_at"], name="run_finished"),
+            models.Index(
+                fields=["lease_owner", "status"],
+                name="run_leased_owner",
+                condition=Q(lease_expires_at__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -405,6 +414,9 @@ class Event(models.Model):
         base_manager_name = "objects"
         ordering = ["id"]
         permissions = [("export_event", "Can export the audit log")]
+        # The operations dashboard reads the last day's run events by type and
+        # time (runs that reached each status per hour), from the index alone.
+        indexes = [models.Index(fields=["type", "at", "run"], name="event_type_at_run")]
         constraints = [
             models.UniqueConstraint(fields=["run", "seq"], name="event_run_seq_unique"),
             models.UniqueConstraint(

@@ -67,6 +67,15 @@ def test_the_dashboard_draws_every_panel_and_follows_new_requests_live(
     page.wait_for_function("document.getElementById('live-status').textContent === 'live'")
     for chart in ("chart-runs", "chart-steps", "chart-failures", "chart-requests"):
         assert page.evaluate(f"!!Chart.getChart('{chart}')"), chart
+    # Four runs were created, ran and paused at their gates; three of them
+    # were resumed (queued again): each run counts once per status and hour.
+    reached = (
+        "Object.fromEntries(Chart.getChart('chart-runs').data.datasets"
+        ".map((d) => [d.label, d.data.reduce((a, b) => a + b, 0)]))"
+    )
+    totals = page.evaluate(reached)
+    assert totals["waiting"] == totals["running"] == 4, totals
+    assert totals["succeeded"] == totals["failed"] == 0, totals
     drawn = page.evaluate("Chart.getChart('chart-requests').data.labels")
     assert set(drawn) == {"Finance", "Reviewers"} or "Finance" in drawn
     assert page.text_content("#card-waiting").strip() == "1"
@@ -84,6 +93,7 @@ def test_the_dashboard_draws_every_panel_and_follows_new_requests_live(
         "document.getElementById('card-waiting').textContent.trim() === '2'", timeout=15000
     )
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    assert page.evaluate(reached)["waiting"] == 5
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(300)

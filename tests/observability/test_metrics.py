@@ -154,10 +154,22 @@ def test_workers_count_live_heartbeats_and_dead_workers_runs(settings, operator)
         lease_owner="w:2:b",
         lease_expires_at=timezone.now() + timedelta(seconds=30),
     )
+    # Held by the live worker, or waiting without a lease: neither counts.
+    for owner, status in [("w:1:a", "running"), ("", "waiting")]:
+        Run.objects.create(
+            plan={"nodes": []},
+            requester=operator,
+            status=status,
+            lease_owner=owner,
+            lease_expires_at=timezone.now() + timedelta(seconds=30) if owner else None,
+        )
     samples = scrape()
     assert value(samples, "agentos_workers") == 1
     assert value(samples, "agentos_web_processes") == 1
     assert value(samples, "agentos_runs_held_by_dead_workers") == 1
+    from observability.selectors import runs_held_by_dead_workers
+
+    assert runs_held_by_dead_workers().count() == 1  # the admin's list agrees
     health = Client().get("/api/v1/health").json()
     assert health["workers"] == 1
 
@@ -203,3 +215,41 @@ def test_settled_steps_are_rolled_up_once_and_later_ones_counted_live(settings, 
     mark = RollupMark.objects.get(family="steps")
     assert now - timedelta(seconds=settings.AGENTOS_METRICS_SETTLE_S + 5) < mark.upto
     assert sum(r.count for r in MetricRollup.objects.filter(family="steps")) == 2
+
+
+def test_ended_runs_are_rolled_up_once_and_unfinished_ones_counted_live(
+    settings, operator
+) -> None:
+    """agentos_runs: ended runs from the rollup plus those ended since its mark."""
+    from observability.models import MetricRollup
+
+    settings.AGENTOS_METRICS_TOKEN = TOKEN
+    now = timezone.now()
+
+    def run(status: str, ended_ago: timedelta | None = None) -> Run:
+        return Run.objects.create(
+            plan={"nodes": []},
+            requester=operator,
+            status=status,
+            finished_at=None if ended_ago is None else now - ended_ago,
+        )
+
+    run("succeeded", timedelta(days=2))
+    run("failed", timedelta(hours=1))
+    run("succeeded", timedelta(seconds=5))  # after the mark: counted live
+    run("queued")
+    run("waiting")
+    expected = {"queued": 1, "running": 0, "waiting": 1, "succeeded": 2, "failed": 1}
+    for _ in range(3):  # the same numbers every time: nothing counted twice
+        samples = scrape()
+        for status, n in expected.items():
+            assert value(samples, "agentos_runs", status=status) == n, status
+    folded = {r.labels: r.count for r in MetricRollup.objects.filter(family="ended_runs")}
+    assert folded == {'["succeeded"]': 1, '["failed"]': 1}
+
+    run("cancelled", timedelta(seconds=1))
+    Run.objects.filter(status="queued").update(status="running")
+    samples = scrape()
+    assert value(samples, "agentos_runs", status="cancelled") == 1
+    assert value(samples, "agentos_runs", status="running") == 1
+    assert value(samples, "agentos_runs", status="queued") == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -13,7 +13,9 @@ from django.utils import timezone
 from accounts.services import token_create
 from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide, requests_expire
-from observability.reports import dashboard_data, sla_report
+from observability.reports import dashboard_data, runs_over_time, sla_report
+from tests.support.runs import advance
+from workflows.models import Event
 
 pytestmark = pytest.mark.django_db
 
@@ -135,7 +137,13 @@ def test_only_operators_auditors_and_superusers_see_the_operations_pages(
 
 def test_the_dashboard_data_has_every_panel(activity, auditor) -> None:
     data = dashboard_data()
-    assert sum(sum(v) for v in data["runs_over_time"]["series"].values()) == 5
+    series = data["runs_over_time"]["series"]
+    # Five runs were created (queued), taken by a worker (running) and paused
+    # at their gates (waiting) once each; three were resumed (queued again).
+    assert sum(series["running"]) == sum(series["waiting"]) == 5
+    assert sum(series["queued"]) == len(hours_reached(["run.created", "run.resumed"]))
+    assert sum(series["succeeded"]) == sum(series["failed"]) == 0
+    assert data["runs_now"]["waiting"] == 2 and data["runs_now"]["queued"] == 3
     assert len(data["steps_per_minute"]["counts"]) == 60
     groups = {r["group"]: r for r in data["requests_by_group"]}
     assert groups["Finance"] == {"group": "Finance", "pending": 1, "overdue": 1}
@@ -151,9 +159,96 @@ def test_the_dashboard_data_has_every_panel(activity, auditor) -> None:
     assert client.get("/admin/operations/data.json").json()["escalations"]["day"] == 1
 
 
+def hours_reached(types: list[str]) -> set[tuple[datetime, int]]:
+    """Return the (hour, run) pairs of these run events, as the panel counts them."""
+    rows = Event.objects.filter(type__in=types).values_list("at", "run_id")
+    return {(at.replace(minute=0, second=0, microsecond=0), run) for at, run in rows}
+
+
+def test_runs_by_status_over_time_counts_runs_that_reached_each_status_per_hour(
+    gated_run, reviewer
+) -> None:
+    run = gated_run()
+    approval_decide(request_id=pending(run).pk, actor=reviewer, decision="approve")
+    run = advance(run)
+    assert run.status == "succeeded", run.error
+    other = gated_run()  # a second run, still waiting
+    now = timezone.now()
+    events = Event.objects.filter(run__in=[run, other], type__startswith="run.")
+    assert {e.type for e in events} >= {"run.created", "run.running", "run.paused"}
+    assert {e.type for e in events.filter(run=run)} >= {"run.resumed", "run.succeeded"}
+
+    data = runs_over_time(now)
+    assert len(data["labels"]) == 24 and data["labels"][-1] == now.strftime("%H:00")
+    series = data["series"]
+    hours = {e.at.replace(minute=0, second=0, microsecond=0) for e in events}
+    if len(hours) == 1:  # the usual case: all within this hour
+        # Created and resumed (both queued) count once; the first run ran
+        # twice (before and after its gate) and counts once.
+        assert {s: v[-1] for s, v in series.items()} == {
+            "queued": 2,
+            "running": 2,
+            "waiting": 2,
+            "succeeded": 1,
+            "failed": 0,
+            "cancelled": 0,
+        }
+    else:  # the hour turned while the test ran: each (hour, run) counts once
+        assert sum(series["queued"]) == len(
+            hours_reached(["run.created", "run.resumed", "run.requeued"])
+        )
+        assert sum(series["succeeded"]) == 1
+    # An hour later the same figures sit one slot to the left; a day later
+    # they are out of the window.
+    later = runs_over_time(now + timedelta(hours=1))["series"]
+    assert {s: v[:-1] for s, v in later.items()} == {s: v[1:] for s, v in series.items()}
+    assert all(v[-1] == 0 for v in later.values())
+    gone = runs_over_time(now + timedelta(days=1))["series"]
+    assert all(n == 0 for v in gone.values() for n in v)
+
+
 def test_the_admin_index_links_the_dashboard_for_those_who_may_see_it(auditor, reviewer) -> None:
     for user, shown in [(auditor, True), (reviewer, False)]:
         client = Client()
         client.force_login(user)
         body = client.get("/admin/").content.decode()
         assert ('href="/admin/operations/"' in body) is shown, user.username
+
+
+def test_the_dashboard_keeps_its_decision_times_a_minute_and_says_of_when(gated_run, reviewer) -> None:
+    from django.core.cache import cache
+
+    from observability.reports import DECISION_TIMES_KEY
+
+    first = dashboard_data()
+    assert first["decision_times"] == [] and first["decision_times_at"] == first["at"]
+    request = pending(gated_run())
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    again = dashboard_data()
+    assert again["decision_times"] == [] and again["decision_times_at"] == first["at"]
+    assert again["requests_by_group"] == []  # the other panels are live
+    cache.delete(DECISION_TIMES_KEY)  # as the minute passing would
+    later = dashboard_data()
+    assert later["decision_times_at"] == later["at"]
+    assert {(r["by"], r["name"], r["decided"]) for r in later["decision_times"]} == {
+        ("workflow", "plan", 1),
+        ("group", "Reviewers", 1),
+    }
+
+
+def test_a_timeout_that_rejects_by_itself_is_no_decision_in_the_sla(gated_run, reviewer) -> None:
+    late = pending(gated_run(due_in_s=60, on_timeout="reject"))
+    opened_ago(late, 600)
+    ApprovalRequest.objects.filter(pk=late.pk).update(due_at=timezone.now() - timedelta(seconds=5))
+    assert requests_expire() == 1
+    late.refresh_from_db()
+    assert late.status == RequestStatus.REJECTED and late.decided_by is None
+    decided = pending(gated_run())
+    opened_ago(decided, 120)
+    approval_decide(request_id=decided.pk, actor=reviewer, decision="approve")
+
+    now = timezone.now()
+    rows = by_name(sla_report(now - timedelta(days=1), now + timedelta(minutes=1)))
+    for row in (rows[("group", "Reviewers")], rows[("workflow", "plan")]):
+        assert (row.requests, row.decided, row.timed_out, row.overdue) == (2, 1, 1, 1)
+        assert 119 <= row.median_s < 130 and 119 <= row.p95_s < 130

@@ -89,6 +89,7 @@
     text("card-running", data.runs_now.running || 0);
     text("card-escalations", data.escalations.day);
     text("updated-at", new Date(data.at).toLocaleTimeString());
+    text("decision-times-at", new Date(data.decision_times_at).toLocaleTimeString());
     rows("#decision-times tbody", data.decision_times, (tr, r) => {
       [r.by, r.name, r.requests, r.decided, seconds(r.median_s), seconds(r.p95_s), r.overdue, r.escalated].forEach((v) => cell(tr, v));
     }, "No requests in the period.");

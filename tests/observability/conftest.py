@@ -1,0 +1,17 @@
+"""Fixtures of the observability tests (the gated runs they share live in tests/support/gates.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def fresh_decision_times():  # type: ignore[no-untyped-def]
+    """The dashboard keeps its decision times for a minute: not from test to test."""
+    from django.core.cache import cache
+
+    from observability.reports import DECISION_TIMES_KEY
+
+    cache.delete(DECISION_TIMES_KEY)
+    yield
+    cache.delete(DECISION_TIMES_KEY)
