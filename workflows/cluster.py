@@ -192,11 +192,14 @@ def _worker(task_queue: Any, result_queue: Any, timer: Any, timeout: int | None)
     folder (and a zygote, until it notices the closed socket) behind.
     """
     from executors.runner import close_runners
+    from workflows import hooks
 
     try:
         worker(task_queue, result_queue, timer, timeout)
     finally:
         close_runners()
+        # Events committed last are still on their way to the live feed.
+        hooks.flush_event_publisher()
         db.connections.close_all()
 
 
