@@ -161,13 +161,16 @@ Q_CLUSTER: dict = {
     "ack_failures": True,
     "catch_up": False,
     "save_limit": 500,
-    "poll": env_float("AGENTOS_Q_POLL", 0.02),
+    # The ORM broker's pusher is woken by the commit that queues a task
+    # (workflows.broker); the poll only finds what a lost wake-up left.
+    "poll": env_float("AGENTOS_Q_POLL", 1.0),
     "label": "Task queue",
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["broker_class"] = "workflows.broker.WakingORM"
 
 # The engine.
 AGENTOS_LEASE_SECONDS = env_float("AGENTOS_LEASE_SECONDS", 30)
@@ -207,6 +210,10 @@ AGENTOS_BROWSER_EXECUTABLE = env_str(
 # action; refilled when idle). Three cover the onboarding's three portals;
 # each idle one holds ~330 MB (PSS, docs/benchmarks.md).
 AGENTOS_BROWSER_SPARES = env_int("AGENTOS_BROWSER_SPARES", 3, 0, 8)
+# ...given up once the worker ran no browser action for this long (0: kept
+# for good), so an idle portal holds no browser; the next browser action
+# starts one beside it and the pool refills after it.
+AGENTOS_BROWSER_SPARES_IDLE_S = max(0.0, env_float("AGENTOS_BROWSER_SPARES_IDLE_S", 60))
 # The planner: "builtin" (deterministic phrasings, no network) or "openai" (any
 # OpenAI-compatible chat-completions server). The key is a secret: it is only
 # ever sent to that server, never logged or stored.

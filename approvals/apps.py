@@ -20,7 +20,10 @@ class ApprovalsConfig(AppConfig):
         hooks.set_guard_lookup(approved_guard)
         # With Redis every process publishes its own commits; without it the
         # web process relays them from the database (approvals.live).
-        hooks.set_event_publisher(None if live.uses_relay() else live.publish_committed)
+        if live.uses_relay():
+            hooks.set_event_publisher(None)
+        else:
+            hooks.set_event_publisher(live.publish_committed, live.flush_published)
 
         # A user's open sockets re-check their permissions when the user is
         # saved (deactivated), deleted or changes groups.

@@ -13,7 +13,11 @@ Clients never depend on either: they ask for "events after seq N" on connect.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import os
+import queue
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -151,25 +155,106 @@ def inbox_message(event: Any) -> dict:
     }
 
 
+def group_messages(event: Any, run: Any) -> list[tuple[str, dict]]:
+    """Return (group, message) for one event: its run's group and, when it matters
+    there, the run lists and the inbox."""
+    message = event_message(event, run)
+    sends = [(run_group(run.pk), message)]
+    if event.type.startswith("run.") or event.type == "step.succeeded":
+        sends.append((RUNS_GROUP, {"type": "runs.changed", "run": message["run"]}))
+    if event.type in INBOX_TYPES:
+        sends.append((INBOX_GROUP, inbox_message(event)))
+    return sends
+
+
 async def fan_out(layer: Any, event: Any, run: Any) -> None:
     """Send one event to its run's group and, when it matters there, to the inbox."""
-    message = event_message(event, run)
-    await layer.group_send(run_group(run.pk), message)
-    if event.type.startswith("run.") or event.type == "step.succeeded":
-        await layer.group_send(RUNS_GROUP, {"type": "runs.changed", "run": message["run"]})
-    if event.type in INBOX_TYPES:
-        await layer.group_send(INBOX_GROUP, inbox_message(event))
+    for group, message in group_messages(event, run):
+        await layer.group_send(group, message)
+
+
+class _Publisher:
+    """One thread per process that sends committed events to the Redis layer, in order.
+
+    The committing thread only builds the messages (the run as it was at the
+    commit) and queues them: a step no longer waits for Redis, and the
+    thread's one event loop keeps the layer's connection open across
+    events (``async_to_sync`` on the committing thread made a loop, and so a
+    new Redis connection, per event). At exit (and at the end of a
+    django-q2 worker process, see workflows.cluster) ``flush`` sends what is
+    still queued.
+    """
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.queue: queue.SimpleQueue[list[tuple[str, dict]]] = queue.SimpleQueue()
+        # Events queued and not yet sent (or given up), under its condition.
+        self.pending = 0
+        self.settled = threading.Condition()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._serve, name="live-publisher", daemon=True)
+        self.thread.start()
+
+    def put(self, sends: list[tuple[str, dict]]) -> None:
+        with self.settled:
+            self.pending += 1
+        self.queue.put(sends)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything queued was sent (or failed); False on timeout."""
+        with self.settled:
+            return self.settled.wait_for(lambda: self.pending == 0, timeout)
+
+    def _serve(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            while not self.queue.empty():
+                batch.append(self.queue.get())
+            try:
+                self.loop.run_until_complete(self._send(batch))
+            except Exception:  # a live feed hiccup must never stop the feed
+                logger.exception("could not publish %d events", len(batch))
+            with self.settled:
+                self.pending -= len(batch)
+                self.settled.notify_all()
+
+    async def _send(self, batch: list[list[tuple[str, dict]]]) -> None:
+        for sends in batch:
+            for group, message in sends:
+                await self.layer.group_send(group, message)
+
+
+_publishers: dict[int, _Publisher] = {}
+_publishers_lock = threading.Lock()
+
+
+def _publisher(layer: Any) -> _Publisher:
+    """Return this process's publisher for ``layer`` (a new one after a fork)."""
+    with _publishers_lock:
+        publisher = _publishers.get(os.getpid())
+        if publisher is None or publisher.layer is not layer:
+            publisher = _publishers[os.getpid()] = _Publisher(layer)
+        return publisher
+
+
+def flush_published(timeout: float = 5.0) -> bool:
+    """Send what this process's publisher still holds; False if it timed out."""
+    publisher = _publishers.get(os.getpid())
+    return publisher.flush(timeout) if publisher is not None else True
 
 
 def publish_committed(*, event: Any, run: Any) -> None:
-    """Publish a committed event straight to the Redis layer (worker or web)."""
+    """Publish a committed event to the Redis layer (worker or web), without waiting."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(fan_out)(layer, event, run)
+        _publisher(layer).put(group_messages(event, run))
     except Exception:  # a live feed hiccup must never undo or stop the work
         logger.exception("could not publish event %s of run %s", event.pk, run.pk)
+
+
+atexit.register(flush_published)
 
 
 class EventRelay:

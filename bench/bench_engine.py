@@ -20,6 +20,7 @@ sets them to a database and queue of their own).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -37,6 +38,7 @@ _parser.add_argument("--steps", type=int, default=200)
 _parser.add_argument("--runs", type=int, default=40, help="runs through the qcluster")
 _parser.add_argument("--approvals", type=int, default=30)
 _parser.add_argument("--config", choices=["embedded", "scaled"], default="embedded")
+_parser.add_argument("--emit", help="write the per-step figures as JSON to this file")
 ARGS = _parser.parse_args() if __name__ == "__main__" else None
 configure(ARGS.config if ARGS else "embedded")
 
@@ -94,8 +96,11 @@ def noop_plan(steps: int) -> dict:
     }
 
 
-def bench_steps(steps: int, *, quiet: bool = False) -> list[float]:
-    """Advance one run of `steps` no-op steps in-process; return start-to-start gaps."""
+def bench_steps(steps: int, *, quiet: bool = False) -> tuple[list[float], float]:
+    """Advance one run of `steps` no-op steps in-process.
+
+    Return the start-to-start gaps and the worker's CPU per step (ms).
+    """
     from workflows.engine import run_advance
     from workflows.models import Step
     from workflows.services import run_create
@@ -116,7 +121,7 @@ def bench_steps(steps: int, *, quiet: bool = False) -> list[float]:
             f"ms/step",
             flush=True,
         )
-    return gaps
+    return gaps, cpu_ms / steps
 
 
 def start_cluster() -> subprocess.Popen:
@@ -243,8 +248,12 @@ def main(args: argparse.Namespace) -> None:
     runner = bench_runner()
     show("runner round trip, no-op action (zygote fork)", runner)
     bench_steps(20, quiet=True)  # warm up
-    gaps = bench_steps(args.steps)
+    gaps, cpu_per_step = bench_steps(args.steps)
     show("engine: per no-op step, start to next start", gaps)
+    if args.emit:
+        Path(args.emit).write_text(
+            json.dumps({"step_ms": statistics.median(gaps), "cpu_ms_per_step": cpu_per_step})
+        )
     show(
         "engine overhead per step (minus the runner)",
         [g - statistics.median(runner) for g in gaps],

@@ -155,7 +155,7 @@ def events_to_socket(url: str, cookie: str, count: int) -> list[float]:
     return [(seen[s] - committed[s]) * 1000 for s in committed if s in seen]
 
 
-def approvals_to_step(url: str, env: dict[str, str], count: int) -> list[float]:
+def approvals_to_step(url: str, env: dict[str, str], count: int) -> list[tuple[float, float]]:
     """POST approvals through the inbox form; time until the next step starts."""
     from django.contrib.auth import get_user_model
 
@@ -224,7 +224,13 @@ def approvals_to_step(url: str, env: dict[str, str], count: int) -> list[float]:
                     .first()
                 )
                 time.sleep(0.005)
-            results.append((started - clicked).total_seconds() * 1000)
+            decided = ApprovalRequest.objects.get(pk=request.pk).decided_at
+            results.append(
+                (
+                    (started - clicked).total_seconds() * 1000,
+                    (started - decided).total_seconds() * 1000,
+                )
+            )
             while Run.objects.get(pk=run.pk).status not in ("succeeded", "failed"):
                 time.sleep(0.01)
     finally:
@@ -253,10 +259,11 @@ def child(mode: str, events: int, approvals: int) -> None:
             events_to_socket(url, cookie, events),
         )
         if approvals:
-            summary(
-                f"approve (inbox POST) -> next step started ({label})",
-                approvals_to_step(url, dict(os.environ), approvals),
-            )
+            timed = approvals_to_step(url, dict(os.environ), approvals)
+            summary(f"approve (inbox POST) -> next step started ({label})", [t for t, _ in timed])
+            # The queue's part: the decision (its decided_at, a moment before
+            # its commit queues the task) -> the worker's step.started event.
+            summary("  of which: decision saved -> next step started", [h for _, h in timed])
     finally:
         proc.terminate()
         proc.wait(15)

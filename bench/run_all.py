@@ -10,6 +10,10 @@ Redis (a database, queue name and channel prefix of its own, dropped after):
   - approve -> resume: the inbox's approve POST -> the next step started,
     and a committed worker event -> a websocket client of daphne
     (bench_live.py);
+  - the peer: LangGraph running the same no-op steps, each node in a
+    forked subprocess, with its SQLite checkpointer (bench_langgraph.py,
+    from the `bench` extra), and the ratio of AgentOS's isolated step to
+    LangGraph's in the same run (target: <= 0.4);
   - the scale timings (admin, inbox and API at 100,000 runs / 1,000,000
     events) from bench_scale.py when it is present.
 
@@ -20,9 +24,11 @@ docs/benchmarks.md records the figures and the machine they came from.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,6 +41,28 @@ BENCH = ROOT / "bench"
 
 def section(title: str) -> None:
     print(f"\n## {title}\n", flush=True)
+
+
+EMITTED = Path(tempfile.mkdtemp(prefix="agentos-bench-figures-"))
+
+
+def emitted(name: str) -> dict | None:
+    """Return the figures a script wrote with --emit, or None if it wrote none."""
+    path = EMITTED / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def ratio(label: str, ours: dict | None, peer: dict | None) -> None:
+    """Print AgentOS's isolated step against LangGraph's, measured in this run."""
+    if ours is None or peer is None:
+        print(f"isolated step / LangGraph ({label}): not measured", flush=True)
+        return
+    print(
+        f"isolated step / LangGraph ({label}): {ours['step_ms']:.2f} / {peer['step_ms']:.2f} ms"
+        f" = {ours['step_ms'] / peer['step_ms']:.2f} (target <= 0.4); CPU per step"
+        f" {ours['cpu_ms_per_step']:.2f} / {peer['cpu_ms_per_step']:.2f} ms",
+        flush=True,
+    )
 
 
 def run(script: str, args: list[str], env: dict[str, str] | None = None) -> None:
@@ -54,9 +82,13 @@ def configuration(
     steps, runs, approvals, events = (100, 20, 10, 50) if args.quick else (200, 60, 30, 200)
     run(
         "bench_engine.py",
-        ["--config", config, "--steps", str(steps), "--runs", str(runs), "--approvals", "0"],
+        [
+            *["--config", config, "--steps", str(steps), "--runs", str(runs)],
+            *["--approvals", "0", "--emit", str(EMITTED / f"engine-{config}.json")],
+        ],
         env,
     )
+    ratio(label.split(":")[0].split(" (")[0], emitted(f"engine-{config}"), emitted("langgraph"))
     live_mode = "embedded" if config == "embedded" else "scaled"
     run(
         "bench_live.py",
@@ -73,6 +105,9 @@ def main() -> None:
     print("# AgentOS benchmarks")
     for key, value in machine().items():
         print(f"- {key}: {value}")
+    section("The peer: LangGraph, each node in a subprocess")
+    steps = "100" if args.quick else "200"
+    run("bench_langgraph.py", ["--steps", steps, "--emit", str(EMITTED / "langgraph.json")])
     configuration("Embedded default: SQLite (WAL), django-q2 ORM broker", "embedded", None, args)
     with scaled_env() as env:
         if env is None:

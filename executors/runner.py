@@ -37,6 +37,7 @@ from executors.family import kill_family
 from executors.registry import BUILTIN_MODULES, UnknownAction
 from executors.sandbox import Sandbox, share_dirs
 from executors.scrubbing import PROJECT_DIR, scrub
+from executors.spares import SPARES_FILE
 
 __all__ = [
     "ActionResult",
@@ -81,6 +82,7 @@ class Runner:
         warm_spares: int = 1,
         sandbox: Sandbox | None = None,
         plugin_group: str | None = None,
+        retire_spares_s: float = 0.0,
     ) -> None:
         self.modules = tuple(modules)
         # The entry-point group whose packages' actions the zygote adds to
@@ -93,6 +95,8 @@ class Runner:
         # Per action family with a warm-up (a browser each): started ahead
         # of requests, refilled when idle (see executors.zygote).
         self.warm_spares = warm_spares
+        # ...and given up after this long without a request (0: never).
+        self.retire_spares_s = retire_spares_s
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
@@ -107,6 +111,18 @@ class Runner:
         """Return the pid of the live zygote, if one is running."""
         proc = self._proc
         return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def ready_spares(self) -> int:
+        """Return how many pre-started browsers the zygote holds ready now."""
+        home = self._home
+        if home is None or self.zygote_pid is None:
+            return 0
+        try:
+            with open(os.path.join(home, SPARES_FILE)) as count:
+                return int(count.read() or 0)
+        except (OSError, ValueError):
+            return 0  # none written yet: no spare was ever ready
 
     def start(self) -> None:
         """Start the zygote now rather than on the first run."""
@@ -185,6 +201,7 @@ class Runner:
                     "-m",
                     "executors.zygote",
                     f"--warm-spares={self.warm_spares}",
+                    f"--retire-spares-s={self.retire_spares_s}",
                     f"--sandbox={self.sandbox.to_arg()}",
                     *([f"--plugins={self.plugin_group}"] if self.plugin_group else []),
                     *self.modules,
@@ -255,7 +272,7 @@ class Runner:
 
 _live_runners: weakref.WeakSet[Runner] = weakref.WeakSet()
 _shared: dict[
-    tuple[tuple[str, ...], tuple[str, ...], int, Sandbox | None, str | None], Runner
+    tuple[tuple[str, ...], tuple[str, ...], int, Sandbox | None, str | None, float], Runner
 ] = {}
 _shared_pid = os.getpid()
 _shared_lock = threading.Lock()
@@ -268,6 +285,7 @@ def get_runner(
     warm_spares: int = 1,
     sandbox: Sandbox | None = None,
     plugin_group: str | None = None,
+    retire_spares_s: float = 0.0,
 ) -> Runner:
     """Return this process's runner for ``modules``, creating it once.
 
@@ -281,6 +299,7 @@ def get_runner(
         warm_spares,
         sandbox,
         plugin_group,
+        retire_spares_s,
     )
     with _shared_lock:
         if _shared_pid != os.getpid():
@@ -294,6 +313,7 @@ def get_runner(
                 warm_spares=warm_spares,
                 sandbox=sandbox,
                 plugin_group=plugin_group,
+                retire_spares_s=retire_spares_s,
             )
         return runner
 

@@ -20,7 +20,19 @@ from typing import Any
 from executors.attempt import killpg
 from executors.child import RESULT_FD
 
-__all__ = ["Pools", "Spare", "child_tmp", "warm_up_key", "use_own_tmp", "warm_up_spare"]
+__all__ = [
+    "SPARES_FILE",
+    "Pools",
+    "Spare",
+    "child_tmp",
+    "warm_up_key",
+    "use_own_tmp",
+    "warm_up_spare",
+]
+
+# In the zygote's home: how many warm-up spares are ready now, written by
+# the zygote when it changes and read by Runner.ready_spares.
+SPARES_FILE = "spares-ready"
 
 # A warm-up family's pool is refilled only after it ran nothing this long.
 REFILL_IDLE_S = 0.3
@@ -62,13 +74,20 @@ class Pools:
     once it has run nothing for REFILL_IDLE_S (so starting browsers does not
     compete with the actions using them), and at once when a request drains
     it (so under sustained load every request still finds one started).
+    A family that ran nothing for ``retire_after_s`` (0: never) gives its
+    spares up and is not refilled until its next request: an idle portal
+    holds no browser.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, retire_after_s: float = 0.0) -> None:
         self.size = max(0, size)
+        self.retire_after_s = max(0.0, retire_after_s)
         self._spares: dict[str, list[Spare]] = {}
         # Warm-up families used so far, and when each last went idle.
         self._idle_since: dict[str, float] = {}
+        # ...and when each last went idle or had a spare get ready: the
+        # retire clock starts once the pool has stopped changing.
+        self._still_since: dict[str, float] = {}
 
     def add(self, spare: Spare) -> None:
         self._spares.setdefault(spare.family, []).append(spare)
@@ -83,6 +102,7 @@ class Pools:
 
     def clear(self) -> None:
         self._spares.clear()
+        self._still_since.clear()
 
     def take(self, family: str) -> Spare | None:
         """Pop the family's oldest ready spare, else its oldest one still warming."""
@@ -98,7 +118,45 @@ class Pools:
         return self.size > 0 and not self._spares.get(family)
 
     def went_idle(self, family: str) -> None:
-        self._idle_since[family] = time.monotonic()
+        self._idle_since[family] = self._still_since[family] = time.monotonic()
+
+    def got_ready(self, spare: Spare) -> None:
+        """Note a spare's warm-up done (it restarts its family's retire clock)."""
+        spare.ready = True
+        if spare.family in self._still_since:
+            self._still_since[spare.family] = time.monotonic()
+
+    def ready_count(self) -> int:
+        """Return how many warm-up spares are ready now (a browser each)."""
+        return sum(1 for spare in self.all() if spare.family and spare.ready)
+
+    def retire_wait(self, busy: Callable[[str], bool]) -> float | None:
+        """Return how long until an idle family's spares are due to retire, or None."""
+        if not self.retire_after_s:
+            return None
+        waits = [
+            max(0.0, since + self.retire_after_s - time.monotonic())
+            for family, since in self._still_since.items()
+            if self._still(family, busy)
+        ]
+        return min(waits) if waits else None
+
+    def retire(self, busy: Callable[[str], bool]) -> list[Spare]:
+        """Forget the families idle for ``retire_after_s``; return their spares to discard.
+
+        A retired family is refilled only after its next request (see
+        ``used``), as on its first.
+        """
+        if not self.retire_after_s:
+            return []
+        now = time.monotonic()
+        retired: list[Spare] = []
+        for family, since in list(self._still_since.items()):
+            if self._still(family, busy) and now - since >= self.retire_after_s:
+                del self._still_since[family]
+                self._idle_since.pop(family, None)
+                retired += self._spares.pop(family, [])
+        return retired
 
     def refill_wait(self, busy: Callable[[str], bool]) -> float | None:
         """Return how long until a pool is due a refill, or None.
@@ -125,6 +183,11 @@ class Pools:
             for family, since in self._idle_since.items()
             if self._short(family, busy) and now - since >= REFILL_IDLE_S
         ]
+
+    def _still(self, family: str, busy: Callable[[str], bool]) -> bool:
+        """Whether a family runs nothing and has no spare warming (its ready message
+        would wake the zygote, and restart the retire clock)."""
+        return not busy(family) and all(s.ready for s in self._spares.get(family) or [])
 
     def _short(self, family: str, busy: Callable[[str], bool]) -> bool:
         """Whether an idle family lacks spares and none is warming now."""

@@ -52,7 +52,15 @@ from executors.attempt import killpg
 from executors.child import enter_sandbox, serve_one
 from executors.family import children_of
 from executors.sandbox import Sandbox, runtime_paths, unreachable
-from executors.spares import Pools, Spare, child_tmp, use_own_tmp, warm_up_key, warm_up_spare
+from executors.spares import (
+    SPARES_FILE,
+    Pools,
+    Spare,
+    child_tmp,
+    use_own_tmp,
+    warm_up_key,
+    warm_up_spare,
+)
 
 __all__ = ["main"]
 
@@ -84,6 +92,7 @@ class _Zygote:
         registry: Any,
         warm_spares: int = 1,
         sandbox: Sandbox | None = None,
+        retire_spares_s: float = 0.0,
     ) -> None:
         self.sock = sock
         self.registry = registry
@@ -98,7 +107,11 @@ class _Zygote:
         self.children: dict[int, _Child] = {}
         # A warm-up family's pool is first filled after its first request,
         # so a zygote that never runs a browser action never starts a browser.
-        self.pools = Pools(warm_spares)
+        self.pools = Pools(warm_spares, retire_spares_s)
+        # The ready count last written for the runner (see _publish), in
+        # the home folder the runner started us in.
+        self.published: int | None = None
+        self.spares_file = os.path.join(os.getcwd(), SPARES_FILE)
         self.warm_ups: dict[str, Callable[[], None]] = {}
         for action_cls in registry:
             if action_cls.warm_up is not None:
@@ -108,7 +121,9 @@ class _Zygote:
     def serve(self) -> None:
         """Handle requests, exits and ready spares until the parent disconnects."""
         while True:
-            for key, _ in self.selector.select(self.pools.refill_wait(self._busy)):
+            refill, retire = self.pools.refill_wait(self._busy), self.pools.retire_wait(self._busy)
+            waits = [wait for wait in (refill, retire) if wait is not None]
+            for key, _ in self.selector.select(min(waits) if waits else None):
                 if key.fileobj is self.sock:
                     if not self._handle_request():
                         return
@@ -116,8 +131,28 @@ class _Zygote:
                     self._on_spare(key.data)
                 else:
                     self._reap(key.fd)
+            for spare in self.pools.retire(self._busy):
+                if not spare.ready:
+                    self.selector.unregister(spare.control)
+                spare.discard()
             for family in self.pools.due(self._busy):
                 self.fork_spare(family)
+            self._publish()
+
+    def _publish(self) -> None:
+        """Write how many browsers are ready in spares, for the runner to read.
+
+        A file in the zygote's home (its working directory), replaced whole
+        and only when the count changed: the worker's heartbeat reports it.
+        """
+        count = self.pools.ready_count()
+        if count == self.published:
+            return
+        with contextlib.suppress(OSError):
+            with open(self.spares_file + ".new", "w") as out:
+                out.write(str(count))
+            os.replace(self.spares_file + ".new", self.spares_file)
+            self.published = count
 
     def _handle_request(self) -> bool:
         try:
@@ -184,7 +219,7 @@ class _Zygote:
         except OSError:
             data = b""
         if data:
-            spare.ready = True
+            self.pools.got_ready(spare)
             return
         self.pools.remove(spare)
         spare.discard()
@@ -417,18 +452,23 @@ def main(argv: list[str]) -> int:
     """Build the registry from ``argv`` modules and serve the parent.
 
     ``--warm-spares=N`` sizes the pool of each warm-up family;
+    ``--retire-spares-s=S`` retires a family's spares after S seconds
+    without a request (0: never);
     ``--sandbox=JSON`` (``executors.sandbox.Sandbox``) says whom the
     children run as and their limits; ``--plugins=GROUP`` preloads the
     actions of the installed packages' entry points in GROUP, so a fork
     costs the same for them as for built-ins. All come before the modules.
     """
     warm_spares = 1
+    retire_spares_s = 0.0
     plugin_group: str | None = None
     sandbox = Sandbox(user="")
     while argv and argv[0].startswith("--"):
         option, _, value = argv[0].partition("=")
         if option == "--warm-spares":
             warm_spares = int(value)
+        elif option == "--retire-spares-s":
+            retire_spares_s = float(value)
         elif option == "--sandbox":
             sandbox = Sandbox.from_arg(value)
         elif option == "--plugins":
@@ -463,7 +503,7 @@ def main(argv: list[str]) -> int:
     # the children's GC from touching (and so copying) their pages.
     gc.collect()
     gc.freeze()
-    zygote = _Zygote(sock, registry, warm_spares, sandbox)
+    zygote = _Zygote(sock, registry, warm_spares, sandbox, retire_spares_s)
     problem = zygote.check_sandbox()
     if problem is not None:
         zygote._send({"op": "error", "error": problem})

@@ -44,13 +44,13 @@ def agentos_version() -> str:
 
 
 def _browser_spares() -> int:
-    """Return how many browsers this process's action runners keep warm."""
+    """Return how many pre-started browsers this process's action runners hold ready now."""
     from executors import runner
 
-    # Only runners whose zygote is up hold spares; a worker that never ran
-    # an action has none yet.
+    # Counted by each zygote as its spares get ready, are taken or retire; a
+    # worker that never ran a browser action has none.
     live = getattr(runner, "_live_runners", ())
-    return sum(r.warm_spares for r in list(live) if r.zygote_pid is not None)
+    return sum(r.ready_spares for r in list(live))
 
 
 def heartbeat_beat(*, name: str, kind: str, cluster: str = "", spares: int = 0) -> None:

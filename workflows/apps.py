@@ -12,3 +12,11 @@ class WorkflowsConfig(AppConfig):
         from workflows.tasks import ensure_schedules
 
         post_migrate.connect(ensure_schedules, sender=self)
+
+        from django_q.signals import post_spawn
+
+        from workflows.cluster import start_runner_soon
+
+        # Each worker process starts its action runner (the zygote) as it
+        # spawns, not on the path of its first step.
+        post_spawn.connect(start_runner_soon, dispatch_uid="agentos-worker-runner")

@@ -178,6 +178,26 @@ class WorkerSentinel(Sentinel):
         super().reincarnate(process)
 
 
+def start_runner_soon(**_: object) -> None:
+    """django-q2's post_spawn, in each new worker process: start its action runner.
+
+    In a thread, so the worker takes tasks at once: a task that arrives
+    first waits for the same start (the runner's lock) instead of starting
+    the zygote itself. Its first step no longer pays a zygote's start, nor
+    does the approval that resumes a run on a worker that had run nothing.
+    """
+
+    def start() -> None:
+        from workflows import executor_config
+
+        try:
+            executor_config.runner().start()
+        except Exception:  # the first step will try again, and report it
+            logger.warning("could not start the action runner ahead of time", exc_info=True)
+
+    threading.Thread(target=start, name="agentos-runner-start", daemon=True).start()
+
+
 def _deaf() -> None:
     """Ignore SIGTERM and SIGINT: the main process orders the stop."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -192,11 +212,14 @@ def _worker(task_queue: Any, result_queue: Any, timer: Any, timeout: int | None)
     folder (and a zygote, until it notices the closed socket) behind.
     """
     from executors.runner import close_runners
+    from workflows import hooks
 
     try:
         worker(task_queue, result_queue, timer, timeout)
     finally:
         close_runners()
+        # Events committed last are still on their way to the live feed.
+        hooks.flush_event_publisher()
         db.connections.close_all()
 
 

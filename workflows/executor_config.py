@@ -43,6 +43,7 @@ def runner() -> Runner:
         tuple(settings.AGENTOS_ACTION_MODULES),
         python_path=(str(settings.BASE_DIR),),
         warm_spares=settings.AGENTOS_BROWSER_SPARES,
+        retire_spares_s=settings.AGENTOS_BROWSER_SPARES_IDLE_S,
         sandbox=sandbox(),
         plugin_group=plugin_group(),
     )

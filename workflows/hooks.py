@@ -14,6 +14,7 @@ _pause_handler: Callable[..., Any] | None = None
 _close_handler: Callable[..., Any] | None = None
 _guard_lookup: Callable[..., dict | None] | None = None
 _event_publisher: Callable[..., None] | None = None
+_event_flush: Callable[[], object] | None = None
 
 
 def set_pause_handler(handler: Callable[..., Any]) -> None:
@@ -34,10 +35,20 @@ def set_guard_lookup(lookup: Callable[..., dict | None]) -> None:
     _guard_lookup = lookup
 
 
-def set_event_publisher(publisher: Callable[..., None] | None) -> None:
-    """Install the function that publishes committed events to live clients."""
-    global _event_publisher
+def set_event_publisher(
+    publisher: Callable[..., None] | None, flush: Callable[[], object] | None = None
+) -> None:
+    """Install the function that publishes committed events to live clients,
+    and the one that waits for what it still holds to be sent."""
+    global _event_publisher, _event_flush
     _event_publisher = publisher
+    _event_flush = flush
+
+
+def flush_event_publisher() -> None:
+    """Let the publisher send what it still holds (a process about to exit)."""
+    if _event_flush is not None:
+        _event_flush()
 
 
 def approved_guard(**kwargs: Any) -> dict | None:

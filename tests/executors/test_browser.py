@@ -176,6 +176,46 @@ def test_a_pool_of_browsers_fills_while_idle_and_serves_actions_in_a_row(
     )
 
 
+def test_idle_spares_retire_and_the_next_action_brings_the_pool_back(run_action, settings) -> None:
+    """Spares unused for the retire delay are stopped (an idle worker holds no
+    browser); the runner's live count follows them; the next browser action
+    starts its own and the pool fills again after it."""
+    pool = Runner(
+        tuple(settings.AGENTOS_ACTION_MODULES),
+        python_path=(str(settings.BASE_DIR),),
+        warm_spares=2,
+        retire_spares_s=3,
+    )
+
+    def ready_browsers() -> set[int]:
+        spares = spare_chromium(pool.zygote_pid)
+        return browsers_in({pid: (cmd, parent_of(pid)) for pid, cmd in spares.items()})
+
+    try:
+        first = run_action("hr.create_employee", ADA, key="retire-0", runner=pool)
+        assert first.status == "succeeded", (first.error, first.log)
+        wait_for(lambda: pool.ready_spares == 2, timeout=90, message=ready_browsers)
+        warm = set(spare_chromium(pool.zygote_pid))
+        assert len(ready_browsers()) == 2, "the live count is the browsers really up"
+        # Nothing runs: the spares retire, their browsers with them.
+        wait_for(lambda: pool.ready_spares == 0, timeout=60, message=ready_browsers)
+        wait_for(lambda: all(is_gone(pid) for pid in warm), timeout=10, message=warm)
+        assert spare_chromium(pool.zygote_pid) == {}
+        # ...and stay retired: no refill without a request.
+        time.sleep(1)
+        assert spare_chromium(pool.zygote_pid) == {} and pool.ready_spares == 0
+        again = run_action(
+            "hr.create_employee", {**ADA, "name": "Ada B"}, key="retire-1", runner=pool
+        )
+        assert again.status == "succeeded", (again.error, again.log)
+        assert not set(spare_chromium(pool.zygote_pid)) & warm
+        wait_for(lambda: pool.ready_spares == 2, timeout=90, message=ready_browsers)
+        assert Employee.objects.count() == 2
+    finally:
+        pool.close()
+    assert pool.ready_spares == 0
+
+
 def test_a_step_killed_after_the_portal_saved_finds_its_record_on_retry(run_action) -> None:
     """Kill the action's whole process tree once the portal has the record."""
     zygote = executor_config.runner().zygote_pid

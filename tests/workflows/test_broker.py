@@ -1,0 +1,130 @@
+"""The ORM broker's pusher is woken by the commit that queues a task, and still polls."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from django.db import transaction
+from django_q.brokers.orm import ORM
+from django_q.conf import Conf
+from django_q.models import OrmQ
+from django_q.signing import SignedPackage
+
+from workflows.broker import WakingORM, wake_dir, wake_pushers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Far longer than any test here may take: a task found within it was found
+# by a wake-up, not by the poll.
+LONG_POLL_S = 120.0
+
+
+@pytest.fixture(autouse=True)
+def own_var(settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setattr(Conf, "ORM", "default")
+
+
+def _broker(monkeypatch: pytest.MonkeyPatch, poll: float) -> WakingORM:
+    monkeypatch.setattr(Conf, "POLL", poll)
+    return WakingORM(list_key=f"test-wake-{os.getpid()}-{poll}")
+
+
+def _dequeue_in_thread(broker: WakingORM) -> tuple[threading.Thread, list]:
+    """Call dequeue once in a thread (its own connection) and keep what it returned."""
+    found: list = []
+
+    def pull() -> None:
+        try:
+            found.append(broker.dequeue())
+        finally:
+            from django import db
+
+            db.connections.close_all()
+
+    thread = threading.Thread(target=pull, daemon=True)
+    return thread, found
+
+
+def test_a_pusher_asleep_on_an_empty_queue_is_woken_by_the_enqueue(monkeypatch) -> None:
+    broker = _broker(monkeypatch, LONG_POLL_S)
+    broker._listen()  # bound before the pusher's first query, as in dequeue
+    assert os.listdir(wake_dir()) == [broker._name]
+    thread, found = _dequeue_in_thread(broker)
+    thread.start()
+    thread.join(0.2)
+    assert thread.is_alive(), "the queue is empty: the pusher sleeps"
+    broker.enqueue(SignedPackage.dumps({"id": "t1"}))
+    thread.join(60)
+    assert not thread.is_alive(), "the enqueue did not wake the pusher"
+    # Woken, it returns empty-handed and the next dequeue takes the task (or,
+    # on a slow machine, its query came after the commit and took it).
+    [(pk, payload)] = found[0] or broker.dequeue()
+    assert SignedPackage.loads(payload) == {"id": "t1"}
+    assert OrmQ.objects.filter(pk=pk).exists()
+
+
+def test_a_wake_up_waits_for_the_commit(monkeypatch) -> None:
+    broker = _broker(monkeypatch, LONG_POLL_S)
+    listener = broker._listen()
+    listener.setblocking(False)
+    with transaction.atomic():
+        broker.enqueue(SignedPackage.dumps({"id": "t2"}))
+        with pytest.raises(BlockingIOError):
+            listener.recv(8)  # not yet: the pusher would find nothing
+    assert listener.recv(8) == b"!"
+
+
+def test_a_lost_wake_up_is_still_found_by_the_poll(monkeypatch) -> None:
+    broker = _broker(monkeypatch, 0.05)
+    broker._listen()
+    # Queued by upstream's enqueue: no wake-up at all (as for a pusher on
+    # another host, or a nudge dropped).
+    ORM.enqueue(broker, SignedPackage.dumps({"id": "t3"}))
+    tasks = None
+    for _ in range(200):
+        tasks = broker.dequeue()
+        if tasks:
+            break
+    assert tasks is not None and SignedPackage.loads(tasks[0][1]) == {"id": "t3"}
+
+
+def test_names_of_pushers_gone_are_removed_and_live_ones_kept(monkeypatch) -> None:
+    broker = _broker(monkeypatch, LONG_POLL_S)
+    broker._listen()
+    gone = f"agentos-wake-{os.getpid()}-gone"
+    (wake_dir() / gone).touch()  # nobody bound it: its pusher exited
+    assert wake_pushers() == 1
+    assert os.listdir(wake_dir()) == [broker._name]
+    assert broker._listener is not None and broker._listener.recv(8) == b"!"
+
+
+def test_no_pusher_no_folder_nothing_to_wake() -> None:
+    assert wake_pushers() == 0
+    assert not wake_dir().exists()
+
+
+def test_a_forked_pusher_binds_a_socket_of_its_own(monkeypatch) -> None:
+    broker = _broker(monkeypatch, LONG_POLL_S)
+    broker._listen()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a pusher forked from a process that had one
+        try:
+            os.write(write, broker._listen() is not None and broker._name.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child_name = os.read(read, 200).decode()
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert child_name and child_name != broker._name
+    assert f"-{pid}-" in child_name
+    # The child exited: its name goes with the next wake-up.
+    wake_pushers()
+    assert os.listdir(wake_dir()) == [broker._name]
+    assert isinstance(broker._listener, socket.socket)

@@ -1,0 +1,136 @@
+"""django-q2's ORM broker, woken by the commit that queues a task.
+
+Upstream's ORM broker finds new tasks by polling its table: with an empty
+queue, the pusher sleeps ``poll`` seconds between queries. A short poll
+costs an idle worker CPU (and a query) dozens of times a second; a long one
+delays every task by half of it on average.
+
+Here the pusher waits on a Unix datagram socket instead: each pusher binds
+one (in the abstract namespace, so the length of VAR_DIR does not matter)
+and names it by an empty file in ``VAR_DIR/wake/``; ``enqueue`` sends one
+byte to every name there once its row is committed. The table stays the
+only record of a task: a wake-up is a hint that can be lost (a pusher on
+another host, a full socket buffer) and the poll, now seconds apart, still
+finds the task. Names of pushers that went away are removed by the first
+sender that finds nobody listening.
+
+With Redis (``REDIS_URL``) django-q2's Redis broker is used instead: its
+pusher already blocks in BLPOP and wakes on the push.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import socket
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_q.brokers.orm import ORM
+from django_q.conf import Conf
+
+__all__ = ["WakingORM", "wake_dir", "wake_pushers"]
+
+# A datagram carries no meaning; one is enough to wake a pusher.
+_NUDGE = b"!"
+
+
+def wake_dir() -> Path:
+    """Return the folder naming the pushers of this installation."""
+    return Path(settings.VAR_DIR) / "wake"
+
+
+def wake_pushers() -> int:
+    """Wake every pusher listening on this host; return how many were sent a nudge."""
+    try:
+        names = os.listdir(wake_dir())
+    except FileNotFoundError:
+        return 0
+    sent = 0
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        for name in names:
+            try:
+                sock.sendto(_NUDGE, b"\0" + name.encode())
+                sent += 1
+            except BlockingIOError:
+                sent += 1  # its buffer is full: it has nudges waiting already
+            except OSError as exc:
+                if exc.errno == errno.ECONNREFUSED:  # nobody bound: a pusher gone
+                    with contextlib.suppress(OSError):
+                        os.unlink(wake_dir() / name)
+    return sent
+
+
+class WakingORM(ORM):
+    """The ORM broker whose pusher sleeps on a socket that ``enqueue`` nudges."""
+
+    _listener: socket.socket | None = None
+    _listener_pid = 0
+    _name = ""
+
+    def enqueue(self, task):  # type: ignore[no-untyped-def]
+        pk = super().enqueue(task)
+        # In autocommit this runs at once; inside a transaction, once the
+        # row is visible to the pusher's query.
+        transaction.on_commit(wake_pushers, using=Conf.ORM)
+        return pk
+
+    def dequeue(self):  # type: ignore[no-untyped-def]
+        listener = self._listen()
+        tasks = self._take()
+        if tasks:
+            return tasks
+        # Empty: sleep until a nudge or the poll, whichever comes first. A
+        # nudge sent since the socket was bound is waiting in it already.
+        with contextlib.suppress(InterruptedError):
+            ready, _, _ = select.select([listener], [], [], Conf.POLL)
+            if ready:
+                self._drain(listener)
+        return None
+
+    def _take(self) -> list | None:
+        """Upstream's dequeue without its sleep: lock and return the due tasks."""
+        tasks = self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())[
+            0 : Conf.BULK
+        ]
+        task_list = []
+        for task in tasks:
+            if (
+                self.get_connection()
+                .filter(id=task.id, lock=task.lock)
+                .update(lock=self.timeout(task))
+            ):
+                task_list.append((task.pk, task.payload))
+            # else another cluster was faster on that task
+        return task_list or None
+
+    def _listen(self) -> socket.socket:
+        """Bind this process's wake-up socket once (again after a fork)."""
+        if self._listener is not None and self._listener_pid == os.getpid():
+            return self._listener
+        name = f"agentos-wake-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        listener.bind(b"\0" + name.encode())
+        listener.setblocking(False)
+        wake_dir().mkdir(parents=True, exist_ok=True)
+        (wake_dir() / name).touch()
+        self._listener, self._listener_pid, self._name = listener, os.getpid(), name
+        return listener
+
+    @staticmethod
+    def _drain(listener: socket.socket) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while listener.recv(64):
+                pass
+
+    def __del__(self) -> None:
+        if self._listener is not None and self._listener_pid == os.getpid():
+            with contextlib.suppress(OSError):
+                os.unlink(wake_dir() / self._name)
+            self._listener.close()
