@@ -1,4 +1,4 @@
-"""Fixtures of the observability tests (the gated runs they share live in tests/support/gates.py)."""
+"""Fixtures of the observability tests (shared gated runs: tests/support/gates.py)."""
 
 from __future__ import annotations
 

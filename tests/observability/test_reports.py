@@ -215,7 +215,9 @@ def test_the_admin_index_links_the_dashboard_for_those_who_may_see_it(auditor, r
         assert ('href="/admin/operations/"' in body) is shown, user.username
 
 
-def test_the_dashboard_keeps_its_decision_times_a_minute_and_says_of_when(gated_run, reviewer) -> None:
+def test_the_dashboard_keeps_its_decision_times_a_minute_and_says_of_when(
+    gated_run, reviewer
+) -> None:
     from django.core.cache import cache
 
     from observability.reports import DECISION_TIMES_KEY
