@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 # hand the run on (an action notices the cut at its next heartbeat, at most
 # five seconds later, and is killed at once) before the workers are killed.
 KILL_AFTER_BOUND_S = 15.0
+# How long a worker process keeps a database connection across tasks.
+WORKER_CONN_MAX_AGE_S = 300
 SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
 
 
@@ -196,6 +198,13 @@ def start_runner_soon(**_: object) -> None:
             logger.warning("could not start the action runner ahead of time", exc_info=True)
 
     threading.Thread(target=start, name="agentos-runner-start", daemon=True).start()
+    # django-q2 closes "old" connections before each task: with the default
+    # CONN_MAX_AGE of 0 every task opened a new one (on PostgreSQL, a new
+    # server process on the path of each resume). A worker keeps its own for
+    # WORKER_CONN_MAX_AGE_S; each task still checks it first (health checks
+    # are on for servers), so a restarted database is met with a new one.
+    for alias in db.connections:
+        db.connections.settings[alias]["CONN_MAX_AGE"] = WORKER_CONN_MAX_AGE_S
 
 
 def _deaf() -> None:
