@@ -65,6 +65,7 @@ TABLE: dict[str, dict[str, tuple[bool, bool]]] = {
     # the inbox
     "inbox:list": ALL,
     "inbox:request": ALL,
+    "inbox:picture": ALL,  # the request page's live picture
     # the API
     "GET /api/v1/runs": ALL,
     "GET /api/v1/runs/{run_id}": ALL,
@@ -283,8 +284,8 @@ def sees(world: dict, surface: str, role: str, which: str) -> bool:
         return response.status_code == 200 and request.pk in {
             row.pk for row in response.context["rows"]
         }
-    if surface == "inbox:request":
-        return _opened(client.get(reverse("inbox:request", args=[request.pk])))
+    if surface in ("inbox:request", "inbox:picture"):
+        return _opened(client.get(reverse(surface, args=[request.pk])))
     method, path = surface.split(" ", 1)
     assert method == "GET", surface
     path = (
