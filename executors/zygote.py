@@ -134,7 +134,7 @@ class _Zygote:
             for spare in self.pools.retire(self._busy):
                 if not spare.ready:
                     self.selector.unregister(spare.control)
-                spare.discard()
+                self._drop(spare)
             for family in self.pools.due(self._busy):
                 self.fork_spare(family)
             self._publish()
@@ -192,7 +192,7 @@ class _Zygote:
                 child = (spare.pid, spare.pidfd)
                 spare.control.close()
             except OSError:
-                spare.discard()  # it died idle; fork the slow way instead
+                self._drop(spare)  # it died idle; fork the slow way instead
         if child is None:
             pid = os.fork()
             if pid == 0:
@@ -222,7 +222,13 @@ class _Zygote:
             self.pools.got_ready(spare)
             return
         self.pools.remove(spare)
+        self._drop(spare)
+
+    def _drop(self, spare: Spare) -> None:
+        """Discard a spare and what it left: the browser it started, its temp folder."""
         spare.discard()
+        self._kill_orphans()
+        shutil.rmtree(child_tmp(spare.pid), ignore_errors=True)
 
     def _busy(self, family: str) -> bool:
         return any(child.family == family for child in self.children.values())

@@ -17,7 +17,12 @@ from executors.base import ActionFailed
 from executors.runner import Runner
 from portals.models import Employee, HardwareOrder, ITAccount
 from tests.executors._procs import is_gone
-from tests.support.portal_fixtures import chromium_family, parent_of, spare_chromium
+from tests.support.portal_fixtures import (
+    chromium_family,
+    parent_of,
+    spare_children,
+    spare_chromium,
+)
 from tests.support.waiting import wait_for
 from workflows import executor_config
 
@@ -201,6 +206,10 @@ def test_idle_spares_retire_and_the_next_action_brings_the_pool_back(run_action,
         wait_for(lambda: pool.ready_spares == 0, timeout=60, message=ready_browsers)
         wait_for(lambda: all(is_gone(pid) for pid in warm), timeout=10, message=warm)
         assert spare_chromium(pool.zygote_pid) == {}
+        # ...and so do their temp folders (a browser profile each): only the
+        # plain actions' spare, waiting, keeps one.
+        left = {p.name for p in (Path(pool._home or "/nonexistent") / "tmp").iterdir()}
+        assert left <= {str(pid) for pid in spare_children(pool.zygote_pid)}, left
         # ...and stay retired: no refill without a request.
         time.sleep(1)
         assert spare_chromium(pool.zygote_pid) == {} and pool.ready_spares == 0
