@@ -192,7 +192,10 @@ def bench_approvals(n: int) -> list[float]:
     from workflows.models import Event, Run
     from workflows.services import run_create
 
-    reviewer = get_user_model().objects.create_superuser("bench-reviewer", password="x")
+    users = get_user_model().objects
+    reviewer = users.create_superuser("bench-reviewer", password="x")
+    # Four-eyes: a run needs a requester other than its reviewer to be decided.
+    requester = users.create_user("bench-requester", password="x")
     cluster = start_cluster()
     latencies = []
     try:
@@ -207,7 +210,7 @@ def bench_approvals(n: int) -> list[float]:
             ]
         }
         for _ in range(n + 3):
-            run = run_create(plan=plan, mode="autonomous")
+            run = run_create(plan=plan, mode="autonomous", requester=requester)
             _wait(lambda run=run: Run.objects.get(pk=run.pk).status == "waiting")
             request = ApprovalRequest.objects.get(run=run, status="pending")
             time.sleep(0.05)  # let the worker go idle, as a person's click would find it
