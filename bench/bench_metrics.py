@@ -3,14 +3,17 @@
 For the embedded default (SQLite in a throwaway var/) and, when DATABASE_URL
 points at a PostgreSQL server, for PostgreSQL too (in a database of its own,
 created and dropped here), this:
-  1. migrates and runs `manage.py seed_scale --runs R --events E` (runs with
-     hash-chained events, pending and decided approval requests);
-  2. bulk-inserts finished steps (--steps per run, six actions, random
-     durations and statuses) and a few live worker heartbeats;
+  1. migrates and seeds (bench/seeding.py, as `manage.py seed_scale`) runs
+     with hash-chained events, pending and decided approval requests, and
+     finished steps (--steps per run, six actions, random durations and
+     statuses); or, with --data DIR / --pg-database NAME, reuses the data
+     kept there when it matches (bench/kept.py; bench_scale.py shares it);
+  2. records a few live worker heartbeats;
   3. scrapes /metrics ~20 times through Django's full request stack and
      prints the median and p95, and each family's query on its own.
 
 Run: .venv/bin/python bench/bench_metrics.py [--runs 100000] [--events 1000000]
+         [--data /work/benchdata] [--pg-database agentos_bench_keep]
 Target: a scrape at most 50 ms (median).
 """
 
@@ -18,70 +21,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import on_each_database, pct, seeded_child
+from bench.common import (
+    add_seed_arguments,
+    on_each_database,
+    pct,
+    prepare_seeded,
+    seeded_child,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 50.0
 TOKEN = "bench-metrics-token-0123456789"
 EVENTS = ("approval.escalated", "approval.timed_out")
-ACTIONS = [
-    "files.move",
-    "files.list",
-    "excel.pivot",
-    "api.request",
-    "hr.create_employee",
-    "verify",
-]
-
-
-def seed_steps(per_run: int) -> int:
-    from django.db import transaction
-    from django.utils import timezone
-
-    from workflows.models import Run, Step
-
-    rng = random.Random(11)
-    now = timezone.now()
-    statuses = ["succeeded"] * 8 + ["failed", "timed_out"]
-    ids = list(Run.objects.values_list("id", flat=True))
-    batch: list[Step] = []
-    made = 0
-    for run_id in ids:
-        # Finished over the last 30 days, like a portal in use; the last
-        # minutes' steps are what a scrape counts live (observability.rollup).
-        finished = now - timedelta(seconds=rng.uniform(0, 30 * 86400))
-        for position in range(per_run):
-            duration = rng.expovariate(1 / 2000)
-            batch.append(
-                Step(
-                    run_id=run_id,
-                    node_id=f"n{position}",
-                    position=position,
-                    action=rng.choice(ACTIONS),
-                    status=rng.choice(statuses),
-                    idempotency_key=f"{run_id}-{position}",
-                    started_at=finished - timedelta(milliseconds=duration),
-                    finished_at=finished,
-                    duration_ms=duration,
-                )
-            )
-        if len(batch) >= 5000:
-            with transaction.atomic():
-                Step.objects.bulk_create(batch)
-            made += len(batch)
-            batch = []
-    with transaction.atomic():
-        Step.objects.bulk_create(batch)
-    return made + len(batch)
 
 
 class QueryTimer:
@@ -99,31 +57,17 @@ class QueryTimer:
             self.count += 1
 
 
-def measure(n: int, steps_per_run: int) -> None:
-    """Seed this process's database and time the scrape (the child's job)."""
+def measure(n: int) -> None:
+    """Seed (or reuse) this process's database and time the scrape (the child's job)."""
     import django
 
     django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
     from observability.heartbeats import heartbeat_beat
     from observability.models import ProcessKind
 
-    runs, events = int(os.environ["BENCH_RUNS"]), int(os.environ["BENCH_EVENTS"])
-    started = time.perf_counter()
-    call_command("migrate", verbosity=0)
-    call_command("seed_scale", runs=runs, events=events)
-    steps = seed_steps(steps_per_run)
+    prepare_seeded()
     for i in range(8):
         heartbeat_beat(name=f"bench:{i}:x", kind=ProcessKind.WORKER)
-    # A database in use has planner statistics (autovacuum on PostgreSQL);
-    # freshly bulk-loaded tables have none, and PostgreSQL then scans whole
-    # tables instead of the indexes. VACUUM also sets the visibility map
-    # that index-only scans need.
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
-    print(f"  migrate + seed ({steps} steps): {time.perf_counter() - started:.1f} s", flush=True)
     time_scrapes(n)
 
 
@@ -194,11 +138,10 @@ def time_scrapes(n: int) -> None:
 def run_child(label: str, database_url: str | None, args: argparse.Namespace) -> int:
     return seeded_child(
         __file__,
-        ["--n", str(args.n), "--steps", str(args.steps)],
+        ["--n", str(args.n)],
         label=label,
         database_url=database_url,
-        runs=args.runs,
-        events=args.events,
+        args=args,
         env={
             "AGENTOS_METRICS_TOKEN": TOKEN,
             "AGENTOS_WEB_HEARTBEAT": "0",
@@ -208,20 +151,19 @@ def run_child(label: str, database_url: str | None, args: argparse.Namespace) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=100_000)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--steps", type=int, default=3, help="finished steps per run")
+    add_seed_arguments(parser)
     parser.add_argument("--n", type=int, default=20, help="scrapes")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--sqlite-only", action="store_true")
     args = parser.parse_args()
     if args.child:
-        measure(args.n, args.steps)
+        measure(args.n)
         return
     status = on_each_database(
         lambda label, url: run_child(label, url, args),
         name="agentos_bench_metrics",
         sqlite_only=args.sqlite_only,
+        postgres_only=args.postgres_only,
+        pg_database=args.pg_database,
     )
     sys.exit(status)
 

@@ -3,7 +3,9 @@
 For the embedded default (SQLite in a throwaway var/) and, when DATABASE_URL
 points at a PostgreSQL server, for PostgreSQL too (in a database of its own,
 created and dropped here), this:
-  1. migrates and runs `manage.py seed_scale --runs R --events E`;
+  1. migrates and seeds (bench/seeding.py, as `manage.py seed_scale`); or,
+     with --data DIR / --pg-database NAME, reuses the data kept there when
+     it matches (bench/kept.py; bench_metrics.py shares it);
   2. requests each page ~20 times through Django's full request stack (test
      client: middleware, session auth, templates) and prints median and p95:
      the runs change list (plain, filtered, searched, a deep page), a run's
@@ -11,6 +13,7 @@ created and dropped here), this:
      (filters, archive, a later page) and GET /api/v1/runs (filters, offset).
 
 Run: .venv/bin/python bench/bench_scale.py [--runs 100000] [--events 1000000] [--n 20]
+         [--data /work/benchdata] [--pg-database agentos_bench_keep]
 Target: every page at most 150 ms.
 """
 
@@ -25,32 +28,37 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import on_each_database, pct, seeded_child
+from bench.common import (
+    add_seed_arguments,
+    on_each_database,
+    pct,
+    prepare_seeded,
+    seeded_child,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 150.0
 
 
 def measure(n: int) -> None:
-    """Seed this process's database and time every page (the child's job)."""
+    """Seed (or reuse) this process's database and time every page (the child's job)."""
     import django
 
     django.setup()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.test import Client
 
     from approvals.models import ApprovalRequest
     from workflows.models import Run, Workflow
 
-    runs, events = int(os.environ["BENCH_RUNS"]), int(os.environ["BENCH_EVENTS"])
-    started = time.perf_counter()
-    call_command("migrate", verbosity=0)
-    call_command("seed_scale", runs=runs, events=events)
-    print(f"  migrate + seed: {time.perf_counter() - started:.1f} s")
+    runs = int(os.environ["BENCH_RUNS"])
+    prepare_seeded()
 
     User = get_user_model()
-    admin = User.objects.create_superuser("bench-admin", "a@example.com", None)
+    # Kept data already has the admin from an earlier run.
+    admin = User.objects.filter(username="bench-admin").first() or User.objects.create_superuser(
+        "bench-admin", "a@example.com", None
+    )
     reviewer = User.objects.get(username="scale-reviewer-00")
     workflow = Workflow.objects.get(slug="scale-03")
     long_run = Run.objects.order_by("-last_seq").first()
@@ -141,19 +149,16 @@ def run_child(label: str, database_url: str | None, args: argparse.Namespace) ->
         ["--n", str(args.n)],
         label=label,
         database_url=database_url,
-        runs=args.runs,
-        events=args.events,
+        args=args,
         env={"AGENTOS_API_RATE_LIMIT": "0"},
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=100_000)
-    parser.add_argument("--events", type=int, default=1_000_000)
+    add_seed_arguments(parser)
     parser.add_argument("--n", type=int, default=20, help="requests per page")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--sqlite-only", action="store_true")
     args = parser.parse_args()
     if args.child:
         sys.path.insert(0, str(ROOT))
@@ -163,6 +168,8 @@ def main() -> None:
         lambda label, url: run_child(label, url, args),
         name="agentos_bench_scale",
         sqlite_only=args.sqlite_only,
+        postgres_only=args.postgres_only,
+        pg_database=args.pg_database,
     )
     sys.exit(status)
 

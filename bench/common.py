@@ -10,6 +10,7 @@ benchmarks and test suites running at the same time never share work).
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import socket
@@ -179,25 +180,55 @@ def postgres_database(url: str, name: str, create: bool) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the seed's size and where to keep it (bench_scale and bench_metrics share them)."""
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--steps", type=int, default=3, help="finished steps per run")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="keep the SQLite data in DIR and reuse it when it matches (bench/kept.py)",
+    )
+    parser.add_argument(
+        "--pg-database",
+        metavar="NAME",
+        help="keep the PostgreSQL data in database NAME (created when missing) and reuse it",
+    )
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--sqlite-only", action="store_true")
+    only.add_argument("--postgres-only", action="store_true")
+
+
 def seeded_child(
     script: str,
     child_args: list[str],
     *,
     label: str,
     database_url: str | None,
-    runs: int,
-    events: int,
+    args: argparse.Namespace,
     env: dict[str, str],
 ) -> int:
-    """Run `script --child` on a throwaway installation (bench.settings) that seeds at scale.
+    """Run `script --child` on an installation (bench.settings) seeded at scale.
 
-    The child migrates and seeds `runs` runs with `events` events (BENCH_RUNS,
-    BENCH_EVENTS) in a var/ of its own, on SQLite or on `database_url`; `env`
-    adds what the benchmark needs. The var/ is removed afterwards.
+    The child prepares (bench.kept.prepare) `args.runs` runs with
+    `args.events` events and `args.steps` steps per run (BENCH_RUNS,
+    BENCH_EVENTS, BENCH_STEPS), on SQLite or on `database_url`; `env` adds
+    what the benchmark needs. Without `args.data` the var/ is a throwaway,
+    removed afterwards; with it, the var/ is that folder, kept, and the
+    child reuses the data in it when it matches (BENCH_KEEP). A PostgreSQL
+    database is kept when `args.pg_database` names it.
     """
-    var = Path(
-        tempfile.mkdtemp(prefix=f"agentos-bench-{Path(script).stem.removeprefix('bench_')}-")
-    )
+    kept_sqlite = database_url is None and args.data is not None
+    keep = kept_sqlite or (database_url is not None and args.pg_database is not None)
+    if kept_sqlite:
+        var = args.data.resolve()
+        var.mkdir(parents=True, exist_ok=True)
+    else:
+        var = Path(
+            tempfile.mkdtemp(prefix=f"agentos-bench-{Path(script).stem.removeprefix('bench_')}-")
+        )
     child_env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
@@ -207,34 +238,75 @@ def seeded_child(
         "AGENTOS_AUDIT_KEY": "bench-only-audit-key-0123456789abcdef",
         "DJANGO_DEBUG": "0",
         "DJANGO_ALLOWED_HOSTS": "testserver",
-        "BENCH_RUNS": str(runs),
-        "BENCH_EVENTS": str(events),
+        "BENCH_RUNS": str(args.runs),
+        "BENCH_EVENTS": str(args.events),
+        "BENCH_STEPS": str(args.steps),
+        "BENCH_KEEP": "1" if keep else "0",
         **env,
     }
     child_env.pop("REDIS_URL", None)
     child_env.pop("DATABASE_URL", None)
     if database_url:
         child_env["DATABASE_URL"] = database_url
-    print(f"{label}: {runs} runs, {events} events", flush=True)
+    where = f" (kept in {var if kept_sqlite else args.pg_database})" if keep else ""
+    print(
+        f"{label}: {args.runs} runs, {args.events} events, {args.steps} steps per run{where}",
+        flush=True,
+    )
     try:
         return subprocess.call(
             [sys.executable, script, "--child", *child_args], env=child_env, cwd=ROOT
         )
     finally:
-        subprocess.call(["rm", "-rf", str(var)])
+        if not kept_sqlite:
+            subprocess.call(["rm", "-rf", str(var)])
+
+
+def prepare_seeded() -> None:
+    """In the child: make its database hold the seeded data the parent asked for."""
+    from bench.kept import prepare
+
+    prepare(
+        runs=int(os.environ["BENCH_RUNS"]),
+        events=int(os.environ["BENCH_EVENTS"]),
+        steps_per_run=int(os.environ["BENCH_STEPS"]),
+        keep=os.environ.get("BENCH_KEEP") == "1",
+        say=lambda msg: print(msg, flush=True),
+    )
+
+
+def kept_postgres_database(url: str, name: str) -> str:
+    """Create database `name` on the server of `url` unless it exists; return its URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not found:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 def on_each_database(
-    run: Callable[[str, str | None], int], *, name: str, sqlite_only: bool = False
+    run: Callable[[str, str | None], int],
+    *,
+    name: str,
+    sqlite_only: bool = False,
+    postgres_only: bool = False,
+    pg_database: str | None = None,
 ) -> int:
     """Call `run(label, database_url)` for SQLite, then for PostgreSQL when DATABASE_URL names one.
 
     PostgreSQL gets a database of its own (`name` and this process's id),
-    created before and dropped after. Return the children's statuses or'ed.
+    created before and dropped after; or, with `pg_database`, that database,
+    created when missing and kept. Return the children's statuses or'ed.
     """
-    status = run("SQLite (embedded default)", None)
+    status = 0 if postgres_only else run("SQLite (embedded default)", None)
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith(("postgres://", "postgresql://")) and not sqlite_only:
+        if pg_database:
+            return status | run("PostgreSQL", kept_postgres_database(url, pg_database))
         database = f"{name}_{os.getpid()}"
         try:
             status |= run("PostgreSQL", postgres_database(url, database, True))

@@ -1,6 +1,7 @@
-"""Seed a database with many runs, events and requests, to measure pages at scale.
+"""Seed a database with many runs, events, requests and steps, to measure pages at scale.
 
-Rows are written with bulk inserts in batches, one transaction per batch,
+Rows are written with bulk inserts in batches (COPY on PostgreSQL, one
+executemany per chunk on SQLite), one transaction per batch,
 yet every run's events form a valid chain (`verify_events` passes): the run
 ids are chosen before the insert so each event's hash can cover its run, and
 each event is built by `workflows.events.build_event`, the appends' own code,
@@ -28,9 +29,9 @@ from django.utils import timezone
 from agentos_site.roles import OPERATORS, REVIEWERS, ensure_roles
 from approvals.models import ApprovalRequest, RequestKind, RequestStatus
 from workflows.events import GENESIS, SYSTEM_ACTOR, build_event
-from workflows.models import Event, Run, Workflow
+from workflows.models import Event, Run, Step, Workflow
 from workflows.services import workflow_create
-from workflows.states import RunStatus
+from workflows.states import RunStatus, StepStatus
 
 PREFIX = "scale"
 REQUESTERS, REVIEWER_USERS, WORKFLOWS = 20, 5, 8
@@ -54,12 +55,24 @@ FINAL_EVENT = {
     RunStatus.QUEUED: "run.requeued",
 }
 MODES = ("assisted", "assisted", "assisted", "autonomous", "interactive")
+# Finished steps (`steps_per_run` each): what the metrics and the dashboard add up.
+STEP_ACTIONS = (
+    "files.move",
+    "files.list",
+    "excel.pivot",
+    "api.request",
+    "hr.create_employee",
+    "verify",
+)
+STEP_STATUSES = [StepStatus.SUCCEEDED] * 8 + [StepStatus.FAILED, StepStatus.TIMED_OUT]
+STEP_SPAN = timedelta(days=30)
 
 
 @dataclass
 class SeedReport:
     runs: int
     events: int
+    steps: int
     pending_requests: int
     decided_requests: int
     long_run_ids: list[int]
@@ -183,6 +196,14 @@ def _insert(model: type[models.Model], objs: list[models.Model], chunk: int = 20
     )
     rows = [[fn(getattr(obj, name)) for name, fn in convert] for obj in objs]
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # COPY streams the rows in one statement: several times faster
+            # than executemany's INSERT per row (psycopg's raw cursor).
+            copy_sql = sql.split(" VALUES ", 1)[0].replace("INSERT INTO", "COPY", 1)
+            with cursor.cursor.copy(f"{copy_sql} FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
         for start in range(0, len(rows), chunk):
             cursor.executemany(sql, rows[start : start + chunk])
 
@@ -195,6 +216,7 @@ class Seeder:
         *,
         runs: int,
         events: int,
+        steps_per_run: int = 0,
         batch: int = 1000,
         seed: int = 7,
         progress: Callable[[str], None] | None = None,
@@ -202,7 +224,11 @@ class Seeder:
         if events < runs:
             raise ValueError("events: give at least one event per run")
         self.total_runs, self.total_events, self.batch = runs, events, batch
+        self.steps_per_run = steps_per_run
         self.rng = random.Random(seed)
+        # The steps draw from their own sequence: the runs, events and
+        # requests are the same with or without them.
+        self.step_rng = random.Random(seed + 4)
         self.progress = progress or (lambda _msg: None)
 
     def run(self) -> SeedReport:
@@ -214,8 +240,8 @@ class Seeder:
         workflows = _workflows(requesters[0])
         counts = _event_counts(self.total_runs, self.total_events, self.rng)
         first_id = (Run.objects.aggregate(m=Max("id"))["m"] or 0) + 1
-        now = timezone.now()
-        report = SeedReport(0, 0, 0, 0, [])
+        now = self.now = timezone.now()
+        report = SeedReport(0, 0, 0, 0, 0, [])
         statuses = list(STATUS_WEIGHTS)
         weights = list(STATUS_WEIGHTS.values())
         for start in range(0, self.total_runs, self.batch):
@@ -236,7 +262,7 @@ class Seeder:
                 report.long_run_ids += [
                     i for i, n in zip(ids, chunk, strict=True) if n == LONG_RUN_EVENTS
                 ]
-            self.progress(f"{report.runs} runs, {report.events} events")
+            self.progress(f"{report.runs} runs, {report.events} events, {report.steps} steps")
         self._reset_sequences()
         # Fresh statistics let the planner walk the ordering indexes instead
         # of sorting (SQLite picked a multi-index OR and a sort without them).
@@ -321,12 +347,44 @@ class Seeder:
                 requests.append(
                     self._request(run_id, workflow, status, at, reviewers, groups, report)
                 )
+        steps = self._steps(ids)
         with transaction.atomic():
             _insert(Run, runs)
             _insert(Event, events)
             _insert(ApprovalRequest, requests)
+            _insert(Step, steps)
         report.runs += len(runs)
         report.events += len(events)
+        report.steps += len(steps)
+
+    def _steps(self, ids: range) -> list[Step]:
+        """Return `steps_per_run` finished steps of each run in `ids`.
+
+        Each run's steps finished at one moment of the last 30 days (like a
+        portal in use; the last minutes' are what a scrape counts live,
+        observability.rollup), with a random action, status and duration.
+        """
+        rng, out = self.step_rng, []
+        for run_id in ids if self.steps_per_run else ():
+            finished = self.now - timedelta(seconds=rng.uniform(0, STEP_SPAN.total_seconds()))
+            for position in range(self.steps_per_run):
+                duration = rng.expovariate(1 / 2000)
+                node = f"n{position}"
+                out.append(
+                    Step(
+                        run_id=run_id,
+                        node_id=node,
+                        node_path=node,
+                        position=position,
+                        action=rng.choice(STEP_ACTIONS),
+                        status=rng.choice(STEP_STATUSES),
+                        idempotency_key=f"{run_id}-{position}",
+                        started_at=finished - timedelta(milliseconds=duration),
+                        finished_at=finished,
+                        duration_ms=duration,
+                    )
+                )
+        return out
 
     def _request(
         self,
