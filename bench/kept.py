@@ -116,6 +116,19 @@ def pending_migrations() -> list[str]:
     return [f"{m.app_label}.{m.name}" for m, _backwards in plan]
 
 
+def reseed_reason(
+    marker: dict[str, Any] | None, params: dict[str, int], unknown: list[str]
+) -> str:
+    """Return why the kept data cannot serve `params` ("" when it can)."""
+    if marker is None:
+        return "no marker: nothing kept here yet"
+    if unknown:
+        return f"migrations this code does not have: {', '.join(unknown)}"
+    if marker["params"] != params:
+        return f"seeded with {marker['params']}"
+    return ""
+
+
 def wipe() -> None:
     """Empty this process's database: the SQLite file goes, PostgreSQL's schema is dropped."""
     if connection.vendor == "sqlite":
@@ -157,8 +170,8 @@ def prepare(
     params = wanted(runs=runs, events=events, steps_per_run=steps_per_run)
     if keep:
         marker = read_marker()
-        unknown = unknown_migrations() if marker else []
-        if marker and marker["params"] == params and not unknown:
+        why = reseed_reason(marker, params, unknown_migrations() if marker else [])
+        if marker and not why:
             pending = pending_migrations()
             if pending:
                 _migrate()
@@ -170,12 +183,6 @@ def prepare(
                 f"{time.perf_counter() - started:.1f} s"
             )
             return
-        if marker is None:
-            why = "no marker: nothing kept here yet"
-        elif unknown:
-            why = f"migrations this code does not have: {', '.join(unknown)}"
-        else:
-            why = f"seeded with {marker['params']}"
         say(f"  seeding afresh ({why})")
         wipe()
     _migrate()

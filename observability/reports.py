@@ -27,9 +27,8 @@ from observability.models import ProcessKind
 from observability.rollup import NO_WORKFLOW
 from observability.selectors import runs_held_by_dead_workers_count
 from workflows.models import Event, Step
-from workflows.states import RunStatus, StepStatus
+from workflows.states import STEP_FAILED, RunStatus
 
-FAILED_STEPS = [StepStatus.FAILED, StepStatus.CRASHED, StepStatus.TIMED_OUT]
 DECIDED = [RequestStatus.APPROVED, RequestStatus.REJECTED]
 
 
@@ -114,10 +113,11 @@ def steps_per_minute(now: datetime, minutes: int = 60) -> dict[str, Any]:
 
 def failures_by_action(since: datetime) -> list[dict[str, Any]]:
     rows = (
-        Step.objects.filter(finished_at__gte=since, status__in=FAILED_STEPS)
+        # The partial index of failed steps' (finished_at, action) answers alone.
+        Step.objects.filter(finished_at__gte=since, status__in=sorted(STEP_FAILED))
         .order_by()
         .values("action")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .order_by("-n", "action")
     )
     return [{"action": r["action"], "failures": r["n"]} for r in rows[:20]]

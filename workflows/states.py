@@ -18,6 +18,8 @@ class RunStatus(models.TextChoices):
 
 TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
 ACTIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+# Not ended: the few runs the metrics count live (a partial index holds them).
+UNFINISHED = frozenset(RunStatus) - TERMINAL
 
 # source -> allowed targets. A waiting run goes back to queued when a person
 # decides, so a worker picks it up again; it never jumps straight to running.
@@ -86,3 +88,8 @@ class StepStatus(models.TextChoices):
     INTERRUPTED = "interrupted", "Interrupted"
     UNKNOWN = "unknown", "Outcome unknown"
     CANCELLED = "cancelled", "Cancelled"
+
+
+# A step that ended in failure: the dashboard's failures by action (a partial
+# index holds them).
+STEP_FAILED = frozenset({StepStatus.FAILED, StepStatus.CRASHED, StepStatus.TIMED_OUT})
