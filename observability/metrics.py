@@ -112,21 +112,27 @@ def requests_by_group(now: datetime | None = None) -> dict[str, tuple[int, int]]
 
 
 def events_by_type(*types: str) -> dict[str, int]:
-    """Return how many events of each type the log holds (the type index)."""
+    """Return how many events of each type the log holds (the type index alone)."""
     counts = dict.fromkeys(types, 0)
     rows = (
-        Event.objects.filter(type__in=types).order_by().values_list("type").annotate(n=Count("id"))
+        Event.objects.filter(type__in=types).order_by().values_list("type").annotate(n=Count("*"))
     )
     counts.update(rows)
     return counts
 
 
+def live_names_by_kind() -> dict[str, list[str]]:
+    """Return the names of the processes of each kind that beat within the live window."""
+    names: dict[str, list[str]] = {kind: [] for kind in ProcessKind.values}
+    rows = WorkerHeartbeat.objects.filter(last_seen__gte=timezone.now() - live_window())
+    for kind, name in rows.order_by().values_list("kind", "name"):
+        names.setdefault(kind, []).append(name)
+    return names
+
+
 def live_by_kind() -> dict[str, int]:
     """Return how many processes of each kind beat within the live window."""
-    counts = dict.fromkeys(ProcessKind.values, 0)
-    rows = WorkerHeartbeat.objects.filter(last_seen__gte=timezone.now() - live_window())
-    counts.update(rows.order_by().values_list("kind").annotate(n=Count("id")))
-    return counts
+    return {kind: len(names) for kind, names in live_names_by_kind().items()}
 
 
 class AgentosCollector(Collector):
@@ -189,21 +195,22 @@ class AgentosCollector(Collector):
             "Requests whose due time passed undecided (on_timeout applied).",
             value=events["approval.timed_out"],
         )
-        live = live_by_kind()
+        # One read of the live heartbeats serves the three families below.
+        live = live_names_by_kind()
         yield GaugeMetricFamily(
             "agentos_workers",
             "Worker processes with a heartbeat in the last minute.",
-            value=live[ProcessKind.WORKER],
+            value=len(live[ProcessKind.WORKER]),
         )
         yield GaugeMetricFamily(
             "agentos_web_processes",
             "Web processes with a heartbeat in the last minute.",
-            value=live[ProcessKind.WEB],
+            value=len(live[ProcessKind.WEB]),
         )
         yield GaugeMetricFamily(
             "agentos_runs_held_by_dead_workers",
             "Unfinished runs whose lease names a worker that stopped beating.",
-            value=runs_held_by_dead_workers_count(),
+            value=runs_held_by_dead_workers_count(live=set(live[ProcessKind.WORKER])),
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from django.db.models import Count, QuerySet
 
 from observability.heartbeats import live_processes
@@ -24,14 +26,16 @@ def runs_held_by_dead_workers() -> QuerySet[Run]:
     )
 
 
-def runs_held_by_dead_workers_count() -> int:
+def runs_held_by_dead_workers_count(live: Collection[str] | None = None) -> int:
     """Return how many unfinished runs a dead worker holds (the metric, the dashboard).
 
     Counted per holder from the partial index of leased runs and the live
     workers taken off: at 100,000 runs this reads the index alone, where
     the count of `runs_held_by_dead_workers` reads every leased run's row.
+    `live` is the live workers' names when the caller has read them already.
     """
-    live = set(live_processes().values_list("name", flat=True))
+    if live is None:
+        live = set(live_processes().values_list("name", flat=True))
     held = (
         Run.objects.filter(status__in=sorted(ACTIVE), lease_expires_at__isnull=False)
         .exclude(lease_owner="")
