@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from django.contrib.auth.models import Group
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -39,19 +39,28 @@ from workflows.states import UNFINISHED, RunStatus
 UNASSIGNED = "unassigned"
 
 
+def unfinished_runs_by_status() -> QuerySet[Run, tuple[str, int]]:
+    """Return the query counting unfinished runs per status.
+
+    Its filter is the partial index's own condition and COUNT(*) needs no
+    column outside it, so an index alone answers: run_unfinished_status on
+    PostgreSQL, the status index on SQLite (see workflows.models.Run). It
+    reads as many entries as there are unfinished runs, never the table.
+    """
+    unfinished = Run.objects.filter(status__in=sorted(UNFINISHED))
+    return unfinished.order_by().values_list("status").annotate(n=Count("*"))
+
+
 def runs_by_status(ended: dict[tuple[str, ...], rollup.Tally] | None = None) -> dict[str, int]:
     """Return how many runs are in each status.
 
-    Unfinished runs are counted through the status index (they are the
+    Unfinished runs are counted from their partial index (they are the
     few); ended runs, the bulk, never change again, so they come from a
     rollup plus the runs that ended since its mark (observability.rollup).
     `ended` is that family's tallies when the caller has read them already.
     """
     counts = dict.fromkeys(RunStatus.values, 0)
-    # The filter is the partial index's own condition, and COUNT(*) needs no
-    # column outside it: the index alone answers (run_unfinished_status).
-    unfinished = Run.objects.filter(status__in=sorted(UNFINISHED))
-    counts.update(unfinished.order_by().values_list("status").annotate(n=Count("*")))
+    counts.update(unfinished_runs_by_status())
     if ended is None:
         ended = rollup.tallies(rollup.ENDED_RUNS)
     for (status,), tally in ended.items():

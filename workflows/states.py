@@ -18,7 +18,8 @@ class RunStatus(models.TextChoices):
 
 TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
 ACTIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
-# Not ended: the few runs the metrics count live (a partial index holds them).
+# Not ended: the few runs the metrics count live (a partial index holds them
+# on PostgreSQL).
 UNFINISHED = frozenset(RunStatus) - TERMINAL
 
 # source -> allowed targets. A waiting run goes back to queued when a person
@@ -90,6 +91,5 @@ class StepStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-# A step that ended in failure: the dashboard's failures by action (a partial
-# index holds them).
+# A step that ended in failure: the dashboard's failures by action.
 STEP_FAILED = frozenset({StepStatus.FAILED, StepStatus.CRASHED, StepStatus.TIMED_OUT})
