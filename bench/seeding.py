@@ -165,7 +165,23 @@ def _converter(field: models.Field) -> Callable[[Any], Any]:
     if isinstance(field, models.JSONField):
         return lambda value: json.dumps(value, ensure_ascii=False)
     if isinstance(field, models.DateTimeField):
+        if connection.vendor == "sqlite":
+            # Django's own adaptation (aware -> naive in the connection's
+            # zone -> str) without its per-call settings lookups.
+            tz = connection.timezone
+
+            def sqlite_datetime(value: datetime | None) -> str | None:
+                if value is None:
+                    return None
+                return str(value.astimezone(tz).replace(tzinfo=None) if value.tzinfo else value)
+
+            return sqlite_datetime
         return connection.ops.adapt_datetimefield_value
+    integer = models.IntegerField  # AutoField and BigAutoField are integers too
+    if isinstance(field, integer) or (
+        isinstance(field, models.ForeignKey) and isinstance(field.target_field, integer)
+    ):
+        return lambda value: value  # an int (or None) is stored as it is
     if isinstance(field, (models.UUIDField, models.ForeignKey)) or field.primary_key:
         return lambda value: field.get_db_prep_save(value, connection)
     return lambda value: value
