@@ -97,6 +97,10 @@ class Pools:
         if spare in pool:
             pool.remove(spare)
 
+    def count(self, family: str) -> int:
+        """Return how many spares ``family`` holds, ready or warming."""
+        return len(self._spares.get(family) or [])
+
     def all(self) -> list[Spare]:
         return [spare for pool in self._spares.values() for spare in pool]
 

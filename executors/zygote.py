@@ -5,7 +5,9 @@ and one end of a ``SOCK_SEQPACKET`` socketpair as stdin. It imports the
 action modules once, then hands each request to a child that runs one
 action (see ``executors.child``): a "spare" forked ahead of time, waiting
 on its own socket, so the fork is off the request's path. Plain actions
-have one spare, forked again at each request. A family with a warm-up (the
+have PLAIN_SPARES spares, topped up after each child is reaped and its
+exit reported (while the parent records the step, not while it waits for
+the action), or at once when a request finds none. A family with a warm-up (the
 browser actions: ``Action.warm_up``, ``executors.spares``) keeps a pool of
 ``--warm-spares`` spares, each with its own Chromium started before any
 request, refilled one at a time once the family has been idle a moment,
@@ -74,6 +76,10 @@ REQUEST_FDS = 3
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 ORPHAN_SWEEPS = 20
+# Spares kept for plain actions. One would do for one request at a time;
+# the second stays ready while the first runs, so a request never waits
+# for a fork even when it arrives before the last child's replacement.
+PLAIN_SPARES = 2
 
 
 @dataclass
@@ -204,8 +210,11 @@ class _Zygote:
         self.selector.register(pidfd, selectors.EVENT_READ)
         self._send({"op": "started", "id": request_id, "pid": pid})
         if not family:
-            # While that child runs on one core, fork its successor on the other.
-            self.fork_spare(family)
+            # Forking copies the zygote's page tables (~1-2 ms) and takes a
+            # core: done here only when no spare is left, else after the
+            # reap (_top_up_plain), off the action's path.
+            if not self.pools.count(family):
+                self.fork_spare(family)
         elif self.pools.used(family):
             # The pool is drained (or was never filled): warm the next one
             # now, beside this action, rather than start it cold.
@@ -228,7 +237,7 @@ class _Zygote:
         """Discard a spare and what it left: the browser it started, its temp folder."""
         spare.discard()
         self._kill_orphans()
-        shutil.rmtree(child_tmp(spare.pid), ignore_errors=True)
+        _remove_tmp(spare.pid)
 
     def _busy(self, family: str) -> bool:
         return any(child.family == family for child in self.children.values())
@@ -373,7 +382,7 @@ class _Zygote:
         _, status = os.waitpid(child.pid, 0)
         os.close(pidfd)
         self._kill_orphans()
-        shutil.rmtree(child_tmp(child.pid), ignore_errors=True)
+        _remove_tmp(child.pid)
         self._send(
             {
                 "op": "exited",
@@ -382,6 +391,13 @@ class _Zygote:
                 "exit_code": os.waitstatus_to_exitcode(status),
             }
         )
+        if not child.family:
+            self._top_up_plain()
+
+    def _top_up_plain(self) -> None:
+        """Fork plain spares up to PLAIN_SPARES, now that the parent has its answer."""
+        while self.pools.count("") < PLAIN_SPARES:
+            self.fork_spare("")
 
     def _send(self, message: dict[str, Any]) -> bool:
         try:
@@ -419,12 +435,23 @@ class _Zygote:
             except ChildProcessError:
                 pass
             os.close(pidfd)
-            shutil.rmtree(child_tmp(child.pid), ignore_errors=True)
+            _remove_tmp(child.pid)
         self.children.clear()
         for spare in self.pools.all():
             spare.discard()
         self.pools.clear()
         self._kill_orphans()
+
+
+def _remove_tmp(pid: int) -> None:
+    """Remove a child's temp folder: one rmdir when it is empty, as it mostly is."""
+    path = child_tmp(pid)
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        return
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _prctl(option: int, value: int) -> None:
@@ -516,7 +543,7 @@ def main(argv: list[str]) -> int:
         return 1
     zygote._send({"op": "ready", "pid": os.getpid(), "actions": registry.names()})
     try:
-        zygote.fork_spare()
+        zygote._top_up_plain()
         zygote.serve()
     finally:
         zygote.shutdown()
