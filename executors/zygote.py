@@ -59,6 +59,7 @@ from executors.spares import (
     Pools,
     Spare,
     child_tmp,
+    tmp_pool,
     use_own_tmp,
     warm_up_key,
     warm_up_spare,
@@ -118,6 +119,9 @@ class _Zygote:
         # the home folder the runner started us in.
         self.published: int | None = None
         self.spares_file = os.path.join(os.getcwd(), SPARES_FILE)
+        # Emptied temp folders of reaped children, for the next spares: an
+        # rmdir waits for the disk here (agentos_common.folders).
+        self.tmp_pool = tmp_pool()
         self.warm_ups: dict[str, Callable[[], None]] = {}
         for action_cls in registry:
             if action_cls.warm_up is not None:
@@ -237,7 +241,7 @@ class _Zygote:
         """Discard a spare and what it left: the browser it started, its temp folder."""
         spare.discard()
         self._kill_orphans()
-        _remove_tmp(spare.pid)
+        self.tmp_pool.give(child_tmp(spare.pid))
 
     def _busy(self, family: str) -> bool:
         return any(child.family == family for child in self.children.values())
@@ -250,18 +254,21 @@ class _Zygote:
         for a family with a warm-up (a browser's ~0.5 s start) that too.
         """
         control, spare_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        reserved = self.tmp_pool.reserve()
         pid = os.fork()
         if pid == 0:
             _die_with(self.pid)
             control.close()
-            self._wait_as_spare(spare_end, family)
+            self._wait_as_spare(spare_end, family, reserved)
         spare_end.close()
         spare = Spare(pid, os.pidfd_open(pid), control, family, ready=not family)
         self.pools.add(spare)
         if not spare.ready:
             self.selector.register(control, selectors.EVENT_READ, spare)
 
-    def _wait_as_spare(self, control: socket.socket, family: str) -> NoReturn:
+    def _wait_as_spare(
+        self, control: socket.socket, family: str, reserved: str | None
+    ) -> NoReturn:
         keep_fds: set[int] = set()
         try:
             keep = control.fileno()
@@ -271,7 +278,7 @@ class _Zygote:
             os.closerange(3, keep)
             os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
             os.setsid()
-            use_own_tmp()
+            use_own_tmp(reserved)
             # Before the warm-up: the browser a spare starts runs as the
             # action user, within the browser's limits, like the action.
             self._confine(browser=bool(family))
@@ -382,7 +389,7 @@ class _Zygote:
         _, status = os.waitpid(child.pid, 0)
         os.close(pidfd)
         self._kill_orphans()
-        _remove_tmp(child.pid)
+        self.tmp_pool.give(child_tmp(child.pid))
         self._send(
             {
                 "op": "exited",
@@ -435,23 +442,12 @@ class _Zygote:
             except ChildProcessError:
                 pass
             os.close(pidfd)
-            _remove_tmp(child.pid)
+            shutil.rmtree(child_tmp(child.pid), ignore_errors=True)
         self.children.clear()
         for spare in self.pools.all():
             spare.discard()
         self.pools.clear()
         self._kill_orphans()
-
-
-def _remove_tmp(pid: int) -> None:
-    """Remove a child's temp folder: one rmdir when it is empty, as it mostly is."""
-    path = child_tmp(pid)
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        return
-    except OSError:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _prctl(option: int, value: int) -> None:

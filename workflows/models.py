@@ -209,6 +209,14 @@ class Run(models.Model):
         "updated_at",
     )
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save the run, after the events the engine staged on it (`events.event_stage`)."""
+        if self.__dict__.get("_staged_events"):
+            from workflows.events import flush_staged
+
+            flush_staged(self)
+        super().save(*args, **kwargs)
+
     @property
     def grant(self) -> ResumeGrant:
         """Return what a person decided that the run's next move honours."""
@@ -220,14 +228,6 @@ class Run(models.Model):
     def save_state(self) -> None:
         """Save the projection of the run's events (status, context, position...)."""
         self.save(update_fields=self.STATE_FIELDS)
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        """Save the run, after the events the engine staged on it (`events.event_stage`)."""
-        if self.__dict__.get("_staged_events"):
-            from workflows.events import flush_staged
-
-            flush_staged(self)
-        super().save(*args, **kwargs)
 
     @property
     def nodes(self) -> list[dict]:
