@@ -80,14 +80,21 @@ class FolderPool:
             shutil.rmtree(path, ignore_errors=True)
             return
         if len(self._parked()) < self.limit:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(self.park, 0o700)
             target = os.path.join(self.park, f"{os.getpid()}-{next(self._names)}")
-            try:
-                os.rename(path, target)
-                return
-            except OSError:
-                pass
+            for attempt in range(2):
+                try:
+                    os.rename(path, target)
+                    return
+                except FileNotFoundError:
+                    if attempt:
+                        break
+                    if not os.path.isdir(path):
+                        return  # gone meanwhile: nothing to park or remove
+                    # The park itself is missing: made on first use.
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(self.park, 0o700)
+                except OSError:
+                    break
         with contextlib.suppress(OSError):
             os.rmdir(path)
 
