@@ -76,6 +76,11 @@ class FolderPool:
 
     def give(self, path: str) -> None:
         """Park the folder ``path`` if it is empty and there is room; else remove it."""
+        if os.path.islink(path):
+            # Only a real folder is ever handed out again.
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return
         if not is_empty(path):
             shutil.rmtree(path, ignore_errors=True)
             return

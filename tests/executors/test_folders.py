@@ -55,3 +55,15 @@ def test_a_reserved_folder_goes_to_one_claimant_only(tmp_path: Path) -> None:
     claim(None, str(tmp_path / "child-2"))
     assert (tmp_path / "child-1").is_dir() and (tmp_path / "child-2").is_dir()
     assert os.listdir(tmp_path / "park") == []
+
+
+def test_a_link_in_a_folders_place_is_removed_never_parked(tmp_path: Path) -> None:
+    pool = FolderPool(str(tmp_path / "park"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / "tmp-of-a-child"
+    link.symlink_to(elsewhere)
+    pool.give(str(link))
+    assert not link.exists() and not link.is_symlink()
+    assert elsewhere.is_dir()
+    assert not (tmp_path / "park").exists() or os.listdir(tmp_path / "park") == []
