@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agentos_common.folders import FolderPool, claim
 from executors.attempt import killpg
 from executors.child import RESULT_FD
 
@@ -25,6 +26,7 @@ __all__ = [
     "Pools",
     "Spare",
     "child_tmp",
+    "tmp_pool",
     "warm_up_key",
     "use_own_tmp",
     "warm_up_spare",
@@ -96,6 +98,10 @@ class Pools:
         pool = self._spares.get(spare.family) or []
         if spare in pool:
             pool.remove(spare)
+
+    def count(self, family: str) -> int:
+        """Return how many spares ``family`` holds, ready or warming."""
+        return len(self._spares.get(family) or [])
 
     def all(self) -> list[Spare]:
         return [spare for pool in self._spares.values() for spare in pool]
@@ -197,7 +203,20 @@ class Pools:
 
 def child_tmp(pid: int) -> str:
     """Return the temp folder of the action child ``pid`` (under the zygote's home)."""
-    return os.path.join(os.environ.get("HOME") or tempfile.gettempdir(), "tmp", str(pid))
+    return os.path.join(_home(), "tmp", str(pid))
+
+
+def tmp_pool() -> FolderPool:
+    """Return the zygote's pool of emptied temp folders (``agentos_common.folders``).
+
+    Parked beside ``tmp`` in the zygote's home, where only the zygote's user
+    can look: the action user reaches its own folder through ``tmp`` alone.
+    """
+    return FolderPool(os.path.join(_home(), "tmp-free"))
+
+
+def _home() -> str:
+    return os.environ.get("HOME") or tempfile.gettempdir()
 
 
 def warm_up_key(action_cls: Any) -> str:
@@ -208,14 +227,17 @@ def warm_up_key(action_cls: Any) -> str:
     return f"{warm_up.__module__}.{warm_up.__qualname__}"
 
 
-def use_own_tmp() -> None:
+def use_own_tmp(reserved: str | None = None) -> None:
     """Point TMPDIR at this child's own folder, removed when it exits.
 
     A killed browser never cleans up its profile and artifacts folders;
-    the zygote removes the whole folder when it reaps the child.
+    the zygote removes the whole folder when it reaps the child (or parks
+    it, empty, for a later child: ``reserved`` is one such, kept for us).
     """
     os.environ["TMPDIR"] = child_tmp(os.getpid())
-    os.makedirs(os.environ["TMPDIR"], exist_ok=True)
+    if not os.path.isdir(os.environ["TMPDIR"]):
+        os.makedirs(os.path.dirname(os.environ["TMPDIR"]), exist_ok=True)
+        claim(reserved, os.environ["TMPDIR"])
     tempfile.tempdir = None
 
 

@@ -5,7 +5,9 @@ and one end of a ``SOCK_SEQPACKET`` socketpair as stdin. It imports the
 action modules once, then hands each request to a child that runs one
 action (see ``executors.child``): a "spare" forked ahead of time, waiting
 on its own socket, so the fork is off the request's path. Plain actions
-have one spare, forked again at each request. A family with a warm-up (the
+have PLAIN_SPARES spares, topped up after each child is reaped and its
+exit reported (while the parent records the step, not while it waits for
+the action), or at once when a request finds none. A family with a warm-up (the
 browser actions: ``Action.warm_up``, ``executors.spares``) keeps a pool of
 ``--warm-spares`` spares, each with its own Chromium started before any
 request, refilled one at a time once the family has been idle a moment,
@@ -57,6 +59,7 @@ from executors.spares import (
     Pools,
     Spare,
     child_tmp,
+    tmp_pool,
     use_own_tmp,
     warm_up_key,
     warm_up_spare,
@@ -74,6 +77,10 @@ REQUEST_FDS = 3
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 ORPHAN_SWEEPS = 20
+# Spares kept for plain actions. One would do for one request at a time;
+# the second stays ready while the first runs, so a request never waits
+# for a fork even when it arrives before the last child's replacement.
+PLAIN_SPARES = 2
 
 
 @dataclass
@@ -112,6 +119,9 @@ class _Zygote:
         # the home folder the runner started us in.
         self.published: int | None = None
         self.spares_file = os.path.join(os.getcwd(), SPARES_FILE)
+        # Emptied temp folders of reaped children, for the next spares: an
+        # rmdir waits for the disk here (agentos_common.folders).
+        self.tmp_pool = tmp_pool()
         self.warm_ups: dict[str, Callable[[], None]] = {}
         for action_cls in registry:
             if action_cls.warm_up is not None:
@@ -204,8 +214,11 @@ class _Zygote:
         self.selector.register(pidfd, selectors.EVENT_READ)
         self._send({"op": "started", "id": request_id, "pid": pid})
         if not family:
-            # While that child runs on one core, fork its successor on the other.
-            self.fork_spare(family)
+            # Forking copies the zygote's page tables (~1-2 ms) and takes a
+            # core: done here only when no spare is left, else after the
+            # reap (_top_up_plain), off the action's path.
+            if not self.pools.count(family):
+                self.fork_spare(family)
         elif self.pools.used(family):
             # The pool is drained (or was never filled): warm the next one
             # now, beside this action, rather than start it cold.
@@ -228,7 +241,7 @@ class _Zygote:
         """Discard a spare and what it left: the browser it started, its temp folder."""
         spare.discard()
         self._kill_orphans()
-        shutil.rmtree(child_tmp(spare.pid), ignore_errors=True)
+        self.tmp_pool.give(child_tmp(spare.pid))
 
     def _busy(self, family: str) -> bool:
         return any(child.family == family for child in self.children.values())
@@ -241,18 +254,21 @@ class _Zygote:
         for a family with a warm-up (a browser's ~0.5 s start) that too.
         """
         control, spare_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        reserved = self.tmp_pool.reserve()
         pid = os.fork()
         if pid == 0:
             _die_with(self.pid)
             control.close()
-            self._wait_as_spare(spare_end, family)
+            self._wait_as_spare(spare_end, family, reserved)
         spare_end.close()
         spare = Spare(pid, os.pidfd_open(pid), control, family, ready=not family)
         self.pools.add(spare)
         if not spare.ready:
             self.selector.register(control, selectors.EVENT_READ, spare)
 
-    def _wait_as_spare(self, control: socket.socket, family: str) -> NoReturn:
+    def _wait_as_spare(
+        self, control: socket.socket, family: str, reserved: str | None
+    ) -> NoReturn:
         keep_fds: set[int] = set()
         try:
             keep = control.fileno()
@@ -262,7 +278,7 @@ class _Zygote:
             os.closerange(3, keep)
             os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
             os.setsid()
-            use_own_tmp()
+            use_own_tmp(reserved)
             # Before the warm-up: the browser a spare starts runs as the
             # action user, within the browser's limits, like the action.
             self._confine(browser=bool(family))
@@ -373,7 +389,7 @@ class _Zygote:
         _, status = os.waitpid(child.pid, 0)
         os.close(pidfd)
         self._kill_orphans()
-        shutil.rmtree(child_tmp(child.pid), ignore_errors=True)
+        self.tmp_pool.give(child_tmp(child.pid))
         self._send(
             {
                 "op": "exited",
@@ -382,6 +398,13 @@ class _Zygote:
                 "exit_code": os.waitstatus_to_exitcode(status),
             }
         )
+        if not child.family:
+            self._top_up_plain()
+
+    def _top_up_plain(self) -> None:
+        """Fork plain spares up to PLAIN_SPARES, now that the parent has its answer."""
+        while self.pools.count("") < PLAIN_SPARES:
+            self.fork_spare("")
 
     def _send(self, message: dict[str, Any]) -> bool:
         try:
@@ -516,7 +539,7 @@ def main(argv: list[str]) -> int:
         return 1
     zygote._send({"op": "ready", "pid": os.getpid(), "actions": registry.names()})
     try:
-        zygote.fork_spare()
+        zygote._top_up_plain()
         zygote.serve()
     finally:
         zygote.shutdown()

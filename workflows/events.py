@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from workflows.checkpoints import Checkpoint, Checkpoints
 
 GENESIS = "0" * 64
+# Where a run instance keeps the events staged on it until its save.
+STAGED = "_staged_events"
 SYSTEM_ACTOR = "system"
 
 
@@ -195,10 +197,63 @@ def event_append(
         if moved != 1:
             raise RuntimeError(f"run {run.pk}: event chain moved underneath seq {seq}")
     run.last_seq, run.last_hash = seq, digest
+    _publish_on_commit(event, run)
+    return event
+
+
+def _publish_on_commit(event: Event, run: Run) -> None:
     publish = hooks.event_publisher()
     if publish is not None:  # live clients hear of it once it is committed
         transaction.on_commit(lambda: publish(event=event, run=run))
+
+
+def event_stage(*, run: Run, type: str, data: dict | None = None) -> Event:
+    """Extend a run's chain by a system event that is written with the run.
+
+    For the engine, which holds the run row locked and always saves it
+    before its transaction ends: the event is built, hashed and linked
+    now (the run's `last_seq`/`last_hash` move on the instance), and
+    inserted by the run's next `save()`, together with the other events
+    staged meanwhile, in one INSERT (`flush_staged`). The chain, the unique
+    (run, seq) guard and the commit are those of `event_append`; only the
+    round trips are fewer. A transaction that commits with events still
+    staged (a path that forgot to save its run) raises, loudly.
+    """
+    assert transaction.get_connection().in_atomic_block, "append inside the state change"
+    seq = run.last_seq + 1
+    event = build_event(
+        run_id=run.pk,
+        seq=seq,
+        prev_hash=run.last_hash or GENESIS,
+        type=type,
+        actor_id=None,
+        actor_label=SYSTEM_ACTOR,
+        data=_normalise(data or {}),
+        at=timezone.now(),
+        correlation_id=str(run.correlation_id),
+    )
+    event.run = run
+    staged = run.__dict__.setdefault(STAGED, [])
+    if not staged:
+        transaction.on_commit(lambda: _check_flushed(run))
+    staged.append(event)
+    run.last_seq, run.last_hash = seq, event.hash
     return event
+
+
+def flush_staged(run: Run) -> None:
+    """Insert the run's staged events in one statement (called by `Run.save`)."""
+    staged = run.__dict__.pop(STAGED, None)
+    if not staged:
+        return
+    Event.objects.bulk_create(staged)
+    for event in staged:
+        _publish_on_commit(event, run)
+
+
+def _check_flushed(run: Run) -> None:
+    if run.__dict__.get(STAGED):
+        raise RuntimeError(f"run {run.pk}: events staged but never saved with the run")
 
 
 def system_event_append(

@@ -219,6 +219,14 @@ class Run(models.Model):
         "updated_at",
     )
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save the run, after the events the engine staged on it (`events.event_stage`)."""
+        if self.__dict__.get("_staged_events"):
+            from workflows.events import flush_staged
+
+            flush_staged(self)
+        super().save(*args, **kwargs)
+
     @property
     def grant(self) -> ResumeGrant:
         """Return what a person decided that the run's next move honours."""

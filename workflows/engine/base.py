@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from workflows.events import event_append
+from workflows.events import event_stage
 from workflows.models import Run, Step
 from workflows.resume import ResumeGrant
 from workflows.services import RunNotFound, lock_run
@@ -96,5 +96,9 @@ def save_run(run: Run) -> None:
 
 
 def append_event(run: Run, type: str, data: dict[str, Any]) -> None:
-    """Append a run event; the engine always saves the locked run afterwards."""
-    event_append(run=run, type=type, data=data, save_head=False)
+    """Append a run event; the engine always saves the locked run afterwards.
+
+    The event is inserted by that save, with the others of the transaction,
+    in one statement (`workflows.events.event_stage`).
+    """
+    event_stage(run=run, type=type, data=data)

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from agentos_common.folders import FolderPool
 from agentos_common.redaction import scrub_secrets_in
 from agentos_site import correlation
 from executors.base import ActionContext
@@ -43,6 +44,11 @@ def _evidence_path(run_id: int, step_id: int) -> Path:
     return Path(settings.MEDIA_ROOT) / "runs" / str(run_id) / str(step_id)
 
 
+def _folders() -> FolderPool:
+    """Emptied evidence folders, parked for the next steps (an rmdir waits for the disk)."""
+    return FolderPool(os.path.join(settings.MEDIA_ROOT, ".free-folders"))
+
+
 def _evidence_dir(run_id: int, step_id: int) -> Path:
     """Create the step's (empty) evidence folder."""
     path = _evidence_path(run_id, step_id)
@@ -50,7 +56,8 @@ def _evidence_dir(run_id: int, step_id: int) -> Path:
         # Files left by an earlier database's step with the same ids are not
         # this step's evidence, and must not be hashed into it.
         shutil.rmtree(path)
-    path.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _folders().take(str(path))
     return path
 
 
@@ -144,7 +151,7 @@ def _collect_evidence(run_id: int, step_id: int, result: ActionResult) -> dict[s
                 }
             )
     if not files:
-        folder.rmdir()
+        _folders().give(str(folder))
     secrets = executor_config.all_secret_values()
     return {
         "exit_code": result.exit_code,
