@@ -28,6 +28,19 @@ if [ "${AGENTOS_TEST_CHECKS:-1}" != "0" ]; then
         --settings tests.settings
 fi
 
+# Each pass runs on AGENTOS_TEST_WORKERS pytest-xdist processes (default 2;
+# each a session of its own: tests/settings.py); 0 or 1 runs it in one.
+# Most of the suite's time is spent waiting on real processes (workers,
+# daphne, Chromium): a second process fills it (docs/testing.md).
+workers=${AGENTOS_TEST_WORKERS:-2}
+if ! [[ "$workers" =~ ^[0-9]+$ ]]; then
+    echo "AGENTOS_TEST_WORKERS: a number of processes, not '$workers'" >&2
+    exit 2
+fi
+if [ "$workers" -gt 1 ]; then
+    set -- -n "$workers" --dist worksteal "$@"
+fi
+
 backends=${AGENTOS_TEST_BACKENDS:-}
 if [ -z "$backends" ]; then
     backends=sqlite
