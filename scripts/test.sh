@@ -28,6 +28,19 @@ if [ "${AGENTOS_TEST_CHECKS:-1}" != "0" ]; then
         --settings tests.settings
 fi
 
+# AGENTOS_TEST_WORKERS=N runs each pass on N pytest-xdist processes (each a
+# session of its own: tests/settings.py); by default one. Not the default
+# yet: on a loaded machine a second process made worker starts outlast the
+# tests' 30 s deadlines (docs/testing.md).
+workers=${AGENTOS_TEST_WORKERS:-1}
+if ! [[ "$workers" =~ ^[0-9]+$ ]]; then
+    echo "AGENTOS_TEST_WORKERS: a number of processes, not '$workers'" >&2
+    exit 2
+fi
+if [ "$workers" -gt 1 ]; then
+    set -- -n "$workers" --dist worksteal "$@"
+fi
+
 backends=${AGENTOS_TEST_BACKENDS:-}
 if [ -z "$backends" ]; then
     backends=sqlite

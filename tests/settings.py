@@ -5,6 +5,17 @@ import tempfile
 from pathlib import Path
 
 _tmp = Path(os.environ.setdefault("AGENTOS_TEST_TMP", tempfile.mkdtemp(prefix="agentos-test-")))
+# Under pytest-xdist (`-n`) each worker is a session of its own: a folder of
+# its own inside the controller's, and so its own var/, files root, database,
+# queue and channel prefix (all named after that folder below). The daphne and
+# qcluster processes a worker starts inherit the worker's folder as it is.
+_xdist = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _xdist and os.environ.get("AGENTOS_TEST_XDIST_WORKER") != _xdist:
+    _tmp = Path(tempfile.mkdtemp(prefix=f"{_tmp.name}-{_xdist}-", dir=_tmp))
+    os.environ["AGENTOS_TEST_TMP"] = str(_tmp)
+    os.environ["AGENTOS_TEST_XDIST_WORKER"] = _xdist
+    for _name in ("AGENTOS_VAR_DIR", "AGENTOS_FILES_ROOTS", "AGENTOS_CHANNEL_PREFIX"):
+        os.environ.pop(_name, None)
 os.environ.setdefault("AGENTOS_VAR_DIR", str(_tmp / "var"))
 os.environ.setdefault("AGENTOS_FILES_ROOTS", str(_tmp / "workspace"))
 os.environ.setdefault(

@@ -70,7 +70,7 @@ def status(run: Run) -> str:
 def test_a_reviewer_watches_a_run_arrive_gets_decided_and_finish_live(
     daphne, cluster, operator, reviewer, auditor, tmp_path, orm, browser
 ) -> None:
-    cluster()
+    cluster().wait_running()
     ledger = tmp_path / "ledger"
     page = logged_in(browser, daphne.url, "reviewer")
     page.wait_for_selector("#live-state[data-state=live]")
@@ -137,7 +137,7 @@ def test_a_page_whose_socket_dropped_catches_up_on_every_missed_event(
     from tests.support.fixtures import make_user
 
     boss = orm(lambda: make_user(roles, "boss", "Reviewers"))
-    cluster()
+    cluster().wait_running()
     run = orm(
         lambda: run_create(
             mode="autonomous",

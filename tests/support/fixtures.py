@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.support.waiting import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -117,6 +119,22 @@ class Cluster:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        return self
+
+    def wait_running(self, timeout: float = 120) -> Cluster:
+        """Wait until the worker says it runs (django-q2's cluster started).
+
+        For a test whose own deadline is about what happens after a run is
+        created, not about how long a worker takes to start on a busy machine.
+        """
+
+        def running() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                pytest.fail("the worker exited:\n" + self.output()[-3000:])
+            return " running" in self.output()
+
+        wait_for(running, timeout=timeout, every=0.1, message="the worker to run")
         return self
 
     def kill(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import importlib.metadata
 import subprocess
@@ -19,21 +20,26 @@ def install_example() -> str:
     The registries built before are dropped, so the web process's registry
     and the zygotes started from now on see the new entry points.
     """
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            str(EXAMPLE),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    # Sessions running side by side (the two passes, pytest-xdist's workers)
+    # share this virtualenv: one pip at a time, or one removes the files the
+    # other is writing.
+    with open(Path(sys.prefix) / ".agentos-example-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                str(EXAMPLE),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
     importlib.invalidate_caches()
     from executors import registry as registry_module
     from executors import runner as runner_module

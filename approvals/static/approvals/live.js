@@ -117,6 +117,14 @@
     fetch(box.dataset.liveUrl, {credentials: "same-origin", headers: {"Accept": "text/html"}})
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.text(); })
       .then(function (html) {
+        /* Rendered before the newest event this page applied (a fetch that
+         * was under way when the run moved on): swapping it in would take the
+         * page back (a finished run shown running); fetch again instead. */
+        var rendered = new DOMParser().parseFromString(html, "text/html").querySelector("[data-seq]");
+        if (rendered && parseInt(rendered.dataset.seq, 10) < parseInt(root.dataset.seq || "0", 10)) {
+          panelLoading.again = true;
+          return;
+        }
         var open = Array.prototype.map.call(
           box.querySelectorAll("details[data-key][open]"), function (d) { return d.dataset.key; });
         var closed = Array.prototype.map.call(
