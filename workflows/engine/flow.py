@@ -20,7 +20,7 @@ from workflows.templating import render
 VISITS = "visits"
 
 
-def scope(run: Run) -> dict:
+def scope(run: Run) -> dict[str, Any]:
     """Return what references and conditions read: the context and `decisions`."""
     decisions = (run.graph or {}).get(graph.DECISIONS)
     return {**run.context, graph.DECISIONS: decisions} if decisions else run.context
@@ -68,7 +68,7 @@ def move_on(run: Run, *, actor: Any = None) -> bool:
     return move_to(run, graph.successor(run.nodes, run.position), actor=actor)
 
 
-def branch_choose(run: Run, node: dict) -> tuple[int, int | None] | list[str]:
+def branch_choose(run: Run, node: dict[str, Any]) -> tuple[int, int | None] | list[str]:
     """Return (target position, case index or None for the default) for a branch.
 
     Return the missing context keys instead when a condition reads keys the
@@ -87,7 +87,7 @@ def branch_choose(run: Run, node: dict) -> tuple[int, int | None] | list[str]:
     return (graph.index_of(nodes, default) if default else run.position + 1), None
 
 
-def branch_taken(run: Run, node: dict, target: int, case: int | None) -> None:
+def branch_taken(run: Run, node: dict[str, Any], target: int, case: int | None) -> None:
     nodes = run.nodes
     append_event(
         run,
@@ -102,7 +102,7 @@ def branch_taken(run: Run, node: dict, target: int, case: int | None) -> None:
     )
 
 
-def fail_node(run: Run, node: dict) -> None:
+def fail_node(run: Run, node: dict[str, Any]) -> None:
     """End the run as failed with the node's message."""
     message = str(render(node["message"], scope(run), set()))
     run_fail(run=run, actor=None, node=node["id"], error=message[:2000])

@@ -19,7 +19,8 @@ from agentos_site import correlation
 from executors.base import ActionContext
 from executors.runner import ActionResult, scrub
 from workflows import drain, executor_config
-from workflows.engine import blocks, flow
+from workflows.engine import flow, lane_results
+from workflows.engine.asks import pause
 from workflows.engine.base import (
     RESULT_STATUS,
     STOP,
@@ -29,7 +30,7 @@ from workflows.engine.base import (
     append_event,
     save_run,
 )
-from workflows.engine.decide import decide, outcome_unknown, pause
+from workflows.engine.decide import decide, outcome_unknown
 from workflows.leases import lease_extend_on, lease_holds, lease_renew
 from workflows.models import Run, Step
 from workflows.reconnect import lease_heartbeat
@@ -273,7 +274,7 @@ def _lane_recorded(
         save_run(run)
         return STOP
     if status == StepStatus.SUCCEEDED:
-        changed, in_item = blocks.lane_recorded(run, launch, step)
+        changed, in_item = lane_results.lane_recorded(run, launch, step)
         # A map item's outputs stay in its lane until the map ends.
         key = "lane_context" if in_item else "context"
         append_event(
@@ -293,7 +294,7 @@ def _lane_recorded(
             run, type="step.needs_input", data={**base, "message": asked.get("message", "")}
         )
         properties = asked.get("fields") or {}
-        blocks.lane_paused(
+        lane_results.lane_paused(
             run,
             launch,
             step,
@@ -311,7 +312,7 @@ def _lane_recorded(
     append_event(run, type="step.failed", data={**base, "error": step.error})
     action = executor_config.registry().get(launch.action)
     if not action.idempotent and status in (StepStatus.CRASHED, StepStatus.TIMED_OUT):
-        blocks.lane_paused(run, launch, step, unknown=True)
+        lane_results.lane_outcome_unknown(run, launch, step)
     return _go_on(run, owner, go_on)
 
 
