@@ -9,8 +9,10 @@ The frozen plan is read once per call: it cannot change while the run is
 running (only a waiting run's plan review edits it), so later locks skip it.
 
 The parts: ``base`` (what they share), ``decide`` (the next node),
-``record`` (running an action and committing its result); the loop and the
-recovery of stale runs are here.
+``record`` (running an action and committing its result), and below them
+``flow``, ``asks``, ``steps``, ``children`` and a block's ``lanes``,
+``lane_nodes``, ``blocks`` and ``lane_results`` (docs/architecture.md maps
+them); the loop and the recovery of stale runs are here.
 """
 
 from __future__ import annotations

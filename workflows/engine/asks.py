@@ -7,7 +7,7 @@ unknown outcome ask the same way wherever the node is.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from workflows import executor_config, hooks
 from workflows.engine import flow
@@ -23,13 +23,19 @@ Node = dict[str, Any]
 
 
 class Ask(TypedDict):
-    """The question of a request: pass it on as keywords (`pause(run, **ask)`)."""
+    """A request's question and who it goes to: `pause(run, **ask)`, `lane_pause(..., **ask)`."""
 
     purpose: str
     kind: str
     title: str
-    description: str
     fields: dict[str, Any]
+    description: NotRequired[str]
+    # What the request keeps for the decision (its `state`), and the step it is about.
+    state: NotRequired[dict[str, Any] | None]
+    step: NotRequired[Step | None]
+    assign_to: NotRequired[str | None]
+    guards: NotRequired[list[dict[str, Any]] | None]
+    options: NotRequired[dict[str, Any] | None]
 
 
 def no_fields() -> dict[str, Any]:
@@ -105,49 +111,66 @@ def plain_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in schema.items() if k in keep} or {"type": "string"}
 
 
-def pause(
-    run: Run,
-    *,
-    purpose: str,
-    kind: str,
-    title: str,
-    fields: dict[str, Any],
-    description: str = "",
-    state: dict[str, Any] | None = None,
-    step: Step | None = None,
-    assign_to: str | None = None,
-    guards: list[dict[str, Any]] | None = None,
-    options: dict[str, Any] | None = None,
-) -> None:
-    """Pause the run at its current node on a new request."""
-    set_status(run, RunStatus.WAITING)
+def request_open(
+    run: Run, ask: Ask, *, event: str, node_id: str, position: int, node_path: str = ""
+) -> Any:
+    """Open a request for a node of the run, with its event (`run.paused`, `node.waiting`).
+
+    `node_path` names a node inside a block (its event says it too).
+    """
+    title, step, fields = ask["title"], ask.get("step"), ask["fields"]
     request = hooks.open_request(
         run=run,
         step=step,
-        node_id=run.current_node,
-        position=run.position,
-        kind=kind,
-        purpose=purpose,
+        node_id=node_id,
+        **({"node_path": node_path} if node_path else {}),
+        position=position,
+        kind=ask["kind"],
+        purpose=ask["purpose"],
         title=title[:300],
-        description=description,
+        description=ask.get("description", ""),
         fields=fields,
-        state=state or {},
-        assign_to=assign_to,
-        guards=guards or [],
-        options=options or {},
+        state=ask.get("state") or {},
+        assign_to=ask.get("assign_to"),
+        guards=ask.get("guards") or [],
+        options=ask.get("options") or {},
     )
     append_event(
         run,
-        type="run.paused",
+        type=event,
         data={
             "request": request.pk,
-            "kind": kind,
-            "purpose": purpose,
-            "node": run.current_node,
+            "kind": ask["kind"],
+            "purpose": ask["purpose"],
+            "node": node_id,
+            **({"node_path": node_path} if node_path else {}),
             "title": title,
             "fields": fields,
             "step": step.pk if step else None,
             "digest": getattr(request, "digest", ""),
+        },
+    )
+    return request
+
+
+def pause(run: Run, **ask: Unpack[Ask]) -> None:
+    """Pause the run at its current node on a new request."""
+    set_status(run, RunStatus.WAITING)
+    request_open(run, ask, event="run.paused", node_id=run.current_node, position=run.position)
+
+
+def digest_mismatch(
+    run: Run, node: Node, approved: dict[str, Any], current: str, *, path: str = ""
+) -> None:
+    """Record that what would run differs from what a person approved (`path`: in a lane)."""
+    append_event(
+        run,
+        type="approval.digest_mismatch",
+        data={
+            "node": node["id"],
+            **({"node_path": path} if path else {}),
+            "approved": approved["digest"],
+            "current": current,
         },
     )
 
@@ -212,7 +235,7 @@ def step_unknown(run: Run, step: Step, where: dict[str, Any]) -> None:
     )
 
 
-def unknown_ask(node: Node, step: Step, name: str) -> Ask:
+def unknown_ask(node: Node, step: Step, name: str, state: dict[str, Any]) -> Ask:
     """Ask whether a non-idempotent attempt happened (`name`: the node's path or id)."""
     action = executor_config.registry().get(node["action"])
     properties = action.Output.model_json_schema().get("properties", {})
@@ -228,4 +251,6 @@ def unknown_ask(node: Node, step: Step, name: str) -> Ask:
         "was interrupted. Check the system, then retry the step, mark it done "
         "(giving its outputs) or fail the run.",
         fields={"type": "object", "properties": outputs, "required": []},
+        step=step,
+        state=state,
     )

@@ -35,6 +35,15 @@ class _Stop:
 STOP = _Stop()
 
 
+class _Next:
+    pass
+
+
+# A block's or a child node's answer when it ended and the run moved past it:
+# the decision goes on at the run's new position.
+NEXT = _Next()
+
+
 @dataclass
 class Wait:
     seconds: float

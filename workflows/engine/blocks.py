@@ -30,7 +30,7 @@ from typing import Any
 
 from workflows.engine import flow
 from workflows.engine.asks import Node, missing_ask, pause
-from workflows.engine.base import STOP, Launch, Wait, _Stop, append_event
+from workflows.engine.base import NEXT, STOP, Launch, Wait, _Next, _Stop, append_event
 from workflows.engine.lane_nodes import Pass, lane_action, lane_ask, lane_branch, lane_child
 from workflows.engine.lanes import (
     BlockState,
@@ -56,14 +56,6 @@ from workflows.templating import render
 
 MAX_ITEMS = 1000
 MAX_HOPS = 1000
-
-
-class _Next:
-    pass
-
-
-# decide_block's answer when the block has ended and the run moved past it.
-NEXT = _Next()
 
 
 def decide_block(run: Run, block: Node, owner: str) -> list[Launch] | Wait | _Stop | _Next:

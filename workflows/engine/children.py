@@ -25,8 +25,8 @@ from django.db import transaction
 
 from workflows import graph, hooks
 from workflows.engine import flow
-from workflows.engine.asks import Node, ask_gate_again, missing_ask, pause
-from workflows.engine.base import STOP, append_event
+from workflows.engine.asks import Node, ask_gate_again, digest_mismatch, missing_ask, pause
+from workflows.engine.base import NEXT, STOP, _Next, _Stop, append_event
 from workflows.engine.lanes import child_path
 from workflows.events import event_append
 from workflows.guards import child_entry, governing_gates
@@ -42,7 +42,6 @@ logger = logging.getLogger(__name__)
 CHILDREN = "children"
 # Run.parent_node's size.
 PARENT_NODE_CHARS = 100
-NEXT = object()
 
 
 def pin_versions(plan: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +96,7 @@ def depth_of(run: Run) -> int:
     return depth
 
 
-def decide_child(run: Run, node: Node, owner: str) -> Any:
+def decide_child(run: Run, node: Node) -> _Stop | _Next:
     """Start the node's child, wait for it, or take its outcome; NEXT moves on."""
     child_id = child_of(run, node)
     if child_id is None:
@@ -117,22 +116,46 @@ def decide_child(run: Run, node: Node, owner: str) -> Any:
         if problem:
             run_fail(run=run, actor=None, node=node["id"], error=f"{node['id']}: {problem}")
         return STOP
-    child = Run.objects.filter(pk=child_id).only("status", "context", "error").first()
-    if child is None:
-        run_fail(run=run, actor=None, node=node["id"], error=f"{node['id']}: child run is gone")
-        return STOP
-    if child.status not in TERMINAL:
+    changed = child_outputs(run, node, child_id, node["id"])
+    if changed is None:
         # Woken too early (or re-queued by the sweep): wait again.
         set_status(run, RunStatus.WAITING)
         return STOP
+    if isinstance(changed, _Stop):
+        return STOP
+    run.context.update(changed)
+    append_event(
+        run,
+        type="child.finished",
+        data={"node": node["id"], "node_path": node["id"], "child": child_id, "context": changed},
+    )
+    if not flow.move_on(run):
+        return STOP
+    return NEXT
+
+
+def child_outputs(run: Run, node: Node, child_id: int, name: str) -> dict[str, Any] | _Stop | None:
+    """Return what a node's child that succeeded gives back: its declared outputs.
+
+    None while the child runs; STOP, having failed the run, when the child
+    is gone, failed or was cancelled, or ended without a declared output.
+    `name` names the node in errors: its id, or its path inside a block.
+    """
+    child = Run.objects.filter(pk=child_id).only("status", "context", "error").first()
+    if child is None:
+        run_fail(run=run, actor=None, node=name, error=f"{name}: child run is gone")
+        return STOP
+    if child.status not in TERMINAL:
+        return None
     if child.status != RunStatus.SUCCEEDED:
         reason = f": {child.error}" if child.error else ""
         run_fail(
             run=run,
             actor=None,
-            node=node["id"],
-            error=f"{node['id']}: child run #{child.pk} ({node['workflow']}) "
-            f"{child.status}{reason}"[:2000],
+            node=name,
+            error=f"{name}: child run #{child.pk} ({node['workflow']}) {child.status}{reason}"[
+                :2000
+            ],
         )
         return STOP
     outputs = node.get("outputs") or {}
@@ -141,21 +164,11 @@ def decide_child(run: Run, node: Node, owner: str) -> Any:
         run_fail(
             run=run,
             actor=None,
-            node=node["id"],
-            error=f"{node['id']}: child run #{child.pk} ended without "
-            + ", ".join(sorted(lacking)),
+            node=name,
+            error=f"{name}: child run #{child.pk} ended without " + ", ".join(sorted(lacking)),
         )
         return STOP
-    changed = {key: copy.deepcopy(child.context[outputs[key]]) for key in outputs}
-    run.context.update(changed)
-    append_event(
-        run,
-        type="child.finished",
-        data={"node": node["id"], "node_path": node["id"], "child": child.pk, "context": changed},
-    )
-    if not flow.move_on(run):
-        return STOP
-    return NEXT
+    return {key: copy.deepcopy(child.context[outputs[key]]) for key in outputs}
 
 
 def _start(run: Run, node: Node, inputs: dict[str, Any]) -> str:
@@ -259,11 +272,7 @@ def _gate_mismatch(run: Run, node: Node, inputs: dict[str, Any]) -> bool:
         now = child_entry(node=node, position=run.position, inputs=inputs)
         if approved.get("digest") == now["digest"]:
             return False
-        append_event(
-            run,
-            type="approval.digest_mismatch",
-            data={"node": node["id"], "approved": approved["digest"], "current": now["digest"]},
-        )
+        digest_mismatch(run, node, approved, now["digest"])
         ask_gate_again(
             run, gate, node, reason="the child's inputs changed since the gate was approved"
         )

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
-
 from workflows import executor_config, graph, hooks, plan_review
 from workflows.engine import blocks, children, flow
 from workflows.engine.asks import (
     ask_gate_again,
     ask_options,
+    digest_mismatch,
     missing_ask,
     no_fields,
     pause,
@@ -18,8 +17,8 @@ from workflows.engine.asks import (
     text,
     unknown_ask,
 )
-from workflows.engine.base import FAILED_ATTEMPT, STOP, Wait, _Stop, append_event
-from workflows.engine.steps import backoff_left, start_step
+from workflows.engine.base import FAILED_ATTEMPT, NEXT, STOP, Wait, _Stop, append_event
+from workflows.engine.steps import retry_wait, start_step, step_interrupted
 from workflows.guards import governing_gates, guard_entry, guards_after, still_approved
 from workflows.models import Run, Step
 from workflows.plans import InputNode, node_fields_schema
@@ -72,13 +71,13 @@ def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
             return STOP
         if kind in ("parallel", "map"):
             outcome = blocks.decide_block(run, node, owner)
-            if outcome is not blocks.NEXT:
+            if outcome is not NEXT:
                 return outcome
             new_position = True
             continue
         if kind == "workflow":
-            outcome = children.decide_child(run, node, owner)
-            if outcome is not children.NEXT:
+            outcome = children.decide_child(run, node)
+            if outcome is not NEXT:
                 return outcome
             new_position = True
             continue
@@ -292,11 +291,7 @@ def _honour_grant(
     matches, current = still_approved(approved, node, flow.scope(run), answered=answered)
     if matches:
         return True
-    append_event(
-        run,
-        type="approval.digest_mismatch",
-        data={"node": node["id"], "approved": approved["digest"], "current": current},
-    )
+    digest_mismatch(run, node, approved, current)
     if gate is not None:
         # Asked of the gate's own group, with its quorum: a change behind
         # a gate is not for any reviewer to wave through.
@@ -352,30 +347,13 @@ def _next_attempt(
         elif not action.idempotent:
             outcome_unknown(run, node, last)
             return STOP
-        _step_close(
-            run,
-            last,
-            StepStatus.INTERRUPTED,
-            last.error or "the worker stopped while the step ran",
-            "step.interrupted",
-        )
+        step_interrupted(run, last)
     if last is None:
         return 1
     if last.status in FAILED_ATTEMPT and not granted:
-        failures = sum(1 for s in steps if s.status in FAILED_ATTEMPT)
-        retry = node.get("retry") or {}
-        if failures >= int(retry.get("max_attempts", 1)):
-            run_fail(
-                run=run,
-                actor=None,
-                node=node["id"],
-                error=f"{node['id']}: {last.error or last.status} "
-                f"(after {failures} attempt{'s' if failures > 1 else ''})",
-            )
-            return STOP
-        wait = backoff_left(retry, failures, last)
-        if wait > 0:
-            return Wait(wait)
+        waiting = retry_wait(run, node, node["id"], steps)
+        if waiting is not None:
+            return waiting
     return last.attempt + 1
 
 
@@ -397,29 +375,8 @@ def _may_be_guarded(run: Run, clear: ResumeGrant) -> bool:
     )
 
 
-def _step_close(run: Run, step: Step, status: str, error: str, event_type: str) -> None:
-    step.status, step.error = status, error
-    step.finished_at = step.finished_at or timezone.now()
-    step.save()
-    append_event(
-        run,
-        type=event_type,
-        data={
-            "step": step.pk,
-            "node": step.node_id,
-            "attempt": step.attempt,
-            "status": status,
-            "error": error,
-        },
-    )
-
-
 def outcome_unknown(run: Run, node: dict[str, Any], step: Step) -> None:
     """Pause for a person to say whether an interrupted, non-idempotent attempt happened."""
     step_unknown(run, step, {"node": step.node_id, "evidence": step.evidence})
-    pause(
-        run,
-        **unknown_ask(node, step, node["id"]),
-        step=step,
-        state={"evidence": step.evidence, "params": step.params, "error": step.error},
-    )
+    state = {"evidence": step.evidence, "params": step.params, "error": step.error}
+    pause(run, **unknown_ask(node, step, node["id"], state))

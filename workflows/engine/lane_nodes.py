@@ -8,15 +8,20 @@ fails the run. A block inside a lane is `blocks`' own.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.utils import timezone
-
 from workflows import executor_config, graph, hooks
 from workflows.engine import children
-from workflows.engine.asks import Node, missing_ask, no_fields, step_unknown, text, unknown_ask
+from workflows.engine.asks import (
+    Node,
+    digest_mismatch,
+    missing_ask,
+    no_fields,
+    step_unknown,
+    text,
+    unknown_ask,
+)
 from workflows.engine.base import FAILED_ATTEMPT, STOP, Launch, Wait, _Stop, append_event
 from workflows.engine.lanes import (
     Chain,
@@ -30,7 +35,7 @@ from workflows.engine.lanes import (
     lane_visit,
     writes_of,
 )
-from workflows.engine.steps import backoff_left, start_step
+from workflows.engine.steps import retry_wait, start_step, step_interrupted
 from workflows.guards import (
     child_entry,
     governing_gates,
@@ -42,7 +47,7 @@ from workflows.models import Run, Step
 from workflows.plans import InputNode, node_fields_schema
 from workflows.resume import ResumeGrant
 from workflows.services import run_fail
-from workflows.states import TERMINAL, RunMode, RunStatus, StepStatus
+from workflows.states import RunMode, StepStatus
 from workflows.templating import render
 
 
@@ -261,16 +266,7 @@ def lane_action(
         matches, current = still_approved(approved, node, scope, answered=answered)
         if not matches:
             # What was approved is what runs, inside blocks too.
-            append_event(
-                run,
-                type="approval.digest_mismatch",
-                data={
-                    "node": node["id"],
-                    "node_path": path,
-                    "approved": approved["digest"],
-                    "current": current,
-                },
-            )
+            digest_mismatch(run, node, approved, current, path=path)
             gate = gates[0] if gates else node
             lane_pause(
                 run,
@@ -321,37 +317,11 @@ def _next_attempt(
         elif not action.idempotent:
             lane_unknown(run, block, lane, node, path, last)
             return None
-        last.status = StepStatus.INTERRUPTED
-        last.error = last.error or "the worker stopped while the step ran"
-        last.finished_at = last.finished_at or timezone.now()
-        last.save()
-        append_event(
-            run,
-            type="step.interrupted",
-            data={
-                "step": last.pk,
-                "node": node["id"],
-                "node_path": path,
-                "attempt": last.attempt,
-                "status": last.status,
-                "error": last.error,
-            },
-        )
-    failures = sum(1 for s in steps if s.status in FAILED_ATTEMPT)
-    retry = node.get("retry") or {}
+        step_interrupted(run, last, path=path)
     if last is not None and last.status in FAILED_ATTEMPT and not granted:
-        if failures >= int(retry.get("max_attempts", 1)):
-            run_fail(
-                run=run,
-                actor=None,
-                node=path,
-                error=f"{path}: {last.error or last.status} "
-                f"(after {failures} attempt{'s' if failures > 1 else ''})",
-            )
-            return STOP
-        wait = backoff_left(retry, failures, last)
-        if wait > 0:
-            return Wait(wait)
+        waiting = retry_wait(run, node, path, steps)
+        if waiting is not None:
+            return waiting
     attempt = (last.attempt + 1) if last is not None else 1
     return start_step(
         run,
@@ -372,16 +342,8 @@ def _next_attempt(
 def lane_unknown(run: Run, block: Node, lane: Lane, node: Node, path: str, step: Step) -> None:
     """Ask whether a lane's interrupted, non-idempotent attempt happened."""
     step_unknown(run, step, {"node": node["id"], "node_path": path})
-    lane_pause(
-        run,
-        block,
-        lane,
-        node,
-        path,
-        **unknown_ask(node, step, path),
-        step=step,
-        state={"params": step.params, "error": step.error},
-    )
+    state = {"params": step.params, "error": step.error}
+    lane_pause(run, block, lane, node, path, **unknown_ask(node, step, path, state))
 
 
 def lane_child(
@@ -399,34 +361,11 @@ def lane_child(
     child_id = (lane.get("children") or {}).get(key)
     if child_id is None:
         return _lane_child_start(run, chain, nodes, node, path, scope, key)
-    child = Run.objects.filter(pk=child_id).only("status", "context", "error").first()
-    if child is None:
-        run_fail(run=run, actor=None, node=path, error=f"{path}: child run is gone")
-        return STOP
-    if child.status not in TERMINAL:
+    changed = children.child_outputs(run, node, child_id, path)
+    if changed is None:
         return False
-    if child.status != RunStatus.SUCCEEDED:
-        reason = f": {child.error}" if child.error else ""
-        run_fail(
-            run=run,
-            actor=None,
-            node=path,
-            error=f"{path}: child run #{child.pk} ({node['workflow']}) {child.status}{reason}"[
-                :2000
-            ],
-        )
+    if isinstance(changed, _Stop):
         return STOP
-    outputs = node.get("outputs") or {}
-    lacking = [name for name in outputs.values() if name not in child.context]
-    if lacking:
-        run_fail(
-            run=run,
-            actor=None,
-            node=path,
-            error=f"{path}: child run #{child.pk} ended without " + ", ".join(sorted(lacking)),
-        )
-        return STOP
-    changed = {name: copy.deepcopy(child.context[outputs[name]]) for name in outputs}
     writes_of(run, chain).update(changed)
     append_event(
         run,
@@ -434,7 +373,7 @@ def lane_child(
         data={
             "node": node["id"],
             "node_path": path,
-            "child": child.pk,
+            "child": child_id,
             "lane_context" if in_item(chain) else "context": changed,
         },
     )
@@ -468,16 +407,7 @@ def _lane_child_start(
         now = child_entry(node=node, position=lane["position"], inputs=inputs)
         if approved is None or approved.get("digest") != now["digest"]:
             if approved is not None:
-                append_event(
-                    run,
-                    type="approval.digest_mismatch",
-                    data={
-                        "node": node["id"],
-                        "node_path": path,
-                        "approved": approved["digest"],
-                        "current": now["digest"],
-                    },
-                )
+                digest_mismatch(run, node, approved, now["digest"], path=path)
             reason = (
                 "the child's inputs changed since the gate was approved"
                 if approved is not None

@@ -15,12 +15,11 @@ decides a lane's nodes, `blocks` drives the lanes of a block, and
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict, Unpack
 
-from workflows import graph, hooks
+from workflows import graph
 from workflows.engine import flow
-from workflows.engine.asks import Node
-from workflows.engine.base import append_event
+from workflows.engine.asks import Ask, Node, request_open
 from workflows.guards import gates_before_lane, lane_start_reaches
 from workflows.models import Run, Step
 
@@ -276,56 +275,19 @@ def lane_visit(lane: Lane, node_id: str) -> int:
 
 
 def lane_pause(
-    run: Run,
-    block: Node,
-    lane: Lane,
-    node: Node,
-    path: str,
-    *,
-    purpose: str,
-    kind: str,
-    title: str,
-    fields: dict[str, Any],
-    description: str = "",
-    state: dict[str, Any] | None = None,
-    step: Step | None = None,
-    assign_to: str | None = None,
-    guards: list[dict[str, Any]] | None = None,
-    options: dict[str, Any] | None = None,
+    run: Run, block: Node, lane: Lane, node: Node, path: str, **ask: Unpack[Ask]
 ) -> None:
     """Open a request for one lane; the other lanes go on."""
-    request = hooks.open_request(
-        run=run,
-        step=step,
+    ask["state"] = {**(ask.get("state") or {}), "lane": lane["path"], "block": block["id"]}
+    request = request_open(
+        run,
+        ask,
+        event="node.waiting",
         node_id=node["id"],
         node_path=path,
         position=lane["position"],
-        kind=kind,
-        purpose=purpose,
-        title=title[:300],
-        description=description,
-        fields=fields,
-        state={**(state or {}), "lane": lane["path"], "block": block["id"]},
-        assign_to=assign_to,
-        guards=guards or [],
-        options=options or {},
     )
     lane["status"], lane["request"] = "waiting", request.pk
-    append_event(
-        run,
-        type="node.waiting",
-        data={
-            "request": request.pk,
-            "kind": kind,
-            "purpose": purpose,
-            "node": node["id"],
-            "node_path": path,
-            "title": title,
-            "fields": fields,
-            "step": step.pk if step else None,
-            "digest": getattr(request, "digest", ""),
-        },
-    )
 
 
 def guard_paths(guards: list[dict[str, Any]], lane: Lane) -> list[dict[str, Any]]:
