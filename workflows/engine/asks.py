@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict, Unpack
 
+from executors.base import Action
 from workflows import executor_config, hooks
 from workflows.engine import flow
 from workflows.engine.base import append_event
@@ -53,7 +54,13 @@ def ask_options(node: Node) -> dict[str, Any]:
 
 
 def missing_ask(
-    run: Run, node: Node, action: Any, missing: list[str], *, label: str, to: str = "continue"
+    run: Run,
+    node: Node,
+    action: type[Action] | None,
+    missing: list[str],
+    *,
+    label: str,
+    to: str = "continue",
 ) -> Ask:
     """Ask for the values a node's references found missing (in `missing`'s order)."""
     return Ask(
@@ -65,7 +72,9 @@ def missing_ask(
     )
 
 
-def missing_fields(run: Run, node: Node, action: Any, missing: list[str]) -> dict[str, Any]:
+def missing_fields(
+    run: Run, node: Node, action: type[Action] | None, missing: list[str]
+) -> dict[str, Any]:
     """Type each missing reference from the inputs schema or the parameter schema."""
     inputs = (run.inputs_schema or {}).get("properties", {})
     param_schema = (

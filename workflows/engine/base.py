@@ -68,6 +68,11 @@ class Launch:
     correlation_id: str = ""
 
 
+# What deciding a run's next move gives the loop: a step to run, a block's
+# steps to run at once, a wait, or STOP (paused, ended, failed or handed on).
+Outcome = Launch | list[Launch] | Wait | _Stop
+
+
 @dataclass
 class Held:
     """What one worker's stay on a run keeps between its transactions."""

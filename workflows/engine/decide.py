@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from executors.base import Action
 from workflows import executor_config, graph, hooks, plan_review
 from workflows.engine import blocks, children, flow
 from workflows.engine.asks import (
@@ -17,7 +18,7 @@ from workflows.engine.asks import (
     text,
     unknown_ask,
 )
-from workflows.engine.base import FAILED_ATTEMPT, NEXT, STOP, Wait, _Stop, append_event
+from workflows.engine.base import FAILED_ATTEMPT, STOP, Outcome, Wait, _Next, _Stop, append_event
 from workflows.engine.steps import retry_wait, start_step, step_interrupted
 from workflows.guards import governing_gates, guard_entry, guards_after, still_approved
 from workflows.models import Run, Step
@@ -43,7 +44,7 @@ def _needs_review(mode: str, risk: str) -> bool:
 MAX_HOPS = 1000
 
 
-def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
+def decide(run: Run, owner: str, *, new_position: bool = False) -> Outcome:
     """Decide the run's next move at its position; route through branches."""
     for _ in range(MAX_HOPS):
         nodes = run.nodes
@@ -71,13 +72,13 @@ def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
             return STOP
         if kind in ("parallel", "map"):
             outcome = blocks.decide_block(run, node, owner)
-            if outcome is not NEXT:
+            if not isinstance(outcome, _Next):
                 return outcome
             new_position = True
             continue
         if kind == "workflow":
             outcome = children.decide_child(run, node)
-            if outcome is not NEXT:
+            if not isinstance(outcome, _Next):
                 return outcome
             new_position = True
             continue
@@ -100,7 +101,7 @@ def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
     return STOP
 
 
-def _decide_node(run: Run, node: dict[str, Any], owner: str, *, new_position: bool) -> Any:
+def _decide_node(run: Run, node: dict[str, Any], owner: str, *, new_position: bool) -> Outcome:
     nodes = run.nodes
     kind = node.get("type", "action")
     if kind == "approval":
@@ -160,7 +161,7 @@ def _plan_review_pending(run: Run) -> bool:
 
 def _decide_action(
     run: Run, node: dict[str, Any], owner: str, *, new_position: bool = False
-) -> Any:
+) -> Outcome:
     """Start an action node's step, or say why not yet (a pause, a wait, the end).
 
     In order: its parameters resolve, its gate approved it in this run, the
@@ -228,7 +229,11 @@ def _gate_covering(run: Run, node: dict[str, Any]) -> tuple[dict[str, Any] | Non
 
 
 def _review_needed(
-    run: Run, node: dict[str, Any], action: Any, params: dict[str, Any], grant: ResumeGrant
+    run: Run,
+    node: dict[str, Any],
+    action: type[Action],
+    params: dict[str, Any],
+    grant: ResumeGrant,
 ) -> bool:
     """Pause for the mode's review of this step unless it passed (True: paused)."""
     if not _needs_review(run.mode, action.risk) or grant.approved:
@@ -247,7 +252,7 @@ def _review_needed(
 def _ask_review(
     run: Run,
     node: dict[str, Any],
-    action: Any,
+    action: type[Action],
     params: dict[str, Any],
     *,
     title: str,
@@ -269,7 +274,7 @@ def _ask_review(
 def _honour_grant(
     run: Run,
     node: dict[str, Any],
-    action: Any,
+    action: type[Action],
     params: dict[str, Any],
     grant: ResumeGrant,
     gate: dict[str, Any] | None,
@@ -314,7 +319,7 @@ def _honour_grant(
 def _next_attempt(
     run: Run,
     node: dict[str, Any],
-    action: Any,
+    action: type[Action],
     grant: ResumeGrant,
     *,
     visit: int,

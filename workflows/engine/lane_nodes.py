@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from executors.base import Action
 from workflows import executor_config, graph, hooks
 from workflows.engine import children
 from workflows.engine.asks import (
@@ -293,7 +294,7 @@ def _next_attempt(
     chain: Chain,
     node: Node,
     path: str,
-    action: Any,
+    action: type[Action],
     params: dict[str, Any],
     clear: dict[str, Any],
     owner: str,

@@ -6,7 +6,7 @@ person); `approvals` moves a waiting lane on when its request is decided.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import transaction
 from django.utils import timezone
@@ -31,6 +31,16 @@ from workflows.models import Run, Step
 from workflows.plans import PlanError, PlanInvalid
 from workflows.services import apply_outputs, enqueue_advance, merge_values, run_fail, set_status
 from workflows.states import RunStatus, StepStatus
+
+
+class LaneRequest(Protocol):
+    """What `lane_resume` reads of a decided request (approvals' ApprovalRequest)."""
+
+    pk: Any
+    node_id: str
+    purpose: str
+    state: dict[str, Any]
+    step_id: int | None
 
 
 def lane_recorded(run: Run, launch: Launch, step: Step) -> tuple[dict[str, Any], bool]:
@@ -98,7 +108,7 @@ def lane_resume(
     *,
     run: Run,
     actor: Any,
-    request: Any,
+    request: LaneRequest,
     decision: str,
     values: dict[str, Any],
     comment: str,
@@ -162,6 +172,8 @@ def lane_resume(
         elif purpose == "unknown_outcome" and resolution == "retry":
             clear = {**clear, "retry": True}
         elif purpose == "unknown_outcome" and resolution == "mark_done":
+            if request.step_id is None:
+                raise Step.DoesNotExist(f"request {request.pk} names no step")
             step = Step.objects.select_for_update().get(pk=request.step_id, run=run)
             step.status, step.output = StepStatus.SUCCEEDED, values
             step.finished_at = step.finished_at or timezone.now()

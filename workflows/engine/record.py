@@ -27,6 +27,7 @@ from workflows.engine.base import (
     Held,
     Launch,
     LeaseLost,
+    Outcome,
     append_event,
     save_run,
 )
@@ -155,7 +156,7 @@ def _collect_evidence(run_id: int, step_id: int, result: ActionResult) -> dict[s
     }
 
 
-def record(held: Held, launch: Launch, result: ActionResult, *, go_on: bool) -> Any:
+def record(held: Held, launch: Launch, result: ActionResult, *, go_on: bool) -> Outcome | None:
     """Commit a step's result; when the run goes on, decide and start its next node.
 
     Both happen in one transaction under one lease check: the step's result
@@ -263,7 +264,7 @@ def _lane_recorded(
     status: str,
     stopped: bool,
     go_on: bool,
-) -> Any:
+) -> Outcome | None:
     """Record a lane's step: its lane moves, pauses or retries; the others go on."""
     if stopped:
         append_event(
@@ -316,7 +317,7 @@ def _lane_recorded(
     return _go_on(run, owner, go_on)
 
 
-def _go_on(run: Run, owner: str, go_on: bool, *, new_position: bool = False) -> Any:
+def _go_on(run: Run, owner: str, go_on: bool, *, new_position: bool = False) -> Outcome | None:
     """Extend the lease, decide the next node in the same transaction, save."""
     lease_extend_on(run)
     outcome = (

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from executors.base import Action
 from workflows.engine.base import FAILED_ATTEMPT, STOP, Launch, Wait, _Stop, append_event
 from workflows.models import Run, Step
 from workflows.resume import ResumeGrant
@@ -74,7 +75,7 @@ def start_step(
     node: dict[str, Any],
     owner: str,
     *,
-    action: Any,
+    action: type[Action],
     params: dict[str, Any],
     position: int,
     visit: int,
