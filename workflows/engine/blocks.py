@@ -281,20 +281,12 @@ def _lane_decide(run: Run, chain: Chain, work: Pass) -> _Stop | None:
             return None
         node = nodes[lane["position"]]
         path = f"{lane['path']}/{node['id']}"
-        limit = node.get("max_visits")
-        if limit is not None and lane_visit(lane, node["id"]) > limit:
-            run_fail(
-                run=run,
-                actor=None,
-                node=path,
-                error=f"{path}: entered more than max_visits ({limit}) times",
-            )
+        if flow.over_visits(run, node, lane_visit(lane, node["id"]), path):
             return STOP
         kind = node.get("type", "action")
         scope = lane_scope(run, chain)
         if kind == "fail":
-            message = str(render(node["message"], scope, set()))
-            run_fail(run=run, actor=None, node=path, error=message[:2000])
+            flow.fail_node(run, node, scope, path)
             return STOP
         if kind == "branch":
             taken = lane_branch(run, chain, nodes, node, path, scope)

@@ -57,18 +57,11 @@ def decide(run: Run, owner: str, *, new_position: bool = False) -> Outcome:
         run.current_node = node["id"]
         if _plan_review_pending(run):
             return STOP
-        limit = node.get("max_visits")
-        if limit is not None and flow.visit_of(run, node["id"]) > limit:
-            run_fail(
-                run=run,
-                actor=None,
-                node=node["id"],
-                error=f"{node['id']}: entered more than max_visits ({limit}) times",
-            )
+        if flow.over_visits(run, node, flow.visit_of(run, node["id"]), node["id"]):
             return STOP
         kind = node.get("type", "action")
         if kind == "fail":
-            flow.fail_node(run, node)
+            flow.fail_node(run, node, flow.scope(run), node["id"])
             return STOP
         if kind in ("parallel", "map"):
             outcome = blocks.decide_block(run, node, owner)

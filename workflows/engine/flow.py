@@ -51,15 +51,25 @@ def move_to(run: Run, position: int, *, actor: Any = None) -> bool:
     visits[node["id"]] = visits.get(node["id"], first) + 1
     state[VISITS] = visits
     run.graph = state
+    return not over_visits(run, node, visits[node["id"]], node["id"], actor=actor)
+
+
+def over_visits(
+    run: Run, node: dict[str, Any], visit: int, name: str, *, actor: Any = None
+) -> bool:
+    """Fail the run when `visit` is past the node's `max_visits` (True then).
+
+    `name` names the node in the error: its id, or its path inside a block.
+    """
     limit = node.get("max_visits")
-    if limit is not None and visits[node["id"]] > limit:
-        run_fail(
-            run=run,
-            actor=actor,
-            node=node["id"],
-            error=f"{node['id']}: entered more than max_visits ({limit}) times",
-        )
+    if limit is None or visit <= limit:
         return False
+    run_fail(
+        run=run,
+        actor=actor,
+        node=name,
+        error=f"{name}: entered more than max_visits ({limit}) times",
+    )
     return True
 
 
@@ -102,7 +112,7 @@ def branch_taken(run: Run, node: dict[str, Any], target: int, case: int | None) 
     )
 
 
-def fail_node(run: Run, node: dict[str, Any]) -> None:
-    """End the run as failed with the node's message."""
-    message = str(render(node["message"], scope(run), set()))
-    run_fail(run=run, actor=None, node=node["id"], error=message[:2000])
+def fail_node(run: Run, node: dict[str, Any], context: dict[str, Any], name: str) -> None:
+    """End the run as failed with a `fail` node's message, rendered from `context`."""
+    message = str(render(node["message"], context, set()))
+    run_fail(run=run, actor=None, node=name, error=message[:2000])
