@@ -25,7 +25,7 @@ from approvals.models import (
 from approvals.permissions import decide_refusal, may_decide_at_all, self_approval_allowed
 from approvals.slack.services import message_changed, slack_message_open
 from workflows import graph
-from workflows.engine.blocks import lane_resume
+from workflows.engine.lane_results import lane_resume
 from workflows.events import event_append
 from workflows.guards import guards_digest
 from workflows.models import Run, Step

@@ -161,3 +161,41 @@ def test_private_modules_stay_inside_their_package() -> None:
             if not (name == owner or name.startswith(owner + ".")):
                 found.append(f"{name} imports {target}")
     assert found == []
+
+
+# The engine's modules, lowest first: each imports only those before it
+# (docs/architecture.md, "The engine's modules"); the package's __init__
+# (the loop) sits on top.
+ENGINE = (
+    "base",
+    "flow",
+    "asks",
+    "steps",
+    "lanes",
+    "children",
+    "lane_nodes",
+    "blocks",
+    "lane_results",
+    "decide",
+    "record",
+)
+
+
+def test_the_engine_modules_import_one_way() -> None:
+    prefix = "workflows.engine."
+    on_disk = {
+        path.stem
+        for path in (ROOT / "workflows" / "engine").glob("*.py")
+        if path.stem != "__init__"
+    }
+    assert on_disk == set(ENGINE), "a new engine module takes its place in ENGINE"
+    found = []
+    for rank, module in enumerate(ENGINE):
+        for target in GRAPH[prefix + module]:
+            # `from workflows.engine import flow` names the package too.
+            if not target.startswith(prefix):
+                continue
+            other = target[len(prefix) :].split(".")[0]
+            if other in ENGINE and ENGINE.index(other) >= rank:
+                found.append(f"{module} imports {other}")
+    assert found == []

@@ -95,7 +95,7 @@ def active_nodes(run: Run) -> list[str]:
     """Return the node paths in flight or waiting (none when the run is not active)."""
     if run.status not in ("running", "waiting", "queued") or not run.current_node:
         return []
-    from workflows.engine.blocks import active_paths
+    from workflows.engine.lanes import active_paths
 
     return active_paths(run) or [run.current_node]
 
@@ -126,7 +126,7 @@ def node_states(run: Run, steps: list[dict] | None = None) -> dict[str, str]:
     ).values_list("data", flat=True)
     for data in taken:
         states[data.get("node_path") or data.get("node", "")] = "done"
-    from workflows.engine.blocks import active_paths
+    from workflows.engine.lanes import active_paths
 
     waiting = set(
         ApprovalRequest.objects.filter(run=run, status="pending").values_list(

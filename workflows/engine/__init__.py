@@ -9,8 +9,10 @@ The frozen plan is read once per call: it cannot change while the run is
 running (only a waiting run's plan review edits it), so later locks skip it.
 
 The parts: ``base`` (what they share), ``decide`` (the next node),
-``record`` (running an action and committing its result); the loop and the
-recovery of stale runs are here.
+``record`` (running an action and committing its result), and below them
+``flow``, ``asks``, ``steps``, ``children`` and a block's ``lanes``,
+``lane_nodes``, ``blocks`` and ``lane_results`` (docs/architecture.md maps
+them); the loop and the recovery of stale runs are here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -28,7 +31,16 @@ from django.utils import timezone
 
 from executors.runner import ActionResult
 from workflows import drain, executor_config
-from workflows.engine.base import STOP, Held, Launch, LeaseLost, Wait, append_event, save_run
+from workflows.engine.base import (
+    STOP,
+    Held,
+    Launch,
+    LeaseLost,
+    Outcome,
+    Wait,
+    append_event,
+    save_run,
+)
 from workflows.engine.decide import decide
 from workflows.engine.record import execute, record
 from workflows.leases import (
@@ -67,7 +79,7 @@ def run_advance(*, run_id: int, owner: str | None = None) -> None:
     held = Held(run_id=run_id, owner=owner)
     lanes = _Lanes(run_id, owner)
     try:
-        outcome = retrying(_next, held)
+        outcome: Outcome | None = retrying(_next, held)
         while True:
             if isinstance(outcome, list):
                 # A block's actions: each on a runner of its own, at once.
@@ -160,13 +172,13 @@ class _Lanes:
     def _beat(self) -> bool:
         return not self.stop.is_set()
 
-    def collect(self, held: Held, *, go_on: Any) -> Any:
+    def collect(self, held: Held, *, go_on: Callable[[], bool]) -> Outcome | None:
         """Wait for an action to end (renewing the lease); record it; return what next."""
         every = max(0.2, min(1.0, settings.AGENTOS_LEASE_SECONDS / 3))
         done, _ = wait(list(self.flying), timeout=every, return_when=FIRST_COMPLETED)
         if not quietly(lease_renew, self.run_id, self.owner, default=True):
             self.stop.set()  # cancelled, failed or taken: kill what runs
-        outcome: Any = None
+        outcome: Outcome | None = None
         for future in done:
             launch, runner = self.flying.pop(future)
             self.free.append(runner)
@@ -219,7 +231,7 @@ def _requeue(run_id: int, owner: str, reason: str) -> None:
         transaction.on_commit(lambda: enqueue_advance(run_id))
 
 
-def _next(held: Held) -> Any:
+def _next(held: Held) -> Outcome:
     owner = held.owner
     with transaction.atomic():
         run = held.lock()

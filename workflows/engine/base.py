@@ -35,6 +35,15 @@ class _Stop:
 STOP = _Stop()
 
 
+class _Next:
+    pass
+
+
+# A block's or a child node's answer when it ended and the run moved past it:
+# the decision goes on at the run's new position.
+NEXT = _Next()
+
+
 @dataclass
 class Wait:
     seconds: float
@@ -57,6 +66,11 @@ class Launch:
     lane: str | None = None
     # The run's correlation id, which its action processes carry (logs, HTTP).
     correlation_id: str = ""
+
+
+# What deciding a run's next move gives the loop: a step to run, a block's
+# steps to run at once, a wait, or STOP (paused, ended, failed or handed on).
+Outcome = Launch | list[Launch] | Wait | _Stop
 
 
 @dataclass

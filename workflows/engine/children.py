@@ -23,13 +23,16 @@ from typing import Any
 
 from django.db import transaction
 
-from workflows import graph
+from workflows import graph, hooks
 from workflows.engine import flow
-from workflows.engine.base import STOP, append_event
+from workflows.engine.asks import Node, ask_gate_again, digest_mismatch, missing_ask, pause
+from workflows.engine.base import NEXT, STOP, _Next, _Stop, append_event
+from workflows.engine.lanes import child_path
 from workflows.events import event_append
+from workflows.guards import child_entry, governing_gates
 from workflows.models import Run, Workflow, WorkflowVersion
 from workflows.plans import MAX_CHILD_DEPTH
-from workflows.services import enqueue_advance, lock_run, run_fail, set_status
+from workflows.services import _context_errors, enqueue_advance, lock_run, run_fail, set_status
 from workflows.states import MODE_STRICTNESS, TERMINAL, RunStatus
 from workflows.templating import render
 
@@ -39,10 +42,9 @@ logger = logging.getLogger(__name__)
 CHILDREN = "children"
 # Run.parent_node's size.
 PARENT_NODE_CHARS = 100
-NEXT = object()
 
 
-def pin_versions(plan: dict) -> dict:
+def pin_versions(plan: dict[str, Any]) -> dict[str, Any]:
     """Return the plan with every child's version pinned (the current one if unset).
 
     Called when a run is created: what the parent's approvers and the
@@ -61,16 +63,16 @@ def pin_versions(plan: dict) -> dict:
     return plan
 
 
-def child_key(run: Run, node: dict) -> str:
+def child_key(run: Run, node: dict[str, Any]) -> str:
     return f"{node['id']}#{flow.visit_of(run, node['id'])}"
 
 
-def child_of(run: Run, node: dict) -> int | None:
+def child_of(run: Run, node: dict[str, Any]) -> int | None:
     """Return the id of the child this visit of `node` started, or None."""
     return ((run.graph or {}).get(CHILDREN) or {}).get(child_key(run, node))
 
 
-def child_spec(node: dict) -> dict | None:
+def child_spec(node: Node) -> dict[str, Any] | None:
     """Return the pinned spec of a workflow node's child (None if it is gone)."""
     row = (
         WorkflowVersion.objects.filter(workflow__slug=node["workflow"], version=node["version"])
@@ -94,22 +96,17 @@ def depth_of(run: Run) -> int:
     return depth
 
 
-def decide_child(run: Run, node: dict, owner: str) -> Any:
+def decide_child(run: Run, node: Node) -> _Stop | _Next:
     """Start the node's child, wait for it, or take its outcome; NEXT moves on."""
-    from workflows.engine.decide import _missing_fields, pause
-
     child_id = child_of(run, node)
     if child_id is None:
         missing: set[str] = set()
         inputs = render(node.get("inputs", {}), flow.scope(run), missing)
         if missing:
+            label = node.get("title") or node["id"]
             pause(
                 run,
-                purpose="missing",
-                kind="input",
-                title=f"{node.get('title') or node['id']}: a value is missing",
-                description="Supply " + ", ".join(sorted(missing)) + " to start the child.",
-                fields=_missing_fields(run, node, None, sorted(missing)),
+                **missing_ask(run, node, None, sorted(missing), label=label, to="start the child"),
             )
             return STOP
         refused = _gate_mismatch(run, node, inputs)
@@ -119,22 +116,46 @@ def decide_child(run: Run, node: dict, owner: str) -> Any:
         if problem:
             run_fail(run=run, actor=None, node=node["id"], error=f"{node['id']}: {problem}")
         return STOP
-    child = Run.objects.filter(pk=child_id).only("status", "context", "error").first()
-    if child is None:
-        run_fail(run=run, actor=None, node=node["id"], error=f"{node['id']}: child run is gone")
-        return STOP
-    if child.status not in TERMINAL:
+    changed = child_outputs(run, node, child_id, node["id"])
+    if changed is None:
         # Woken too early (or re-queued by the sweep): wait again.
         set_status(run, RunStatus.WAITING)
         return STOP
+    if isinstance(changed, _Stop):
+        return STOP
+    run.context.update(changed)
+    append_event(
+        run,
+        type="child.finished",
+        data={"node": node["id"], "node_path": node["id"], "child": child_id, "context": changed},
+    )
+    if not flow.move_on(run):
+        return STOP
+    return NEXT
+
+
+def child_outputs(run: Run, node: Node, child_id: int, name: str) -> dict[str, Any] | _Stop | None:
+    """Return what a node's child that succeeded gives back: its declared outputs.
+
+    None while the child runs; STOP, having failed the run, when the child
+    is gone, failed or was cancelled, or ended without a declared output.
+    `name` names the node in errors: its id, or its path inside a block.
+    """
+    child = Run.objects.filter(pk=child_id).only("status", "context", "error").first()
+    if child is None:
+        run_fail(run=run, actor=None, node=name, error=f"{name}: child run is gone")
+        return STOP
+    if child.status not in TERMINAL:
+        return None
     if child.status != RunStatus.SUCCEEDED:
         reason = f": {child.error}" if child.error else ""
         run_fail(
             run=run,
             actor=None,
-            node=node["id"],
-            error=f"{node['id']}: child run #{child.pk} ({node['workflow']}) "
-            f"{child.status}{reason}"[:2000],
+            node=name,
+            error=f"{name}: child run #{child.pk} ({node['workflow']}) {child.status}{reason}"[
+                :2000
+            ],
         )
         return STOP
     outputs = node.get("outputs") or {}
@@ -143,24 +164,14 @@ def decide_child(run: Run, node: dict, owner: str) -> Any:
         run_fail(
             run=run,
             actor=None,
-            node=node["id"],
-            error=f"{node['id']}: child run #{child.pk} ended without "
-            + ", ".join(sorted(lacking)),
+            node=name,
+            error=f"{name}: child run #{child.pk} ended without " + ", ".join(sorted(lacking)),
         )
         return STOP
-    changed = {key: copy.deepcopy(child.context[outputs[key]]) for key in outputs}
-    run.context.update(changed)
-    append_event(
-        run,
-        type="child.finished",
-        data={"node": node["id"], "node_path": node["id"], "child": child.pk, "context": changed},
-    )
-    if not flow.move_on(run):
-        return STOP
-    return NEXT
+    return {key: copy.deepcopy(child.context[outputs[key]]) for key in outputs}
 
 
-def _start(run: Run, node: dict, inputs: dict) -> str:
+def _start(run: Run, node: Node, inputs: dict[str, Any]) -> str:
     """Create the child run in this transaction; return a problem, or ""."""
     problem, child_id = create_child(run, node, inputs, node_path=node["id"])
     if problem:
@@ -172,7 +183,9 @@ def _start(run: Run, node: dict, inputs: dict) -> str:
     return ""
 
 
-def create_child(run: Run, node: dict, inputs: dict, *, node_path: str) -> tuple[str, int]:
+def create_child(
+    run: Run, node: Node, inputs: dict[str, Any], *, node_path: str
+) -> tuple[str, int]:
     """Create a node's child run and its events in this transaction.
 
     Return a problem (and 0) when it cannot start, else "" and the child's
@@ -184,8 +197,6 @@ def create_child(run: Run, node: dict, inputs: dict, *, node_path: str) -> tuple
         return f"version {node.get('version')} of workflow {node['workflow']!r} is not stored", 0
     if depth_of(run) + 1 > MAX_CHILD_DEPTH:
         return f"children nest deeper than {MAX_CHILD_DEPTH} levels", 0
-    from workflows.services import _context_errors
-
     schema = spec.get("inputs") or {"type": "object", "properties": {}}
     context = dict(inputs)
     for key, prop in (schema.get("properties") or {}).items():
@@ -247,12 +258,8 @@ def create_child(run: Run, node: dict, inputs: dict, *, node_path: str) -> tuple
     return "", child_id
 
 
-def _gate_mismatch(run: Run, node: dict, inputs: dict) -> bool:
+def _gate_mismatch(run: Run, node: Node, inputs: dict[str, Any]) -> bool:
     """Ask the governing gate again when the child's inputs differ from those approved."""
-    from workflows import hooks
-    from workflows.engine.decide import _ask_gate_again
-    from workflows.guards import child_entry, governing_gates
-
     gates = [run.nodes[i] for i in governing_gates(run.nodes, run.position)]
     if not gates:
         return False
@@ -265,16 +272,12 @@ def _gate_mismatch(run: Run, node: dict, inputs: dict) -> bool:
         now = child_entry(node=node, position=run.position, inputs=inputs)
         if approved.get("digest") == now["digest"]:
             return False
-        append_event(
-            run,
-            type="approval.digest_mismatch",
-            data={"node": node["id"], "approved": approved["digest"], "current": now["digest"]},
-        )
-        _ask_gate_again(
+        digest_mismatch(run, node, approved, now["digest"])
+        ask_gate_again(
             run, gate, node, reason="the child's inputs changed since the gate was approved"
         )
         return True
-    _ask_gate_again(run, gates[0], node, reason="no approval of this gate in this run")
+    ask_gate_again(run, gates[0], node, reason="no approval of this gate in this run")
     return True
 
 
@@ -299,8 +302,6 @@ def wake_parent(parent_id: int, child_id: int) -> bool:
             node = parent.nodes[parent.position] if parent.position < len(parent.nodes) else {}
             path: str | None = node.get("id", "")
             if node.get("type") != "workflow" or child_of(parent, node) != child_id:
-                from workflows.engine.blocks import child_path
-
                 # Or a lane of a block waits on it.
                 path = child_path(parent, child_id)
                 if path is None:
@@ -339,8 +340,6 @@ def wake_stale_parents() -> int:
 
 def cancel_children(run: Run, *, actor: Any, reason: str) -> list[int]:
     """Cancel a locked run's children that have not ended, and theirs (same transaction)."""
-    from workflows import hooks
-
     cancelled: list[int] = []
     ids = (
         Run.objects.filter(parent=run).exclude(parent_node="").exclude(status__in=sorted(TERMINAL))

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from django.utils import timezone
-
+from executors.base import Action
 from workflows import executor_config, graph, hooks, plan_review
-from workflows.engine import flow
-from workflows.engine.base import FAILED_ATTEMPT, STOP, Launch, Wait, _Stop, append_event
-from workflows.guards import (
-    governing_gates,
-    guard_entry,
-    guards_after,
-    guards_from,
-    still_approved,
+from workflows.engine import blocks, children, flow
+from workflows.engine.asks import (
+    ask_gate_again,
+    ask_options,
+    digest_mismatch,
+    missing_ask,
+    no_fields,
+    pause,
+    step_unknown,
+    text,
+    unknown_ask,
 )
+from workflows.engine.base import FAILED_ATTEMPT, STOP, Outcome, Wait, _Next, _Stop, append_event
+from workflows.engine.steps import retry_wait, start_step, step_interrupted
+from workflows.guards import governing_gates, guard_entry, guards_after, still_approved
 from workflows.models import Run, Step
 from workflows.plans import InputNode, node_fields_schema
 from workflows.resume import ResumeGrant
 from workflows.services import run_fail, set_status
 from workflows.states import RunMode, RunStatus, StepStatus
-from workflows.templating import is_exact_reference, render
+from workflows.templating import render
 
 
 def _grant(run: Run) -> ResumeGrant:
@@ -40,7 +44,7 @@ def _needs_review(mode: str, risk: str) -> bool:
 MAX_HOPS = 1000
 
 
-def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
+def decide(run: Run, owner: str, *, new_position: bool = False) -> Outcome:
     """Decide the run's next move at its position; route through branches."""
     for _ in range(MAX_HOPS):
         nodes = run.nodes
@@ -53,32 +57,21 @@ def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
         run.current_node = node["id"]
         if _plan_review_pending(run):
             return STOP
-        limit = node.get("max_visits")
-        if limit is not None and flow.visit_of(run, node["id"]) > limit:
-            run_fail(
-                run=run,
-                actor=None,
-                node=node["id"],
-                error=f"{node['id']}: entered more than max_visits ({limit}) times",
-            )
+        if flow.over_visits(run, node, flow.visit_of(run, node["id"]), node["id"]):
             return STOP
         kind = node.get("type", "action")
         if kind == "fail":
-            flow.fail_node(run, node)
+            flow.fail_node(run, node, flow.scope(run), node["id"])
             return STOP
         if kind in ("parallel", "map"):
-            from workflows.engine import blocks
-
             outcome = blocks.decide_block(run, node, owner)
-            if outcome is not blocks.NEXT:
+            if not isinstance(outcome, _Next):
                 return outcome
             new_position = True
             continue
         if kind == "workflow":
-            from workflows.engine import children
-
-            outcome = children.decide_child(run, node, owner)
-            if outcome is not children.NEXT:
+            outcome = children.decide_child(run, node)
+            if not isinstance(outcome, _Next):
                 return outcome
             new_position = True
             continue
@@ -90,14 +83,8 @@ def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
             run_fail(run=run, actor=None, node=node["id"], error=f"{node['id']}: {exc}")
             return STOP
         if isinstance(chosen, list):
-            pause(
-                run,
-                purpose="missing",
-                kind="input",
-                title=f"{node.get('title') or node['id']}: a value is missing",
-                description="Supply " + ", ".join(chosen) + " to decide the branch.",
-                fields=_missing_fields(run, node, None, chosen),
-            )
+            label = node.get("title") or node["id"]
+            pause(run, **missing_ask(run, node, None, chosen, label=label, to="decide the branch"))
             return STOP
         target, case = chosen
         flow.branch_taken(run, node, target, case)
@@ -107,7 +94,7 @@ def decide(run: Run, owner: str, *, new_position: bool = False) -> Any:
     return STOP
 
 
-def _decide_node(run: Run, node: dict[str, Any], owner: str, *, new_position: bool) -> Any:
+def _decide_node(run: Run, node: dict[str, Any], owner: str, *, new_position: bool) -> Outcome:
     nodes = run.nodes
     kind = node.get("type", "action")
     if kind == "approval":
@@ -115,12 +102,12 @@ def _decide_node(run: Run, node: dict[str, Any], owner: str, *, new_position: bo
             run,
             purpose="approval_node",
             kind="approval",
-            title=_text(node["title"], flow.scope(run)),
+            title=text(node["title"], flow.scope(run)),
             description=node.get("description", ""),
-            fields={"type": "object", "properties": {}},
+            fields=no_fields(),
             assign_to=node.get("assign_to"),
             guards=guards_after(nodes, run.position, flow.scope(run)),
-            options=_ask_options(node),
+            options=ask_options(node),
         )
         return STOP
     if kind == "input":
@@ -129,19 +116,14 @@ def _decide_node(run: Run, node: dict[str, Any], owner: str, *, new_position: bo
             run,
             purpose="input_node",
             kind="input",
-            title=_text(node["title"], flow.scope(run)),
+            title=text(node["title"], flow.scope(run)),
             description=node.get("description", ""),
             fields=schema,
             assign_to=node.get("assign_to"),
-            options=_ask_options(node),
+            options=ask_options(node),
         )
         return STOP
     return _decide_action(run, node, owner, new_position=new_position)
-
-
-def _ask_options(node: dict[str, Any]) -> dict[str, Any]:
-    keys = ("quorum", "due_in_s", "on_timeout", "escalate_to", "slack_channel")
-    return {key: node[key] for key in keys if node.get(key) is not None}
 
 
 def _plan_review_pending(run: Run) -> bool:
@@ -170,13 +152,9 @@ def _plan_review_pending(run: Run) -> bool:
     return False
 
 
-def _text(template: str, context: dict[str, Any]) -> str:
-    return str(render(template, context, set()))
-
-
 def _decide_action(
     run: Run, node: dict[str, Any], owner: str, *, new_position: bool = False
-) -> Any:
+) -> Outcome:
     """Start an action node's step, or say why not yet (a pause, a wait, the end).
 
     In order: its parameters resolve, its gate approved it in this run, the
@@ -191,7 +169,7 @@ def _decide_action(
     gate, covered = _gate_covering(run, node)
     if not covered:
         assert gate is not None
-        _ask_gate_again(run, gate, node, reason="no approval of this gate in this run")
+        ask_gate_again(run, gate, node, reason="no approval of this gate in this run")
         return STOP
     if _review_needed(run, node, action, params, grant):
         return STOP
@@ -222,14 +200,8 @@ def _resolve_params(run: Run, node: dict[str, Any], action: Any) -> dict[str, An
     missing: set[str] = set()
     params = render(node.get("params", {}), flow.scope(run), missing)
     if missing:
-        pause(
-            run,
-            purpose="missing",
-            kind="input",
-            title=f"{_text(label, flow.scope(run))}: a value is missing",
-            description="Supply " + ", ".join(sorted(missing)) + " to continue.",
-            fields=_missing_fields(run, node, action, sorted(missing)),
-        )
+        label = text(label, flow.scope(run))
+        pause(run, **missing_ask(run, node, action, sorted(missing), label=label))
         return None
     return dict(params)
 
@@ -250,7 +222,11 @@ def _gate_covering(run: Run, node: dict[str, Any]) -> tuple[dict[str, Any] | Non
 
 
 def _review_needed(
-    run: Run, node: dict[str, Any], action: Any, params: dict[str, Any], grant: ResumeGrant
+    run: Run,
+    node: dict[str, Any],
+    action: type[Action],
+    params: dict[str, Any],
+    grant: ResumeGrant,
 ) -> bool:
     """Pause for the mode's review of this step unless it passed (True: paused)."""
     if not _needs_review(run.mode, action.risk) or grant.approved:
@@ -269,7 +245,7 @@ def _review_needed(
 def _ask_review(
     run: Run,
     node: dict[str, Any],
-    action: Any,
+    action: type[Action],
     params: dict[str, Any],
     *,
     title: str,
@@ -282,7 +258,7 @@ def _ask_review(
         kind="approval",
         title=title,
         description=description,
-        fields={"type": "object", "properties": {}},
+        fields=no_fields(),
         state={"action": node["action"], "params": params, "risk": action.risk},
         guards=[guard_entry(node=node, position=run.position, params=params, unresolved=[])],
     )
@@ -291,7 +267,7 @@ def _ask_review(
 def _honour_grant(
     run: Run,
     node: dict[str, Any],
-    action: Any,
+    action: type[Action],
     params: dict[str, Any],
     grant: ResumeGrant,
     gate: dict[str, Any] | None,
@@ -313,15 +289,11 @@ def _honour_grant(
     matches, current = still_approved(approved, node, flow.scope(run), answered=answered)
     if matches:
         return True
-    append_event(
-        run,
-        type="approval.digest_mismatch",
-        data={"node": node["id"], "approved": approved["digest"], "current": current},
-    )
+    digest_mismatch(run, node, approved, current)
     if gate is not None:
         # Asked of the gate's own group, with its quorum: a change behind
         # a gate is not for any reviewer to wave through.
-        _ask_gate_again(
+        ask_gate_again(
             run, gate, node, reason="the parameters changed since the gate was approved"
         )
         return False
@@ -340,7 +312,7 @@ def _honour_grant(
 def _next_attempt(
     run: Run,
     node: dict[str, Any],
-    action: Any,
+    action: type[Action],
     grant: ResumeGrant,
     *,
     visit: int,
@@ -373,148 +345,14 @@ def _next_attempt(
         elif not action.idempotent:
             outcome_unknown(run, node, last)
             return STOP
-        _step_close(
-            run,
-            last,
-            StepStatus.INTERRUPTED,
-            last.error or "the worker stopped while the step ran",
-            "step.interrupted",
-        )
+        step_interrupted(run, last)
     if last is None:
         return 1
     if last.status in FAILED_ATTEMPT and not granted:
-        failures = sum(1 for s in steps if s.status in FAILED_ATTEMPT)
-        retry = node.get("retry") or {}
-        if failures >= int(retry.get("max_attempts", 1)):
-            run_fail(
-                run=run,
-                actor=None,
-                node=node["id"],
-                error=f"{node['id']}: {last.error or last.status} "
-                f"(after {failures} attempt{'s' if failures > 1 else ''})",
-            )
-            return STOP
-        wait = backoff_left(retry, failures, last)
-        if wait > 0:
-            return Wait(wait)
+        waiting = retry_wait(run, node, node["id"], steps)
+        if waiting is not None:
+            return waiting
     return last.attempt + 1
-
-
-def backoff_left(retry: dict[str, Any], failures: int, last: Step) -> float:
-    """Return the seconds left before a failed step's next attempt may start."""
-    backoff = float(retry.get("backoff_s", 1.0)) * (2 ** (failures - 1))
-    due = (last.finished_at or timezone.now()) + timedelta(seconds=backoff)
-    return (due - timezone.now()).total_seconds()
-
-
-def start_step(
-    run: Run,
-    node: dict[str, Any],
-    owner: str,
-    *,
-    action: Any,
-    params: dict[str, Any],
-    position: int,
-    visit: int,
-    attempt: int,
-    key: str,
-    grant: ResumeGrant,
-    node_path: str = "",
-    lane: str | None = None,
-) -> Launch:
-    """Create a step's attempt (running, ours), its event, and what runs it.
-
-    `node_path` and `lane` are a block's: the step's path and its lane's.
-    """
-    path = node_path or node["id"]
-    step = Step.objects.create(
-        run=run,
-        node_id=node["id"],
-        node_path=path,
-        position=position,
-        visit=visit,
-        attempt=attempt,
-        action=node["action"],
-        params=params,
-        status=StepStatus.RUNNING,
-        idempotency_key=key,
-        worker=owner,
-        started_at=timezone.now(),
-    )
-    append_event(
-        run,
-        type="step.started",
-        data={
-            "step": step.pk,
-            "node": node["id"],
-            "node_path": path,
-            "visit": visit,
-            "attempt": attempt,
-            "action": node["action"],
-            "params": params,
-        },
-    )
-    return Launch(
-        run_id=run.pk,
-        step_id=step.pk,
-        node=node,
-        action=node["action"],
-        params=params,
-        attempt=attempt,
-        idempotency_key=key,
-        timeout_s=float(node.get("timeout_s") or action.default_timeout_s),
-        grant=grant,
-        step=step,
-        node_path=node_path,
-        lane=lane,
-        correlation_id=str(run.correlation_id or ""),
-    )
-
-
-def _ask_gate_again(run: Run, gate: dict[str, Any], node: dict[str, Any], *, reason: str) -> None:
-    """Ask a gate again for a step that no approval of it in this run covers.
-
-    A run that starts past its gate (a fork from a point after the parent's
-    approval) has no approval of its own: what a person approved in the
-    parent, for the parent's parameters, is not an approval here; nor is an
-    approval of parameters that have changed since. The gate's question goes
-    out again, to the gate's group with its quorum and timing, guarding this
-    step and the rest of the gate's steps with this run's parameters;
-    four-eyes holds against this run's requester.
-    """
-    guards = guards_from(run.nodes, run.position, flow.scope(run))
-    append_event(
-        run,
-        type="approval.asked_again",
-        data={
-            "gate": gate["id"],
-            "node": node["id"],
-            "forked_from": run.parent_id if run.forked_at_seq is not None else None,
-            "reason": reason,
-        },
-    )
-    forked = (
-        f" (this run was forked from run {run.parent_id})"
-        if run.parent_id and run.forked_at_seq is not None
-        else ""
-    )
-    what = node.get("action") or f"workflow {node.get('workflow')}"
-    pause(
-        run,
-        purpose="gate_again",
-        kind="approval",
-        title=_text(gate["title"], flow.scope(run)),
-        description=(
-            f"Asked again before {node['id']} ({what}): {reason}"
-            f"{forked}. Review the parameters below."
-            + (f"\n\n{gate['description']}" if gate.get("description") else "")
-        ),
-        fields={"type": "object", "properties": {}},
-        state={"gate": gate["id"]},
-        assign_to=gate.get("assign_to"),
-        guards=guards,
-        options=_ask_options(gate),
-    )
 
 
 def _may_be_guarded(run: Run, clear: ResumeGrant) -> bool:
@@ -535,149 +373,8 @@ def _may_be_guarded(run: Run, clear: ResumeGrant) -> bool:
     )
 
 
-def _missing_fields(
-    run: Run, node: dict[str, Any], action: Any, missing: list[str]
-) -> dict[str, Any]:
-    """Type each missing reference from the inputs schema or the parameter schema."""
-    inputs = (run.inputs_schema or {}).get("properties", {})
-    param_schema = (
-        action.Params.model_json_schema().get("properties", {}) if action is not None else {}
-    )
-    by_reference = {}
-    for name, value in node.get("params", {}).items():
-        ref = is_exact_reference(value)
-        if ref:
-            by_reference[ref] = name
-    properties = {}
-    for ref in missing:
-        if ref in inputs:
-            schema = dict(inputs[ref])
-        elif ref in by_reference and by_reference[ref] in param_schema:
-            schema = _plain_schema(param_schema[by_reference[ref]])
-        else:
-            schema = {"type": "string"}
-        schema.setdefault("title", ref.replace("_", " ").replace(".", " ").capitalize())
-        properties[ref] = schema
-    return {"type": "object", "properties": properties, "required": list(properties)}
-
-
-def _plain_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """Drop pydantic's nullable wrapper and keep what a form can show."""
-    if "anyOf" in schema:
-        options = [s for s in schema["anyOf"] if s.get("type") != "null"]
-        if len(options) == 1:
-            schema = {**{k: v for k, v in schema.items() if k != "anyOf"}, **options[0]}
-    keep = (
-        "type",
-        "enum",
-        "format",
-        "title",
-        "description",
-        "minimum",
-        "maximum",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "items",
-    )
-    return {k: v for k, v in schema.items() if k in keep} or {"type": "string"}
-
-
-def pause(
-    run: Run,
-    *,
-    purpose: str,
-    kind: str,
-    title: str,
-    fields: dict[str, Any],
-    description: str = "",
-    state: dict[str, Any] | None = None,
-    step: Step | None = None,
-    assign_to: str | None = None,
-    guards: list[dict[str, Any]] | None = None,
-    options: dict[str, Any] | None = None,
-) -> None:
-    set_status(run, RunStatus.WAITING)
-    request = hooks.open_request(
-        run=run,
-        step=step,
-        node_id=run.current_node,
-        position=run.position,
-        kind=kind,
-        purpose=purpose,
-        title=title[:300],
-        description=description,
-        fields=fields,
-        state=state or {},
-        assign_to=assign_to,
-        guards=guards or [],
-        options=options or {},
-    )
-    append_event(
-        run,
-        type="run.paused",
-        data={
-            "request": request.pk,
-            "kind": kind,
-            "purpose": purpose,
-            "node": run.current_node,
-            "title": title,
-            "fields": fields,
-            "step": step.pk if step else None,
-            "digest": getattr(request, "digest", ""),
-        },
-    )
-
-
-def _step_close(run: Run, step: Step, status: str, error: str, event_type: str) -> None:
-    step.status, step.error = status, error
-    step.finished_at = step.finished_at or timezone.now()
-    step.save()
-    append_event(
-        run,
-        type=event_type,
-        data={
-            "step": step.pk,
-            "node": step.node_id,
-            "attempt": step.attempt,
-            "status": status,
-            "error": error,
-        },
-    )
-
-
 def outcome_unknown(run: Run, node: dict[str, Any], step: Step) -> None:
-    if step.status != StepStatus.UNKNOWN:
-        step.status = StepStatus.UNKNOWN
-        step.error = step.error or "the worker stopped while this step ran"
-        step.save()
-        append_event(
-            run,
-            type="step.outcome_unknown",
-            data={
-                "step": step.pk,
-                "node": step.node_id,
-                "attempt": step.attempt,
-                "evidence": step.evidence,
-                "error": step.error,
-            },
-        )
-    action = executor_config.registry().get(node["action"])
-    outputs = {
-        field: _plain_schema(
-            action.Output.model_json_schema().get("properties", {}).get(field, {"type": "string"})
-        )
-        for field in node.get("outputs", {}).values()
-    }
-    pause(
-        run,
-        purpose="unknown_outcome",
-        kind="unknown_outcome",
-        step=step,
-        title=f"Did {node['action']} ({node['id']}) happen?",
-        description=f"{node['action']} is not idempotent and its attempt {step.attempt} "
-        "was interrupted. Check the system, then retry the step, mark it done "
-        "(giving its outputs) or fail the run.",
-        fields={"type": "object", "properties": outputs, "required": []},
-        state={"evidence": step.evidence, "params": step.params, "error": step.error},
-    )
+    """Pause for a person to say whether an interrupted, non-idempotent attempt happened."""
+    step_unknown(run, step, {"node": step.node_id, "evidence": step.evidence})
+    state = {"evidence": step.evidence, "params": step.params, "error": step.error}
+    pause(run, **unknown_ask(node, step, node["id"], state))

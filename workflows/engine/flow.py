@@ -20,7 +20,7 @@ from workflows.templating import render
 VISITS = "visits"
 
 
-def scope(run: Run) -> dict:
+def scope(run: Run) -> dict[str, Any]:
     """Return what references and conditions read: the context and `decisions`."""
     decisions = (run.graph or {}).get(graph.DECISIONS)
     return {**run.context, graph.DECISIONS: decisions} if decisions else run.context
@@ -51,15 +51,25 @@ def move_to(run: Run, position: int, *, actor: Any = None) -> bool:
     visits[node["id"]] = visits.get(node["id"], first) + 1
     state[VISITS] = visits
     run.graph = state
+    return not over_visits(run, node, visits[node["id"]], node["id"], actor=actor)
+
+
+def over_visits(
+    run: Run, node: dict[str, Any], visit: int, name: str, *, actor: Any = None
+) -> bool:
+    """Fail the run when `visit` is past the node's `max_visits` (True then).
+
+    `name` names the node in the error: its id, or its path inside a block.
+    """
     limit = node.get("max_visits")
-    if limit is not None and visits[node["id"]] > limit:
-        run_fail(
-            run=run,
-            actor=actor,
-            node=node["id"],
-            error=f"{node['id']}: entered more than max_visits ({limit}) times",
-        )
+    if limit is None or visit <= limit:
         return False
+    run_fail(
+        run=run,
+        actor=actor,
+        node=name,
+        error=f"{name}: entered more than max_visits ({limit}) times",
+    )
     return True
 
 
@@ -68,7 +78,7 @@ def move_on(run: Run, *, actor: Any = None) -> bool:
     return move_to(run, graph.successor(run.nodes, run.position), actor=actor)
 
 
-def branch_choose(run: Run, node: dict) -> tuple[int, int | None] | list[str]:
+def branch_choose(run: Run, node: dict[str, Any]) -> tuple[int, int | None] | list[str]:
     """Return (target position, case index or None for the default) for a branch.
 
     Return the missing context keys instead when a condition reads keys the
@@ -87,7 +97,7 @@ def branch_choose(run: Run, node: dict) -> tuple[int, int | None] | list[str]:
     return (graph.index_of(nodes, default) if default else run.position + 1), None
 
 
-def branch_taken(run: Run, node: dict, target: int, case: int | None) -> None:
+def branch_taken(run: Run, node: dict[str, Any], target: int, case: int | None) -> None:
     nodes = run.nodes
     append_event(
         run,
@@ -102,7 +112,7 @@ def branch_taken(run: Run, node: dict, target: int, case: int | None) -> None:
     )
 
 
-def fail_node(run: Run, node: dict) -> None:
-    """End the run as failed with the node's message."""
-    message = str(render(node["message"], scope(run), set()))
-    run_fail(run=run, actor=None, node=node["id"], error=message[:2000])
+def fail_node(run: Run, node: dict[str, Any], context: dict[str, Any], name: str) -> None:
+    """End the run as failed with a `fail` node's message, rendered from `context`."""
+    message = str(render(node["message"], context, set()))
+    run_fail(run=run, actor=None, node=name, error=message[:2000])

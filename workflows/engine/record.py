@@ -20,17 +20,19 @@ from agentos_site import correlation
 from executors.base import ActionContext
 from executors.runner import ActionResult, scrub
 from workflows import drain, executor_config
-from workflows.engine import blocks, flow
+from workflows.engine import flow, lane_results
+from workflows.engine.asks import pause
 from workflows.engine.base import (
     RESULT_STATUS,
     STOP,
     Held,
     Launch,
     LeaseLost,
+    Outcome,
     append_event,
     save_run,
 )
-from workflows.engine.decide import decide, outcome_unknown, pause
+from workflows.engine.decide import decide, outcome_unknown
 from workflows.leases import lease_extend_on, lease_holds, lease_renew
 from workflows.models import Run, Step
 from workflows.reconnect import lease_heartbeat
@@ -161,7 +163,7 @@ def _collect_evidence(run_id: int, step_id: int, result: ActionResult) -> dict[s
     }
 
 
-def record(held: Held, launch: Launch, result: ActionResult, *, go_on: bool) -> Any:
+def record(held: Held, launch: Launch, result: ActionResult, *, go_on: bool) -> Outcome | None:
     """Commit a step's result; when the run goes on, decide and start its next node.
 
     Both happen in one transaction under one lease check: the step's result
@@ -269,7 +271,7 @@ def _lane_recorded(
     status: str,
     stopped: bool,
     go_on: bool,
-) -> Any:
+) -> Outcome | None:
     """Record a lane's step: its lane moves, pauses or retries; the others go on."""
     if stopped:
         append_event(
@@ -280,7 +282,7 @@ def _lane_recorded(
         save_run(run)
         return STOP
     if status == StepStatus.SUCCEEDED:
-        changed, in_item = blocks.lane_recorded(run, launch, step)
+        changed, in_item = lane_results.lane_recorded(run, launch, step)
         # A map item's outputs stay in its lane until the map ends.
         key = "lane_context" if in_item else "context"
         append_event(
@@ -300,7 +302,7 @@ def _lane_recorded(
             run, type="step.needs_input", data={**base, "message": asked.get("message", "")}
         )
         properties = asked.get("fields") or {}
-        blocks.lane_paused(
+        lane_results.lane_paused(
             run,
             launch,
             step,
@@ -318,11 +320,11 @@ def _lane_recorded(
     append_event(run, type="step.failed", data={**base, "error": step.error})
     action = executor_config.registry().get(launch.action)
     if not action.idempotent and status in (StepStatus.CRASHED, StepStatus.TIMED_OUT):
-        blocks.lane_paused(run, launch, step, unknown=True)
+        lane_results.lane_outcome_unknown(run, launch, step)
     return _go_on(run, owner, go_on)
 
 
-def _go_on(run: Run, owner: str, go_on: bool, *, new_position: bool = False) -> Any:
+def _go_on(run: Run, owner: str, go_on: bool, *, new_position: bool = False) -> Outcome | None:
     """Extend the lease, decide the next node in the same transaction, save."""
     lease_extend_on(run)
     outcome = (
