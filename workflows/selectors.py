@@ -18,9 +18,37 @@ def redact(value: Any) -> Any:
     return redact_secrets(value, executor_config.all_secret_values())
 
 
+# What `run_summary` reads, and no more: a list of 500 runs loaded whole
+# decoded each run's plan, context and graph and its workflow's spec (six
+# JSON documents a row), most of a `GET /runs?limit=500` (docs/benchmarks.md).
+SUMMARY_FIELDS = (
+    "id",
+    "status",
+    "mode",
+    "workflow__slug",
+    "workflow_version",
+    "current_node",
+    "position",
+    "requester__username",
+    "parent_id",
+    "parent_node",
+    "forked_at_seq",
+    "batch_id",
+    "error",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
+
+
 def runs_list(*, status: str | None = None, workflow: str | None = None) -> QuerySet[Run]:
-    """Return runs, newest first, narrowed by status and workflow slug."""
-    runs = Run.objects.select_related("workflow", "requester").order_by("-created_at", "-id")
+    """Return runs, newest first, narrowed by status and workflow slug, loaded for
+    `run_summary` only."""
+    runs = (
+        Run.objects.select_related("workflow", "requester")
+        .only(*SUMMARY_FIELDS)
+        .order_by("-created_at", "-id")
+    )
     if status:
         runs = runs.filter(status=status)
     if workflow:

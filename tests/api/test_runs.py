@@ -166,3 +166,37 @@ def test_actions_list_the_registry(as_auditor) -> None:
 def test_health_needs_no_auth(client) -> None:
     body = client.get("/api/v1/health").json()
     assert body["status"] == "ok" and body["database"] is True
+
+
+def test_the_run_list_loads_what_its_summaries_show_in_one_query(
+    operator, django_assert_num_queries
+) -> None:
+    """`runs_list` loads only what `run_summary` reads (no plan, context or
+    spec decoded per row): each summary equals the one of the run loaded
+    whole, and a page of them costs its one query, not one more per row."""
+    from tests.admin.support import GATE_SPEC
+    from workflows.plans import parse_spec_text
+    from workflows.selectors import run_summary, runs_list
+    from workflows.services import run_create, workflow_create
+
+    workflow = workflow_create(
+        raw_spec=parse_spec_text(GATE_SPEC), source=GATE_SPEC, actor=operator
+    )
+    parent = run_create(workflow=workflow, context={"employee_name": "Ada"}, requester=operator)
+    run_advance(run_id=parent.pk)
+    child = run_create(workflow=workflow, context={"employee_name": "Bo"}, requester=operator)
+    Run.objects.filter(pk=child.pk).update(
+        parent=parent, parent_node="hire[0]/gate", forked_at_seq=2, error="boom"
+    )
+
+    with django_assert_num_queries(1):
+        runs = list(runs_list())
+        listed = [run_summary(run) for run in runs]
+    assert {"plan", "context", "graph", "resume_grant"} <= runs[0].get_deferred_fields()
+    assert "spec" in runs[0].workflow.get_deferred_fields()
+    whole = [run_summary(run) for run in Run.objects.order_by("-created_at", "-id")]
+    assert listed == whole
+    assert [s["id"] for s in listed] == [child.pk, parent.pk]
+    assert listed[0]["workflow"] == "gated" and listed[0]["requester"] == operator.username
+    assert listed[0]["parent"] == parent.pk and listed[0]["error"] == "boom"
+    assert listed[1]["status"] == "waiting" and listed[1]["current_node"] == "gate"
