@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 
 pytest_plugins = [
+    "tests.support.browsers",
     "tests.support.fixtures",
     "tests.support.gates",
     "tests.support.live_servers",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests.admin.support import GATE_SPEC, INPUT_PLAN
-from tests.approvals.test_live_browser import browser, orm  # noqa: F401 - fixtures
 from tests.support.runs import advance
 from workflows.models import Run, Workflow
 from workflows.plans import parse_spec_text

@@ -9,33 +9,15 @@ request. The inbox pages are also checked at 390 px: no sideways scrolling.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from approvals.services import approval_decide
+from tests.support.axe import violations
 from tests.support.runs import advance, pending_request
 from workflows.services import run_create
 
 pytestmark = [pytest.mark.browser]
-
-AXE = Path(__file__).resolve().parents[1] / "support" / "vendor" / "axe.min.js"
-RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]  # WCAG 2.1 A and AA
-RUN_AXE = """async (tags) => {
-  const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
-  return result.violations.map(v => ({
-    id: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.slice(0, 5).map(n => n.target.join(" "))
-  }));
-}"""
-
-
-def violations(page, path: str) -> list[dict]:  # type: ignore[no-untyped-def]
-    page.goto(path)
-    page.wait_for_load_state("networkidle")
-    page.add_script_tag(path=str(AXE))
-    found = page.evaluate(RUN_AXE, RULES)
-    return [v for v in found if v["impact"] in ("critical", "serious")]
 
 
 @pytest.fixture

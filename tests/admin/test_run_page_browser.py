@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from approvals.services import approval_decide
-from tests.approvals.test_live_browser import logged_in, status
-from tests.support.runs import pending_request
+from tests.support.browsers import logged_in
+from tests.support.runs import pending_request, status
 from tests.support.waiting import wait_for
 from workflows.models import Run
 from workflows.services import run_create

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.admin.test_accessibility import violations
+from tests.support.axe import violations
 
 pytestmark = [pytest.mark.browser]
 

@@ -205,12 +205,8 @@ plan:
 def test_the_parent_run_page_draws_its_child_node_as_a_link_to_the_child_run(
     tmp_path, operator, superuser
 ) -> None:
-    from tests.workflows.test_graph_children import (
-        advance,
-        child_run,
-        gated_child_spec,
-        parent_spec,
-    )
+    from tests.support.children import child_run, gated_child_spec, parent_spec
+    from tests.support.runs import advance
     from workflows.services import run_create, workflow_create
 
     workflow_create(raw_spec=gated_child_spec("kid", tmp_path / "l"), actor=operator)

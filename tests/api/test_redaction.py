@@ -25,7 +25,7 @@ from approvals import live
 from approvals.models import ApprovalRequest
 from tests.admin.support import client_for
 from tests.api.conftest import api_for
-from tests.approvals.test_consumers import connect
+from tests.support.websockets import connect
 from workflows.engine import run_advance
 from workflows.models import Event, Run, Step
 from workflows.services import run_create, workflow_create

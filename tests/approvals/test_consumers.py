@@ -5,31 +5,14 @@ from __future__ import annotations
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.test import Client
 
 from agentos_site.asgi import application
 from approvals.services import approval_decide
 from tests.support.runs import pending_request
+from tests.support.websockets import connect, cookie_for
 from workflows.models import Event
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-def cookie_for(user) -> list[tuple[bytes, bytes]]:  # type: ignore[no-untyped-def]
-    """Return the headers of a browser logged in as user (None: anonymous)."""
-    headers = [(b"origin", b"http://127.0.0.1")]
-    if user is not None:
-        client = Client()
-        client.force_login(user)
-        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
-    return headers
-
-
-async def connect(path: str, user) -> tuple[WebsocketCommunicator, bool, object]:  # type: ignore[no-untyped-def]
-    headers = await database_sync_to_async(cookie_for)(user)
-    communicator = WebsocketCommunicator(application, path, headers=headers)
-    connected, code = await communicator.connect(timeout=5)
-    return communicator, connected, code
 
 
 async def test_anonymous_and_unprivileged_sockets_are_refused(

@@ -8,63 +8,19 @@ dropped catches up on every event it missed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
-from django.conf import settings
-from django.db import connections
 
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
-from tests.support.runs import pending_request
+from tests.support.browsers import logged_in
+from tests.support.runs import pending_request, status
 from tests.support.waiting import wait_for
 from workflows.models import Event, Run
 from workflows.services import run_create
 
 pytestmark = [pytest.mark.worker, pytest.mark.browser]
-T = TypeVar("T")
-
-
-@pytest.fixture
-def orm() -> Iterator[Callable[[Callable[[], T]], T]]:
-    """Run database calls on a thread of their own.
-
-    Playwright's sync API keeps an event loop running on the test's thread,
-    where Django (rightly) refuses synchronous database access.
-    """
-    pool = ThreadPoolExecutor(max_workers=1)
-    yield lambda fn: pool.submit(fn).result()
-    pool.submit(connections.close_all).result()
-    pool.shutdown()
-
-
-@pytest.fixture
-def browser(orm) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=settings.AGENTOS_BROWSER_EXECUTABLE)
-        yield chromium
-        chromium.close()
-
-
-def logged_in(browser, base: str, username: str):  # type: ignore[no-untyped-def]
-    context = browser.new_context(base_url=base)
-    page = context.new_page()
-    page.goto("/admin/login/?next=/inbox/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "pw")
-    page.click("input[type=submit]")
-    page.wait_for_url("**/inbox/")
-    return page
-
-
-def status(run: Run) -> str:
-    run.refresh_from_db()
-    return run.status
 
 
 def test_a_reviewer_watches_a_run_arrive_gets_decided_and_finish_live(

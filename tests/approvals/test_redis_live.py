@@ -14,8 +14,8 @@ from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 
 from agentos_site.settings import redis_channel_layer
-from tests.approvals.test_consumers import connect
 from tests.support.fixtures import ROOT, worker_env
+from tests.support.websockets import connect
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

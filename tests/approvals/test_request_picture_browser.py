@@ -2,7 +2,6 @@
 the request is for outlined, each node's state, the guarded actions marked,
 kept live over the run's websocket; 390 px fits; axe finds nothing serious."""
 
-# ruff: noqa: F811 - the browser fixtures are imported, then requested by name
 from __future__ import annotations
 
 import json
@@ -10,8 +9,7 @@ import json
 import pytest
 
 from approvals.services import approval_decide
-from tests.admin.test_accessibility import violations
-from tests.approvals.test_live_browser import browser, orm  # noqa: F401 - fixtures
+from tests.support.axe import violations
 from tests.support.runs import advance
 from workflows.models import Run
 from workflows.services import run_create

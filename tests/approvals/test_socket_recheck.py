@@ -16,7 +16,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Group
 
 from approvals.consumers import FORBIDDEN
-from tests.approvals.test_consumers import connect
+from tests.support.websockets import connect
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 

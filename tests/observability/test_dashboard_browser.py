@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide
-from tests.approvals.test_live_browser import browser, orm  # noqa: F401 - fixtures
 from workflows.models import Run, Step
 
 pytestmark = [pytest.mark.browser]
@@ -51,8 +50,8 @@ def test_the_dashboard_draws_every_panel_and_follows_new_requests_live(
     reviewer,
     auditor,
     daphne,
-    orm,  # noqa: F811
-    browser,  # noqa: F811
+    orm,
+    browser,
     tmp_path: Path,
 ) -> None:
     orm(lambda: seed(gated_run, reviewer))
@@ -108,8 +107,8 @@ def test_the_sla_report_and_the_workers_admin_in_a_browser(
     reviewer,
     auditor,
     daphne,
-    orm,  # noqa: F811
-    browser,  # noqa: F811
+    orm,
+    browser,
     tmp_path: Path,
 ) -> None:
     from observability.heartbeats import heartbeat_beat

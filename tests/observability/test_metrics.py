@@ -9,11 +9,11 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from approvals.models import ApprovalRequest, RequestStatus
+from approvals.models import ApprovalRequest
 from approvals.services import approval_decide, requests_expire
 from observability.heartbeats import heartbeat_beat
 from observability.models import ProcessKind
-from tests.support.runs import advance
+from tests.support.runs import advance, pending_request
 from workflows.models import Run
 
 pytestmark = pytest.mark.django_db
@@ -36,10 +36,6 @@ def scrape(token: str = TOKEN) -> dict[tuple[str, tuple], float]:
 
 def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def pending(run: Run) -> ApprovalRequest:
-    return ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
 
 
 def test_metrics_are_off_without_a_token_and_refuse_a_wrong_one(settings) -> None:
@@ -86,7 +82,7 @@ def test_runs_steps_and_the_decision_histogram_follow_a_decided_request(
     assert value(before, "agentos_decision_seconds_count", workflow="plan", kind="approval") == 0
 
     # Opened two minutes ago, decided now.
-    request = pending(run)
+    request = pending_request(run)
     ApprovalRequest.objects.filter(pk=request.pk).update(
         created_at=timezone.now() - timedelta(seconds=120)
     )
@@ -121,7 +117,7 @@ def test_an_overdue_request_shows_in_the_overdue_gauge_and_escalation_counts(
     assert value(samples, "agentos_requests_pending", group="Finance") == 2
     assert value(samples, "agentos_requests_overdue", group="Finance") == 0
 
-    ApprovalRequest.objects.filter(pk=pending(late).pk).update(
+    ApprovalRequest.objects.filter(pk=pending_request(late).pk).update(
         due_at=timezone.now() - timedelta(seconds=1)
     )
     samples = scrape()

@@ -14,14 +14,10 @@ from accounts.services import token_create
 from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide, requests_expire
 from observability.reports import dashboard_data, runs_over_time, sla_report
-from tests.support.runs import advance
+from tests.support.runs import advance, pending_request
 from workflows.models import Event
 
 pytestmark = pytest.mark.django_db
-
-
-def pending(run) -> ApprovalRequest:  # type: ignore[no-untyped-def]
-    return ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
 
 
 def opened_ago(request: ApprovalRequest, seconds: float) -> None:
@@ -35,15 +31,15 @@ def activity(gated_run, reviewer):  # type: ignore[no-untyped-def]
     """Three Reviewers requests decided after 60 s, 120 s and 600 s; one Finance
     request escalated to CFO; one Finance request still pending and overdue."""
     for wait in (60, 120, 600):
-        request = pending(gated_run())
+        request = pending_request(gated_run())
         opened_ago(request, wait)
         approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
-    late = pending(
+    late = pending_request(
         gated_run(assign_to="Finance", due_in_s=60, on_timeout="escalate", escalate_to="CFO")
     )
     ApprovalRequest.objects.filter(pk=late.pk).update(due_at=timezone.now() - timedelta(seconds=5))
     assert requests_expire() == 1
-    overdue = pending(gated_run(assign_to="Finance", due_in_s=60))
+    overdue = pending_request(gated_run(assign_to="Finance", due_in_s=60))
     ApprovalRequest.objects.filter(pk=overdue.pk).update(
         due_at=timezone.now() - timedelta(seconds=5)
     )
@@ -169,7 +165,7 @@ def test_runs_by_status_over_time_counts_runs_that_reached_each_status_per_hour(
     gated_run, reviewer
 ) -> None:
     run = gated_run()
-    approval_decide(request_id=pending(run).pk, actor=reviewer, decision="approve")
+    approval_decide(request_id=pending_request(run).pk, actor=reviewer, decision="approve")
     run = advance(run)
     assert run.status == "succeeded", run.error
     other = gated_run()  # a second run, still waiting
@@ -224,7 +220,7 @@ def test_the_dashboard_keeps_its_decision_times_a_minute_and_says_of_when(
 
     first = dashboard_data()
     assert first["decision_times"] == [] and first["decision_times_at"] == first["at"]
-    request = pending(gated_run())
+    request = pending_request(gated_run())
     approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
     again = dashboard_data()
     assert again["decision_times"] == [] and again["decision_times_at"] == first["at"]
@@ -239,13 +235,13 @@ def test_the_dashboard_keeps_its_decision_times_a_minute_and_says_of_when(
 
 
 def test_a_timeout_that_rejects_by_itself_is_no_decision_in_the_sla(gated_run, reviewer) -> None:
-    late = pending(gated_run(due_in_s=60, on_timeout="reject"))
+    late = pending_request(gated_run(due_in_s=60, on_timeout="reject"))
     opened_ago(late, 600)
     ApprovalRequest.objects.filter(pk=late.pk).update(due_at=timezone.now() - timedelta(seconds=5))
     assert requests_expire() == 1
     late.refresh_from_db()
     assert late.status == RequestStatus.REJECTED and late.decided_by is None
-    decided = pending(gated_run())
+    decided = pending_request(gated_run())
     opened_ago(decided, 120)
     approval_decide(request_id=decided.pk, actor=reviewer, decision="approve")
 

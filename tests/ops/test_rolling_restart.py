@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.fixtures import ROOT, worker_env
+from tests.support.live_clients import LiveClients
 from tests.support.scale import ON_POSTGRES, audit_runs, finished, start_ledger_runs
 from tests.support.waiting import wait_for
-from tests.workflows.test_faults import LiveClients
 from workflows.models import Event, Run, Step
 from workflows.states import StepStatus
 

@@ -25,6 +25,7 @@ from django.db import connection
 from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide
 from tests.support.fixtures import worker_env
+from tests.support.runs import status
 from tests.support.waiting import wait_for
 from workflows import executor_config
 from workflows.events import verify_all
@@ -81,11 +82,6 @@ def spec(ledger: Path, *, second: str) -> dict:
             ]
         },
     }
-
-
-def status(run: Run) -> str:
-    run.refresh_from_db()
-    return run.status
 
 
 @pytest.mark.parametrize("release", [2, 3], ids=["compatible-change", "renamed-parameter"])

@@ -45,7 +45,7 @@ def finished(ids_file: str) -> None:
 
 def fire() -> None:
     """Make the re-queue schedule due and let django-q2's scheduler queue it."""
-    from tests.workflows.test_worker import fire_requeue_schedule
+    from tests.support.scale import fire_requeue_schedule
 
     fire_requeue_schedule()
     print(json.dumps(True))

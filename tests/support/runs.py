@@ -1,4 +1,4 @@
-"""Drive runs in-process: advance one until it pauses or ends, find its request."""
+"""Drive runs in-process: advance one until it pauses or ends, read its status, its request."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ def advance(run: Run) -> Run:
     run_advance(run_id=run.pk)
     run.refresh_from_db()
     return run
+
+
+def status(run: Run) -> str:
+    """Return the run's status as stored now."""
+    run.refresh_from_db()
+    return run.status
 
 
 def pending_request(run: Run) -> ApprovalRequest:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from tests.workflows.test_verify_events import TABLE, event, sql, verify
+from tests.support.tampering import TABLE, event, sql, verify
 from workflows.audit_keys import audit_keys, key_id
 from workflows.checkpoints import checkpoint_path, checkpoint_write
 from workflows.events import GENESIS, _hashed_body, event_append, system_event_append

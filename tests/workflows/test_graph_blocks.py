@@ -13,19 +13,13 @@ import pytest
 
 from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide
-from workflows.engine import run_advance
+from tests.support.runs import advance
 from workflows.events import verify_all
 from workflows.models import Event, Run
 from workflows.services import run_create
 from workflows.states import RunStatus, StepStatus
 
 pytestmark = pytest.mark.django_db
-
-
-def advance(run: Run) -> Run:
-    run_advance(run_id=run.pk)
-    run.refresh_from_db()
-    return run
 
 
 def pending(run: Run) -> list[ApprovalRequest]:

@@ -7,8 +7,6 @@ cancelling its children, and the child's requests naming the parent. Every
 action runs in a real subprocess through the real engine.
 """
 
-# ruff: noqa: F811 - the browser fixtures are imported, then requested by name
-
 from __future__ import annotations
 
 import os
@@ -19,9 +17,9 @@ import pytest
 
 from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide
-from tests.approvals.test_live_browser import browser, orm  # noqa: F401 - fixtures
+from tests.support.children import child_run, child_spec, gated_child_spec, parent_spec
+from tests.support.runs import advance, pending_request
 from workflows import executor_config
-from workflows.engine import run_advance
 from workflows.events import verify_all
 from workflows.models import Event, Run, Workflow
 from workflows.plans import PlanInvalid, validate_plan
@@ -31,66 +29,11 @@ from workflows.states import RunStatus
 pytestmark = pytest.mark.django_db
 
 
-def advance(run: Run) -> Run:
-    run_advance(run_id=run.pk)
-    run.refresh_from_db()
-    return run
-
-
 def errors_of(plan: dict, **kwargs: object) -> list[tuple[str, str, str]]:
     found = validate_plan(
         plan, registry=executor_config.registry(), policy=executor_config.policy(), **kwargs
     )
     return [(e.node, e.field, e.message) for e in found]
-
-
-def child_spec(slug: str, ledger: Path, *, line: str = "child", extra: list | None = None) -> dict:
-    """A stored workflow with one input `who` that writes a ledger line and outputs `wrote`."""
-    return {
-        "slug": slug,
-        "title": slug.title(),
-        "mode": "autonomous",
-        "inputs": {
-            "type": "object",
-            "properties": {"who": {"type": "string"}},
-            "required": ["who"],
-        },
-        "plan": {
-            "nodes": [
-                *(extra or []),
-                {
-                    "id": "write",
-                    "action": "test.ledger_append",
-                    "params": {"ledger": str(ledger), "line": line + "-{{ who }}"},
-                    "outputs": {"wrote": "line"},
-                },
-            ]
-        },
-    }
-
-
-def parent_spec(slug: str, child: str, **node: object) -> dict:
-    return {
-        "slug": slug,
-        "title": slug.title(),
-        "mode": "autonomous",
-        "inputs": {
-            "type": "object",
-            "properties": {"name": {"type": "string"}, "who": {"type": "string"}},
-        },
-        "plan": {
-            "nodes": [
-                {
-                    "id": "sub",
-                    "type": "workflow",
-                    "workflow": child,
-                    "inputs": {"who": "{{ name }}"},
-                    "outputs": {"wrote": "wrote"},
-                    **node,
-                }
-            ]
-        },
-    }
 
 
 # --- validation ---------------------------------------------------------------
@@ -231,10 +174,6 @@ def test_validation_refuses_children_deeper_than_five(tmp_path: Path, operator) 
 # --- running a child ----------------------------------------------------------
 
 
-def child_run(parent: Run) -> Run:
-    return Run.objects.get(parent=parent, parent_node="sub")
-
-
 def test_a_child_runs_as_a_real_run_and_the_parent_takes_its_outputs(  # type: ignore[no-untyped-def]
     tmp_path: Path, operator, django_capture_on_commit_callbacks
 ) -> None:
@@ -336,16 +275,6 @@ def test_a_lost_wake_up_is_found_by_the_stale_run_sweep(  # type: ignore[no-unty
     assert parent.context["wrote"] == "child-ann"
 
 
-def pending(run: Run) -> ApprovalRequest:
-    return ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
-
-
-def gated_child_spec(slug: str, ledger: Path) -> dict:
-    """A child that asks Reviewers before it writes."""
-    gate = {"id": "ok", "type": "approval", "title": "Go on for {{ who }}?"}
-    return child_spec(slug, ledger, extra=[gate])
-
-
 # --- cancelling ---------------------------------------------------------------
 
 
@@ -362,7 +291,7 @@ def test_cancelling_the_parent_cancels_children_and_their_requests(  # type: ign
     assert middle.status == RunStatus.WAITING, middle.error
     kid = advance(child_run(middle))
     assert (top.status, middle.status, kid.status) == ("waiting", "waiting", "waiting")
-    request = pending(kid)
+    request = pending_request(kid)
     assert request.title == "Go on for ann?"
 
     run_cancel(run_id=top.pk, actor=operator, reason="not needed")
@@ -404,7 +333,7 @@ def test_a_gate_before_a_child_shows_and_binds_what_the_child_runs(  # type: ign
     boss["plan"]["nodes"].insert(0, {"id": "gate", "type": "approval", "title": "Start kid?"})
     boss_flow = workflow_create(raw_spec=boss, actor=operator)
     parent = advance(run_create(workflow=boss_flow, context={"name": "ann"}, requester=operator))
-    request = pending(parent)
+    request = pending_request(parent)
     shown = {g["node"]: g for g in request.guards}
     assert shown["sub"]["action"] == "workflow:kid@1"
     assert shown["sub"]["params"] == {"who": "ann"}
@@ -418,7 +347,7 @@ def test_a_gate_before_a_child_shows_and_binds_what_the_child_runs(  # type: ign
     parent = advance(parent)
     assert parent.status == RunStatus.WAITING
     assert not Run.objects.filter(parent=parent, parent_node="sub").exists()
-    again = pending(parent)
+    again = pending_request(parent)
     assert again.state.get("gate") == "gate"
     assert {g["node"]: g["params"] for g in again.guards}["sub/write"]["line"] == "child-mallory"
     assert Event.objects.filter(run=parent, type="approval.digest_mismatch").exists()
@@ -439,7 +368,7 @@ def test_the_inbox_and_the_api_name_the_parent(  # type: ignore[no-untyped-def]
     boss_flow = workflow_create(raw_spec=parent_spec("boss", "kid"), actor=operator)
     parent = advance(run_create(workflow=boss_flow, context={"name": "ann"}, requester=operator))
     child = advance(child_run(parent))
-    request = pending(child)
+    request = pending_request(child)
     client.force_login(reviewer)
     line = f"part of Boss run #{parent.pk}"
     inbox = client.get("/inbox/").content.decode()
@@ -489,9 +418,8 @@ def test_kill_9_while_a_child_runs_loses_nothing(cluster, operator, tmp_path) ->
     The child's completed step is never run again, its interrupted one is
     retried, the parent is woken by the child's end and takes its outputs.
     """
+    from tests.support.scale import counts, recover
     from tests.support.waiting import wait_for
-    from tests.workflows.test_faults import recover
-    from tests.workflows.test_graph_faults import counts
 
     ledger = tmp_path / "ledger"
     slow = {
@@ -552,7 +480,7 @@ def test_a_reviewer_sees_the_parent_in_chromium(  # type: ignore[no-untyped-def]
     browser,
 ) -> None:
     """The inbox card and the request page name the parent, at desktop and phone widths."""
-    from tests.approvals.test_live_browser import logged_in
+    from tests.support.browsers import logged_in
 
     def setup() -> tuple[Run, ApprovalRequest]:
         workflow_create(raw_spec=gated_child_spec("kid", tmp_path / "l"), actor=operator)
@@ -562,7 +490,7 @@ def test_a_reviewer_sees_the_parent_in_chromium(  # type: ignore[no-untyped-def]
         parent = advance(
             run_create(workflow=boss_flow, context={"name": "ann"}, requester=operator)
         )
-        return parent, pending(advance(child_run(parent)))
+        return parent, pending_request(advance(child_run(parent)))
 
     parent, request = orm(setup)
     line = f"part of Purchase approval run #{parent.pk}"
@@ -599,7 +527,7 @@ def test_a_bare_plan_with_a_child_shows_it_in_the_plan_review(  # type: ignore[n
     )
     assert run.plan["nodes"][0]["version"] == 1  # pinned at the start
     run = advance(run)
-    review = pending(run)
+    review = pending_request(run)
     assert review.purpose == "plan_review"
     assert 'workflow:kid@1 | - | who="{{ name }}"' in review.description
     approval_decide(request_id=review.pk, actor=reviewer, decision="approve")
@@ -762,7 +690,7 @@ def test_a_failed_child_in_a_branch_fails_the_run_and_cancels_the_others(  # typ
     bad = Run.objects.get(parent=parent, parent_node="both/0/a")
     slow = advance(Run.objects.get(parent=parent, parent_node="both/1/b"))
     assert slow.status == RunStatus.WAITING
-    request = pending(slow)
+    request = pending_request(slow)
     with django_capture_on_commit_callbacks(execute=True):
         bad = advance(bad)
     assert bad.status == RunStatus.FAILED
@@ -806,7 +734,7 @@ def test_a_gate_before_a_map_binds_each_items_child_by_path(  # type: ignore[no-
     parent = advance(
         run_create(workflow=boss_flow, context={"names": ["ann", "bob"]}, requester=operator)
     )
-    request = pending(parent)
+    request = pending_request(parent)
     shown = {g["path"]: g for g in request.guards}
     assert shown["each[0]/sub"]["action"] == "workflow:kid@1"
     assert shown["each[1]/sub"]["params"] == {"who": "bob"}
@@ -817,7 +745,7 @@ def test_a_gate_before_a_map_binds_each_items_child_by_path(  # type: ignore[no-
     parent = advance(parent)
     started = sorted(Run.objects.filter(parent=parent).values_list("parent_node", flat=True))
     assert started == ["each[0]/sub"]
-    again = pending(parent)
+    again = pending_request(parent)
     assert again.node_path == "each[1]/sub" and again.purpose == "gate_again"
     mismatch = Event.objects.get(run=parent, type="approval.digest_mismatch")
     assert mismatch.data["node_path"] == "each[1]/sub"

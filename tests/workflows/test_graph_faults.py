@@ -9,24 +9,18 @@ retried, and every chain verifies.
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from tests.support.scale import counts, fire_requeue_schedule, recover
 from tests.support.waiting import wait_for
-from tests.workflows.test_faults import recover
-from tests.workflows.test_worker import fire_requeue_schedule
 from workflows.events import verify_all
 from workflows.models import Run
 from workflows.services import run_create
 from workflows.states import RunStatus, StepStatus
 
 pytestmark = [pytest.mark.worker]
-
-
-def counts(ledger: Path) -> Counter[str]:
-    return Counter(ledger.read_text().splitlines() if ledger.exists() else [])
 
 
 def _story(run: Run, ledger: Path) -> str:

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide
+from tests.support.runs import advance, pending_request
 from workflows import executor_config
-from workflows.engine import run_advance
 from workflows.events import verify_all
 from workflows.models import Event, Run
 from workflows.plans import validate_plan
@@ -22,16 +21,6 @@ from workflows.services import run_create
 from workflows.states import RunStatus
 
 pytestmark = pytest.mark.django_db
-
-
-def advance(run: Run) -> Run:
-    run_advance(run_id=run.pk)
-    run.refresh_from_db()
-    return run
-
-
-def pending(run: Run) -> ApprovalRequest:
-    return ApprovalRequest.objects.get(run=run, status=RequestStatus.PENDING)
 
 
 def write(node_id: str, ledger: Path, **extra: object) -> dict:
@@ -168,13 +157,13 @@ def test_a_branch_routes_by_a_cel_condition(tmp_path: Path, operator, reviewer) 
     ledger = tmp_path / "ledger"
     big = advance(start(purchase_plan(ledger), operator, {"amount": 9000}))
     assert big.status == RunStatus.WAITING
-    assert pending(big).node_id == "finance"
+    assert pending_request(big).node_id == "finance"
     small = advance(start(purchase_plan(ledger), operator, {"amount": 100}))
-    assert pending(small).node_id == "manager"
+    assert pending_request(small).node_id == "manager"
     taken = Event.objects.get(run=small, type="branch.taken").data
     assert taken["next"] == "manager" and taken["case"] is None
 
-    approval_decide(request_id=pending(big).pk, actor=reviewer, decision="approve")
+    approval_decide(request_id=pending_request(big).pk, actor=reviewer, decision="approve")
     big = advance(big)
     assert big.status == RunStatus.SUCCEEDED, big.error
     assert lines(ledger) == ["order"]  # next: end, the rejection path never ran
@@ -188,7 +177,7 @@ def test_on_reject_routes_and_the_decision_is_readable(tmp_path: Path, operator,
     ledger = tmp_path / "ledger"
     run = advance(start(purchase_plan(ledger), operator, {"amount": 100}))
     approval_decide(
-        request_id=pending(run).pk, actor=reviewer, decision="reject", comment="too dear"
+        request_id=pending_request(run).pk, actor=reviewer, decision="reject", comment="too dear"
     )
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
@@ -208,7 +197,9 @@ def test_a_rejection_without_on_reject_still_fails_the_run(
     ledger = tmp_path / "ledger"
     plan = {"nodes": [{"id": "gate", "type": "approval", "title": "Go?"}, write("a", ledger)]}
     run = advance(start(plan, operator))
-    approval_decide(request_id=pending(run).pk, actor=reviewer, decision="reject", comment="no")
+    approval_decide(
+        request_id=pending_request(run).pk, actor=reviewer, decision="reject", comment="no"
+    )
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
     assert lines(ledger) == []
@@ -217,7 +208,7 @@ def test_a_rejection_without_on_reject_still_fails_the_run(
 def test_a_missing_key_in_a_condition_asks_for_it(tmp_path: Path, operator, reviewer) -> None:
     ledger = tmp_path / "ledger"
     run = advance(start(purchase_plan(ledger), operator))
-    request = pending(run)
+    request = pending_request(run)
     assert request.node_id == "route"
     assert list(request.fields["properties"]) == ["amount"]
     approval_decide(
@@ -281,7 +272,10 @@ def test_a_loop_with_a_branch_exits_when_its_condition_holds(
     run = advance(start(plan, operator))
     for answer in (False, False, True):
         approval_decide(
-            request_id=pending(run).pk, actor=reviewer, decision="approve", values={"done": answer}
+            request_id=pending_request(run).pk,
+            actor=reviewer,
+            decision="approve",
+            values={"done": answer},
         )
         run = advance(run)
     assert run.status == RunStatus.SUCCEEDED, run.error
@@ -301,10 +295,10 @@ def test_the_api_shows_node_paths_states_and_decisions(
     assert body["node_states"]["finance"] == "waiting"
     assert body["node_states"]["order"] == "pending"
     client.force_login(reviewer)
-    approval = client.get(f"/api/v1/approvals/{pending(run).pk}").json()
+    approval = client.get(f"/api/v1/approvals/{pending_request(run).pk}").json()
     assert approval["node_path"] == "finance"
-    assert [g["node"] for g in pending(run).guards] == ["order"]
-    approval_decide(request_id=pending(run).pk, actor=reviewer, decision="approve")
+    assert [g["node"] for g in pending_request(run).guards] == ["order"]
+    approval_decide(request_id=pending_request(run).pk, actor=reviewer, decision="approve")
     run = advance(run)
     client.force_login(operator)
     body = client.get(f"/api/v1/runs/{run.pk}").json()
@@ -328,7 +322,9 @@ def test_replay_and_fork_follow_the_graph(tmp_path: Path, operator, reviewer) ->
 
     ledger = tmp_path / "ledger"
     run = advance(start(purchase_plan(ledger), operator, {"amount": 100}))
-    approval_decide(request_id=pending(run).pk, actor=reviewer, decision="reject", comment="no")
+    approval_decide(
+        request_id=pending_request(run).pk, actor=reviewer, decision="reject", comment="no"
+    )
     run = advance(run)
     seqs = {e.type: e.seq for e in Event.objects.filter(run=run)}
     at_branch = state_at(run, seqs["branch.taken"])
@@ -357,18 +353,21 @@ def test_the_purchase_approval_demo_routes_by_amount(
             workflow=workflow, requester=operator, context={"item": "Server", "amount": 9000}
         )
     )
-    assert pending(big).node_id == "finance"
+    assert pending_request(big).node_id == "finance"
     small = advance(
         run_create(workflow=workflow, requester=operator, context={"item": "Desk", "amount": 300})
     )
-    assert pending(small).node_id == "manager"
+    assert pending_request(small).node_id == "manager"
     approval_decide(
-        request_id=pending(big).pk, actor=reviewer, decision="reject", comment="over budget"
+        request_id=pending_request(big).pk,
+        actor=reviewer,
+        decision="reject",
+        comment="over budget",
     )
     big = advance(big)
     assert big.status == RunStatus.FAILED
     assert big.error == "Finance rejected the purchase: over budget"
-    approval_decide(request_id=pending(small).pk, actor=reviewer, decision="approve")
+    approval_decide(request_id=pending_request(small).pk, actor=reviewer, decision="approve")
     small = advance(small)
     assert small.status == RunStatus.SUCCEEDED, small.error
     assert (workspace / "demo" / "purchases" / "ordered" / "Desk.txt").exists()

@@ -6,8 +6,6 @@ Driven in-process by the real engine: every action runs in a real
 subprocess, several at once, and the ledger they write shows what ran.
 """
 
-# ruff: noqa: F811 - the browser fixtures are imported, then requested by name
-
 from __future__ import annotations
 
 import os
@@ -18,9 +16,8 @@ import pytest
 
 from approvals.models import ApprovalRequest, RequestStatus
 from approvals.services import approval_decide
-from tests.approvals.test_live_browser import browser, orm  # noqa: F401 - fixtures
+from tests.support.runs import advance
 from workflows import executor_config
-from workflows.engine import run_advance
 from workflows.events import verify_all
 from workflows.models import Event, Run
 from workflows.plans import validate_plan
@@ -28,12 +25,6 @@ from workflows.services import run_create
 from workflows.states import RunStatus, StepStatus
 
 pytestmark = pytest.mark.django_db
-
-
-def advance(run: Run) -> Run:
-    run_advance(run_id=run.pk)
-    run.refresh_from_db()
-    return run
 
 
 def pending(run: Run) -> list[ApprovalRequest]:
@@ -691,7 +682,7 @@ def test_a_nested_run_and_its_requests_in_chromium(  # type: ignore[no-untyped-d
     """The run page draws the block inside the map with live states; a request shows its item's."""
     from django.urls import reverse
 
-    from tests.approvals.test_live_browser import logged_in
+    from tests.support.browsers import logged_in
 
     ledger = tmp_path / "ledger"
 

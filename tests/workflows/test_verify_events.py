@@ -6,31 +6,15 @@ import json
 
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
+from tests.support.tampering import TABLE, event, sql, verify
 from workflows.models import Event, EventImmutable, Run
 from workflows.services import run_create
 
 pytestmark = pytest.mark.django_db
 
-TABLE = Event._meta.db_table
 PLAN = {"nodes": [{"id": "gate", "type": "approval", "title": "Go?"}]}
-
-
-def sql(statement: str, *params: object) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-
-
-def verify() -> str:
-    with pytest.raises(CommandError) as caught:
-        call_command("verify_events")
-    return str(caught.value)
-
-
-def event(run: Run | None, seq: int) -> Event:
-    return Event.objects.get(run=run, seq=seq)
 
 
 def test_an_intact_log_verifies(logged, capsys) -> None:

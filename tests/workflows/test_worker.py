@@ -9,6 +9,8 @@ from django.db import connection
 
 from approvals.models import ApprovalRequest, RequestKind, RequestStatus
 from approvals.services import approval_decide
+from tests.support.runs import status
+from tests.support.scale import fire_requeue_schedule
 from tests.support.waiting import wait_for
 from workflows.events import verify_all
 from workflows.models import Event, Run
@@ -18,31 +20,8 @@ from workflows.states import TERMINAL, RunStatus, StepStatus
 pytestmark = pytest.mark.worker
 
 
-def status(run: Run) -> str:
-    run.refresh_from_db()
-    return run.status
-
-
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
-
-
-def fire_requeue_schedule() -> None:
-    """Make the periodic re-queue schedule due and let django-q2's scheduler enqueue it.
-
-    The cluster's own scheduler looks every 30 s; calling the same function
-    now keeps the test short while going through the real schedule row.
-    """
-    from django.utils import timezone
-    from django_q.brokers import get_broker
-    from django_q.models import Schedule
-    from django_q.scheduler import scheduler
-
-    from workflows.tasks import REQUEUE_SCHEDULE, ensure_schedules
-
-    ensure_schedules()
-    Schedule.objects.filter(name=REQUEUE_SCHEDULE).update(next_run=timezone.now())
-    scheduler(broker=get_broker())
 
 
 def test_a_worker_runs_a_plan_and_resumes_it_after_approval(

@@ -16,9 +16,10 @@ import pytest
 
 from tests.executors._procs import descendants, is_gone, read_proc
 from tests.support.fixtures import Cluster
+from tests.support.runs import status
 from tests.support.waiting import wait_for
 from workflows.events import verify_all
-from workflows.models import Event, Run
+from workflows.models import Event
 from workflows.services import run_create
 from workflows.states import TERMINAL, RunStatus, StepStatus
 
@@ -27,11 +28,6 @@ pytestmark = pytest.mark.worker
 # A bound on how long a stop may take before the test gives up on it: a
 # hang detector, not a speed assertion (bench/bench_stop.py measures).
 STOP_BOUND_S = 20.0
-
-
-def status(run: Run) -> str:
-    run.refresh_from_db()
-    return run.status
 
 
 def lines(path: Path) -> list[str]:
