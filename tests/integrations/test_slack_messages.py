@@ -189,3 +189,16 @@ def test_a_token_without_a_signing_secret_is_a_warning(settings) -> None:  # typ
     assert [w.id for w in check_slack(None)] == ["agentos.W021"]
     settings.AGENTOS_SLACK_SIGNING_SECRET = SECRET
     assert check_slack(None) == []
+
+
+def test_a_gate_inside_a_parallel_branch_keeps_its_channel(slack, operator) -> None:  # type: ignore[no-untyped-def]
+    spec = copy.deepcopy(SPEC)
+    gate = {**spec["plan"]["nodes"][0], "slack_channel": "C0FINANCE"}
+    spec["plan"]["nodes"][0] = {
+        "id": "both",
+        "type": "parallel",
+        "branches": [{"nodes": [gate]}, {"nodes": [spec["plan"]["nodes"].pop(1)]}],
+    }
+    _, request = waiting_run(operator, spec)
+    assert request.node_path == "both/0/gate"
+    assert SlackMessage.objects.get(request=request).channel == "C0FINANCE"

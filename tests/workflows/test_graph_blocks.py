@@ -428,3 +428,51 @@ def test_node_states_and_active_nodes_name_each_branch(tmp_path: Path, operator,
         "after": "done",
     }
     assert run_detail(run)["active_nodes"] == []
+
+
+def test_a_missing_key_in_a_branchs_condition_is_asked_for_typed(
+    tmp_path: Path, operator, reviewer
+) -> None:
+    """A lane's branch asks as a top-level one does: typed from the workflow's inputs."""
+    from workflows.services import workflow_create
+
+    ledger = tmp_path / "ledger"
+    route = {
+        "id": "route",
+        "type": "branch",
+        "title": "Route the order",
+        "cases": [{"when": "amount > 5000", "next": "big"}],
+        "default": "small",
+    }
+    lane = {"nodes": [route, write("small", ledger, next="end"), write("big", ledger)]}
+    spec = {
+        "slug": "orders",
+        "title": "Orders",
+        "mode": "autonomous",
+        "inputs": {"type": "object", "properties": {"amount": {"type": "number"}}},
+        "plan": {
+            "nodes": [
+                {
+                    "id": "both",
+                    "type": "parallel",
+                    "branches": [lane, {"nodes": [write("hr", ledger)]}],
+                }
+            ]
+        },
+    }
+    workflow = workflow_create(raw_spec=spec, actor=operator)
+    run = advance(run_create(workflow=workflow, requester=operator, context={}))
+    assert run.status == RunStatus.WAITING, run.error
+    (request,) = pending(run)
+    assert request.node_path == "both/0/route"
+    assert request.title == "Route the order: a value is missing"
+    assert request.description == "Supply amount to decide the branch."
+    assert request.fields["properties"]["amount"]["type"] == "number"
+    assert request.fields["required"] == ["amount"]
+    approval_decide(
+        request_id=request.pk, actor=reviewer, decision="approve", values={"amount": 9000}
+    )
+    run = advance(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert sorted(lines(ledger)) == ["big", "hr"]
+    assert verify_all() == []

@@ -16,6 +16,7 @@ from workflows import executor_config, graph, hooks
 from workflows.engine import children
 from workflows.engine.asks import (
     Node,
+    ask_options,
     digest_mismatch,
     missing_ask,
     no_fields,
@@ -73,21 +74,9 @@ def lane_branch(
         try:
             holds = graph.compile_condition(case["when"]).evaluate(scope)
         except graph.ConditionMissing as exc:
-            lane_pause(
-                run,
-                block,
-                lane,
-                node,
-                path,
-                purpose="missing",
-                kind="input",
-                title=f"{node.get('title') or path}: a value is missing",
-                fields={
-                    "type": "object",
-                    "properties": {key: {"type": "string"} for key in exc.keys},
-                    "required": list(exc.keys),
-                },
-            )
+            label = node.get("title") or path
+            ask = missing_ask(run, node, None, exc.keys, label=label, to="decide the branch")
+            lane_pause(run, block, lane, node, path, **ask)
             return False
         except graph.ConditionError as exc:
             run_fail(run=run, actor=None, node=path, error=f"{path}: {exc}")
@@ -117,11 +106,6 @@ def lane_ask(
 ) -> None:
     """Open an approval node's or an input node's request for the lane."""
     block, _state, lane = chain[-1]
-    options = {
-        key: node[key]
-        for key in ("quorum", "due_in_s", "on_timeout", "escalate_to")
-        if node.get(key) is not None
-    }
     fields: dict[str, Any]
     if node["type"] == "approval":
         after = graph.successor(nodes, lane["position"])
@@ -141,7 +125,7 @@ def lane_ask(
         fields=fields,
         assign_to=node.get("assign_to"),
         guards=guards,
-        options=options,
+        options=ask_options(node),
     )
 
 
