@@ -291,6 +291,9 @@ def _apply(
             run.graph = dict(run.graph or {})
             run.graph.setdefault(graph.DECISIONS, {})[request.node_id] = decided
     where = {"node_path": request.node_path} if in_lane else {}
+    # The webhook and the Slack update are registered last, after the run's
+    # task (run_continue and the others queue it on commit): commit hooks run
+    # in order, and the next step should not wait for them.
     if decision == "reject":
         _close(request, RequestStatus.REJECTED, actor, comment, values={})
         event_append(
@@ -355,7 +358,6 @@ def _apply(
             **({"decided": decided} if decided else {}),
         },
     )
-    transaction.on_commit(lambda: notifications.request_decided(request.pk))
     if resolution == Resolution.FAIL:
         run_fail(
             run=run,
@@ -363,8 +365,7 @@ def _apply(
             node=request.node_id,
             error=f"failed by {who} after an unknown outcome: {comment or 'no comment'}",
         )
-        return
-    if in_lane:
+    elif in_lane:
         lane_resume(
             run=run,
             actor=actor,
@@ -375,18 +376,19 @@ def _apply(
             resolution=resolution,
             decided=decided,
         )
-        return
-    run_continue(
-        run=run,
-        actor=actor,
-        node_id=request.node_id,
-        position=request.position,
-        purpose=purpose,
-        values=values,
-        state=dict(request.state),
-        step_id=request.step_id,
-        resolution=resolution,
-    )
+    else:
+        run_continue(
+            run=run,
+            actor=actor,
+            node_id=request.node_id,
+            position=request.position,
+            purpose=purpose,
+            values=values,
+            state=dict(request.state),
+            step_id=request.step_id,
+            resolution=resolution,
+        )
+    transaction.on_commit(lambda: notifications.request_decided(request.pk))
 
 
 def _close(

@@ -1,0 +1,60 @@
+"""The web process's PostgreSQL connections come from a pool; workers keep their own."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from agentos_site import dbpool
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_web_process_reuses_pooled_connections_across_requests() -> None:
+    import agentos_site.asgi  # noqa: F401 - what daphne loads: it installs the pool
+
+    if connection.vendor != "postgresql":
+        assert dbpool.pool_web_connections() is False
+        assert "pool" not in connection.settings_dict["OPTIONS"]
+        return
+    assert connection.settings_dict["CONN_MAX_AGE"] == 0
+    assert connection.pool is not None
+    pids = set()
+    for _ in range(6):
+        pids.add(_backend_pid())
+        connection.close()  # the end of a request (CONN_MAX_AGE = 0)
+    # Without the pool, each "request" met a new server process (6 pids).
+    assert len(pids) <= 2, pids
+
+
+def test_a_process_with_persistent_connections_gets_no_pool(settings) -> None:
+    """A worker sets CONN_MAX_AGE (workflows.cluster), which Django refuses with a pool."""
+    from django.db.utils import ConnectionHandler
+
+    handler = ConnectionHandler(
+        {
+            "default": {
+                "ENGINE": "django.db.backends.postgresql",
+                "NAME": "unused",
+                "CONN_MAX_AGE": 300,
+                "OPTIONS": {},
+            }
+        }
+    )
+    from unittest import mock
+
+    with mock.patch.object(dbpool.db, "connections", handler):
+        assert dbpool.pool_web_connections() is False
+    assert "pool" not in handler.settings["default"]["OPTIONS"]
+
+
+def test_the_pool_can_be_turned_off(settings) -> None:
+    settings.AGENTOS_WEB_DB_POOL = 0
+    assert dbpool.pool_options() is None
+    settings.AGENTOS_WEB_DB_POOL = 4
+    assert dbpool.pool_options() == {"min_size": 1, "max_size": 4, "timeout": dbpool.TIMEOUT_S}
