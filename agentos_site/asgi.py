@@ -8,6 +8,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentos_site.settings")
 # Set Django up before importing anything that touches models (the consumers).
 django_asgi_app = get_asgi_application()
 
+from agentos_site.dbpool import pool_web_connections  # noqa: E402
+
+# PostgreSQL: requests take their connection from a pool (agentos_site.dbpool).
+pool_web_connections()
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

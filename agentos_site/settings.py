@@ -101,6 +101,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = dict(SQLITE_OPTIONS)
 else:  # a server that may restart: check a reused connection before using it
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# PostgreSQL: the web process (daphne, agentos_site/asgi.py) takes its
+# connections from a psycopg pool of at most this many (0: a new connection
+# for each request, as before). Workers keep one connection each instead
+# (workflows/cluster.py); the pool is never used by a forked process.
+AGENTOS_WEB_DB_POOL = int(env_float("AGENTOS_WEB_DB_POOL", 16))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Login throttling (django-axes): after AGENTOS_LOGIN_FAILURE_LIMIT failures

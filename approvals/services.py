@@ -30,7 +30,6 @@ from workflows.events import event_append
 from workflows.guards import guards_digest
 from workflows.models import Run, Step
 from workflows.services import (
-    lock_run,
     missing_required,
     run_continue,
     run_fail,
@@ -148,11 +147,15 @@ def validate_values(schema: dict, values: dict) -> dict[str, str]:
 
 def _locked_request(request_id: int) -> tuple[Run, ApprovalRequest]:
     """Lock the run first, then re-read the request: deciders queue on the run row."""
-    try:
-        run_id = ApprovalRequest.objects.values_list("run_id", flat=True).get(pk=request_id)
-    except ApprovalRequest.DoesNotExist:
-        raise DecisionInvalid({"request": f"no request {request_id}"}) from None
-    run = lock_run(run_id)
+    # The run is found through its request and locked in one query (only
+    # the run's row: `of`); the request is read again once the lock is held.
+    run = (
+        Run.objects.select_for_update(of=("self",))
+        .filter(approval_requests__pk=request_id)
+        .first()
+    )
+    if run is None:
+        raise DecisionInvalid({"request": f"no request {request_id}"})
     request = ApprovalRequest.objects.select_related(
         "decided_by", "assigned_group", "assigned_user"
     ).get(pk=request_id)
@@ -207,8 +210,12 @@ def approval_decide(
         if decision == "approve":
             _check_approval(request, values, resolution)
         _record_vote(request, actor, decision, values, comment)
+        approvers: list[str] = []
         if decision == "approve":
-            approvals = request.decisions.filter(decision="approve").count()
+            approvers = list(
+                request.decisions.filter(decision="approve").values_list("actor_label", flat=True)
+            )
+            approvals = len(approvers)
             if approvals < request.quorum:
                 event_append(
                     run=run,
@@ -225,7 +232,7 @@ def approval_decide(
                     },
                 )
                 return request
-        _apply(run, request, actor, decision, values, comment, resolution)
+        _apply(run, request, actor, decision, values, comment, resolution, approvers=approvers)
     return request
 
 
@@ -272,13 +279,20 @@ def _apply(
     values: dict,
     comment: str,
     resolution: str = "",
+    *,
+    approvers: list[str] | None = None,
 ) -> None:
-    """Close the request with the decision and move the run on (caller's transaction)."""
+    """Close the request with the decision and move the run on (caller's transaction).
+
+    `approvers`: the labels of the request's approvals when the caller has
+    just read them (under the same lock); read here otherwise.
+    """
     who = actor.get_username() if actor is not None else "the system"
     purpose = request.purpose
-    approvers = list(
-        request.decisions.filter(decision="approve").values_list("actor_label", flat=True)
-    )
+    if approvers is None or decision != "approve":
+        approvers = list(
+            request.decisions.filter(decision="approve").values_list("actor_label", flat=True)
+        )
     decided = None
     in_lane = request.state.get("lane") is not None
     if purpose == "approval_node":
@@ -291,6 +305,9 @@ def _apply(
             run.graph = dict(run.graph or {})
             run.graph.setdefault(graph.DECISIONS, {})[request.node_id] = decided
     where = {"node_path": request.node_path} if in_lane else {}
+    # The webhook and the Slack update are registered last, after the run's
+    # task (run_continue and the others queue it on commit): commit hooks run
+    # in order, and the next step should not wait for them.
     if decision == "reject":
         _close(request, RequestStatus.REJECTED, actor, comment, values={})
         event_append(
@@ -355,7 +372,6 @@ def _apply(
             **({"decided": decided} if decided else {}),
         },
     )
-    transaction.on_commit(lambda: notifications.request_decided(request.pk))
     if resolution == Resolution.FAIL:
         run_fail(
             run=run,
@@ -363,8 +379,7 @@ def _apply(
             node=request.node_id,
             error=f"failed by {who} after an unknown outcome: {comment or 'no comment'}",
         )
-        return
-    if in_lane:
+    elif in_lane:
         lane_resume(
             run=run,
             actor=actor,
@@ -375,18 +390,19 @@ def _apply(
             resolution=resolution,
             decided=decided,
         )
-        return
-    run_continue(
-        run=run,
-        actor=actor,
-        node_id=request.node_id,
-        position=request.position,
-        purpose=purpose,
-        values=values,
-        state=dict(request.state),
-        step_id=request.step_id,
-        resolution=resolution,
-    )
+    else:
+        run_continue(
+            run=run,
+            actor=actor,
+            node_id=request.node_id,
+            position=request.position,
+            purpose=purpose,
+            values=values,
+            state=dict(request.state),
+            step_id=request.step_id,
+            resolution=resolution,
+        )
+    transaction.on_commit(lambda: notifications.request_decided(request.pk))
 
 
 def _close(

@@ -101,10 +101,20 @@ def inbox(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _visible(request: HttpRequest, request_id: int) -> ApprovalRequest:
-    found = (
-        visible_requests(request.user)
-        .select_related(
+# What deciding reads of the request before the service re-reads it under
+# the run's lock: the values form, the message. A page shown after a refused
+# decision loads the rest as it needs it.
+DECIDE_FIELDS = ("id", "run_id", "kind", "title", "fields")
+
+
+def _visible(
+    request: HttpRequest, request_id: int, *, only: tuple[str, ...] = ()
+) -> ApprovalRequest:
+    queryset = visible_requests(request.user)
+    if only:
+        queryset = queryset.only(*only)
+    else:
+        queryset = queryset.select_related(
             "run__workflow",
             "run__requester",
             "run__parent__workflow",
@@ -112,9 +122,7 @@ def _visible(request: HttpRequest, request_id: int) -> ApprovalRequest:
             "assigned_user",
             "decided_by",
         )
-        .filter(pk=request_id)
-        .first()
-    )
+    found = queryset.filter(pk=request_id).first()
     if found is None:
         raise Http404("No such request, or it is not yours to see.")
     return found
@@ -140,9 +148,10 @@ def _values_form_class(obj: ApprovalRequest) -> type:
 def request_page(request: HttpRequest, request_id: int) -> HttpResponse:
     """Show a request with its run, plan, context and evidence; decide it on POST."""
     _reader(request)
-    obj = _visible(request, request_id)
+    posted = request.method == "POST"
+    obj = _visible(request, request_id, only=DECIDE_FIELDS if posted else ())
     values_class = _values_form_class(obj)
-    if request.method == "POST":
+    if posted:
         if not may_decide_at_all(request.user):
             raise PermissionDenied("You may read requests but not decide them.")
         return _decide(request, obj, values_class)
@@ -168,7 +177,7 @@ def _decide(request: HttpRequest, obj: ApprovalRequest, values_class: type) -> H
     values_form = values_class(request.POST, prefix=VALUES_PREFIX)
     if not form.is_valid():
         values_form.is_valid()
-        return _render_request(request, obj, form, values_form, status=400)
+        return _render_request(request, _visible(request, obj.pk), form, values_form, status=400)
     decision = form.cleaned_data["decision"]
     resolution = form.cleaned_data.get("resolution") or ""
     values: dict[str, Any] = {}
@@ -177,7 +186,9 @@ def _decide(request: HttpRequest, obj: ApprovalRequest, values_class: type) -> H
     )
     if asked:
         if not values_form.is_valid():
-            return _render_request(request, obj, form, values_form, status=400)
+            return _render_request(
+                request, _visible(request, obj.pk), form, values_form, status=400
+            )
         values = cleaned_values(values_form)
     try:
         approval_decide(
@@ -215,7 +226,9 @@ def _decide(request: HttpRequest, obj: ApprovalRequest, values_class: type) -> H
         unmatched = (
             values_form.add_service_errors(general) if asked else [f"{f}: {m}" for f, m in general]
         )
-        return _render_request(request, obj, form, values_form, errors=unmatched, status=400)
+        return _render_request(
+            request, _visible(request, obj.pk), form, values_form, errors=unmatched, status=400
+        )
     except TransitionNotAllowed as exc:
         messages.error(request, f"Not decided: {exc}.")
         return HttpResponseRedirect(request.path)

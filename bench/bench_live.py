@@ -155,11 +155,43 @@ def events_to_socket(url: str, cookie: str, count: int) -> list[float]:
     return [(seen[s] - committed[s]) * 1000 for s in committed if s in seen]
 
 
-def approvals_to_step(url: str, env: dict[str, str], count: int) -> list[tuple[float, float]]:
-    """POST approvals through the inbox form; time until the next step starts."""
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time of these processes and their reaped children, from /proc (load-independent)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def server_sessions() -> int | None:
+    """PostgreSQL: the sessions (server processes) opened on this database so far."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return int(cursor.fetchone()[0])
+
+
+def approvals_to_step(
+    url: str, env: dict[str, str], count: int, web_pid: int
+) -> list[tuple[float, float]]:
+    """POST approvals through the inbox form; time until the next step starts.
+
+    Also prints the CPU each approval cost the web process (the request's
+    page, the POST and its redirect) and the worker's processes (the resume
+    and its one no-op step, the action's process included).
+    """
     from django.contrib.auth import get_user_model
 
     from approvals.models import ApprovalRequest
+    from workflows.cluster import descendants
     from workflows.models import Event, Run
     from workflows.services import run_create
 
@@ -188,8 +220,16 @@ def approvals_to_step(url: str, env: dict[str, str], count: int) -> list[tuple[f
         ).encode(),
     ).read()
     results = []
+    # The cluster's processes are up once it took the first task: count from
+    # the second approval on.
+    cpu_from: tuple[float, float] | None = None
+    sessions_from: int | None = None
     try:
-        for _ in range(count):
+        for index in range(count):
+            if index == 1:
+                tree = [worker.pid, *descendants(worker.pid)]
+                cpu_from = (cpu_seconds([web_pid]), cpu_seconds(tree))
+                sessions_from = server_sessions()
             run = run_create(
                 mode="autonomous",
                 requester=operator,
@@ -233,6 +273,20 @@ def approvals_to_step(url: str, env: dict[str, str], count: int) -> list[tuple[f
             )
             while Run.objects.get(pk=run.pk).status not in ("succeeded", "failed"):
                 time.sleep(0.01)
+        if cpu_from is not None:
+            tree = [worker.pid, *descendants(worker.pid)]
+            web_ms = (cpu_seconds([web_pid]) - cpu_from[0]) * 1000 / (count - 1)
+            worker_ms = (cpu_seconds(tree) - cpu_from[1]) * 1000 / (count - 1)
+            print(
+                f"CPU per approval: web process {web_ms:.1f} ms (page, POST, redirect); "
+                f"worker processes {worker_ms:.1f} ms (resume and one no-op step)"
+            )
+        sessions_to = server_sessions()
+        if sessions_from is not None and sessions_to is not None:
+            print(
+                "PostgreSQL server processes started per approval: "
+                f"{(sessions_to - sessions_from) / (count - 1):.2f}"
+            )
     finally:
         worker.terminate()
         worker.wait(15)
@@ -259,7 +313,7 @@ def child(mode: str, events: int, approvals: int) -> None:
             events_to_socket(url, cookie, events),
         )
         if approvals:
-            timed = approvals_to_step(url, dict(os.environ), approvals)
+            timed = approvals_to_step(url, dict(os.environ), approvals, proc.pid)
             summary(f"approve (inbox POST) -> next step started ({label})", [t for t, _ in timed])
             # The queue's part: the decision (its decided_at, a moment before
             # its commit queues the task) -> the worker's step.started event.

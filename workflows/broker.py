@@ -16,6 +16,11 @@ sender that finds nobody listening.
 
 With Redis (``REDIS_URL``) django-q2's Redis broker is used instead: its
 pusher already blocks in BLPOP and wakes on the push.
+
+Queuing goes through one broker per process (:func:`task_broker`):
+``async_task`` without a broker builds a new one for each task, which with
+Redis meant a new connection (and its handshake) on the path of every
+approval, and with the ORM closed the caller's database connection.
 """
 
 from __future__ import annotations
@@ -31,13 +36,32 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django_q.brokers import Broker, get_broker
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
+from django_q.models import OrmQ
 
-__all__ = ["WakingORM", "wake_dir", "wake_pushers"]
+__all__ = ["WakingORM", "task_broker", "wake_dir", "wake_pushers"]
 
 # A datagram carries no meaning; one is enough to wake a pusher.
 _NUDGE = b"!"
+
+# This process's broker for queuing, and what it was built for (a fork, or
+# a test that changes the broker's settings, gets a new one).
+_task_broker: tuple[tuple, Broker] | None = None
+
+
+def task_broker() -> Broker:
+    """Return this process's broker for ``async_task(..., broker=...)``.
+
+    Redis's client keeps its connections in a pool shared by the threads of
+    a process, so a second task reuses the first one's connection.
+    """
+    global _task_broker
+    key = (os.getpid(), Conf.CLUSTER_NAME, Conf.BROKER_CLASS, Conf.ORM, str(Conf.REDIS))
+    if _task_broker is None or _task_broker[0] != key:
+        _task_broker = (key, get_broker())
+    return _task_broker[1]
 
 
 def wake_dir() -> Path:
@@ -75,7 +99,17 @@ class WakingORM(ORM):
     _name = ""
 
     def enqueue(self, task):  # type: ignore[no-untyped-def]
-        pk = super().enqueue(task)
+        # Upstream's enqueue first calls close_old_connections() when not in
+        # a transaction: in the web process (CONN_MAX_AGE 0) that closed the
+        # request's own connection after the decision's commit, and the
+        # insert opened a new one (SQLite's close alone took ~7 ms). The
+        # caller's connection is its own to manage: the web request's by
+        # Django, a worker's before each task by django-q2.
+        pk = (
+            OrmQ.objects.using(Conf.ORM)
+            .create(key=self.list_key or Conf.CLUSTER_NAME, payload=task, lock=timezone.now())
+            .pk
+        )
         # In autocommit this runs at once; inside a transaction, once the
         # row is visible to the pusher's query.
         transaction.on_commit(wake_pushers, using=Conf.ORM)

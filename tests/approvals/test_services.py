@@ -245,3 +245,27 @@ def test_two_reviewers_deciding_at_once_record_exactly_one_decision(
     assert f"approved by {winners[0]}" in str(losers[0])
     assert Decision.objects.filter(request=request).count() == 1
     assert Event.objects.filter(type="approval.decided").count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_the_run_is_queued_before_the_decisions_webhook_and_slack_work(
+    gated_run, reviewer, monkeypatch, django_capture_on_commit_callbacks, decision
+) -> None:
+    """Commit hooks run in order: the next step must not wait for the notifications."""
+    from approvals import notifications
+    from workflows.services import runs
+
+    order: list[str] = []
+    monkeypatch.setattr(runs, "enqueue_advance", lambda run_id: order.append("queued"))
+    monkeypatch.setattr(notifications, "request_decided", lambda pk: order.append("notified"))
+    # A rejected gate with an on_reject target goes on there: queued too.
+    run = gated_run(on_reject="write")
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(
+            request_id=pending_request(run).pk,
+            actor=reviewer,
+            decision=decision,
+            comment="no" if decision == "reject" else "",
+        )
+    assert order == ["queued", "notified"]

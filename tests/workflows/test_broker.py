@@ -128,3 +128,43 @@ def test_a_forked_pusher_binds_a_socket_of_its_own(monkeypatch) -> None:
     wake_pushers()
     assert os.listdir(wake_dir()) == [broker._name]
     assert isinstance(broker._listener, socket.socket)
+
+
+def test_queuing_leaves_the_callers_database_connection_open(monkeypatch) -> None:
+    """Upstream's enqueue closed "old" connections first: the request's own, after its commit."""
+    from django.db import connection
+
+    broker = _broker(monkeypatch, LONG_POLL_S)
+    connection.ensure_connection()
+    before = connection.connection
+    broker.enqueue(SignedPackage.dumps({"id": "t4"}))
+    assert connection.connection is before
+    assert OrmQ.objects.filter(key=broker.list_key).count() == 1
+
+
+def test_a_process_queues_through_one_broker(monkeypatch) -> None:
+    """async_task builds a broker (with Redis: a connection) per task unless given one."""
+    import django_q.brokers
+
+    from workflows import broker as module
+
+    built: list[object] = []
+    real = django_q.brokers.get_broker
+    monkeypatch.setattr(module, "_task_broker", None)
+    monkeypatch.setattr(module, "get_broker", lambda: built.append(1) or real())
+    first = module.task_broker()
+    assert module.task_broker() is first
+    assert len(built) == 1
+    # A forked child (a worker) builds its own.
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write, b"own" if module.task_broker() is not first else b"shared")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 10)
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert answer == b"own"

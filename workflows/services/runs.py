@@ -28,6 +28,8 @@ def enqueue_advance(run_id: int) -> None:
     """Queue a worker task that advances the run (call only after commit)."""
     from django_q.tasks import async_task
 
+    from workflows.broker import task_broker
+
     try:
         async_task(
             "workflows.tasks.advance_run",
@@ -35,6 +37,7 @@ def enqueue_advance(run_id: int) -> None:
             task_name=f"run-{run_id}",
             group="runs",
             save=False,
+            broker=task_broker(),
         )
     except Exception:  # the broker is away (Redis restarting): the change is committed
         logger.exception("run %s: could not queue its task; the re-queue schedule will", run_id)
