@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from executors.base import Action
@@ -212,7 +213,8 @@ def _gate_covering(run: Run, node: dict[str, Any]) -> tuple[dict[str, Any] | Non
     A step behind a gate runs only on an approval of that gate in this very
     run (a fork that starts past its parent's gate has none of its own).
     """
-    gates = [run.nodes[index] for index in governing_gates(run.nodes, run.position)]
+    nodes = run.nodes
+    gates = [nodes[index] for index in _plan_facts(run).gates_of(nodes, run.position)]
     for candidate in gates:
         if hooks.approved_guard(
             run=run, node_id=node["id"], position=run.position, gate=candidate["id"]
@@ -365,12 +367,56 @@ def _may_be_guarded(run: Run, clear: ResumeGrant) -> bool:
     """
     if clear.approved:
         return True
-    nodes = run.nodes
+    facts = _plan_facts(run)
     # With jumps, a gate later in the list may lead back here.
-    jumps = any(node.get("next") or node.get("type") == "branch" for node in nodes)
-    return any(
-        node.get("type") == "approval" for node in (nodes if jumps else nodes[: run.position])
-    )
+    return bool(facts.approvals) and (facts.jumps or facts.approvals[0] < run.position)
+
+
+@dataclass
+class _PlanFacts:
+    """What deciding reads of a frozen plan at every step, worked out once per plan."""
+
+    jumps: bool  # a node names its successor, or a branch chooses one
+    approvals: list[int]  # the approval nodes' positions, in order
+    gates: dict[int, list[int]] = field(default_factory=dict)  # by position
+
+    def gates_of(self, nodes: list[dict[str, Any]], position: int) -> list[int]:
+        """Return `guards.governing_gates(nodes, position)`, worked out once per position."""
+        if not self.jumps and not self.gates:
+            # A straight line: each position's gate is the nearest node before
+            # it that is not an action, when that is an approval. One pass
+            # gives every position's, where asking each walked back to it.
+            nearest: list[int] = []
+            for index, node in enumerate(nodes):
+                self.gates[index] = nearest
+                kind = node.get("type", "action")
+                if kind != "action":
+                    nearest = [index] if kind == "approval" else []
+            self.gates[len(nodes)] = nearest
+        gates = self.gates.get(position)
+        if gates is None:
+            gates = self.gates[position] = governing_gates(nodes, position)
+        return list(gates)
+
+
+# The last plan's facts, with the plan itself. A run's plan is frozen (a plan
+# review replaces the dict, it never edits it), and a worker's stay keeps one
+# plan object for all its steps (engine.base.Held), so these scans over every
+# node run once per stay instead of at every step.
+_facts: tuple[dict[str, Any], _PlanFacts] | None = None
+
+
+def _plan_facts(run: Run) -> _PlanFacts:
+    global _facts
+    plan = run.plan
+    if _facts is None or _facts[0] is not plan:
+        nodes = plan.get("nodes", [])
+        facts = _PlanFacts(
+            jumps=any(node.get("next") or node.get("type") == "branch" for node in nodes),
+            approvals=[i for i, node in enumerate(nodes) if node.get("type") == "approval"],
+        )
+        _facts = (plan, facts)
+    return _facts[1]
 
 
 def outcome_unknown(run: Run, node: dict[str, Any], step: Step) -> None:
