@@ -82,3 +82,41 @@ async def test_the_layer_reads_longer_than_a_consumer_waits_for_its_next_message
     pool = layer.create_pool(0)
     assert pool.connection_kwargs["socket_timeout"] >= 3 * layer.brpop_timeout
     assert pool.connection_kwargs["socket_connect_timeout"] == 5
+
+
+async def test_a_workers_steps_reach_the_run_page_in_order_through_redis(
+    operator, redis_layer
+) -> None:
+    """Each step's events, inserted together with the run, are published together, in order."""
+    from workflows.services import run_create
+
+    plan = {
+        "nodes": [
+            {"id": f"s{i}", "action": "verify.value_equals", "params": {"value": i, "expected": i}}
+            for i in range(3)
+        ]
+    }
+    run = await database_sync_to_async(run_create)(
+        plan=plan, mode="autonomous", requester=operator
+    )
+    communicator, connected, _ = await connect(f"/ws/runs/{run.pk}/", operator)
+    assert connected
+    while (await communicator.receive_json_from(timeout=5))["type"] != "caught_up":
+        pass
+    env = await database_sync_to_async(worker_env)()
+    env.update({"REDIS_URL": REDIS_URL, "AGENTOS_CHANNEL_PREFIX": redis_layer})
+    code = f"from workflows.engine import run_advance; run_advance(run_id={run.pk})"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, os.path.join(ROOT, "manage.py"), "shell", "-c", code, cwd=ROOT, env=env
+    )
+    assert await asyncio.wait_for(proc.wait(), timeout=60) == 0
+    seen = []
+    while not seen or seen[-1][1] != "run.succeeded":
+        message = await communicator.receive_json_from(timeout=10)
+        if message["type"] == "event":
+            seen.append((message["event"]["seq"], message["event"]["type"]))
+    seqs = [seq for seq, _ in seen]
+    assert seqs == list(range(run.last_seq + 1, run.last_seq + 1 + len(seen)))
+    steps = [kind for _, kind in seen if kind.startswith("step.")]
+    assert steps == ["step.started", "step.succeeded"] * 3
+    await communicator.disconnect()
