@@ -310,7 +310,9 @@ class LedgerStep(Action):
     """Append `<line> <attempt>` to a ledger, optionally after a pause.
 
     The scale and fault tests count these lines: which step ran, how often,
-    and in which attempt, recorded outside the database.
+    and in which attempt, recorded outside the database. While the file
+    `hold` names exists the step waits before its line (a fault test holds
+    every run's progress while it restarts a cluster).
     """
 
     name = "test.ledger_step"
@@ -323,6 +325,7 @@ class LedgerStep(Action):
         ledger: str
         line: str
         pause_s: float = Field(default=0.0, ge=0, le=10)
+        hold: str = ""
 
     class Output(BaseModel):
         line: str
@@ -330,6 +333,8 @@ class LedgerStep(Action):
     def run(self, params: Params, ctx: ActionContext) -> Output:
         if params.pause_s:
             time.sleep(params.pause_s)
+        while params.hold and os.path.exists(params.hold):
+            time.sleep(0.01)
         _append(params.ledger, f"{params.line} {ctx.attempt}")
         return self.Output(line=params.line)
 

@@ -21,19 +21,27 @@ ON_POSTGRES = connection.vendor == "postgresql"
 
 
 def ledger_plan(
-    ledger: Path | str, tag: str, *, steps: int = 5, pause_s: float = 0.0, max_attempts: int = 1
+    ledger: Path | str,
+    tag: str,
+    *,
+    steps: int = 5,
+    pause_s: float = 0.0,
+    max_attempts: int = 1,
+    hold: Path | str = "",
 ) -> dict:
-    """Return a plan of `steps` ledger steps writing `<tag>-s<i> <attempt>`."""
+    """Return a plan of `steps` ledger steps writing `<tag>-s<i> <attempt>`.
+
+    Each step waits while the file `hold` names exists (test.ledger_step).
+    """
     node: dict[str, Any] = {"action": "test.ledger_step"}
     if max_attempts > 1:
         node["retry"] = {"max_attempts": max_attempts, "backoff_s": 0.1}
+    params: dict[str, Any] = {"ledger": str(ledger), "pause_s": pause_s}
+    if hold:
+        params["hold"] = str(hold)
     return {
         "nodes": [
-            {
-                **node,
-                "id": f"s{i}",
-                "params": {"ledger": str(ledger), "line": f"{tag}-s{i}", "pause_s": pause_s},
-            }
+            {**node, "id": f"s{i}", "params": {**params, "line": f"{tag}-s{i}"}}
             for i in range(steps)
         ]
     }
@@ -47,6 +55,7 @@ def start_ledger_runs(
     steps: int = 5,
     pause_s: float = 0.0,
     max_attempts: int = 1,
+    hold: Path | str = "",
 ) -> list[int]:
     """Create `count` autonomous runs of a ledger plan; return their ids."""
     from workflows.services import run_create
@@ -54,7 +63,12 @@ def start_ledger_runs(
     return [
         run_create(
             plan=ledger_plan(
-                ledger, f"r{number}", steps=steps, pause_s=pause_s, max_attempts=max_attempts
+                ledger,
+                f"r{number}",
+                steps=steps,
+                pause_s=pause_s,
+                max_attempts=max_attempts,
+                hold=hold,
             ),
             mode="autonomous",
             requester=requester,

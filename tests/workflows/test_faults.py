@@ -57,12 +57,17 @@ def _cmdline(pid: int) -> bytes:
 def test_sigkilled_workers_and_clusters_lose_nothing(
     cluster, operator, tmp_path, monkeypatch
 ) -> None:
-    """200 runs, three clusters; workers and whole clusters are SIGKILLed again and again."""
+    """200 runs, three clusters; workers and whole clusters are SIGKILLed again and again.
+
+    While a killed cluster's replacement starts, every run's steps wait (a
+    hold file): otherwise the two others could finish the work before the
+    schedule's later faults, the faster the engine the sooner.
+    """
     monkeypatch.setenv("AGENTOS_REQUEUE_AFTER_S", "3")
-    ledger = tmp_path / "ledger"
+    ledger, hold = tmp_path / "ledger", tmp_path / "hold"
     clusters = [cluster() for _ in range(3)]
     run_ids = start_ledger_runs(
-        200, requester=operator, ledger=ledger, pause_s=0.05, max_attempts=10
+        200, requester=operator, ledger=ledger, pause_s=0.05, max_attempts=10, hold=hold
     )
     rng = random.Random(20261101)
     kills = {"worker": 0, "cluster": 0}
@@ -77,8 +82,10 @@ def test_sigkilled_workers_and_clusters_lose_nothing(
             break
         if round_ % 4 == 3:
             index = rng.randrange(len(clusters))
+            hold.touch()
             clusters[index].kill()
-            clusters[index] = cluster()
+            clusters[index] = cluster().wait_running()
+            hold.unlink()
             kills["cluster"] += 1
             continue
         victims = [pid for c in clusters for pid in worker_processes(c)]
