@@ -88,7 +88,7 @@ def test_an_idle_worker_stops_on_a_signal_and_leaves_nothing_behind(
 ) -> None:
     """No hang, exit 0, no sentinel, worker, zygote or temporary home folder left."""
     ledger = tmp_path / "ledger"
-    worker = cluster()
+    worker = cluster().wait_running()  # the run's deadline is not the worker's start
     run = run_create(mode="autonomous", requester=operator, plan=one_step_plan(ledger))
     wait_for(lambda: status(run) == RunStatus.SUCCEEDED, message="the run to finish")
     pids, homes = process_tree(worker)
