@@ -11,7 +11,7 @@ zygote and a spare browser started by one run beforehand):
     running after 10 s", then SIGKILLed);
 and `python -m agentos_site.web` idle, SIGTERM.
 
-Run: .venv/bin/python bench/bench_stop.py [--repeat 5]
+Run: .venv/bin/python bench/bench_stop.py [--repeat 5] [--idle-only]
 It uses a throwaway var/ directory; nothing touches your portal's data.
 """
 
@@ -31,6 +31,9 @@ from bench.common import ROOT, configure, listening, show
 
 _parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 _parser.add_argument("--repeat", type=int, default=5)
+_parser.add_argument(
+    "--idle-only", action="store_true", help="only the two idle-worker scenarios (quicker)"
+)
 ARGS = _parser.parse_args() if __name__ == "__main__" else None
 configure("embedded")
 # The test actions give a step that sleeps (test.sleep, test.slow_first).
@@ -167,6 +170,8 @@ def main() -> None:
     print(f"stop latency, SIGTERM to exit (2 worker processes; n={n} each)", flush=True)
     measure("worker, idle, SIGTERM to the main process", lambda: idle_worker(False), n)
     measure("worker, idle, SIGTERM to the process group", lambda: idle_worker(True), n)
+    if ARGS and ARGS.idle_only:
+        return
     measure("worker, 0.5 s into a 2 s step (drains)", during_step, n)
     handed = Event.objects.filter(type="run.requeued", data__reason="worker draining").count()
     print(f"{'runs handed on by draining workers':<52} {handed}", flush=True)

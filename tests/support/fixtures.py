@@ -108,6 +108,7 @@ class Cluster:
         self.env = env  # default: worker_env(), the test database
         self.args = args  # e.g. ("--drain-s", "1")
         self.proc: subprocess.Popen[bytes] | None = None
+        self.stopping = False  # stop() sent its SIGTERM
 
     def start(self) -> Cluster:
         self.log = open(self.log_path, "ab")
@@ -144,11 +145,17 @@ class Cluster:
         self.proc.wait(timeout=10)
         self.log.close()
 
+    def begin_stop(self) -> None:
+        """Send the stop signal of `stop()` (once: a second cuts the drain short)."""
+        if self.proc is not None and self.proc.poll() is None and not self.stopping:
+            self.stopping = True
+            self.proc.terminate()
+
     def stop(self) -> None:
         """Stop like Ctrl-C would (SIGTERM to the sentinel), then sweep the group."""
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None or (self.proc.poll() is not None and not self.stopping):
             return
-        self.proc.terminate()
+        self.begin_stop()
         try:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -183,6 +190,12 @@ def cluster(transactional_db, tmp_path) -> Iterator[Callable[[], Cluster]]:  # t
         return c
 
     yield start
+    # All drain at once: a test's workers stop side by side, not one after another.
+    for c in started:
+        try:
+            c.begin_stop()
+        except ProcessLookupError:
+            pass
     for c in started:
         try:
             c.stop()

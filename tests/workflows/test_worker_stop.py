@@ -88,7 +88,7 @@ def test_an_idle_worker_stops_on_a_signal_and_leaves_nothing_behind(
 ) -> None:
     """No hang, exit 0, no sentinel, worker, zygote or temporary home folder left."""
     ledger = tmp_path / "ledger"
-    worker = cluster()
+    worker = cluster().wait_running()  # the run's deadline is not the worker's start
     run = run_create(mode="autonomous", requester=operator, plan=one_step_plan(ledger))
     wait_for(lambda: status(run) == RunStatus.SUCCEEDED, message="the run to finish")
     pids, homes = process_tree(worker)
@@ -105,7 +105,7 @@ def test_a_draining_worker_finishes_its_step_and_hands_the_run_on(
     """The step in flight commits once; the run and a queued one go to another worker."""
     ledger = tmp_path / "ledger"
     one = worker_env_with(AGENTOS_WORKERS="1")
-    first = cluster("--drain-s", "60", env=one)
+    first = cluster("--drain-s", "60", env=one).wait_running()
     plan = {
         "nodes": [
             {
@@ -155,7 +155,8 @@ def test_a_step_longer_than_the_drain_is_cut_and_retried_elsewhere(
 ) -> None:
     """Past the bound (or on a second signal) the action is killed, nothing half-recorded."""
     ledger = tmp_path / "ledger"
-    first = cluster("--drain-s", drain_s)
+    # The deadlines below are about the step, not about a worker starting.
+    first = cluster("--drain-s", drain_s).wait_running()
     run = run_create(
         mode="autonomous",
         requester=operator,
@@ -213,7 +214,7 @@ def test_django_q2_signals_fire_in_the_worker_as_under_qcluster(
     env = worker_env()
     env["DJANGO_SETTINGS_MODULE"] = "tests.support.q2_signals.settings"
     env["AGENTOS_TEST_SIGNAL_LOG"] = str(log)
-    cluster(env=env)
+    cluster(env=env).wait_running()  # the deadlines below are about the run
     run = run_create(mode="autonomous", requester=operator, plan=one_step_plan(tmp_path / "l"))
     wait_for(lambda: status(run) == RunStatus.SUCCEEDED, message="the run to finish")
     wait_for(lambda: any(x.startswith("post_execute") for x in lines(log)), message="signals")
