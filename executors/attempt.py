@@ -89,6 +89,10 @@ class Attempt:
         for fd in (stdin_w, result_r, log_r):
             os.set_blocking(fd, False)
         started = time.monotonic()
+        # A request fits the pipe's buffer as a rule: written (and closed)
+        # before the child exists, it is there the moment the child reads,
+        # and the loop below has no stdin left to wait on.
+        self._feed_stdin(stdin_w)
         try:
             self._send_request([stdin_r, result_w, log_w])
         finally:

@@ -172,6 +172,31 @@ def test_processes_an_action_detached_into_their_own_session_end_with_it(
     assert is_gone(detached)
 
 
+def test_a_temp_folder_left_full_is_gone_before_the_next_action_starts(
+    runner: Runner, make_ctx: MakeContext
+) -> None:
+    """The zygote reports the exit before it clears the child's TMPDIR (off the
+    step's path), but clears it before it serves the next request."""
+    first = runner.run("test.scratch", {}, make_ctx(), timeout_s=30)
+    assert first.status == "succeeded", first.error
+    scratch = Path(first.output["path"])
+    home = scratch.parent.parent.parent
+    assert scratch.parent.parent == home / "tmp", "the file is in the child's own TMPDIR"
+    second = runner.run("test.scratch", {}, make_ctx(), timeout_s=30)
+    assert second.status == "succeeded", second.error
+    assert Path(second.output["path"]) != scratch
+    assert not scratch.parent.exists(), "the first child's TMPDIR outlived it"
+
+
+def test_spares_prime_the_request_path_without_failing() -> None:
+    """A spare decodes and encodes a made-up request before its own arrives
+    (executors.child.prime). A failure there is swallowed in the spare, so
+    it would only cost each action its page faults back: it must not fail."""
+    from executors.child import prime
+
+    prime()
+
+
 def test_heartbeat_returning_false_kills(runner: Runner, make_ctx: MakeContext) -> None:
     beats: list[int] = []
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -306,6 +307,25 @@ class Exit(Action):
         os._exit(params.code)
 
 
+class Scratch(Action):
+    """Leave a file in the action's own temp folder; say where."""
+
+    name = "test.scratch"
+    description = "Write a file to TMPDIR."
+    category = "test"
+    risk = "low"
+    idempotent = True
+    Params = _Params
+
+    class Output(BaseModel):
+        path: str
+
+    def run(self, params: Any, ctx: ActionContext) -> BaseModel:
+        path = Path(tempfile.gettempdir()) / "scratch.txt"
+        path.write_text("left behind")
+        return self.Output(path=str(path))
+
+
 class LedgerStep(Action):
     """Append `<line> <attempt>` to a ledger, optionally after a pause.
 
@@ -375,6 +395,7 @@ ACTIONS: list[type[Action]] = [
     Echo,
     Allocate,
     Exit,
+    Scratch,
     LedgerStep,
     OutputShape,
 ]
