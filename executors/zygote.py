@@ -24,7 +24,8 @@ action user and take on their limits (``executors.sandbox``).
 
 Protocol, one JSON object per datagram:
 
-- zygote -> parent: ``{"op": "ready", "pid", "actions"}`` or
+- zygote -> parent: ``{"op": "ready", "pid", "actions", "light_actions",
+  "light_pid"}`` or
   ``{"op": "error", "error"}`` once at start;
   ``{"op": "started", "id", "pid"}``, ``{"op": "rejected", "id", "error"}``
   and ``{"op": "exited", "id", "pid", "exit_code"}`` per request.
@@ -37,8 +38,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import importlib
 import json
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -81,6 +84,11 @@ ORPHAN_SWEEPS = 20
 # the second stays ready while the first runs, so a request never waits
 # for a fork even when it arrives before the last child's replacement.
 PLAIN_SPARES = 2
+# The light zygote's start (importing the light modules) and its stop.
+LIGHT_START_TIMEOUT_S = 30.0
+LIGHT_GRACE_S = 2.0
+# Top-level packages of this project: importing them does not make a module heavy.
+PROJECT_PACKAGES = frozenset({"executors", "agentos_common"})
 
 
 @dataclass
@@ -100,6 +108,8 @@ class _Zygote:
         warm_spares: int = 1,
         sandbox: Sandbox | None = None,
         retire_spares_s: float = 0.0,
+        *,
+        publish: bool = True,
     ) -> None:
         self.sock = sock
         self.registry = registry
@@ -127,6 +137,10 @@ class _Zygote:
             if action_cls.warm_up is not None:
                 self.warm_ups[warm_up_key(action_cls)] = action_cls.warm_up
         self.pid = os.getpid()
+        # Only the main zygote writes the ready count (the light one holds
+        # no warm-up spares); a light zygote is its child, not an orphan.
+        self.publish = publish
+        self.helpers: set[int] = set()
 
     def serve(self) -> None:
         """Handle requests, exits and ready spares until the parent disconnects."""
@@ -156,7 +170,7 @@ class _Zygote:
         and only when the count changed: the worker's heartbeat reports it.
         """
         count = self.pools.ready_count()
-        if count == self.published:
+        if not self.publish or count == self.published:
             return
         with contextlib.suppress(OSError):
             with open(self.spares_file + ".new", "w") as out:
@@ -428,7 +442,7 @@ class _Zygote:
         zygote, so every adopted process belongs to the one that ended.
         """
         for _ in range(ORPHAN_SWEEPS):
-            known = {child.pid for child in self.children.values()}
+            known = {child.pid for child in self.children.values()} | self.helpers
             known.update(spare.pid for spare in self.pools.all())
             orphans = [pid for pid in children_of(os.getpid()) if pid not in known]
             if not orphans:
@@ -453,7 +467,133 @@ class _Zygote:
         for spare in self.pools.all():
             spare.discard()
         self.pools.clear()
+        for pid in self.helpers:
+            # The light zygote saw the parent's EOF too and ends its own
+            # children; past a grace it is killed (its children die with it).
+            _wait_or_kill(pid, LIGHT_GRACE_S)
+        self.helpers.clear()
         self._kill_orphans()
+
+
+def _import_modules(modules: list[str]) -> list[str]:
+    """Import the action modules in order; return the light ones.
+
+    A module is light when importing it brought in no package beyond the
+    standard library, this project's and its own (the files and verify
+    actions); excel (openpyxl), api (httpx) and the browser (playwright)
+    are not. A light module imported after a heavy one that loaded what it
+    needs counts as light: the light zygote then imports that too, which
+    costs memory, never correctness.
+    """
+    light = []
+    for name in modules:
+        before = set(sys.modules)
+        importlib.import_module(name)
+        added = {module.partition(".")[0] for module in set(sys.modules) - before}
+        foreign = added - sys.stdlib_module_names - PROJECT_PACKAGES - {name.partition(".")[0]}
+        if not foreign:
+            light.append(name)
+    return light
+
+
+def _fork_light(
+    light_sock: socket.socket, parent_sock: socket.socket, sandbox: Sandbox
+) -> tuple[int, socket.socket]:
+    """Fork the light zygote, before the main one imports any action module.
+
+    Each fork copies the forking process's page tables, and each child
+    copies (copy-on-write) the pages it writes and unmaps them all when it
+    exits: all of it grows with the zygote's memory, of which openpyxl,
+    httpx and playwright are more than half. The light zygote holds only
+    the light modules (``_import_modules``) and runs those of their actions
+    that have no warm-up, on a socket of its own to the runner; the rest
+    run in the main zygote, their heavy modules preloaded as before. It is
+    the main zygote's child, dies with it (``PR_SET_PDEATHSIG``), and is a
+    subreaper like it.
+
+    Returns its pid and the socket on which the main zygote tells it its
+    modules (``_start_light``).
+    """
+    control, light_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    main_zygote = os.getpid()
+    pid = os.fork()
+    if pid != 0:
+        light_end.close()
+        light_sock.close()
+        return pid, control
+    code = 70
+    try:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != main_zygote:
+            os._exit(0)
+        # Hold nothing of the main zygote's link to the runner: a copy
+        # would hide the main zygote's death from the runner.
+        parent_sock.close()
+        control.close()
+        _become_subreaper()
+        data = light_end.recv(MAX_MESSAGE)
+        modules = json.loads(data) if data else []
+        if modules:
+            _serve_light(light_sock, light_end, modules, sandbox)
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _serve_light(
+    sock: socket.socket, control: socket.socket, modules: list[str], sandbox: Sandbox
+) -> None:
+    from executors.registry import build_registry
+
+    registry = build_registry(tuple(modules))
+    gc.collect()
+    gc.freeze()
+    zygote = _Zygote(sock, registry, 0, sandbox, publish=False)
+    control.send(b"ready")
+    control.close()
+    try:
+        zygote._top_up_plain()
+        zygote.serve()
+    finally:
+        zygote.shutdown()
+
+
+def _start_light(
+    light: tuple[int, socket.socket], modules: list[str], build_registry: Callable[..., Any]
+) -> list[str]:
+    """Tell the light zygote its modules; return the actions it serves.
+
+    Those of the light modules' actions that have no warm-up; none (all run
+    in the main zygote) when it has no module or did not come up.
+    """
+    pid, control = light
+    with control:
+        actions = [
+            action_cls.name
+            for action_cls in build_registry(tuple(modules))
+            if action_cls.warm_up is None
+        ]
+        try:
+            control.send(json.dumps(modules if actions else []).encode())
+            control.settimeout(LIGHT_START_TIMEOUT_S)
+            ready = control.recv(MAX_MESSAGE) == b"ready"
+        except OSError:
+            ready = False
+    return actions if ready else []
+
+
+def _wait_or_kill(pid: int, grace_s: float) -> None:
+    """Reap ``pid`` once it exits, or SIGKILL it after ``grace_s``."""
+    with contextlib.suppress(OSError):
+        pidfd = os.pidfd_open(pid)
+        try:
+            ready, _, _ = select.select([pidfd], [], [], grace_s)
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+        finally:
+            os.close(pidfd)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _prctl(option: int, value: int) -> None:
@@ -492,9 +632,11 @@ def main(argv: list[str]) -> int:
     ``--sandbox=JSON`` (``executors.sandbox.Sandbox``) says whom the
     children run as and their limits; ``--plugins=GROUP`` preloads the
     actions of the installed packages' entry points in GROUP, so a fork
-    costs the same for them as for built-ins. All come before the modules.
+    costs the same for them as for built-ins; ``--light-fd=N`` is the
+    socket of the light zygote (``_fork_light``). All come before the modules.
     """
     warm_spares = 1
+    light_fd: int | None = None
     retire_spares_s = 0.0
     plugin_group: str | None = None
     sandbox = Sandbox(user="")
@@ -508,6 +650,8 @@ def main(argv: list[str]) -> int:
             sandbox = Sandbox.from_arg(value)
         elif option == "--plugins":
             plugin_group = value or None
+        elif option == "--light-fd":
+            light_fd = int(value)
         argv = argv[1:]
     # Ctrl-C in a terminal reaches the whole foreground group; the parent
     # decides when the zygote ends (by closing the socket), not the tty.
@@ -523,9 +667,14 @@ def main(argv: list[str]) -> int:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
+    # Forked before any action module is imported: see _fork_light.
+    light = None
+    if light_fd is not None:
+        light = _fork_light(socket.socket(fileno=light_fd), sock, sandbox)
     try:
         from executors.registry import build_registry
 
+        light_modules = _import_modules(argv)
         registry = build_registry(tuple(argv), plugin_group=plugin_group)
     except BaseException:  # report any import failure
         error = traceback.format_exc()[-8000:]
@@ -543,7 +692,19 @@ def main(argv: list[str]) -> int:
     if problem is not None:
         zygote._send({"op": "error", "error": problem})
         return 1
-    zygote._send({"op": "ready", "pid": os.getpid(), "actions": registry.names()})
+    light_actions: list[str] = []
+    if light is not None:
+        zygote.helpers.add(light[0])
+        light_actions = _start_light(light, light_modules, build_registry)
+    zygote._send(
+        {
+            "op": "ready",
+            "pid": os.getpid(),
+            "actions": registry.names(),
+            "light_actions": light_actions,
+            "light_pid": light[0] if light_actions and light is not None else None,
+        }
+    )
     try:
         zygote._top_up_plain()
         zygote.serve()

@@ -346,6 +346,65 @@ def test_zygote_death_mid_run_crashes_the_step_and_kills_the_child(
         runner.close()
 
 
+HEAVY = ["openpyxl", "httpx", "playwright"]
+
+
+def test_plain_actions_of_light_modules_fork_from_a_zygote_without_the_heavy_ones(
+    make_ctx: MakeContext,
+) -> None:
+    """The files, verify and test actions run in children of the light zygote,
+    which never imported openpyxl, httpx or playwright; the excel and api
+    actions still go to the main zygote, which preloaded them."""
+    runner = Runner(TEST_MODULES, python_path=PYTHON_PATH)
+    try:
+        runner.start()
+        zygote, light = runner.zygote_pid, runner.light_zygote_pid
+        assert zygote is not None and light is not None
+        assert read_proc(light, "stat").decode().rsplit(")", 1)[1].split()[1] == str(zygote)
+        names = set(runner.actions())
+        routed = runner._light_actions
+        assert {"verify.value_equals", "files.list", "test.loaded"} <= routed
+        assert not {name for name in routed if name.startswith(("excel.", "api."))}
+        assert {name for name in names if name.startswith(("excel.", "api."))}
+        result = runner.run("test.loaded", {"modules": HEAVY}, make_ctx(), timeout_s=30)
+        assert result.status == "succeeded", result.error
+        assert result.output == {"loaded": [], "parent": light}
+    finally:
+        runner.close()
+    wait_for(partial(is_gone, light), timeout=10, message="the light zygote to end")
+
+
+def test_light_zygote_death_mid_run_crashes_the_step_and_kills_the_child(
+    make_ctx: MakeContext, tmp_path: Path
+) -> None:
+    runner = Runner(TEST_MODULES, python_path=PYTHON_PATH)
+    ledger = tmp_path / "ledger.txt"
+    try:
+        runner.start()
+        light = runner.light_zygote_pid
+        assert light is not None
+        thread, results = run_in_thread(
+            runner,
+            "test.sleep",
+            {"seconds": 600, "ledger": str(ledger)},
+            make_ctx(),
+            timeout_s=600,
+        )
+        wait_for(lambda: ledger_has(ledger, "start"), timeout=10, message="the action to start")
+        children = descendants(light)
+        assert children, "expected the action child and the light zygote's spares"
+        os.kill(light, signal.SIGKILL)
+        thread.join(30)
+        assert results and results[0].status == "crashed"
+        assert "runner process died" in (results[0].error or "")
+        for pid in children:
+            wait_for(partial(is_gone, pid), timeout=10, message=f"pid {pid} to end")
+        assert runner.run("test.noop", {}, make_ctx(), timeout_s=30).status == "succeeded"
+        assert runner.light_zygote_pid not in (None, light)
+    finally:
+        runner.close()
+
+
 @pytest.mark.parametrize("detach", [False, True], ids=["in-group", "own-session"])
 def test_zygote_death_before_it_reports_the_child_leaves_nothing_running(
     make_ctx: MakeContext, tmp_path: Path, detach: bool

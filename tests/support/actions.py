@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -326,6 +327,27 @@ class Scratch(Action):
         return self.Output(path=str(path))
 
 
+class Loaded(Action):
+    """Say which of the named modules the action process has loaded, and its parent."""
+
+    name = "test.loaded"
+    description = "Report loaded modules."
+    category = "test"
+    risk = "low"
+    idempotent = True
+
+    class Params(_Params):
+        modules: list[str]
+
+    class Output(BaseModel):
+        loaded: list[str]
+        parent: int
+
+    def run(self, params: Params, ctx: ActionContext) -> BaseModel:
+        loaded = [name for name in params.modules if name in sys.modules]
+        return self.Output(loaded=loaded, parent=os.getppid())
+
+
 class LedgerStep(Action):
     """Append `<line> <attempt>` to a ledger, optionally after a pause.
 
@@ -396,6 +418,7 @@ ACTIONS: list[type[Action]] = [
     Allocate,
     Exit,
     Scratch,
+    Loaded,
     LedgerStep,
     OutputShape,
 ]
