@@ -475,23 +475,43 @@ class _Zygote:
         self._kill_orphans()
 
 
-def _import_modules(modules: list[str]) -> list[str]:
-    """Import the action modules in order; return the light ones.
+class _ImportGuard:
+    """Refuse, while installed, to import any package but the allowed ones.
 
-    A module is light when importing it brought in no package beyond the
-    standard library, this project's and its own (the files and verify
-    actions); excel (openpyxl), api (httpx) and the browser (playwright)
-    are not. A light module imported after a heavy one that loaded what it
-    needs counts as light: the light zygote then imports that too, which
-    costs memory, never correctness.
+    The light zygote imports each action module under one: a module that
+    asks for a package beyond the standard library, this project's, its own
+    and what the zygote had before any action module (pydantic) is heavy.
+    Its import fails there, before the package is loaded, and its actions
+    run in the main zygote. A module that merely tried (``try: import x``)
+    counts as heavy too, so no action behaves differently in either zygote.
     """
+
+    def __init__(self, allowed: set[str]) -> None:
+        self.allowed = allowed
+        self.refused: list[str] = []
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname.partition(".")[0] not in self.allowed:
+            self.refused.append(fullname)
+            raise ImportError(f"{fullname} is not loaded in the light zygote")
+        return None  # let the usual finders find it
+
+
+def _import_light(modules: list[str]) -> list[str]:
+    """Import what is light of ``modules`` (see _ImportGuard); return those."""
+    before = {name.partition(".")[0] for name in sys.modules}
+    allowed = before | set(sys.stdlib_module_names) | PROJECT_PACKAGES
     light = []
     for name in modules:
-        before = set(sys.modules)
-        importlib.import_module(name)
-        added = {module.partition(".")[0] for module in set(sys.modules) - before}
-        foreign = added - sys.stdlib_module_names - PROJECT_PACKAGES - {name.partition(".")[0]}
-        if not foreign:
+        guard = _ImportGuard(allowed | {name.partition(".")[0]})
+        sys.meta_path.insert(0, guard)
+        try:
+            importlib.import_module(name)
+        except Exception:  # refused, or failing here as it would in the main zygote
+            guard.refused.append(name)
+        finally:
+            sys.meta_path.remove(guard)
+        if not guard.refused:
             light.append(name)
     return light
 
@@ -505,7 +525,7 @@ def _fork_light(
     copies (copy-on-write) the pages it writes and unmaps them all when it
     exits: all of it grows with the zygote's memory, of which openpyxl,
     httpx and playwright are more than half. The light zygote holds only
-    the light modules (``_import_modules``) and runs those of their actions
+    the light modules (``_import_light``) and runs those of their actions
     that have no warm-up, on a socket of its own to the runner; the rest
     run in the main zygote, their heavy modules preloaded as before. It is
     the main zygote's child, dies with it (``PR_SET_PDEATHSIG``), and is a
@@ -532,9 +552,11 @@ def _fork_light(
         control.close()
         _become_subreaper()
         data = light_end.recv(MAX_MESSAGE)
-        modules = json.loads(data) if data else []
+        modules = _import_light(json.loads(data)) if data else []
         if modules:
             _serve_light(light_sock, light_end, modules, sandbox)
+        else:
+            light_end.send(b"[]")  # nothing is light: all run in the main zygote
         code = 0
     finally:
         os._exit(code)
@@ -549,7 +571,7 @@ def _serve_light(
     gc.collect()
     gc.freeze()
     zygote = _Zygote(sock, registry, 0, sandbox, publish=False)
-    control.send(b"ready")
+    control.send(json.dumps(modules).encode())
     control.close()
     try:
         zygote._top_up_plain()
@@ -561,25 +583,25 @@ def _serve_light(
 def _start_light(
     light: tuple[int, socket.socket], modules: list[str], build_registry: Callable[..., Any]
 ) -> list[str]:
-    """Tell the light zygote its modules; return the actions it serves.
+    """Send the light zygote the action modules; return the actions it runs.
 
-    Those of the light modules' actions that have no warm-up; none (all run
-    in the main zygote) when it has no module or did not come up.
+    It answers with the modules it found light; their actions without a
+    warm-up are its. None (all run in the main zygote) when it did not
+    come up.
     """
-    pid, control = light
+    _, control = light
     with control:
-        actions = [
-            action_cls.name
-            for action_cls in build_registry(tuple(modules))
-            if action_cls.warm_up is None
-        ]
         try:
-            control.send(json.dumps(modules if actions else []).encode())
+            control.send(json.dumps(modules).encode())
             control.settimeout(LIGHT_START_TIMEOUT_S)
-            ready = control.recv(MAX_MESSAGE) == b"ready"
-        except OSError:
-            ready = False
-    return actions if ready else []
+            light_modules = json.loads(control.recv(MAX_MESSAGE) or b"[]")
+        except (OSError, ValueError):
+            return []
+    return [
+        action_cls.name
+        for action_cls in build_registry(tuple(light_modules))
+        if action_cls.warm_up is None
+    ]
 
 
 def _wait_or_kill(pid: int, grace_s: float) -> None:
@@ -674,7 +696,6 @@ def main(argv: list[str]) -> int:
     try:
         from executors.registry import build_registry
 
-        light_modules = _import_modules(argv)
         registry = build_registry(tuple(argv), plugin_group=plugin_group)
     except BaseException:  # report any import failure
         error = traceback.format_exc()[-8000:]
@@ -695,7 +716,7 @@ def main(argv: list[str]) -> int:
     light_actions: list[str] = []
     if light is not None:
         zygote.helpers.add(light[0])
-        light_actions = _start_light(light, light_modules, build_registry)
+        light_actions = _start_light(light, argv, build_registry)
     zygote._send(
         {
             "op": "ready",

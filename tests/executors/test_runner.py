@@ -353,9 +353,12 @@ def test_plain_actions_of_light_modules_fork_from_a_zygote_without_the_heavy_one
     make_ctx: MakeContext,
 ) -> None:
     """The files, verify and test actions run in children of the light zygote,
-    which never imported openpyxl, httpx or playwright; the excel and api
-    actions still go to the main zygote, which preloaded them."""
-    runner = Runner(TEST_MODULES, python_path=PYTHON_PATH)
+    which never imported openpyxl, httpx or playwright; the excel, api and
+    browser actions still go to the main zygote, which preloaded them, and so
+    does a module that needs playwright although the browser module, imported
+    before it, had loaded it already."""
+    modules = (*TEST_MODULES, "executors.actions.browser", "tests.support.browser_actions")
+    runner = Runner(modules, python_path=PYTHON_PATH)
     try:
         runner.start()
         zygote, light = runner.zygote_pid, runner.light_zygote_pid
@@ -364,8 +367,9 @@ def test_plain_actions_of_light_modules_fork_from_a_zygote_without_the_heavy_one
         names = set(runner.actions())
         routed = runner._light_actions
         assert {"verify.value_equals", "files.list", "test.loaded"} <= routed
-        assert not {name for name in routed if name.startswith(("excel.", "api."))}
-        assert {name for name in names if name.startswith(("excel.", "api."))}
+        heavy = {name for name in names if name.startswith(("excel.", "api.", "hr."))}
+        assert heavy and "test.portal_visit" in names
+        assert not routed & {*heavy, "test.portal_visit"}
         result = runner.run("test.loaded", {"modules": HEAVY}, make_ctx(), timeout_s=30)
         assert result.status == "succeeded", result.error
         assert result.output == {"loaded": [], "parent": light}
