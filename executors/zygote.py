@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 # Imported here, before any fork, so no child pays for the import.
+from agentos_common.folders import is_empty
 from executors.attempt import killpg
 from executors.child import enter_sandbox, prime, serve_one
 from executors.family import children_of
@@ -84,6 +85,10 @@ ORPHAN_SWEEPS = 20
 # the second stays ready while the first runs, so a request never waits
 # for a fork even when it arrives before the last child's replacement.
 PLAIN_SPARES = 2
+# ...and beside a light zygote, whose own two serve most plain actions: the
+# main zygote's plain spares then serve only excel and api actions (and
+# heavy plugins), and each idle one holds ~17 MB (PSS).
+PLAIN_SPARES_BESIDE_LIGHT = 1
 # The light zygote's start (importing the light modules) and its stop.
 LIGHT_START_TIMEOUT_S = 30.0
 LIGHT_GRACE_S = 2.0
@@ -141,6 +146,7 @@ class _Zygote:
         # no warm-up spares); a light zygote is its child, not an orphan.
         self.publish = publish
         self.helpers: set[int] = set()
+        self.plain_spares = PLAIN_SPARES
 
     def serve(self) -> None:
         """Handle requests, exits and ready spares until the parent disconnects."""
@@ -405,10 +411,16 @@ class _Zygote:
         _, status = os.waitpid(child.pid, 0)
         os.close(pidfd)
         self._kill_orphans()
-        # Every process of the action is dead now: report it before the
-        # housekeeping. Parking the temp folder (a scandir and a rename,
-        # or a removal when the action left files) waits for the disk and
-        # for a core: 2-4 ms under load, that the parent used to wait for.
+        # Every process of the action is dead now. What it left in its temp
+        # folder (a browser profile) is removed before the exit is reported,
+        # so nothing of the action is left once its step is recorded; an
+        # empty folder is parked for a later spare only after the report
+        # (a scandir and a rename, which wait for the disk and a core: 2-4
+        # ms under load that the parent used to wait for).
+        tmp = child_tmp(child.pid)
+        emptied = is_empty(tmp)
+        if not emptied:
+            self.tmp_pool.give(tmp)
         self._send(
             {
                 "op": "exited",
@@ -417,13 +429,14 @@ class _Zygote:
                 "exit_code": os.waitstatus_to_exitcode(status),
             }
         )
-        self.tmp_pool.give(child_tmp(child.pid))
+        if emptied:
+            self.tmp_pool.give(tmp)
         if not child.family:
             self._top_up_plain()
 
     def _top_up_plain(self) -> None:
-        """Fork plain spares up to PLAIN_SPARES, now that the parent has its answer."""
-        while self.pools.count("") < PLAIN_SPARES:
+        """Fork plain spares up to ``plain_spares``, now that the parent has its answer."""
+        while self.pools.count("") < self.plain_spares:
             self.fork_spare("")
 
     def _send(self, message: dict[str, Any]) -> bool:
@@ -717,6 +730,8 @@ def main(argv: list[str]) -> int:
     if light is not None:
         zygote.helpers.add(light[0])
         light_actions = _start_light(light, argv, build_registry)
+        if light_actions:
+            zygote.plain_spares = PLAIN_SPARES_BESIDE_LIGHT
     zygote._send(
         {
             "op": "ready",
