@@ -319,14 +319,16 @@ def test_closing_lets_the_zygote_exit_on_its_own(make_ctx: MakeContext) -> None:
         assert proc.returncode == 0
 
 
+@pytest.mark.parametrize("which", ["main", "light"])
 def test_zygote_death_mid_run_crashes_the_step_and_kills_the_child(
-    make_ctx: MakeContext, tmp_path: Path
+    make_ctx: MakeContext, tmp_path: Path, which: str
 ) -> None:
+    """The main zygote, or the light one that runs this action (its child)."""
     runner = Runner(TEST_MODULES, python_path=PYTHON_PATH)
     ledger = tmp_path / "ledger.txt"
     try:
         runner.start()
-        zygote = runner.zygote_pid
+        zygote = runner.zygote_pid if which == "main" else runner.light_zygote_pid
         assert zygote is not None
         thread, results = run_in_thread(
             runner,
@@ -337,12 +339,15 @@ def test_zygote_death_mid_run_crashes_the_step_and_kills_the_child(
         )
         wait_for(lambda: ledger_has(ledger, "start"), timeout=10, message="the action to start")
         children = descendants(zygote)
+        assert children, "expected the action child and spares"
         os.kill(zygote, signal.SIGKILL)
         thread.join(30)
-        assert results[0].status == "crashed"
+        assert results and results[0].status == "crashed"
+        assert "runner process died" in (results[0].error or "")
         for pid in children:
             wait_for(partial(is_gone, pid), timeout=10, message=f"pid {pid} to end")
         assert runner.run("test.noop", {}, make_ctx(), timeout_s=30).status == "succeeded"
+        assert runner.light_zygote_pid not in (None, zygote)
     finally:
         runner.close()
 
@@ -377,37 +382,6 @@ def test_plain_actions_of_light_modules_fork_from_a_zygote_without_the_heavy_one
     finally:
         runner.close()
     wait_for(partial(is_gone, light), timeout=10, message="the light zygote to end")
-
-
-def test_light_zygote_death_mid_run_crashes_the_step_and_kills_the_child(
-    make_ctx: MakeContext, tmp_path: Path
-) -> None:
-    runner = Runner(TEST_MODULES, python_path=PYTHON_PATH)
-    ledger = tmp_path / "ledger.txt"
-    try:
-        runner.start()
-        light = runner.light_zygote_pid
-        assert light is not None
-        thread, results = run_in_thread(
-            runner,
-            "test.sleep",
-            {"seconds": 600, "ledger": str(ledger)},
-            make_ctx(),
-            timeout_s=600,
-        )
-        wait_for(lambda: ledger_has(ledger, "start"), timeout=10, message="the action to start")
-        children = descendants(light)
-        assert children, "expected the action child and the light zygote's spares"
-        os.kill(light, signal.SIGKILL)
-        thread.join(30)
-        assert results and results[0].status == "crashed"
-        assert "runner process died" in (results[0].error or "")
-        for pid in children:
-            wait_for(partial(is_gone, pid), timeout=10, message=f"pid {pid} to end")
-        assert runner.run("test.noop", {}, make_ctx(), timeout_s=30).status == "succeeded"
-        assert runner.light_zygote_pid not in (None, light)
-    finally:
-        runner.close()
 
 
 @pytest.mark.parametrize("detach", [False, True], ids=["in-group", "own-session"])
