@@ -71,6 +71,8 @@ class Attempt:
         self.killed = False
         self.zygote_lost = False
         self.rejected: str | None = None
+        # The zygote's socket the request went to (the light one or the main).
+        self.sock: socket.socket | None = None
         self.result = bytearray()
         self.log = bytearray()
         self.log_bytes = 0
@@ -89,6 +91,10 @@ class Attempt:
         for fd in (stdin_w, result_r, log_r):
             os.set_blocking(fd, False)
         started = time.monotonic()
+        # A request fits the pipe's buffer as a rule: written (and closed)
+        # before the child exists, it is there the moment the child reads,
+        # and the loop below has no stdin left to wait on.
+        self._feed_stdin(stdin_w)
         try:
             self._send_request([stdin_r, result_w, log_w])
         finally:
@@ -122,10 +128,11 @@ class Attempt:
     def _send_request(self, fds: list[int]) -> None:
         message = json.dumps({"op": "run", "id": self.request_id, "action": self.action}).encode()
         for retry in (True, False):
-            sock = self.runner._sock
+            sock = self.runner._socket_for(self.action)
             assert sock is not None
             try:
                 socket.send_fds(sock, [message], fds)
+                self.sock = sock
                 return
             except OSError as exc:
                 # The zygote died since the liveness check; nothing has
@@ -145,7 +152,7 @@ class Attempt:
         heartbeat: Callable[[], bool] | None,
         heartbeat_every_s: float,
     ) -> None:
-        sock = self.runner._sock
+        sock = self.sock
         assert sock is not None
         readers = {sock.fileno(), result_r, log_r}
         deadline = started + timeout_s

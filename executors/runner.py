@@ -100,6 +100,11 @@ class Runner:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
+        # The light zygote's socket, and the actions it runs (see
+        # executors.zygote._fork_light); the rest go to the main one.
+        self._light_sock: socket.socket | None = None
+        self._light_actions: frozenset[str] = frozenset()
+        self._light_pid: int | None = None
         self._home: str | None = None
         self._actions: frozenset[str] = frozenset()
         self._next_id = 0
@@ -111,6 +116,11 @@ class Runner:
         """Return the pid of the live zygote, if one is running."""
         proc = self._proc
         return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def light_zygote_pid(self) -> int | None:
+        """Return the pid of the light zygote (the main zygote's child), if any."""
+        return self._light_pid if self.zygote_pid is not None else None
 
     @property
     def ready_spares(self) -> int:
@@ -194,6 +204,7 @@ class Runner:
             os.mkdir(os.path.join(home, "tmp"), 0o711)
             os.chmod(os.path.join(home, "tmp"), 0o711)
         parent_sock, zygote_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        light_sock, light_zygote_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             proc = subprocess.Popen(
                 [
@@ -204,9 +215,11 @@ class Runner:
                     f"--retire-spares-s={self.retire_spares_s}",
                     f"--sandbox={self.sandbox.to_arg()}",
                     *([f"--plugins={self.plugin_group}"] if self.plugin_group else []),
+                    f"--light-fd={light_zygote_sock.fileno()}",
                     *self.modules,
                 ],
                 stdin=zygote_sock.fileno(),
+                pass_fds=(light_zygote_sock.fileno(),),
                 stdout=subprocess.DEVNULL,
                 env=zygote_environment(home, self.python_path),
                 cwd=home,
@@ -217,11 +230,14 @@ class Runner:
             )
         except BaseException:
             parent_sock.close()
+            light_sock.close()
             shutil.rmtree(home, ignore_errors=True)
             raise
         finally:
             zygote_sock.close()
+            light_zygote_sock.close()
         self._proc, self._sock, self._home = proc, parent_sock, home
+        self._light_sock = light_sock
         try:
             ready, _, _ = select.select([parent_sock], [], [], ZYGOTE_START_TIMEOUT_S)
             data = parent_sock.recv(MAX_MESSAGE) if ready else b""
@@ -233,11 +249,25 @@ class Runner:
             detail = message.get("error") or "no answer from the executor process"
             raise ExecutorUnavailable("cannot start the action runner: " + scrub(str(detail), ()))
         self._actions = frozenset(message.get("actions", ()))
+        self._light_actions = frozenset(message.get("light_actions", ())) & self._actions
+        self._light_pid = message.get("light_pid") if self._light_actions else None
+        if not self._light_actions:
+            light_sock.close()  # no light zygote came up: all go to the main one
+            self._light_sock = None
+
+    def _socket_for(self, action: str) -> socket.socket | None:
+        """Return the socket of the zygote that runs ``action``."""
+        if action in self._light_actions:
+            return self._light_sock
+        return self._sock
 
     def _stop_zygote(self) -> None:
         sock, proc, home = self._sock, self._proc, self._home
-        self._sock = self._proc = self._home = None
-        self._actions = frozenset()
+        light_sock = self._light_sock
+        self._sock = self._proc = self._home = self._light_sock = self._light_pid = None
+        self._actions = self._light_actions = frozenset()
+        if light_sock is not None:
+            light_sock.close()
         if sock is not None:
             sock.close()  # EOF tells the zygote to kill its children, exit
         if proc is not None:
@@ -258,12 +288,13 @@ class Runner:
 
     def _after_fork_in_child(self) -> None:
         """Drop the parent's zygote without stopping it."""
-        if self._sock is not None:
-            # Closing our copy only; the parent still holds its own end,
-            # and the zygote must keep seeing the parent's end as open.
-            self._sock.close()
-        self._sock = self._proc = self._home = None
-        self._actions = frozenset()
+        for sock in (self._sock, self._light_sock):
+            if sock is not None:
+                # Closing our copy only; the parent still holds its own end,
+                # and the zygote must keep seeing the parent's end as open.
+                sock.close()
+        self._sock = self._proc = self._home = self._light_sock = self._light_pid = None
+        self._actions = self._light_actions = frozenset()
         self._lock = threading.Lock()
         self._owner_pid = os.getpid()
 

@@ -24,7 +24,8 @@ action user and take on their limits (``executors.sandbox``).
 
 Protocol, one JSON object per datagram:
 
-- zygote -> parent: ``{"op": "ready", "pid", "actions"}`` or
+- zygote -> parent: ``{"op": "ready", "pid", "actions", "light_actions",
+  "light_pid"}`` or
   ``{"op": "error", "error"}`` once at start;
   ``{"op": "started", "id", "pid"}``, ``{"op": "rejected", "id", "error"}``
   and ``{"op": "exited", "id", "pid", "exit_code"}`` per request.
@@ -37,8 +38,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import importlib
 import json
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -50,8 +53,9 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 # Imported here, before any fork, so no child pays for the import.
+from agentos_common.folders import is_empty
 from executors.attempt import killpg
-from executors.child import enter_sandbox, serve_one
+from executors.child import enter_sandbox, prime, serve_one
 from executors.family import children_of
 from executors.sandbox import Sandbox, runtime_paths, unreachable
 from executors.spares import (
@@ -81,6 +85,15 @@ ORPHAN_SWEEPS = 20
 # the second stays ready while the first runs, so a request never waits
 # for a fork even when it arrives before the last child's replacement.
 PLAIN_SPARES = 2
+# ...and beside a light zygote, whose own two serve most plain actions: the
+# main zygote's plain spares then serve only excel and api actions (and
+# heavy plugins), and each idle one holds ~17 MB (PSS).
+PLAIN_SPARES_BESIDE_LIGHT = 1
+# The light zygote's start (importing the light modules) and its stop.
+LIGHT_START_TIMEOUT_S = 30.0
+LIGHT_GRACE_S = 2.0
+# Top-level packages of this project: importing them does not make a module heavy.
+PROJECT_PACKAGES = frozenset({"executors", "agentos_common"})
 
 
 @dataclass
@@ -100,6 +113,8 @@ class _Zygote:
         warm_spares: int = 1,
         sandbox: Sandbox | None = None,
         retire_spares_s: float = 0.0,
+        *,
+        publish: bool = True,
     ) -> None:
         self.sock = sock
         self.registry = registry
@@ -127,6 +142,11 @@ class _Zygote:
             if action_cls.warm_up is not None:
                 self.warm_ups[warm_up_key(action_cls)] = action_cls.warm_up
         self.pid = os.getpid()
+        # Only the main zygote writes the ready count (the light one holds
+        # no warm-up spares); a light zygote is its child, not an orphan.
+        self.publish = publish
+        self.helpers: set[int] = set()
+        self.plain_spares = PLAIN_SPARES
 
     def serve(self) -> None:
         """Handle requests, exits and ready spares until the parent disconnects."""
@@ -156,7 +176,7 @@ class _Zygote:
         and only when the count changed: the worker's heartbeat reports it.
         """
         count = self.pools.ready_count()
-        if count == self.published:
+        if not self.publish or count == self.published:
             return
         with contextlib.suppress(OSError):
             with open(self.spares_file + ".new", "w") as out:
@@ -288,6 +308,8 @@ class _Zygote:
                 # closed its end: the request still waits to be read.
                 with contextlib.suppress(OSError):
                     control.send(b"ready")
+            with contextlib.suppress(Exception):
+                prime()  # an optimisation only: a failure changes nothing
             data, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, REQUEST_FDS)
             if not data or len(fds) != REQUEST_FDS:
                 os._exit(0)  # the zygote went away, or shut us down
@@ -389,7 +411,16 @@ class _Zygote:
         _, status = os.waitpid(child.pid, 0)
         os.close(pidfd)
         self._kill_orphans()
-        self.tmp_pool.give(child_tmp(child.pid))
+        # Every process of the action is dead now. What it left in its temp
+        # folder (a browser profile) is removed before the exit is reported,
+        # so nothing of the action is left once its step is recorded; an
+        # empty folder is parked for a later spare only after the report
+        # (a scandir and a rename, which wait for the disk and a core: 2-4
+        # ms under load that the parent used to wait for).
+        tmp = child_tmp(child.pid)
+        emptied = is_empty(tmp)
+        if not emptied:
+            self.tmp_pool.give(tmp)
         self._send(
             {
                 "op": "exited",
@@ -398,12 +429,14 @@ class _Zygote:
                 "exit_code": os.waitstatus_to_exitcode(status),
             }
         )
+        if emptied:
+            self.tmp_pool.give(tmp)
         if not child.family:
             self._top_up_plain()
 
     def _top_up_plain(self) -> None:
-        """Fork plain spares up to PLAIN_SPARES, now that the parent has its answer."""
-        while self.pools.count("") < PLAIN_SPARES:
+        """Fork plain spares up to ``plain_spares``, now that the parent has its answer."""
+        while self.pools.count("") < self.plain_spares:
             self.fork_spare("")
 
     def _send(self, message: dict[str, Any]) -> bool:
@@ -422,7 +455,7 @@ class _Zygote:
         zygote, so every adopted process belongs to the one that ended.
         """
         for _ in range(ORPHAN_SWEEPS):
-            known = {child.pid for child in self.children.values()}
+            known = {child.pid for child in self.children.values()} | self.helpers
             known.update(spare.pid for spare in self.pools.all())
             orphans = [pid for pid in children_of(os.getpid()) if pid not in known]
             if not orphans:
@@ -447,7 +480,155 @@ class _Zygote:
         for spare in self.pools.all():
             spare.discard()
         self.pools.clear()
+        for pid in self.helpers:
+            # The light zygote saw the parent's EOF too and ends its own
+            # children; past a grace it is killed (its children die with it).
+            _wait_or_kill(pid, LIGHT_GRACE_S)
+        self.helpers.clear()
         self._kill_orphans()
+
+
+class _ImportGuard:
+    """Refuse, while installed, to import any package but the allowed ones.
+
+    The light zygote imports each action module under one: a module that
+    asks for a package beyond the standard library, this project's, its own
+    and what the zygote had before any action module (pydantic) is heavy.
+    Its import fails there, before the package is loaded, and its actions
+    run in the main zygote. A module that merely tried (``try: import x``)
+    counts as heavy too, so no action behaves differently in either zygote.
+    """
+
+    def __init__(self, allowed: set[str]) -> None:
+        self.allowed = allowed
+        self.refused: list[str] = []
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname.partition(".")[0] not in self.allowed:
+            self.refused.append(fullname)
+            raise ImportError(f"{fullname} is not loaded in the light zygote")
+        return None  # let the usual finders find it
+
+
+def _import_light(modules: list[str]) -> list[str]:
+    """Import what is light of ``modules`` (see _ImportGuard); return those."""
+    before = {name.partition(".")[0] for name in sys.modules}
+    allowed = before | set(sys.stdlib_module_names) | PROJECT_PACKAGES
+    light = []
+    for name in modules:
+        guard = _ImportGuard(allowed | {name.partition(".")[0]})
+        sys.meta_path.insert(0, guard)
+        try:
+            importlib.import_module(name)
+        except Exception:  # refused, or failing here as it would in the main zygote
+            guard.refused.append(name)
+        finally:
+            sys.meta_path.remove(guard)
+        if not guard.refused:
+            light.append(name)
+    return light
+
+
+def _fork_light(
+    light_sock: socket.socket, parent_sock: socket.socket, sandbox: Sandbox
+) -> tuple[int, socket.socket]:
+    """Fork the light zygote, before the main one imports any action module.
+
+    Each fork copies the forking process's page tables, and each child
+    copies (copy-on-write) the pages it writes and unmaps them all when it
+    exits: all of it grows with the zygote's memory, of which openpyxl,
+    httpx and playwright are more than half. The light zygote holds only
+    the light modules (``_import_light``) and runs those of their actions
+    that have no warm-up, on a socket of its own to the runner; the rest
+    run in the main zygote, their heavy modules preloaded as before. It is
+    the main zygote's child, dies with it (``PR_SET_PDEATHSIG``), and is a
+    subreaper like it.
+
+    Returns its pid and the socket on which the main zygote tells it its
+    modules (``_start_light``).
+    """
+    control, light_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    main_zygote = os.getpid()
+    pid = os.fork()
+    if pid != 0:
+        light_end.close()
+        light_sock.close()
+        return pid, control
+    code = 70
+    try:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != main_zygote:
+            os._exit(0)
+        # Hold nothing of the main zygote's link to the runner: a copy
+        # would hide the main zygote's death from the runner.
+        parent_sock.close()
+        control.close()
+        _become_subreaper()
+        data = light_end.recv(MAX_MESSAGE)
+        modules = _import_light(json.loads(data)) if data else []
+        if modules:
+            _serve_light(light_sock, light_end, modules, sandbox)
+        else:
+            light_end.send(b"[]")  # nothing is light: all run in the main zygote
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _serve_light(
+    sock: socket.socket, control: socket.socket, modules: list[str], sandbox: Sandbox
+) -> None:
+    from executors.registry import build_registry
+
+    registry = build_registry(tuple(modules))
+    gc.collect()
+    gc.freeze()
+    zygote = _Zygote(sock, registry, 0, sandbox, publish=False)
+    control.send(json.dumps(modules).encode())
+    control.close()
+    try:
+        zygote._top_up_plain()
+        zygote.serve()
+    finally:
+        zygote.shutdown()
+
+
+def _start_light(
+    light: tuple[int, socket.socket], modules: list[str], build_registry: Callable[..., Any]
+) -> list[str]:
+    """Send the light zygote the action modules; return the actions it runs.
+
+    It answers with the modules it found light; their actions without a
+    warm-up are its. None (all run in the main zygote) when it did not
+    come up.
+    """
+    _, control = light
+    with control:
+        try:
+            control.send(json.dumps(modules).encode())
+            control.settimeout(LIGHT_START_TIMEOUT_S)
+            light_modules = json.loads(control.recv(MAX_MESSAGE) or b"[]")
+        except (OSError, ValueError):
+            return []
+    return [
+        action_cls.name
+        for action_cls in build_registry(tuple(light_modules))
+        if action_cls.warm_up is None
+    ]
+
+
+def _wait_or_kill(pid: int, grace_s: float) -> None:
+    """Reap ``pid`` once it exits, or SIGKILL it after ``grace_s``."""
+    with contextlib.suppress(OSError):
+        pidfd = os.pidfd_open(pid)
+        try:
+            ready, _, _ = select.select([pidfd], [], [], grace_s)
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+        finally:
+            os.close(pidfd)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _prctl(option: int, value: int) -> None:
@@ -486,9 +667,11 @@ def main(argv: list[str]) -> int:
     ``--sandbox=JSON`` (``executors.sandbox.Sandbox``) says whom the
     children run as and their limits; ``--plugins=GROUP`` preloads the
     actions of the installed packages' entry points in GROUP, so a fork
-    costs the same for them as for built-ins. All come before the modules.
+    costs the same for them as for built-ins; ``--light-fd=N`` is the
+    socket of the light zygote (``_fork_light``). All come before the modules.
     """
     warm_spares = 1
+    light_fd: int | None = None
     retire_spares_s = 0.0
     plugin_group: str | None = None
     sandbox = Sandbox(user="")
@@ -502,6 +685,8 @@ def main(argv: list[str]) -> int:
             sandbox = Sandbox.from_arg(value)
         elif option == "--plugins":
             plugin_group = value or None
+        elif option == "--light-fd":
+            light_fd = int(value)
         argv = argv[1:]
     # Ctrl-C in a terminal reaches the whole foreground group; the parent
     # decides when the zygote ends (by closing the socket), not the tty.
@@ -517,6 +702,10 @@ def main(argv: list[str]) -> int:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
+    # Forked before any action module is imported: see _fork_light.
+    light = None
+    if light_fd is not None:
+        light = _fork_light(socket.socket(fileno=light_fd), sock, sandbox)
     try:
         from executors.registry import build_registry
 
@@ -537,7 +726,21 @@ def main(argv: list[str]) -> int:
     if problem is not None:
         zygote._send({"op": "error", "error": problem})
         return 1
-    zygote._send({"op": "ready", "pid": os.getpid(), "actions": registry.names()})
+    light_actions: list[str] = []
+    if light is not None:
+        zygote.helpers.add(light[0])
+        light_actions = _start_light(light, argv, build_registry)
+        if light_actions:
+            zygote.plain_spares = PLAIN_SPARES_BESIDE_LIGHT
+    zygote._send(
+        {
+            "op": "ready",
+            "pid": os.getpid(),
+            "actions": registry.names(),
+            "light_actions": light_actions,
+            "light_pid": light[0] if light_actions and light is not None else None,
+        }
+    )
     try:
         zygote._top_up_plain()
         zygote.serve()

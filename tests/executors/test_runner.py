@@ -172,6 +172,32 @@ def test_processes_an_action_detached_into_their_own_session_end_with_it(
     assert is_gone(detached)
 
 
+def test_what_an_action_left_in_its_temp_folder_is_gone_when_its_run_returns(
+    runner: Runner, make_ctx: MakeContext
+) -> None:
+    """The zygote removes a TMPDIR the action left files in before it reports
+    the exit (only an empty one is parked after the report, off the path)."""
+    first = runner.run("test.scratch", {}, make_ctx(), timeout_s=30)
+    assert first.status == "succeeded", first.error
+    assert first.output is not None
+    scratch = Path(first.output["path"])
+    home = scratch.parent.parent.parent
+    assert scratch.parent.parent == home / "tmp", "the file is in the child's own TMPDIR"
+    assert not scratch.parent.exists(), "the child's TMPDIR outlived its report"
+    second = runner.run("test.scratch", {}, make_ctx(), timeout_s=30)
+    assert second.status == "succeeded", second.error
+    assert second.output is not None and Path(second.output["path"]) != scratch
+
+
+def test_spares_prime_the_request_path_without_failing() -> None:
+    """A spare decodes and encodes a made-up request before its own arrives
+    (executors.child.prime). A failure there is swallowed in the spare, so
+    it would only cost each action its page faults back: it must not fail."""
+    from executors.child import prime
+
+    prime()
+
+
 def test_heartbeat_returning_false_kills(runner: Runner, make_ctx: MakeContext) -> None:
     beats: list[int] = []
 
@@ -293,14 +319,16 @@ def test_closing_lets_the_zygote_exit_on_its_own(make_ctx: MakeContext) -> None:
         assert proc.returncode == 0
 
 
+@pytest.mark.parametrize("which", ["main", "light"])
 def test_zygote_death_mid_run_crashes_the_step_and_kills_the_child(
-    make_ctx: MakeContext, tmp_path: Path
+    make_ctx: MakeContext, tmp_path: Path, which: str
 ) -> None:
+    """The main zygote, or the light one that runs this action (its child)."""
     runner = Runner(TEST_MODULES, python_path=PYTHON_PATH)
     ledger = tmp_path / "ledger.txt"
     try:
         runner.start()
-        zygote = runner.zygote_pid
+        zygote = runner.zygote_pid if which == "main" else runner.light_zygote_pid
         assert zygote is not None
         thread, results = run_in_thread(
             runner,
@@ -311,14 +339,49 @@ def test_zygote_death_mid_run_crashes_the_step_and_kills_the_child(
         )
         wait_for(lambda: ledger_has(ledger, "start"), timeout=10, message="the action to start")
         children = descendants(zygote)
+        assert children, "expected the action child and spares"
         os.kill(zygote, signal.SIGKILL)
         thread.join(30)
-        assert results[0].status == "crashed"
+        assert results and results[0].status == "crashed"
+        assert "runner process died" in (results[0].error or "")
         for pid in children:
             wait_for(partial(is_gone, pid), timeout=10, message=f"pid {pid} to end")
         assert runner.run("test.noop", {}, make_ctx(), timeout_s=30).status == "succeeded"
+        assert runner.light_zygote_pid not in (None, zygote)
     finally:
         runner.close()
+
+
+HEAVY = ["openpyxl", "httpx", "playwright"]
+
+
+def test_plain_actions_of_light_modules_fork_from_a_zygote_without_the_heavy_ones(
+    make_ctx: MakeContext,
+) -> None:
+    """The files, verify and test actions run in children of the light zygote,
+    which never imported openpyxl, httpx or playwright; the excel, api and
+    browser actions still go to the main zygote, which preloaded them, and so
+    does a module that needs playwright although the browser module, imported
+    before it, had loaded it already."""
+    modules = (*TEST_MODULES, "executors.actions.browser", "tests.support.browser_actions")
+    runner = Runner(modules, python_path=PYTHON_PATH)
+    try:
+        runner.start()
+        zygote, light = runner.zygote_pid, runner.light_zygote_pid
+        assert zygote is not None and light is not None
+        assert read_proc(light, "stat").decode().rsplit(")", 1)[1].split()[1] == str(zygote)
+        names = set(runner.actions())
+        routed = runner._light_actions
+        assert {"verify.value_equals", "files.list", "test.loaded"} <= routed
+        heavy = {name for name in names if name.startswith(("excel.", "api.", "hr."))}
+        assert heavy and "test.portal_visit" in names
+        assert not routed & {*heavy, "test.portal_visit"}
+        result = runner.run("test.loaded", {"modules": HEAVY}, make_ctx(), timeout_s=30)
+        assert result.status == "succeeded", result.error
+        assert result.output == {"loaded": [], "parent": light}
+    finally:
+        runner.close()
+    wait_for(partial(is_gone, light), timeout=10, message="the light zygote to end")
 
 
 @pytest.mark.parametrize("detach", [False, True], ids=["in-group", "own-session"])

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -306,6 +308,46 @@ class Exit(Action):
         os._exit(params.code)
 
 
+class Scratch(Action):
+    """Leave a file in the action's own temp folder; say where."""
+
+    name = "test.scratch"
+    description = "Write a file to TMPDIR."
+    category = "test"
+    risk = "low"
+    idempotent = True
+    Params = _Params
+
+    class Output(BaseModel):
+        path: str
+
+    def run(self, params: Any, ctx: ActionContext) -> BaseModel:
+        path = Path(tempfile.gettempdir()) / "scratch.txt"
+        path.write_text("left behind")
+        return self.Output(path=str(path))
+
+
+class Loaded(Action):
+    """Say which of the named modules the action process has loaded, and its parent."""
+
+    name = "test.loaded"
+    description = "Report loaded modules."
+    category = "test"
+    risk = "low"
+    idempotent = True
+
+    class Params(_Params):
+        modules: list[str]
+
+    class Output(BaseModel):
+        loaded: list[str]
+        parent: int
+
+    def run(self, params: Params, ctx: ActionContext) -> BaseModel:
+        loaded = [name for name in params.modules if name in sys.modules]
+        return self.Output(loaded=loaded, parent=os.getppid())
+
+
 class LedgerStep(Action):
     """Append `<line> <attempt>` to a ledger, optionally after a pause.
 
@@ -380,6 +422,8 @@ ACTIONS: list[type[Action]] = [
     Echo,
     Allocate,
     Exit,
+    Scratch,
+    Loaded,
     LedgerStep,
     OutputShape,
 ]

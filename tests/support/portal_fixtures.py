@@ -109,14 +109,22 @@ def spare_chromium(zygote_pid: int | None) -> dict[int, str]:
 
 
 def spare_children(zygote_pid: int | None) -> list[int]:
-    """Return the zygote's children still waiting for a request."""
-    if zygote_pid is None:
+    """Return the zygote's children still waiting for a request, and the
+    light zygote's (a child of the main one, waiting on /dev/null like a
+    spare: its children are the plain actions' spares)."""
+    spares = [pid for pid in _children(zygote_pid) if _is_spare(pid)]
+    return [*spares, *(pid for spare in spares for pid in _children(spare) if _is_spare(pid))]
+
+
+def _children(pid: int | None) -> list[int]:
+    if pid is None:
         return []
     try:
-        children = Path(f"/proc/{zygote_pid}/task/{zygote_pid}/children").read_text().split()
+        return [
+            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ]
     except OSError:
         return []
-    return [int(pid) for pid in children if _is_spare(int(pid))]
 
 
 def _is_spare(pid: int | None) -> bool:

@@ -130,11 +130,13 @@ def test_a_known_model_orders_without_asking(portals, operator, reviewer) -> Non
 
 
 def _action_process(zygote: int | None) -> int | None:
-    """Return the zygote's child that runs an action (the idle spare has no children)."""
+    """Return the zygote's child that runs an action (the idle spare has no
+    children; the light zygote, whose children are spares, is not one)."""
     if zygote is None:
         return None
+    light = str(executor_config.runner().light_zygote_pid)
     for pid in Path(f"/proc/{zygote}/task/{zygote}/children").read_text().split():
-        if Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        if pid != light and Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
             return int(pid)
     return None
 
