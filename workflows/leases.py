@@ -1,8 +1,9 @@
 """Leases: which worker may advance a run, without row locks.
 
-A lease is taken and renewed with conditional UPDATEs that must touch
-exactly one row; they behave the same on SQLite (which ignores
-select_for_update) and PostgreSQL.
+A lease is taken on the locked row in the run's first transaction
+(``lease_free_for``; SELECT ... FOR UPDATE on PostgreSQL, and SQLite's
+IMMEDIATE transactions serialise every writer), and renewed and released
+with conditional UPDATEs that must touch exactly one row.
 """
 
 from __future__ import annotations
@@ -34,15 +35,17 @@ def _expiry():  # type: ignore[no-untyped-def]
     return timezone.now() + timedelta(seconds=settings.AGENTOS_LEASE_SECONDS)
 
 
-def lease_acquire(run_id: int, owner: str) -> bool:
-    """Take the run's lease if it is free, expired or already ours."""
-    now = timezone.now()
-    taken = (
-        Run.objects.filter(pk=run_id, status__in=sorted(ACTIVE))
-        .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now) | Q(lease_owner=owner))
-        .update(lease_owner=owner, lease_expires_at=_expiry())
-    )
-    return taken == 1
+def lease_free_for(run: Run, owner: str) -> bool:
+    """On a freshly locked row: may `owner` take the lease?
+
+    Only an active run's, and only when it is free, expired or already
+    ours; the engine takes it in the run's first transaction (with its
+    first decision, in the same commit).
+    """
+    if run.status not in ACTIVE:
+        return False
+    expired = run.lease_expires_at is not None and run.lease_expires_at < timezone.now()
+    return run.lease_owner in ("", owner) or expired
 
 
 def lease_renew(run_id: int, owner: str) -> bool:

@@ -44,13 +44,14 @@ from workflows.engine.base import (
 from workflows.engine.decide import decide
 from workflows.engine.record import execute, record
 from workflows.leases import (
-    lease_acquire,
     lease_extend_on,
+    lease_free_for,
     lease_holds,
     lease_release,
     lease_renew,
     worker_id,
 )
+from workflows.models import Run
 from workflows.reconnect import quietly, retrying
 from workflows.services import enqueue_advance, lock_run, set_status
 from workflows.states import ACTIVE, RunStatus
@@ -72,14 +73,17 @@ def run_advance(*, run_id: int, owner: str | None = None) -> None:
     # lease's clock, or the lease could lapse before the first heartbeat.
     executor_config.runner().start()
     # Each transaction is retried while the database is away (a restart):
-    # each one re-checks the lease and the step before it writes.
-    if not retrying(lease_acquire, run_id, owner):
-        return
+    # each one re-checks the lease and the step before it writes. The lease
+    # is taken in the run's first transaction, with its first decision: one
+    # commit fewer (on PostgreSQL a WAL flush) before the first step.
     deadline = time.monotonic() + settings.AGENTOS_TASK_BUDGET_S
     held = Held(run_id=run_id, owner=owner)
+    taken, first = retrying(_take, held)
+    if not taken:
+        return
     lanes = _Lanes(run_id, owner)
     try:
-        outcome: Outcome | None = retrying(_next, held)
+        outcome: Outcome | None = first
         while True:
             if isinstance(outcome, list):
                 # A block's actions: each on a runner of its own, at once.
@@ -231,23 +235,42 @@ def _requeue(run_id: int, owner: str, reason: str) -> None:
         transaction.on_commit(lambda: enqueue_advance(run_id))
 
 
-def _next(held: Held) -> Outcome:
-    owner = held.owner
+def _take(held: Held) -> tuple[bool, Outcome | None]:
+    """Take the run's lease if it is free, expired or ours, and decide its first move.
+
+    (False, None) when it is not ours to take: another worker holds it, or
+    the run is no longer active; nothing is written then.
+    """
     with transaction.atomic():
         run = held.lock()
-        if not lease_holds(run, owner):
+        if not lease_free_for(run, held.owner):
+            return False, None
+        run.lease_owner = held.owner
+        return True, _move(held, run)
+
+
+def _next(held: Held) -> Outcome:
+    with transaction.atomic():
+        run = held.lock()
+        if not lease_holds(run, held.owner):
             raise LeaseLost
-        if run.status == RunStatus.QUEUED:
-            set_status(run, RunStatus.RUNNING)
-            run.started_at = run.started_at or timezone.now()
-            append_event(run, "run.running", {"worker": owner, "node": run.current_node})
-        if run.status != RunStatus.RUNNING:
-            save_run(run)
-            return STOP
-        lease_extend_on(run)
-        outcome = decide(run, owner)
+        return _move(held, run)
+
+
+def _move(held: Held, run: Run) -> Outcome:
+    """Decide the locked run's next move and save it (the caller's transaction)."""
+    owner = held.owner
+    if run.status == RunStatus.QUEUED:
+        set_status(run, RunStatus.RUNNING)
+        run.started_at = run.started_at or timezone.now()
+        append_event(run, "run.running", {"worker": owner, "node": run.current_node})
+    if run.status != RunStatus.RUNNING:
         save_run(run)
-        return outcome
+        return STOP
+    lease_extend_on(run)
+    outcome = decide(run, owner)
+    save_run(run)
+    return outcome
 
 
 def runs_requeue_stale() -> int:
