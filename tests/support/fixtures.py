@@ -31,6 +31,25 @@ def audit_checkpoints(  # type: ignore[no-untyped-def]
     return folder
 
 
+@pytest.fixture(autouse=True)
+def task_queue_emptied() -> Iterator[None]:
+    """With Redis, the session's task queue is emptied after each test, as its database is.
+
+    On the embedded default the queue is a table, flushed with the test's
+    database. Redis's list outlives it: a task queued by a test that started
+    no worker (a run created through the API or a service) reached a later
+    test's workers, for a run that test's database does not have (a
+    RunNotFound traceback in that test's worker log).
+    """
+    yield
+    from django_q.conf import Conf
+
+    if Conf.REDIS:
+        from workflows.broker import task_broker
+
+        task_broker().purge_queue()
+
+
 @pytest.fixture
 def workspace() -> Iterator[Path]:
     """The first files root, emptied before and after the test."""
