@@ -92,11 +92,18 @@ def request_opened(request_id: int, *, resend: bool = False) -> None:
 
 def request_decided(request_id: int) -> None:
     """Fire the workflow's webhook for a decided request; update its Slack message."""
-    from approvals.models import ApprovalRequest
+    from approvals.models import ApprovalRequest, WorkflowWebhook
     from approvals.slack.services import message_changed
 
     message_changed(request_id)
-
+    # Most workflows have no webhook: asked first, in one small query, rather
+    # than loading the request with its run (plan, context) for nothing. It
+    # runs in the web process after the decision's commit, beside the worker
+    # starting the run's next step on a machine with few cores.
+    if not WorkflowWebhook.objects.filter(
+        active=True, workflow__runs__approval_requests__pk=request_id
+    ).exists():
+        return
     request = (
         ApprovalRequest.objects.select_related("run__workflow", "decided_by")
         .filter(pk=request_id)

@@ -156,9 +156,9 @@ def _locked_request(request_id: int) -> tuple[Run, ApprovalRequest]:
     )
     if run is None:
         raise DecisionInvalid({"request": f"no request {request_id}"})
-    request = ApprovalRequest.objects.select_related(
-        "decided_by", "assigned_group", "assigned_user"
-    ).get(pk=request_id)
+    # Whom it is assigned to, and who decided it, are named only when a
+    # decision is refused: loaded then, not joined into every decision.
+    request = ApprovalRequest.objects.get(pk=request_id)
     return run, request
 
 

@@ -6,9 +6,9 @@ Prints:
   - no-op steps advanced by one task in-process: steps/s, the time from one
     step's start to the next, the engine's overhead beside the runner, and
     the engine's CPU time per step;
-  - throughput through a real qcluster (2 workers): many runs of 5 no-op
+  - throughput through the portal's worker cluster (2 workers): many runs of 5 no-op
     steps queued at once, in runs/s and steps/s;
-  - approval decision -> next step started, with a real qcluster.
+  - approval decision -> next step started, through that cluster.
 
 Run: .venv/bin/python bench/bench_engine.py [--steps 200] [--runs 40] [--approvals 30]
      [--config embedded|scaled]
@@ -35,7 +35,7 @@ from bench.common import ROOT, configure, show
 
 _parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 _parser.add_argument("--steps", type=int, default=200)
-_parser.add_argument("--runs", type=int, default=40, help="runs through the qcluster")
+_parser.add_argument("--runs", type=int, default=40, help="runs through the worker cluster")
 _parser.add_argument("--approvals", type=int, default=30)
 _parser.add_argument("--config", choices=["embedded", "scaled"], default="embedded")
 _parser.add_argument("--emit", help="write the per-step figures as JSON to this file")
@@ -125,9 +125,13 @@ def bench_steps(steps: int, *, quiet: bool = False) -> tuple[list[float], float]
 
 
 def start_cluster() -> subprocess.Popen:
-    """Start a real qcluster (AGENTOS_WORKERS workers) on this installation."""
+    """Start the portal's worker cluster (AGENTOS_WORKERS workers) on this installation.
+
+    `manage.py worker`, as scripts/start.sh runs it: django-q2's cluster with
+    this project's sentinel (workflows.cluster), not upstream's `qcluster`.
+    """
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+        [sys.executable, str(ROOT / "manage.py"), "worker"],
         cwd=ROOT,
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,
@@ -176,7 +180,8 @@ def bench_cluster(runs: int, steps: int = 5) -> None:
         stop_cluster(cluster)
     workers = settings.Q_CLUSTER["workers"]
     print(
-        f"qcluster ({workers} workers): {runs} runs x {steps} no-op steps in {total:.2f} s "
+        f"cluster (manage.py worker, {workers} workers): {runs} runs x {steps} no-op steps "
+        f"in {total:.2f} s "
         f"(queued in {queued:.2f} s) = {runs / total:.1f} runs/s, "
         f"{runs * steps / total:.0f} steps/s",
         flush=True,

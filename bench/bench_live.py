@@ -6,7 +6,8 @@ Prints median and p95 for
     the database) and, when Redis answers on 127.0.0.1:6379, with Redis
     (the committing process publishes directly);
   - approve (the inbox form POST, what the button sends) -> next step
-    started, with a real qcluster, on the embedded default.
+    started, with a real worker cluster (`manage.py worker`), on the
+    embedded default.
 
 Run: .venv/bin/python bench/bench_live.py [--events 200] [--approvals 20]
 Each mode runs in a child process with a throwaway var/ directory.
@@ -197,7 +198,8 @@ def approvals_to_step(
 
     operator = get_user_model().objects.create_user("op", password="pw")
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
+        # The worker the portal runs (scripts/start.sh), not upstream's qcluster.
+        [sys.executable, "manage.py", "worker"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

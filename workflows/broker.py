@@ -33,6 +33,7 @@ import socket
 import uuid
 from pathlib import Path
 
+from django import db
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -41,10 +42,19 @@ from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-__all__ = ["WakingORM", "task_broker", "wake_dir", "wake_pushers"]
+__all__ = [
+    "KEEP_CONNECTION_S",
+    "WakingORM",
+    "keep_connections",
+    "task_broker",
+    "wake_dir",
+    "wake_pushers",
+]
 
 # A datagram carries no meaning; one is enough to wake a pusher.
 _NUDGE = b"!"
+# How long a worker, pusher or monitor process keeps a database connection.
+KEEP_CONNECTION_S = 300
 
 # This process's broker for queuing, and what it was built for (a fork, or
 # a test that changes the broker's settings, gets a new one).
@@ -62,6 +72,24 @@ def task_broker() -> Broker:
     if _task_broker is None or _task_broker[0] != key:
         _task_broker = (key, get_broker())
     return _task_broker[1]
+
+
+def keep_connections() -> None:
+    """Keep this process's database connections from one task or query to the next.
+
+    For the queue's own processes (workers, pusher, monitor), never the
+    web's. django-q2 closes "old" connections before each task, and its ORM
+    broker before each of its queries in the pusher and the monitor: with
+    the default CONN_MAX_AGE of 0 each opened a new connection (on
+    PostgreSQL a new server process on the path of each resume; on SQLite a
+    new connection and its set-up, twice per task in the pusher, ~1 ms
+    each). Each keeps its own for KEEP_CONNECTION_S; a kept connection is
+    still checked before it is used again (health checks are on for
+    servers), so a restarted database is met with a new one. django-q2
+    closes every connection before it forks a process, so no child shares one.
+    """
+    for alias in db.connections:
+        db.connections.settings[alias]["CONN_MAX_AGE"] = KEEP_CONNECTION_S
 
 
 def wake_dir() -> Path:
@@ -115,13 +143,23 @@ class WakingORM(ORM):
         transaction.on_commit(wake_pushers, using=Conf.ORM)
         return pk
 
+    # Whether a due task may wait that this pusher has not looked for: at
+    # first, after each wake-up or poll, and after a query that saw more due
+    # tasks than it took (or lost one to another cluster).
+    _look = True
+
     def dequeue(self):  # type: ignore[no-untyped-def]
         listener = self._listen()
-        tasks = self._take()
-        if tasks:
-            return tasks
-        # Empty: sleep until a nudge or the poll, whichever comes first. A
-        # nudge sent since the socket was bound is waiting in it already.
+        if self._look:
+            tasks = self._take()
+            if tasks:
+                return tasks
+        # Nothing (more) is due: sleep until a nudge or the poll, whichever
+        # comes first. A task committed after the last query sends its nudge
+        # after its commit, so after the last drain: it is waiting in the
+        # socket already. Not querying again right after a take keeps the
+        # pusher off the CPU while the worker it handed the task to starts.
+        self._look = True
         with contextlib.suppress(InterruptedError):
             ready, _, _ = select.select([listener], [], [], Conf.POLL)
             if ready:
@@ -130,18 +168,22 @@ class WakingORM(ORM):
 
     def _take(self) -> list | None:
         """Upstream's dequeue without its sleep: lock and return the due tasks."""
-        tasks = self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())[
-            0 : Conf.BULK
-        ]
+        due = list(
+            self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())[
+                0 : Conf.BULK + 1
+            ]
+        )
+        self._look = len(due) > Conf.BULK
         task_list = []
-        for task in tasks:
+        for task in due[: Conf.BULK]:
             if (
                 self.get_connection()
                 .filter(id=task.id, lock=task.lock)
                 .update(lock=self.timeout(task))
             ):
                 task_list.append((task.pk, task.payload))
-            # else another cluster was faster on that task
+            else:  # another cluster was faster on that task
+                self._look = True
         return task_list or None
 
     def _listen(self) -> socket.socket:

@@ -43,7 +43,7 @@ from django_q.conf import Conf
 from django_q.worker import worker
 
 from workflows import drain
-from workflows.broker import WakingORM, wake_pushers
+from workflows.broker import WakingORM, keep_connections, wake_pushers
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,6 @@ logger = logging.getLogger(__name__)
 # five seconds later, and is killed at once) before the workers are killed.
 KILL_AFTER_BOUND_S = 15.0
 # How long a worker process keeps a database connection across tasks.
-WORKER_CONN_MAX_AGE_S = 300
 SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
 
 
@@ -149,6 +148,9 @@ class WorkerSentinel(Sentinel):
         start: bool = True,
     ) -> None:
         super().__init__(stop_event, start_event, cluster_id, broker, timeout, start=False)
+        # Before the pusher, the monitor and the workers are forked: each
+        # keeps its database connection (workers set it again as they spawn).
+        keep_connections()
         # Upstream sets SIGTERM back to its default here; the pusher, the
         # monitor and the workers forked below inherit whatever we choose.
         _deaf()
@@ -214,13 +216,7 @@ def start_runner_soon(**_: object) -> None:
             logger.warning("could not start the action runner ahead of time", exc_info=True)
 
     threading.Thread(target=start, name="agentos-runner-start", daemon=True).start()
-    # django-q2 closes "old" connections before each task: with the default
-    # CONN_MAX_AGE of 0 every task opened a new one (on PostgreSQL, a new
-    # server process on the path of each resume). A worker keeps its own for
-    # WORKER_CONN_MAX_AGE_S; each task still checks it first (health checks
-    # are on for servers), so a restarted database is met with a new one.
-    for alias in db.connections:
-        db.connections.settings[alias]["CONN_MAX_AGE"] = WORKER_CONN_MAX_AGE_S
+    keep_connections()
 
 
 def _deaf() -> None:

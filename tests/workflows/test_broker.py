@@ -168,3 +168,56 @@ def test_a_process_queues_through_one_broker(monkeypatch) -> None:
     os.waitpid(pid, 0)
     os.close(read)
     assert answer == b"own"
+
+
+def test_after_taking_the_only_due_task_the_pusher_sleeps_without_asking_again(
+    monkeypatch,
+) -> None:
+    """The next dequeue waits for a nudge instead of querying while the task starts."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    broker = _broker(monkeypatch, 0.05)
+    broker.enqueue(SignedPackage.dumps({"id": "only"}))
+    broker._listen()  # bound after the enqueue: its nudge was lost
+    [(_, payload)] = broker.dequeue()
+    assert SignedPackage.loads(payload) == {"id": "only"}
+    with CaptureQueriesContext(connection) as queries:
+        assert broker.dequeue() is None  # slept out the poll
+    assert not [q for q in queries.captured_queries if "django_q_ormq" in q["sql"]]
+    # The next one looks again: a task whose nudge was lost is found by the poll.
+    broker.enqueue(SignedPackage.dumps({"id": "later"}))
+    broker._drain(broker._listen())
+    [(_, payload)] = broker.dequeue()
+    assert SignedPackage.loads(payload) == {"id": "later"}
+
+
+def test_a_pusher_that_saw_more_due_tasks_takes_the_next_without_a_nudge(monkeypatch) -> None:
+    broker = _broker(monkeypatch, LONG_POLL_S)
+    monkeypatch.setattr(Conf, "BULK", 1)
+    for name in ("a", "b"):
+        broker.enqueue(SignedPackage.dumps({"id": name}))
+    broker._drain(broker._listen())  # no nudge waits: only the query can find "b"
+    taken = [SignedPackage.loads(broker.dequeue()[0][1])["id"] for _ in range(2)]
+    assert sorted(taken) == ["a", "b"]
+
+
+def test_the_queue_processes_keep_their_database_connections(monkeypatch) -> None:
+    """The sentinel sets it before forking the pusher, the monitor and the workers."""
+    import uuid
+    from multiprocessing import Event
+
+    from django import db
+
+    from workflows import cluster
+    from workflows.broker import KEEP_CONNECTION_S
+
+    for alias in db.connections:
+        monkeypatch.setitem(db.connections.settings[alias], "CONN_MAX_AGE", 0)
+    # Only the constructor: no fork hook or signal handler left in this process.
+    monkeypatch.setattr(cluster.os, "register_at_fork", lambda **_: None)
+    monkeypatch.setattr(cluster, "_deaf", lambda: None)
+    cluster.WorkerSentinel(Event(), Event(), uuid.uuid4(), start=False)
+    assert {db.connections.settings[alias]["CONN_MAX_AGE"] for alias in db.connections} == {
+        KEEP_CONNECTION_S
+    }
