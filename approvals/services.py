@@ -108,22 +108,46 @@ def approved_guard(
     With `gate`, only an approval of that gate node counts: the gate's own
     request, or the gate asked again for this step (state["gate"]).
     """
-    approved = (
-        ApprovalRequest.objects.filter(run=run, status=RequestStatus.APPROVED)
-        .exclude(digest="")
-        .order_by("-decided_at", "-id")
-        .only("guards", "node_id", "state")
-    )
-    for request in approved:
-        if gate is not None and gate not in (request.node_id, request.state.get("gate")):
+    for node, state, guards in _approved(run):
+        if gate is not None and gate not in (node, state.get("gate")):
             continue
-        for guard in request.guards:
+        for guard in guards:
             if guard.get("node") == node_id and guard.get("position") == position:
                 # Inside a block, node ids repeat (a map's items): the path decides.
                 if node_path and guard.get("path", node_id) != node_path:
                     continue
                 return dict(guard)
     return None
+
+
+# Where a run instance keeps its approved requests for the rest of a transaction.
+_APPROVED = "_approved_requests"
+
+
+def _approved(run: Run) -> list[tuple[str, dict, list]]:
+    """Return the run's approved requests (node, state, guards), newest first.
+
+    Read once per transaction: the engine asks several times while it
+    decides one step (is the gate approved, does what was approved still
+    match), each time the same query. The engine holds the run's row locked
+    and deciders lock it first, so no request of the run is approved before
+    the commit, which drops what was kept (so does a new instance: each
+    transaction locks the run afresh). Outside a transaction nothing is kept.
+    """
+    kept = run.__dict__.get(_APPROVED)
+    if kept is not None:
+        return kept
+    found = [
+        (request.node_id, request.state, request.guards)
+        for request in ApprovalRequest.objects.filter(run=run, status=RequestStatus.APPROVED)
+        .exclude(digest="")
+        .order_by("-decided_at", "-id")
+        .only("guards", "node_id", "state")
+    ]
+    if transaction.get_connection().in_atomic_block:
+        run.__dict__[_APPROVED] = found
+        transaction.on_commit(lambda: run.__dict__.pop(_APPROVED, None))
+    return found
 
 
 def validate_values(schema: dict, values: dict) -> dict[str, str]:
@@ -256,17 +280,20 @@ def _check_approval(request: ApprovalRequest, values: dict, resolution: str) -> 
 def _record_vote(
     request: ApprovalRequest, actor: Any, decision: str, values: dict, comment: str
 ) -> None:
+    # No savepoint of its own (two round trips): the caller checked under the
+    # run's lock that this person has not decided it, and should the unique
+    # constraint still refuse the vote, the error ends the whole decision,
+    # whose transaction (or savepoint) is rolled back whole.
     try:
-        with transaction.atomic():
-            Decision.objects.create(
-                request=request,
-                actor=actor,
-                actor_label=actor.get_username(),
-                decision=decision,
-                values=values,
-                comment=comment,
-                digest=request.digest,
-            )
+        Decision.objects.create(
+            request=request,
+            actor=actor,
+            actor_label=actor.get_username(),
+            decision=decision,
+            values=values,
+            comment=comment,
+            digest=request.digest,
+        )
     except IntegrityError:
         raise DecisionInvalid({"decision": "you already decided this request"}) from None
 

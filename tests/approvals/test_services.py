@@ -97,6 +97,34 @@ def test_a_step_whose_parameters_changed_after_approval_does_not_run(
 
 
 @pytest.mark.django_db
+def test_a_vote_the_constraint_refuses_leaves_the_decision_unmade(
+    gated_run, reviewer, reviewer2, monkeypatch
+) -> None:
+    """Past the check under the lock (as if it raced), the unique vote still holds."""
+    from django.db.models import QuerySet
+
+    run = gated_run(quorum=2)
+    request = pending_request(run)
+    approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    before = events(run)
+    real = QuerySet.exists
+    monkeypatch.setattr(
+        QuerySet, "exists", lambda self: False if self.model is Decision else real(self)
+    )
+    with pytest.raises(DecisionInvalid, match="already decided"):
+        approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
+    monkeypatch.undo()
+    request.refresh_from_db()
+    assert request.status == RequestStatus.PENDING
+    assert Decision.objects.filter(request=request).count() == 1
+    assert events(run) == before
+    # The transaction is whole again: the next person's vote counts.
+    approval_decide(request_id=request.pk, actor=reviewer2, decision="approve")
+    request.refresh_from_db()
+    assert request.status == RequestStatus.APPROVED
+
+
+@pytest.mark.django_db
 def test_a_quorum_needs_distinct_people(gated_run, reviewer, reviewer2) -> None:
     run = gated_run(quorum=2)
     request = pending_request(run)

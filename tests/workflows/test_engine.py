@@ -117,6 +117,38 @@ def test_approval_node_pauses_and_approval_resumes(tmp_path: Path, operator, rev
     assert verify_all() == []
 
 
+def test_a_step_behind_a_gate_reads_the_runs_approvals_once(
+    tmp_path: Path, operator, reviewer
+) -> None:
+    """Is the gate approved, and does what was approved still match: one query for both."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ledger = tmp_path / "ledger"
+    run = run_create(
+        mode="autonomous",
+        requester=operator,
+        plan={
+            "nodes": [
+                {"id": "gate", "type": "approval", "title": "Go?"},
+                ledger_node("two", ledger, "two"),
+            ]
+        },
+    )
+    run = advance(run)
+    approval_decide(request_id=pending(run).pk, actor=reviewer, decision="approve")
+    with CaptureQueriesContext(connection) as queries:
+        run = advance(run)
+    assert run.status == RunStatus.SUCCEEDED
+    assert ledger.read_text() == "two\n"
+    approvals = [
+        q["sql"]
+        for q in queries.captured_queries
+        if 'FROM "approvals_approvalrequest"' in q["sql"] and "approved" in q["sql"]
+    ]
+    assert len(approvals) == 1, approvals
+
+
 def test_rejection_fails_the_run_with_the_reason(tmp_path: Path, operator, reviewer) -> None:
     ledger = tmp_path / "ledger"
     run = advance(
