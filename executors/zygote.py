@@ -55,7 +55,7 @@ from typing import Any, NoReturn
 # Imported here, before any fork, so no child pays for the import.
 from agentos_common.folders import is_empty
 from executors.attempt import killpg
-from executors.child import enter_sandbox, prime, serve_one
+from executors.child import enter_sandbox, prepare, prime, serve_one
 from executors.family import children_of
 from executors.sandbox import Sandbox, runtime_paths, unreachable
 from executors.spares import (
@@ -308,6 +308,9 @@ class _Zygote:
                 # closed its end: the request still waits to be read.
                 with contextlib.suppress(OSError):
                     control.send(b"ready")
+            # After the warm-up: the browser it started keeps the zygote's
+            # stdout, stderr and signals, as before.
+            prepare()
             with contextlib.suppress(Exception):
                 prime()  # an optimisation only: a failure changes nothing
             data, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, REQUEST_FDS)
