@@ -300,15 +300,18 @@ class _Zygote:
         the parent's request and the spare's, and between the child's exit
         and its report. Done here, right after the fork, those copies are
         made while the parent records the step (as ``child.prime`` does in
-        a spare). Nothing of the zygote's state changes: the lookups only
-        read, the messages are encoded and decoded but not sent, and the
-        poll of the selector takes nothing from it (level-triggered).
+        a spare). Skipped when a request or an exit is already waiting: then
+        it would only delay it. Nothing of the zygote's state changes: the
+        lookups only read, the messages are encoded and decoded but not
+        sent, and the poll of the selector takes nothing from it
+        (level-triggered).
         """
+        if self.selector.select(0):
+            return
         message = json.loads(json.dumps({"op": "run", "id": 0, "action": self.any_action}))
         if message["action"] is not None:
             warm_up_key(self.registry.get(message["action"]))
         self.pools.count("")
-        self.selector.select(0)
         self._known_pids()
         children_of(os.getpid())
         is_empty(os.path.dirname(child_tmp(self.pid)))
