@@ -365,7 +365,10 @@ class _Zygote:
     ) -> NoReturn:
         code = 70  # EX_SOFTWARE: the child died before reporting a result
         try:
-            use_own_tmp()
+            if keep_fds is None:
+                # Forked for this request; a spare (keep_fds, even empty)
+                # made its temp folder its TMPDIR before the request.
+                use_own_tmp()
             stdin_fd, result_fd, log_fd = fds
             enter_sandbox(
                 stdin_fd=stdin_fd,
