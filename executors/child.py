@@ -23,10 +23,54 @@ from executors.base import ActionContext, ActionFailed, NeedsInput
 from executors.registry import Registry
 from executors.scrubbing import scrub
 
-__all__ = ["RESULT_FD", "enter_sandbox", "execute", "prime", "serve_one"]
+__all__ = ["RESULT_FD", "enter_sandbox", "execute", "prepare", "prime", "serve_one"]
 
 RESULT_FD = 3
 MAX_ERROR_CHARS = 8000
+
+# Set once this process has its signals, core limit and log streams (see
+# ``prepare``): a spare does it before its request, a child forked for a
+# request in ``enter_sandbox``.
+_prepared = False
+
+
+def prepare() -> None:
+    """Do what entering the sandbox needs to know nothing of the request for.
+
+    Called in a spare once its warm-up is done, so that the request only
+    has its fds to put in place and its memory limit to set: building the
+    two log streams and resetting the signals took over a quarter of a
+    no-op action's time between the request and its result (~150 us).
+    The streams are built on a pipe, as the log is one, and write to fds 1
+    and 2, to which ``enter_sandbox`` then moves the request's log pipe;
+    until then nothing writes to them (what does is lost: the pipe has no
+    reader).
+    """
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 1)
+    os.dup2(write_end, 2)
+    os.close(read_end)
+    os.close(write_end)
+    _prepare_streams_and_signals()
+
+
+def _prepare_streams_and_signals() -> None:
+    global _prepared
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # The zygote ignores SIGINT (a Ctrl-C belongs to its parent); the
+    # action should die of signals the ordinary way.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Line-buffered streams on fds 1 and 2 (the log pipe); they live until
+    # os._exit. closefd=False: the fds, not the streams, are what the
+    # request's log pipe replaces.
+    sys.stdout = open(
+        1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False
+    )
+    sys.stderr = open(
+        2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False
+    )
+    _prepared = True
 
 
 def enter_sandbox(
@@ -41,6 +85,8 @@ def enter_sandbox(
 
     ``keep_fds`` are what the child's own warm-up opened (the pipes to a
     browser it started ahead of time); every other inherited fd is closed.
+    The signals, core limit and log streams are set up here unless the
+    child did it as a spare (``prepare``).
     """
     # A session of its own makes the child a process-group leader, so one
     # killpg() on timeout also takes down Chromium or anything it started.
@@ -58,24 +104,14 @@ def enter_sandbox(
         os.closerange(low, fd)
         low = fd + 1
     os.closerange(low, os.sysconf("SC_OPEN_MAX"))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if memory_limit_mb is not None:
         limit = memory_limit_mb * 1024 * 1024
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY:
             limit = min(limit, hard)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    # The zygote ignores SIGINT (a Ctrl-C belongs to its parent); the
-    # action should die of signals the ordinary way.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    # Line-buffered streams on the log pipe; they live until os._exit.
-    sys.stdout = open(
-        1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False
-    )
-    sys.stderr = open(
-        2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False
-    )
+    if not _prepared:
+        _prepare_streams_and_signals()
 
 
 def prime() -> None:

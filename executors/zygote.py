@@ -55,7 +55,7 @@ from typing import Any, NoReturn
 # Imported here, before any fork, so no child pays for the import.
 from agentos_common.folders import is_empty
 from executors.attempt import killpg
-from executors.child import enter_sandbox, prime, serve_one
+from executors.child import enter_sandbox, prepare, prime, serve_one
 from executors.family import children_of
 from executors.sandbox import Sandbox, runtime_paths, unreachable
 from executors.spares import (
@@ -147,6 +147,8 @@ class _Zygote:
         self.publish = publish
         self.helpers: set[int] = set()
         self.plain_spares = PLAIN_SPARES
+        # An action the zygote runs, for _rehearse to look up (None: none).
+        self.any_action: str | None = next(iter(registry.names()), None)
 
     def serve(self) -> None:
         """Handle requests, exits and ready spares until the parent disconnects."""
@@ -285,6 +287,37 @@ class _Zygote:
         self.pools.add(spare)
         if not spare.ready:
             self.selector.register(control, selectors.EVENT_READ, spare)
+        with contextlib.suppress(Exception):
+            self._rehearse()  # an optimisation only, like a spare's prime()
+
+    def _rehearse(self) -> None:
+        """Go through a request's and a reap's steps on made-up data, sending nothing.
+
+        A fork leaves the zygote's memory shared with the new spare until
+        one of them writes to it, and Python writes wherever it reads
+        (reference counts, caches): the next request and the reap after it
+        each copied ~65 pages (~3 us a page) on the action's path, between
+        the parent's request and the spare's, and between the child's exit
+        and its report. Done here, right after the fork, those copies are
+        made while the parent records the step (as ``child.prime`` does in
+        a spare). Skipped when a request or an exit is already waiting: then
+        it would only delay it. Nothing of the zygote's state changes: the
+        lookups only read, the messages are encoded and decoded but not
+        sent, and the poll of the selector takes nothing from it
+        (level-triggered).
+        """
+        if self.selector.select(0):
+            return
+        message = json.loads(json.dumps({"op": "run", "id": 0, "action": self.any_action}))
+        if message["action"] is not None:
+            warm_up_key(self.registry.get(message["action"]))
+        self.pools.count("")
+        self._known_pids()
+        children_of(os.getpid())
+        is_empty(os.path.dirname(child_tmp(self.pid)))
+        json.dumps(
+            {"op": "exited", "id": 0, "pid": 0, "exit_code": os.waitstatus_to_exitcode(0)}
+        ).encode()
 
     def _wait_as_spare(
         self, control: socket.socket, family: str, reserved: str | None
@@ -308,6 +341,9 @@ class _Zygote:
                 # closed its end: the request still waits to be read.
                 with contextlib.suppress(OSError):
                     control.send(b"ready")
+            # After the warm-up: the browser it started keeps the zygote's
+            # stdout, stderr and signals, as before.
+            prepare()
             with contextlib.suppress(Exception):
                 prime()  # an optimisation only: a failure changes nothing
             data, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, REQUEST_FDS)
@@ -329,7 +365,10 @@ class _Zygote:
     ) -> NoReturn:
         code = 70  # EX_SOFTWARE: the child died before reporting a result
         try:
-            use_own_tmp()
+            if keep_fds is None:
+                # Forked for this request; a spare (keep_fds, even empty)
+                # made its temp folder its TMPDIR before the request.
+                use_own_tmp()
             stdin_fd, result_fd, log_fd = fds
             enter_sandbox(
                 stdin_fd=stdin_fd,
@@ -455,8 +494,7 @@ class _Zygote:
         zygote, so every adopted process belongs to the one that ended.
         """
         for _ in range(ORPHAN_SWEEPS):
-            known = {child.pid for child in self.children.values()} | self.helpers
-            known.update(spare.pid for spare in self.pools.all())
+            known = self._known_pids()
             orphans = [pid for pid in children_of(os.getpid()) if pid not in known]
             if not orphans:
                 return
@@ -465,6 +503,12 @@ class _Zygote:
             for pid in orphans:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, 0)
+
+    def _known_pids(self) -> set[int]:
+        """Return the pids of the children the zygote forked and still knows."""
+        known = {child.pid for child in self.children.values()} | self.helpers
+        known.update(spare.pid for spare in self.pools.all())
+        return known
 
     def shutdown(self) -> None:
         """Kill and reap every live child's process group."""

@@ -198,6 +198,26 @@ def test_spares_prime_the_request_path_without_failing() -> None:
     prime()
 
 
+def test_an_actions_stdout_and_stderr_are_line_buffered_streams_on_its_log(
+    runner: Runner, make_ctx: MakeContext
+) -> None:
+    """A spare builds its log streams before its request (executors.child.prepare),
+    on a pipe: they are the streams the log pipe would have had, and write to it."""
+    for _ in range(3):  # the first spares, and those forked after a reap
+        result = runner.run("test.streams", {}, make_ctx(), timeout_s=30)
+        assert result.status == "succeeded", (result.error, result.log)
+        assert result.output is not None
+        for fileno, name in enumerate(("stdout", "stderr"), start=1):
+            assert result.output["streams"][name] == {
+                "fileno": fileno,
+                "seekable": False,
+                "line_buffering": True,
+                "encoding": "utf-8",
+                "errors": "backslashreplace",
+            }
+            assert f"a line to {name} \\udcff" in result.log
+
+
 def test_heartbeat_returning_false_kills(runner: Runner, make_ctx: MakeContext) -> None:
     beats: list[int] = []
 

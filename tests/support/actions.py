@@ -265,6 +265,34 @@ class Echo(Action):
         )
 
 
+class Streams(Action):
+    """Write a line to stdout and to stderr; describe both streams."""
+
+    name = "test.streams"
+    description = "Describe and write to the log streams."
+    category = "test"
+    risk = "low"
+    idempotent = True
+    Params = _Params
+
+    class Output(BaseModel):
+        streams: dict[str, dict[str, Any]]
+
+    def run(self, params: Any, ctx: ActionContext) -> Output:
+        described = {}
+        for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
+            described[name] = {
+                "fileno": stream.fileno(),
+                "seekable": stream.seekable(),
+                "line_buffering": stream.line_buffering,
+                "encoding": stream.encoding,
+                "errors": stream.errors,
+            }
+            # No flush: a line-buffered stream writes each line at once.
+            print(f"a line to {name} \udcff", file=stream)
+        return self.Output(streams=described)
+
+
 class Allocate(Action):
     """Allocate memory, to show the address-space limit applies."""
 
@@ -420,6 +448,7 @@ ACTIONS: list[type[Action]] = [
     Crash,
     Ask,
     Echo,
+    Streams,
     Allocate,
     Exit,
     Scratch,
