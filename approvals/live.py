@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -219,9 +220,44 @@ class _Publisher:
                 self.settled.notify_all()
 
     async def _send(self, batch: list[list[tuple[str, dict]]]) -> None:
-        for sends in batch:
-            for group, message in sends:
+        sends = [pair for event_sends in batch for pair in event_sends]
+        listened = await _listened(self.layer, {group for group, _ in sends})
+        for group, message in sends:
+            if listened is None or group in listened:
                 await self.layer.group_send(group, message)
+
+
+async def _listened(layer: Any, groups: set[str]) -> set[str] | None:
+    """Return which of `groups` have members, in one round trip per Redis host.
+
+    A group nobody is in (no page open on a run) gets nothing from
+    ``group_send`` but still costs it two round trips and the messages'
+    encoding; most of a worker's events go to such groups. The members
+    are expired first, as ``group_send`` does, so a group counts as
+    listened to exactly when ``group_send`` would find someone in it; a
+    listened group then gets ``group_send`` itself, unchanged. A socket that
+    joins after the check misses nothing it would not have missed joining
+    a moment later: a client asks for the events after its last seq on
+    connect. None for a layer that is not channels_redis' (send to all).
+    """
+    from channels_redis.core import RedisChannelLayer
+
+    if not isinstance(layer, RedisChannelLayer) or not groups:
+        return None
+    by_host: dict[int, list[str]] = {}
+    for group in sorted(groups):
+        by_host.setdefault(layer.consistent_hash(group), []).append(group)
+    stale = int(time.time()) - layer.group_expiry
+    listened = set()
+    for index, host_groups in by_host.items():
+        pipe = layer.connection(index).pipeline(transaction=False)
+        for group in host_groups:
+            key = layer._group_key(group)
+            pipe.zremrangebyscore(key, min=0, max=stale)
+            pipe.zcard(key)
+        replies = await pipe.execute()
+        listened.update(g for g, n in zip(host_groups, replies[1::2], strict=True) if n)
+    return listened
 
 
 _publishers: dict[int, _Publisher] = {}
