@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,21 +13,11 @@ from channels_redis.core import RedisChannelLayer
 
 from agentos_site.settings import redis_channel_layer
 from approvals import live
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def redis_listening() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
+from tests.support.shared_redis import REDIS_URL, needs_redis
 
 pytestmark = [
     pytest.mark.asyncio,
-    pytest.mark.skipif(not redis_listening(), reason="no Redis on 127.0.0.1:6379"),
+    needs_redis,
 ]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -15,23 +14,13 @@ from channels.layers import channel_layers
 
 from agentos_site.settings import redis_channel_layer
 from tests.support.fixtures import ROOT, worker_env
+from tests.support.shared_redis import REDIS_URL, needs_redis
 from tests.support.websockets import connect
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def redis_listening() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
 
 pytestmark = [
     pytest.mark.asyncio,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not redis_listening(), reason="no Redis on 127.0.0.1:6379"),
+    needs_redis,
 ]
 
 
