@@ -51,7 +51,6 @@ logger = logging.getLogger(__name__)
 # hand the run on (an action notices the cut at its next heartbeat, at most
 # five seconds later, and is killed at once) before the workers are killed.
 KILL_AFTER_BOUND_S = 15.0
-# How long a worker process keeps a database connection across tasks.
 SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
 
 
