@@ -4,9 +4,10 @@ For the embedded default (SQLite, django-q2's ORM broker, the in-process relay)
 and, when PostgreSQL and Redis listen on 127.0.0.1:5432/6379, for PostgreSQL +
 Redis (a database, queue name and channel prefix of its own, dropped after):
 
-  - throughput: no-op steps of one task (steps/s) and many runs through a
-    real worker cluster, `manage.py worker` (runs/s, steps/s), beside a bare `python -c pass` and the
-    runner's own round trip (bench_engine.py);
+  - throughput: no-op steps of one task (steps/s) and many runs through
+    the portal's worker cluster, `manage.py worker` (runs/s, steps/s),
+    beside a bare `python -c pass` and the runner's own round trip
+    (bench_engine.py);
   - approve -> resume: the inbox's approve POST -> the next step started,
     and a committed worker event -> a websocket client of daphne
     (bench_live.py);
