@@ -1,8 +1,10 @@
 """Benchmark the engine: per-step overhead, throughput, approval -> next step.
 
 Prints:
-  - the floor: a bare `python -c pass` subprocess, and the runner's own
-    round trip for a no-op action (a fork from the pre-forked zygote);
+  - the floors: a bare `python -c pass` subprocess; a bare fork, pipe and
+    wait in a process holding what the zygote imports (what any action in a
+    process of its own costs at least); and the runner's own round trip for a
+    no-op action (a fork from the pre-forked zygote);
   - no-op steps advanced by one task in-process: steps/s, the time from one
     step's start to the next, the engine's overhead beside the runner, and
     the engine's CPU time per step;
@@ -59,6 +61,42 @@ def bench_floor(n: int = 30) -> list[float]:
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         times.append((time.perf_counter() - t) * 1000)
     return times
+
+
+# Run in a fresh interpreter holding the zygote's own imports (and so about
+# its memory, which a fork's page tables and the child's exit scale with):
+# fork, the child writes a result line to a pipe and exits, the parent reads
+# it and reaps the child. No sandbox, no supervision, no durable record.
+FORK_FLOOR = """
+import os, sys, time
+import executors.zygote
+out = []
+for _ in range(int(sys.argv[1])):
+    t = time.perf_counter()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, b'{"status": "succeeded"}')
+        os._exit(0)
+    os.close(w)
+    os.read(r, 64)
+    os.close(r)
+    os.waitpid(pid, 0)
+    out.append((time.perf_counter() - t) * 1000)
+print(" ".join(f"{x:.4f}" for x in out))
+"""
+
+
+def bench_fork_floor(n: int = 300) -> list[float]:
+    """Return a bare fork -> result -> reap's round trips in ms (FORK_FLOOR)."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_FLOOR, str(n)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    return [float(x) for x in done.stdout.split()][n // 10 :]  # the first warm up
 
 
 def bench_runner(n: int = 200) -> list[float]:
@@ -253,6 +291,8 @@ def main(args: argparse.Namespace) -> None:
     )
     floor = bench_floor()
     show("floor: bare `python -c pass` subprocess", floor)
+    fork_floor = bench_fork_floor()
+    show("floor: bare fork, pipe, reap (zygote's imports)", fork_floor)
     runner = bench_runner()
     show("runner round trip, no-op action (zygote fork)", runner)
     bench_steps(20, quiet=True)  # warm up
@@ -260,7 +300,13 @@ def main(args: argparse.Namespace) -> None:
     show("engine: per no-op step, start to next start", gaps)
     if args.emit:
         Path(args.emit).write_text(
-            json.dumps({"step_ms": statistics.median(gaps), "cpu_ms_per_step": cpu_per_step})
+            json.dumps(
+                {
+                    "step_ms": statistics.median(gaps),
+                    "cpu_ms_per_step": cpu_per_step,
+                    "fork_floor_ms": statistics.median(fork_floor),
+                }
+            )
         )
     show(
         "engine overhead per step (minus the runner)",

@@ -64,6 +64,14 @@ def ratio(label: str, ours: dict | None, peer: dict | None) -> None:
         f" {ours['cpu_ms_per_step']:.2f} / {peer['cpu_ms_per_step']:.2f} ms",
         flush=True,
     )
+    if "fork_floor_ms" in ours:
+        # What an action in a process of its own costs before anything else.
+        floor = ours["fork_floor_ms"]
+        print(
+            f"  a bare fork, pipe and reap alone: {floor:.2f} ms"
+            f" = {floor / peer['step_ms']:.2f} of LangGraph's step",
+            flush=True,
+        )
 
 
 def run(script: str, args: list[str], env: dict[str, str] | None = None) -> None:
