@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, router
 from django.db.models import Q
 
 from workflows.exceptions import EventImmutable
@@ -236,8 +236,22 @@ class Run(models.Model):
         self.resume_grant = grant.to_json()
 
     def save_state(self) -> None:
-        """Save the projection of the run's events (status, context, position...)."""
-        self.save(update_fields=self.STATE_FIELDS)
+        """Save the projection of the run's events (status, context, position...).
+
+        Without receivers of the run's saves, as a statement written once
+        (`workflows.engine.sql`): the engine saves its run at every step.
+        """
+        from workflows.engine import sql
+
+        alias = self._state.db or router.db_for_write(Run)
+        if self._state.adding or not sql.usable(Run, alias):
+            self.save(update_fields=self.STATE_FIELDS)
+            return
+        if self.__dict__.get("_staged_events"):
+            from workflows.events import flush_staged
+
+            flush_staged(self)
+        sql.save_fields(self, self.STATE_FIELDS, using=alias)
 
     @property
     def nodes(self) -> list[dict]:
