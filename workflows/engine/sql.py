@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import DatabaseError, connections, models, router
 from django.db.models import signals
+from django.db.transaction import TransactionManagementError
 
 if TYPE_CHECKING:
     Field = models.Field[Any, Any]
 
-__all__ = ["insert", "update", "save_fields"]
+__all__ = ["insert", "lock", "save_fields", "update", "usable"]
+
+M = TypeVar("M", bound=models.Model)
 
 # Where a statement runs as written here; anywhere else the ORM writes.
 VENDORS = frozenset({"sqlite", "postgresql"})
@@ -148,3 +151,54 @@ def save_fields(obj: models.Model, names: tuple[str, ...], *, using: str | None 
     if update(model, values, {model._meta.pk.name: obj.pk}, using=alias) < 1:
         raise DatabaseError("Save with update_fields did not affect any rows.")
     obj._state.db = alias
+
+
+@functools.cache
+def _lock_sql(
+    model: type[models.Model], alias: str, vendor: str, omit: tuple[str, ...]
+) -> tuple[str, tuple[str, ...], tuple[tuple[Any, list[Any]], ...]]:
+    """The row's SELECT … FOR UPDATE by key, the names it reads, each column's converters."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    meta = model._meta
+    table = quote(meta.db_table)
+    fields = tuple(f for f in meta.concrete_fields if f.name not in omit)
+    columns = ", ".join(f"{table}.{quote(str(f.column))}" for f in fields)
+    # SQLite has no row locks: its writers are serialised by IMMEDIATE transactions.
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    sql = f"SELECT {columns} FROM {table} WHERE {table}.{quote(str(meta.pk.column))} = %s{lock}"
+    converters = []
+    for f in fields:
+        column = f.get_col(meta.db_table)
+        converters.append(
+            (column, connection.ops.get_db_converters(column) + f.get_db_converters(connection))
+        )
+    return sql, tuple(f.attname for f in fields), tuple(converters)
+
+
+def lock(
+    model: type[M], pk: Any, *, omit: tuple[str, ...] = (), using: str | None = None
+) -> M | None:
+    """`model.objects.select_for_update().defer(*omit).filter(pk=pk).first()`, written once.
+
+    The row converted as the ORM converts it (each column's backend and
+    field converters) and made an instance by `Model.from_db`, `omit`
+    deferred; None when there is no such row.
+    """
+    alias = using or router.db_for_write(model)
+    connection = connections[alias]
+    if not connection.in_atomic_block:
+        raise TransactionManagementError("a row lock outside a transaction holds nothing")
+    sql, names, converters = _lock_sql(model, alias, connection.vendor, omit)
+    key = model._meta.pk.get_db_prep_value(pk, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = []
+    for value, (column, convert) in zip(row, converters, strict=True):
+        for converter in convert:
+            value = converter(value, column, connection)
+        values.append(value)
+    return model.from_db(alias, names, values)
