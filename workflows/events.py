@@ -243,7 +243,7 @@ def event_stage(*, run: Run, type: str, data: dict | None = None) -> Event:
 
 def flush_staged(run: Run) -> None:
     """Insert the run's staged events in one statement (called by `Run.save`)."""
-    staged = run.__dict__.pop(STAGED, None)
+    staged = staged_take(run)
     if not staged:
         return
     from workflows.engine import sql
@@ -254,7 +254,18 @@ def flush_staged(run: Run) -> None:
         sql.insert(staged, using=alias)
     else:
         Event.objects.bulk_create(staged)
-    for event in staged:
+    staged_written(run, staged)
+
+
+def staged_take(run: Run) -> list[Event]:
+    """Take the run's staged events, for its save to insert (then `staged_written`)."""
+    staged: list[Event] = run.__dict__.pop(STAGED, None) or []
+    return staged
+
+
+def staged_written(run: Run, events: list[Event]) -> None:
+    """Publish the run's inserted staged events once their transaction commits."""
+    for event in events:
         _publish_on_commit(event, run)
 
 

@@ -247,11 +247,16 @@ class Run(models.Model):
         if self._state.adding or not sql.usable(Run, alias):
             self.save(update_fields=self.STATE_FIELDS)
             return
-        if self.__dict__.get("_staged_events"):
-            from workflows.events import flush_staged
+        from workflows.events import flush_staged, staged_take, staged_written
 
+        if not sql.usable(Event, alias):
             flush_staged(self)
-        sql.save_fields(self, self.STATE_FIELDS, using=alias)
+            sql.save_fields(self, self.STATE_FIELDS, using=alias)
+            return
+        # The staged events and the run's row: one round trip on PostgreSQL.
+        staged = staged_take(self)
+        sql.save_fields(self, self.STATE_FIELDS, using=alias, inserting=staged)
+        staged_written(self, staged)
 
     @property
     def nodes(self) -> list[dict]:

@@ -12,9 +12,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from workflows.engine import run_advance, sql
+from workflows.engine.base import append_event
 from workflows.events import verify_all
 from workflows.models import Event, Run, Step
-from workflows.services import run_create
+from workflows.services import lock_run, run_create
 from workflows.states import RunStatus, StepStatus
 
 pytestmark = pytest.mark.django_db
@@ -135,3 +136,29 @@ def test_a_receiver_of_a_steps_save_still_hears_it() -> None:
         post_save.disconnect(sender=Step, dispatch_uid="test-engine-sql")
     assert heard == [("s0", True), ("s1", True), ("s2", True)]
     assert sql.usable(Step, "default")
+
+
+def test_a_runs_staged_events_go_with_its_row_in_one_round_trip_on_postgresql() -> None:
+    run = run_create(plan=PLAN, mode="autonomous")
+    with transaction.atomic():
+        locked = lock_run(run.pk)
+        append_event(locked, "run.noted", {"n": 1})
+        append_event(locked, "run.noted", {"n": 2})
+        with CaptureQueriesContext(connection) as queries:
+            locked.save_state()
+    assert len(queries.captured_queries) == (1 if connection.vendor == "postgresql" else 2)
+    events = list(Event.objects.filter(run=run, type="run.noted").order_by("seq"))
+    assert [e.data["n"] for e in events] == [1, 2]
+    assert Run.objects.get(pk=run.pk).last_seq == events[-1].seq == locked.last_seq
+    assert verify_all() == []
+
+
+def test_a_save_that_finds_no_run_keeps_none_of_its_staged_events() -> None:
+    run = run_create(plan=PLAN, mode="autonomous")
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        with transaction.atomic():
+            ghost = lock_run(run.pk)
+            ghost.pk = run.pk + 1000  # a run that is not there
+            append_event(ghost, "run.noted", {"n": 1})
+            ghost.save_state()
+    assert not Event.objects.filter(type="run.noted").exists()

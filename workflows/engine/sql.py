@@ -69,6 +69,24 @@ def _insert_sql(
     return sql, fields
 
 
+def _insert_statement(objs: Sequence[models.Model], alias: str) -> tuple[str, list[Any]]:
+    connection = connections[alias]
+    sql, fields = _insert_sql(type(objs[0]), alias, connection.vendor, len(objs))
+    params: list[Any] = []
+    for obj in objs:
+        params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    return sql, params
+
+
+def _inserted(objs: Sequence[models.Model], keys: list[Any], alias: str) -> None:
+    if len(keys) != len(objs):
+        raise DatabaseError(f"inserted {len(keys)} rows of {len(objs)}")
+    for obj, (key,) in zip(objs, keys, strict=True):
+        obj.pk = key
+        obj._state.adding = False
+        obj._state.db = alias
+
+
 def insert(objs: Sequence[models.Model], *, using: str | None = None) -> None:
     """Insert new instances of one model in one statement; set their keys and state.
 
@@ -79,22 +97,12 @@ def insert(objs: Sequence[models.Model], *, using: str | None = None) -> None:
     """
     if not objs:
         return
-    model = type(objs[0])
-    alias = using or router.db_for_write(model)
-    connection = connections[alias]
-    sql, fields = _insert_sql(model, alias, connection.vendor, len(objs))
-    params: list[Any] = []
-    for obj in objs:
-        params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    with connection.cursor() as cursor:
+    alias = using or router.db_for_write(type(objs[0]))
+    sql, params = _insert_statement(objs, alias)
+    with connections[alias].cursor() as cursor:
         cursor.execute(sql, params)
         keys = cursor.fetchall()
-    if len(keys) != len(objs):
-        raise DatabaseError(f"inserted {len(keys)} rows of {len(objs)}")
-    for obj, (key,) in zip(objs, keys, strict=True):
-        obj.pk = key
-        obj._state.adding = False
-        obj._state.db = alias
+    _inserted(objs, keys, alias)
 
 
 @functools.cache
@@ -111,6 +119,23 @@ def _update_sql(
     return f"UPDATE {quote(model._meta.db_table)} SET {sets} WHERE {tests}"
 
 
+def _update_statement(
+    model: type[models.Model], values: dict[str, Any], where: dict[str, Any], alias: str
+) -> tuple[str, list[Any]]:
+    connection = connections[alias]
+    names, tested = tuple(values), tuple(where)
+    sql = _update_sql(model, alias, connection.vendor, names, tested)
+    params = [
+        f.get_db_prep_save(v, connection)
+        for f, v in zip(_fields(model, names), values.values(), strict=True)
+    ]
+    for f, v in zip(_fields(model, tested), where.values(), strict=True):
+        if v is None:
+            raise ValueError(f"{f.name} is None: not an equality")
+        params.append(f.get_db_prep_value(v, connection))
+    return sql, params
+
+
 def update(
     model: type[models.Model],
     values: dict[str, Any],
@@ -123,32 +148,48 @@ def update(
     `where`'s names are fields (the primary key by its name); none is None.
     """
     alias = using or router.db_for_write(model)
-    connection = connections[alias]
-    names, tested = tuple(values), tuple(where)
-    sql = _update_sql(model, alias, connection.vendor, names, tested)
-    params = [
-        f.get_db_prep_save(v, connection)
-        for f, v in zip(_fields(model, names), values.values(), strict=True)
-    ]
-    for f, v in zip(_fields(model, tested), where.values(), strict=True):
-        if v is None:
-            raise ValueError(f"{f.name} is None: not an equality")
-        params.append(f.get_db_prep_value(v, connection))
-    with connection.cursor() as cursor:
+    sql, params = _update_statement(model, values, where, alias)
+    with connections[alias].cursor() as cursor:
         cursor.execute(sql, params)
         return int(cursor.rowcount)
 
 
-def save_fields(obj: models.Model, names: tuple[str, ...], *, using: str | None = None) -> None:
+def save_fields(
+    obj: models.Model,
+    names: tuple[str, ...],
+    *,
+    using: str | None = None,
+    inserting: Sequence[models.Model] = (),
+) -> None:
     """`obj.save(update_fields=names)` for a saved instance of a model without receivers.
 
     Each field's `pre_save` (an `auto_now` field takes the time) and the
-    ORM's refusal when no row was found.
+    ORM's refusal when no row was found. The new rows `inserting` (one
+    model's) are inserted first, as `insert` would: on PostgreSQL in the
+    same round trip (psycopg's client-side cursor, Django's default, sends
+    both statements in one message; they run in order, in the transaction,
+    and an error in either fails the call).
     """
     model = type(obj)
     alias = using or obj._state.db or router.db_for_write(model)
+    connection = connections[alias]
     values = {f.name: f.pre_save(obj, False) for f in _fields(model, names)}
-    if update(model, values, {model._meta.pk.name: obj.pk}, using=alias) < 1:
+    sql, params = _update_statement(model, values, {model._meta.pk.name: obj.pk}, alias)
+    if inserting and connection.vendor == "postgresql":
+        first, before = _insert_statement(inserting, alias)
+        with connection.cursor() as cursor:
+            cursor.execute(f"{first}; {sql}", before + params)
+            keys = cursor.fetchall()
+            if not cursor.nextset():
+                raise DatabaseError("the UPDATE sent with the INSERT gave no result")
+            rows = int(cursor.rowcount)
+        _inserted(inserting, keys, alias)
+    else:
+        insert(inserting, using=alias)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = int(cursor.rowcount)
+    if rows < 1:
         raise DatabaseError("Save with update_fields did not affect any rows.")
     obj._state.db = alias
 
