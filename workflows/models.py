@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, router
 from django.db.models import Q
 
 from workflows.exceptions import EventImmutable
@@ -236,8 +236,27 @@ class Run(models.Model):
         self.resume_grant = grant.to_json()
 
     def save_state(self) -> None:
-        """Save the projection of the run's events (status, context, position...)."""
-        self.save(update_fields=self.STATE_FIELDS)
+        """Save the projection of the run's events (status, context, position...).
+
+        Without receivers of the run's saves, as a statement written once
+        (`workflows.engine.sql`): the engine saves its run at every step.
+        """
+        from workflows.engine import sql
+
+        alias = self._state.db or router.db_for_write(Run)
+        if self._state.adding or not sql.usable(Run, alias):
+            self.save(update_fields=self.STATE_FIELDS)
+            return
+        from workflows.events import flush_staged, staged_take, staged_written
+
+        if not sql.usable(Event, alias):
+            flush_staged(self)
+            sql.save_fields(self, self.STATE_FIELDS, using=alias)
+            return
+        # The staged events and the run's row: one round trip on PostgreSQL.
+        staged = staged_take(self)
+        sql.save_fields(self, self.STATE_FIELDS, using=alias, inserting=staged)
+        staged_written(self, staged)
 
     @property
     def nodes(self) -> list[dict]:

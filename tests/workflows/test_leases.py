@@ -7,6 +7,7 @@ first decision (`workflows.engine._take`); these drive it through
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -71,10 +72,13 @@ def test_the_lease_is_taken_in_the_runs_first_transaction() -> None:
         run_advance(run_id=run.pk, owner="b")
     run.refresh_from_db()
     assert run.status == RunStatus.WAITING
+    # On PostgreSQL a save sends its events' INSERT and the run's UPDATE as one
+    # query (workflows.engine.sql): each statement is looked at on its own.
     writes = [
-        q["sql"].upper()
+        statement.upper()
         for q in queries.captured_queries
-        if q["sql"].lstrip().upper().startswith('UPDATE "WORKFLOWS_RUN"')
+        for statement in re.split(r";\s*(?=UPDATE )", q["sql"])
+        if statement.lstrip().upper().startswith('UPDATE "WORKFLOWS_RUN"')
     ]
     # The first write to the run is its first decision's save (the lease
     # with its state), not an UPDATE of the lease alone, committed before.

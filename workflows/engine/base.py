@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connections, router
-
+from workflows.engine import sql
 from workflows.events import event_stage
 from workflows.models import Run, Step
 from workflows.resume import ResumeGrant
@@ -87,48 +86,18 @@ class Held:
         """Lock the run row; after the first time, without the frozen plan.
 
         Each step locks the run again (the lease and status checks read the
-        fresh row): the statement is Django's, compiled once per database
-        (`_relock_sql`) rather than at every step.
+        fresh row): the statement is written once per database
+        (`workflows.engine.sql.lock`), not built by the ORM at every step.
         """
         if self.plan is None:
-            run = lock_run(self.run_id)
-            self.plan = run.plan
-            return run
-        alias = router.db_for_write(Run)
-        found = list(Run.objects.raw(_relock_sql(alias), [self.run_id], using=alias))
-        if not found:
+            first = lock_run(self.run_id)
+            self.plan = first.plan
+            return first
+        run = sql.lock(Run, self.run_id, omit=("plan", "inputs_schema"))
+        if run is None:
             raise RunNotFound(f"no run {self.run_id}")
-        run = found[0]
         run.plan = self.plan
         return run
-
-
-# The re-lock's SQL by database alias and vendor (its FOR UPDATE is the vendor's).
-_relock: dict[tuple[str, str], str] = {}
-
-
-def _relock_sql(alias: str) -> str:
-    """Return the SQL that locks one run (by primary key) without its frozen plan.
-
-    Compiled from the queryset it stands for, inside the caller's
-    transaction (select_for_update refuses to compile outside one); the
-    primary key is its only parameter.
-    """
-    vendor = connections[alias].vendor
-    sql = _relock.get((alias, vendor))
-    if sql is None:
-        query = (
-            Run.objects.select_for_update()
-            .defer("plan", "inputs_schema")
-            .filter(pk=0)
-            .order_by()
-            .query
-        )
-        sql, params = query.get_compiler(alias).as_sql()
-        if list(params) != [0]:
-            raise RuntimeError(f"the run's re-lock has parameters {params!r}, not its key")
-        _relock[(alias, vendor)] = sql
-    return sql
 
 
 def save_run(run: Run) -> None:

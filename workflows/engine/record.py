@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import router, transaction
 from django.utils import timezone
 
 from agentos_common.folders import FolderPool
@@ -20,7 +20,7 @@ from agentos_site import correlation
 from executors.base import ActionContext
 from executors.runner import ActionResult, scrub
 from workflows import drain, executor_config
-from workflows.engine import flow, lane_results
+from workflows.engine import flow, lane_results, sql
 from workflows.engine.asks import pause
 from workflows.engine.base import (
     RESULT_STATUS,
@@ -361,9 +361,12 @@ def _step_finish(
     }
     if output is not None:
         changes["output"] = output
-    written = Step.objects.filter(
-        pk=launch.step_id, status=StepStatus.RUNNING, worker=owner
-    ).update(**changes)
+    where = {"id": launch.step_id, "status": StepStatus.RUNNING, "worker": owner}
+    alias = router.db_for_write(Step)
+    if sql.usable(Step, alias):
+        written = sql.update(Step, changes, where, using=alias)
+    else:
+        written = Step.objects.filter(**where).update(**changes)
     if written != 1:
         raise LeaseLost
     step = launch.step if launch.step is not None else Step.objects.get(pk=launch.step_id)

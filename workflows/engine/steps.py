@@ -9,9 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.db import router
 from django.utils import timezone
 
 from executors.base import Action
+from workflows.engine import sql
 from workflows.engine.base import FAILED_ATTEMPT, STOP, Launch, Wait, _Stop, append_event
 from workflows.models import Run, Step
 from workflows.resume import ResumeGrant
@@ -90,7 +92,7 @@ def start_step(
     `node_path` and `lane` are a block's: the step's path and its lane's.
     """
     path = node_path or node["id"]
-    step = Step.objects.create(
+    step = Step(
         run=run,
         node_id=node["id"],
         node_path=path,
@@ -104,6 +106,11 @@ def start_step(
         worker=owner,
         started_at=timezone.now(),
     )
+    alias = router.db_for_write(Step)
+    if sql.usable(Step, alias):
+        sql.insert([step], using=alias)
+    else:
+        step.save(force_insert=True, using=alias)
     append_event(
         run,
         type="step.started",
