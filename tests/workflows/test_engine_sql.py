@@ -162,3 +162,18 @@ def test_a_save_that_finds_no_run_keeps_none_of_its_staged_events() -> None:
             append_event(ghost, "run.noted", {"n": 1})
             ghost.save_state()
     assert not Event.objects.filter(type="run.noted").exists()
+
+
+def test_with_server_side_binding_the_events_and_the_row_go_as_two_queries(monkeypatch) -> None:
+    """psycopg prepares each query on the server then, and refuses two statements in one."""
+    options = {**connection.settings_dict.get("OPTIONS", {}), "server_side_binding": True}
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
+    run = run_create(plan=PLAN, mode="autonomous")
+    with transaction.atomic():
+        locked = lock_run(run.pk)
+        append_event(locked, "run.noted", {"n": 1})
+        with CaptureQueriesContext(connection) as queries:
+            locked.save_state()
+    assert [q["sql"].count(";") for q in queries.captured_queries] == [0, 0]
+    assert Event.objects.get(run=run, type="run.noted").seq == locked.last_seq
+    assert verify_all() == []

@@ -175,7 +175,7 @@ def save_fields(
     connection = connections[alias]
     values = {f.name: f.pre_save(obj, False) for f in _fields(model, names)}
     sql, params = _update_statement(model, values, {model._meta.pk.name: obj.pk}, alias)
-    if inserting and connection.vendor == "postgresql":
+    if inserting and _one_message(connection):
         first, before = _insert_statement(inserting, alias)
         with connection.cursor() as cursor:
             cursor.execute(f"{first}; {sql}", before + params)
@@ -192,6 +192,17 @@ def save_fields(
     if rows < 1:
         raise DatabaseError("Save with update_fields did not affect any rows.")
     obj._state.db = alias
+
+
+def _one_message(connection: Any) -> bool:
+    """Whether two statements may go in one query: psycopg's client-side binding.
+
+    With ``OPTIONS["server_side_binding"]`` psycopg prepares each query on
+    the server, which refuses more than one statement in it.
+    """
+    return connection.vendor == "postgresql" and not connection.settings_dict.get(
+        "OPTIONS", {}
+    ).get("server_side_binding")
 
 
 @functools.cache
