@@ -29,10 +29,15 @@ def on_pre_execute(
     fields: dict[str, object] = {"correlation_id": task.get("id") or None}
     args = task.get("args") or ()
     if task.get("func") in RUN_TASKS and args and isinstance(args[0], int):
-        try:
-            value = _correlation_id(args[0])
-        except Exception:  # logging context must never stop a task
-            value = None
+        # Carried by the task when its sender had the run (the decision's
+        # resume among them): no query between taking the task and the
+        # run's first transaction. Tasks queued without it are read here.
+        value = (task.get("kwargs") or {}).get("correlation_id")
+        if not value:
+            try:
+                value = _correlation_id(args[0])
+            except Exception:  # logging context must never stop a task
+                value = None
         fields = {"run_id": args[0], "correlation_id": str(value) if value else None}
     _tokens.append(correlation.bind(**fields))
     _started.append(time.perf_counter())

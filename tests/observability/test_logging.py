@@ -128,3 +128,48 @@ def test_a_worker_logs_json_with_the_run_and_its_actions_send_its_correlation_id
     assert {(x["run_id"], x["correlation_id"]) for x in step} == {
         (run.pk, str(run.correlation_id))
     }
+
+
+def test_a_run_task_carries_its_correlation_id_so_the_worker_binds_it_without_a_query(
+    db, operator, monkeypatch, django_capture_on_commit_callbacks, django_assert_num_queries
+) -> None:
+    """The worker's log context costs no query between taking a task and the run's lock."""
+    import django_q.tasks
+
+    from observability.signals import on_post_execute, on_pre_execute
+
+    queued: list[tuple[tuple, dict]] = []
+    monkeypatch.setattr(
+        django_q.tasks, "async_task", lambda *args, **kwargs: queued.append((args, kwargs))
+    )
+    plan = {
+        "nodes": [
+            {"id": "v", "action": "verify.value_equals", "params": {"value": 1, "expected": 1}}
+        ]
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        run = run_create(plan=plan, mode="autonomous", requester=operator)
+    [(args, kwargs)] = queued
+    assert args == ("workflows.tasks.advance_run", run.pk)
+    assert kwargs["correlation_id"] == str(run.correlation_id)
+    carried = {"correlation_id": kwargs["correlation_id"]}
+    task = {"func": args[0], "args": args[1:], "kwargs": carried, "id": "t1"}
+    with django_assert_num_queries(0):
+        on_pre_execute(task=task)
+    try:
+        assert correlation.current() == {
+            "run_id": run.pk,
+            "correlation_id": str(run.correlation_id),
+        }
+    finally:
+        on_post_execute(task=task)
+    # A task queued without it (before this change, or by the engine's own
+    # hand-ons) still gets it, from the run.
+    bare = {"func": args[0], "args": args[1:], "kwargs": {}, "id": "t2"}
+    with django_assert_num_queries(1):
+        on_pre_execute(task=bare)
+    try:
+        assert correlation.current()["correlation_id"] == str(run.correlation_id)
+    finally:
+        on_post_execute(task=bare)
+    assert correlation.current() == {}
