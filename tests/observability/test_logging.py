@@ -173,3 +173,61 @@ def test_a_run_task_carries_its_correlation_id_so_the_worker_binds_it_without_a_
     finally:
         on_post_execute(task=bare)
     assert correlation.current() == {}
+
+
+def test_a_carried_run_task_skips_the_health_check_and_survives_a_dead_connection(
+    transactional_db, operator, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    """No `SELECT 1` before a resume's first transaction; a restart still costs no run.
+
+    The engine retries each transaction with a new connection, so the kept
+    connection's health check (PostgreSQL) is not needed on a run's task.
+    """
+    import django_q.tasks
+    from django.db import connection
+    from django_q.utils import close_old_django_connections
+
+    from observability.signals import on_post_execute, on_pre_execute
+    from workflows import reconnect
+    from workflows.tasks import advance_run
+
+    retried: list[str] = []
+    monkeypatch.setattr(reconnect.logger, "warning", lambda msg, *_: retried.append(msg))
+    queued: list[dict] = []
+    monkeypatch.setattr(django_q.tasks, "async_task", lambda *a, **kw: queued.append(kw))
+    plan = {
+        "nodes": [
+            {"id": "v", "action": "verify.value_equals", "params": {"value": 1, "expected": 1}}
+        ]
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        run = run_create(plan=plan, mode="autonomous", requester=operator)
+    task = {
+        "func": "workflows.tasks.advance_run",
+        "args": (run.pk,),
+        "kwargs": {"correlation_id": queued[0]["correlation_id"]},
+    }
+    # Kept from one task to the next, as in a worker (workflows.broker.keep_connections).
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 300)
+    connection.close()
+    connection.ensure_connection()
+    if connection.vendor == "postgresql":
+        # The server ends this connection while the worker is idle (a restart).
+        import psycopg
+
+        dsn = connection.get_connection_params()
+        pid = connection.connection.info.backend_pid
+        killer = {k: v for k, v in dsn.items() if k in ("host", "port", "user", "password")}
+        with psycopg.connect(dbname=dsn.get("dbname"), autocommit=True, **killer) as other:
+            other.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+    close_old_django_connections()  # as django-q2's worker before each task
+    on_pre_execute(task=task)
+    try:
+        assert connection.health_check_done
+        advance_run(run.pk, **task["kwargs"])
+    finally:
+        on_post_execute(task=task)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    if connection.vendor == "postgresql":  # the engine met the dead connection, and retried
+        assert retried and retried[0].startswith("database unavailable")
