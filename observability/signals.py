@@ -29,13 +29,35 @@ def on_pre_execute(
     fields: dict[str, object] = {"correlation_id": task.get("id") or None}
     args = task.get("args") or ()
     if task.get("func") in RUN_TASKS and args and isinstance(args[0], int):
-        try:
-            value = _correlation_id(args[0])
-        except Exception:  # logging context must never stop a task
-            value = None
+        # Carried by the task when its sender had the run (the decision's
+        # resume among them): no query between taking the task and the
+        # run's first transaction. Tasks queued without it are read here.
+        value = (task.get("kwargs") or {}).get("correlation_id")
+        if value:
+            _skip_health_check()
+        else:
+            try:
+                value = _correlation_id(args[0])
+            except Exception:  # logging context must never stop a task
+                value = None
         fields = {"run_id": args[0], "correlation_id": str(value) if value else None}
     _tokens.append(correlation.bind(**fields))
     _started.append(time.perf_counter())
+
+
+def _skip_health_check() -> None:
+    """Spare a run's task the kept connection's health check (PostgreSQL).
+
+    django-q2 closes "old" connections before each task, and Django then
+    checks a kept one with a ``SELECT 1`` before its first query: a round
+    trip before the run's first transaction. The engine needs no such check:
+    each of its transactions is retried on a connection error with a new
+    connection (``workflows.reconnect.retrying``), so a connection a database
+    restart left dead costs that task one retry instead.
+    """
+    from django.db import connection
+
+    connection.health_check_done = True
 
 
 def _correlation_id(run_id: int) -> object:

@@ -14,6 +14,12 @@ another host, a full socket buffer) and the poll, now seconds apart, still
 finds the task. Names of pushers that went away are removed by the first
 sender that finds nobody listening.
 
+The nudge names the task it is about (its id and payload): the woken pusher
+claims that row with its conditional UPDATE alone, and skips the query for
+due tasks on the path of each approval. The claim matches the row's key,
+payload and due lock, so a datagram (anyone on the host may send one) can
+only make a pusher take, unchanged, a task that is in its own queue.
+
 With Redis (``REDIS_URL``) django-q2's Redis broker is used instead: its
 pusher already blocks in BLPOP and wakes on the push.
 
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import select
 import socket
@@ -51,8 +58,12 @@ __all__ = [
     "wake_pushers",
 ]
 
-# A datagram carries no meaning; one is enough to wake a pusher.
+# A datagram without a task's name only wakes a pusher.
 _NUDGE = b"!"
+# A datagram naming a task: _TASK, its id, ":", its payload. Larger payloads
+# send a bare nudge (the pusher then queries, as for any nudge).
+_TASK = b"T"
+_MAX_DATAGRAM = 32 * 1024
 # How long a worker, pusher or monitor process keeps a database connection.
 KEEP_CONNECTION_S = 300
 
@@ -97,7 +108,7 @@ def wake_dir() -> Path:
     return Path(settings.VAR_DIR) / "wake"
 
 
-def wake_pushers() -> int:
+def wake_pushers(nudge: bytes = _NUDGE) -> int:
     """Wake every pusher listening on this host; return how many were sent a nudge."""
     try:
         names = os.listdir(wake_dir())
@@ -108,7 +119,7 @@ def wake_pushers() -> int:
         sock.setblocking(False)
         for name in names:
             try:
-                sock.sendto(_NUDGE, b"\0" + name.encode())
+                sock.sendto(nudge, b"\0" + name.encode())
                 sent += 1
             except BlockingIOError:
                 sent += 1  # its buffer is full: it has nudges waiting already
@@ -117,6 +128,23 @@ def wake_pushers() -> int:
                     with contextlib.suppress(OSError):
                         os.unlink(wake_dir() / name)
     return sent
+
+
+def _naming(pk: int, task: str) -> bytes:
+    """Return the nudge that names a queued task (a bare one for a large payload)."""
+    datagram = _TASK + str(pk).encode() + b":" + task.encode()
+    return datagram if len(datagram) <= _MAX_DATAGRAM else _NUDGE
+
+
+def _named(datagram: bytes) -> tuple[int, str] | None:
+    """Return the (id, payload) a nudge names, or None for a bare or unreadable one."""
+    if not datagram.startswith(_TASK):
+        return None
+    head, sep, payload = datagram[len(_TASK) :].partition(b":")
+    try:
+        return (int(head), payload.decode()) if sep and payload else None
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 class WakingORM(ORM):
@@ -140,7 +168,7 @@ class WakingORM(ORM):
         )
         # In autocommit this runs at once; inside a transaction, once the
         # row is visible to the pusher's query.
-        transaction.on_commit(wake_pushers, using=Conf.ORM)
+        transaction.on_commit(functools.partial(wake_pushers, _naming(pk, task)), using=Conf.ORM)
         return pk
 
     # Whether a due task may wait that this pusher has not looked for: at
@@ -163,8 +191,33 @@ class WakingORM(ORM):
         with contextlib.suppress(InterruptedError):
             ready, _, _ = select.select([listener], [], [], Conf.POLL)
             if ready:
-                self._drain(listener)
+                named, bare = self._drain(listener)
+                # Only bare nudges (a stop, another sender) call for a query.
+                self._look = bare
+                if named:
+                    return self._claim(named)
         return None
+
+    def _claim(self, named: list[tuple[int, str]]) -> list | None:
+        """Take the tasks the nudges named: upstream's conditional UPDATE, without its query.
+
+        The row must be in this queue, due, and hold the very payload named;
+        a task not claimed (another cluster took it, or it is not ours) sends
+        the next call to the query.
+        """
+        task_list = []
+        for pk, payload in named[: Conf.BULK]:
+            if (
+                self.get_connection()
+                .filter(id=pk, key=self.list_key, payload=payload, lock__lt=timezone.now())
+                .update(lock=self.timeout(None))
+            ):
+                task_list.append((pk, payload))
+            else:
+                self._look = True
+        if len(named) > Conf.BULK:
+            self._look = True
+        return task_list or None
 
     def _take(self) -> list | None:
         """Upstream's dequeue without its sleep: lock and return the due tasks."""
@@ -200,10 +253,18 @@ class WakingORM(ORM):
         return listener
 
     @staticmethod
-    def _drain(listener: socket.socket) -> None:
+    def _drain(listener: socket.socket) -> tuple[list[tuple[int, str]], bool]:
+        """Read every waiting nudge: the tasks they name, and whether any named none."""
+        named: list[tuple[int, str]] = []
+        bare = False
         with contextlib.suppress(BlockingIOError):
-            while listener.recv(64):
-                pass
+            while datagram := listener.recv(_MAX_DATAGRAM + 64):
+                task = _named(datagram)
+                if task is None:
+                    bare = True
+                elif task not in named:
+                    named.append(task)
+        return named, bare
 
     def __del__(self) -> None:
         if self._listener is not None and self._listener_pid == os.getpid():

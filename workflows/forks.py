@@ -199,7 +199,7 @@ def run_fork(*, run_id: int, at_seq: int, context: dict | None = None, actor: An
             },
         )
         locked_parent.save(update_fields=["last_seq", "last_hash"])
-        transaction.on_commit(lambda: enqueue_advance(run.pk))
+        transaction.on_commit(lambda: enqueue_advance(run.pk, run.correlation_id))
     return run
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 
-def advance_run(run_id: int) -> None:
-    """Advance one run until it pauses, ends or uses its time budget."""
+def advance_run(run_id: int, correlation_id: str | None = None) -> None:
+    """Advance one run until it pauses, ends or uses its time budget.
+
+    `correlation_id`, when the task carries it, is for the worker's log
+    context only (observability.signals); the engine reads the run itself.
+    """
     from workflows.engine import run_advance
 
     run_advance(run_id=run_id)

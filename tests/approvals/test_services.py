@@ -285,7 +285,7 @@ def test_the_run_is_queued_before_the_decisions_webhook_and_slack_work(
     from workflows.services import runs
 
     order: list[str] = []
-    monkeypatch.setattr(runs, "enqueue_advance", lambda run_id: order.append("queued"))
+    monkeypatch.setattr(runs, "enqueue_advance", lambda run_id, *_: order.append("queued"))
     monkeypatch.setattr(notifications, "request_decided", lambda pk: order.append("notified"))
     # A rejected gate with an on_reject target goes on there: queued too.
     run = gated_run(on_reject="write")

@@ -128,3 +128,106 @@ def test_a_worker_logs_json_with_the_run_and_its_actions_send_its_correlation_id
     assert {(x["run_id"], x["correlation_id"]) for x in step} == {
         (run.pk, str(run.correlation_id))
     }
+
+
+def test_a_run_task_carries_its_correlation_id_so_the_worker_binds_it_without_a_query(
+    db, operator, monkeypatch, django_capture_on_commit_callbacks, django_assert_num_queries
+) -> None:
+    """The worker's log context costs no query between taking a task and the run's lock."""
+    import django_q.tasks
+
+    from observability.signals import on_post_execute, on_pre_execute
+
+    queued: list[tuple[tuple, dict]] = []
+    monkeypatch.setattr(
+        django_q.tasks, "async_task", lambda *args, **kwargs: queued.append((args, kwargs))
+    )
+    plan = {
+        "nodes": [
+            {"id": "v", "action": "verify.value_equals", "params": {"value": 1, "expected": 1}}
+        ]
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        run = run_create(plan=plan, mode="autonomous", requester=operator)
+    [(args, kwargs)] = queued
+    assert args == ("workflows.tasks.advance_run", run.pk)
+    assert kwargs["correlation_id"] == str(run.correlation_id)
+    carried = {"correlation_id": kwargs["correlation_id"]}
+    task = {"func": args[0], "args": args[1:], "kwargs": carried, "id": "t1"}
+    with django_assert_num_queries(0):
+        on_pre_execute(task=task)
+    try:
+        assert correlation.current() == {
+            "run_id": run.pk,
+            "correlation_id": str(run.correlation_id),
+        }
+    finally:
+        on_post_execute(task=task)
+    # A task queued without it (before this change, or by the engine's own
+    # hand-ons) still gets it, from the run.
+    bare = {"func": args[0], "args": args[1:], "kwargs": {}, "id": "t2"}
+    with django_assert_num_queries(1):
+        on_pre_execute(task=bare)
+    try:
+        assert correlation.current()["correlation_id"] == str(run.correlation_id)
+    finally:
+        on_post_execute(task=bare)
+    assert correlation.current() == {}
+
+
+def test_a_carried_run_task_skips_the_health_check_and_survives_a_dead_connection(
+    transactional_db, operator, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    """No `SELECT 1` before a resume's first transaction; a restart still costs no run.
+
+    The engine retries each transaction with a new connection, so the kept
+    connection's health check (PostgreSQL) is not needed on a run's task.
+    """
+    import django_q.tasks
+    from django.db import connection
+    from django_q.utils import close_old_django_connections
+
+    from observability.signals import on_post_execute, on_pre_execute
+    from workflows import reconnect
+    from workflows.tasks import advance_run
+
+    retried: list[str] = []
+    monkeypatch.setattr(reconnect.logger, "warning", lambda msg, *_: retried.append(msg))
+    queued: list[dict] = []
+    monkeypatch.setattr(django_q.tasks, "async_task", lambda *a, **kw: queued.append(kw))
+    plan = {
+        "nodes": [
+            {"id": "v", "action": "verify.value_equals", "params": {"value": 1, "expected": 1}}
+        ]
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        run = run_create(plan=plan, mode="autonomous", requester=operator)
+    task = {
+        "func": "workflows.tasks.advance_run",
+        "args": (run.pk,),
+        "kwargs": {"correlation_id": queued[0]["correlation_id"]},
+    }
+    # Kept from one task to the next, as in a worker (workflows.broker.keep_connections).
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 300)
+    connection.close()
+    connection.ensure_connection()
+    if connection.vendor == "postgresql":
+        # The server ends this connection while the worker is idle (a restart).
+        import psycopg
+
+        dsn = connection.get_connection_params()
+        pid = connection.connection.info.backend_pid
+        killer = {k: v for k, v in dsn.items() if k in ("host", "port", "user", "password")}
+        with psycopg.connect(dbname=dsn.get("dbname"), autocommit=True, **killer) as other:
+            other.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+    close_old_django_connections()  # as django-q2's worker before each task
+    on_pre_execute(task=task)
+    try:
+        assert connection.health_check_done
+        advance_run(run.pk, **task["kwargs"])
+    finally:
+        on_post_execute(task=task)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    if connection.vendor == "postgresql":  # the engine met the dead connection, and retried
+        assert retried and retried[0].startswith("database unavailable")

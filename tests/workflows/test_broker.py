@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
-from workflows.broker import WakingORM, wake_dir, wake_pushers
+from workflows.broker import WakingORM, _named, wake_dir, wake_pushers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,10 +74,11 @@ def test_a_wake_up_waits_for_the_commit(monkeypatch) -> None:
     listener = broker._listen()
     listener.setblocking(False)
     with transaction.atomic():
-        broker.enqueue(SignedPackage.dumps({"id": "t2"}))
+        payload = SignedPackage.dumps({"id": "t2"})
+        pk = broker.enqueue(payload)
         with pytest.raises(BlockingIOError):
             listener.recv(8)  # not yet: the pusher would find nothing
-    assert listener.recv(8) == b"!"
+    assert _named(listener.recv(65536)) == (pk, payload)
 
 
 def test_a_lost_wake_up_is_still_found_by_the_poll(monkeypatch) -> None:
@@ -221,3 +223,42 @@ def test_the_queue_processes_keep_their_database_connections(monkeypatch) -> Non
     assert {db.connections.settings[alias]["CONN_MAX_AGE"] for alias in db.connections} == {
         KEEP_CONNECTION_S
     }
+
+
+def test_the_woken_pusher_takes_the_named_task_with_its_update_alone(monkeypatch) -> None:
+    """No query for due tasks between the nudge and the hand-off to a worker."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    broker = _broker(monkeypatch, LONG_POLL_S)
+    broker._listen()
+    broker._look = False  # asleep after an earlier take, as between approvals
+    payload = SignedPackage.dumps({"id": "t5"})
+    pk = broker.enqueue(payload)
+    with CaptureQueriesContext(connection) as queries:
+        assert broker.dequeue() == [(pk, payload)]
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE"]
+    assert OrmQ.objects.get(pk=pk).lock > timezone.now(), "claimed"
+    assert broker._look is False, "nothing else is known to be due"
+
+
+def test_a_nudge_naming_what_is_not_in_the_row_takes_nothing(monkeypatch) -> None:
+    """Anyone on the host may send a datagram: it can only make the pusher look."""
+    broker = _broker(monkeypatch, LONG_POLL_S)
+    listener = broker._listen()
+    payload = SignedPackage.dumps({"id": "t6"})
+    pk = broker.enqueue(payload)
+    listener.recv(65536)  # the genuine nudge, lost
+    lock = OrmQ.objects.get(pk=pk).lock
+    other = WakingORM(list_key="another-queue")
+    theirs = ORM.enqueue(other, SignedPackage.dumps({"id": "t7"}))
+    forged = SignedPackage.dumps({"id": "replayed"})  # signed, but not this row's
+    for datagram in (f"T{pk}:{forged}", f"T{theirs}:{OrmQ.objects.get(pk=theirs).payload}"):
+        broker._look = False
+        wake_pushers(datagram.encode())
+        assert broker.dequeue() is None
+        assert broker._look is True, "a task named and not claimed sends it to the query"
+    assert OrmQ.objects.get(pk=pk).lock == lock
+    assert OrmQ.objects.get(pk=theirs).lock <= timezone.now(), "not taken"
+    # The query then takes the row as it is.
+    assert broker.dequeue() == [(pk, payload)]

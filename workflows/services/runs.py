@@ -24,12 +24,18 @@ from workflows.states import RunMode, RunStatus, check_transition, mode_refusal
 logger = logging.getLogger(__name__)
 
 
-def enqueue_advance(run_id: int) -> None:
-    """Queue a worker task that advances the run (call only after commit)."""
+def enqueue_advance(run_id: int, correlation_id: object = None) -> None:
+    """Queue a worker task that advances the run (call only after commit).
+
+    A caller that has the run passes its correlation id: the task carries it
+    to the worker's log context (observability.signals), which otherwise
+    reads it from the run, a query on the path of the resume.
+    """
     from django_q.tasks import async_task
 
     from workflows.broker import task_broker
 
+    carried = {"correlation_id": str(correlation_id)} if correlation_id else {}
     try:
         async_task(
             "workflows.tasks.advance_run",
@@ -38,6 +44,7 @@ def enqueue_advance(run_id: int) -> None:
             group="runs",
             save=False,
             broker=task_broker(),
+            **carried,
         )
     except Exception:  # the broker is away (Redis restarting): the change is committed
         logger.exception("run %s: could not queue its task; the re-queue schedule will", run_id)
@@ -180,7 +187,7 @@ def run_create(
             },
         )
         run.save(update_fields=["last_seq", "last_hash"])
-        transaction.on_commit(lambda: enqueue_advance(run.pk))
+        transaction.on_commit(lambda: enqueue_advance(run.pk, run.correlation_id))
     return run
 
 
@@ -248,7 +255,7 @@ def run_reroute(*, run: Run, actor: Any, node_id: str, position: int, target: in
         save_head=False,
     )
     run.save_state()
-    transaction.on_commit(lambda: enqueue_advance(run.pk))
+    transaction.on_commit(lambda: enqueue_advance(run.pk, run.correlation_id))
 
 
 def run_continue(
@@ -315,7 +322,7 @@ def run_continue(
         save_head=False,
     )
     run.save_state()
-    transaction.on_commit(lambda: enqueue_advance(run.pk))
+    transaction.on_commit(lambda: enqueue_advance(run.pk, run.correlation_id))
 
 
 def plan_review_apply(*, run: Run, actor: Any, values: dict, state: dict) -> str:
