@@ -8,7 +8,7 @@ from typing import Any
 import jsonschema
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
 from agentos_common.nul import NUL_MESSAGE, first_nul
@@ -172,18 +172,50 @@ def validate_values(schema: dict, values: dict) -> dict[str, str]:
 def _locked_request(request_id: int) -> tuple[Run, ApprovalRequest]:
     """Lock the run first, then re-read the request: deciders queue on the run row."""
     # The run is found through its request and locked in one query (only
-    # the run's row: `of`); the request is read again once the lock is held.
-    run = (
-        Run.objects.select_for_update(of=("self",))
-        .filter(approval_requests__pk=request_id)
-        .first()
-    )
-    if run is None:
-        raise DecisionInvalid({"request": f"no request {request_id}"})
+    # the run's row: `of`); the request is read again once the lock is held
+    # (on PostgreSQL a join's other rows are not re-read after a lock wait).
     # Whom it is assigned to, and who decided it, are named only when a
     # decision is refused: loaded then, not joined into every decision.
-    request = ApprovalRequest.objects.get(pk=request_id)
-    return run, request
+    alias = router.db_for_write(Run)
+    lock_sql, read_sql = _locked_request_sql(alias)
+    found = list(Run.objects.raw(lock_sql, [request_id], using=alias))
+    if not found:
+        raise DecisionInvalid({"request": f"no request {request_id}"})
+    return found[0], list(ApprovalRequest.objects.raw(read_sql, [request_id], using=alias))[0]
+
+
+# The two statements of `_locked_request` by database alias and vendor (its
+# FOR UPDATE is the vendor's): compiled once from the querysets they stand
+# for, as the engine's re-lock is (`workflows.engine.base._relock_sql`),
+# rather than at every decision.
+_locked_sql: dict[tuple[str, str], tuple[str, str]] = {}
+
+
+def _locked_request_sql(alias: str) -> tuple[str, str]:
+    """Return the SQL that locks a request's run, and the SQL that reads the request.
+
+    Compiled inside the caller's transaction (select_for_update refuses to
+    compile outside one); the request's primary key is each one's only
+    parameter.
+    """
+    vendor = connections[alias].vendor
+    found = _locked_sql.get((alias, vendor))
+    if found is None:
+        queries = (
+            Run.objects.select_for_update(of=("self",))
+            .filter(approval_requests__pk=0)
+            .order_by()
+            .query,
+            ApprovalRequest.objects.filter(pk=0).order_by().query,
+        )
+        compiled = []
+        for query in queries:
+            sql, params = query.get_compiler(alias).as_sql()
+            if list(params) != [0]:
+                raise RuntimeError(f"the decision's lock has parameters {params!r}, not a key")
+            compiled.append(sql)
+        found = _locked_sql[(alias, vendor)] = (compiled[0], compiled[1])
+    return found
 
 
 def approval_decide(
@@ -222,7 +254,10 @@ def approval_decide(
             raise DecisionInvalid(
                 {"digest": "what this request guards changed since you opened it; review it again"}
             )
-        if request.decisions.filter(actor=actor).exists():
+        # The request's votes so far, read once under the run's lock: whether
+        # this person has voted, and (with this vote) who approved it.
+        votes = _votes(request)
+        if any(voter == actor.pk for voter, _, _ in votes):
             raise DecisionInvalid(
                 {
                     "decision": "you already approved this request; another "
@@ -236,9 +271,9 @@ def approval_decide(
         _record_vote(request, actor, decision, values, comment)
         approvers: list[str] = []
         if decision == "approve":
-            approvers = list(
-                request.decisions.filter(decision="approve").values_list("actor_label", flat=True)
-            )
+            # In the votes' order (Decision.Meta.ordering): this one is the newest.
+            approvers = [label for _, vote, label in votes if vote == "approve"]
+            approvers.append(actor.get_username())
             approvals = len(approvers)
             if approvals < request.quorum:
                 event_append(
@@ -275,6 +310,11 @@ def _check_approval(request: ApprovalRequest, values: dict, resolution: str) -> 
             raise DecisionInvalid(errors)
     elif values:
         raise DecisionInvalid({"values": "no values are asked for this resolution"})
+
+
+def _votes(request: ApprovalRequest) -> list[tuple[int | None, str, str]]:
+    """Return the request's votes so far (actor id, decision, label), oldest first."""
+    return list(request.decisions.values_list("actor_id", "decision", "actor_label"))
 
 
 def _record_vote(
@@ -316,7 +356,7 @@ def _apply(
     """
     who = actor.get_username() if actor is not None else "the system"
     purpose = request.purpose
-    if approvers is None or decision != "approve":
+    if approvers is None and decision == "approve":  # a rejection names no approvers
         approvers = list(
             request.decisions.filter(decision="approve").values_list("actor_label", flat=True)
         )
@@ -332,6 +372,10 @@ def _apply(
             run.graph = dict(run.graph or {})
             run.graph.setdefault(graph.DECISIONS, {})[request.node_id] = decided
     where = {"node_path": request.node_path} if in_lane else {}
+    # The decision's event moves the chain's head on the run instance only
+    # (save_head=False): every path below saves the locked run (run_continue,
+    # run_fail, run_reroute, lane_resume), head included, one UPDATE fewer;
+    # one that raises instead rolls the whole decision back.
     # The webhook and the Slack update are registered last, after the run's
     # task (run_continue and the others queue it on commit): commit hooks run
     # in order, and the next step should not wait for them.
@@ -341,6 +385,7 @@ def _apply(
             run=run,
             type="approval.decided",
             actor=actor,
+            save_head=False,
             data={
                 "request": request.pk,
                 "node": request.node_id,
@@ -386,6 +431,7 @@ def _apply(
         run=run,
         type="approval.decided",
         actor=actor,
+        save_head=False,
         data={
             "request": request.pk,
             "node": request.node_id,
@@ -444,7 +490,11 @@ def _close(
     request.status, request.values, request.comment = status, values, comment
     request.resolution = resolution
     request.decided_by, request.decided_at = actor, timezone.now()
-    request.save()
+    # Only what deciding changes: not the request's plan-sized fields again.
+    request.save(update_fields=_CLOSED_FIELDS)
+
+
+_CLOSED_FIELDS = ("status", "values", "comment", "resolution", "decided_by", "decided_at")
 
 
 # --- delegation and time -----------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
+from approvals import services
 from approvals.models import ApprovalRequest, Decision, RequestStatus
 from approvals.services import (
     AlreadyDecided,
@@ -101,16 +102,12 @@ def test_a_vote_the_constraint_refuses_leaves_the_decision_unmade(
     gated_run, reviewer, reviewer2, monkeypatch
 ) -> None:
     """Past the check under the lock (as if it raced), the unique vote still holds."""
-    from django.db.models import QuerySet
-
     run = gated_run(quorum=2)
     request = pending_request(run)
     approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
     before = events(run)
-    real = QuerySet.exists
-    monkeypatch.setattr(
-        QuerySet, "exists", lambda self: False if self.model is Decision else real(self)
-    )
+    # The check under the lock sees no vote yet.
+    monkeypatch.setattr(services, "_votes", lambda request: [])
     with pytest.raises(DecisionInvalid, match="already decided"):
         approval_decide(request_id=request.pk, actor=reviewer, decision="approve")
     monkeypatch.undo()
