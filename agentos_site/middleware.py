@@ -138,3 +138,26 @@ class ApiJsonErrorsMiddleware:
             if header in response:
                 replaced[header] = response[header]
         return replaced
+
+
+class SynchronousChainMiddleware:
+    """Keep daphne's middleware chain synchronous: last in MIDDLEWARE, does nothing.
+
+    Under ASGI, Django runs each middleware in the mode of the one inside
+    it. Most can run either way, whitenoise (in the middle) only
+    synchronously: Django ran those inside it (session, CSRF, user,
+    messages, axes) in async mode, and each of their steps crossed from
+    daphne's event loop into a thread and back, about a dozen hand-overs
+    per request (on the path of the inbox's approve, each a wake-up of
+    another thread on a busy machine). Innermost and synchronous, this
+    makes the whole chain run in the request's one thread.
+    """
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)

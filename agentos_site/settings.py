@@ -64,8 +64,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Last, as django-axes asks: turns a lockout into its 429 answer.
+    # Last but one, as django-axes asks (nothing it needs comes after it):
+    # turns a lockout into its 429 answer.
     "axes.middleware.AxesMiddleware",
+    # Innermost: the chain runs synchronously in one thread under daphne.
+    "agentos_site.middleware.SynchronousChainMiddleware",
 ]
 
 ROOT_URLCONF = "agentos_site.urls"
