@@ -19,7 +19,7 @@ from django.db import router, transaction
 from django.utils import timezone
 
 from agentos_common.canonical import canonical_json
-from workflows import hooks
+from workflows import hooks, sql
 from workflows.audit_keys import LEGACY, AuditKeys, audit_keys
 from workflows.models import Event, Run, SystemChain
 
@@ -246,8 +246,6 @@ def flush_staged(run: Run) -> None:
     staged = staged_take(run)
     if not staged:
         return
-    from workflows.engine import sql
-
     alias = router.db_for_write(Event)
     if sql.usable(Event, alias):
         # The same INSERT as `bulk_create`'s, written once (the engine's hot path).

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models, router
 from django.db.models import Q
 
+from workflows import sql
 from workflows.exceptions import EventImmutable
 from workflows.resume import ResumeGrant
 from workflows.states import TERMINAL, UNFINISHED, RunMode, RunStatus, StepStatus
@@ -239,10 +240,8 @@ class Run(models.Model):
         """Save the projection of the run's events (status, context, position...).
 
         Without receivers of the run's saves, as a statement written once
-        (`workflows.engine.sql`): the engine saves its run at every step.
+        (`workflows.sql`): the engine saves its run at every step.
         """
-        from workflows.engine import sql
-
         alias = self._state.db or router.db_for_write(Run)
         if self._state.adding or not sql.usable(Run, alias):
             self.save(update_fields=self.STATE_FIELDS)

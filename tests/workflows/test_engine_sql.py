@@ -1,4 +1,4 @@
-"""A step's hot writes, written once (workflows.engine.sql): the ORM's rows, its checks."""
+"""A step's hot writes, written once (workflows.sql): the ORM's rows, its checks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from workflows.engine import run_advance, sql
+from workflows import sql
+from workflows.engine import run_advance
 from workflows.engine.base import append_event
 from workflows.events import verify_all
 from workflows.models import Event, Run, Step

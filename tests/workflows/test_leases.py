@@ -73,7 +73,7 @@ def test_the_lease_is_taken_in_the_runs_first_transaction() -> None:
     run.refresh_from_db()
     assert run.status == RunStatus.WAITING
     # On PostgreSQL a save sends its events' INSERT and the run's UPDATE as one
-    # query (workflows.engine.sql): each statement is looked at on its own.
+    # query (workflows.sql): each statement is looked at on its own.
     writes = [
         statement.upper()
         for q in queries.captured_queries

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from workflows.engine import sql
+from workflows import sql
 from workflows.events import event_stage
 from workflows.models import Run, Step
 from workflows.resume import ResumeGrant
@@ -87,7 +87,7 @@ class Held:
 
         Each step locks the run again (the lease and status checks read the
         fresh row): the statement is written once per database
-        (`workflows.engine.sql.lock`), not built by the ORM at every step.
+        (`workflows.sql.lock`), not built by the ORM at every step.
         """
         if self.plan is None:
             first = lock_run(self.run_id)

@@ -19,8 +19,8 @@ from agentos_common.redaction import scrub_secrets_in
 from agentos_site import correlation
 from executors.base import ActionContext
 from executors.runner import ActionResult, scrub
-from workflows import drain, executor_config
-from workflows.engine import flow, lane_results, sql
+from workflows import drain, executor_config, sql
+from workflows.engine import flow, lane_results
 from workflows.engine.asks import pause
 from workflows.engine.base import (
     RESULT_STATUS,

@@ -13,7 +13,7 @@ from django.db import router
 from django.utils import timezone
 
 from executors.base import Action
-from workflows.engine import sql
+from workflows import sql
 from workflows.engine.base import FAILED_ATTEMPT, STOP, Launch, Wait, _Stop, append_event
 from workflows.models import Run, Step
 from workflows.resume import ResumeGrant
