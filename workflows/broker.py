@@ -53,6 +53,7 @@ __all__ = [
     "KEEP_CONNECTION_S",
     "WakingORM",
     "keep_connections",
+    "queues_in_transaction",
     "task_broker",
     "wake_dir",
     "wake_pushers",
@@ -83,6 +84,20 @@ def task_broker() -> Broker:
     if _task_broker is None or _task_broker[0] != key:
         _task_broker = (key, get_broker())
     return _task_broker[1]
+
+
+def queues_in_transaction(using: str) -> bool:
+    """Return whether a task queued now is written by the open transaction on ``using``.
+
+    So with the ORM broker on that database: the task's row then commits (or
+    rolls back) with the change that queues it, in the same transaction. With
+    Redis, or outside a transaction, the task can only follow the commit.
+    """
+    return (
+        isinstance(task_broker(), ORM)
+        and Conf.ORM == using
+        and transaction.get_connection(using).in_atomic_block
+    )
 
 
 def keep_connections() -> None:

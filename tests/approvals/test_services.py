@@ -272,25 +272,25 @@ def test_two_reviewers_deciding_at_once_record_exactly_one_decision(
     assert Event.objects.filter(type="approval.decided").count() == 1
 
 
-@pytest.mark.django_db
+# Real commits: with the ORM broker the task is queued in the decision's transaction.
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("decision", ["approve", "reject"])
 def test_the_run_is_queued_before_the_decisions_webhook_and_slack_work(
-    gated_run, reviewer, monkeypatch, django_capture_on_commit_callbacks, decision
+    gated_run, reviewer, monkeypatch, decision
 ) -> None:
     """Commit hooks run in order: the next step must not wait for the notifications."""
     from approvals import notifications
     from workflows.services import runs
 
+    # A rejected gate with an on_reject target goes on there: queued too.
+    run = gated_run(on_reject="write")  # (its own start queues a task before the patch)
     order: list[str] = []
     monkeypatch.setattr(runs, "enqueue_advance", lambda run_id, *_: order.append("queued"))
     monkeypatch.setattr(notifications, "request_decided", lambda pk: order.append("notified"))
-    # A rejected gate with an on_reject target goes on there: queued too.
-    run = gated_run(on_reject="write")
-    with django_capture_on_commit_callbacks(execute=True):
-        approval_decide(
-            request_id=pending_request(run).pk,
-            actor=reviewer,
-            decision=decision,
-            comment="no" if decision == "reject" else "",
-        )
+    approval_decide(
+        request_id=pending_request(run).pk,
+        actor=reviewer,
+        decision=decision,
+        comment="no" if decision == "reject" else "",
+    )
     assert order == ["queued", "notified"]

@@ -262,3 +262,46 @@ def test_a_nudge_naming_what_is_not_in_the_row_takes_nothing(monkeypatch) -> Non
     assert OrmQ.objects.get(pk=theirs).lock <= timezone.now(), "not taken"
     # The query then takes the row as it is.
     assert broker.dequeue() == [(pk, payload)]
+
+
+def _with_the_orm_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queue through the waking ORM broker on this database (also in the Redis pass)."""
+    from workflows import broker as module
+
+    monkeypatch.setattr(Conf, "BROKER_CLASS", "workflows.broker.WakingORM")
+    monkeypatch.setattr(module, "_task_broker", None)
+
+
+def _tasks_for(run_id: int) -> list[OrmQ]:
+    return [
+        row for row in OrmQ.objects.all() if SignedPackage.loads(row.payload)["args"] == (run_id,)
+    ]
+
+
+def test_the_orm_brokers_task_is_written_in_the_transaction_that_queues_it(
+    monkeypatch, operator
+) -> None:
+    """A committed run start has exactly one task; a rolled-back one none, and no run."""
+    from workflows.models import Run
+    from workflows.services import run_create
+
+    _with_the_orm_broker(monkeypatch)
+    plan = {
+        "nodes": [
+            {"id": "v", "action": "verify.value_equals", "params": {"value": 1, "expected": 1}}
+        ]
+    }
+    nudged: list[bytes] = []
+    monkeypatch.setattr("workflows.broker.wake_pushers", nudged.append)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        run = run_create(plan=plan, mode="autonomous", requester=operator)
+        # Already there, before the commit: no window without a task.
+        assert len(_tasks_for(run.pk)) == 1
+        assert nudged == []  # the pusher could not see it yet
+        raise RuntimeError("rolled back")
+    assert not Run.objects.filter(pk=run.pk).exists()
+    assert _tasks_for(run.pk) == []
+    assert nudged == []
+    run = run_create(plan=plan, mode="autonomous", requester=operator)
+    [task] = _tasks_for(run.pk)
+    assert len(nudged) == 1 and str(task.pk).encode() in nudged[0]

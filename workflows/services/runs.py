@@ -6,7 +6,7 @@ import copy
 import logging
 from typing import Any
 
-from django.db import transaction
+from django.db import router, transaction
 from django.utils import timezone
 
 from agentos_common import limits
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 def enqueue_advance(run_id: int, correlation_id: object = None) -> None:
-    """Queue a worker task that advances the run (call only after commit).
+    """Queue a worker task that advances the run (after commit, or see `enqueue_on_commit`).
 
     A caller that has the run passes its correlation id: the task carries it
     to the worker's log context (observability.signals), which otherwise
@@ -33,7 +33,7 @@ def enqueue_advance(run_id: int, correlation_id: object = None) -> None:
     """
     from django_q.tasks import async_task
 
-    from workflows.broker import task_broker
+    from workflows.broker import queues_in_transaction, task_broker
 
     carried = {"correlation_id": str(correlation_id)} if correlation_id else {}
     try:
@@ -46,8 +46,32 @@ def enqueue_advance(run_id: int, correlation_id: object = None) -> None:
             broker=task_broker(),
             **carried,
         )
-    except Exception:  # the broker is away (Redis restarting): the change is committed
+    except Exception:
+        if queues_in_transaction(router.db_for_write(Run)):
+            raise  # the task's row is part of the change: neither commits without the other
+        # The broker is away (Redis restarting): the change is committed.
         logger.exception("run %s: could not queue its task; the re-queue schedule will", run_id)
+
+
+def enqueue_on_commit(run: Run) -> None:
+    """Queue the run's task with the caller's transaction.
+
+    With the ORM broker on the run's database the task's row is written in
+    the transaction itself: a committed change always has its task (no
+    window for a crash between the commit and the queuing, which only the
+    re-queue schedule would close), a rolled-back one none; the pusher is
+    nudged once it is committed. With Redis the task is pushed after the
+    commit, by the first commit hook registered after the run's events
+    (the notifications of a decision are registered after it).
+    """
+    from workflows.broker import queues_in_transaction
+
+    run_id, correlation_id = run.pk, run.correlation_id
+    using = router.db_for_write(Run)
+    if queues_in_transaction(using):
+        enqueue_advance(run_id, correlation_id)
+    else:
+        transaction.on_commit(lambda: enqueue_advance(run_id, correlation_id), using=using)
 
 
 def lock_run(run_id: int) -> Run:
@@ -187,7 +211,7 @@ def run_create(
             },
         )
         run.save(update_fields=["last_seq", "last_hash"])
-        transaction.on_commit(lambda: enqueue_advance(run.pk, run.correlation_id))
+        enqueue_on_commit(run)
     return run
 
 
@@ -255,7 +279,7 @@ def run_reroute(*, run: Run, actor: Any, node_id: str, position: int, target: in
         save_head=False,
     )
     run.save_state()
-    transaction.on_commit(lambda: enqueue_advance(run.pk, run.correlation_id))
+    enqueue_on_commit(run)
 
 
 def run_continue(
@@ -322,7 +346,7 @@ def run_continue(
         save_head=False,
     )
     run.save_state()
-    transaction.on_commit(lambda: enqueue_advance(run.pk, run.correlation_id))
+    enqueue_on_commit(run)
 
 
 def plan_review_apply(*, run: Run, actor: Any, values: dict, state: dict) -> str:
