@@ -53,7 +53,9 @@ def _fields(model: type[models.Model], names: tuple[str, ...]) -> tuple[Field, .
     return tuple(model._meta.get_field(name) for name in names)  # type: ignore[misc]
 
 
-@functools.cache
+# Keyed by the number of rows too: a step stages a few events, but a long
+# stay or a fork can stage many at once, and each count is its own statement.
+@functools.lru_cache(maxsize=64)
 def _insert_sql(
     model: type[models.Model], alias: str, vendor: str, rows: int
 ) -> tuple[str, tuple[Field, ...]]:

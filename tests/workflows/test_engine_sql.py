@@ -178,3 +178,13 @@ def test_with_server_side_binding_the_events_and_the_row_go_as_two_queries(monke
     assert [q["sql"].count(";") for q in queries.captured_queries] == [0, 0]
     assert Event.objects.get(run=run, type="run.noted").seq == locked.last_seq
     assert verify_all() == []
+
+
+def test_the_kept_insert_statements_are_bounded_whatever_the_row_counts() -> None:
+    """A worker lives for days; each distinct row count would otherwise be kept forever."""
+    run = run_create(plan=PLAN, mode="autonomous")
+    with transaction.atomic():
+        for rows in range(1, 80):
+            sql.insert([_step(run, 1000 * rows + i) for i in range(rows)])
+    assert sql._insert_sql.cache_info().currsize <= 64
+    assert Step.objects.filter(run=run, attempt__gte=1000).count() == sum(range(1, 80))
